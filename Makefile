@@ -1,0 +1,42 @@
+# rollback-bot: everything a fresh machine needs (Python 3.11+, Node/npm, git) is installed here,
+# into project-local folders. A second run only reinstalls what changed.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+TOOLS  := .tools
+NODE_BIN := $(abspath $(TOOLS)/node_modules/.bin)
+export PATH := $(NODE_BIN):$(PATH)
+
+.PHONY: local test lint bench deps clean
+
+## make local: the emulated Slack workspace, the bot in Socket Mode, SQLite state, a sandbox target
+local: deps
+	$(BIN)/rollback-bot local
+
+## make test: lint, type-check and the whole test suite
+test: deps
+	$(BIN)/ruff check bot handlers tests bench
+	$(BIN)/mypy
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: deps
+	$(BIN)/ruff check bot handlers tests bench
+	$(BIN)/mypy
+
+bench: deps
+	$(BIN)/python bench/ack_latency.py
+
+deps: $(VENV)/.installed $(TOOLS)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+$(TOOLS)/.installed: $(TOOLS)/package.json $(TOOLS)/package-lock.json
+	npm ci --prefix $(TOOLS) --no-audit --no-fund --loglevel=error
+	touch $@
+
+clean:
+	rm -rf $(VENV) $(TOOLS)/node_modules $(TOOLS)/.installed .pytest_cache .ruff_cache .mypy_cache

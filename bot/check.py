@@ -1,0 +1,147 @@
+"""`rollback-bot check`: can this bot reach everything the runbook needs? One line per item."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from bot.config import Settings
+from bot.ops.git import GitRepo
+from bot.redact import redact_uri
+
+
+@dataclass(frozen=True)
+class CheckLine:
+    name: str
+    ok: bool
+    detail: str
+    required: bool = True
+
+    def __str__(self) -> str:
+        mark = "ok  " if self.ok else ("FAIL" if self.required else "warn")
+        return f"[{mark}] {self.name}: {self.detail}"
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """Parse a dotenv file (KEY=value, comments, optional quotes) without executing anything."""
+    values: dict[str, str] = {}
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, value = line.removeprefix("export ").split("=", 1)
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key.strip()] = value
+    return values
+
+
+def find_executable(name: str) -> str | None:
+    """PATH first, then the project-local tools folder that `make` installs into."""
+    found = shutil.which(name)
+    if found:
+        return found
+    local = Path(__file__).resolve().parent.parent / ".tools" / "node_modules" / ".bin" / name
+    return str(local) if local.exists() else None
+
+
+def _git(settings: Settings) -> list[CheckLine]:
+    target = settings.runbook.target
+    try:
+        head = GitRepo(target.repo_path).head()
+    except Exception as error:  # noqa: BLE001 - reported as a line
+        return [CheckLine("git repository", False, f"{error} — set target.repo_path to the backend's checkout")]
+    lines = [CheckLine("git repository", True, f"{target.repo_path} at {head.oneline()}")]
+    commit = GitRepo(target.repo_path).resolve(target.rollback_target)
+    lines.append(CheckLine("rollback target", commit is not None,
+                           f"{commit.oneline()}" if commit else f"commit {target.rollback_target} is not in the "
+                           "repository — fetch it, or fix target.rollback_target"))
+    return lines
+
+
+def _tools(settings: Settings) -> list[CheckLine]:
+    lines = []
+    for label, name in (("pm2", settings.runbook.pm2.executable), ("yarn", settings.runbook.build.executable)):
+        path = find_executable(name)
+        lines.append(CheckLine(label, path is not None, path or f"`{name}` not found on PATH — run `make deps` or "
+                               f"set {'pm2' if label == 'pm2' else 'build'}.executable"))
+    return lines
+
+
+def _mongo(settings: Settings) -> CheckLine:
+    target, tenants = settings.runbook.target, settings.runbook.tenants
+    try:
+        env = read_env_file(target.env_path)
+    except OSError:
+        return CheckLine("tenant MongoDB", False, f"cannot read {target.env_path} — the runbook reads "
+                         f"{tenants.central_db_uri_env} from the target's .env")
+    uri = env.get(tenants.central_db_uri_env)
+    if not uri:
+        return CheckLine("tenant MongoDB", False, f"{tenants.central_db_uri_env} is not set in {target.env_path}")
+    try:
+        from pymongo import MongoClient
+
+        client: MongoClient[dict[str, object]] = MongoClient(uri, serverSelectionTimeoutMS=3000)
+        try:
+            client.admin.command("ping")
+        finally:
+            client.close()
+    except Exception as error:  # noqa: BLE001
+        return CheckLine("tenant MongoDB", False, f"{redact_uri(uri)} did not answer ping: "
+                         f"{redact_uri(str(error))[:200]}")
+    return CheckLine("tenant MongoDB", True, f"{redact_uri(uri)} answers ping")
+
+
+def _health(settings: Settings) -> CheckLine:
+    health = settings.runbook.health
+    url = str(health.url)
+    try:
+        with urllib.request.urlopen(url, timeout=health.timeout_s) as response:  # noqa: S310 - configured URL
+            body = json.loads(response.read() or b"null")
+    except (urllib.error.URLError, OSError, ValueError) as error:
+        return CheckLine("health URL", False, f"{url}: {error} — is the backend running? (health.url)",
+                         required=False)
+    matches = isinstance(body, dict) and all(body.get(k) == v for k, v in health.expect_json.items())
+    return CheckLine("health URL", matches, f"{url} answered {json.dumps(body)[:120]}", required=False)
+
+
+def _slack(settings: Settings) -> CheckLine:
+    if settings.secrets.slack_bot_token is None:
+        return CheckLine("Slack auth.test", False, "SLACK_BOT_TOKEN is not set")
+    from bot.slack import web_client
+
+    try:
+        client = web_client(settings.secrets.slack_bot_token.get_secret_value(), settings.api_url, retries=1)
+        answer = client.auth_test()
+    except Exception as error:  # noqa: BLE001
+        return CheckLine("Slack auth.test", False, f"{settings.api_url}: {error}"[:300])
+    return CheckLine("Slack auth.test", True, f"team {answer.get('team')} as {answer.get('user')}")
+
+
+def _access(settings: Settings) -> list[CheckLine]:
+    access = settings.runbook.access
+    return [
+        CheckLine("incident channels", bool(access.incident_channels),
+                  ", ".join(access.incident_channels) or "none — add channel ids to access.incident_channels"),
+        CheckLine("commanders", bool(access.commanders),
+                  ", ".join(access.commanders) or "none — add user ids or @group handles to access.commanders"),
+        CheckLine("approvers", bool(access.approvers),
+                  ", ".join(access.approvers) or "none — add user ids or @group handles to access.approvers"),
+    ]
+
+
+CHECKS: list[Callable[[Settings], CheckLine | list[CheckLine]]] = [_access, _git, _tools, _mongo, _health, _slack]
+
+
+def run_checks(settings: Settings) -> list[CheckLine]:
+    lines: list[CheckLine] = [CheckLine("config", True, f"{settings.source or 'built-in defaults'} is valid")]
+    for check in CHECKS:
+        result = check(settings)
+        lines.extend(result if isinstance(result, list) else [result])
+    return lines

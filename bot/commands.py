@@ -1,0 +1,119 @@
+"""The `/rollback` subcommands: their usage, and parsing of what people type."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from bot.errors import BadInput, quote
+from bot.ids import SLASH_COMMAND, Subcommand
+
+MAX_TEXT = 500
+
+
+@dataclass(frozen=True)
+class Usage:
+    name: Subcommand
+    usage: str
+    summary: str
+
+
+CATALOG: list[Usage] = [
+    Usage(Subcommand.START, "start [reason] [--detected <time>]",
+          "open a rollback incident in this channel and post its control panel "
+          "(<time>: 14:05 or 2026-02-07T14:05Z in UTC, or 20m ago)"),
+    Usage(Subcommand.STATUS, "status [RB-0007]", "show the incident's timeline with real times"),
+    Usage(Subcommand.HELP, "help", "list the subcommands"),
+]
+
+
+def usage_text() -> str:
+    return "Usage: " + " | ".join(f"`{SLASH_COMMAND} {u.usage}`" for u in CATALOG)
+
+
+@dataclass(frozen=True)
+class Parsed:
+    sub: Subcommand
+    args: list[str] = field(default_factory=list)
+    options: dict[str, str] = field(default_factory=dict)
+
+
+_OPTIONS = {Subcommand.START: {"--detected"}}
+
+
+def parse(text: str) -> Parsed:
+    """Split `/rollback` text into a subcommand, its words and its --options. Never runs anything."""
+    text = (text or "").strip()
+    if len(text) > MAX_TEXT:
+        raise BadInput(f"That command is {len(text)} characters long; the limit is {MAX_TEXT}.",
+                       hint=usage_text())
+    if not text:
+        return Parsed(Subcommand.HELP)
+    try:
+        words = shlex.split(text)
+    except ValueError:
+        raise BadInput("I could not read that command: a quote is not closed.", hint=usage_text()) from None
+    head, rest = words[0].lower(), words[1:]
+    try:
+        sub = Subcommand(head)
+    except ValueError:
+        raise BadInput(f"`{quote(head)}` is not a {SLASH_COMMAND} subcommand.", hint=usage_text()) from None
+    allowed = _OPTIONS.get(sub, set())
+    args: list[str] = []
+    options: dict[str, str] = {}
+    i = 0
+    while i < len(rest):
+        word = rest[i]
+        if word.startswith("--"):
+            name = word.split("=", 1)[0]
+            if name not in allowed:
+                raise BadInput(f"`{quote(name)}` is not an option of `{SLASH_COMMAND} {sub}`.", hint=usage_for(sub))
+            if "=" in word:
+                options[name] = word.split("=", 1)[1]
+            elif i + 1 < len(rest):
+                options[name] = rest[i + 1]
+                i += 1
+            else:
+                raise BadInput(f"`{name}` needs a value.", hint=usage_for(sub))
+        else:
+            args.append(word)
+        i += 1
+    return Parsed(sub, args, options)
+
+
+def usage_for(sub: Subcommand) -> str:
+    for item in CATALOG:
+        if item.name is sub:
+            return f"Usage: `{SLASH_COMMAND} {item.usage}`"
+    return usage_text()
+
+
+_AGO = re.compile(r"^(\d{1,4})\s*(m|min|h|hr)\s*(ago)?$")
+_CLOCK = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+
+
+def parse_moment(text: str, now: datetime) -> datetime:
+    """When the issue was detected: `14:05` (UTC, today or yesterday), ISO 8601, or `20m ago`/`2h ago`."""
+    value = text.strip().lower()
+    hint = "Examples: `--detected 14:05` (UTC), `--detected 2026-02-07T14:05Z`, `--detected \"20m ago\"`."
+    moment: datetime | None = None
+    if m := _AGO.match(value):
+        amount = int(m.group(1))
+        moment = now - (timedelta(minutes=amount) if m.group(2).startswith("m") else timedelta(hours=amount))
+    elif m := _CLOCK.match(value):
+        moment = now.replace(hour=int(m.group(1)), minute=int(m.group(2)), second=0, microsecond=0)
+        if moment > now:
+            moment -= timedelta(days=1)
+    else:
+        try:
+            parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError:
+            raise BadInput(f"I could not read `{quote(text)}` as a time.", hint=hint) from None
+        moment = parsed if parsed.tzinfo else parsed.replace(tzinfo=now.tzinfo)
+    if moment > now + timedelta(minutes=1):
+        raise BadInput("The issue cannot have been detected in the future.", hint=hint)
+    if now - moment > timedelta(days=14):
+        raise BadInput("That is more than 14 days ago; a rollback for it is not an emergency.", hint=hint)
+    return moment

@@ -1,0 +1,317 @@
+"""Settings: the runbook's facts from a YAML file, secrets from the environment.
+
+Defaults reproduce ``rollback-runbook.md`` exactly, so an empty ``rollback.yml`` describes the
+runbook's own target. Validation happens once at start-up; every error names the key.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bot.errors import ConfigError
+
+DEFAULT_SLACK_API_URL = "https://slack.com/api/"
+
+# The ten fields step 6 of the runbook unsets on `internshipcases`.
+RUNBOOK_CLEANUP_FIELDS = [
+    "step",
+    "case_type",
+    "patient_base_id",
+    "sequence_in_step",
+    "emdr_phase_focus",
+    "session_narrative",
+    "assessment_criteria",
+    "literature_references",
+    "pass_threshold",
+    "patient_state",
+]
+
+SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
+SLACK_CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{2,}$")
+GROUP_HANDLE = re.compile(r"^@[a-z0-9][a-z0-9._-]{0,79}$")
+COMMIT_ISH = re.compile(r"^[0-9a-f]{7,40}$")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_people(values: list[str]) -> list[str]:
+    for value in values:
+        if not (SLACK_USER_ID.match(value) or GROUP_HANDLE.match(value)):
+            raise ValueError(
+                f"{value!r} is neither a Slack user id (like U012ABCDEF) nor a user-group handle (like @backend-leads)"
+            )
+    return values
+
+
+People = Annotated[list[str], Field(default_factory=list)]
+
+
+class TargetConfig(_Section):
+    repo_path: Path = Path("/opt/ai/ai-professor-backend")
+    rollback_target: str = "df5b229"
+    env_file: str = ".env"
+    remote: str = "origin"
+
+    @field_validator("rollback_target")
+    @classmethod
+    def _commit_id(cls, value: str) -> str:
+        if not COMMIT_ISH.match(value):
+            raise ValueError("expected a commit id: 7 to 40 lowercase hex characters, like df5b229")
+        return value
+
+    @field_validator("env_file")
+    @classmethod
+    def _relative(cls, value: str) -> str:
+        if value.startswith("/") or ".." in Path(value).parts:
+            raise ValueError("expected a path inside the repository, like .env")
+        return value
+
+    @property
+    def env_path(self) -> Path:
+        return self.repo_path / self.env_file
+
+
+class Pm2Config(_Section):
+    apps: list[str] = Field(default_factory=lambda: ["ai-professor-backend-5000", "ai-professor-python"])
+    executable: str = "pm2"
+    home: Path | None = None
+    restart_timeout_s: float = Field(default=30.0, gt=0)
+    log_lines: int = Field(default=500, gt=0, le=100_000)
+
+    @field_validator("apps")
+    @classmethod
+    def _apps(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("expected at least one pm2 app name")
+        for name in value:
+            if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$", name):
+                raise ValueError(f"{name!r} is not a pm2 app name (letters, digits, . _ -)")
+        return value
+
+
+class BuildConfig(_Section):
+    executable: str = "yarn"
+    timeout_s: float = Field(default=900.0, gt=0)
+
+
+class Endpoint(_Section):
+    path: str
+    bearer_token_env: str | None = None
+    expect_status: int = 200
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError("expected a path starting with /, like /api/internship")
+        return value
+
+
+class HealthConfig(_Section):
+    url: AnyHttpUrl = AnyHttpUrl("http://localhost:3000/api/health")
+    expect_json: dict[str, Any] = Field(default_factory=lambda: {"status": "ok"})
+    core_endpoints: list[Endpoint] = Field(
+        default_factory=lambda: [Endpoint(path="/api/internship", bearer_token_env="HEALTH_BEARER_TOKEN")]
+    )
+    timeout_s: float = Field(default=10.0, gt=0)
+
+
+class TenantsConfig(_Section):
+    central_db_uri_env: str = "CENTRAL_DB_URI"
+    schools_collection: str = "schools"
+    active_filter: dict[str, Any] = Field(default_factory=lambda: {"deleted_at": None})
+    db_name_field: str = "db_name"
+    name_field: str = "name"
+
+
+class CleanupConfig(_Section):
+    collection: str = "internshipcases"
+    unset_fields: list[str] = Field(default_factory=lambda: list(RUNBOOK_CLEANUP_FIELDS))
+    drop_collections: list[str] = Field(default_factory=lambda: ["internship_case_attempts"])
+    approve_emoji: str = "white_check_mark"
+    reject_emoji: str = "x"
+    approval_ttl_minutes: int = Field(default=15, gt=0, le=24 * 60)
+    approvals_required: int = Field(default=1, ge=1, le=5)
+
+
+class ThresholdsConfig(_Section):
+    backend_response_s: float = Field(default=5.0, gt=0)
+    assessment_timeout_s: float = Field(default=120.0, gt=0)
+    assessment_failure_ratio: float = Field(default=0.5, gt=0, le=1)
+
+
+class AccessConfig(_Section):
+    incident_channels: list[str] = Field(default_factory=list)
+    commanders: People
+    approvers: People
+
+    @field_validator("incident_channels")
+    @classmethod
+    def _channels(cls, value: list[str]) -> list[str]:
+        for channel in value:
+            if not SLACK_CHANNEL_ID.match(channel):
+                raise ValueError(f"{channel!r} is not a Slack channel id (like C012ABCDEF)")
+        return value
+
+    @field_validator("commanders", "approvers")
+    @classmethod
+    def _people(cls, value: list[str]) -> list[str]:
+        return _check_people(value)
+
+
+class SlackConfig(_Section):
+    api_url: AnyHttpUrl = AnyHttpUrl(DEFAULT_SLACK_API_URL)
+    stakeholder_channel: str | None = None
+    alerts_channel: str | None = None
+
+    @field_validator("stakeholder_channel", "alerts_channel")
+    @classmethod
+    def _channel(cls, value: str | None) -> str | None:
+        if value is not None and not SLACK_CHANNEL_ID.match(value):
+            raise ValueError(f"{value!r} is not a Slack channel id (like C012ABCDEF)")
+        return value
+
+
+class ContactsConfig(_Section):
+    backend_lead: People
+    ai_server_team: People
+    frontend_team: People
+    database_admin: People
+
+    @field_validator("backend_lead", "ai_server_team", "frontend_team", "database_admin")
+    @classmethod
+    def _people(cls, value: list[str]) -> list[str]:
+        return _check_people(value)
+
+
+class StoreConfig(_Section):
+    data_dir: Path = Path("./data")
+    incident_prefix: str = Field(default="RB", pattern=r"^[A-Z]{1,6}$")
+
+
+class RunbookConfig(_Section):
+    """Everything in ``rollback.yml``. Secrets never live here."""
+
+    target: TargetConfig = Field(default_factory=TargetConfig)
+    pm2: Pm2Config = Field(default_factory=Pm2Config)
+    build: BuildConfig = Field(default_factory=BuildConfig)
+    health: HealthConfig = Field(default_factory=HealthConfig)
+    tenants: TenantsConfig = Field(default_factory=TenantsConfig)
+    cleanup: CleanupConfig = Field(default_factory=CleanupConfig)
+    thresholds: ThresholdsConfig = Field(default_factory=ThresholdsConfig)
+    access: AccessConfig = Field(default_factory=AccessConfig)
+    slack: SlackConfig = Field(default_factory=SlackConfig)
+    contacts: ContactsConfig = Field(default_factory=ContactsConfig)
+    store: StoreConfig = Field(default_factory=StoreConfig)
+
+
+class Secrets(BaseSettings):
+    """Secrets and deployment overrides, only ever from the environment (or ./.env)."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    slack_bot_token: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    state_store_uri: SecretStr | None = None
+    slack_api_url: str | None = None
+
+
+class Settings(BaseModel):
+    """The one settings object: validated runbook config plus secrets."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    runbook: RunbookConfig
+    secrets: Secrets
+    source: Path | None = None
+
+    @property
+    def api_url(self) -> str:
+        url = self.secrets.slack_api_url or str(self.runbook.slack.api_url)
+        return url if url.endswith("/") else url + "/"
+
+    @property
+    def data_dir(self) -> Path:
+        data_dir = self.runbook.store.data_dir
+        if not data_dir.is_absolute() and self.source is not None:
+            data_dir = self.source.parent / data_dir
+        return data_dir
+
+    def require(self, *names: Literal["slack_bot_token", "slack_app_token", "slack_signing_secret"]) -> None:
+        """Fail at start-up, naming the variable, when a secret the mode needs is missing."""
+        missing = [name.upper() for name in names if getattr(self.secrets, name) is None]
+        if missing:
+            raise ConfigError(
+                "missing secret(s): "
+                + ", ".join(missing)
+                + " — set them in the environment or in a .env file in the working directory"
+            )
+
+
+def format_validation_error(error: ValidationError, source: str) -> str:
+    lines = [f"{source} is not valid:"]
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            message = "unknown key (see rollback.example.yml for the keys that exist)"
+        elif item["type"] == "missing":
+            message = "required key is missing"
+        shown = "" if item["type"] in ("extra_forbidden", "missing") else f" (got {item.get('input')!r})"
+        lines.append(f"  {key}: {message}{shown}")
+    return "\n".join(lines)
+
+
+def parse_runbook(data: Any, source: str = "rollback.yml") -> RunbookConfig:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source} is not valid:\n  (top level): expected a mapping of sections like target:, pm2:")
+    try:
+        return RunbookConfig.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(format_validation_error(error, source)) from None
+
+
+def config_path(explicit: str | os.PathLike[str] | None = None) -> Path | None:
+    if explicit:
+        return Path(explicit)
+    from_env = os.environ.get("ROLLBACK_CONFIG")
+    if from_env:
+        return Path(from_env)
+    default = Path("rollback.yml")
+    return default if default.exists() else None
+
+
+def load_settings(explicit: str | os.PathLike[str] | None = None, *, env_file: bool = True) -> Settings:
+    """Read ``rollback.yml`` (``--config`` > ``ROLLBACK_CONFIG`` > ``./rollback.yml``) and the environment."""
+    path = config_path(explicit)
+    data: Any = {}
+    if path is not None:
+        if not path.exists():
+            raise ConfigError(f"config file {path} does not exist (pass --config or set ROLLBACK_CONFIG)")
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as error:
+            raise ConfigError(f"{path} is not valid YAML: {error}") from None
+    runbook = parse_runbook(data, str(path or "built-in defaults"))
+    secrets = Secrets() if env_file else Secrets(_env_file=None)  # type: ignore[call-arg]
+    return Settings(runbook=runbook, secrets=secrets, source=path.resolve() if path else None)

@@ -1,0 +1,185 @@
+"""The incident: one rollback run, its milestones, checklists and timeline.
+
+Pure data and rules; persistence is in ``bot.store`` and orchestration in ``bot.service``.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class Milestone(StrEnum):
+    """The real times the stakeholder update reports."""
+
+    ISSUE_DETECTED = "issue_detected"
+    ROLLBACK_STARTED = "rollback_started"
+    ROLLBACK_COMPLETED = "rollback_completed"
+    SYSTEM_RESTORED = "system_restored"
+    CLOSED = "closed"
+
+
+MILESTONE_LABELS: dict[Milestone, str] = {
+    Milestone.ISSUE_DETECTED: "Issue detected",
+    Milestone.ROLLBACK_STARTED: "Rollback started",
+    Milestone.ROLLBACK_COMPLETED: "Rollback completed",
+    Milestone.SYSTEM_RESTORED: "System restored",
+    Milestone.CLOSED: "Incident closed",
+}
+
+
+class IncidentState(StrEnum):
+    ACTIVE = "active"
+    CLOSED = "closed"
+
+
+class Item(BaseModel):
+    key: str
+    text: str
+    group: str = ""
+    automatic: bool = False
+
+
+# The runbook's "When to Rollback" criteria, grouped as it groups them.
+ROLLBACK_CRITERIA: list[Item] = [
+    Item(key="gen_fail", group="Critical production issues",
+         text="Assessment generation fails for >50% of sessions"),
+    Item(key="crash_loop", group="Critical production issues", text="Backend crashes repeatedly"),
+    Item(key="db_corruption", group="Critical production issues", text="Database corruption detected"),
+    Item(key="data_leak", group="Critical production issues", text="Data leakage between students"),
+    Item(key="attempts", group="Data integrity issues", text="Attempt tracking not working"),
+    Item(key="memory_mix", group="Data integrity issues", text="Patient memory cross-contamination"),
+    Item(key="scores", group="Data integrity issues", text="Assessment scores incorrect/missing"),
+    Item(key="timeouts", group="Performance issues", text="Assessment timeouts >120s consistently"),
+    Item(key="slow", group="Performance issues", text="Backend response times >5s"),
+    Item(key="db_fail", group="Performance issues", text="Database queries failing"),
+    Item(key="sessions", group="User-facing issues", text="Students cannot complete sessions"),
+    Item(key="validate", group="User-facing issues", text="Professors cannot validate assessments"),
+    Item(key="frontend", group="User-facing issues", text="Frontend errors due to API changes"),
+]
+
+# The runbook's "Pre-Rollback Checklist". `automatic` items are ticked by the bot when it does them.
+PRE_ROLLBACK_CHECKLIST: list[Item] = [
+    Item(key="document", text="Document the issue (screenshots, logs, error messages)"),
+    Item(key="notify", text="Notify all stakeholders (user, AI team, frontend team)", automatic=True),
+    Item(key="backup_db", text="Backup current database state", automatic=True),
+    Item(key="pm2_logs", text="Save current PM2 logs", automatic=True),
+    Item(key="commit", text="Note the current git commit hash", automatic=True),
+]
+
+CRITERIA_KEYS = {item.key for item in ROLLBACK_CRITERIA}
+CHECKLIST_KEYS = {item.key for item in PRE_ROLLBACK_CHECKLIST}
+
+_ID = re.compile(r"^([A-Z]{1,6})-(\d{4,})$")
+
+
+def format_incident_id(prefix: str, number: int) -> str:
+    return f"{prefix}-{number:04d}"
+
+
+def looks_like_incident_id(text: str) -> bool:
+    return bool(_ID.match(text))
+
+
+class Tick(BaseModel):
+    by: str
+    at: datetime
+
+
+class TimelineEntry(BaseModel):
+    at: datetime
+    actor: str
+    text: str
+
+
+class Incident(BaseModel):
+    id: str
+    number: int
+    channel: str
+    target: str
+    commander: str
+    reason: str
+    state: IncidentState = IncidentState.ACTIVE
+    created_at: datetime
+    milestones: dict[Milestone, datetime] = Field(default_factory=dict)
+    start_commit: str | None = None
+    start_commit_summary: str | None = None
+    criteria: dict[str, Tick] = Field(default_factory=dict)
+    checklist: dict[str, Tick] = Field(default_factory=dict)
+    panel_ts: str | None = None
+    timeline: list[TimelineEntry] = Field(default_factory=list)
+    version: int = 0
+
+    @property
+    def active(self) -> bool:
+        return self.state is IncidentState.ACTIVE
+
+    def record(self, at: datetime, actor: str, text: str) -> None:
+        self.timeline.append(TimelineEntry(at=at, actor=actor, text=text))
+
+    def reach(self, milestone: Milestone, at: datetime, actor: str) -> bool:
+        """Record a milestone once; the first real time is the one that counts."""
+        if milestone in self.milestones:
+            return False
+        self.milestones[milestone] = at
+        self.record(at, actor, MILESTONE_LABELS[milestone])
+        return True
+
+    def tick(self, key: str, by: str, at: datetime) -> None:
+        self.checklist.setdefault(key, Tick(by=by, at=at))
+
+    def to_doc(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> Incident:
+        return cls.model_validate(doc)
+
+
+class StepStatus(StrEnum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+
+
+class StepRun(BaseModel):
+    id: str
+    incident_id: str
+    step: str
+    actor: str
+    status: StepStatus = StepStatus.RUNNING
+    started_at: datetime
+    finished_at: datetime | None = None
+    summary: str = ""
+    result: dict[str, Any] = Field(default_factory=dict)
+    version: int = 0
+
+
+class ApprovalStatus(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+    REVOKED = "revoked"
+    VOID = "void"
+    EXECUTED = "executed"
+
+
+class Approval(BaseModel):
+    id: str
+    incident_id: str
+    action: str
+    requester: str
+    channel: str
+    message_ts: str | None = None
+    status: ApprovalStatus = ApprovalStatus.PENDING
+    approvers: list[str] = Field(default_factory=list)
+    requested_at: datetime
+    expires_at: datetime
+    plan: dict[str, Any] = Field(default_factory=dict)
+    version: int = 0

@@ -1,0 +1,1 @@
+"""Thin adapters over the real systems. No adapter ever goes through a shell."""

@@ -1,0 +1,258 @@
+"""The domain actions behind every `/rollback` subcommand and button.
+
+Handlers call exactly one method here; this module decides, records (store + audit log) and posts
+through the Messenger port. It never imports slack_bolt.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from bot.access import Access
+from bot.clock import Clock
+from bot.commands import CATALOG, Usage, parse_moment
+from bot.comms import render
+from bot.config import Settings
+from bot.errors import BadInput, BotError, Conflict, NotFound, StaleState, quote
+from bot.ids import SLASH_COMMAND
+from bot.incident import (
+    CHECKLIST_KEYS,
+    CRITERIA_KEYS,
+    PRE_ROLLBACK_CHECKLIST,
+    Incident,
+    Milestone,
+    format_incident_id,
+    looks_like_incident_id,
+)
+from bot.ops.git import GitRepo
+from bot.store import ActiveIncidentExists, Store
+
+log = logging.getLogger(__name__)
+
+
+class Messenger(Protocol):
+    """Posting to Slack (a port; bot.slack implements it over the Web API)."""
+
+    def post(self, channel: str, text: str, blocks: list[dict[str, Any]] | None = None,
+             thread_ts: str | None = None) -> str: ...
+
+    def update(self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]] | None = None) -> None: ...
+
+    def permalink(self, channel: str, ts: str) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class Started:
+    incident: Incident
+    panel_link: str | None
+
+
+@dataclass(frozen=True)
+class StatusView:
+    incident: Incident
+    panel_link: str | None
+
+
+class RollbackService:
+    def __init__(self, settings: Settings, store: Store, messenger: Messenger, access: Access,
+                 clock: Clock, panel_renderer: Callable[[Incident], tuple[str, list[dict[str, Any]]]]) -> None:
+        self.settings = settings
+        self.config = settings.runbook
+        self.store = store
+        self.messenger = messenger
+        self.access = access
+        self.clock = clock
+        self.render_panel = panel_renderer
+
+    # ---- lookups ---------------------------------------------------------------------------------------
+    def _keys(self, channel: str) -> list[str]:
+        return [f"channel:{channel}", f"target:{self.config.target.repo_path}"]
+
+    def _active_in(self, channel: str) -> Incident:
+        incident = self.store.active_incident(f"channel:{channel}")
+        if incident is None:
+            raise NotFound("There is no active rollback in this channel.",
+                           hint=f"Start one with `{SLASH_COMMAND} start <what is broken>`.")
+        return incident
+
+    def _permalink(self, incident: Incident) -> str | None:
+        if not incident.panel_ts:
+            return None
+        try:
+            return self.messenger.permalink(incident.channel, incident.panel_ts)
+        except Exception:  # a missing link must not hide the answer itself
+            log.warning("could not get a permalink for %s", incident.id, exc_info=True)
+            return None
+
+    def mutate(self, incident_id: str, change: Callable[[Incident], None], attempts: int = 8) -> Incident:
+        """Apply ``change`` to the latest version and write it back conditionally; retry if another writer won.
+
+        ``change`` re-checks its preconditions on the fresh record every time, so two clicks or two
+        replicas cannot both win a transition.
+        """
+        for _ in range(attempts):
+            incident = self.store.get_incident(incident_id)
+            if incident is None:
+                raise NotFound(f"Incident {incident_id} does not exist.")
+            change(incident)
+            try:
+                return self.store.save_incident(incident)
+            except StaleState:
+                continue
+        raise Conflict(f"{incident_id} is changing too fast right now; try again in a moment.")
+
+    # ---- /rollback start -------------------------------------------------------------------------------
+    def start(self, actor: str, channel: str, reason: str, detected: str | None = None) -> Started:
+        self.access.require_channel(channel)
+        self.access.require_commander(actor)
+        now = self.clock.now()
+        detected_at = parse_moment(detected, now) if detected else now
+        existing = self.store.active_incident(f"channel:{channel}") or self.store.active_incident(
+            f"target:{self.config.target.repo_path}")
+        if existing is not None:
+            self._refuse_second(existing)
+        head = GitRepo(self.config.target.repo_path).head()
+        number = self.store.next_number("incident")
+        incident = Incident(
+            id=format_incident_id(self.config.store.incident_prefix, number), number=number, channel=channel,
+            target=str(self.config.target.repo_path), commander=actor, reason=reason.strip(), created_at=now,
+            start_commit=head.sha, start_commit_summary=head.summary,
+        )
+        incident.reach(Milestone.ISSUE_DETECTED, detected_at, actor)
+        incident.reach(Milestone.ROLLBACK_STARTED, now, actor)
+        incident.record(now, "bot", f"Current commit noted: {head.oneline()}")
+        incident.tick("commit", "bot", now)
+        try:
+            self.store.create_incident(incident, self._keys(channel))
+        except ActiveIncidentExists as clash:
+            holder = self.store.get_incident(clash.incident_id)
+            if holder is not None:
+                self._refuse_second(holder)
+            raise Conflict("Another rollback is already active for this channel or target.") from None
+        self.store.audit(now, actor, "incident.started", incident.id, channel=channel, reason=incident.reason,
+                         detected_at=detected_at.isoformat(), commit=head.sha)
+        text, blocks = self.render_panel(incident)
+        ts = self.messenger.post(channel, text, blocks)
+
+        def set_panel(fresh: Incident) -> None:
+            fresh.panel_ts = ts
+
+        incident = self.mutate(incident.id, set_panel)
+        contacts = self._contact_mentions()
+        self.messenger.post(channel, *_plain(render("started.md.j2", incident=incident, contacts=contacts)),
+                            thread_ts=ts)
+        return Started(incident, self._permalink(incident))
+
+    def _refuse_second(self, existing: Incident) -> None:
+        link = self._permalink(existing)
+        where = f"<{link}|{existing.id}>" if link else existing.id
+        raise Conflict(
+            f"{existing.id} is already active (commander <@{existing.commander}>, in <#{existing.channel}>). "
+            "Only one rollback runs per channel and per target.",
+            hint=f"Open it: {where}. Use `{SLASH_COMMAND} status` to see where it stands.",
+            link=link,
+        )
+
+    def _contact_mentions(self) -> list[str]:
+        contacts = self.config.contacts
+        mentions: list[str] = []
+        for entries in (contacts.backend_lead, contacts.ai_server_team, contacts.frontend_team,
+                        contacts.database_admin):
+            for entry in entries:
+                mention = f"<!subteam^{entry[1:]}>" if entry.startswith("@") else f"<@{entry}>"
+                if mention not in mentions:
+                    mentions.append(mention)
+        return mentions
+
+    # ---- /rollback status --------------------------------------------------------------------------------
+    def status(self, actor: str, channel: str, ref: str | None = None) -> StatusView:
+        self.access.require_channel(channel)
+        self.access.require_commander(actor)
+        if ref:
+            if not looks_like_incident_id(ref.upper()):
+                raise BadInput(f"`{quote(ref)}` is not an incident id.", hint="Example: `/rollback status RB-0007`.")
+            incident = self.store.get_incident(ref.upper())
+            if incident is None:
+                raise NotFound(f"There is no incident {quote(ref.upper())}.")
+        else:
+            incident = self._active_in(channel)
+        return StatusView(incident, self._permalink(incident))
+
+    def help(self) -> list[Usage]:
+        return list(CATALOG)
+
+    # ---- panel checkboxes -------------------------------------------------------------------------------
+    def set_criteria(self, actor: str, channel: str, incident_id: str, group_keys: set[str],
+                     ticked: set[str]) -> Incident:
+        """Record which rollback criteria of one group are ticked."""
+        self.access.require_channel(channel)
+        self.access.require_commander(actor)
+        if not ticked <= group_keys or not group_keys <= CRITERIA_KEYS:
+            raise BadInput("That is not one of the runbook's rollback criteria.")
+        now = self.clock.now()
+        changes: list[str] = []
+
+        def apply(incident: Incident) -> None:
+            changes.clear()
+            _require_active(incident)
+            for key in group_keys:
+                if key in ticked and key not in incident.criteria:
+                    incident.criteria[key] = _tick(actor, now)
+                    changes.append(f"+{key}")
+                elif key not in ticked and key in incident.criteria:
+                    del incident.criteria[key]
+                    changes.append(f"-{key}")
+
+        incident = self.mutate(incident_id, apply)
+        if changes:
+            self.store.audit(now, actor, "incident.criteria", incident_id, changes=changes)
+            self.refresh_panel(incident)
+        return incident
+
+    def set_checklist(self, actor: str, channel: str, incident_id: str, ticked: set[str]) -> Incident:
+        self.access.require_channel(channel)
+        self.access.require_commander(actor)
+        manual = {item.key for item in PRE_ROLLBACK_CHECKLIST if not item.automatic}
+        if not ticked <= manual or not ticked <= CHECKLIST_KEYS:
+            raise BadInput("Only the bot ticks the items it does itself.")
+        now = self.clock.now()
+
+        def apply(incident: Incident) -> None:
+            _require_active(incident)
+            for key in manual:
+                if key in ticked:
+                    incident.checklist.setdefault(key, _tick(actor, now))
+                else:
+                    incident.checklist.pop(key, None)
+
+        incident = self.mutate(incident_id, apply)
+        self.store.audit(now, actor, "incident.checklist", incident_id, ticked=sorted(ticked))
+        self.refresh_panel(incident)
+        return incident
+
+    def refresh_panel(self, incident: Incident) -> None:
+        if incident.panel_ts:
+            text, blocks = self.render_panel(incident)
+            self.messenger.update(incident.channel, incident.panel_ts, text, blocks)
+
+
+def _tick(actor: str, now: datetime) -> Any:
+    from bot.incident import Tick
+
+    return Tick(by=actor, at=now)
+
+
+def _plain(text: str) -> tuple[str, list[dict[str, Any]]]:
+    return text, [{"type": "section", "text": {"type": "mrkdwn", "text": text[:2900]}}]
+
+
+def _require_active(incident: Incident) -> None:
+    if not incident.active:
+        raise Conflict(f"{incident.id} is closed.", hint=f"Start a new one with `{SLASH_COMMAND} start`.")
+
+
+__all__ = ["BotError", "Messenger", "RollbackService", "Started", "StatusView"]

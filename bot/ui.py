@@ -1,0 +1,93 @@
+"""Block Kit for every message the bot posts. Text comes from templates/, ids from bot.ids."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.comms import render
+from bot.ids import SLASH_COMMAND, Action, Block
+from bot.incident import (
+    MILESTONE_LABELS,
+    PRE_ROLLBACK_CHECKLIST,
+    ROLLBACK_CRITERIA,
+    Incident,
+    Item,
+)
+
+Blocks = list[dict[str, Any]]
+
+
+def _text(text: str) -> dict[str, Any]:
+    return {"type": "mrkdwn", "text": text}
+
+
+def _option(item: Item) -> dict[str, Any]:
+    return {"text": {"type": "plain_text", "text": item.text[:75]}, "value": item.key}
+
+
+def _groups() -> list[tuple[str, list[Item]]]:
+    groups: dict[str, list[Item]] = {}
+    for item in ROLLBACK_CRITERIA:
+        groups.setdefault(item.group, []).append(item)
+    return list(groups.items())
+
+
+def panel(incident: Incident) -> tuple[str, Blocks]:
+    """The control panel: posted by `start`, updated in place as the incident changes."""
+    state = "active" if incident.active else "closed"
+    title = f"🚨 Rollback {incident.id} — {state}"
+    blocks: Blocks = [
+        {"type": "header", "block_id": Block.PANEL_HEADER, "text": {"type": "plain_text", "text": title}},
+        {"type": "section", "text": _text(render("panel.md.j2", incident=incident,
+                                                 milestones=list(MILESTONE_LABELS.items())))},
+        {"type": "divider"},
+        {"type": "section", "text": _text("*When to rollback* — tick what you see:")},
+    ]
+    criteria_elements = []
+    for index, (group, items) in enumerate(_groups()):
+        element: dict[str, Any] = {
+            "type": "checkboxes",
+            "action_id": f"{Action.CRITERION}:{index}",
+            "options": [_option(i) for i in items],
+        }
+        ticked = [_option(i) for i in items if i.key in incident.criteria]
+        if ticked:
+            element["initial_options"] = ticked
+        criteria_elements.append(element)
+        del group
+    blocks.append({"type": "actions", "block_id": Block.CRITERIA, "elements": criteria_elements})
+    blocks.append({"type": "section", "block_id": Block.CHECKLIST, "text": _text(
+        render("checklist.md.j2", incident=incident, items=PRE_ROLLBACK_CHECKLIST))})
+    manual = [item for item in PRE_ROLLBACK_CHECKLIST if not item.automatic]
+    checklist: dict[str, Any] = {
+        "type": "checkboxes", "action_id": Action.CHECKLIST, "options": [_option(i) for i in manual],
+    }
+    done = [_option(i) for i in manual if i.key in incident.checklist]
+    if done:
+        checklist["initial_options"] = done
+    buttons: list[dict[str, Any]] = [
+        {"type": "button", "action_id": Action.STATUS, "text": {"type": "plain_text", "text": "Status"},
+         "value": incident.id},
+        {"type": "button", "action_id": Action.HELP, "text": {"type": "plain_text", "text": "Help"},
+         "value": incident.id},
+    ]
+    blocks.append({"type": "actions", "block_id": Block.ACTIONS,
+                   "elements": [checklist, *buttons] if incident.active else buttons})
+    blocks.append({"type": "context", "elements": [_text(
+        f"Steps: `{SLASH_COMMAND} help` · details of each step go in this thread")]})
+    return f"{title}: {incident.reason}" if incident.reason else title, blocks
+
+
+def section(text: str) -> Blocks:
+    return [{"type": "section", "text": _text(text[:2900])}]
+
+
+def status(incident: Incident, panel_link: str | None) -> tuple[str, Blocks]:
+    criteria = [item.text for item in ROLLBACK_CRITERIA if item.key in incident.criteria]
+    text = render("status.md.j2", incident=incident, criteria=criteria, panel_link=panel_link)
+    return f"{incident.id} status", section(text)
+
+
+def error(message: str) -> tuple[str, Blocks]:
+    text = f":warning: {message}"  # BotError messages escape what users typed (bot.errors.quote)
+    return text, section(text)

@@ -1,0 +1,159 @@
+"""Shared fixtures: a real emulator, a real sandbox git repo, real stores, the real Bolt app."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.config import Secrets, Settings, parse_runbook
+from bot.emulator import Emulator
+from bot.runtime import HttpBot, SocketModeBot, socket_mode_bot
+from bot.sandbox import Sandbox, create_sandbox
+from bot.store import Store
+from bot.store.sqlite import SQLiteStore
+
+COMMANDER, APPROVER, DBA, BYSTANDER = "U0COMMANDER", "U0APPROVER1", "U0APPROVER2", "U0BYSTANDER"
+INCIDENT, STAKEHOLDERS, RANDOM = "C0INCIDENT", "C0STAKEHOLD", "C0RANDOM"
+
+
+@pytest.fixture
+def emulator() -> Iterator[Emulator]:
+    emu = Emulator(ack_timeout=3.0).start()
+    yield emu
+    emu.close()
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path) -> Sandbox:
+    return create_sandbox(tmp_path / "target")
+
+
+def make_settings(emulator: Emulator, sandbox: Sandbox, data_dir: Path, **overrides: Any) -> Settings:
+    config: dict[str, Any] = {
+        "target": {"repo_path": str(sandbox.repo), "rollback_target": sandbox.good_commit[:7]},
+        "access": {"incident_channels": [INCIDENT], "commanders": ["@oncall"], "approvers": ["@backend-leads"]},
+        "slack": {"stakeholder_channel": STAKEHOLDERS},
+        "contacts": {"backend_lead": [APPROVER], "database_admin": ["@backend-leads"]},
+        "store": {"data_dir": str(data_dir)},
+    }
+    for section, values in overrides.items():
+        config.setdefault(section, {}).update(values)
+    env = emulator.bot_env()
+    secrets = Secrets(_env_file=None, slack_bot_token=env["SLACK_BOT_TOKEN"],  # type: ignore[call-arg]
+                      slack_app_token=env["SLACK_APP_TOKEN"], slack_signing_secret=env["SLACK_SIGNING_SECRET"],
+                      slack_api_url=env["SLACK_API_URL"])
+    return Settings(runbook=parse_runbook(config), secrets=secrets)
+
+
+@pytest.fixture
+def settings(emulator: Emulator, sandbox: Sandbox, tmp_path: Path) -> Settings:
+    return make_settings(emulator, sandbox, tmp_path / "data")
+
+
+@pytest.fixture
+def start_bot(settings: Settings) -> Iterator[Callable[..., SocketModeBot]]:
+    """Start (and later stop) bots in Socket Mode; call again to 'restart' on the same state."""
+    bots: list[SocketModeBot] = []
+
+    def start(custom: Settings | None = None, **kwargs: Any) -> SocketModeBot:
+        bot = socket_mode_bot(custom or settings, **kwargs).start()
+        bots.append(bot)
+        return bot
+
+    yield start
+    for bot in bots:
+        bot.close()
+
+
+@pytest.fixture
+def bot(start_bot: Callable[..., SocketModeBot]) -> SocketModeBot:
+    return start_bot()
+
+
+@pytest.fixture
+def http_bot(settings: Settings, emulator: Emulator) -> Iterator[HttpBot]:
+    bot = HttpBot(settings, port=0).start()
+    emulator.set_request_url(bot.url)
+    yield bot
+    emulator.set_request_url(None)
+    bot.close()
+
+
+# ---- stores: one contract, every backend ------------------------------------------------------------------
+def _sqlite(tmp_path: Path) -> Store:
+    return SQLiteStore(tmp_path / "state.sqlite3")
+
+
+def _mongomock(tmp_path: Path) -> Store:
+    import mongomock
+
+    from bot.store.mongo import MongoStore
+
+    return MongoStore(mongomock.MongoClient(tz_aware=True), "rollback_bot_test")
+
+
+def _real_mongo(tmp_path: Path) -> Store:
+    uri = os.environ.get("TEST_MONGODB_URI")
+    if not uri:
+        pytest.skip("TEST_MONGODB_URI is not set: no MongoDB server to run the real-server tests against")
+    from pymongo import MongoClient
+
+    from bot.store.mongo import MongoStore
+
+    client: MongoClient[dict[str, Any]] = MongoClient(uri, serverSelectionTimeoutMS=3000, tz_aware=True)
+    name = f"rollback_bot_test_{uuid.uuid4().hex[:8]}"
+    store = MongoStore(client, name)
+    store._drop_after = (client, name)  # type: ignore[attr-defined]
+    return store
+
+
+STORE_FACTORIES: dict[str, Callable[[Path], Store]] = {
+    "sqlite": _sqlite,
+    "mongomock": _mongomock,
+    "mongodb": _real_mongo,
+}
+
+
+@pytest.fixture(params=[
+    "sqlite", "mongomock", pytest.param("mongodb", marks=pytest.mark.mongodb),
+])
+def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], Store]]:
+    """Opens the same backend again (as a restarted bot or a second replica would)."""
+    opened: list[Store] = []
+    kind = request.param
+    shared: dict[str, Any] = {}
+
+    def open_() -> Store:
+        if kind == "mongomock":
+            import mongomock
+
+            from bot.store.mongo import MongoStore
+
+            shared.setdefault("client", mongomock.MongoClient(tz_aware=True))
+            store: Store = MongoStore(shared["client"], "rollback_bot_test", owns_client=False)
+        elif kind == "mongodb" and opened:
+            from bot.store.mongo import MongoStore
+
+            client, name = opened[0]._drop_after  # type: ignore[attr-defined]
+            store = MongoStore(client, name, owns_client=False)
+        else:
+            store = STORE_FACTORIES[kind](tmp_path)
+        opened.append(store)
+        return store
+
+    yield open_
+    for store in reversed(opened):
+        drop = getattr(store, "_drop_after", None)
+        if drop is not None:
+            drop[0].drop_database(drop[1])
+        store.close()
+
+
+@pytest.fixture
+def store(store_factory: Callable[[], Store]) -> Store:
+    return store_factory()
