@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import (
@@ -58,9 +58,6 @@ def _check_people(values: list[str]) -> list[str]:
                 f"{value!r} is neither a Slack user id (like U012ABCDEF) nor a user-group handle (like @backend-leads)"
             )
     return values
-
-
-People = Annotated[list[str], Field(default_factory=list)]
 
 
 class TargetConfig(_Section):
@@ -128,7 +125,7 @@ class HealthConfig(_Section):
     url: AnyHttpUrl = AnyHttpUrl("http://localhost:3000/api/health")
     expect_json: dict[str, Any] = Field(default_factory=lambda: {"status": "ok"})
     core_endpoints: list[Endpoint] = Field(
-        default_factory=lambda: [Endpoint(path="/api/internship", bearer_token_env="HEALTH_BEARER_TOKEN")]
+        default_factory=lambda: [Endpoint(path="/api/internship", bearer_token_env="HEALTH_BEARER_TOKEN")]  # noqa: S106
     )
     timeout_s: float = Field(default=10.0, gt=0)
 
@@ -159,8 +156,8 @@ class ThresholdsConfig(_Section):
 
 class AccessConfig(_Section):
     incident_channels: list[str] = Field(default_factory=list)
-    commanders: People
-    approvers: People
+    commanders: list[str] = Field(default_factory=list)
+    approvers: list[str] = Field(default_factory=list)
 
     @field_validator("incident_channels")
     @classmethod
@@ -190,10 +187,10 @@ class SlackConfig(_Section):
 
 
 class ContactsConfig(_Section):
-    backend_lead: People
-    ai_server_team: People
-    frontend_team: People
-    database_admin: People
+    backend_lead: list[str] = Field(default_factory=list)
+    ai_server_team: list[str] = Field(default_factory=list)
+    frontend_team: list[str] = Field(default_factory=list)
+    database_admin: list[str] = Field(default_factory=list)
 
     @field_validator("backend_lead", "ai_server_team", "frontend_team", "database_admin")
     @classmethod
@@ -313,5 +310,5 @@ def load_settings(explicit: str | os.PathLike[str] | None = None, *, env_file: b
         except yaml.YAMLError as error:
             raise ConfigError(f"{path} is not valid YAML: {error}") from None
     runbook = parse_runbook(data, str(path or "built-in defaults"))
-    secrets = Secrets() if env_file else Secrets(_env_file=None)  # type: ignore[call-arg]
+    secrets = Secrets() if env_file else Secrets(_env_file=None)
     return Settings(runbook=runbook, secrets=secrets, source=path.resolve() if path else None)

@@ -120,30 +120,36 @@ class HttpBot:
         self.app = build_app(self.services, socket_mode=False)
         handler = SlackRequestHandler(self.app)
 
-        def wsgi(environ, start_response):  # type: ignore[no-untyped-def]
+        def wsgi(environ, start_response):
             if environ.get("PATH_INFO") not in ("/slack/events",):
                 start_response("404 Not Found", [("Content-Type", "text/plain")])
                 return [b"not found: Slack requests go to /slack/events\n"]
             return handler(environ, start_response)
 
         self.server = create_server(wsgi, host=host, port=port, threads=16, ident="rollback-bot")
-        self.port = int(self.server.effective_port)  # type: ignore[union-attr]
+        self.port = int(self.server.effective_port)
         self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/slack/events"
 
     def start(self) -> HttpBot:
-        self._thread = threading.Thread(target=self.server.run, name="rollback-bot-http", daemon=True)
+        self._thread = threading.Thread(target=self.serve_forever, name="rollback-bot-http", daemon=True)
         self._thread.start()
         return self
 
     def serve_forever(self) -> None:
-        self.server.run()
+        from waitress import wasyncore
+
+        while not self._stop.is_set():  # short polls, so close() stops it at once
+            wasyncore.loop(timeout=0.1, map=self.server._map, count=1)
 
     def close(self) -> None:
-        self.server.close()
+        self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        self.server.close()
+        self.server.task_dispatcher.shutdown()
         self.services.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
+
 from slack_bolt.kwargs_injection.args import Args
 
 from bot.runtime import Services

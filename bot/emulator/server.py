@@ -91,7 +91,7 @@ class Emulator:
         self._lock = threading.Lock()
         self.connections_opened = 0
 
-    # ---- lifecycle -----------------------------------------------------------------------------------
+    # ---- lifecycle --------------------------------------------------------------------------------
     def start(self) -> Emulator:
         self._thread = threading.Thread(target=self._run_loop, name="slack-emulator", daemon=True)
         self._thread.start()
@@ -123,7 +123,7 @@ class Emulator:
         await site.start()
         server = site._server
         assert server is not None
-        self._port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
         self._http = ClientSession(timeout=ClientTimeout(total=None))
 
     async def _shutdown(self) -> None:
@@ -168,7 +168,7 @@ class Emulator:
         assert self._loop is not None
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout=30)
 
-    # ---- faults ------------------------------------------------------------------------------------------
+    # ---- faults -----------------------------------------------------------------------------------
     def fail_next(self, method: str, status: int = 429, *, retry_after: int | None = 1, times: int = 1) -> None:
         """The next ``times`` calls of ``method`` answer ``status`` (429 carries Retry-After)."""
         with self._lock:
@@ -199,7 +199,7 @@ class Emulator:
     def socket_count(self) -> int:
         return len(self._sockets)
 
-    # ---- Web API ---------------------------------------------------------------------------------------------
+    # ---- Web API ----------------------------------------------------------------------------------
     async def _params(self, request: web.Request) -> dict[str, Any]:
         params: dict[str, Any] = dict(request.query)
         if request.method == "POST" and request.can_read_body:
@@ -358,7 +358,7 @@ class Emulator:
         stored["content"] = await request.read()
         return web.Response(text="OK - uploaded")
 
-    # ---- response_url --------------------------------------------------------------------------------------
+    # ---- response_url -----------------------------------------------------------------------------
     def _new_response_url(self, user: str, channel: str, message_ts: str | None = None) -> str:
         token = secrets.token_hex(10)
         self._response_urls[token] = {"user": user, "channel": channel, "message_ts": message_ts}
@@ -386,7 +386,7 @@ class Emulator:
         elif text or blocks:
             self.ws.add_ephemeral(Ephemeral(channel, user, text, blocks, self.ws.next_ts(), source="response_url"))
 
-    # ---- Socket Mode --------------------------------------------------------------------------------------------
+    # ---- Socket Mode ------------------------------------------------------------------------------
     async def _socket(self, request: web.Request) -> web.StreamResponse:
         ticket = request.query.get("ticket", "")
         if ticket not in self._tickets:
@@ -472,7 +472,7 @@ class Emulator:
                                             None, self.ws.next_ts(), source="slack"))
         delivery.done.set()
 
-    # ---- signed HTTP delivery ---------------------------------------------------------------------------------------
+    # ---- signed HTTP delivery ---------------------------------------------------------------------
     def sign(self, body: str, timestamp: int | None = None, secret: str | None = None) -> dict[str, str]:
         ts = str(int(time.time()) if timestamp is None else timestamp)
         key = (secret or self.ws.app.signing_secret).encode()
@@ -483,7 +483,8 @@ class Emulator:
         if delivery.kind == "slash_commands":
             return urllib.parse.urlencode(delivery.payload), "application/x-www-form-urlencoded"
         if delivery.kind == "interactive":
-            return urllib.parse.urlencode({"payload": json.dumps(delivery.payload)}), "application/x-www-form-urlencoded"
+            body = urllib.parse.urlencode({"payload": json.dumps(delivery.payload)})
+            return body, "application/x-www-form-urlencoded"
         return json.dumps(delivery.payload), "application/json"
 
     async def _deliver_http(self, delivery: Delivery, retry_reason: str, *, headers: dict[str, str] | None = None,
@@ -505,7 +506,8 @@ class Emulator:
             self._not_acked(delivery, "http_timeout")
             return
         if response.status != 200:
-            if delivery.kind == "events_api" and delivery.attempts <= self.max_event_retries and response.status >= 500:
+            retry = delivery.kind == "events_api" and delivery.attempts <= self.max_event_retries
+            if retry and response.status >= 500:
                 await self._deliver(delivery, retry_reason="http_error")
                 return
             delivery.failed = f"http_{response.status}"
@@ -525,7 +527,7 @@ class Emulator:
         self._submit(self._deliver_http(delivery, "", headers=headers, body=body))
         return delivery
 
-    # ---- what users do ------------------------------------------------------------------------------------------------
+    # ---- what users do ----------------------------------------------------------------------------
     def _new_delivery(self, kind: str, payload: dict[str, Any], user: str | None, channel: str | None) -> Delivery:
         delivery = Delivery(id=secrets.token_hex(8), kind=kind, payload=payload, user=user, channel=channel)
         self.deliveries[delivery.id] = delivery
@@ -602,7 +604,7 @@ class Emulator:
         u, c = self.ws.user_by_name(user), self.ws.channel_by_name(channel)
         return self.ws.post(c.id, {"user": u.id, "text": text, **({"thread_ts": thread_ts} if thread_ts else {})})
 
-    # ---- control API for tools (same operations as the Python API) ---------------------------------------------------------
+    # ---- control API for tools (same operations as the Python API) --------------------------------
     async def _control_state(self, request: web.Request) -> web.Response:
         def state() -> dict[str, Any]:
             ws = self.ws
@@ -629,7 +631,8 @@ class Emulator:
             return web.json_response({"ok": False, "error": str(error)}, status=400)
         await self._deliver(delivery)
         await asyncio.get_running_loop().run_in_executor(None, delivery.done.wait, self.ack_timeout + 1)
-        return web.json_response({"ok": delivery.failed is None, "delivery": delivery.id, "failed": delivery.failed})
+        answer = {"ok": delivery.failed is None, "delivery": delivery.id, "failed": delivery.failed}
+        return web.json_response(answer)
 
 
 class ApiError(Exception):

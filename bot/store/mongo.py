@@ -74,6 +74,7 @@ class MongoStore(Store):
         row = self.db.counters.find_one_and_update(
             {"_id": counter}, {"$inc": {"value": 1}}, upsert=True, return_document=ReturnDocument.AFTER
         )
+        assert row is not None  # an upsert returning AFTER always has the document
         return int(row["value"])
 
     # ---- active incident keys ----------------------------------------------------------------------

@@ -1,0 +1,189 @@
+"""The real Bolt app, driven through the emulator over Socket Mode and signed HTTP."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from bot.config import Settings
+from bot.emulator import Delivery, Emulator
+from bot.runtime import HttpBot, SocketModeBot
+from tests.conftest import COMMANDER, INCIDENT, RANDOM
+
+Mode = Callable[[], Any]
+
+
+@pytest.fixture(params=["socket", "http"])
+def running(request: pytest.FixtureRequest) -> Any:
+    """The bot in one delivery mode, connected to the emulator."""
+    if request.param == "socket":
+        return request.getfixturevalue("bot")
+    return request.getfixturevalue("http_bot")
+
+
+def panels(emulator: Emulator) -> list[dict[str, Any]]:
+    return [m for m in emulator.ws.channel_messages(INCIDENT) if m.get("blocks") and
+            m["blocks"][0].get("type") == "header"]
+
+
+def wait_ephemeral(emulator: Emulator, user: str, after: int, contains: str) -> str:
+    def probe() -> str | None:
+        for e in emulator.ws.ephemerals_for(user)[after:]:
+            if contains in e.text or contains in str(e.blocks):
+                return e.text + str(e.blocks)
+        return None
+
+    return emulator.ws.wait_for(probe, 10, f"an ephemeral to {user} containing {contains!r}")
+
+
+def count(emulator: Emulator, user: str) -> int:
+    return len(emulator.ws.ephemerals_for(user))
+
+
+def test_start_posts_the_control_panel_and_status_shows_real_times(emulator: Emulator, running: Any) -> None:
+    delivery = emulator.slash("casey", "incident-rollback", 'start "health returns 500 after Phase 3"').wait()
+    assert delivery.failed is None and delivery.ack_latency is not None and delivery.ack_latency < 3
+    panel = emulator.ws.wait_for(lambda: panels(emulator), 10, "the control panel")[0]
+    assert panel["blocks"][0]["text"]["text"] == "🚨 Rollback RB-0001 — active"
+    body = str(panel["blocks"])
+    assert "health returns 500 after Phase 3" in body and "<@U0COMMANDER>" in body
+    assert "Assessment generation fails for &gt;50% of sessions" in body or ">50% of sessions" in body
+    thread = emulator.ws.wait_for(lambda: emulator.ws.thread(INCIDENT, panel["ts"]), 10, "the kickoff thread")
+    assert "Emergency contacts" in thread[0]["text"] and "<@U0APPROVER1>" in thread[0]["text"]
+    assert "<!subteam^backend-leads>" in thread[0]["text"]
+
+    before = count(emulator, COMMANDER)
+    emulator.slash("casey", "incident-rollback", "status").wait()
+    status = wait_ephemeral(emulator, COMMANDER, before, "Timeline")
+    assert "Issue detected" in status and "Rollback started" in status and "<!date^" in status
+    assert "Current commit noted" in status
+
+
+def test_a_second_start_is_refused_privately_with_a_link(emulator: Emulator, running: Any) -> None:
+    emulator.slash("casey", "incident-rollback", "start first").wait()
+    emulator.ws.wait_for(lambda: panels(emulator), 10, "the panel")
+    before = count(emulator, COMMANDER)
+    emulator.slash("casey", "incident-rollback", "start second").wait()
+    refusal = wait_ephemeral(emulator, COMMANDER, before, "already active")
+    assert "RB-0001" in refusal and "/archives/C0INCIDENT/p" in refusal
+    assert len(panels(emulator)) == 1
+
+
+def test_not_allowed_channel_and_user_get_a_private_explanation_and_nothing_happens(
+        emulator: Emulator, running: Any) -> None:
+    emulator.slash("casey", "random", "start").wait()
+    assert "incident channels" in wait_ephemeral(emulator, COMMANDER, 0, "incident channels")
+    emulator.slash("blake", "incident-rollback", "start").wait()
+    assert "not on the list" in wait_ephemeral(emulator, "U0BYSTANDER", 0, "not on the list")
+    time.sleep(0.3)
+    assert emulator.ws.channel_messages(INCIDENT) == [] and emulator.ws.channel_messages(RANDOM) == []
+
+
+def test_unknown_subcommand_and_bad_time_answer_with_usage(emulator: Emulator, running: Any) -> None:
+    emulator.slash("casey", "incident-rollback", "rollbak now").wait()
+    assert "Usage" in wait_ephemeral(emulator, COMMANDER, 0, "is not a /rollback subcommand")
+    emulator.slash("casey", "incident-rollback", "start --detected yesterday-ish").wait()
+    assert "--detected 14:05" in wait_ephemeral(emulator, COMMANDER, 1, "could not read")
+    emulator.slash("casey", "incident-rollback", "start <!channel> --bogus").wait()
+    text = wait_ephemeral(emulator, COMMANDER, 2, "is not an option")
+    assert "<!channel>" not in text
+    assert emulator.ws.channel_messages(INCIDENT) == []
+
+
+def test_a_redelivered_event_runs_once(emulator: Emulator, running: Any) -> None:
+    emulator.slash("casey", "incident-rollback", "start").wait()
+    emulator.ws.wait_for(lambda: panels(emulator), 10, "the panel")
+    first = emulator.mention("casey", "incident-rollback", "status", send=False)
+    emulator.send(first).wait()
+    again = Delivery(id="redelivery-" + first.id, kind="events_api", payload=first.payload, user=first.user,
+                     channel=first.channel, attempts=1)  # attempt 2, same event_id, as Slack retries
+    emulator.deliveries[again.id] = again
+    emulator.send(again).wait()
+    assert again.failed is None
+    time.sleep(0.5)
+    replies = emulator.ws.thread(INCIDENT, first.payload["event"]["ts"])
+    assert len(replies) == 1 and "Timeline" in replies[0]["text"] + str(replies[0]["blocks"])
+
+
+def test_the_restarted_bot_keeps_the_incident(emulator: Emulator, settings: Settings,
+                                              start_bot: Callable[..., SocketModeBot]) -> None:
+    first = start_bot()
+    emulator.slash("casey", "incident-rollback", "start db queries failing").wait()
+    emulator.ws.wait_for(lambda: panels(emulator), 10, "the panel")
+    first.close()
+    start_bot()
+    emulator.slash("casey", "incident-rollback", "status").wait()
+    status = wait_ephemeral(emulator, COMMANDER, 0, "RB-0001")
+    assert "db queries failing" in status
+    emulator.slash("casey", "incident-rollback", "start again").wait()
+    assert "already active" in wait_ephemeral(emulator, COMMANDER, 1, "already active")
+
+
+def test_web_api_429_and_500_are_retried_then_succeed(emulator: Emulator, running: Any) -> None:
+    emulator.fail_next("chat.postMessage", 429, retry_after=1)
+    emulator.fail_next("chat.postMessage", 500)
+    emulator.slash("casey", "incident-rollback", "start").wait()
+    panel = emulator.ws.wait_for(lambda: panels(emulator), 15, "the panel after the 429")[0]
+    calls = [c for c in emulator.ws.calls if c[0] == "chat.postMessage"]
+    assert len(calls) >= 3  # the rate-limited one, the 500, and the retry that worked
+    assert len(panels(emulator)) == 1 and panel["blocks"][0]["text"]["text"].startswith("🚨 Rollback RB-0001")
+
+
+def test_ticking_criteria_and_the_checklist_updates_the_panel_in_place(emulator: Emulator, running: Any) -> None:
+    emulator.slash("casey", "incident-rollback", "start").wait()
+    panel = emulator.ws.wait_for(lambda: panels(emulator), 10, "the panel")[0]
+    emulator.click("casey", "incident-rollback", panel["ts"], "rollback_criterion:0",
+                   selected=["gen_fail", "crash_loop"]).wait()
+    emulator.ws.wait_for(lambda: (emulator.ws.message(INCIDENT, panel["ts"]) or {}).get("updates", 0) >= 1, 10,
+                         "the panel update")
+    emulator.click("casey", "incident-rollback", panel["ts"], "rollback_checklist", selected=["document"]).wait()
+    updated = emulator.ws.wait_for(
+        lambda: (m := emulator.ws.message(INCIDENT, panel["ts"])) and m.get("updates", 0) >= 2 and m, 10, "update 2")
+    criteria = updated["blocks"][4]["elements"][0]
+    assert [o["value"] for o in criteria["initial_options"]] == ["gen_fail", "crash_loop"]
+    assert "✅ Document the issue" in str(updated["blocks"])
+    assert len(panels(emulator)) == 1
+    emulator.click("blake", "incident-rollback", panel["ts"], "rollback_criterion:0", selected=[]).wait()
+    assert "not on the list" in wait_ephemeral(emulator, "U0BYSTANDER", 0, "not on the list")
+
+
+def test_socket_mode_reconnects_after_disconnect(emulator: Emulator, bot: SocketModeBot) -> None:
+    opened = emulator.connections_opened
+    emulator.disconnect_sockets()
+    emulator.ws.wait_for(lambda: emulator.connections_opened > opened and emulator.socket_count >= 1, 20,
+                         "a new Socket Mode connection")
+    delivery = emulator.slash("casey", "incident-rollback", "help").wait(15)
+    assert delivery.failed is None
+    assert "status" in wait_ephemeral(emulator, COMMANDER, 0, "/rollback start")
+
+
+def test_http_mode_refuses_bad_and_stale_signatures(emulator: Emulator, http_bot: HttpBot) -> None:
+    payload = emulator.slash_payload("casey", "incident-rollback", "start forged")
+    forged = Delivery(id="forged", kind="slash_commands", payload=payload)
+    body, _ = emulator.encode_http(forged)
+    emulator.deliver_raw_http(forged, headers=emulator.sign(body, secret="not-the-signing-secret"))
+    assert forged.http_status == 401
+    stale = Delivery(id="stale", kind="slash_commands", payload=payload)
+    emulator.deliver_raw_http(stale, headers=emulator.sign(body, timestamp=int(time.time()) - 600))
+    assert stale.http_status == 401
+    good = Delivery(id="good", kind="slash_commands", payload=payload)
+    emulator.deliver_raw_http(good, headers=emulator.sign(body))
+    assert good.http_status == 200
+    panel = emulator.ws.wait_for(lambda: panels(emulator), 10, "the panel from the signed request")
+    assert len(panel) == 1 and "start forged" not in str(panel)  # only the genuine one ran (reason 'forged')
+
+
+def test_an_unexpected_failure_tells_the_user_a_correlation_id(emulator: Emulator, settings: Settings,
+                                                                start_bot: Callable[..., SocketModeBot],
+                                                                sandbox: Any) -> None:
+    import shutil
+
+    start_bot()
+    shutil.rmtree(sandbox.repo / ".git")  # the target repository vanished under the bot
+    emulator.slash("casey", "incident-rollback", "start").wait()
+    text = wait_ephemeral(emulator, COMMANDER, 0, "git repository")
+    assert "target.repo_path" in text
+    assert panels(emulator) == []

@@ -1,0 +1,177 @@
+"""One contract, every backend: SQLite, mongomock, and a real MongoDB when TEST_MONGODB_URI is set."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from bot.errors import StaleState
+from bot.incident import Approval, Incident, IncidentState, Milestone, StepRun, StepStatus
+from bot.store import ActiveIncidentExists, Store
+
+NOW = datetime(2026, 2, 7, 3, 0, tzinfo=UTC)
+
+
+def incident(number: int = 1, channel: str = "C1", target: str = "/opt/app") -> Incident:
+    inc = Incident(id=f"RB-{number:04d}", number=number, channel=channel, target=target, commander="U1",
+                   reason="health 500", created_at=NOW)
+    inc.reach(Milestone.ROLLBACK_STARTED, NOW, "U1")
+    return inc
+
+
+def keys(inc: Incident) -> list[str]:
+    return [f"channel:{inc.channel}", f"target:{inc.target}"]
+
+
+def test_an_incident_survives_reopening_the_store(store_factory: Callable[[], Store]) -> None:
+    first = store_factory()
+    first.create_incident(incident(), keys(incident()))
+    again = store_factory()
+    loaded = again.get_incident("RB-0001")
+    assert loaded is not None
+    assert loaded.milestones[Milestone.ROLLBACK_STARTED] == NOW
+    assert again.active_incident("channel:C1") == loaded
+
+
+def test_one_active_incident_per_channel_and_per_target(store: Store) -> None:
+    store.create_incident(incident(1), keys(incident(1)))
+    with pytest.raises(ActiveIncidentExists) as same_channel:
+        store.create_incident(incident(2, target="/other"), keys(incident(2, target="/other")))
+    assert same_channel.value.incident_id == "RB-0001"
+    with pytest.raises(ActiveIncidentExists):
+        store.create_incident(incident(3, channel="C2"), keys(incident(3, channel="C2")))
+    # the refused ones left nothing behind: a different channel and target still works
+    store.create_incident(incident(4, channel="C9", target="/x"), keys(incident(4, channel="C9", target="/x")))
+    assert store.get_incident("RB-0002") is None
+    assert store.active_incident("target:/other") is None
+
+
+def test_closing_frees_the_channel_for_a_new_incident(store: Store) -> None:
+    store.create_incident(incident(1), keys(incident(1)))
+    loaded = store.get_incident("RB-0001")
+    assert loaded is not None
+    loaded.state = IncidentState.CLOSED
+    store.save_incident(loaded)
+    store.create_incident(incident(2), keys(incident(2)))
+    assert store.active_incident("channel:C1").id == "RB-0002"  # type: ignore[union-attr]
+
+
+def test_a_write_from_a_stale_version_loses(store: Store) -> None:
+    store.create_incident(incident(), keys(incident()))
+    a = store.get_incident("RB-0001")
+    b = store.get_incident("RB-0001")
+    assert a is not None and b is not None
+    a.reason = "first writer"
+    store.save_incident(a)
+    b.reason = "second writer"
+    with pytest.raises(StaleState):
+        store.save_incident(b)
+    assert store.get_incident("RB-0001").reason == "first writer"  # type: ignore[union-attr]
+
+
+def test_two_replicas_racing_one_transition_have_exactly_one_winner(store_factory: Callable[[], Store]) -> None:
+    first, second = store_factory(), store_factory()
+    first.create_incident(incident(), keys(incident()))
+    wins: list[str] = []
+    barrier = threading.Barrier(2)
+
+    def race(replica: Store, name: str) -> None:
+        inc = replica.get_incident("RB-0001")
+        assert inc is not None
+        barrier.wait()
+        inc.reason = name
+        try:
+            replica.save_incident(inc)
+            wins.append(name)
+        except StaleState:
+            pass
+
+    threads = [threading.Thread(target=race, args=(s, n)) for s, n in ((first, "a"), (second, "b"))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(wins) == 1
+
+
+def test_counters_hand_out_each_number_once_under_concurrency(store: Store) -> None:
+    got: list[int] = []
+    lock = threading.Lock()
+
+    def take() -> None:
+        for _ in range(10):
+            n = store.next_number("incident")
+            with lock:
+                got.append(n)
+
+    threads = [threading.Thread(target=take) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(got) == list(range(1, 41))
+
+
+def test_step_runs_and_approvals_round_trip_with_conditional_updates(store: Store) -> None:
+    run = StepRun(id="RB-0001-backup-1", incident_id="RB-0001", step="backup", actor="U1", started_at=NOW)
+    store.add_step_run(run)
+    done = store.save_step_run(run.model_copy(update={"status": StepStatus.SUCCEEDED, "finished_at": NOW}))
+    assert [r.status for r in store.step_runs("RB-0001")] == [StepStatus.SUCCEEDED]
+    with pytest.raises(StaleState):
+        store.save_step_run(run)  # version 0 is gone
+    assert done.version == 1
+
+    approval = Approval(id="AP-1", incident_id="RB-0001", action="cleanup", requester="U1", channel="C1",
+                        message_ts="111.222", requested_at=NOW, expires_at=NOW + timedelta(minutes=15))
+    store.add_approval(approval)
+    assert store.approval_for_message("111.222") == approval
+    assert store.approval_for_message("999.999") is None
+    assert store.get_approval("AP-1") == approval
+
+
+def test_a_delivery_is_claimed_only_once(store_factory: Callable[[], Store]) -> None:
+    first, second = store_factory(), store_factory()
+    assert first.claim("event:Ev1", NOW) is True
+    assert second.claim("event:Ev1", NOW) is False
+    assert second.claim("event:Ev2", NOW) is True
+
+
+def test_a_lease_has_one_holder_until_it_expires(store_factory: Callable[[], Store]) -> None:
+    a, b = store_factory(), store_factory()
+    assert a.try_lease("scheduler", "replica-a", NOW, 30)
+    assert not b.try_lease("scheduler", "replica-b", NOW + timedelta(seconds=10), 30)
+    assert a.try_lease("scheduler", "replica-a", NOW + timedelta(seconds=20), 30)  # renewal
+    assert b.try_lease("scheduler", "replica-b", NOW + timedelta(seconds=51), 30)  # a stopped renewing
+    assert not a.try_lease("scheduler", "replica-a", NOW + timedelta(seconds=52), 30)
+
+
+def test_audit_events_chain_and_verify(store: Store) -> None:
+    for i in range(5):
+        store.audit(NOW + timedelta(seconds=i), "U1", "step.done", "RB-0001", step=i)
+    store.audit(NOW, "U2", "incident.started", "RB-0002")
+    events = store.audit_events()
+    assert [e.seq for e in events] == [1, 2, 3, 4, 5, 6]
+    assert all(later.prev_hash == earlier.hash for earlier, later in zip(events, events[1:], strict=False))
+    assert [e.data["step"] for e in store.audit_events("RB-0001")] == [0, 1, 2, 3, 4]
+    report = store.verify_audit()
+    assert report.ok and report.checked == 6
+
+
+def test_concurrent_audit_appends_keep_one_unbroken_chain(store_factory: Callable[[], Store]) -> None:
+    replicas = [store_factory(), store_factory()]
+
+    def write(replica: Store, who: str) -> None:
+        for i in range(15):
+            replica.audit(NOW, who, "tick", None, i=i)
+
+    threads = [threading.Thread(target=write, args=(r, f"U{n}")) for n, r in enumerate(replicas)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    report = replicas[0].verify_audit()
+    assert report.ok, str(report)
+    assert report.checked == 30

@@ -1,0 +1,83 @@
+"""Configuration: runbook defaults, errors that name the key, secrets only from the environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.config import RUNBOOK_CLEANUP_FIELDS, Secrets, Settings, load_settings, parse_runbook
+from bot.errors import ConfigError
+from bot.resources import example_config_path
+
+
+def test_defaults_reproduce_the_runbook() -> None:
+    cfg = parse_runbook({})
+    assert str(cfg.target.repo_path) == "/opt/ai/ai-professor-backend"
+    assert cfg.target.rollback_target == "df5b229"
+    assert cfg.pm2.apps == ["ai-professor-backend-5000", "ai-professor-python"]
+    assert str(cfg.health.url) == "http://localhost:3000/api/health" and cfg.health.expect_json == {"status": "ok"}
+    assert cfg.tenants.schools_collection == "schools" and cfg.tenants.active_filter == {"deleted_at": None}
+    assert cfg.tenants.db_name_field == "db_name" and cfg.tenants.central_db_uri_env == "CENTRAL_DB_URI"
+    assert cfg.cleanup.collection == "internshipcases" and len(RUNBOOK_CLEANUP_FIELDS) == 10
+    assert cfg.cleanup.unset_fields == RUNBOOK_CLEANUP_FIELDS
+    assert cfg.cleanup.drop_collections == ["internship_case_attempts"]
+    assert cfg.thresholds.backend_response_s == 5 and cfg.thresholds.assessment_timeout_s == 120
+
+
+def test_the_example_file_is_valid_and_equals_the_defaults() -> None:
+    settings = load_settings(example_config_path(), env_file=False)
+    assert settings.runbook == parse_runbook({})
+
+
+@pytest.mark.parametrize(("data", "key", "expected"), [
+    ({"target": {"rollback_target": "HEAD~1"}}, "target.rollback_target", "commit id"),
+    ({"health": {"url": "not a url"}}, "health.url", "URL"),
+    ({"access": {"commanders": ["casey"]}}, "access.commanders", "user id"),
+    ({"access": {"incident_channels": ["#incident"]}}, "access.incident_channels", "channel id"),
+    ({"pm2": {"apps": ["ok", "rm -rf /"]}}, "pm2.apps", "pm2 app name"),
+    ({"pm2": {"restart_timeout_s": -1}}, "pm2.restart_timeout_s", "greater than 0"),
+    ({"targt": {}}, "targt", "unknown key"),
+    ({"target": {"env_file": "../../etc/passwd"}}, "target.env_file", "inside the repository"),
+])
+def test_errors_name_the_key_and_what_is_expected(data: dict[str, object], key: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        parse_runbook(data, "rollback.yml")
+    assert f"  {key}:" in error.value.message and expected in error.value.message
+
+
+def test_a_missing_secret_fails_naming_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+    settings = Settings(runbook=parse_runbook({}), secrets=Secrets(_env_file=None))  # type: ignore[call-arg]
+    with pytest.raises(ConfigError, match="SLACK_BOT_TOKEN, SLACK_APP_TOKEN"):
+        settings.require("slack_bot_token", "slack_app_token")
+
+
+def test_secrets_come_from_a_dotenv_in_the_working_directory_and_stay_secret(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SLACK_BOT_TOKEN", raising=False)
+    (tmp_path / ".env").write_text("SLACK_BOT_TOKEN=xoxb-from-dotenv\n")
+    (tmp_path / "rollback.yml").write_text("pm2: {apps: [api]}\n")
+    settings = load_settings()
+    assert settings.secrets.slack_bot_token is not None
+    assert settings.secrets.slack_bot_token.get_secret_value() == "xoxb-from-dotenv"
+    assert "xoxb-from-dotenv" not in repr(settings) and settings.runbook.pm2.apps == ["api"]
+
+
+def test_config_path_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "elsewhere.yml"
+    path.write_text("store: {incident_prefix: INC}\n")
+    monkeypatch.setenv("ROLLBACK_CONFIG", str(path))
+    assert load_settings(env_file=False).runbook.store.incident_prefix == "INC"
+    monkeypatch.setenv("ROLLBACK_CONFIG", str(tmp_path / "missing.yml"))
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings(env_file=False)
+
+
+def test_invalid_yaml_is_reported_not_raised(tmp_path: Path) -> None:
+    path = tmp_path / "rollback.yml"
+    path.write_text("target: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_settings(path, env_file=False)
