@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
+
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -24,9 +29,7 @@ from slack_bolt import Ack, App  # noqa: E402
 from slack_bolt.adapter.socket_mode import SocketModeHandler  # noqa: E402
 
 from bot.emulator import Emulator  # noqa: E402
-from bot.runtime import socket_mode_bot  # noqa: E402
 from bot.sandbox import create_sandbox  # noqa: E402
-from tests.conftest import make_settings  # noqa: E402
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -46,10 +49,34 @@ def burst(emulator: Emulator, n: int, text: str) -> list[float]:
     return latencies
 
 
-def measure(setup: Callable[[Emulator], Callable[[], None]], n: int, rounds: int) -> list[float]:
-    with Emulator(ack_timeout=3.0) as emulator:
-        teardown = setup(emulator)
+def wait_connected(emulator: Emulator, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while emulator.socket_count < 1:
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError("the app under test did not connect over Socket Mode")
+        time.sleep(0.05)
+
+
+def measure(app: str, n: int, rounds: int) -> list[float]:
+    """Run the app under test as its own process (as a real bot is), against an emulator in this one."""
+    with Emulator(ack_timeout=3.0) as emulator, tempfile.TemporaryDirectory(prefix="ack-bench-") as tmp:
+        env = {**os.environ, **emulator.bot_env(), "LOG_LEVEL": "warning"}
+        if app == "bare-bolt":
+            command = [sys.executable, __file__, "--serve-bare"]
+        else:
+            sandbox = create_sandbox(Path(tmp) / "target")
+            config = Path(tmp) / "rollback.yml"
+            config.write_text(yaml.safe_dump({
+                "target": {"repo_path": str(sandbox.repo), "rollback_target": sandbox.good_commit[:7]},
+                "access": {"incident_channels": ["C0INCIDENT"], "commanders": ["@oncall"]},
+                "store": {"data_dir": str(Path(tmp) / "data")},
+            }))
+            command = [sys.executable, "-m", "bot.cli", "--config", str(config), "run"]
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
         try:
+            wait_connected(emulator, process)
+            if app != "bare-bolt":
+                emulator.slash("casey", "incident-rollback", "start bench").wait(10)  # a real incident to show
             burst(emulator, 5, "status")  # warm up connections and thread pools
             time.sleep(0.5)
             latencies: list[float] = []
@@ -58,43 +85,43 @@ def measure(setup: Callable[[Emulator], Callable[[], None]], n: int, rounds: int
                 time.sleep(0.3)
             return latencies
         finally:
-            teardown()
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
-def bare_bolt(emulator: Emulator) -> Callable[[], None]:
-    app = App(client=None, token=emulator.ws.app.bot_token, token_verification_enabled=False,
+def serve_bare() -> int:
+    """The baseline: a Bolt app over the same Socket Mode adapter whose only listener acks."""
+    app = App(token=os.environ["SLACK_BOT_TOKEN"], token_verification_enabled=False,
               request_verification_enabled=False)
-    app.client.base_url = emulator.api_url
+    app.client.base_url = os.environ["SLACK_API_URL"]
 
     @app.command("/rollback")
     def only_ack(ack: Ack) -> None:
         ack()
 
-    handler = SocketModeHandler(app, emulator.ws.app.app_token, web_client=app.client)
+    handler = SocketModeHandler(app, os.environ["SLACK_APP_TOKEN"], web_client=app.client)
     handler.connect()
-    return handler.close
-
-
-def rollback_bot(emulator: Emulator) -> Callable[[], None]:
-    tmp = tempfile.TemporaryDirectory(prefix="ack-bench-")
-    sandbox = create_sandbox(Path(tmp.name) / "target")
-    bot = socket_mode_bot(make_settings(emulator, sandbox, Path(tmp.name) / "data")).start()
-    emulator.slash("casey", "incident-rollback", "start bench").wait(10)  # status has a real incident to show
-
-    def teardown() -> None:
-        bot.close()
-        tmp.cleanup()
-
-    return teardown
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stop.wait()
+    handler.close()
+    return 0
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n", type=int, default=50, help="concurrent commands per burst")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--serve-bare", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    base = measure(bare_bolt, args.n, args.rounds)
-    ours = measure(rollback_bot, args.n, args.rounds)
+    if args.serve_bare:
+        return serve_bare()
+    base = measure("bare-bolt", args.n, args.rounds)
+    ours = measure("rollback-bot", args.n, args.rounds)
     rows = {"bare-bolt": base, "rollback-bot": ours}
     result = {"concurrency": args.n, "rounds": args.rounds, "unit": "ms"}
     print(f"{'app':<14}{'p50 ms':>10}{'p99 ms':>10}{'max ms':>10}{'mean ms':>10}")

@@ -82,6 +82,7 @@ class Emulator:
         self._sockets: list[web.WebSocketResponse] = []
         self._rr = itertools.count()
         self._response_urls: dict[str, dict[str, Any]] = {}
+        self._envelopes: dict[str, tuple[Delivery, int]] = {}
         self._ids = itertools.count(1)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -410,12 +411,16 @@ class Emulator:
         return sock
 
     async def _on_ack(self, data: dict[str, Any]) -> None:
-        delivery = self.deliveries.get(str(data.get("envelope_id")))
-        if delivery is None or delivery.acked_at is not None:
+        found = self._envelopes.get(str(data.get("envelope_id")))
+        if found is None:
             return
+        delivery, attempt = found
+        if delivery.acked_at is not None or attempt != delivery.attempts:
+            return  # an ack for an attempt that was already retried
+        sent = delivery.sent_at[-1]
         if self._slow_acks:
             await asyncio.sleep(self._slow_acks)
-        if time.monotonic() - delivery.sent_at[-1] > self.ack_timeout:
+        if time.monotonic() - sent > self.ack_timeout or attempt != delivery.attempts:
             return  # too late: the timeout already handled it
         self._acked(delivery, data.get("payload"))
 
@@ -436,7 +441,9 @@ class Emulator:
             delivery.failed = "no_socket_connection"
             delivery.done.set()
             return
-        envelope: dict[str, Any] = {"envelope_id": delivery.id, "type": delivery.kind, "payload": delivery.payload,
+        envelope_id = delivery.id if delivery.attempts == 1 else f"{delivery.id}-retry{delivery.attempts - 1}"
+        self._envelopes[envelope_id] = (delivery, delivery.attempts)
+        envelope: dict[str, Any] = {"envelope_id": envelope_id, "type": delivery.kind, "payload": delivery.payload,
                                     "accepts_response_payload": delivery.kind != "events_api"}
         if delivery.kind == "events_api":
             envelope["retry_attempt"] = delivery.attempts - 1
