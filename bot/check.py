@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import json
-import shutil
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from bot.config import Settings
 from bot.ops.git import GitRepo
+from bot.ops.process import find_executable
 from bot.redact import redact_uri
+from bot.runbook.envfile import read_env_file
 
 
 @dataclass(frozen=True)
@@ -25,30 +25,6 @@ class CheckLine:
     def __str__(self) -> str:
         mark = "ok  " if self.ok else ("FAIL" if self.required else "warn")
         return f"[{mark}] {self.name}: {self.detail}"
-
-
-def read_env_file(path: Path) -> dict[str, str]:
-    """Parse a dotenv file (KEY=value, comments, optional quotes) without executing anything."""
-    values: dict[str, str] = {}
-    for raw in path.read_text(encoding="utf-8").splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        key, value = line.removeprefix("export ").split("=", 1)
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        values[key.strip()] = value
-    return values
-
-
-def find_executable(name: str) -> str | None:
-    """PATH first, then the project-local tools folder that `make` installs into."""
-    found = shutil.which(name)
-    if found:
-        return found
-    local = Path(__file__).resolve().parent.parent / ".tools" / "node_modules" / ".bin" / name
-    return str(local) if local.exists() else None
 
 
 def _git(settings: Settings) -> list[CheckLine]:

@@ -25,7 +25,14 @@ CATALOG: list[Usage] = [
           "open a rollback incident in this channel and post its control panel "
           "(<time>: 14:05 or 2026-02-07T14:05Z in UTC, or 20m ago)"),
     Usage(Subcommand.STATUS, "status [RB-0007]", "show the incident's timeline with real times"),
-    Usage(Subcommand.HELP, "help", "list the subcommands"),
+    Usage(Subcommand.BACKUP, "backup", "runbook step 1: record the commit, dump every tenant database, save pm2 "
+                                       "logs and .env; counts verified"),
+    Usage(Subcommand.REVERT, "revert [commit]", "step 2: reset the code to the rollback target (default from the "
+                                                "config); uncommitted work is stashed first"),
+    Usage(Subcommand.REBUILD, "rebuild", "step 3: `yarn build` (clean install and build again if it fails)"),
+    Usage(Subcommand.RESTART, "restart", "step 4: `pm2 restart` each app and wait until it is online"),
+    Usage(Subcommand.VERIFY, "verify", "step 5: health endpoint, core endpoints and pm2 error logs"),
+    Usage(Subcommand.HELP, "help", "list the subcommands (add `--again` to a step to repeat one that succeeded)"),
 ]
 
 
@@ -41,6 +48,8 @@ class Parsed:
 
 
 _OPTIONS = {Subcommand.START: {"--detected"}}
+_FLAGS = {sub: {"--again"} for sub in (Subcommand.BACKUP, Subcommand.REVERT, Subcommand.REBUILD,
+                                       Subcommand.RESTART, Subcommand.VERIFY)}
 
 
 def parse(text: str) -> Parsed:
@@ -61,12 +70,15 @@ def parse(text: str) -> Parsed:
     except ValueError:
         raise BadInput(f"`{quote(head)}` is not a {SLASH_COMMAND} subcommand.", hint=usage_text()) from None
     allowed = _OPTIONS.get(sub, set())
+    flags = _FLAGS.get(sub, set())
     args: list[str] = []
     options: dict[str, str] = {}
     i = 0
     while i < len(rest):
         word = rest[i]
-        if word.startswith("--"):
+        if word in flags:
+            options[word] = "yes"
+        elif word.startswith("--") or (flags and word.startswith("-")):
             name = word.split("=", 1)[0]
             if name not in allowed:
                 raise BadInput(f"`{quote(name)}` is not an option of `{SLASH_COMMAND} {sub}`.", hint=usage_for(sub))

@@ -13,13 +13,22 @@ SLASH_COMMAND = "/rollback"
 class Subcommand(StrEnum):
     START = "start"
     STATUS = "status"
+    BACKUP = "backup"
+    REVERT = "revert"
+    REBUILD = "rebuild"
+    RESTART = "restart"
+    VERIFY = "verify"
     HELP = "help"
+
+
+STEP_SUBCOMMANDS = (Subcommand.BACKUP, Subcommand.REVERT, Subcommand.REBUILD, Subcommand.RESTART, Subcommand.VERIFY)
 
 
 class Action(StrEnum):
     """action_id of every interactive element."""
 
     STATUS = "rollback_status"
+    STEP = "rollback_step"  # one button per step: "rollback_step:<step>"
     HELP = "rollback_help"
     CRITERION = "rollback_criterion"
     CHECKLIST = "rollback_checklist"
@@ -31,6 +40,8 @@ class Block(StrEnum):
     PANEL_HEADER = "panel_header"
     CRITERIA = "panel_criteria"
     CHECKLIST = "panel_checklist"
+    STEPS = "panel_steps"
+    STEP_BUTTONS = "panel_step_buttons"
     ACTIONS = "panel_actions"
 
 

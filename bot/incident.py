@@ -111,6 +111,7 @@ class Incident(BaseModel):
     criteria: dict[str, Tick] = Field(default_factory=dict)
     checklist: dict[str, Tick] = Field(default_factory=dict)
     panel_ts: str | None = None
+    running_step: str | None = None
     timeline: list[TimelineEntry] = Field(default_factory=list)
     version: int = 0
 

@@ -6,11 +6,12 @@ import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bot.access import Access
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
+from bot.incident import Incident, StepRun
 from bot.service import RollbackService
 from bot.slack import SlackDirectory, SlackMessenger, web_client
 from bot.store import Store, open_store
@@ -49,7 +50,13 @@ def build_services(settings: Settings, *, store: Store | None = None, clock: Clo
     )
     messenger = SlackMessenger(client)
     access = Access(settings.runbook.access, SlackDirectory(client))
-    service = RollbackService(settings, store, messenger, access, clock, ui.panel)
+    target = settings.runbook.target.rollback_target
+
+    def render_panel(incident: Incident, runs: list[StepRun]) -> tuple[str, list[dict[str, Any]]]:
+        return ui.panel(incident, runs, target)
+
+    service = RollbackService(settings, store, messenger, access, clock, render_panel)
+    service.recover()
     return Services(settings=settings, store=store, rollback=service, messenger=messenger, clock=clock)
 
 

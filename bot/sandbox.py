@@ -1,15 +1,21 @@
 """A sandbox target like the runbook's: a git repository of a small Node.js backend.
 
 History: a known-good commit, then "Phase 1–3" commits that break it (the health endpoint answers
-500). Used by the tests and by `rollback-bot local`.
+500). A `.env` with canary secrets, tenant data, and both pm2 apps under the sandbox's own PM2_HOME.
+Used by the tests, the benchmarks, `rollback-bot sandbox` and `rollback-bot local`.
 """
 
 from __future__ import annotations
 
 import json
 import secrets
+import socket
+import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import git
 
@@ -68,8 +74,18 @@ PHASES = [
 ]
 
 SERVER_BROKEN_PATCH = ("'/api/health': (req, res) => send(res, 200, { status: 'ok' }),",
-                       "'/api/health': (req, res) => send(res, 500, { status: 'error', error: "
-                       "require('./assessment').name || 'assessment service failed' }),")
+                       "'/api/health': (req, res) => { console.error('Error: assessment generation failed'); "
+                       "send(res, 500, { status: 'error', error: 'assessment service failed' }); },")
+
+
+AI_SERVER = """\
+// Stand-in for the runbook's Python AI server: stays up and answers on its own port.
+require('http').createServer((req, res) => res.end('{"status":"ok"}')).listen(0, '127.0.0.1');
+console.log('ai server up');
+"""
+
+TENANTS = [("Alpha School", "alpha"), ("Beta Academy", "beta"), ("Gamma Institute", "gamma")]
+DELETED_TENANT = ("Old School", "old")
 
 
 @dataclass(frozen=True)
@@ -79,6 +95,30 @@ class Sandbox:
     good_commit: str
     broken_commit: str
     canaries: dict[str, str]
+    port: int = 3000
+    central_uri: str = ""
+    tenant_dbs: tuple[str, ...] = ()
+    pm2_home: Path | None = None
+    apps: tuple[str, ...] = ("ai-professor-backend-5000", "ai-professor-python")
+
+    @property
+    def health_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api/health"
+
+    def config(self) -> dict[str, object]:
+        """The rollback.yml sections that point the bot at this sandbox."""
+        return {
+            "target": {"repo_path": str(self.repo), "rollback_target": self.good_commit[:7]},
+            "pm2": {"apps": list(self.apps), "home": str(self.pm2_home) if self.pm2_home else None,
+                    "restart_timeout_s": 20},
+            "health": {"url": self.health_url, "timeout_s": 8},
+        }
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def _commit(repo: git.Repo, message: str, files: dict[str, str]) -> str:
@@ -91,8 +131,13 @@ def _commit(repo: git.Repo, message: str, files: dict[str, str]) -> str:
     return repo.index.commit(message, author=author, committer=author).hexsha
 
 
-def create_sandbox(root: Path, *, port: int = 3000) -> Sandbox:
-    """Write the target repository under ``root/ai-professor-backend`` and return what was made."""
+def create_sandbox(root: Path, *, port: int | None = None, mongo_uri: str | None = None) -> Sandbox:
+    """Write the target repository under ``root/ai-professor-backend`` and return what was made.
+
+    Tenant data goes to ``mongo_uri`` (a real server) or, by default, to an in-process mongomock server.
+    Nothing runs yet: ``start_apps`` builds the broken HEAD and starts it under pm2.
+    """
+    port = port or free_port()
     repo_dir = Path(root) / "ai-professor-backend"
     repo_dir.mkdir(parents=True, exist_ok=False)
     repo = git.Repo.init(repo_dir, initial_branch="main")
@@ -112,11 +157,95 @@ def create_sandbox(root: Path, *, port: int = 3000) -> Sandbox:
         broken = _commit(repo, message, {name: content})
     server = SERVER_GOOD.replace(*SERVER_BROKEN_PATCH)
     broken = _commit(repo, "Phase 3: Wire assessment into health", {"src/server.js": server})
+    token = secrets.token_hex(4)
+    if mongo_uri:
+        split = urlsplit(mongo_uri)
+        central_uri = urlunsplit((split.scheme, split.netloc, f"/sbx{token}_central", split.query, ""))
+    else:
+        central_uri = f"mongomock://backend:canary-db-{secrets.token_hex(6)}@sandbox-{token}/central"
+    tenant_dbs = tuple(f"sbx{token}_{slug}" for _, slug in TENANTS)
     canaries = {
-        "CENTRAL_DB_URI": f"mongodb://backend:canary-db-{secrets.token_hex(6)}@127.0.0.1:27017/central",
+        "CENTRAL_DB_URI": central_uri,
         "JWT_SECRET": f"canary-jwt-{secrets.token_hex(8)}",
         "HEALTH_BEARER_TOKEN": f"canary-bearer-{secrets.token_hex(8)}",
     }
     env = "\n".join([f"PORT={port}", "ENABLE_REALTIME_TIPS=true", *(f"{k}={v}" for k, v in canaries.items())])
-    (repo_dir / ".env").write_text(env + "\n", encoding="utf-8")
-    return Sandbox(root=Path(root), repo=repo_dir, good_commit=good, broken_commit=broken, canaries=canaries)
+    (repo_dir / ".env").write_text("# backend settings\n" + env + "\n", encoding="utf-8")
+    (Path(root) / "ai-server").mkdir(exist_ok=True)
+    (Path(root) / "ai-server" / "ai.js").write_text(AI_SERVER, encoding="utf-8")
+    sandbox = Sandbox(root=Path(root), repo=repo_dir, good_commit=good, broken_commit=broken, canaries=canaries,
+                      port=port, central_uri=central_uri, tenant_dbs=tenant_dbs, pm2_home=Path(root) / "pm2-home")
+    seed_tenants(sandbox)
+    return sandbox
+
+
+def seed_tenants(sandbox: Sandbox) -> None:
+    """Central `schools` (one soft-deleted) and per-tenant databases carrying the Phase 1–3 fields."""
+    from bot.config import RUNBOOK_CLEANUP_FIELDS
+    from bot.ops import tenants
+
+    client = tenants.connect(sandbox.central_uri)
+    try:
+        central = client[tenants.default_database(sandbox.central_uri)]
+        schools: list[dict[str, Any]] = [{"name": name, "db_name": db, "deleted_at": None}
+                   for (name, _), db in zip(TENANTS, sandbox.tenant_dbs, strict=True)]
+        old_db = sandbox.tenant_dbs[0].rsplit("_", 1)[0] + "_" + DELETED_TENANT[1]
+        schools.append({"name": DELETED_TENANT[0], "db_name": old_db, "deleted_at": datetime(2026, 1, 5, tzinfo=UTC)})
+        central.schools.insert_many(schools)
+        for index, db_name in enumerate(sandbox.tenant_dbs):
+            db = client[db_name]
+            cases = []
+            for n in range(4 + 2 * index):
+                case = {"title": f"Case {n}", "internship_id": f"int-{n % 2}", "created_at": datetime(2026, 2, 1,
+                                                                                                    tzinfo=UTC)}
+                if n % 3 != 2:  # most cases were migrated by Phase 1 and carry the new fields
+                    case.update({field: f"{field}-{n}" for field in RUNBOOK_CLEANUP_FIELDS})
+                cases.append(case)
+            db.internshipcases.insert_many(cases)
+            db.internship_case_attempts.insert_many([{"case": n, "attempt": a} for n in range(3) for a in range(2)])
+            db.users.insert_many([{"name": f"student-{n}", "role": "student"} for n in range(3)])
+        client[old_db].internshipcases.insert_one({"title": "archived"})
+    finally:
+        tenants.close(client)
+
+
+def start_apps(sandbox: Sandbox) -> None:
+    """Build the checked-out code with the real yarn and start both apps under the real pm2."""
+    from bot.ops.build import Yarn
+    from bot.ops.health import probe
+    from bot.ops.pm2 import Pm2
+
+    build = Yarn().rebuild(sandbox.repo)
+    if not build.ok:
+        raise RuntimeError(f"the sandbox did not build: {build.last.tail(5)}")
+    pm2 = Pm2(home=sandbox.pm2_home)
+    started = pm2.start(sandbox.repo / "dist" / "server.js", sandbox.apps[0], sandbox.repo)
+    if not started.ok:
+        raise RuntimeError(f"pm2 could not start the backend: {started.tail(5)}")
+    pm2.start(sandbox.root / "ai-server" / "ai.js", sandbox.apps[1], sandbox.root / "ai-server")
+    deadline = time.monotonic() + 20
+    while probe(sandbox.health_url, timeout=2).status is None:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the sandbox backend did not start listening")
+        time.sleep(0.2)
+
+
+def stop_apps(sandbox: Sandbox) -> None:
+    """Stop the sandbox's own pm2 daemon (its PM2_HOME), leaving nothing running."""
+    from bot.ops.pm2 import Pm2
+
+    if sandbox.pm2_home and sandbox.pm2_home.exists():
+        Pm2(home=sandbox.pm2_home).kill()
+
+
+def drop_tenants(sandbox: Sandbox) -> None:
+    """Remove the sandbox's databases (needed on a real server; free for mongomock)."""
+    from bot.ops import tenants
+
+    client = tenants.connect(sandbox.central_uri)
+    try:
+        for name in (tenants.default_database(sandbox.central_uri), *sandbox.tenant_dbs,
+                     sandbox.tenant_dbs[0].rsplit("_", 1)[0] + "_old"):
+            client.drop_database(name)
+    finally:
+        tenants.close(client)

@@ -25,13 +25,18 @@ from bot.incident import (
     PRE_ROLLBACK_CHECKLIST,
     Incident,
     Milestone,
+    StepRun,
     format_incident_id,
     looks_like_incident_id,
 )
 from bot.ops.git import GitRepo
+from bot.redact import redact
+from bot.runner import STEPS, Outcome, StepRunner, all_secret_values
 from bot.store import ActiveIncidentExists, Store
 
 log = logging.getLogger(__name__)
+
+PanelRenderer = Callable[[Incident, list[StepRun]], tuple[str, list[dict[str, Any]]]]
 
 
 class Messenger(Protocol):
@@ -59,7 +64,7 @@ class StatusView:
 
 class RollbackService:
     def __init__(self, settings: Settings, store: Store, messenger: Messenger, access: Access,
-                 clock: Clock, panel_renderer: Callable[[Incident], tuple[str, list[dict[str, Any]]]]) -> None:
+                 clock: Clock, panel_renderer: PanelRenderer) -> None:
         self.settings = settings
         self.config = settings.runbook
         self.store = store
@@ -67,6 +72,7 @@ class RollbackService:
         self.access = access
         self.clock = clock
         self.render_panel = panel_renderer
+        self.runner = StepRunner(self)
 
     # ---- lookups ---------------------------------------------------------------------------------------
     def _keys(self, channel: str) -> list[str]:
@@ -135,7 +141,7 @@ class RollbackService:
             raise Conflict("Another rollback is already active for this channel or target.") from None
         self.store.audit(now, actor, "incident.started", incident.id, channel=channel, reason=incident.reason,
                          detected_at=detected_at.isoformat(), commit=head.sha)
-        text, blocks = self.render_panel(incident)
+        text, blocks = self.render_panel(incident, [])
         ts = self.messenger.post(channel, text, blocks)
 
         def set_panel(fresh: Incident) -> None:
@@ -236,8 +242,34 @@ class RollbackService:
 
     def refresh_panel(self, incident: Incident) -> None:
         if incident.panel_ts:
-            text, blocks = self.render_panel(incident)
+            text, blocks = self.render_panel(incident, self.store.step_runs(incident.id))
             self.messenger.update(incident.channel, incident.panel_ts, text, blocks)
+
+    # ---- runbook steps --------------------------------------------------------------------------------------
+    def run_step(self, actor: str, channel: str, name: str, args: list[str], again: bool = False) -> Outcome:
+        """backup, revert, rebuild, restart, verify: the same call for the subcommand and the panel button."""
+        self.access.require_channel(channel)
+        self.access.require_commander(actor)
+        step = STEPS.get(name)
+        if step is None:
+            raise BadInput(f"`{quote(name)}` is not a runbook step.", hint=f"Try `{SLASH_COMMAND} help`.")
+        incident = self._active_in(channel)
+        return self.runner.run(incident, step, actor, args, again)
+
+    def recover(self) -> list[StepRun]:
+        """At start-up: steps left running by a previous process become interrupted (re-runnable)."""
+        return self.runner.recover_all()
+
+    def secrets(self) -> list[str]:
+        return all_secret_values(self)
+
+    def say(self, channel: str, text: str, thread_ts: str | None = None, secrets: list[str] | None = None) -> str:
+        """Post into the incident (thread), with every known secret removed first."""
+        clean = redact(text, self.secrets() if secrets is None else secrets)
+        return self.messenger.post(channel, *_plain(clean), thread_ts=thread_ts)
+
+    def update_text(self, channel: str, ts: str, text: str) -> None:
+        self.messenger.update(channel, ts, *_plain(text))
 
 
 def _tick(actor: str, now: datetime) -> Any:

@@ -12,7 +12,9 @@ from bot.incident import (
     ROLLBACK_CRITERIA,
     Incident,
     Item,
+    StepRun,
 )
+from bot.runbook import STEPS, Step
 
 Blocks = list[dict[str, Any]]
 
@@ -32,8 +34,28 @@ def _groups() -> list[tuple[str, list[Item]]]:
     return list(groups.items())
 
 
-def panel(incident: Incident) -> tuple[str, Blocks]:
+def _step_button(step: Step, incident: Incident, target: str) -> dict[str, Any]:
+    button: dict[str, Any] = {"type": "button", "action_id": f"{Action.STEP}:{step.name}",
+                              "text": {"type": "plain_text", "text": step.title}, "value": incident.id}
+    if step.name == "revert":
+        button["style"] = "danger"
+        button["confirm"] = {
+            "title": {"type": "plain_text", "text": "Revert the code?"},
+            "text": {"type": "mrkdwn", "text": f"`git reset --hard {target}` in `{incident.target}`. The bot shows the "
+                                               "commits it drops and stashes uncommitted work first."},
+            "confirm": {"type": "plain_text", "text": "Revert"},
+            "deny": {"type": "plain_text", "text": "Cancel"},
+            "style": "danger",
+        }
+    return button
+
+
+def panel(incident: Incident, runs: list[StepRun] | None = None, target: str = "the rollback target"
+          ) -> tuple[str, Blocks]:
     """The control panel: posted by `start`, updated in place as the incident changes."""
+    latest: dict[str, StepRun] = {}
+    for run in runs or []:
+        latest[run.step] = run
     state = "active" if incident.active else "closed"
     title = f"🚨 Rollback {incident.id} — {state}"
     blocks: Blocks = [
@@ -56,6 +78,11 @@ def panel(incident: Incident) -> tuple[str, Blocks]:
         criteria_elements.append(element)
         del group
     blocks.append({"type": "actions", "block_id": Block.CRITERIA, "elements": criteria_elements})
+    blocks.append({"type": "section", "block_id": Block.STEPS, "text": _text(
+        render("steps.md.j2", steps=list(STEPS.values()), latest=latest))})
+    if incident.active:
+        blocks.append({"type": "actions", "block_id": Block.STEP_BUTTONS,
+                       "elements": [_step_button(step, incident, target) for step in STEPS.values()]})
     blocks.append({"type": "section", "block_id": Block.CHECKLIST, "text": _text(
         render("checklist.md.j2", incident=incident, items=PRE_ROLLBACK_CHECKLIST))})
     manual = [item for item in PRE_ROLLBACK_CHECKLIST if not item.automatic]

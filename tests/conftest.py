@@ -13,7 +13,7 @@ import pytest
 from bot.config import Secrets, Settings, parse_runbook
 from bot.emulator import Emulator
 from bot.runtime import HttpBot, SocketModeBot, socket_mode_bot
-from bot.sandbox import Sandbox, create_sandbox
+from bot.sandbox import Sandbox, create_sandbox, drop_tenants, start_apps, stop_apps
 from bot.store import Store
 from bot.store.sqlite import SQLiteStore
 
@@ -29,13 +29,27 @@ def emulator() -> Iterator[Emulator]:
 
 
 @pytest.fixture
-def sandbox(tmp_path: Path) -> Sandbox:
-    return create_sandbox(tmp_path / "target")
+def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
+    """The runbook's target: git repo, .env with canaries, tenant data (mongomock, or TEST_MONGODB_URI)."""
+    made = create_sandbox(tmp_path / "target", mongo_uri=os.environ.get("TEST_MONGODB_URI"))
+    yield made
+    if os.environ.get("TEST_MONGODB_URI"):
+        drop_tenants(made)
+
+
+@pytest.fixture
+def live_sandbox(sandbox: Sandbox) -> Iterator[Sandbox]:
+    """The sandbox built with the real yarn and running under its own real pm2 daemon."""
+    try:
+        start_apps(sandbox)
+        yield sandbox
+    finally:
+        stop_apps(sandbox)
 
 
 def make_settings(emulator: Emulator, sandbox: Sandbox, data_dir: Path, **overrides: Any) -> Settings:
     config: dict[str, Any] = {
-        "target": {"repo_path": str(sandbox.repo), "rollback_target": sandbox.good_commit[:7]},
+        **sandbox.config(),
         "access": {"incident_channels": [INCIDENT], "commanders": ["@oncall"], "approvers": ["@backend-leads"]},
         "slack": {"stakeholder_channel": STAKEHOLDERS},
         "contacts": {"backend_lead": [APPROVER], "database_admin": ["@backend-leads"]},

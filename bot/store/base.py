@@ -121,6 +121,10 @@ class Store(ABC):
     def save_step_run(self, run: StepRun) -> StepRun:
         return self._save("step_run", run)
 
+    def get_step_run(self, run_id: str) -> StepRun | None:
+        doc = self._get("step_run", run_id)
+        return StepRun.model_validate(doc) if doc else None
+
     def step_runs(self, incident_id: str) -> list[StepRun]:
         docs = self._find("step_run", incident_id=incident_id)
         return sorted((StepRun.model_validate(d) for d in docs), key=lambda r: r.started_at)

@@ -39,6 +39,12 @@ def register(app: App, services: Services) -> None:
         text = render("help.md.j2", command=SLASH_COMMAND, subcommands=services.rollback.help())
         respond(text=text, blocks=ui.section(text), response_type="ephemeral", replace_original=False)
 
+    @app.action(re.compile(rf"^{Action.STEP}:[a-z]+$"))
+    @acked(services)
+    def step(body: dict[str, Any], action: dict[str, Any]) -> None:
+        user, channel = _who(body)
+        services.rollback.run_step(user, channel, action["action_id"].split(":", 1)[1], [])
+
     @app.action(re.compile(rf"^{Action.CRITERION}:\d+$"))
     @acked(services)
     def criteria(body: dict[str, Any], action: dict[str, Any]) -> None:

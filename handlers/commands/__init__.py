@@ -11,7 +11,7 @@ from slack_bolt.context.respond import Respond
 from bot import ui
 from bot.commands import Parsed, parse
 from bot.comms import render
-from bot.ids import SLASH_COMMAND, Subcommand
+from bot.ids import SLASH_COMMAND, STEP_SUBCOMMANDS, Subcommand
 from bot.runtime import Services
 from handlers.work import acked
 
@@ -34,7 +34,13 @@ def _help(services: Services, command: dict[str, Any], parsed: Parsed, respond: 
     respond(text=text, blocks=ui.section(text), response_type="ephemeral")
 
 
-ROUTES: dict[Subcommand, Route] = {Subcommand.START: _start, Subcommand.STATUS: _status, Subcommand.HELP: _help}
+def _step(services: Services, command: dict[str, Any], parsed: Parsed, respond: Respond) -> None:
+    services.rollback.run_step(command["user_id"], command["channel_id"], parsed.sub.value, parsed.args,
+                               again="--again" in parsed.options)
+
+
+ROUTES: dict[Subcommand, Route] = {Subcommand.START: _start, Subcommand.STATUS: _status, Subcommand.HELP: _help,
+                                   **{sub: _step for sub in STEP_SUBCOMMANDS}}
 
 
 def register(app: App, services: Services) -> None:

@@ -142,7 +142,7 @@ def test_ticking_criteria_and_the_checklist_updates_the_panel_in_place(emulator:
     emulator.click("casey", "incident-rollback", panel["ts"], "rollback_checklist", selected=["document"]).wait()
     updated = emulator.ws.wait_for(
         lambda: (m := emulator.ws.message(INCIDENT, panel["ts"])) and m.get("updates", 0) >= 2 and m, 10, "update 2")
-    criteria = updated["blocks"][4]["elements"][0]
+    criteria = next(b for b in updated["blocks"] if b.get("block_id") == "panel_criteria")["elements"][0]
     assert [o["value"] for o in criteria["initial_options"]] == ["gen_fail", "crash_loop"]
     assert "✅ Document the issue" in str(updated["blocks"])
     assert len(panels(emulator)) == 1

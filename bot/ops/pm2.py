@@ -1,0 +1,102 @@
+"""pm2, through its own CLI: `pm2 jlist` JSON for state, `pm2 restart <app>`, log files pm2 reports."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from bot.errors import StepFailed
+from bot.ops.process import Completed, run
+
+CRITICAL = re.compile(r"(?i)\b(fatal|unhandled|uncaught|exception|error:|ECONNREFUSED|EADDRINUSE|segfault|"
+                      r"out of memory|TypeError|ReferenceError|SyntaxError|MongoServerError|MongoNetworkError)")
+
+
+@dataclass(frozen=True)
+class AppState:
+    name: str
+    status: str
+    restarts: int
+    pid: int | None
+    out_log: Path | None
+    err_log: Path | None
+
+    @property
+    def online(self) -> bool:
+        return self.status == "online"
+
+
+class Pm2:
+    def __init__(self, executable: str = "pm2", home: Path | None = None) -> None:
+        self.executable = executable
+        self.home = home
+
+    def _env(self) -> dict[str, str]:
+        return {"PM2_HOME": str(self.home)} if self.home else {}
+
+    def _run(self, *args: str, timeout: float = 60.0) -> Completed:
+        return run([self.executable, *args], env=self._env(), timeout=timeout)
+
+    def jlist(self) -> list[AppState]:
+        result = self._run("jlist")
+        if not result.ok:
+            raise StepFailed(f"`pm2 jlist` failed: {result.tail(3)}")
+        start = result.output.find("[")
+        try:
+            data = json.loads(result.output[start:]) if start >= 0 else []
+        except ValueError:
+            raise StepFailed("`pm2 jlist` did not print JSON") from None
+        states = []
+        for proc in data:
+            env = proc.get("pm2_env", {})
+            states.append(AppState(
+                name=str(proc.get("name")), status=str(env.get("status", "unknown")),
+                restarts=int(env.get("restart_time", 0)), pid=proc.get("pid") or None,
+                out_log=Path(env["pm_out_log_path"]) if env.get("pm_out_log_path") else None,
+                err_log=Path(env["pm_err_log_path"]) if env.get("pm_err_log_path") else None,
+            ))
+        return states
+
+    def state(self, app: str) -> AppState | None:
+        return next((s for s in self.jlist() if s.name == app), None)
+
+    def restart(self, *apps: str) -> Completed:
+        """`pm2 restart a b …`: one CLI call for every app (each pm2 invocation costs a Node start-up)."""
+        return self._run("restart", *apps, "--update-env")
+
+    def start(self, script: Path, name: str, cwd: Path) -> Completed:
+        return self._run("start", str(script), "--name", name, "--cwd", str(cwd), "--time")
+
+    def kill(self) -> Completed:
+        return self._run("kill", timeout=30)
+
+    def wait_online(self, previous: dict[str, int | None], timeout: float) -> dict[str, AppState]:
+        """Poll `pm2 jlist` until every app is online with a new pid (after a restart) or the timeout passes."""
+        deadline = time.monotonic() + timeout
+        latest: dict[str, AppState] = {}
+        while True:
+            latest = {s.name: s for s in self.jlist() if s.name in previous}
+            if all(app in latest and latest[app].online and latest[app].pid != pid for app, pid in previous.items()):
+                return latest
+            if time.monotonic() >= deadline:
+                return latest
+            time.sleep(0.25)
+
+
+def tail_file(path: Path | None, lines: int, *, since: int = 0) -> list[str]:
+    """The last `lines` lines of a log file, optionally only what was written after byte offset `since`."""
+    if path is None or not path.exists():
+        return []
+    with path.open("rb") as handle:
+        size = handle.seek(0, 2)
+        start = max(since, size - 256 * 1024 * max(1, lines // 500))
+        handle.seek(start)
+        data = handle.read().decode("utf-8", "replace")
+    return data.splitlines()[-lines:]
+
+
+def critical_lines(lines: list[str]) -> list[str]:
+    return [line for line in lines if CRITICAL.search(line)]

@@ -1,0 +1,191 @@
+"""End to end against the sandbox: real git, real yarn, real pm2, real HTTP, tenant data in MongoDB."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import git
+import pytest
+
+from bot.config import Settings
+from bot.emulator import Emulator
+from bot.incident import Milestone
+from bot.ops import tenants
+from bot.ops.health import probe
+from bot.runtime import SocketModeBot
+from bot.sandbox import Sandbox
+from tests.conftest import COMMANDER, INCIDENT
+
+pytestmark = pytest.mark.slow
+
+TITLES = {"backup": "Backup current state", "revert": "Revert code", "rebuild": "Rebuild backend",
+          "restart": "Restart backend", "verify": "Verify rollback"}
+
+
+def panel_ts(emulator: Emulator) -> str:
+    def find() -> str | None:
+        for m in emulator.ws.channel_messages(INCIDENT):
+            if m.get("blocks") and m["blocks"][0].get("type") == "header":
+                return str(m["ts"])
+        return None
+
+    return emulator.ws.wait_for(find, 10, "the control panel")
+
+
+def run_step(emulator: Emulator, ts: str, text: str, timeout: float = 120) -> str:
+    """Type `/rollback <text>` and wait for the step's progress message to say how it ended."""
+    name = text.split()[0]
+    before = len([m for m in emulator.ws.thread(INCIDENT, ts) if f"*{TITLES[name]}* —" in m["text"]])
+    emulator.slash("casey", "incident-rollback", text).wait()
+
+    def finished() -> str | None:
+        found = [m["text"] for m in emulator.ws.thread(INCIDENT, ts) if f"*{TITLES[name]}* —" in m["text"]]
+        for message in found[before:]:
+            if "— succeeded" in message or "— failed" in message:
+                return message
+        return None
+
+    return emulator.ws.wait_for(finished, timeout, f"{name} to finish")
+
+
+def source_counts(sandbox: Sandbox) -> dict[str, dict[str, int]]:
+    client = tenants.connect(sandbox.central_uri)
+    try:
+        counts = {db: {c: client[db][c].count_documents({}) for c in client[db].list_collection_names()}
+                  for db in sandbox.tenant_dbs}
+        counts["_central"] = {"schools": client[tenants.default_database(sandbox.central_uri)].schools.count_documents(
+            {})}
+        return counts
+    finally:
+        tenants.close(client)
+
+
+def test_a_full_rollback_takes_the_broken_sandbox_back_to_healthy(
+        emulator: Emulator, live_sandbox: Sandbox, settings: Settings,
+        start_bot: Callable[..., SocketModeBot]) -> None:
+    sandbox = live_sandbox
+    repo = git.Repo(sandbox.repo)
+    (sandbox.repo / "src" / "wip.js").write_text("// someone's half-done fix\n")
+    (sandbox.repo / "build.js").write_text((sandbox.repo / "build.js").read_text() + "// local tweak\n")
+    assert probe(sandbox.health_url, timeout=5).status == 500
+    bot = start_bot()
+    emulator.slash("casey", "incident-rollback", "start health returns 500 after Phase 3").wait()
+    ts = panel_ts(emulator)
+
+    backup = run_step(emulator, ts, "backup")
+    assert "— succeeded" in backup and "3 tenant database(s) backed up" in backup and "counts verified" in backup
+    revert = run_step(emulator, ts, "revert")
+    assert "— succeeded" in revert and "uncommitted work stashed" in revert
+    assert "— succeeded" in run_step(emulator, ts, "rebuild")
+    assert "— succeeded" in run_step(emulator, ts, "restart")
+    verify = run_step(emulator, ts, "verify")
+    assert "— succeeded" in verify and "all 4 checks passed" in verify
+
+    # the system is healthy again, at the known-good commit
+    healthy = probe(sandbox.health_url, timeout=5, expect_json={"status": "ok"})
+    assert healthy.ok, healthy.detail
+    assert repo.head.commit.hexsha == sandbox.good_commit
+    # nothing was lost: the uncommitted work is in a stash named after the incident
+    stashes = repo.git.stash("list")
+    assert "rollback-bot RB-0001: before revert" in stashes
+    stashed = repo.git.stash("show", "--include-untracked", "--name-only", "stash@{0}")
+    assert "src/wip.js" in stashed and "build.js" in stashed
+    # the backup: manifest counts equal the source, files in mongorestore's layout, .env private
+    backup_dir = settings.data_dir / "backups" / "RB-0001"
+    manifest = json.loads((backup_dir / "manifest.json").read_text())
+    expected = source_counts(sandbox)
+    for db in sandbox.tenant_dbs:
+        assert {c: v["count"] for c, v in manifest["databases"][db].items()} == expected[db]
+        assert (backup_dir / db / "internshipcases.bson").stat().st_size > 0
+        assert (backup_dir / db / "internshipcases.metadata.json").exists()
+    assert manifest["databases"][manifest["central_database"]]["schools"]["count"] == expected["_central"]["schools"]
+    assert oct((backup_dir / "env.backup").stat().st_mode & 0o777) == "0o600"
+    assert (backup_dir / "pm2" / "ai-professor-backend-5000.log").exists()
+    # the record: milestones, audit chain, checklist ticks
+    incident = bot.services.store.get_incident("RB-0001")
+    assert incident is not None and Milestone.ROLLBACK_COMPLETED in incident.milestones
+    assert {"backup_db", "pm2_logs", "commit"} <= set(incident.checklist)
+    assert bot.services.store.verify_audit().ok
+    actions = [e.action for e in bot.services.store.audit_events("RB-0001")]
+    assert actions.count("step.finished") == 5
+    # the panel shows every step done, updated in place
+    panel = emulator.ws.message(INCIDENT, ts)
+    assert panel is not None and str(panel["blocks"]).count("✅") >= 5 + 3
+    # no secret from the target's .env ever reached Slack
+    everything = emulator.ws.all_text()
+    password = sandbox.canaries["CENTRAL_DB_URI"].split("@")[0].rsplit(":", 1)[1]
+    for name, value in [*sandbox.canaries.items(), ("the database password", password)]:
+        assert value not in everything, f"{name} leaked into Slack"
+
+
+def test_restart_after_revert_needs_a_rebuild_and_repeats_need_again(
+        emulator: Emulator, live_sandbox: Sandbox, settings: Settings,
+        start_bot: Callable[..., SocketModeBot]) -> None:
+    start_bot()
+    emulator.slash("casey", "incident-rollback", "start").wait()
+    ts = panel_ts(emulator)
+    emulator.slash("casey", "incident-rollback", "revert").wait()
+    refusal = emulator.ws.wait_for(lambda: [e.text for e in emulator.ws.ephemerals_for(COMMANDER)
+                                            if "backs up before reverting" in e.text], 20, "the refusal")
+    assert "/rollback backup" in refusal[0]
+    assert "— succeeded" in run_step(emulator, ts, "backup")
+    assert "— succeeded" in run_step(emulator, ts, "revert")
+    emulator.slash("casey", "incident-rollback", "restart").wait()
+    refused = emulator.ws.wait_for(lambda: [e.text for e in emulator.ws.ephemerals_for(COMMANDER)
+                                            if "not rebuilt since" in e.text], 20, "the restart refusal")
+    assert "/rollback rebuild" in refused[0]
+    emulator.slash("casey", "incident-rollback", "backup").wait()
+    again = emulator.ws.wait_for(lambda: [e.text for e in emulator.ws.ephemerals_for(COMMANDER)
+                                          if "already succeeded" in e.text], 20, "the repeat question")
+    assert "/rollback backup --again" in again[0]
+    assert "— succeeded" in run_step(emulator, ts, "backup --again")
+
+
+@pytest.mark.parametrize("argument", [
+    "'; rm -rf /'", "'$(touch /tmp/pwned)'", "'`id`'", "--upload-pack=evil", "-c core.sshCommand=evil",
+    "../../etc/passwd", "HEAD~3", "main", "a" * 300, "'df5b229 ; ls'", "\u0661\u0662\u0663\u0664\u0665\u0666\u0667",
+])
+def test_injection_attempts_in_revert_are_refused_and_change_nothing(
+        emulator: Emulator, sandbox: Sandbox, settings: Settings, start_bot: Callable[..., SocketModeBot],
+        argument: str) -> None:
+    bot = start_bot()
+    repo = git.Repo(sandbox.repo)
+    head = repo.head.commit.hexsha
+    emulator.slash("casey", "incident-rollback", "start").wait()
+    panel_ts(emulator)
+    emulator.slash("casey", "incident-rollback", f"revert {argument}").wait()
+    text = emulator.ws.wait_for(lambda: [e.text for e in emulator.ws.ephemerals_for(COMMANDER)], 10, "a reply")[-1]
+    assert any(hint in text for hint in ("not a commit id", "is not an option", "characters long", "one commit")), text
+    assert repo.head.commit.hexsha == head and not Path("/tmp/pwned").exists()
+    assert bot.services.store.step_runs("RB-0001") == []
+
+
+def test_an_interrupted_step_is_marked_and_can_run_again(
+        emulator: Emulator, sandbox: Sandbox, settings: Settings, start_bot: Callable[..., SocketModeBot]) -> None:
+    from datetime import timedelta
+
+    from bot.incident import StepRun, StepStatus
+
+    first = start_bot()
+    emulator.slash("casey", "incident-rollback", "start").wait()
+    ts = panel_ts(emulator)
+    store = first.services.store
+    # the bot dies in the middle of a backup: a running step with an old heartbeat is left behind
+    now = first.services.clock.now()
+    store.add_step_run(StepRun(id="RB-0001-backup-dead", incident_id="RB-0001", step="backup", actor=COMMANDER,
+                               started_at=now - timedelta(minutes=2), summary="Back up 3 tenant databases",
+                               result={"heartbeat": (now - timedelta(minutes=2)).isoformat()}))
+
+    def running(incident: Any) -> None:
+        incident.running_step = "RB-0001-backup-dead"
+
+    first.services.rollback.mutate("RB-0001", running)
+    first.close()
+    second = start_bot()  # a restart recovers it
+    run = second.services.store.get_step_run("RB-0001-backup-dead")
+    assert run is not None and run.status is StepStatus.INTERRUPTED and "can be run again" in run.summary
+    assert any("interrupted" in m["text"] for m in emulator.ws.thread(INCIDENT, ts))
+    assert "— succeeded" in run_step(emulator, ts, "backup")  # no --again needed after an interruption
