@@ -25,6 +25,7 @@ lint: deps
 
 bench: deps
 	$(BIN)/python bench/ack_latency.py
+	$(BIN)/python bench/rollback_overhead.py
 
 deps: $(VENV)/.installed $(TOOLS)/.installed
 

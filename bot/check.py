@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -61,30 +58,30 @@ def _mongo(settings: Settings) -> CheckLine:
     if not uri:
         return CheckLine("tenant MongoDB", False, f"{tenants.central_db_uri_env} is not set in {target.env_path}")
     try:
-        from pymongo import MongoClient
+        from bot.ops import tenants as tenant_ops
 
-        client: MongoClient[dict[str, object]] = MongoClient(uri, serverSelectionTimeoutMS=3000)
+        client = tenant_ops.connect(uri)
         try:
             client.admin.command("ping")
+            found = tenant_ops.list_tenants(client, uri, settings.runbook.tenants)
         finally:
-            client.close()
+            tenant_ops.close(client)
     except Exception as error:  # noqa: BLE001
         return CheckLine("tenant MongoDB", False, f"{redact_uri(uri)} did not answer ping: "
                          f"{redact_uri(str(error))[:200]}")
-    return CheckLine("tenant MongoDB", True, f"{redact_uri(uri)} answers ping")
+    return CheckLine("tenant MongoDB", True, f"{redact_uri(uri)} answers ping; {len(found)} tenant database(s): "
+                     + ", ".join(t.db_name for t in found))
 
 
 def _health(settings: Settings) -> CheckLine:
+    from bot.ops.health import probe
+
     health = settings.runbook.health
-    url = str(health.url)
-    try:
-        with urllib.request.urlopen(url, timeout=health.timeout_s) as response:  # noqa: S310 - configured URL
-            body = json.loads(response.read() or b"null")
-    except (urllib.error.URLError, OSError, ValueError) as error:
-        return CheckLine("health URL", False, f"{url}: {error} — is the backend running? (health.url)",
-                         required=False)
-    matches = isinstance(body, dict) and all(body.get(k) == v for k, v in health.expect_json.items())
-    return CheckLine("health URL", matches, f"{url} answered {json.dumps(body)[:120]}", required=False)
+    result = probe(str(health.url), timeout=health.timeout_s, expect_json=health.expect_json,
+                   slow_after=settings.runbook.thresholds.backend_response_s)
+    hint = "" if result.ok or result.status else " — is the backend running? (health.url)"
+    return CheckLine("health URL", result.ok, f"{health.url}: {result.detail} in {result.seconds * 1000:.0f} ms{hint}",
+                     required=False)
 
 
 def _slack(settings: Settings) -> CheckLine:

@@ -9,12 +9,16 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
 from bot.config import Settings, load_settings
 from bot.errors import ConfigError
 from bot.redact import RedactingFilter
+
+if TYPE_CHECKING:
+    from bot.sandbox import Sandbox
 
 log = logging.getLogger("rollback_bot")
 
@@ -94,9 +98,9 @@ def cmd_emulator(args: argparse.Namespace) -> int:
     return 0
 
 
-def local_config(root: Path, repo: Path, target: str) -> Path:
+def local_config(root: Path, sandbox: Sandbox) -> Path:
     config = {
-        "target": {"repo_path": str(repo), "rollback_target": target},
+        **sandbox.config(),
         "access": {"incident_channels": ["C0INCIDENT"], "commanders": ["@oncall", "U0COMMANDER"],
                    "approvers": ["@backend-leads"]},
         "slack": {"stakeholder_channel": "C0STAKEHOLD", "alerts_channel": "C0ALERTS"},
@@ -108,19 +112,51 @@ def local_config(root: Path, repo: Path, target: str) -> Path:
     return path
 
 
+def open_sandbox(root: Path, mongo_uri: str | None = None) -> Sandbox:
+    """The sandbox in ``root`` (made on first use), built and running under its own pm2."""
+    from bot.sandbox import Sandbox, create_sandbox, start_apps, stop_apps
+
+    if (root / "sandbox.json").exists():
+        sandbox = Sandbox.load(root)
+        stop_apps(sandbox)  # a clean pm2 daemon for this run
+    else:
+        sandbox = create_sandbox(root, mongo_uri=mongo_uri)
+    start_apps(sandbox)
+    return sandbox
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    from bot.sandbox import Sandbox, stop_apps
+
+    root = Path(args.dir).resolve()
+    if args.stop:
+        stop_apps(Sandbox.load(root))
+        print(f"stopped the sandbox's pm2 daemon ({root / 'pm2-home'})")
+        return 0
+    if root.exists() and any(root.iterdir()) and not (root / "sandbox.json").exists():
+        raise ConfigError(f"{root} is not empty; give a new folder for the sandbox")
+    sandbox = open_sandbox(root, args.mongo_uri)
+    config = local_config(root, sandbox)
+    print(f"sandbox target in {sandbox.repo}\n"
+          f"  HEAD is the broken {sandbox.broken_commit[:7]}; the known-good commit is {sandbox.good_commit[:7]}\n"
+          f"  health: {sandbox.health_url} (answers 500 until rolled back)\n"
+          f"  pm2 apps {', '.join(sandbox.apps)} under PM2_HOME={sandbox.pm2_home}\n"
+          f"  tenants: {', '.join(sandbox.tenant_dbs)}\n"
+          f"  config: {config}\n"
+          f"stop it with: rollback-bot sandbox {args.dir} --stop")
+    return 0
+
+
 def cmd_local(args: argparse.Namespace) -> int:
     from bot.emulator import Emulator
     from bot.local import repl
     from bot.runtime import socket_mode_bot
-    from bot.sandbox import create_sandbox
+    from bot.sandbox import stop_apps
 
     root = Path(args.dir).resolve()
-    repo = root / "target" / "ai-professor-backend"
-    if not repo.exists():
-        sandbox = create_sandbox(root / "target")
-        (root / "good-commit").write_text(sandbox.good_commit[:7])
-    good = (root / "good-commit").read_text().strip()
-    config = local_config(root, repo, good)
+    sandbox = open_sandbox(root / "target")
+    config = local_config(root, sandbox)
+    repo = sandbox.repo
     emulator = Emulator(port=args.port).start()
     os.environ.update(emulator.bot_env())
     settings = load_settings(config, env_file=False)
@@ -138,6 +174,7 @@ def cmd_local(args: argparse.Namespace) -> int:
     finally:
         bot.close()
         emulator.close()
+        stop_apps(sandbox)
     return 0
 
 
@@ -158,6 +195,12 @@ def parser() -> argparse.ArgumentParser:
     emu.add_argument("--seed", help="workspace seed YAML (users, channels, groups)")
     emu.add_argument("--request-url", help="deliver over signed HTTP to this URL instead of Socket Mode")
     emu.set_defaults(func=cmd_emulator)
+    sandbox = sub.add_parser("sandbox", help="create a runbook-like target in DIR and start it under pm2")
+    sandbox.add_argument("dir")
+    sandbox.add_argument("--mongo-uri",
+                         help="put the tenant data on this MongoDB server (default: in-process mongomock)")
+    sandbox.add_argument("--stop", action="store_true", help="stop the sandbox's pm2 daemon")
+    sandbox.set_defaults(func=cmd_sandbox)
     local = sub.add_parser("local", help="emulator + bot + SQLite + sandbox target, all on this machine")
     local.add_argument("--dir", default=".local", help="where local state and the sandbox live (default .local)")
     local.add_argument("--port", type=int, default=3100)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import git
 
@@ -105,6 +105,18 @@ class Sandbox:
     def health_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/api/health"
 
+    def save(self) -> None:
+        data = {k: str(v) if isinstance(v, Path) else v for k, v in self.__dict__.items()}
+        (self.root / "sandbox.json").write_text(json.dumps(data, indent=2), encoding="utf-8")
+
+    @classmethod
+    def load(cls, root: Path) -> Sandbox:
+        data = json.loads((Path(root) / "sandbox.json").read_text(encoding="utf-8"))
+        for key in ("root", "repo", "pm2_home"):
+            data[key] = Path(data[key]) if data.get(key) else None
+        data["tenant_dbs"], data["apps"] = tuple(data["tenant_dbs"]), tuple(data["apps"])
+        return cls(**data)
+
     def config(self) -> dict[str, object]:
         """The rollback.yml sections that point the bot at this sandbox."""
         return {
@@ -162,7 +174,8 @@ def create_sandbox(root: Path, *, port: int | None = None, mongo_uri: str | None
         split = urlsplit(mongo_uri)
         central_uri = urlunsplit((split.scheme, split.netloc, f"/sbx{token}_central", split.query, ""))
     else:
-        central_uri = f"mongomock://backend:canary-db-{secrets.token_hex(6)}@sandbox-{token}/central"
+        seed = quote(str(Path(root).resolve() / "tenant-seed.json"), safe="")
+        central_uri = f"mongomock://backend:canary-db-{secrets.token_hex(6)}@sandbox-{token}/central?seed={seed}"
     tenant_dbs = tuple(f"sbx{token}_{slug}" for _, slug in TENANTS)
     canaries = {
         "CENTRAL_DB_URI": central_uri,
@@ -176,6 +189,7 @@ def create_sandbox(root: Path, *, port: int | None = None, mongo_uri: str | None
     sandbox = Sandbox(root=Path(root), repo=repo_dir, good_commit=good, broken_commit=broken, canaries=canaries,
                       port=port, central_uri=central_uri, tenant_dbs=tenant_dbs, pm2_home=Path(root) / "pm2-home")
     seed_tenants(sandbox)
+    sandbox.save()
     return sandbox
 
 
@@ -205,6 +219,9 @@ def seed_tenants(sandbox: Sandbox) -> None:
             db.internship_case_attempts.insert_many([{"case": n, "attempt": a} for n in range(3) for a in range(2)])
             db.users.insert_many([{"name": f"student-{n}", "role": "student"} for n in range(3)])
         client[old_db].internshipcases.insert_one({"title": "archived"})
+        if sandbox.central_uri.startswith("mongomock://"):  # so another process can load the same data
+            tenants.save_seed(client, [tenants.default_database(sandbox.central_uri), *sandbox.tenant_dbs, old_db],
+                              sandbox.root / "tenant-seed.json")
     finally:
         tenants.close(client)
 

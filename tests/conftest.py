@@ -33,6 +33,7 @@ def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
     """The runbook's target: git repo, .env with canaries, tenant data (mongomock, or TEST_MONGODB_URI)."""
     made = create_sandbox(tmp_path / "target", mongo_uri=os.environ.get("TEST_MONGODB_URI"))
     yield made
+    stop_apps(made)  # any pm2 command (even `pm2 jlist`) may have started a daemon in its PM2_HOME
     if os.environ.get("TEST_MONGODB_URI"):
         drop_tenants(made)
 
@@ -40,11 +41,8 @@ def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
 @pytest.fixture
 def live_sandbox(sandbox: Sandbox) -> Iterator[Sandbox]:
     """The sandbox built with the real yarn and running under its own real pm2 daemon."""
-    try:
-        start_apps(sandbox)
-        yield sandbox
-    finally:
-        stop_apps(sandbox)
+    start_apps(sandbox)
+    yield sandbox
 
 
 def make_settings(emulator: Emulator, sandbox: Sandbox, data_dir: Path, **overrides: Any) -> Settings:
@@ -171,3 +169,13 @@ def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ca
 @pytest.fixture
 def store(store_factory: Callable[[], Store]) -> Store:
     return store_factory()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def no_pm2_daemon_left_behind() -> Iterator[None]:
+    """Tidy: after the whole suite, no pm2 daemon started by a test may still be running."""
+    yield
+    import subprocess
+
+    left = subprocess.run(["pgrep", "-f", "PM2 v.*God Daemon.*pytest"], capture_output=True, text=True).stdout
+    assert not left.strip(), f"pm2 daemons left running by the tests: {left.split()}"

@@ -15,9 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import bson
+from bson import json_util
 from pymongo import MongoClient
 
 from bot.config import TenantsConfig
@@ -30,16 +31,38 @@ SAFE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,63}$")
 
 
 def connect(uri: str) -> Any:
-    """A client for ``uri``. Callers close it with ``close(client)``."""
+    """A client for ``uri``. Callers close it with ``close(client)``.
+
+    ``mongomock://user:pass@NAME/db?seed=/path.json`` is one in-process server per NAME, loaded from the
+    seed file (written by the sandbox) the first time this process uses it.
+    """
     if uri.startswith("mongomock://"):
         import mongomock
 
-        key = urlsplit(uri).hostname or "sandbox"
+        parts = urlsplit(uri)
+        key = parts.hostname or "sandbox"
         with _MOCK_LOCK:
             if key not in _MOCKS:
-                _MOCKS[key] = mongomock.MongoClient(tz_aware=True)
+                client: Any = mongomock.MongoClient(tz_aware=True)
+                seed = parse_qs(parts.query).get("seed")
+                if seed and Path(seed[0]).exists():
+                    load_seed(client, Path(seed[0]))
+                _MOCKS[key] = client
             return _MOCKS[key]
     return MongoClient(uri, serverSelectionTimeoutMS=5000, tz_aware=True)
+
+
+def save_seed(client: Any, databases: list[str], path: Path) -> None:
+    data = {db: {name: list(client[db][name].find({})) for name in client[db].list_collection_names()}
+            for db in databases}
+    path.write_text(json_util.dumps(data), encoding="utf-8")
+
+
+def load_seed(client: Any, path: Path) -> None:
+    for db, collections in json_util.loads(path.read_text(encoding="utf-8")).items():
+        for name, documents in collections.items():
+            if documents:
+                client[db][name].insert_many(documents)
 
 
 def close(client: Any) -> None:
