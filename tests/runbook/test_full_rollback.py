@@ -189,3 +189,25 @@ def test_an_interrupted_step_is_marked_and_can_run_again(
     assert run is not None and run.status is StepStatus.INTERRUPTED and "can be run again" in run.summary
     assert any("interrupted" in m["text"] for m in emulator.ws.thread(INCIDENT, ts))
     assert "— succeeded" in run_step(emulator, ts, "backup")  # no --again needed after an interruption
+
+
+def test_the_panel_button_runs_the_same_step_and_one_step_runs_at_a_time(
+        emulator: Emulator, live_sandbox: Sandbox, settings: Settings,
+        start_bot: Callable[..., SocketModeBot]) -> None:
+    package = live_sandbox.repo / "package.json"
+    package.write_text(package.read_text().replace('"node build.js"', '"sleep 2 && node build.js"'))
+    start_bot()
+    emulator.slash("casey", "incident-rollback", "start").wait()
+    ts = panel_ts(emulator)
+    emulator.click("casey", "incident-rollback", ts, "rollback_step:rebuild").wait()
+    emulator.ws.wait_for(lambda: any("*Rebuild backend* — starting" in m["text"] or "*Rebuild backend* — yarn"
+                                     in m["text"] for m in emulator.ws.thread(INCIDENT, ts)), 10, "rebuild to start")
+    emulator.slash("casey", "incident-rollback", "verify").wait()
+    busy = emulator.ws.wait_for(lambda: [e.text for e in emulator.ws.ephemerals_for(COMMANDER)
+                                         if "still running" in e.text], 10, "the one-at-a-time refusal")
+    assert "`rebuild` is still running" in busy[0]
+    done = emulator.ws.wait_for(lambda: [m["text"] for m in emulator.ws.thread(INCIDENT, ts)
+                                         if "*Rebuild backend* — succeeded" in m["text"]], 30, "rebuild to finish")
+    assert "requested by" not in done[0]
+    plans = [m["text"] for m in emulator.ws.thread(INCIDENT, ts) if m["text"].startswith("📋")]
+    assert len(plans) == 1 and "*Rebuild backend* requested by <@U0COMMANDER>" in plans[0]
