@@ -15,6 +15,8 @@ class Directory(Protocol):
 
     def group_members(self, handle: str) -> set[str]: ...
 
+    def group_id(self, handle: str) -> str | None: ...
+
 
 class Access:
     def __init__(self, config: AccessConfig, directory: Directory, cache_s: float = 60.0) -> None:
@@ -64,3 +66,13 @@ class Access:
 
     def is_approver(self, user: str) -> bool:
         return self._in(user, self.config.approvers)
+
+    def mention(self, entry: str) -> str:
+        """A Slack mention for a user id or a user-group handle (`<!subteam^ID>` needs the group's id)."""
+        if not entry.startswith("@"):
+            return f"<@{entry}>"
+        group = self.directory.group_id(entry)
+        return f"<!subteam^{group}>" if group else entry
+
+    def approver_mentions(self) -> list[str]:
+        return [self.mention(entry) for entry in self.config.approvers]

@@ -32,6 +32,10 @@ CATALOG: list[Usage] = [
     Usage(Subcommand.REBUILD, "rebuild", "step 3: `yarn build` (clean install and build again if it fails)"),
     Usage(Subcommand.RESTART, "restart", "step 4: `pm2 restart` each app and wait until it is online"),
     Usage(Subcommand.VERIFY, "verify", "step 5: health endpoint, core endpoints and pm2 error logs"),
+    Usage(Subcommand.CLEANUP, "cleanup", "step 6, the danger zone: dry run per tenant, then a second approver "
+                                         "must react to the request; needs a verified backup"),
+    Usage(Subcommand.RESTORE, "restore <tenant|all>", "undo the cleanup from this incident's backup (same "
+                                                      "two-person rule)"),
     Usage(Subcommand.HELP, "help", "list the subcommands (add `--again` to a step to repeat one that succeeded)"),
 ]
 

@@ -146,6 +146,7 @@ class CleanupConfig(_Section):
     reject_emoji: str = "x"
     approval_ttl_minutes: int = Field(default=15, gt=0, le=24 * 60)
     approvals_required: int = Field(default=1, ge=1, le=5)
+    start_delay_s: float = Field(default=10.0, ge=0, le=600)
 
 
 class ThresholdsConfig(_Section):

@@ -18,6 +18,8 @@ class Subcommand(StrEnum):
     REBUILD = "rebuild"
     RESTART = "restart"
     VERIFY = "verify"
+    CLEANUP = "cleanup"
+    RESTORE = "restore"
     HELP = "help"
 
 
@@ -29,6 +31,7 @@ class Action(StrEnum):
 
     STATUS = "rollback_status"
     STEP = "rollback_step"  # one button per step: "rollback_step:<step>"
+    CLEANUP = "rollback_cleanup"
     HELP = "rollback_help"
     CRITERION = "rollback_criterion"
     CHECKLIST = "rollback_checklist"
@@ -49,3 +52,5 @@ class Event(StrEnum):
     """Events API event types the bot subscribes to."""
 
     APP_MENTION = "app_mention"
+    REACTION_ADDED = "reaction_added"
+    REACTION_REMOVED = "reaction_removed"

@@ -112,6 +112,8 @@ class Incident(BaseModel):
     checklist: dict[str, Tick] = Field(default_factory=dict)
     panel_ts: str | None = None
     running_step: str | None = None
+    database_state: str = "UNCHANGED"
+    data_loss: str | None = None
     timeline: list[TimelineEntry] = Field(default_factory=list)
     version: int = 0
 
@@ -168,6 +170,7 @@ class ApprovalStatus(StrEnum):
     EXPIRED = "expired"
     REVOKED = "revoked"
     VOID = "void"
+    RUNNING = "running"
     EXECUTED = "executed"
 
 
@@ -183,4 +186,10 @@ class Approval(BaseModel):
     requested_at: datetime
     expires_at: datetime
     plan: dict[str, Any] = Field(default_factory=dict)
+    progress: dict[str, Any] = Field(default_factory=dict)
+    approved_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    decided_by: str | None = None
+    note: str = ""
     version: int = 0

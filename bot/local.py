@@ -12,6 +12,7 @@ HELP = """Type what a Slack user would:
   @bot status                             mention the bot
   :as alex | :as casey | :as blake        switch user (casey commands, alex and dana approve, blake watches)
   :in #stakeholders                       switch channel
+  :react white_check_mark                 react to the bot's latest message in this channel (:unreact to remove)
   :quit                                   stop"""
 
 
@@ -58,7 +59,13 @@ def repl(emulator: Emulator) -> None:
         if line.startswith(":in "):
             channel = ws.channel_by_name(line[4:].strip()).name
             continue
-        if line.startswith("/"):
+        if line.startswith((":react ", ":unreact ")):
+            cid = ws.channel_by_name(channel).id
+            latest = [m for m in ws.channel_messages(cid) if m.get("bot_id")]
+            if latest:
+                emulator.react(user, channel, latest[-1]["ts"], line.split()[1].strip(":"),
+                               added=line.startswith(":react")).wait(10)
+        elif line.startswith("/"):
             command, _, text = line.partition(" ")
             emulator.slash(user, channel, text, command).wait(10)
         elif line.startswith("@bot"):

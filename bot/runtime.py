@@ -35,6 +35,7 @@ class Services:
 
     def close(self) -> None:
         self.worker.shutdown(wait=True, cancel_futures=False)
+        self.rollback.close()
         self.store.close()
 
 

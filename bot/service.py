@@ -7,6 +7,7 @@ through the Messenger port. It never imports slack_bolt.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,12 +18,14 @@ from bot.clock import Clock
 from bot.commands import CATALOG, Usage, parse_moment
 from bot.comms import render
 from bot.config import Settings
+from bot.danger import DangerZone
 from bot.errors import BadInput, BotError, Conflict, NotFound, StaleState, quote
 from bot.ids import SLASH_COMMAND
 from bot.incident import (
     CHECKLIST_KEYS,
     CRITERIA_KEYS,
     PRE_ROLLBACK_CHECKLIST,
+    Approval,
     Incident,
     Milestone,
     StepRun,
@@ -35,6 +38,7 @@ from bot.runner import STEPS, Outcome, StepRunner, all_secret_values
 from bot.store import ActiveIncidentExists, Store
 
 log = logging.getLogger(__name__)
+PANEL_WAIT_S = 5.0  # how long a command waits for a just-started incident's control panel
 
 PanelRenderer = Callable[[Incident, list[StepRun]], tuple[str, list[dict[str, Any]]]]
 
@@ -73,6 +77,7 @@ class RollbackService:
         self.clock = clock
         self.render_panel = panel_renderer
         self.runner = StepRunner(self)
+        self.danger = DangerZone(self)
 
     # ---- lookups ---------------------------------------------------------------------------------------
     def _keys(self, channel: str) -> list[str]:
@@ -83,6 +88,15 @@ class RollbackService:
         if incident is None:
             raise NotFound("There is no active rollback in this channel.",
                            hint=f"Start one with `{SLASH_COMMAND} start <what is broken>`.")
+        return self._with_panel(incident)
+
+    def _with_panel(self, incident: Incident) -> Incident:
+        """A command typed the instant `start` answered can find the incident a moment before its control
+        panel is posted; wait for the panel (its thread is where everything goes) rather than post outside it."""
+        deadline = time.monotonic() + PANEL_WAIT_S
+        while incident.panel_ts is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+            incident = self.store.get_incident(incident.id) or incident
         return incident
 
     def _permalink(self, incident: Incident) -> str | None:
@@ -154,6 +168,7 @@ class RollbackService:
         return Started(incident, self._permalink(incident))
 
     def _refuse_second(self, existing: Incident) -> None:
+        existing = self._with_panel(existing)
         link = self._permalink(existing)
         where = f"<{link}|{existing.id}>" if link else existing.id
         raise Conflict(
@@ -169,7 +184,7 @@ class RollbackService:
         for entries in (contacts.backend_lead, contacts.ai_server_team, contacts.frontend_team,
                         contacts.database_admin):
             for entry in entries:
-                mention = f"<!subteam^{entry[1:]}>" if entry.startswith("@") else f"<@{entry}>"
+                mention = self.access.mention(entry)
                 if mention not in mentions:
                     mentions.append(mention)
         return mentions
@@ -257,8 +272,24 @@ class RollbackService:
         return self.runner.run(incident, step, actor, args, again)
 
     def recover(self) -> list[StepRun]:
-        """At start-up: steps left running by a previous process become interrupted (re-runnable)."""
-        return self.runner.recover_all()
+        """At start-up: steps left running by a previous process become interrupted (re-runnable), and
+        danger-zone runs left half done resume with the tenants not yet done."""
+        interrupted = self.runner.recover_all()
+        self.danger.recover()
+        return interrupted
+
+    # ---- the danger zone ---------------------------------------------------------------------------------------
+    def request_cleanup(self, actor: str, channel: str, args: list[str]) -> Approval:
+        return self.danger.request(actor, channel, "cleanup", args)
+
+    def request_restore(self, actor: str, channel: str, args: list[str]) -> Approval:
+        return self.danger.request(actor, channel, "restore", args)
+
+    def react(self, user: str, channel: str, ts: str, emoji: str, added: bool) -> None:
+        self.danger.on_reaction(user, channel, ts, emoji, added)
+
+    def close(self) -> None:
+        self.danger.close()
 
     def secrets(self) -> list[str]:
         return all_secret_values(self)

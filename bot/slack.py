@@ -66,12 +66,16 @@ class SlackDirectory:
     def __init__(self, client: WebClient) -> None:
         self.client = client
 
-    def group_members(self, handle: str) -> set[str]:
+    def group_id(self, handle: str) -> str | None:
         wanted = handle.lstrip("@")
-        groups = self.client.usergroups_list().get("usergroups") or []
-        for group in groups:
+        for group in self.client.usergroups_list().get("usergroups") or []:
             if group.get("handle") == wanted or group.get("id") == wanted:
-                users = self.client.usergroups_users_list(usergroup=group["id"]).get("users") or []
-                return {str(u) for u in users}
+                return str(group["id"])
         log.warning("user group %s was not found in the workspace", handle)
-        return set()
+        return None
+
+    def group_members(self, handle: str) -> set[str]:
+        group = self.group_id(handle)
+        if group is None:
+            return set()
+        return {str(u) for u in self.client.usergroups_users_list(usergroup=group).get("users") or []}

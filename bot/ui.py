@@ -81,8 +81,20 @@ def panel(incident: Incident, runs: list[StepRun] | None = None, target: str = "
     blocks.append({"type": "section", "block_id": Block.STEPS, "text": _text(
         render("steps.md.j2", steps=list(STEPS.values()), latest=latest))})
     if incident.active:
+        danger = {
+            "type": "button", "action_id": Action.CLEANUP, "style": "danger", "value": incident.id,
+            "text": {"type": "plain_text", "text": "DB cleanup (danger zone)"},
+            "confirm": {
+                "title": {"type": "plain_text", "text": "Prepare the database cleanup?"},
+                "text": {"type": "mrkdwn", "text": "This computes a dry run per tenant and asks a second approver. "
+                                                   "Nothing is deleted until another approver reacts."},
+                "confirm": {"type": "plain_text", "text": "Dry run and ask"},
+                "deny": {"type": "plain_text", "text": "Cancel"},
+                "style": "danger",
+            },
+        }
         blocks.append({"type": "actions", "block_id": Block.STEP_BUTTONS,
-                       "elements": [_step_button(step, incident, target) for step in STEPS.values()]})
+                       "elements": [*(_step_button(step, incident, target) for step in STEPS.values()), danger]})
     blocks.append({"type": "section", "block_id": Block.CHECKLIST, "text": _text(
         render("checklist.md.j2", incident=incident, items=PRE_ROLLBACK_CHECKLIST))})
     manual = [item for item in PRE_ROLLBACK_CHECKLIST if not item.automatic]

@@ -26,7 +26,7 @@ def acked(services: Services) -> Callable[[Listener], Callable[[Args], None]]:
             try:
                 func(**{name: getattr(args, name) for name in names})
             except BaseException as error:  # noqa: BLE001 - every failure gets a reply
-                reply_privately(error, args.context, args.respond, args.client)
+                reply_privately(error, args.context, args.respond, args.client, args.body)
 
         def listener(args: Args) -> None:
             args.ack()

@@ -607,6 +607,19 @@ class Emulator:
         delivery = self._new_delivery("events_api", self.event_payload(event), u.id, c.id)
         return self.send(delivery) if send else delivery
 
+    def react(self, user: str, channel: str, ts: str, name: str, *, added: bool = True, send: bool = True) -> Delivery:
+        """`user` adds (or removes) the reaction `name` on a message; the bot gets reaction_added/removed."""
+        u, c = self.ws.user_by_name(user), self.ws.channel_by_name(channel)
+        message = self.ws.message(c.id, ts)
+        if message is None:
+            raise KeyError(f"no message {ts} in {channel}")
+        self.ws.react(c.id, ts, name, u.id, add=added)
+        event = {"type": "reaction_added" if added else "reaction_removed", "user": u.id, "reaction": name,
+                 "item": {"type": "message", "channel": c.id, "ts": ts}, "item_user": message.get("user"),
+                 "event_ts": f"{time.time():.6f}"}
+        delivery = self._new_delivery("events_api", self.event_payload(event), u.id, c.id)
+        return self.send(delivery) if send else delivery
+
     def post_as(self, user: str, channel: str, text: str, thread_ts: str | None = None) -> dict[str, Any]:
         u, c = self.ws.user_by_name(user), self.ws.channel_by_name(channel)
         return self.ws.post(c.id, {"user": u.id, "text": text, **({"thread_ts": thread_ts} if thread_ts else {})})
@@ -632,6 +645,9 @@ class Emulator:
                                       body.get("command", "/rollback"), send=False)
             elif action == "mention":
                 delivery = self.mention(body["user"], body["channel"], body.get("text", ""), send=False)
+            elif action == "react":
+                delivery = self.react(body["user"], body["channel"], body["ts"], body["name"],
+                                      added=body.get("added", True), send=False)
             else:
                 return web.json_response({"ok": False, "error": f"unknown action {action}"}, status=404)
         except KeyError as error:

@@ -139,12 +139,17 @@ class Store(ABC):
         doc = self._get("approval", approval_id)
         return Approval.model_validate(doc) if doc else None
 
+    def approvals(self, incident_id: str | None = None) -> list[Approval]:
+        docs = self._find("approval", incident_id=incident_id)
+        return sorted((Approval.model_validate(d) for d in docs), key=lambda a: a.requested_at)
+
     def approval_for_message(self, message_ts: str) -> Approval | None:
         docs = self._find("approval", lookup=message_ts)
         return Approval.model_validate(docs[0]) if docs else None
 
-    def audit(self, at: datetime, actor: str, action: str, incident_id: str | None = None,
+    def audit(self, at: datetime, actor: str, action: str, incident_id: str | None = None, /,
               **data: Any) -> AuditEvent:
+        """Append an event; at, actor, action and incident are positional so `data` may use any key."""
         def build(seq: int, prev_hash: str) -> AuditEvent:
             return AuditEvent(seq=seq, at=to_iso(at), incident_id=incident_id, actor=actor, action=action,
                               data=data, prev_hash=prev_hash).sealed()

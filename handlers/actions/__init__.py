@@ -45,6 +45,12 @@ def register(app: App, services: Services) -> None:
         user, channel = _who(body)
         services.rollback.run_step(user, channel, action["action_id"].split(":", 1)[1], [])
 
+    @app.action(Action.CLEANUP)
+    @acked(services)
+    def cleanup(body: dict[str, Any]) -> None:
+        user, channel = _who(body)
+        services.rollback.request_cleanup(user, channel, [])
+
     @app.action(re.compile(rf"^{Action.CRITERION}:\d+$"))
     @acked(services)
     def criteria(body: dict[str, Any], action: dict[str, Any]) -> None:

@@ -39,7 +39,16 @@ def _step(services: Services, command: dict[str, Any], parsed: Parsed, respond: 
                                again="--again" in parsed.options)
 
 
+def _cleanup(services: Services, command: dict[str, Any], parsed: Parsed, respond: Respond) -> None:
+    services.rollback.request_cleanup(command["user_id"], command["channel_id"], parsed.args)
+
+
+def _restore(services: Services, command: dict[str, Any], parsed: Parsed, respond: Respond) -> None:
+    services.rollback.request_restore(command["user_id"], command["channel_id"], parsed.args)
+
+
 ROUTES: dict[Subcommand, Route] = {Subcommand.START: _start, Subcommand.STATUS: _status, Subcommand.HELP: _help,
+                                   Subcommand.CLEANUP: _cleanup, Subcommand.RESTORE: _restore,
                                    **{sub: _step for sub in STEP_SUBCOMMANDS}}
 
 

@@ -1,4 +1,4 @@
-"""Events API listeners. `@rollback-bot status|help` in an incident channel answers in a thread."""
+"""Events API listeners: `@rollback-bot status|help` answers in a thread; reactions decide danger-zone requests."""
 
 from __future__ import annotations
 
@@ -29,3 +29,17 @@ def register(app: App, services: Services) -> None:
             text = render("help.md.j2", command=SLASH_COMMAND, subcommands=services.rollback.help())
             blocks = ui.section(text)
         say(text=text, blocks=blocks, thread_ts=thread)
+
+    @app.event(Event.REACTION_ADDED)
+    @acked(services)
+    def reaction_added(event: dict[str, Any]) -> None:
+        item = event.get("item") or {}
+        if item.get("type") == "message":
+            services.rollback.react(event["user"], item["channel"], item["ts"], event["reaction"], added=True)
+
+    @app.event(Event.REACTION_REMOVED)
+    @acked(services)
+    def reaction_removed(event: dict[str, Any]) -> None:
+        item = event.get("item") or {}
+        if item.get("type") == "message":
+            services.rollback.react(event["user"], item["channel"], item["ts"], event["reaction"], added=False)

@@ -53,7 +53,7 @@ def test_start_posts_the_control_panel_and_status_shows_real_times(emulator: Emu
     assert "Assessment generation fails for &gt;50% of sessions" in body or ">50% of sessions" in body
     thread = emulator.ws.wait_for(lambda: emulator.ws.thread(INCIDENT, panel["ts"]), 10, "the kickoff thread")
     assert "Emergency contacts" in thread[0]["text"] and "<@U0APPROVER1>" in thread[0]["text"]
-    assert "<!subteam^backend-leads>" in thread[0]["text"]
+    assert "<!subteam^S0LEADS>" in thread[0]["text"]
 
     before = count(emulator, COMMANDER)
     emulator.slash("casey", "incident-rollback", "status").wait()
