@@ -36,6 +36,11 @@ CATALOG: list[Usage] = [
                                          "must react to the request; needs a verified backup"),
     Usage(Subcommand.RESTORE, "restore <tenant|all>", "undo the cleanup from this incident's backup (same "
                                                       "two-person rule)"),
+    Usage(Subcommand.COMMS, "comms [edit]", "preview the next stakeholder update privately (with a button to post "
+                                            "it now); `edit` fills in impact, next steps and ETA"),
+    Usage(Subcommand.RCA, "rca", "record the root-cause analysis (the runbook's questions, in a form)"),
+    Usage(Subcommand.CLOSE, "close [--force <reason>]", "check the success criteria and close: final update, "
+                                                        "prevention follow-ups, postmortem"),
     Usage(Subcommand.HELP, "help", "list the subcommands (add `--again` to a step to repeat one that succeeded)"),
 ]
 
@@ -51,7 +56,7 @@ class Parsed:
     options: dict[str, str] = field(default_factory=dict)
 
 
-_OPTIONS = {Subcommand.START: {"--detected"}}
+_OPTIONS = {Subcommand.START: {"--detected"}, Subcommand.CLOSE: {"--force"}}
 _FLAGS = {sub: {"--again"} for sub in (Subcommand.BACKUP, Subcommand.REVERT, Subcommand.REBUILD,
                                        Subcommand.RESTART, Subcommand.VERIFY)}
 

@@ -199,6 +199,36 @@ class ContactsConfig(_Section):
         return _check_people(value)
 
 
+class EmailConfig(_Section):
+    """Optional: the stakeholder update's plain-text version by e-mail too."""
+
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    starttls: bool = False
+    username: str | None = None  # the password comes from SMTP_PASSWORD in the environment
+    sender: str = "rollback-bot@localhost"
+    recipients: list[str] = Field(default_factory=list)
+    timeout_s: float = Field(default=10.0, gt=0)
+
+    @field_validator("recipients")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        for address in value:
+            if not re.fullmatch(r"[^@\s<>]+@[^@\s<>]+", address):
+                raise ValueError(f"{address!r} is not an e-mail address (like oncall@example.com)")
+        return value
+
+
+class CommsConfig(_Section):
+    """The runbook's stakeholder communication template."""
+
+    reminder_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    product: str = "AI Professor Backend"
+    system: str = "Comprehensive Assessment System"
+    signature: str = "Backend Team"
+    email: EmailConfig = Field(default_factory=EmailConfig)
+
+
 class StoreConfig(_Section):
     data_dir: Path = Path("./data")
     incident_prefix: str = Field(default="RB", pattern=r"^[A-Z]{1,6}$")
@@ -217,6 +247,7 @@ class RunbookConfig(_Section):
     access: AccessConfig = Field(default_factory=AccessConfig)
     slack: SlackConfig = Field(default_factory=SlackConfig)
     contacts: ContactsConfig = Field(default_factory=ContactsConfig)
+    comms: CommsConfig = Field(default_factory=CommsConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
 
 
@@ -229,6 +260,7 @@ class Secrets(BaseSettings):
     slack_app_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None
     state_store_uri: SecretStr | None = None
+    smtp_password: SecretStr | None = None
     slack_api_url: str | None = None
 
 

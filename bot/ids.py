@@ -20,6 +20,9 @@ class Subcommand(StrEnum):
     VERIFY = "verify"
     CLEANUP = "cleanup"
     RESTORE = "restore"
+    COMMS = "comms"
+    RCA = "rca"
+    CLOSE = "close"
     HELP = "help"
 
 
@@ -35,6 +38,18 @@ class Action(StrEnum):
     HELP = "rollback_help"
     CRITERION = "rollback_criterion"
     CHECKLIST = "rollback_checklist"
+    SUCCESS = "rollback_success"  # the runbook's success criteria people confirm
+    COMMS_POST = "rollback_comms_post"
+    COMMS_EDIT = "rollback_comms_edit"
+    RCA = "rollback_rca"
+    CLOSE = "rollback_close"
+
+
+class View(StrEnum):
+    """callback_id of the modals."""
+
+    COMMS_EDIT = "rollback_view_comms"
+    RCA = "rollback_view_rca"
 
 
 class Block(StrEnum):
@@ -43,6 +58,7 @@ class Block(StrEnum):
     PANEL_HEADER = "panel_header"
     CRITERIA = "panel_criteria"
     CHECKLIST = "panel_checklist"
+    SUCCESS = "panel_success"
     STEPS = "panel_steps"
     STEP_BUTTONS = "panel_step_buttons"
     ACTIONS = "panel_actions"

@@ -71,7 +71,37 @@ PRE_ROLLBACK_CHECKLIST: list[Item] = [
     Item(key="commit", text="Note the current git commit hash", automatic=True),
 ]
 
+# The runbook's "Rollback Success Criteria". `automatic` ones the bot checks live at close; people tick the rest.
+SUCCESS_CRITERIA: list[Item] = [
+    Item(key="backend_running", text="Backend running without errors", automatic=True),
+    Item(key="core_features", text="All core features working (sessions, feedback, cases)"),
+    Item(key="no_log_errors", text="No critical errors in logs", automatic=True),
+    Item(key="db_queries", text="Database queries successful", automatic=True),
+    Item(key="frontend", text="Frontend can interact with backend"),
+    Item(key="students", text="Students can complete sessions"),
+    Item(key="professors", text="Professors can validate feedback"),
+    Item(key="no_corruption", text="No data corruption detected"),
+]
+
+# The runbook's "Prevention Checklist", posted as follow-ups when the incident closes.
+PREVENTION_CHECKLIST: list[str] = [
+    "More comprehensive testing before production",
+    "Gradual rollout (10% → 50% → 100%)",
+    "Feature flags for all major changes",
+    "Database migration dry-runs",
+    "Staging environment testing",
+    "Load testing before production",
+    "Monitoring alerts configured",
+    "Backup procedures automated",
+]
+
+# The runbook's root-cause questions.
+RCA_PHASES = ["Phase 1", "Phase 2", "Phase 3", "Not known yet"]
+RCA_CAUSES = {"dependency": "Missing dependency", "ai_server": "AI server issue",
+              "schema": "Database schema conflict", "frontend": "Frontend compatibility", "other": "Something else"}
+
 CRITERIA_KEYS = {item.key for item in ROLLBACK_CRITERIA}
+SUCCESS_KEYS = {item.key for item in SUCCESS_CRITERIA}
 CHECKLIST_KEYS = {item.key for item in PRE_ROLLBACK_CHECKLIST}
 
 _ID = re.compile(r"^([A-Z]{1,6})-(\d{4,})$")
@@ -96,6 +126,47 @@ class TimelineEntry(BaseModel):
     text: str
 
 
+class CommsPost(BaseModel):
+    """One stakeholder post: claimed before it is sent, so a milestone is announced once."""
+
+    claimed_at: datetime
+    headline: str
+    ts: str | None = None
+    link: str | None = None
+    digest: str = ""
+    emailed: bool = False
+
+
+class CommsDetails(BaseModel):
+    """What only people know: filled in with `/rollback comms edit`."""
+
+    students: str | None = None
+    professors: str | None = None
+    data: str | None = None
+    next_steps: str | None = None
+    eta: str | None = None
+
+
+class Rca(BaseModel):
+    what_went_wrong: str | None = None
+    errors: str | None = None
+    phase: str | None = None
+    causes: list[str] = Field(default_factory=list)
+    why: str | None = None
+    prevention: str | None = None
+    by: str | None = None
+    at: datetime | None = None
+
+
+class CloseOut(BaseModel):
+    by: str
+    at: datetime
+    forced: bool = False
+    reason: str | None = None
+    checks: list[dict[str, Any]] = Field(default_factory=list)
+    postmortem: str | None = None
+
+
 class Incident(BaseModel):
     id: str
     number: int
@@ -115,6 +186,13 @@ class Incident(BaseModel):
     database_state: str = "UNCHANGED"
     data_loss: str | None = None
     timeline: list[TimelineEntry] = Field(default_factory=list)
+    comms: dict[str, CommsPost] = Field(default_factory=dict)
+    comms_details: CommsDetails = Field(default_factory=CommsDetails)
+    last_update_at: datetime | None = None
+    last_reminder_at: datetime | None = None
+    success: dict[str, Tick] = Field(default_factory=dict)
+    rca: Rca | None = None
+    close_out: CloseOut | None = None
     version: int = 0
 
     @property

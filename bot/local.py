@@ -13,6 +13,8 @@ HELP = """Type what a Slack user would:
   :as alex | :as casey | :as blake        switch user (casey commands, alex and dana approve, blake watches)
   :in #stakeholders                       switch channel
   :react white_check_mark                 react to the bot's latest message in this channel (:unreact to remove)
+  :tick students professors …             tick checkboxes on the control panel (e.g. the success criteria)
+  :form eta="Friday 12:00" students=…     fill in and submit the form the bot opened last (comms edit, rca)
   :quit                                   stop"""
 
 
@@ -65,6 +67,10 @@ def repl(emulator: Emulator) -> None:
             if latest:
                 emulator.react(user, channel, latest[-1]["ts"], line.split()[1].strip(":"),
                                added=line.startswith(":react")).wait(10)
+        elif line.startswith(":tick"):
+            _tick(emulator, user, channel, line.split()[1:])
+        elif line.startswith(":form"):
+            _form(emulator, user, line[len(":form"):])
         elif line.startswith("/"):
             command, _, text = line.partition(" ")
             emulator.slash(user, channel, text, command).wait(10)
@@ -86,3 +92,33 @@ def repl(emulator: Emulator) -> None:
             who = ws.users[eph.user].name
             print(f"--- only visible to {who}\n{_render({'blocks': eph.blocks or [], 'text': eph.text})}")
         seen_eph = len(ephemerals)
+
+
+def _tick(emulator: Emulator, user: str, channel: str, keys: list[str]) -> None:
+    """Tick the given options of the panel checkbox group that offers them."""
+    ws = emulator.ws
+    cid = ws.channel_by_name(channel).id
+    for message in reversed([m for m in ws.channel_messages(cid) if m.get("blocks")]):
+        for block in message["blocks"]:
+            for element in block.get("elements", []):
+                values = {o["value"] for o in element.get("options", [])}
+                if element.get("type") == "checkboxes" and set(keys) <= values:
+                    current = {o["value"] for o in element.get("initial_options", [])}
+                    emulator.click(user, channel, message["ts"], element["action_id"],
+                                   selected=sorted(current | set(keys))).wait(10)
+                    return
+    print(f"(no checkbox group on the panel offers {' '.join(keys)})")
+
+
+def _form(emulator: Emulator, user: str, text: str) -> None:
+    import shlex
+
+    if not emulator.ws.views:
+        print("(no form is open: try /rollback comms edit or /rollback rca)")
+        return
+    view = emulator.ws.views[-1]
+    values: dict[str, str | list[str] | None] = {}
+    for word in shlex.split(text):
+        key, _, value = word.partition("=")
+        values[key] = value.split(",") if key == "causes" else value
+    emulator.submit_view(user, view["id"], values).wait(10)

@@ -232,7 +232,8 @@ def all_secret_values(service: Any) -> list[str]:
     settings = service.settings
     values = secret_values(settings.runbook.target.env_path)
     for secret in (settings.secrets.slack_bot_token, settings.secrets.slack_app_token,
-                   settings.secrets.slack_signing_secret, settings.secrets.state_store_uri):
+                   settings.secrets.slack_signing_secret, settings.secrets.state_store_uri,
+                   settings.secrets.smtp_password):
         if secret is not None:
             values.append(secret.get_secret_value())
     return values

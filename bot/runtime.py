@@ -32,8 +32,11 @@ class Services:
     clock: Clock
     worker: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=16, thread_name_prefix="rollback-worker"))
+    scheduler: Any = None  # apscheduler BackgroundScheduler
 
     def close(self) -> None:
+        if self.scheduler is not None and self.scheduler.running:
+            self.scheduler.shutdown(wait=True)
         self.worker.shutdown(wait=True, cancel_futures=False)
         self.rollback.close()
         self.store.close()
@@ -58,7 +61,20 @@ def build_services(settings: Settings, *, store: Store | None = None, clock: Clo
 
     service = RollbackService(settings, store, messenger, access, clock, render_panel)
     service.recover()
-    return Services(settings=settings, store=store, rollback=service, messenger=messenger, clock=clock)
+    return Services(settings=settings, store=store, rollback=service, messenger=messenger, clock=clock,
+                    scheduler=start_scheduler(service))
+
+
+def start_scheduler(service: RollbackService) -> Any:
+    """APScheduler runs the periodic jobs; each job also takes a store lease, so replicas run it once."""
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    scheduler = BackgroundScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1,
+                                                                   "misfire_grace_time": 60})
+    scheduler.add_job(service.comms.tick, "interval", seconds=60, jitter=5, id="comms-reminder",
+                      name="stakeholder update reminder")
+    scheduler.start()
+    return scheduler
 
 
 def build_app(services: Services, *, socket_mode: bool) -> App:

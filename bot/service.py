@@ -15,8 +15,9 @@ from typing import Any, Protocol
 
 from bot.access import Access
 from bot.clock import Clock
+from bot.closeout import Closer
 from bot.commands import CATALOG, Usage, parse_moment
-from bot.comms import render
+from bot.comms import render, who
 from bot.config import Settings
 from bot.danger import DangerZone
 from bot.errors import BadInput, BotError, Conflict, NotFound, StaleState, quote
@@ -26,6 +27,7 @@ from bot.incident import (
     CRITERIA_KEYS,
     PRE_ROLLBACK_CHECKLIST,
     Approval,
+    CommsDetails,
     Incident,
     Milestone,
     StepRun,
@@ -35,6 +37,7 @@ from bot.incident import (
 from bot.ops.git import GitRepo
 from bot.redact import redact
 from bot.runner import STEPS, Outcome, StepRunner, all_secret_values
+from bot.stakeholders import Comms, Update
 from bot.store import ActiveIncidentExists, Store
 
 log = logging.getLogger(__name__)
@@ -52,6 +55,12 @@ class Messenger(Protocol):
     def update(self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]] | None = None) -> None: ...
 
     def permalink(self, channel: str, ts: str) -> str | None: ...
+
+    def ephemeral(self, channel: str, user: str, text: str, blocks: list[dict[str, Any]] | None = None) -> None: ...
+
+    def upload(self, channel: str, thread_ts: str | None, filename: str, content: str, title: str) -> None: ...
+
+    def open_view(self, trigger_id: str, view: dict[str, Any]) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -78,6 +87,8 @@ class RollbackService:
         self.render_panel = panel_renderer
         self.runner = StepRunner(self)
         self.danger = DangerZone(self)
+        self.comms = Comms(self)
+        self.closer = Closer(self)
 
     # ---- lookups ---------------------------------------------------------------------------------------
     def _keys(self, channel: str) -> list[str]:
@@ -165,6 +176,8 @@ class RollbackService:
         contacts = self._contact_mentions()
         self.messenger.post(channel, *_plain(render("started.md.j2", incident=incident, contacts=contacts)),
                             thread_ts=ts)
+        self.refresh_panel(incident)  # announces "rollback started" to the stakeholders
+        incident = self.store.get_incident(incident.id) or incident
         return Started(incident, self._permalink(incident))
 
     def _refuse_second(self, existing: Incident) -> None:
@@ -256,6 +269,12 @@ class RollbackService:
         return incident
 
     def refresh_panel(self, incident: Incident) -> None:
+        """Announce any milestone just reached, then redraw the control panel from the stored incident."""
+        try:
+            self.comms.sync(incident.id)
+        except Exception:  # the update is retried at the next change and at start-up; the panel still redraws
+            log.exception("stakeholder update for %s failed", incident.id)
+        incident = self.store.get_incident(incident.id) or incident
         if incident.panel_ts:
             text, blocks = self.render_panel(incident, self.store.step_runs(incident.id))
             self.messenger.update(incident.channel, incident.panel_ts, text, blocks)
@@ -276,6 +295,7 @@ class RollbackService:
         danger-zone runs left half done resume with the tenants not yet done."""
         interrupted = self.runner.recover_all()
         self.danger.recover()
+        self.comms.recover()
         return interrupted
 
     # ---- the danger zone ---------------------------------------------------------------------------------------
@@ -287,6 +307,68 @@ class RollbackService:
 
     def react(self, user: str, channel: str, ts: str, emoji: str, added: bool) -> None:
         self.danger.on_reaction(user, channel, ts, emoji, added)
+
+    # ---- stakeholder comms, RCA, close -------------------------------------------------------------------------
+    def comms_preview(self, actor: str, channel: str) -> tuple[Incident, Update]:
+        self.access.require_channel(channel)
+        self.access.require_commander(actor)
+        incident = self._active_in(channel)
+        return incident, self.comms.render(incident)
+
+    def comms_post(self, actor: str, channel: str, incident_id: str) -> None:
+        self.access.require_channel(channel)
+        incident = self.store.get_incident(incident_id)
+        if incident is None:
+            raise NotFound(f"Incident {quote(incident_id)} does not exist.")
+        _require_active(incident)
+        self.comms.post_now(incident, actor)
+
+    def open_comms_edit(self, actor: str, channel: str, trigger_id: str) -> None:
+        from bot import ui
+
+        self.access.require_channel(channel)
+        self.access.require_commander(actor)
+        incident = self._active_in(channel)
+        self.messenger.open_view(trigger_id, ui.comms_edit_view(incident))
+
+    def save_comms_details(self, actor: str, incident_id: str, values: dict[str, str | None]) -> Incident:
+        self.access.require_commander(actor)
+        now = self.clock.now()
+        secrets = self.secrets()
+        clean = {k: (redact(v.strip()[:2000], secrets) if v and v.strip() else None) for k, v in values.items()
+                 if k in CommsDetails.model_fields}
+
+        def apply(incident: Incident) -> None:
+            _require_active(incident)
+            incident.comms_details = CommsDetails(**clean)
+            incident.record(now, actor, "Stakeholder details updated (impact, next steps, ETA)")
+
+        incident = self.mutate(incident_id, apply)
+        self.store.audit(now, actor, "comms.details", incident_id, fields=sorted(k for k, v in clean.items() if v))
+        self.say(incident.channel, f"📝 {who(actor)} updated the stakeholder details; `{SLASH_COMMAND} comms` "
+                                   "previews the next update.", thread_ts=incident.panel_ts)
+        return incident
+
+    def open_rca(self, actor: str, channel: str, trigger_id: str) -> None:
+        from bot import ui
+
+        self.access.require_channel(channel)
+        self.access.require_commander(actor)
+        incident = self._latest_in(channel)
+        self.messenger.open_view(trigger_id, ui.rca_view(incident))
+
+    def _latest_in(self, channel: str) -> Incident:
+        """The active incident, or the one closed last: the RCA often comes after the close."""
+        try:
+            return self._active_in(channel)
+        except NotFound:
+            closed = [i for i in self.store.incidents() if i.channel == channel]
+            if not closed:
+                raise
+            return max(closed, key=lambda i: i.created_at)
+
+    def close_incident(self, actor: str, channel: str, force: str | None) -> Incident:
+        return self.closer.close(actor, channel, force)
 
     def close(self) -> None:
         self.danger.close()

@@ -59,6 +59,14 @@ class SlackMessenger:
     def ephemeral(self, channel: str, user: str, text: str, blocks: list[dict[str, Any]] | None = None) -> None:
         self.client.chat_postEphemeral(channel=channel, user=user, text=text, blocks=blocks)
 
+    def upload(self, channel: str, thread_ts: str | None, filename: str, content: str, title: str) -> None:
+        """A file in the channel (or thread), through files.getUploadURLExternal / completeUploadExternal."""
+        self.client.files_upload_v2(channel=channel, thread_ts=thread_ts, filename=filename, content=content,
+                                    title=title, initial_comment=f"📝 {title}")
+
+    def open_view(self, trigger_id: str, view: dict[str, Any]) -> None:
+        self.client.views_open(trigger_id=trigger_id, view=view)
+
 
 class SlackDirectory:
     """User-group handles (`@backend-leads`) to member ids, via usergroups.list / usergroups.users.list."""

@@ -5,11 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from bot.comms import render
-from bot.ids import SLASH_COMMAND, Action, Block
+from bot.ids import SLASH_COMMAND, Action, Block, View
 from bot.incident import (
     MILESTONE_LABELS,
     PRE_ROLLBACK_CHECKLIST,
+    RCA_CAUSES,
+    RCA_PHASES,
     ROLLBACK_CRITERIA,
+    SUCCESS_CRITERIA,
     Incident,
     Item,
     StepRun,
@@ -110,8 +113,32 @@ def panel(incident: Incident, runs: list[StepRun] | None = None, target: str = "
         {"type": "button", "action_id": Action.HELP, "text": {"type": "plain_text", "text": "Help"},
          "value": incident.id},
     ]
+    if incident.active:
+        buttons += [
+            {"type": "button", "action_id": Action.COMMS_EDIT, "value": incident.id,
+             "text": {"type": "plain_text", "text": "Stakeholder details"}},
+            {"type": "button", "action_id": Action.RCA, "value": incident.id,
+             "text": {"type": "plain_text", "text": "Root cause"}},
+        ]
     blocks.append({"type": "actions", "block_id": Block.ACTIONS,
                    "elements": [checklist, *buttons] if incident.active else buttons})
+    blocks.append({"type": "section", "block_id": Block.SUCCESS, "text": _text(
+        render("success.md.j2", incident=incident, items=SUCCESS_CRITERIA))})
+    if incident.active:
+        manual_success = [item for item in SUCCESS_CRITERIA if not item.automatic]
+        confirm: dict[str, Any] = {"type": "checkboxes", "action_id": Action.SUCCESS,
+                                   "options": [_option(i) for i in manual_success]}
+        confirmed = [_option(i) for i in manual_success if i.key in incident.success]
+        if confirmed:
+            confirm["initial_options"] = confirmed
+        close = {"type": "button", "action_id": Action.CLOSE, "value": incident.id,
+                 "text": {"type": "plain_text", "text": "Close incident"},
+                 "confirm": {"title": {"type": "plain_text", "text": "Close the incident?"},
+                             "text": {"type": "mrkdwn", "text": "The bot checks the success criteria first and "
+                                                                "refuses while one fails."},
+                             "confirm": {"type": "plain_text", "text": "Check and close"},
+                             "deny": {"type": "plain_text", "text": "Cancel"}}}
+        blocks.append({"type": "actions", "elements": [confirm, close]})
     blocks.append({"type": "context", "elements": [_text(
         f"Steps: `{SLASH_COMMAND} help` · details of each step go in this thread")]})
     return f"{title}: {incident.reason}" if incident.reason else title, blocks
@@ -130,3 +157,94 @@ def status(incident: Incident, panel_link: str | None) -> tuple[str, Blocks]:
 def error(message: str) -> tuple[str, Blocks]:
     text = f":warning: {message}"  # BotError messages escape what users typed (bot.errors.quote)
     return text, section(text)
+
+
+def _input(block_id: str, label: str, initial: str | None, *, multiline: bool = True, optional: bool = True,
+           hint: str | None = None) -> dict[str, Any]:
+    element: dict[str, Any] = {"type": "plain_text_input", "action_id": "value", "multiline": multiline,
+                               "max_length": 2000}
+    if initial:
+        element["initial_value"] = initial
+    block: dict[str, Any] = {"type": "input", "block_id": block_id, "optional": optional, "element": element,
+                             "label": {"type": "plain_text", "text": label}}
+    if hint:
+        block["hint"] = {"type": "plain_text", "text": hint}
+    return block
+
+
+def comms_edit_view(incident: Incident) -> dict[str, Any]:
+    """`/rollback comms edit`: what only people know, for the stakeholder update."""
+    d = incident.comms_details
+    return {
+        "type": "modal", "callback_id": View.COMMS_EDIT, "private_metadata": incident.id,
+        "title": {"type": "plain_text", "text": "Stakeholder details"},
+        "submit": {"type": "plain_text", "text": "Save"}, "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": [
+            _input("students", "Impact on students", d.students),
+            _input("professors", "Impact on professors", d.professors),
+            _input("data", "Impact on data", d.data, hint="Left empty, the update says what the bot recorded."),
+            _input("next_steps", "Next steps (one per line)", d.next_steps,
+                   hint="Left empty: the runbook's (RCA underway, fix offline, testing before re-deployment)."),
+            _input("eta", "ETA for the fix", d.eta, multiline=False),
+        ],
+    }
+
+
+def rca_view(incident: Incident) -> dict[str, Any]:
+    """`/rollback rca`: the runbook's root-cause questions."""
+    rca = incident.rca
+    phase: dict[str, Any] = {"type": "static_select", "action_id": "value",
+                             "options": [{"text": {"type": "plain_text", "text": p}, "value": p} for p in RCA_PHASES]}
+    if rca and rca.phase:
+        phase["initial_option"] = {"text": {"type": "plain_text", "text": rca.phase}, "value": rca.phase}
+    causes: dict[str, Any] = {"type": "checkboxes", "action_id": "value",
+                              "options": [{"text": {"type": "plain_text", "text": text}, "value": key}
+                                          for key, text in RCA_CAUSES.items()]}
+    if rca and rca.causes:
+        causes["initial_options"] = [o for o in causes["options"] if o["value"] in rca.causes]
+    return {
+        "type": "modal", "callback_id": View.RCA, "private_metadata": incident.id,
+        "title": {"type": "plain_text", "text": f"Root cause {incident.id}"[:24]},
+        "submit": {"type": "plain_text", "text": "Save"}, "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": [
+            _input("what_went_wrong", "What went wrong? (user reports)", rca.what_went_wrong if rca else None),
+            _input("errors", "The exact error messages", rca.errors if rca else None),
+            {"type": "input", "block_id": "phase", "optional": True, "element": phase,
+             "label": {"type": "plain_text", "text": "Which phase caused it?"}},
+            {"type": "input", "block_id": "causes", "optional": True, "element": causes,
+             "label": {"type": "plain_text", "text": "Why did it go wrong?"}},
+            _input("why", "Why, in more detail", rca.why if rca else None),
+            _input("prevention", "How to prevent it in future? (more testing, gradual rollout, monitoring…)",
+                   rca.prevention if rca else None),
+        ],
+    }
+
+
+def view_values(view: dict[str, Any]) -> dict[str, Any]:
+    """A submitted modal's state as {block_id: text | option value | [option values]}."""
+    out: dict[str, Any] = {}
+    for block_id, actions in (view.get("state") or {}).get("values", {}).items():
+        for element in actions.values():
+            if "selected_options" in element:
+                out[block_id] = [o["value"] for o in element.get("selected_options") or []]
+            elif "selected_option" in element:
+                out[block_id] = (element.get("selected_option") or {}).get("value")
+            else:
+                out[block_id] = element.get("value")
+    return out
+
+
+def comms_preview(incident: Incident, update: Any, channel: str | None) -> tuple[str, Blocks]:
+    """`/rollback comms`: the next update, privately, with a button to post it now."""
+    where = f"<#{channel}>" if channel else "no stakeholder channel (set `slack.stakeholder_channel`)"
+    blocks: Blocks = [
+        {"type": "context", "elements": [_text(f"Preview of the next stakeholder update for {where}:")]},
+        *update.blocks(),
+        {"type": "actions", "elements": [
+            {"type": "button", "action_id": Action.COMMS_POST, "style": "primary", "value": incident.id,
+             "text": {"type": "plain_text", "text": "Post now"}},
+            {"type": "button", "action_id": Action.COMMS_EDIT, "value": incident.id,
+             "text": {"type": "plain_text", "text": "Edit details"}},
+        ]},
+    ]
+    return f"Preview: {update.subject}", blocks

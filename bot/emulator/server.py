@@ -564,6 +564,10 @@ class Emulator:
         """`user` clicks a button (or sets checkboxes / a select) in a message."""
         u, c = self.ws.user_by_name(user), self.ws.channel_by_name(channel)
         message = self.ws.message(c.id, message_ts)
+        ephemeral = message is None and next((e for e in self.ws.ephemerals_for(u.id, c.id) if e.ts == message_ts),
+                                             None)
+        if ephemeral:  # a button in a message only this user sees
+            message = {"type": "message", "ts": ephemeral.ts, "text": ephemeral.text, "blocks": ephemeral.blocks}
         if message is None:
             raise KeyError(f"no message {message_ts} in {channel}")
         block_id, element = _find_element(message.get("blocks") or [], action_id)
@@ -582,13 +586,47 @@ class Emulator:
             "type": "block_actions", "token": "emulator-verification-token", "api_app_id": self.ws.app.app_id,
             "user": {"id": u.id, "username": u.name, "name": u.name, "team_id": self.ws.team_id},
             "team": {"id": self.ws.team_id, "domain": self.ws.team_domain},
-            "container": {"type": "message", "message_ts": message_ts, "channel_id": c.id, "is_ephemeral": False},
-            "channel": {"id": c.id, "name": c.name}, "message": message,
+            "container": {"type": "message", "message_ts": message_ts, "channel_id": c.id,
+                          "is_ephemeral": bool(ephemeral)},
+            "channel": {"id": c.id, "name": c.name}, **({} if ephemeral else {"message": message}),
             "trigger_id": f"{next(self._ids)}.{secrets.token_hex(6)}",
             "response_url": self._new_response_url(u.id, c.id, message_ts), "actions": [action],
             "state": {"values": {}},
         }
         return self.send(self._new_delivery("interactive", payload, u.id, c.id))
+
+    def submit_view(self, user: str, view_id: str, values: dict[str, str | list[str] | None]) -> Delivery:
+        """`user` fills in the open modal `view_id` ({block_id: text, option value or [values]}) and submits it."""
+        u = self.ws.user_by_name(user)
+        view = next((v for v in self.ws.views if v["id"] == view_id), None)
+        if view is None:
+            raise KeyError(f"no open view {view_id}")
+        state: dict[str, dict[str, Any]] = {}
+        for block in view.get("blocks", []):
+            if block.get("type") != "input":
+                continue
+            element, value = block["element"], values.get(block["block_id"])
+            if element["type"] == "plain_text_input":
+                entry: dict[str, Any] = {"type": "plain_text_input", "value": value}
+            elif element["type"] == "static_select":
+                chosen = next((o for o in element.get("options", []) if o["value"] == value), None)
+                entry = {"type": "static_select", "selected_option": chosen}
+            elif element["type"] in ("checkboxes", "multi_static_select"):
+                picked = set(value or [])
+                entry = {"type": element["type"],
+                         "selected_options": [o for o in element.get("options", []) if o["value"] in picked]}
+            else:
+                raise ValueError(f"the emulator cannot fill a {element['type']}")
+            state[block["block_id"]] = {element["action_id"]: entry}
+        payload = {
+            "type": "view_submission", "token": "emulator-verification-token", "api_app_id": self.ws.app.app_id,
+            "team": {"id": self.ws.team_id, "domain": self.ws.team_domain},
+            "user": {"id": u.id, "username": u.name, "name": u.name, "team_id": self.ws.team_id},
+            "trigger_id": f"{next(self._ids)}.{secrets.token_hex(6)}",
+            "view": {**view, "state": {"values": state}, "hash": secrets.token_hex(6)},
+            "response_urls": [],
+        }
+        return self.send(self._new_delivery("interactive", payload, u.id, None))
 
     def event_payload(self, event: dict[str, Any], event_id: str | None = None) -> dict[str, Any]:
         return {"token": "emulator-verification-token", "team_id": self.ws.team_id, "api_app_id": self.ws.app.app_id,

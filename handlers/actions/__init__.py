@@ -10,7 +10,7 @@ from slack_bolt.context.respond import Respond
 
 from bot import ui
 from bot.comms import render
-from bot.ids import SLASH_COMMAND, Action
+from bot.ids import SLASH_COMMAND, Action, View
 from bot.incident import ROLLBACK_CRITERIA
 from bot.runtime import Services
 from handlers.work import acked
@@ -63,6 +63,51 @@ def register(app: App, services: Services) -> None:
     def checklist(body: dict[str, Any], action: dict[str, Any]) -> None:
         user, channel = _who(body)
         services.rollback.set_checklist(user, channel, _incident_id(body), _selected(action))
+
+    register_closeout(app, services)
+
+
+def register_closeout(app: App, services: Services) -> None:
+    @app.action(Action.SUCCESS)
+    @acked(services)
+    def success(body: dict[str, Any], action: dict[str, Any]) -> None:
+        user, channel = _who(body)
+        services.rollback.closer.set_success(user, channel, _incident_id(body), _selected(action))
+
+    @app.action(Action.CLOSE)
+    @acked(services)
+    def close(body: dict[str, Any]) -> None:
+        user, channel = _who(body)
+        services.rollback.close_incident(user, channel, None)
+
+    @app.action(Action.COMMS_EDIT)
+    @acked(services)
+    def comms_edit(body: dict[str, Any]) -> None:
+        user, channel = _who(body)
+        services.rollback.open_comms_edit(user, channel, body["trigger_id"])
+
+    @app.action(Action.RCA)
+    @acked(services)
+    def rca(body: dict[str, Any]) -> None:
+        user, channel = _who(body)
+        services.rollback.open_rca(user, channel, body["trigger_id"])
+
+    @app.action(Action.COMMS_POST)
+    @acked(services)
+    def comms_post(body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
+        user, channel = _who(body)
+        services.rollback.comms_post(user, channel, str(action.get("value")))
+        respond(text="📣 Posted to the stakeholders.", response_type="ephemeral", replace_original=True)
+
+    @app.view(View.COMMS_EDIT)
+    @acked(services)
+    def comms_saved(body: dict[str, Any], view: dict[str, Any]) -> None:
+        services.rollback.save_comms_details(body["user"]["id"], view["private_metadata"], ui.view_values(view))
+
+    @app.view(View.RCA)
+    @acked(services)
+    def rca_saved(body: dict[str, Any], view: dict[str, Any]) -> None:
+        services.rollback.closer.save_rca(body["user"]["id"], view["private_metadata"], ui.view_values(view))
 
 
 def _incident_id(body: dict[str, Any]) -> str:

@@ -11,6 +11,7 @@ from slack_bolt.context.respond import Respond
 from bot import ui
 from bot.commands import Parsed, parse
 from bot.comms import render
+from bot.errors import BadInput, quote
 from bot.ids import SLASH_COMMAND, STEP_SUBCOMMANDS, Subcommand
 from bot.runtime import Services
 from handlers.work import acked
@@ -47,7 +48,38 @@ def _restore(services: Services, command: dict[str, Any], parsed: Parsed, respon
     services.rollback.request_restore(command["user_id"], command["channel_id"], parsed.args)
 
 
-ROUTES: dict[Subcommand, Route] = {Subcommand.START: _start, Subcommand.STATUS: _status, Subcommand.HELP: _help,
+def _comms(services: Services, command: dict[str, Any], parsed: Parsed, respond: Respond) -> None:
+    user, channel = command["user_id"], command["channel_id"]
+    if parsed.args == ["edit"]:
+        services.rollback.open_comms_edit(user, channel, command["trigger_id"])
+        return
+    if parsed.args:
+        raise BadInput(f"`comms {quote(' '.join(parsed.args))}` is not something I know.",
+                       hint=f"`{SLASH_COMMAND} comms` previews the next update; `{SLASH_COMMAND} comms edit` fills "
+                            "in impact, next steps and ETA.")
+    incident, update = services.rollback.comms_preview(user, channel)
+    text, blocks = ui.comms_preview(incident, update, services.settings.runbook.slack.stakeholder_channel)
+    respond(text=text, blocks=blocks, response_type="ephemeral")
+
+
+def _rca(services: Services, command: dict[str, Any], parsed: Parsed, respond: Respond) -> None:
+    if parsed.args:
+        raise BadInput("`rca` takes no words; it opens a form.", hint=f"Type `{SLASH_COMMAND} rca`.")
+    services.rollback.open_rca(command["user_id"], command["channel_id"], command["trigger_id"])
+
+
+def _close(services: Services, command: dict[str, Any], parsed: Parsed, respond: Respond) -> None:
+    force = parsed.options.get("--force")
+    if force is not None:
+        force = " ".join([force, *parsed.args])
+    elif parsed.args:
+        raise BadInput("`close` takes no words except `--force <reason>`.",
+                       hint=f"Type `{SLASH_COMMAND} close`, or `{SLASH_COMMAND} close --force <why>`.")
+    services.rollback.close_incident(command["user_id"], command["channel_id"], force)
+
+
+ROUTES: dict[Subcommand, Route] = {Subcommand.COMMS: _comms, Subcommand.RCA: _rca, Subcommand.CLOSE: _close,
+                                   Subcommand.START: _start, Subcommand.STATUS: _status, Subcommand.HELP: _help,
                                    Subcommand.CLEANUP: _cleanup, Subcommand.RESTORE: _restore,
                                    **{sub: _step for sub in STEP_SUBCOMMANDS}}
 
