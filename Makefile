@@ -26,6 +26,7 @@ lint: deps
 bench: deps
 	$(BIN)/python bench/ack_latency.py
 	$(BIN)/python bench/rollback_overhead.py
+	$(BIN)/python bench/health_checks.py
 
 deps: $(VENV)/.installed $(TOOLS)/.installed
 

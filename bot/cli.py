@@ -75,6 +75,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     lines = run_checks(settings)
     for line in lines:
         print(line)
+    from bot.monitor import schedule_for
+
+    print("\nschedule:")
+    for text in schedule_for(settings):
+        print(f"  {text}")
     failed = [line for line in lines if line.required and not line.ok]
     print(f"\n{len(lines) - len(failed)} of {len(lines)} ok" + (f"; {len(failed)} required item(s) failed"
                                                                   if failed else ""))

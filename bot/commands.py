@@ -41,6 +41,7 @@ CATALOG: list[Usage] = [
     Usage(Subcommand.RCA, "rca", "record the root-cause analysis (the runbook's questions, in a form)"),
     Usage(Subcommand.CLOSE, "close [--force <reason>]", "check the success criteria and close: final update, "
                                                         "prevention follow-ups, postmortem"),
+    Usage(Subcommand.HEALTH, "health", "the latest scheduled check results and a latency chart"),
     Usage(Subcommand.HELP, "help", "list the subcommands (add `--again` to a step to repeat one that succeeded)"),
 ]
 

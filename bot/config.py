@@ -229,6 +229,37 @@ class CommsConfig(_Section):
     email: EmailConfig = Field(default_factory=EmailConfig)
 
 
+class MongoProbe(_Section):
+    """A count ratio over the tenant databases, e.g. failed assessment generations over sessions."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9 _.-]{1,60}$")
+    collection: str
+    failed_filter: dict[str, Any]
+    total_filter: dict[str, Any] = Field(default_factory=dict)
+    time_field: str | None = "created_at"
+    window_minutes: int = Field(default=60, ge=1)
+    max_ratio: float = Field(default=0.5, gt=0, le=1)
+    min_total: int = Field(default=1, ge=1)
+    criterion: str | None = "gen_fail"
+
+
+class MonitorConfig(_Section):
+    """Scheduled health checks: the runbook's "When to Rollback" criteria made measurable."""
+
+    enabled: bool = True
+    interval_s: float = Field(default=60.0, ge=1)
+    jitter_s: float = Field(default=5.0, ge=0)
+    check_timeout_s: float = Field(default=8.0, gt=0)
+    failures_to_alert: int = Field(default=3, ge=1)
+    healthy_to_restore: int = Field(default=5, ge=1)
+    verdict_every: int = Field(default=3, ge=1)
+    history: int = Field(default=120, ge=10, le=5000)
+    lease_s: float = Field(default=150.0, gt=0)
+    max_parallel: int = Field(default=32, ge=1, le=512)
+    pm2: bool = True
+    mongo_probes: list[MongoProbe] = Field(default_factory=list)
+
+
 class StoreConfig(_Section):
     data_dir: Path = Path("./data")
     incident_prefix: str = Field(default="RB", pattern=r"^[A-Z]{1,6}$")
@@ -248,6 +279,7 @@ class RunbookConfig(_Section):
     slack: SlackConfig = Field(default_factory=SlackConfig)
     contacts: ContactsConfig = Field(default_factory=ContactsConfig)
     comms: CommsConfig = Field(default_factory=CommsConfig)
+    monitor: MonitorConfig = Field(default_factory=MonitorConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
 
 

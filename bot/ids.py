@@ -23,6 +23,7 @@ class Subcommand(StrEnum):
     COMMS = "comms"
     RCA = "rca"
     CLOSE = "close"
+    HEALTH = "health"
     HELP = "help"
 
 
@@ -43,6 +44,7 @@ class Action(StrEnum):
     COMMS_EDIT = "rollback_comms_edit"
     RCA = "rollback_rca"
     CLOSE = "rollback_close"
+    START_FROM_ALERT = "rollback_start_from_alert"
 
 
 class View(StrEnum):

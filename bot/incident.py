@@ -126,6 +126,35 @@ class TimelineEntry(BaseModel):
     text: str
 
 
+class CheckResult(BaseModel):
+    """One measurement of one scheduled check."""
+
+    name: str
+    ok: bool
+    at: datetime
+    latency_ms: float | None = None
+    detail: str = ""
+    criterion: str | None = None  # the runbook criterion this failure meets, if any
+    value: float | None = None  # e.g. a pm2 restart count
+
+
+class CheckState(BaseModel):
+    """A check's state across runs and replicas: healthy/failing with streaks, and a bounded history."""
+
+    id: str
+    status: str = "unknown"  # unknown | healthy | failing
+    fails: int = 0
+    oks: int = 0
+    first_failure_at: datetime | None = None
+    changed_at: datetime | None = None
+    history: list[CheckResult] = Field(default_factory=list)
+    version: int = 0
+
+    @property
+    def last(self) -> CheckResult | None:
+        return self.history[-1] if self.history else None
+
+
 class CommsPost(BaseModel):
     """One stakeholder post: claimed before it is sent, so a milestone is announced once."""
 
@@ -193,6 +222,7 @@ class Incident(BaseModel):
     success: dict[str, Tick] = Field(default_factory=dict)
     rca: Rca | None = None
     close_out: CloseOut | None = None
+    watch: dict[str, Any] = Field(default_factory=dict)  # the post-rollback watch: checks, healthy streak
     version: int = 0
 
     @property

@@ -73,6 +73,10 @@ def start_scheduler(service: RollbackService) -> Any:
                                                                    "misfire_grace_time": 60})
     scheduler.add_job(service.comms.tick, "interval", seconds=60, jitter=5, id="comms-reminder",
                       name="stakeholder update reminder")
+    monitor = service.config.monitor
+    if monitor.enabled:
+        scheduler.add_job(service.monitor.run_once, "interval", seconds=monitor.interval_s, jitter=monitor.jitter_s,
+                          id="health-checks", name="scheduled health checks")
     scheduler.start()
     return scheduler
 

@@ -34,6 +34,7 @@ from bot.incident import (
     format_incident_id,
     looks_like_incident_id,
 )
+from bot.monitor import Monitor
 from bot.ops.git import GitRepo
 from bot.redact import redact
 from bot.runner import STEPS, Outcome, StepRunner, all_secret_values
@@ -62,6 +63,9 @@ class Messenger(Protocol):
 
     def open_view(self, trigger_id: str, view: dict[str, Any]) -> None: ...
 
+    def upload_bytes(self, channel: str, thread_ts: str | None, filename: str, content: bytes,
+                     title: str) -> None: ...
+
 
 @dataclass(frozen=True)
 class Started:
@@ -88,6 +92,7 @@ class RollbackService:
         self.runner = StepRunner(self)
         self.danger = DangerZone(self)
         self.comms = Comms(self)
+        self.monitor = Monitor(self)
         self.closer = Closer(self)
 
     # ---- lookups ---------------------------------------------------------------------------------------
@@ -137,11 +142,13 @@ class RollbackService:
         raise Conflict(f"{incident_id} is changing too fast right now; try again in a moment.")
 
     # ---- /rollback start -------------------------------------------------------------------------------
-    def start(self, actor: str, channel: str, reason: str, detected: str | None = None) -> Started:
+    def start(self, actor: str, channel: str, reason: str, detected: str | None = None, *,
+              detected_at: datetime | None = None, criteria: list[str] | None = None) -> Started:
         self.access.require_channel(channel)
         self.access.require_commander(actor)
         now = self.clock.now()
-        detected_at = parse_moment(detected, now) if detected else now
+        if detected_at is None:
+            detected_at = parse_moment(detected, now) if detected else now
         existing = self.store.active_incident(f"channel:{channel}") or self.store.active_incident(
             f"target:{self.config.target.repo_path}")
         if existing is not None:
@@ -153,7 +160,10 @@ class RollbackService:
             target=str(self.config.target.repo_path), commander=actor, reason=reason.strip(), created_at=now,
             start_commit=head.sha, start_commit_summary=head.summary,
         )
-        incident.reach(Milestone.ISSUE_DETECTED, detected_at, actor)
+        incident.reach(Milestone.ISSUE_DETECTED, min(detected_at, now), actor)
+        for key in criteria or []:
+            if key in CRITERIA_KEYS:
+                incident.criteria[key] = _tick(actor, now)
         incident.reach(Milestone.ROLLBACK_STARTED, now, actor)
         incident.record(now, "bot", f"Current commit noted: {head.oneline()}")
         incident.tick("commit", "bot", now)
@@ -370,7 +380,31 @@ class RollbackService:
     def close_incident(self, actor: str, channel: str, force: str | None) -> Incident:
         return self.closer.close(actor, channel, force)
 
+    def start_from_alert(self, actor: str, value: str) -> Started:
+        """The alert's "Start rollback" button: an incident in the first incident channel, pre-filled."""
+        import json
+
+        try:
+            data = json.loads(value)
+            detected_at = datetime.fromisoformat(data["detected"])
+            criterion, check = str(data["criterion"]), str(data.get("check", "a scheduled check"))
+        except (ValueError, KeyError, TypeError):
+            raise BadInput("That alert button is damaged.", hint=f"Use `{SLASH_COMMAND} start` instead.") from None
+        channels = self.config.access.incident_channels
+        if not channels:
+            raise BadInput("No incident channel is configured.", hint="Add one to `access.incident_channels`.")
+        from bot.incident import ROLLBACK_CRITERIA
+
+        text = next((i.text for i in ROLLBACK_CRITERIA if i.key == criterion), criterion)
+        return self.start(actor, channels[0], f"{text} (alert from {check})", detected_at=detected_at,
+                          criteria=[criterion])
+
+    def health(self, actor: str) -> list[Any]:
+        self.access.require_commander(actor)
+        return self.store.checks()
+
     def close(self) -> None:
+        self.monitor.close()
         self.danger.close()
 
     def secrets(self) -> list[str]:

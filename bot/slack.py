@@ -64,6 +64,10 @@ class SlackMessenger:
         self.client.files_upload_v2(channel=channel, thread_ts=thread_ts, filename=filename, content=content,
                                     title=title, initial_comment=f"📝 {title}")
 
+    def upload_bytes(self, channel: str, thread_ts: str | None, filename: str, content: bytes, title: str) -> None:
+        self.client.files_upload_v2(channel=channel, thread_ts=thread_ts, filename=filename, content=content,
+                                    title=title)
+
     def open_view(self, trigger_id: str, view: dict[str, Any]) -> None:
         self.client.views_open(trigger_id=trigger_id, view=view)
 

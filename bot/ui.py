@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.comms import render
+from bot.comms import render, slack_date, slack_escape
 from bot.ids import SLASH_COMMAND, Action, Block, View
 from bot.incident import (
     MILESTONE_LABELS,
@@ -248,3 +248,21 @@ def comms_preview(incident: Incident, update: Any, channel: str | None) -> tuple
         ]},
     ]
     return f"Preview: {update.subject}", blocks
+
+
+def health(checks: list[Any], monitor: Any) -> tuple[str, Blocks]:
+    """`/rollback health`: each check's state and its latest measurement."""
+    if not checks:
+        text = (f"No scheduled check has run yet (every {monitor.interval_s:g}s"
+                + ("" if monitor.enabled else "; `monitor.enabled` is false") + ").")
+        return text, section(text)
+    lines = ["*Scheduled checks*: each one's state and latest result"]
+    for check in checks:
+        last = check.last
+        mark = {"healthy": "🟢", "failing": "🔴"}.get(check.status, "⚪")
+        latency = f" · {last.latency_ms:.0f} ms" if last and last.latency_ms is not None else ""
+        when = f" · {slack_date(last.at)}" if last else ""
+        detail = slack_escape(last.detail) if last else "no result yet"
+        lines.append(f"{mark} *{slack_escape(check.id)}* — {check.status}: {detail}{latency}{when}")
+    text = "\n".join(lines)
+    return text, section(text)

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from bot.audit import GENESIS, AuditEvent, ChainReport, verify_chain
 from bot.clock import to_iso
 from bot.errors import StaleState
-from bot.incident import Approval, Incident, IncidentState, StepRun
+from bot.incident import Approval, CheckState, Incident, IncidentState, StepRun
 
 Model = TypeVar("Model", bound=BaseModel)
 
@@ -158,6 +158,22 @@ class Store(ABC):
 
     def verify_audit(self) -> ChainReport:
         return verify_chain(self.audit_events(), self.audit_head())
+
+    def get_check(self, name: str) -> CheckState | None:
+        doc = self._get("check", name)
+        return CheckState.model_validate(doc) if doc else None
+
+    def save_check(self, state: CheckState) -> CheckState:
+        """Insert the first time, then conditional writes like every other record."""
+        if state.version == 0 and self._get("check", state.id) is None:
+            saved = state.model_copy(update={"version": 1})
+            doc = saved.model_dump(mode="json")
+            self._insert("check", state.id, doc)
+            return saved
+        return self._save("check", state)
+
+    def checks(self) -> list[CheckState]:
+        return sorted((CheckState.model_validate(d) for d in self._find("check")), key=lambda c: c.id)
 
     def _save(self, kind: str, record: Model, lookup: str | None = None) -> Model:
         version = int(getattr(record, "version"))  # noqa: B009 - every stored model has one

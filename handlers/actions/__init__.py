@@ -92,6 +92,13 @@ def register_closeout(app: App, services: Services) -> None:
         user, channel = _who(body)
         services.rollback.open_rca(user, channel, body["trigger_id"])
 
+    @app.action(Action.START_FROM_ALERT)
+    @acked(services)
+    def start_from_alert(body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
+        started = services.rollback.start_from_alert(body["user"]["id"], str(action.get("value")))
+        link = f"<{started.panel_link}|{started.incident.id}>" if started.panel_link else started.incident.id
+        respond(text=f"🚨 Started {link}.", response_type="ephemeral", replace_original=False)
+
     @app.action(Action.COMMS_POST)
     @acked(services)
     def comms_post(body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:

@@ -78,7 +78,19 @@ def _close(services: Services, command: dict[str, Any], parsed: Parsed, respond:
     services.rollback.close_incident(command["user_id"], command["channel_id"], force)
 
 
-ROUTES: dict[Subcommand, Route] = {Subcommand.COMMS: _comms, Subcommand.RCA: _rca, Subcommand.CLOSE: _close,
+def _health(services: Services, command: dict[str, Any], parsed: Parsed, respond: Respond) -> None:
+    from bot.monitor import latency_chart
+
+    checks = services.rollback.health(command["user_id"])
+    text, blocks = ui.health(checks, services.settings.runbook.monitor)
+    respond(text=text, blocks=blocks, response_type="ephemeral")
+    if any(r.latency_ms is not None for c in checks for r in c.history):
+        services.messenger.upload_bytes(command["channel_id"], None, "latency.png", latency_chart(checks),
+                                        "Check latency, most recent on the right (red: failed)")
+
+
+ROUTES: dict[Subcommand, Route] = {Subcommand.HEALTH: _health,
+                                   Subcommand.COMMS: _comms, Subcommand.RCA: _rca, Subcommand.CLOSE: _close,
                                    Subcommand.START: _start, Subcommand.STATUS: _status, Subcommand.HELP: _help,
                                    Subcommand.CLEANUP: _cleanup, Subcommand.RESTORE: _restore,
                                    **{sub: _step for sub in STEP_SUBCOMMANDS}}
