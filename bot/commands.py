@@ -27,8 +27,9 @@ CATALOG: list[Usage] = [
     Usage(Subcommand.STATUS, "status [RB-0007]", "show the incident's timeline with real times"),
     Usage(Subcommand.BACKUP, "backup", "runbook step 1: record the commit, dump every tenant database, save pm2 "
                                        "logs and .env; counts verified"),
-    Usage(Subcommand.REVERT, "revert [commit]", "step 2: reset the code to the rollback target (default from the "
-                                                "config); uncommitted work is stashed first"),
+    Usage(Subcommand.REVERT, "revert [commit] | revert --safe [commit…]",
+          "step 2: reset the code to the rollback target (default from the config); uncommitted work is stashed "
+          "first. `--safe`: `git revert` the commits as new ones instead, no history rewritten"),
     Usage(Subcommand.REBUILD, "rebuild", "step 3: `yarn build` (clean install and build again if it fails)"),
     Usage(Subcommand.RESTART, "restart", "step 4: `pm2 restart` each app and wait until it is online"),
     Usage(Subcommand.VERIFY, "verify", "step 5: health endpoint, core endpoints and pm2 error logs"),
@@ -41,6 +42,12 @@ CATALOG: list[Usage] = [
     Usage(Subcommand.RCA, "rca", "record the root-cause analysis (the runbook's questions, in a form)"),
     Usage(Subcommand.CLOSE, "close [--force <reason>]", "check the success criteria and close: final update, "
                                                         "prevention follow-ups, postmortem"),
+    Usage(Subcommand.FLAG, "flag NAME=value | flag undo", "safer alternative: set a feature flag in `.env` "
+                                                            "(backed up first), then restart and verify"),
+    Usage(Subcommand.PARTIAL, "partial <path> [commit]", "safer alternative: one file back from a commit, then "
+                                                         "rebuild, restart, verify"),
+    Usage(Subcommand.HOTFIX, "hotfix <name> | hotfix ship", "forward fix: a `hotfix/<name>` branch from HEAD; "
+                                                            "`ship` builds, restarts and verifies it"),
     Usage(Subcommand.HEALTH, "health", "the latest scheduled check results and a latency chart"),
     Usage(Subcommand.HELP, "help", "list the subcommands (add `--again` to a step to repeat one that succeeded)"),
 ]
@@ -60,6 +67,7 @@ class Parsed:
 _OPTIONS = {Subcommand.START: {"--detected"}, Subcommand.CLOSE: {"--force"}}
 _FLAGS = {sub: {"--again"} for sub in (Subcommand.BACKUP, Subcommand.REVERT, Subcommand.REBUILD,
                                        Subcommand.RESTART, Subcommand.VERIFY)}
+_FLAGS[Subcommand.REVERT] = {"--again", "--safe"}
 
 
 def parse(text: str) -> Parsed:

@@ -65,6 +65,15 @@ class TargetConfig(_Section):
     rollback_target: str = "df5b229"
     env_file: str = ".env"
     remote: str = "origin"
+    flag_allow_list: list[str] = Field(default_factory=lambda: ["ENABLE_REALTIME_TIPS"])
+
+    @field_validator("flag_allow_list")
+    @classmethod
+    def _flag_names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not re.fullmatch(r"[A-Z_][A-Z0-9_]{0,63}", name):
+                raise ValueError(f"{name!r} is not an environment variable name (like ENABLE_REALTIME_TIPS)")
+        return value
 
     @field_validator("rollback_target")
     @classmethod

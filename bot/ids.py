@@ -24,6 +24,9 @@ class Subcommand(StrEnum):
     RCA = "rca"
     CLOSE = "close"
     HEALTH = "health"
+    FLAG = "flag"
+    PARTIAL = "partial"
+    HOTFIX = "hotfix"
     HELP = "help"
 
 
@@ -45,6 +48,8 @@ class Action(StrEnum):
     RCA = "rollback_rca"
     CLOSE = "rollback_close"
     START_FROM_ALERT = "rollback_start_from_alert"
+    ALTERNATIVES = "rollback_alternatives"
+    HOTFIX_PUSH = "rollback_hotfix_push"
 
 
 class View(StrEnum):

@@ -223,6 +223,7 @@ class Incident(BaseModel):
     rca: Rca | None = None
     close_out: CloseOut | None = None
     watch: dict[str, Any] = Field(default_factory=dict)  # the post-rollback watch: checks, healthy streak
+    rolled_back_files: list[str] = Field(default_factory=list)  # by partial rollbacks
     version: int = 0
 
     @property

@@ -81,7 +81,7 @@ class StepRunner:
         self._claim(incident.id, run)
         store.add_step_run(run)
         store.audit(clock.now(), actor, "step.started", incident.id, step=step.name, run=run.id,
-                    plan=redact(plan.summary, secrets), args=args)
+                    plan=redact(plan.summary, secrets), args=getattr(step, "public_args", list)(args))
         thread = incident.panel_ts
         svc.say(incident.channel, self._plan_text(step, plan, actor), thread_ts=thread, secrets=secrets)
         progress_ts = svc.say(incident.channel, f"⏳ *{step.title}* — starting", thread_ts=thread, secrets=secrets)

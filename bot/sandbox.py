@@ -73,8 +73,11 @@ PHASES = [
      "module.exports = { generate: () => { throw new Error('assessment generation failed'); } };\n"),
 ]
 
+# Phase 3 breaks health while the realtime-tips feature is on (the runbook's feature-flag alternative).
 SERVER_BROKEN_PATCH = ("'/api/health': (req, res) => send(res, 200, { status: 'ok' }),",
-                       "'/api/health': (req, res) => { console.error('Error: assessment generation failed'); "
+                       "'/api/health': (req, res) => { if (process.env.ENABLE_REALTIME_TIPS === 'false') "
+                       "return send(res, 200, { status: 'ok' }); "
+                       "console.error('Error: assessment generation failed'); "
                        "send(res, 500, { status: 'error', error: 'assessment service failed' }); },")
 
 

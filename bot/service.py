@@ -21,7 +21,7 @@ from bot.comms import render, who
 from bot.config import Settings
 from bot.danger import DangerZone
 from bot.errors import BadInput, BotError, Conflict, NotFound, StaleState, quote
-from bot.ids import SLASH_COMMAND
+from bot.ids import SLASH_COMMAND, Action
 from bot.incident import (
     CHECKLIST_KEYS,
     CRITERIA_KEYS,
@@ -398,6 +398,76 @@ class RollbackService:
         text = next((i.text for i in ROLLBACK_CRITERIA if i.key == criterion), criterion)
         return self.start(actor, channels[0], f"{text} (alert from {check})", detected_at=detected_at,
                           criteria=[criterion])
+
+    # ---- the safer alternatives ---------------------------------------------------------------------------------
+    def run_alternative(self, actor: str, channel: str, name: str, args: list[str]) -> list[Outcome]:
+        """flag, partial, safe_revert, hotfix: the change, then the follow-ups it needs, each a recorded step."""
+        from bot.runbook.alternatives import ALTERNATIVES
+
+        self.access.require_channel(channel)
+        self.access.require_commander(actor)
+        step = ALTERNATIVES[name]
+        incident = self._active_in(channel)
+        outcomes = [self.runner.run(incident, step, actor, args, again=True)]
+        first = outcomes[0].result
+        if not first.ok:
+            return outcomes
+        if name == "partial":
+            path = str(first.artifacts["path"])
+
+            def rolled_back(fresh: Incident) -> None:
+                if path not in fresh.rolled_back_files:
+                    fresh.rolled_back_files.append(path)
+
+            self.mutate(incident.id, rolled_back)
+        follow = list(step.follow_ups) or (["rebuild", "restart", "verify"] if first.artifacts.get("ship") else [])
+        for follow_up in follow:
+            fresh = self.store.get_incident(incident.id) or incident
+            outcomes.append(self.runner.run(fresh, STEPS[follow_up], actor, [], again=True))
+            if not outcomes[-1].result.ok:
+                break
+        shipped = first.artifacts.get("ship") and all(o.result.ok for o in outcomes) and len(outcomes) > 1
+        if shipped:
+            self._offer_push(incident, str(first.artifacts["branch"]), str(first.artifacts["head"]))
+        return outcomes
+
+    def _offer_push(self, incident: Incident, branch: str, head: str) -> None:
+        remote = self.config.target.remote
+        text = (f"🚀 `{branch}` at `{head[:7]}` is built, running and verified. Push it to `{remote}`? "
+                f"(a plain push: if `{remote}` has moved on, the push is refused, never forced)")
+        push = {"type": "button", "action_id": Action.HOTFIX_PUSH, "value": branch,
+                "text": {"type": "plain_text", "text": f"Push {branch} to {remote}"[:75]},
+                "confirm": {"title": {"type": "plain_text", "text": "Push the hotfix?"},
+                            "text": {"type": "mrkdwn", "text": f"`git push {remote} {branch}` (no force)"},
+                            "confirm": {"type": "plain_text", "text": "Push"},
+                            "deny": {"type": "plain_text", "text": "Not now"}}}
+        blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": text}},
+                                        {"type": "actions", "elements": [push]}]
+        self.messenger.post(incident.channel, text, blocks, thread_ts=incident.panel_ts)
+
+    def push_hotfix(self, actor: str, channel: str, branch: str) -> str:
+        from bot.ops.git import Alternatives, validate_hotfix_name
+
+        self.access.require_channel(channel)
+        self.access.require_commander(actor)
+        incident = self._active_in(channel)
+        if not branch.startswith("hotfix/"):
+            raise BadInput(f"`{quote(branch)}` is not a hotfix branch.")
+        validate_hotfix_name(branch.removeprefix("hotfix/"))
+        tree = Alternatives(self.config.target.repo_path)
+        remote = self.config.target.remote
+        if not tree.has_remote(remote):
+            raise BadInput(f"The repository has no remote `{remote}`.", hint="Set `target.remote` in rollback.yml.")
+        now = self.clock.now()
+        try:
+            output = tree.push(remote, branch)
+        except Exception as error:  # noqa: BLE001 - a refused push is reported, never forced
+            self.store.audit(now, actor, "hotfix.push_refused", incident.id, branch=branch, remote=remote)
+            raise Conflict(f"`git push {remote} {branch}` was refused: {redact(str(error), self.secrets())[-300:]}",
+                           hint="Nothing was forced. Fetch, rebase the hotfix and ship again.") from None
+        self.store.audit(now, actor, "hotfix.pushed", incident.id, branch=branch, remote=remote)
+        self.say(incident.channel, f"📤 {who(actor)} pushed `{branch}` to `{remote}`.", thread_ts=incident.panel_ts)
+        return output
 
     def health(self, actor: str) -> list[Any]:
         self.access.require_commander(actor)

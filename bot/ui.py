@@ -96,8 +96,16 @@ def panel(incident: Incident, runs: list[StepRun] | None = None, target: str = "
                 "style": "danger",
             },
         }
+        alternatives = {
+            "type": "static_select", "action_id": Action.ALTERNATIVES,
+            "placeholder": {"type": "plain_text", "text": "Alternatives…"},
+            "options": [{"text": {"type": "plain_text", "text": text}, "value": value} for value, text in (
+                ("flag", "Disable a feature flag"), ("partial", "Partial rollback (one file)"),
+                ("safe_revert", "Safe revert (git revert)"), ("hotfix", "Forward fix (hotfix branch)"))],
+        }
         blocks.append({"type": "actions", "block_id": Block.STEP_BUTTONS,
-                       "elements": [*(_step_button(step, incident, target) for step in STEPS.values()), danger]})
+                       "elements": [*(_step_button(step, incident, target) for step in STEPS.values()), danger,
+                                    alternatives]})
     blocks.append({"type": "section", "block_id": Block.CHECKLIST, "text": _text(
         render("checklist.md.j2", incident=incident, items=PRE_ROLLBACK_CHECKLIST))})
     manual = [item for item in PRE_ROLLBACK_CHECKLIST if not item.automatic]
@@ -265,4 +273,24 @@ def health(checks: list[Any], monitor: Any) -> tuple[str, Blocks]:
         detail = slack_escape(last.detail) if last else "no result yet"
         lines.append(f"{mark} *{slack_escape(check.id)}* — {check.status}: {detail}{latency}{when}")
     text = "\n".join(lines)
+    return text, section(text)
+
+
+ALTERNATIVE_HELP = {
+    "flag": "*Disable a feature flag* — `/rollback flag NAME=value` "
+            "(e.g. `/rollback flag ENABLE_REALTIME_TIPS=false`): the name must be in the target's `.env` or on "
+            "`target.flag_allow_list`. `.env` is backed up, edited in place, then the apps restart and verify runs. "
+            "`/rollback flag undo` puts the previous value back.",
+    "partial": "*Partial rollback* — `/rollback partial <path> [commit]`: one tracked file back from a commit "
+               "(default: the rollback target), then rebuild, restart, verify. The plan shows the diff stat.",
+    "safe_revert": "*Safe revert* — `/rollback revert --safe [commit…]`: `git revert` of those commits (default: "
+                   "everything after the rollback target) as new commits; no history is rewritten and a conflict "
+                   "aborts cleanly. Then rebuild, restart, verify.",
+    "hotfix": "*Forward fix* — `/rollback hotfix <name>` creates `hotfix/<name>` from HEAD; commit the fix there, "
+              "then `/rollback hotfix ship` builds, restarts and verifies it and offers to push it (never forced).",
+}
+
+
+def alternative_help(value: str) -> tuple[str, Blocks]:
+    text = ALTERNATIVE_HELP.get(value, "Pick one of the alternatives.")
     return text, section(text)

@@ -99,3 +99,70 @@ class WorkTree(GitRepo):
 
     def reset_hard(self, sha: str) -> None:
         self._repo().git.reset("--hard", validate_commit_id(sha))
+
+
+BRANCH_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+
+
+def validate_hotfix_name(text: str) -> str:
+    """A hotfix name becomes `hotfix/<name>`: letters, digits, . _ -; no option, no path, no ref syntax."""
+    value = text.strip()
+    if (not BRANCH_NAME.match(value) or ".." in value or value.endswith((".", ".lock"))
+            or value.startswith("-")):
+        raise BadInput(f"`{quote(value)}` cannot be a branch name.",
+                       hint="Use letters, digits, `.`, `_` and `-`, like `/rollback hotfix fix-feedback-timeout`.")
+    return value
+
+
+class Alternatives(WorkTree):
+    """The runbook's safer alternatives: one file back, `git revert`, hotfix branches."""
+
+    def tracked(self, path: str, commit: str) -> bool:
+        repo = self._repo()
+        listed = repo.git.ls_tree("--name-only", "-r", validate_commit_id(commit), "--", path)
+        return path in listed.splitlines()
+
+    def diff_stat(self, commit: str, path: str) -> str:
+        return str(self._repo().git.diff("--stat", validate_commit_id(commit), "--", path)) or "no difference"
+
+    def checkout_file(self, commit: str, path: str) -> None:
+        self._repo().git.checkout(validate_commit_id(commit), "--", path)
+
+    def stash_paths(self, message: str, paths: list[str]) -> str | None:
+        repo = self._repo()
+        repo.git.stash("push", "--include-untracked", "--message", message, "--", *paths)
+        top = repo.git.rev_parse("--verify", "--quiet", "refs/stash")
+        return str(top) if top else None
+
+    def revert_commits(self, shas: list[str]) -> list[str]:
+        """`git revert --no-edit` each commit (newest first) as new commits; on a conflict abort and report
+        the conflicting files (nothing is left half done)."""
+        repo = self._repo()
+        try:
+            repo.git.revert("--no-edit", *(validate_commit_id(s) for s in shas))
+        except git.GitCommandError:
+            conflicted = sorted({line.split("\t", 1)[-1] for line in
+                                 repo.git.diff("--name-only", "--diff-filter=U").splitlines() if line})
+            repo.git.revert("--abort")
+            return conflicted or ["(git reported a conflict)"]
+        return []
+
+    def branch(self) -> str | None:
+        repo = self._repo()
+        return None if repo.head.is_detached else str(repo.active_branch.name)
+
+    def create_branch(self, name: str) -> None:
+        repo = self._repo()
+        branch = f"hotfix/{validate_hotfix_name(name)}"
+        if branch in [h.name for h in repo.heads]:
+            raise BadInput(f"`{branch}` already exists.", hint="Pick another name, or ship it with "
+                                                               "`/rollback hotfix ship`.")
+        repo.git.check_ref_format("--branch", branch)
+        repo.git.checkout("-b", branch)
+
+    def push(self, remote: str, branch: str) -> str:
+        """Push without force: a rejected push is reported, never overridden."""
+        return str(self._repo().git.push(remote, f"refs/heads/{branch}:refs/heads/{branch}"))
+
+    def has_remote(self, remote: str) -> bool:
+        return remote in [r.name for r in self._repo().remotes]

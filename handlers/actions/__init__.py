@@ -99,6 +99,18 @@ def register_closeout(app: App, services: Services) -> None:
         link = f"<{started.panel_link}|{started.incident.id}>" if started.panel_link else started.incident.id
         respond(text=f"🚨 Started {link}.", response_type="ephemeral", replace_original=False)
 
+    @app.action(Action.ALTERNATIVES)
+    @acked(services)
+    def alternatives(action: dict[str, Any], respond: Respond) -> None:
+        text, blocks = ui.alternative_help(str((action.get("selected_option") or {}).get("value")))
+        respond(text=text, blocks=blocks, response_type="ephemeral", replace_original=False)
+
+    @app.action(Action.HOTFIX_PUSH)
+    @acked(services)
+    def hotfix_push(body: dict[str, Any], action: dict[str, Any]) -> None:
+        user, channel = _who(body)
+        services.rollback.push_hotfix(user, channel, str(action.get("value")))
+
     @app.action(Action.COMMS_POST)
     @acked(services)
     def comms_post(body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:

@@ -78,6 +78,17 @@ def _close(services: Services, command: dict[str, Any], parsed: Parsed, respond:
     services.rollback.close_incident(command["user_id"], command["channel_id"], force)
 
 
+def _alternative(services: Services, command: dict[str, Any], parsed: Parsed, respond: Respond) -> None:
+    services.rollback.run_alternative(command["user_id"], command["channel_id"], parsed.sub.value, parsed.args)
+
+
+def _revert(services: Services, command: dict[str, Any], parsed: Parsed, respond: Respond) -> None:
+    if "--safe" in parsed.options:
+        services.rollback.run_alternative(command["user_id"], command["channel_id"], "safe_revert", parsed.args)
+    else:
+        _step(services, command, parsed, respond)
+
+
 def _health(services: Services, command: dict[str, Any], parsed: Parsed, respond: Respond) -> None:
     from bot.monitor import latency_chart
 
@@ -89,11 +100,12 @@ def _health(services: Services, command: dict[str, Any], parsed: Parsed, respond
                                         "Check latency, most recent on the right (red: failed)")
 
 
-ROUTES: dict[Subcommand, Route] = {Subcommand.HEALTH: _health,
+ROUTES: dict[Subcommand, Route] = {Subcommand.HEALTH: _health, Subcommand.FLAG: _alternative,
+                                   Subcommand.PARTIAL: _alternative, Subcommand.HOTFIX: _alternative,
                                    Subcommand.COMMS: _comms, Subcommand.RCA: _rca, Subcommand.CLOSE: _close,
                                    Subcommand.START: _start, Subcommand.STATUS: _status, Subcommand.HELP: _help,
                                    Subcommand.CLEANUP: _cleanup, Subcommand.RESTORE: _restore,
-                                   **{sub: _step for sub in STEP_SUBCOMMANDS}}
+                                   **{sub: _step for sub in STEP_SUBCOMMANDS}, Subcommand.REVERT: _revert}
 
 
 def register(app: App, services: Services) -> None:
