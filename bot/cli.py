@@ -25,10 +25,12 @@ log = logging.getLogger("rollback_bot")
 
 def _logging(settings: Settings | None, level: str) -> None:
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("apscheduler").setLevel(max(logging.WARNING, logging.getLogger().level))  # job chatter
     if settings is not None:
         values = [s.get_secret_value() for s in (settings.secrets.slack_bot_token, settings.secrets.slack_app_token,
                                                   settings.secrets.slack_signing_secret,
-                                                  settings.secrets.state_store_uri) if s is not None]
+                                                  settings.secrets.state_store_uri, settings.secrets.smtp_password)
+                  if s is not None]
         for handler in logging.getLogger().handlers:
             handler.addFilter(RedactingFilter(values))
 
@@ -167,7 +169,8 @@ def cmd_local(args: argparse.Namespace) -> int:
     settings = load_settings(config, env_file=False)
     _logging(settings, args.log_level)
     bot = socket_mode_bot(settings).start()
-    print(f"Local Slack emulator: {emulator.url}  (state: {settings.data_dir}, target: {repo})")
+    print(f"\n  Open {emulator.url}/ in a browser\n\n"
+          f"  (local Slack emulator; state: {settings.data_dir}; target: {repo})", flush=True)
     try:
         if sys.stdin.isatty() and not args.no_prompt:
             repl(emulator)

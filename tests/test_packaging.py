@@ -48,6 +48,7 @@ def test_an_installed_wheel_finds_templates_and_manifest(tmp_path: Path) -> None
     wheel = next(out.glob("rollback_bot-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     assert "bot/_resources/manifest.yml" in names and "bot/_resources/templates/panel.md.j2" in names
+    assert {"bot/emulator/web/index.html", "bot/emulator/web/app.js", "bot/emulator/web/style.css"} <= set(names)
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
     probe = ("import bot.resources as r, bot.comms as c; print(r.manifest_path()); "
@@ -80,6 +81,7 @@ def test_check_reports_each_item_and_fails_on_what_is_missing(tmp_path: Path, em
     if ":" in userinfo:  # the password from the target's .env is never shown
         assert userinfo.split(":", 1)[1] not in out
     assert "[warn] health URL" in out
+    assert "schedule:\n  every 60s" in out and "GET http://127.0.0.1:9/api/health expects" in out
     bad = tmp_path / "bad.yml"
     bad.write_text("target: {rollback_target: main}\n")
     result = subprocess.run([sys.executable, "-m", "bot.cli", "--config", str(bad), "check"], cwd=tmp_path,

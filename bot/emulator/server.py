@@ -84,6 +84,7 @@ class Emulator:
         self._response_urls: dict[str, dict[str, Any]] = {}
         self._envelopes: dict[str, tuple[Delivery, int]] = {}
         self._ids = itertools.count(1)
+        self._triggers: dict[str, str] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
@@ -117,6 +118,9 @@ class Emulator:
         app.router.add_post("/respond/{token}", self._respond)
         app.router.add_post("/upload/{file_id}", self._upload)
         app.router.add_get("/_emulator/state", self._control_state)
+        app.router.add_get("/", self._page)
+        app.router.add_get("/_emulator/web/{name}", self._web)
+        app.router.add_get("/_emulator/files/{file_id}", self._file)
         app.router.add_post("/_emulator/{action}", self._control)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -321,7 +325,8 @@ class Emulator:
         view = params.get("view")
         if not isinstance(view, dict) or not params.get("trigger_id"):
             raise ApiError("invalid_arguments")
-        view = {**view, "id": f"V{next(self._ids):08d}", "trigger_id": params["trigger_id"]}
+        view = {**view, "id": f"V{next(self._ids):08d}", "trigger_id": params["trigger_id"],
+                "user": self._triggers.get(str(params["trigger_id"]))}
         self.ws.add_view(view)
         return {"view": view}
 
@@ -551,7 +556,7 @@ class Emulator:
                 "team_domain": self.ws.team_domain, "channel_id": c.id, "channel_name": c.name, "user_id": u.id,
                 "user_name": u.name, "command": command, "text": text, "api_app_id": self.ws.app.app_id,
                 "is_enterprise_install": "false", "response_url": self._new_response_url(u.id, c.id),
-                "trigger_id": f"{next(self._ids)}.{secrets.token_hex(6)}"}
+                "trigger_id": self._trigger(u.id)}
 
     def slash(self, user: str, channel: str, text: str, command: str = "/rollback", *, send: bool = True) -> Delivery:
         """`user` types `command text` in `channel` (names or ids)."""
@@ -589,11 +594,24 @@ class Emulator:
             "container": {"type": "message", "message_ts": message_ts, "channel_id": c.id,
                           "is_ephemeral": bool(ephemeral)},
             "channel": {"id": c.id, "name": c.name}, **({} if ephemeral else {"message": message}),
-            "trigger_id": f"{next(self._ids)}.{secrets.token_hex(6)}",
+            "trigger_id": self._trigger(u.id),
             "response_url": self._new_response_url(u.id, c.id, message_ts), "actions": [action],
             "state": {"values": {}},
         }
         return self.send(self._new_delivery("interactive", payload, u.id, c.id))
+
+    def _trigger(self, user_id: str) -> str:
+        """A trigger_id for an interaction by `user_id`; a modal opened with it shows to that user."""
+        trigger = f"{next(self._ids)}.{secrets.token_hex(6)}"
+        self._triggers[trigger] = user_id
+        return trigger
+
+    def close_view(self, view_id: str) -> None:
+        with self.ws._cond:
+            for view in self.ws.views:
+                if view["id"] == view_id:
+                    view["closed"] = True
+            self.ws._notify()
 
     def submit_view(self, user: str, view_id: str, values: dict[str, str | list[str] | None]) -> Delivery:
         """`user` fills in the open modal `view_id` ({block_id: text, option value or [values]}) and submits it."""
@@ -626,6 +644,7 @@ class Emulator:
             "view": {**view, "state": {"values": state}, "hash": secrets.token_hex(6)},
             "response_urls": [],
         }
+        self.close_view(view_id)
         return self.send(self._new_delivery("interactive", payload, u.id, None))
 
     def event_payload(self, event: dict[str, Any], event_id: str | None = None) -> dict[str, Any]:
@@ -662,6 +681,25 @@ class Emulator:
         u, c = self.ws.user_by_name(user), self.ws.channel_by_name(channel)
         return self.ws.post(c.id, {"user": u.id, "text": text, **({"thread_ts": thread_ts} if thread_ts else {})})
 
+    # ---- the page (make local): a Slack-like workspace in the browser, no CDN ---------------------------
+    async def _page(self, request: web.Request) -> web.StreamResponse:
+        return web.FileResponse(WEB / "index.html", headers={"Cache-Control": "no-store"})
+
+    async def _web(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        if name not in ("app.js", "style.css"):
+            return web.Response(status=404)
+        return web.FileResponse(WEB / name, headers={"Cache-Control": "no-store"})
+
+    async def _file(self, request: web.Request) -> web.Response:
+        stored = self.ws.files.get(request.match_info["file_id"])
+        if stored is None:
+            return web.Response(status=404)
+        name = str(stored.get("name") or "file")
+        kind = "image/png" if name.endswith(".png") else "text/plain; charset=utf-8"
+        return web.Response(body=stored.get("content") or b"", content_type=kind.split(";")[0],
+                            charset="utf-8" if "charset" in kind else None)
+
     # ---- control API for tools (same operations as the Python API) --------------------------------
     async def _control_state(self, request: web.Request) -> web.Response:
         def state() -> dict[str, Any]:
@@ -670,7 +708,10 @@ class Emulator:
                     "users": [u.__dict__ for u in ws.users.values()],
                     "channels": [c.__dict__ for c in ws.channels.values()],
                     "messages": {c: ws.channel_messages(c, include_replies=True) for c in ws.channels},
-                    "ephemerals": [e.__dict__ for e in ws.ephemerals_for()]}
+                    "ephemerals": [e.__dict__ for e in ws.ephemerals_for()],
+                    "groups": [g.__dict__ for g in ws.groups.values()],
+                    "views": [v for v in ws.views if not v.get("closed")],
+                    "bot": {"user_id": ws.app.bot_user_id, "name": "rollback-bot"}}
 
         return web.json_response(await asyncio.get_running_loop().run_in_executor(None, state))
 
@@ -686,6 +727,20 @@ class Emulator:
             elif action == "react":
                 delivery = self.react(body["user"], body["channel"], body["ts"], body["name"],
                                       added=body.get("added", True), send=False)
+            elif action == "post":
+                message = self.post_as(body["user"], body["channel"], body["text"], body.get("thread_ts"))
+                return web.json_response({"ok": True, "ts": message["ts"]})
+            elif action == "close_view":
+                self.close_view(body["view_id"])
+                return web.json_response({"ok": True})
+            elif action in ("click", "submit"):
+                call = (lambda: self.click(body["user"], body["channel"], body["ts"], body["action_id"],
+                                           selected=body.get("selected"), value=body.get("value"))) \
+                    if action == "click" else (lambda: self.submit_view(body["user"], body["view_id"],
+                                                                       body.get("values") or {}))
+                sent = await asyncio.get_running_loop().run_in_executor(None, call)
+                await asyncio.get_running_loop().run_in_executor(None, sent.done.wait, self.ack_timeout + 1)
+                return web.json_response({"ok": sent.failed is None, "delivery": sent.id, "failed": sent.failed})
             else:
                 return web.json_response({"ok": False, "error": f"unknown action {action}"}, status=404)
         except KeyError as error:
@@ -694,6 +749,9 @@ class Emulator:
         await asyncio.get_running_loop().run_in_executor(None, delivery.done.wait, self.ack_timeout + 1)
         answer = {"ok": delivery.failed is None, "delivery": delivery.id, "failed": delivery.failed}
         return web.json_response(answer)
+
+
+WEB = Path(__file__).resolve().parent / "web"
 
 
 class ApiError(Exception):

@@ -1,0 +1,125 @@
+"""The README's walkthrough in a real browser: Debian's chromium driven by Playwright against the page
+the emulator serves for `make local`. Screenshots go to build/screenshots/ (ignored by git).
+
+Skipped, with the reason, where chromium or Playwright is not installed.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.emulator import Emulator
+from bot.incident import ApprovalStatus, Milestone
+from bot.runtime import SocketModeBot
+from bot.sandbox import Sandbox
+from tests.conftest import INCIDENT, STAKEHOLDERS
+
+pytestmark = pytest.mark.slow
+SHOTS = Path(__file__).resolve().parents[2] / "build" / "screenshots"
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("chromium is not installed (make test installs Debian's chromium where it runs as root with "
+                    "apt; install it with `apt-get install chromium` to run the browser walkthrough)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.skip("Playwright is not installed: run `make deps` (it is in the test extras)")
+    with sync_playwright() as playwright:
+        try:
+            launched = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        except Exception as error:  # noqa: BLE001 - the reason is shown in the skip
+            pytest.skip(f"chromium at {chromium} did not start under Playwright: {str(error)[:200]}")
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+def shot(page: Any, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=False)
+
+
+def test_a_newcomer_runs_a_rollback_with_a_second_approver_in_the_browser(
+        emulator: Emulator, live_sandbox: Sandbox, browser: Any,
+        start_bot: Callable[..., SocketModeBot]) -> None:
+    bot = start_bot()
+    store = bot.services.store
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.goto(f"{emulator.url}/?as=casey")
+    page.wait_for_selector("#channels li[data-channel='incident-rollback'].active")
+
+    def type_(text: str) -> None:
+        page.fill("#text", text)
+        page.press("#text", "Enter")
+
+    def step_done(title: str, timeout: float = 120) -> None:
+        emulator.ws.wait_for(lambda: any(f"*{title}* — succeeded" in m["text"] for m in emulator.ws.thread(
+            INCIDENT, store.get_incident("RB-0001").panel_ts)), timeout, title)
+
+    type_("/rollback start health returns 500 after Phase 3")
+    page.wait_for_selector("#messages .block-header:has-text('Rollback RB-0001')")
+    type_("/rollback backup")
+    step_done("Backup current state")
+    # the panel's revert button sits behind Slack's confirm dialog
+    page.click("#messages button[data-action-id='rollback_step:revert']")
+    page.wait_for_selector("#dialog button[data-answer='yes']")
+    shot(page, "1-confirm-revert")
+    page.click("#dialog button[data-answer='yes']")
+    step_done("Revert code")
+    for command, title in (("rebuild", "Rebuild backend"), ("restart", "Restart backend"),
+                           ("verify", "Verify rollback")):
+        type_(f"/rollback {command}")
+        step_done(title)
+    assert Milestone.ROLLBACK_COMPLETED in store.get_incident("RB-0001").milestones
+    page.click("#messages .msg .replies")  # the incident thread
+    page.wait_for_selector("#thread-messages :text('Verify rollback')")
+    shot(page, "2-thread")
+
+    # a private answer is visible only to the person who caused it
+    type_("/rollback frobnicate")
+    page.wait_for_selector("#messages .msg.ephemeral:has-text('is not a /rollback subcommand')")
+    page.select_option("#user", "blake")
+    page.wait_for_selector("#user-hint:has-text('bystander')")
+    assert page.locator("#messages .msg.ephemeral").count() == 0
+
+    page.select_option("#user", "casey")
+    type_("/rollback cleanup")
+    request = page.locator("#messages .msg:has(.block-header:has-text('DANGER ZONE'))")
+    request.wait_for()
+    shot(page, "3-approval-request")
+    page.select_option("#user", "alex")  # the second person
+    request.hover()
+    request.locator(".tools button[data-react='white_check_mark']").click()
+    approval = emulator.ws.wait_for(lambda: next((a for a in store.approvals("RB-0001")
+                                                  if a.status is ApprovalStatus.EXECUTED), None), 60, "the cleanup")
+    assert approval.approvers == ["U0APPROVER1"]
+    page.wait_for_selector("#messages .msg:has-text('🏁 done')")
+    shot(page, "4-approved-and-done")
+
+    # a form: the stakeholder details
+    page.select_option("#user", "casey")
+    type_("/rollback comms edit")
+    page.wait_for_selector("#dialog textarea[name='students']")
+    page.fill("#dialog textarea[name='students']", "could not finish sessions for 20 minutes")
+    page.fill("#dialog input[name='eta']", "Friday 12:00")
+    shot(page, "5-form")
+    page.click("#modal-submit")
+    emulator.ws.wait_for(lambda: store.get_incident("RB-0001").comms_details.eta == "Friday 12:00", 10, "saved")
+
+    page.click("#channels li[data-channel='stakeholders']")
+    page.wait_for_selector("#messages .block-header:has-text('(rollback started)')")
+    page.wait_for_selector("#messages .block-header:has-text('(rollback completed)')")
+    assert page.locator("#messages time").count() >= 3  # Slack dates shown in the reader's local time
+    shot(page, "6-stakeholders")
+    assert len([m for m in emulator.ws.channel_messages(STAKEHOLDERS) if "(rollback started)" in m["text"]]) == 1
+    page.close()
