@@ -18,9 +18,9 @@ from bot.incident import (
     IncidentState,
     Milestone,
     Rca,
-    Tick,
 )
 from bot.ops import tenants
+from bot.ops.pm2 import Pm2
 from bot.redact import redact, redact_uri
 from bot.runbook.backup import central_uri
 from bot.runbook.base import Check, StepContext
@@ -57,32 +57,16 @@ class Closer:
                 tenants.close(client)
         except Exception as error:  # noqa: BLE001 - reported as a failed criterion
             db = Check("tenant databases", False, redact_uri(str(error))[:200])
-        return {"backend_running": health + [Check(c.name.replace(" error log", ""), "online" in c.detail,
-                                                   c.detail.split(";")[0]) for c in logs],
-                "no_log_errors": logs, "db_queries": [db]}
+        return {"backend_running": health + self._apps_online(), "no_log_errors": logs, "db_queries": [db]}
 
-    def set_success(self, actor: str, channel: str, incident_id: str, ticked: set[str]) -> Incident:
-        svc = self.svc
-        svc.access.require_channel(channel)
-        svc.access.require_commander(actor)
-        manual = {item.key for item in SUCCESS_CRITERIA if not item.automatic}
-        if not ticked <= manual:
-            raise BadInput("The bot checks those criteria itself when you close.")
-        now = svc.clock.now()
-
-        def apply(incident: Incident) -> None:
-            if not incident.active:
-                raise Conflict(f"{incident.id} is closed.")
-            for key in manual:
-                if key in ticked:
-                    incident.success.setdefault(key, Tick(by=actor, at=now))
-                else:
-                    incident.success.pop(key, None)
-
-        incident = svc.mutate(incident_id, apply)
-        svc.store.audit(now, actor, "incident.success_criteria", incident_id, ticked=sorted(ticked))
-        svc.refresh_panel(incident)
-        return incident
+    def _apps_online(self) -> list[Check]:
+        pm2 = self.svc.config.pm2
+        try:
+            states = {s.name: s for s in Pm2(pm2.executable, pm2.home).jlist()}
+        except Exception as error:  # noqa: BLE001 - reported as a failed criterion
+            return [Check("pm2", False, str(error)[:200])]
+        return [Check(f"pm2 {app}", app in states and states[app].online,
+                      states[app].status if app in states else "not known to pm2") for app in pm2.apps]
 
     # ---- RCA ---------------------------------------------------------------------------------------------
     def save_rca(self, actor: str, incident_id: str, values: dict[str, Any]) -> Incident:

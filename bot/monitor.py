@@ -31,7 +31,7 @@ from bot.ops import tenants
 from bot.ops.health import probe
 from bot.ops.pm2 import Pm2
 from bot.redact import redact_uri
-from bot.runbook.envfile import read_env_file
+from bot.runbook.envfile import env_value
 
 log = logging.getLogger(__name__)
 
@@ -51,14 +51,21 @@ class Monitor:
     def __init__(self, service: Any) -> None:
         self.svc = service  # bot.service.RollbackService
         self.holder = f"monitor-{uuid.uuid4().hex[:8]}"
-        self._pool = ThreadPoolExecutor(max_workers=self.cfg.max_parallel, thread_name_prefix="rollback-check")
+        self._pool: ThreadPoolExecutor | None = None  # made on the first measurement
+
+    @property
+    def pool(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=self.cfg.max_parallel, thread_name_prefix="rollback-check")
+        return self._pool
 
     @property
     def cfg(self) -> Any:
         return self.svc.config.monitor
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
 
     # ---- what is checked -------------------------------------------------------------------------------
     def specs(self) -> list[CheckSpec]:
@@ -74,7 +81,7 @@ class Monitor:
 
             def measure(at: datetime, url: str = url, endpoint: Any = endpoint) -> list[CheckResult]:
                 return [self._http(f"GET {endpoint.path}", url, at, timeout, slow, expect_status=endpoint.expect_status,
-                                   bearer=self._token(endpoint.bearer_token_env))]
+                                   bearer=env_value(endpoint.bearer_token_env, config.target.env_path))]
 
             specs.append(CheckSpec(f"GET {endpoint.path}", f"GET {url} expects {endpoint.expect_status}", measure))
         if self.cfg.pm2 and config.pm2.apps:
@@ -113,7 +120,7 @@ class Monitor:
 
     def measure(self, now: datetime) -> list[CheckResult]:
         specs = self.specs()
-        futures: dict[Future[list[CheckResult]], CheckSpec] = {self._pool.submit(spec.measure, now): spec
+        futures: dict[Future[list[CheckResult]], CheckSpec] = {self.pool.submit(spec.measure, now): spec
                                                                 for spec in specs}
         done, _pending = wait_all(futures, timeout=self.cfg.check_timeout_s + GRACE_S)
         results: list[CheckResult] = []
@@ -135,18 +142,6 @@ class Monitor:
         criterion = "slow" if result.seconds > slow else None
         return CheckResult(name=name, ok=result.ok, at=at, latency_ms=round(result.seconds * 1000, 1),
                            detail=result.detail, criterion=criterion if not result.ok else None)
-
-    def _token(self, env_name: str | None) -> str | None:
-        import os
-
-        if not env_name:
-            return None
-        if os.environ.get(env_name):
-            return os.environ[env_name]
-        try:
-            return read_env_file(self.svc.config.target.env_path).get(env_name)
-        except OSError:
-            return None
 
     def _pm2(self, at: datetime) -> list[CheckResult]:
         config = self.svc.config
@@ -296,12 +291,9 @@ class Monitor:
 def schedule_for(settings: Any) -> list[str]:
     """What `rollback-bot check` shows: the schedule the bot would run with this config."""
 
-    class _Config:  # just enough of a service for Monitor.specs
-        config = settings.runbook
+    from types import SimpleNamespace
 
-    monitor = Monitor.__new__(Monitor)
-    monitor.svc = _Config()
-    return monitor.schedule_lines()
+    return Monitor(SimpleNamespace(config=settings.runbook)).schedule_lines()
 
 
 def latency_chart(states: list[CheckState], width: int = 360, height: int = 120) -> bytes:

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from bot.access import Access
+from bot.alternatives import AlternativeRunner
 from bot.clock import Clock
 from bot.closeout import Closer
 from bot.commands import CATALOG, Usage, parse_moment
@@ -21,16 +22,18 @@ from bot.comms import render, who
 from bot.config import Settings
 from bot.danger import DangerZone
 from bot.errors import BadInput, BotError, Conflict, NotFound, StaleState, quote
-from bot.ids import SLASH_COMMAND, Action
+from bot.ids import SLASH_COMMAND
 from bot.incident import (
-    CHECKLIST_KEYS,
     CRITERIA_KEYS,
     PRE_ROLLBACK_CHECKLIST,
+    SUCCESS_CRITERIA,
     Approval,
     CommsDetails,
     Incident,
+    Item,
     Milestone,
     StepRun,
+    Tick,
     format_incident_id,
     looks_like_incident_id,
 )
@@ -94,6 +97,7 @@ class RollbackService:
         self.comms = Comms(self)
         self.monitor = Monitor(self)
         self.closer = Closer(self)
+        self.alternatives = AlternativeRunner(self)
 
     # ---- lookups ---------------------------------------------------------------------------------------
     def _keys(self, channel: str) -> list[str]:
@@ -163,7 +167,7 @@ class RollbackService:
         incident.reach(Milestone.ISSUE_DETECTED, min(detected_at, now), actor)
         for key in criteria or []:
             if key in CRITERIA_KEYS:
-                incident.criteria[key] = _tick(actor, now)
+                incident.criteria[key] = Tick(by=actor, at=now)
         incident.reach(Milestone.ROLLBACK_STARTED, now, actor)
         incident.record(now, "bot", f"Current commit noted: {head.oneline()}")
         incident.tick("commit", "bot", now)
@@ -245,7 +249,7 @@ class RollbackService:
             _require_active(incident)
             for key in group_keys:
                 if key in ticked and key not in incident.criteria:
-                    incident.criteria[key] = _tick(actor, now)
+                    incident.criteria[key] = Tick(by=actor, at=now)
                     changes.append(f"+{key}")
                 elif key not in ticked and key in incident.criteria:
                     del incident.criteria[key]
@@ -258,23 +262,35 @@ class RollbackService:
         return incident
 
     def set_checklist(self, actor: str, channel: str, incident_id: str, ticked: set[str]) -> Incident:
+        """The Pre-Rollback Checklist items people tick on the panel."""
+        return self._set_ticks(actor, channel, incident_id, PRE_ROLLBACK_CHECKLIST, "checklist", ticked,
+                               "Only the bot ticks the items it does itself.", "incident.checklist")
+
+    def set_success(self, actor: str, channel: str, incident_id: str, ticked: set[str]) -> Incident:
+        """The Rollback Success Criteria people confirm on the panel (the bot checks the rest at close)."""
+        return self._set_ticks(actor, channel, incident_id, SUCCESS_CRITERIA, "success", ticked,
+                               "The bot checks those criteria itself when you close.", "incident.success_criteria")
+
+    def _set_ticks(self, actor: str, channel: str, incident_id: str, items: list[Item], field: str,
+                   ticked: set[str], refusal: str, action: str) -> Incident:
         self.access.require_channel(channel)
         self.access.require_commander(actor)
-        manual = {item.key for item in PRE_ROLLBACK_CHECKLIST if not item.automatic}
-        if not ticked <= manual or not ticked <= CHECKLIST_KEYS:
-            raise BadInput("Only the bot ticks the items it does itself.")
+        manual = {item.key for item in items if not item.automatic}
+        if not ticked <= manual:
+            raise BadInput(refusal)
         now = self.clock.now()
 
         def apply(incident: Incident) -> None:
             _require_active(incident)
+            ticks: dict[str, Tick] = getattr(incident, field)
             for key in manual:
                 if key in ticked:
-                    incident.checklist.setdefault(key, _tick(actor, now))
+                    ticks.setdefault(key, Tick(by=actor, at=now))
                 else:
-                    incident.checklist.pop(key, None)
+                    ticks.pop(key, None)
 
         incident = self.mutate(incident_id, apply)
-        self.store.audit(now, actor, "incident.checklist", incident_id, ticked=sorted(ticked))
+        self.store.audit(now, actor, action, incident_id, ticked=sorted(ticked))
         self.refresh_panel(incident)
         return incident
 
@@ -327,6 +343,7 @@ class RollbackService:
 
     def comms_post(self, actor: str, channel: str, incident_id: str) -> None:
         self.access.require_channel(channel)
+        self.access.require_commander(actor)
         incident = self.store.get_incident(incident_id)
         if incident is None:
             raise NotFound(f"Incident {quote(incident_id)} does not exist.")
@@ -401,73 +418,10 @@ class RollbackService:
 
     # ---- the safer alternatives ---------------------------------------------------------------------------------
     def run_alternative(self, actor: str, channel: str, name: str, args: list[str]) -> list[Outcome]:
-        """flag, partial, safe_revert, hotfix: the change, then the follow-ups it needs, each a recorded step."""
-        from bot.runbook.alternatives import ALTERNATIVES
-
-        self.access.require_channel(channel)
-        self.access.require_commander(actor)
-        step = ALTERNATIVES[name]
-        incident = self._active_in(channel)
-        outcomes = [self.runner.run(incident, step, actor, args, again=True)]
-        first = outcomes[0].result
-        if not first.ok:
-            return outcomes
-        if name == "partial":
-            path = str(first.artifacts["path"])
-
-            def rolled_back(fresh: Incident) -> None:
-                if path not in fresh.rolled_back_files:
-                    fresh.rolled_back_files.append(path)
-
-            self.mutate(incident.id, rolled_back)
-        follow = list(step.follow_ups) or (["rebuild", "restart", "verify"] if first.artifacts.get("ship") else [])
-        for follow_up in follow:
-            fresh = self.store.get_incident(incident.id) or incident
-            outcomes.append(self.runner.run(fresh, STEPS[follow_up], actor, [], again=True))
-            if not outcomes[-1].result.ok:
-                break
-        shipped = first.artifacts.get("ship") and all(o.result.ok for o in outcomes) and len(outcomes) > 1
-        if shipped:
-            self._offer_push(incident, str(first.artifacts["branch"]), str(first.artifacts["head"]))
-        return outcomes
-
-    def _offer_push(self, incident: Incident, branch: str, head: str) -> None:
-        remote = self.config.target.remote
-        text = (f"🚀 `{branch}` at `{head[:7]}` is built, running and verified. Push it to `{remote}`? "
-                f"(a plain push: if `{remote}` has moved on, the push is refused, never forced)")
-        push = {"type": "button", "action_id": Action.HOTFIX_PUSH, "value": branch,
-                "text": {"type": "plain_text", "text": f"Push {branch} to {remote}"[:75]},
-                "confirm": {"title": {"type": "plain_text", "text": "Push the hotfix?"},
-                            "text": {"type": "mrkdwn", "text": f"`git push {remote} {branch}` (no force)"},
-                            "confirm": {"type": "plain_text", "text": "Push"},
-                            "deny": {"type": "plain_text", "text": "Not now"}}}
-        blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": text}},
-                                        {"type": "actions", "elements": [push]}]
-        self.messenger.post(incident.channel, text, blocks, thread_ts=incident.panel_ts)
+        return self.alternatives.run(actor, channel, name, args)
 
     def push_hotfix(self, actor: str, channel: str, branch: str) -> str:
-        from bot.ops.git import Alternatives, validate_hotfix_name
-
-        self.access.require_channel(channel)
-        self.access.require_commander(actor)
-        incident = self._active_in(channel)
-        if not branch.startswith("hotfix/"):
-            raise BadInput(f"`{quote(branch)}` is not a hotfix branch.")
-        validate_hotfix_name(branch.removeprefix("hotfix/"))
-        tree = Alternatives(self.config.target.repo_path)
-        remote = self.config.target.remote
-        if not tree.has_remote(remote):
-            raise BadInput(f"The repository has no remote `{remote}`.", hint="Set `target.remote` in rollback.yml.")
-        now = self.clock.now()
-        try:
-            output = tree.push(remote, branch)
-        except Exception as error:  # noqa: BLE001 - a refused push is reported, never forced
-            self.store.audit(now, actor, "hotfix.push_refused", incident.id, branch=branch, remote=remote)
-            raise Conflict(f"`git push {remote} {branch}` was refused: {redact(str(error), self.secrets())[-300:]}",
-                           hint="Nothing was forced. Fetch, rebase the hotfix and ship again.") from None
-        self.store.audit(now, actor, "hotfix.pushed", incident.id, branch=branch, remote=remote)
-        self.say(incident.channel, f"📤 {who(actor)} pushed `{branch}` to `{remote}`.", thread_ts=incident.panel_ts)
-        return output
+        return self.alternatives.push_hotfix(actor, channel, branch)
 
     def health(self, actor: str) -> list[Any]:
         self.access.require_commander(actor)
@@ -487,12 +441,6 @@ class RollbackService:
 
     def update_text(self, channel: str, ts: str, text: str) -> None:
         self.messenger.update(channel, ts, *_plain(text))
-
-
-def _tick(actor: str, now: datetime) -> Any:
-    from bot.incident import Tick
-
-    return Tick(by=actor, at=now)
 
 
 def _plain(text: str) -> tuple[str, list[dict[str, Any]]]:

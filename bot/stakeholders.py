@@ -18,7 +18,7 @@ from email.message import EmailMessage
 from typing import Any
 
 from bot.comms import render
-from bot.incident import CommsPost, Incident, Milestone, StepRun, StepStatus
+from bot.incident import MILESTONE_LABELS, CommsPost, Incident, Milestone, StepRun, StepStatus
 
 log = logging.getLogger(__name__)
 
@@ -27,10 +27,8 @@ NOT_KNOWN = "not assessed yet"
 
 # The milestones stakeholders hear about, in order, with the headline of each post.
 ANNOUNCED: dict[Milestone, str] = {
-    Milestone.ROLLBACK_STARTED: "rollback started",
-    Milestone.ROLLBACK_COMPLETED: "rollback completed",
-    Milestone.SYSTEM_RESTORED: "system restored",
-    Milestone.CLOSED: "incident closed",
+    m: MILESTONE_LABELS[m].lower()
+    for m in (Milestone.ROLLBACK_STARTED, Milestone.ROLLBACK_COMPLETED, Milestone.SYSTEM_RESTORED, Milestone.CLOSED)
 }
 
 RUNBOOK_NEXT_STEPS = ["Root cause analysis underway", "Fix will be developed offline",
@@ -52,7 +50,7 @@ class Update:
             {"type": "section", "text": {"type": "mrkdwn", "text": chunk}} for chunk in chunks]
 
 
-def update_context(incident: Incident, runs: list[StepRun], headline: str) -> dict[str, Any]:
+def update_context(incident: Incident, runs: list[StepRun], headline: str, system: str) -> dict[str, Any]:
     """Everything the template shows, each field in words when it is not known yet."""
     ms = incident.milestones
     verifies = [r for r in runs if r.step == "verify" and r.status in (StepStatus.SUCCEEDED, StepStatus.FAILED)]
@@ -73,8 +71,8 @@ def update_context(incident: Incident, runs: list[StepRun], headline: str) -> di
     return {
         "headline": headline,
         "issue": incident.reason or "an issue still being described",
-        "opening": ("We have performed an emergency rollback of the system" if completed
-                    else "We are performing an emergency rollback of the system"),
+        "opening": (f"We have performed an emergency rollback of the {system}" if completed
+                    else f"We are performing an emergency rollback of the {system}"),
         "timeline": [("Issue Detected", ms.get(Milestone.ISSUE_DETECTED)),
                      ("Rollback Started", ms.get(Milestone.ROLLBACK_STARTED)),
                      ("Rollback Completed", ms.get(Milestone.ROLLBACK_COMPLETED)),
@@ -92,8 +90,7 @@ def update_context(incident: Incident, runs: list[StepRun], headline: str) -> di
 
 
 def render_update(config: Any, incident: Incident, runs: list[StepRun], headline: str) -> Update:
-    u = update_context(incident, runs, headline)
-    u["opening"] = u["opening"].replace("the system", f"the {config.comms.system}")
+    u = update_context(incident, runs, headline, config.comms.system)
     subject = render("stakeholder_subject.txt.j2", cfg=config.comms, u=u)
     plain = render("stakeholder.txt.j2", cfg=config.comms, u=u)
     text = render("stakeholder.md.j2", cfg=config.comms, u=u, subject=subject)
@@ -138,9 +135,8 @@ class Comms:
         incident = self.svc.store.get_incident(incident_id)
         if incident is None:
             return
-        for milestone, headline in ANNOUNCED.items():
-            if milestone in incident.milestones and milestone.value not in incident.comms:
-                self.post(incident_id, milestone.value, headline, "bot")
+        for milestone in _unannounced(incident):
+            self.post(incident_id, milestone.value, ANNOUNCED[milestone], "bot")
 
     def post(self, incident_id: str, key: str, headline: str, actor: str) -> CommsPost | None:
         """Claim `key`, then post; returns None when another caller already claimed it."""
@@ -198,8 +194,7 @@ class Comms:
             return False
 
     def post_now(self, incident: Incident, actor: str) -> CommsPost | None:
-        """A manual update (`/rollback comms` → Post now)."""
-        self.svc.access.require_commander(actor)
+        """A status update outside the milestones (`/rollback comms` → Post now, or the reminder)."""
         number = sum(1 for key in incident.comms if key.startswith("update-")) + 1
         return self.post(incident.id, f"update-{number}", "status update", actor)
 
@@ -226,7 +221,7 @@ class Comms:
         if latest is not None and latest.ts is None:
             return  # a post is on its way right now
         if latest is None or self.render(incident).digest != latest.digest:
-            self.post_now_unchecked(incident)
+            self.post_now(incident, "bot")
             return
 
         def reminded(fresh: Incident) -> None:
@@ -239,10 +234,6 @@ class Comms:
             f"⏰ {incident.id}: nothing changed since the last stakeholder update ({when}), so none was posted. "
             f"`/rollback comms` previews one; `/rollback comms edit` fills in impact, next steps and ETA.")
 
-    def post_now_unchecked(self, incident: Incident) -> None:
-        number = sum(1 for key in incident.comms if key.startswith("update-")) + 1
-        self.post(incident.id, f"update-{number}", "status update", "bot")
-
     # ---- restarts -------------------------------------------------------------------------------------------
     def recover(self) -> None:
         """At start-up: a post claimed by a process that stopped before sending it is sent now; milestones
@@ -254,7 +245,13 @@ class Comms:
                         self._send(incident, key, post.headline, "bot")
                     except Exception:
                         log.exception("could not resend %s for %s", key, incident.id)
+            if not _unannounced(incident):
+                continue  # the common case at start-up: nothing to read again
             try:
                 self.sync(incident.id)
             except Exception:
                 log.exception("could not announce the milestones of %s", incident.id)
+
+
+def _unannounced(incident: Incident) -> list[Milestone]:
+    return [m for m in ANNOUNCED if m in incident.milestones and m.value not in incident.comms]

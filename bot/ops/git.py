@@ -52,6 +52,15 @@ class GitRepo:
             return None
         return Commit(commit.hexsha, str(commit.summary))
 
+    def require(self, text: str) -> Commit:
+        """The commit a hex id names; anything else, or an id the repository lacks, is refused with a hint."""
+        wanted = validate_commit_id(text)
+        found = self.resolve(wanted)
+        if found is None:
+            raise BadInput(f"Commit `{quote(wanted)}` is not in the repository at `{self.path}`.",
+                           hint="Take one from `git log --oneline`.")
+        return found
+
 
 COMMIT_ID = re.compile(r"^[0-9a-f]{7,40}$")
 

@@ -13,7 +13,7 @@ import uuid
 from pathlib import Path, PurePosixPath
 
 from bot.errors import BadInput, Conflict, StepFailed, quote
-from bot.ops.git import Alternatives, validate_commit_id, validate_hotfix_name
+from bot.ops.git import Alternatives, validate_hotfix_name
 from bot.redact import SECRET_KEY
 from bot.runbook.base import Check, Plan, StepContext, StepResult
 from bot.runbook.envfile import read_env_file
@@ -182,12 +182,8 @@ class Partial:
             raise BadInput("Say which file to roll back, and optionally from which commit.",
                            hint="Example: `/rollback partial src/modules/internship/internship-feedback.service.ts`.")
         path = _safe_path(ctx, ctx.args[0])
-        commit = validate_commit_id(ctx.args[1] if len(ctx.args) > 1 else ctx.config.target.rollback_target)
         tree = Alternatives(ctx.repo)
-        target = tree.resolve(commit)
-        if target is None:
-            raise BadInput(f"Commit `{quote(commit)}` is not in the repository.",
-                           hint="Take one from `git log --oneline`.")
+        target = tree.require(ctx.args[1] if len(ctx.args) > 1 else ctx.config.target.rollback_target)
         if not tree.tracked(path, target.sha):
             raise BadInput(f"`{path}` is not a tracked file at `{target.short}`.",
                            hint="Give a file git tracks (`git ls-files`), relative to the repository.")
@@ -229,10 +225,7 @@ class SafeRevert:
         if ctx.args:
             commits = []
             for text in ctx.args:
-                found = tree.resolve(validate_commit_id(text))
-                if found is None:
-                    raise BadInput(f"Commit `{quote(text)}` is not in the repository.",
-                                   hint="Take them from `git log --oneline`.")
+                found = tree.require(text)
                 if not tree.is_ancestor(found.sha, head.sha):
                     raise BadInput(f"`{found.short}` is not in the history of HEAD, so there is nothing to revert.")
                 commits.append(found)

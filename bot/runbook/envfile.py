@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from bot.redact import SECRET_KEY
@@ -19,6 +20,18 @@ def read_env_file(path: Path) -> dict[str, str]:
             value = value[1:-1]
         values[key.strip()] = value
     return values
+
+
+def env_value(name: str | None, env_path: Path) -> str | None:
+    """A setting such as a bearer token: from the bot's environment first, else from the target's .env."""
+    if not name:
+        return None
+    if os.environ.get(name):
+        return os.environ[name]
+    try:
+        return read_env_file(env_path).get(name)
+    except OSError:
+        return None
 
 
 def secret_values(path: Path) -> list[str]:

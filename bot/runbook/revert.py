@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bot.errors import BadInput, Conflict, quote
-from bot.ops.git import WorkTree, validate_commit_id
+from bot.errors import BadInput, Conflict
+from bot.ops.git import WorkTree
 from bot.runbook.base import Check, Plan, StepContext, StepResult
 
 
@@ -15,12 +15,8 @@ class Revert:
     def plan(self, ctx: StepContext) -> Plan:
         if len(ctx.args) > 1:
             raise BadInput("revert takes one commit id.", hint="Example: `/rollback revert df5b229`.")
-        wanted = validate_commit_id(ctx.args[0] if ctx.args else ctx.config.target.rollback_target)
         tree = WorkTree(ctx.repo)
-        target = tree.resolve(wanted)
-        if target is None:
-            raise BadInput(f"Commit `{quote(wanted)}` is not in the repository at `{ctx.repo}`.",
-                           hint="`/rollback revert <commit>` takes a commit from `git log --oneline`.")
+        target = tree.require(ctx.args[0] if ctx.args else ctx.config.target.rollback_target)
         head = tree.head()
         if target.sha == head.sha:
             raise Conflict(f"HEAD is already `{target.oneline()}`; there is nothing to revert.")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from urllib.parse import urljoin
 
 from bot.incident import Milestone
@@ -10,7 +9,7 @@ from bot.ops.health import probe
 from bot.ops.pm2 import Pm2, critical_lines, tail_file
 from bot.redact import redact
 from bot.runbook.base import Check, Plan, StepContext, StepResult
-from bot.runbook.envfile import read_env_file
+from bot.runbook.envfile import env_value
 
 
 class Verify:
@@ -33,11 +32,8 @@ class Verify:
         health = probe(str(cfg.health.url), timeout=cfg.health.timeout_s, expect_json=cfg.health.expect_json,
                        slow_after=cfg.thresholds.backend_response_s)
         checks.append(Check(f"GET {cfg.health.url}", health.ok, f"{health.detail} in {health.seconds * 1000:.0f} ms"))
-        env_file = _target_env(ctx)
         for endpoint in cfg.health.core_endpoints:
-            token = None
-            if endpoint.bearer_token_env:
-                token = os.environ.get(endpoint.bearer_token_env) or env_file.get(endpoint.bearer_token_env)
+            token = env_value(endpoint.bearer_token_env, cfg.target.env_path)
             url = urljoin(str(cfg.health.url), endpoint.path)
             result = probe(url, timeout=cfg.health.timeout_s, expect_status=endpoint.expect_status, bearer=token,
                            slow_after=cfg.thresholds.backend_response_s)
@@ -76,10 +72,3 @@ class Verify:
                                 f"{state.status}; " + (f"{len(errors)} critical line(s), last: "
                                                        f"{errors[-1][:120]}" if errors else "no critical errors")))
         return checks
-
-
-def _target_env(ctx: StepContext) -> dict[str, str]:
-    try:
-        return read_env_file(ctx.config.target.env_path)
-    except OSError:
-        return {}

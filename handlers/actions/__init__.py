@@ -72,7 +72,7 @@ def register_closeout(app: App, services: Services) -> None:
     @acked(services)
     def success(body: dict[str, Any], action: dict[str, Any]) -> None:
         user, channel = _who(body)
-        services.rollback.closer.set_success(user, channel, _incident_id(body), _selected(action))
+        services.rollback.set_success(user, channel, _incident_id(body), _selected(action))
 
     @app.action(Action.CLOSE)
     @acked(services)
