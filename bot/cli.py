@@ -15,7 +15,6 @@ import yaml
 
 from bot.config import Settings, load_settings
 from bot.errors import ConfigError
-from bot.redact import RedactingFilter
 
 if TYPE_CHECKING:
     from bot.sandbox import Sandbox
@@ -24,15 +23,9 @@ log = logging.getLogger("rollback_bot")
 
 
 def _logging(settings: Settings | None, level: str) -> None:
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("apscheduler").setLevel(max(logging.WARNING, logging.getLogger().level))  # job chatter
-    if settings is not None:
-        values = [s.get_secret_value() for s in (settings.secrets.slack_bot_token, settings.secrets.slack_app_token,
-                                                  settings.secrets.slack_signing_secret,
-                                                  settings.secrets.state_store_uri, settings.secrets.smtp_password)
-                  if s is not None]
-        for handler in logging.getLogger().handlers:
-            handler.addFilter(RedactingFilter(values))
+    from bot.app.logs import configure
+
+    configure(settings, level)
 
 
 def _wait_for_signal() -> None:
@@ -43,7 +36,7 @@ def _wait_for_signal() -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from bot.runtime import socket_mode_bot
+    from bot.app import socket_mode_bot
 
     settings = load_settings(args.config)
     _logging(settings, args.log_level)
@@ -57,7 +50,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from bot.runtime import HttpBot
+    from bot.app import HttpBot
 
     settings = load_settings(args.config)
     _logging(settings, args.log_level)
@@ -77,10 +70,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     lines = run_checks(settings)
     for line in lines:
         print(line)
-    from bot.monitor import schedule_for
+    from bot.domain.monitor import schedule_lines
 
     print("\nschedule:")
-    for text in schedule_for(settings):
+    for text in schedule_lines(settings.runbook):
         print(f"  {text}")
     failed = [line for line in lines if line.required and not line.ok]
     print(f"\n{len(lines) - len(failed)} of {len(lines)} ok" + (f"; {len(failed)} required item(s) failed"
@@ -155,9 +148,9 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
 
 def cmd_local(args: argparse.Namespace) -> int:
+    from bot.app import socket_mode_bot
     from bot.emulator import Emulator
     from bot.local import repl
-    from bot.runtime import socket_mode_bot
     from bot.sandbox import stop_apps
 
     root = Path(args.dir).resolve()

@@ -1,4 +1,8 @@
-"""The `/rollback` subcommands: their usage, and parsing of what people type."""
+"""The `/rollback` subcommands: their usage and the words each takes, and parsing of what people type.
+
+Parsing never runs anything. A subcommand given words or options it does not take is refused with its
+usage, before anything looks at the incident.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +11,12 @@ import shlex
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from bot.errors import BadInput, quote
+from bot.errors import BadInput, echo
 from bot.ids import SLASH_COMMAND, Subcommand
+from bot.text import Code, Rich, join, rich
 
 MAX_TEXT = 500
+MANY = 99
 
 
 @dataclass(frozen=True)
@@ -18,43 +24,61 @@ class Usage:
     name: Subcommand
     usage: str
     summary: str
+    min_args: int = 0
+    max_args: int = 0
+    flags: frozenset[str] = frozenset()  # options without a value
+    options: frozenset[str] = frozenset()  # options that take a value
+    words: frozenset[str] = frozenset()  # the only words allowed as the first argument (empty: any)
 
 
+_AGAIN = frozenset({"--again"})
 CATALOG: list[Usage] = [
     Usage(Subcommand.START, "start [reason] [--detected <time>]",
           "open a rollback incident in this channel and post its control panel "
-          "(<time>: 14:05 or 2026-02-07T14:05Z in UTC, or 20m ago)"),
-    Usage(Subcommand.STATUS, "status [RB-0007]", "show the incident's timeline with real times"),
-    Usage(Subcommand.BACKUP, "backup", "runbook step 1: record the commit, dump every tenant database, save pm2 "
-                                       "logs and .env; counts verified"),
-    Usage(Subcommand.REVERT, "revert [commit] | revert --safe [commit…]",
+          "(<time>: 14:05 or 2026-02-07T14:05Z in UTC, or 20m ago)", max_args=MANY, options=frozenset({"--detected"})),
+    Usage(Subcommand.STATUS, "status [RB-0007]", "show the incident's timeline with real times", max_args=1),
+    Usage(Subcommand.BACKUP, "backup [--again]", "runbook step 1: record the commit, dump every tenant database, "
+                                                 "save pm2 logs and .env as a new backup run; counts verified",
+          flags=_AGAIN),
+    Usage(Subcommand.REVERT, "revert [commit] [--again] | revert --safe [commit…]",
           "step 2: reset the code to the rollback target (default from the config); uncommitted work is stashed "
-          "first. `--safe`: `git revert` the commits as new ones instead, no history rewritten"),
-    Usage(Subcommand.REBUILD, "rebuild", "step 3: `yarn build` (clean install and build again if it fails)"),
-    Usage(Subcommand.RESTART, "restart", "step 4: `pm2 restart` each app and wait until it is online"),
-    Usage(Subcommand.VERIFY, "verify", "step 5: health endpoint, core endpoints and pm2 error logs"),
+          "first. --safe: git revert the commits as new ones instead, no history rewritten",
+          max_args=MANY, flags=frozenset({"--again", "--safe"})),
+    Usage(Subcommand.REBUILD, "rebuild [--again]", "step 3: yarn build (clean install and build again if it fails)",
+          flags=_AGAIN),
+    Usage(Subcommand.RESTART, "restart [--again]", "step 4: pm2 restart the backend and wait until it is online",
+          flags=_AGAIN),
+    Usage(Subcommand.VERIFY, "verify [--again]", "step 5: health endpoint, core endpoints and pm2 error logs",
+          flags=_AGAIN),
     Usage(Subcommand.CLEANUP, "cleanup", "step 6, the danger zone: dry run per tenant, then a second approver "
                                          "must react to the request; needs a verified backup"),
-    Usage(Subcommand.RESTORE, "restore <tenant|all>", "undo the cleanup from this incident's backup (same "
-                                                      "two-person rule)"),
+    Usage(Subcommand.RESTORE, "restore <tenant|all> [backup run]",
+          "undo the cleanup from the backup run it relied on (same two-person rule)", min_args=1, max_args=2),
     Usage(Subcommand.COMMS, "comms [edit]", "preview the next stakeholder update privately (with a button to post "
-                                            "it now); `edit` fills in impact, next steps and ETA"),
+                                            "it now); edit fills in impact, next steps and ETA", max_args=1,
+          words=frozenset({"edit"})),
     Usage(Subcommand.RCA, "rca", "record the root-cause analysis (the runbook's questions, in a form)"),
     Usage(Subcommand.CLOSE, "close [--force <reason>]", "check the success criteria and close: final update, "
-                                                        "prevention follow-ups, postmortem"),
-    Usage(Subcommand.FLAG, "flag NAME=value | flag undo", "safer alternative: set a feature flag in `.env` "
-                                                            "(backed up first), then restart and verify"),
+                                                        "prevention follow-ups, postmortem",
+          max_args=MANY, options=frozenset({"--force"})),
+    Usage(Subcommand.FLAG, "flag NAME=value | flag undo", "safer alternative: set a feature flag in .env (backed up "
+                                                            "first), then restart and verify", min_args=1, max_args=1),
     Usage(Subcommand.PARTIAL, "partial <path> [commit]", "safer alternative: one file back from a commit, then "
-                                                         "rebuild, restart, verify"),
-    Usage(Subcommand.HOTFIX, "hotfix <name> | hotfix ship", "forward fix: a `hotfix/<name>` branch from HEAD; "
-                                                            "`ship` builds, restarts and verifies it"),
-    Usage(Subcommand.HEALTH, "health", "the latest scheduled check results and a latency chart"),
-    Usage(Subcommand.HELP, "help", "list the subcommands (add `--again` to a step to repeat one that succeeded)"),
+                                                         "rebuild, restart, verify", min_args=1, max_args=2),
+    Usage(Subcommand.HOTFIX, "hotfix <name> | hotfix ship", "forward fix: a hotfix/<name> branch from HEAD; ship "
+                                                            "builds, restarts and verifies it", min_args=1, max_args=1),
+    Usage(Subcommand.HEALTH, "health", "the latest scheduled check results and a latency chart (privately)"),
+    Usage(Subcommand.HELP, "help", "list the subcommands (add --again to a step to repeat one that succeeded)"),
 ]
+BY_NAME = {usage.name: usage for usage in CATALOG}
 
 
-def usage_text() -> str:
-    return "Usage: " + " | ".join(f"`{SLASH_COMMAND} {u.usage}`" for u in CATALOG)
+def usage_text() -> Rich:
+    return rich("Usage: ", join([(Code(f"{SLASH_COMMAND} {u.usage}"),) for u in CATALOG], " | "))
+
+
+def usage_for(sub: Subcommand) -> Rich:
+    return ("Usage: ", Code(f"{SLASH_COMMAND} {BY_NAME[sub].usage}"))
 
 
 @dataclass(frozen=True)
@@ -64,70 +88,72 @@ class Parsed:
     options: dict[str, str] = field(default_factory=dict)
 
 
-_OPTIONS = {Subcommand.START: {"--detected"}, Subcommand.CLOSE: {"--force"}}
-_FLAGS = {sub: {"--again"} for sub in (Subcommand.BACKUP, Subcommand.REVERT, Subcommand.REBUILD,
-                                       Subcommand.RESTART, Subcommand.VERIFY)}
-_FLAGS[Subcommand.REVERT] = {"--again", "--safe"}
-
-
 def parse(text: str) -> Parsed:
     """Split `/rollback` text into a subcommand, its words and its --options. Never runs anything."""
     text = (text or "").strip()
     if len(text) > MAX_TEXT:
-        raise BadInput(f"That command is {len(text)} characters long; the limit is {MAX_TEXT}.",
-                       hint=usage_text())
+        raise BadInput(f"That command is {len(text)} characters long; the limit is {MAX_TEXT}.", hint=usage_text())
     if not text:
         return Parsed(Subcommand.HELP)
     try:
         words = shlex.split(text)
     except ValueError:
         raise BadInput("I could not read that command: a quote is not closed.", hint=usage_text()) from None
+    if not words:
+        return Parsed(Subcommand.HELP)
     head, rest = words[0].lower(), words[1:]
     try:
         sub = Subcommand(head)
     except ValueError:
-        raise BadInput(f"`{quote(head)}` is not a {SLASH_COMMAND} subcommand.", hint=usage_text()) from None
-    allowed = _OPTIONS.get(sub, set())
-    flags = _FLAGS.get(sub, set())
+        raise BadInput((echo(head), f" is not a {SLASH_COMMAND} subcommand."), hint=usage_text()) from None
+    usage = BY_NAME[sub]
     args: list[str] = []
     options: dict[str, str] = {}
     i = 0
     while i < len(rest):
         word = rest[i]
-        if word in flags:
+        if word in usage.flags:
             options[word] = "yes"
-        elif word.startswith("--") or (flags and word.startswith("-")):
+        elif word.startswith("-") and not (sub is Subcommand.START and not word.startswith("--")):
             name = word.split("=", 1)[0]
-            if name not in allowed:
-                raise BadInput(f"`{quote(name)}` is not an option of `{SLASH_COMMAND} {sub}`.", hint=usage_for(sub))
+            if name not in usage.options:
+                raise BadInput((echo(name), " is not an option of ", Code(f"{SLASH_COMMAND} {sub}"), "."),
+                               hint=usage_for(sub))
             if "=" in word:
                 options[name] = word.split("=", 1)[1]
             elif i + 1 < len(rest):
                 options[name] = rest[i + 1]
                 i += 1
             else:
-                raise BadInput(f"`{name}` needs a value.", hint=usage_for(sub))
+                raise BadInput((Code(name), " needs a value."), hint=usage_for(sub))
         else:
             args.append(word)
         i += 1
+    if "--force" in options:  # everything after --force is the reason
+        options["--force"] = " ".join([options["--force"], *args]).strip()
+        args = []
+    if not usage.min_args <= len(args) <= usage.max_args:
+        takes = ("takes no words" if usage.max_args == 0 else
+                 f"takes {usage.min_args}" + (f" to {usage.max_args}" if usage.max_args != usage.min_args else "")
+                 + " word(s)" if usage.max_args < MANY else f"takes at least {usage.min_args} word(s)")
+        shown = " ".join(args)
+        raise BadInput(rich(Code(f"{SLASH_COMMAND} {sub}"), f" {takes}",
+                            (", not ", echo(shown)) if shown else (), "."), hint=usage_for(sub))
+    if usage.words and args and args[0] not in usage.words:
+        raise BadInput((echo(args[0]), " is not something ", Code(f"{SLASH_COMMAND} {sub}"), " knows."),
+                       hint=usage_for(sub))
     return Parsed(sub, args, options)
-
-
-def usage_for(sub: Subcommand) -> str:
-    for item in CATALOG:
-        if item.name is sub:
-            return f"Usage: `{SLASH_COMMAND} {item.usage}`"
-    return usage_text()
 
 
 _AGO = re.compile(r"^(\d{1,4})\s*(m|min|h|hr)\s*(ago)?$")
 _CLOCK = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+MOMENT_HINT: Rich = ("Examples: ", Code("--detected 14:05"), " (UTC), ", Code("--detected 2026-02-07T14:05Z"), ", ",
+                     Code('--detected "20m ago"'), ".")
 
 
 def parse_moment(text: str, now: datetime) -> datetime:
     """When the issue was detected: `14:05` (UTC, today or yesterday), ISO 8601, or `20m ago`/`2h ago`."""
     value = text.strip().lower()
-    hint = "Examples: `--detected 14:05` (UTC), `--detected 2026-02-07T14:05Z`, `--detected \"20m ago\"`."
     moment: datetime | None = None
     if m := _AGO.match(value):
         amount = int(m.group(1))
@@ -140,10 +166,10 @@ def parse_moment(text: str, now: datetime) -> datetime:
         try:
             parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
         except ValueError:
-            raise BadInput(f"I could not read `{quote(text)}` as a time.", hint=hint) from None
+            raise BadInput(("I could not read ", echo(text), " as a time."), hint=MOMENT_HINT) from None
         moment = parsed if parsed.tzinfo else parsed.replace(tzinfo=now.tzinfo)
     if moment > now + timedelta(minutes=1):
-        raise BadInput("The issue cannot have been detected in the future.", hint=hint)
+        raise BadInput("The issue cannot have been detected in the future.", hint=MOMENT_HINT)
     if now - moment > timedelta(days=14):
-        raise BadInput("That is more than 14 days ago; a rollback for it is not an emergency.", hint=hint)
+        raise BadInput("That is more than 14 days ago; a rollback for it is not an emergency.", hint=MOMENT_HINT)
     return moment

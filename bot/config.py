@@ -20,6 +20,7 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -96,20 +97,40 @@ class TargetConfig(_Section):
 
 class Pm2Config(_Section):
     apps: list[str] = Field(default_factory=lambda: ["ai-professor-backend-5000", "ai-professor-python"])
+    # What step 4 restarts. The runbook restarts only the backend (`pm2 restart ai-professor-backend-5000`),
+    # so the default is the first of `apps`; the others are watched and their logs saved, never restarted.
+    restart_apps: list[str] | None = None
     executable: str = "pm2"
     home: Path | None = None
     restart_timeout_s: float = Field(default=30.0, gt=0)
     log_lines: int = Field(default=500, gt=0, le=100_000)
 
-    @field_validator("apps")
+    @field_validator("apps", "restart_apps")
     @classmethod
-    def _apps(cls, value: list[str]) -> list[str]:
+    def _apps(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return value
         if not value:
             raise ValueError("expected at least one pm2 app name")
         for name in value:
             if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$", name):
                 raise ValueError(f"{name!r} is not a pm2 app name (letters, digits, . _ -)")
         return value
+
+    @model_validator(mode="after")
+    def _restart_known(self) -> Pm2Config:
+        unknown = [app for app in self.restart_apps or [] if app not in self.apps]
+        if unknown:
+            raise ValueError(f"restart_apps names {unknown}, which are not in apps {self.apps}")
+        return self
+
+    @property
+    def to_restart(self) -> list[str]:
+        return list(self.restart_apps or self.apps[:1])
+
+
+class BackupConfig(_Section):
+    parallel: int = Field(default=4, ge=1, le=64)  # tenant databases dumped at the same time
 
 
 class BuildConfig(_Section):
@@ -264,7 +285,8 @@ class MonitorConfig(_Section):
     verdict_every: int = Field(default=3, ge=1)
     history: int = Field(default=120, ge=10, le=5000)
     lease_s: float = Field(default=150.0, gt=0)
-    max_parallel: int = Field(default=32, ge=1, le=512)
+    max_parallel: int = Field(default=32, ge=1, le=512)  # threads for the pm2 and MongoDB checks
+    http_concurrency: int = Field(default=256, ge=1, le=4096)  # HTTP checks in flight at once (asyncio)
     pm2: bool = True
     mongo_probes: list[MongoProbe] = Field(default_factory=list)
 
@@ -272,6 +294,16 @@ class MonitorConfig(_Section):
 class StoreConfig(_Section):
     data_dir: Path = Path("./data")
     incident_prefix: str = Field(default="RB", pattern=r"^[A-Z]{1,6}$")
+    # Replicas: each renews its lease every heartbeat_s; another takes over its work owner_lease_s after it died.
+    owner_lease_s: float = Field(default=30.0, gt=0, le=3600)
+    heartbeat_s: float = Field(default=5.0, gt=0, le=600)
+    sweep_s: float = Field(default=2.0, gt=0, le=600)  # how often recovery and due danger-zone starts are checked
+
+    @model_validator(mode="after")
+    def _beat_within_lease(self) -> StoreConfig:
+        if self.heartbeat_s * 2 > self.owner_lease_s:
+            raise ValueError("heartbeat_s must be at most half of owner_lease_s, or a live replica looks dead")
+        return self
 
 
 class RunbookConfig(_Section):
@@ -280,6 +312,7 @@ class RunbookConfig(_Section):
     target: TargetConfig = Field(default_factory=TargetConfig)
     pm2: Pm2Config = Field(default_factory=Pm2Config)
     build: BuildConfig = Field(default_factory=BuildConfig)
+    backup: BackupConfig = Field(default_factory=BackupConfig)
     health: HealthConfig = Field(default_factory=HealthConfig)
     tenants: TenantsConfig = Field(default_factory=TenantsConfig)
     cleanup: CleanupConfig = Field(default_factory=CleanupConfig)
@@ -303,6 +336,12 @@ class Secrets(BaseSettings):
     state_store_uri: SecretStr | None = None
     smtp_password: SecretStr | None = None
     slack_api_url: str | None = None
+    rollback_replica_id: str | None = None  # not a secret: this replica's stable id (default: the host name)
+
+    def values(self) -> list[str]:
+        """Every secret value, for redaction."""
+        return [s.get_secret_value() for s in (self.slack_bot_token, self.slack_app_token, self.slack_signing_secret,
+                                               self.state_store_uri, self.smtp_password) if s is not None]
 
 
 class Settings(BaseModel):

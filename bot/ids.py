@@ -69,6 +69,7 @@ class Block(StrEnum):
     STEPS = "panel_steps"
     STEP_BUTTONS = "panel_step_buttons"
     ACTIONS = "panel_actions"
+    CLOSE = "panel_close"
 
 
 class Event(StrEnum):

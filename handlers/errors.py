@@ -1,7 +1,8 @@
 """One place that turns errors into replies: domain errors privately, anything else with a correlation id.
 
-Listeners never catch errors themselves. Work that runs after the ack (see ``handlers.work``) and
-errors Bolt itself meets both end here.
+Listeners never catch errors themselves. The reply goes only where the verified request came from: its
+``response_url`` (Slack's own), or an ephemeral message to the acting user in the channel it came from
+(for forms: the incident's channel). The correlation id is logged as a field of the log record.
 """
 
 from __future__ import annotations
@@ -12,46 +13,48 @@ from typing import Any
 
 from slack_bolt import App, BoltContext
 from slack_bolt.context.respond import Respond
-from slack_sdk import WebClient
 
-from bot import ui
 from bot.errors import BotError
-from bot.runtime import Services
+from bot.slack_ui import notes
+from handlers.context import Ctx
 
 log = logging.getLogger("rollback_bot.errors")
 
 
-def _where(context: BoltContext, body: dict[str, Any] | None) -> tuple[str | None, str | None]:
-    """Who to answer and in which channel; reaction events carry the channel in `event.item`."""
-    event = (body or {}).get("event") or {}
+def _where(ctx: Ctx, context: BoltContext, body: dict[str, Any]) -> tuple[str | None, str | None]:
+    """Who to answer and in which channel; reactions carry it in `event.item`, forms in private_metadata."""
+    event = body.get("event") or {}
     channel = context.channel_id or event.get("channel") or (event.get("item") or {}).get("channel")
+    view = body.get("view") or {}
+    if channel is None and view.get("private_metadata"):
+        channel = ctx.api.incident_channel(str(view["private_metadata"]))
     return channel, context.user_id or event.get("user")
 
 
-def reply_privately(error: BaseException, context: BoltContext, respond: Respond | None, client: WebClient,
-                    body: dict[str, Any] | None = None) -> None:
+def reply_privately(ctx: Ctx, error: BaseException, context: BoltContext, respond: Respond | None,
+                    body: dict[str, Any] | None) -> None:
     if isinstance(error, BotError):
-        message = error.user_text()
-        log.info("refused %s for %s: %s", type(error).__name__, context.user_id, error.message)
+        text = error.user_text()
+        log.info("refused %s for %s: %s", type(error).__name__, context.user_id, error.plain())
     else:
         correlation = uuid.uuid4().hex[:12]
-        log.error("unexpected error (correlation id %s)", correlation, exc_info=error)
-        message = (f"Something went wrong on my side (correlation id `{correlation}`). Nothing more was done "
-                   "after the failure; give the bot's maintainers this id.")
-    text, blocks = ui.error(message)
+        log.error("unexpected error (correlation id %s)", correlation, exc_info=error,
+                  extra={"correlation_id": correlation})
+        text = (f"Something went wrong on my side (correlation id {correlation}). Nothing more was done after the "
+                "failure; give the bot's maintainers this id.",)
+    message = notes.error(text)
     try:
         if respond is not None and context.response_url:
-            respond(text=text, blocks=blocks, response_type="ephemeral", replace_original=False)
-        else:
-            channel, user = _where(context, body)
-            if channel and user:
-                client.chat_postEphemeral(channel=channel, user=user, text=text, blocks=blocks)
+            respond(text=message.text, blocks=list(message.blocks), response_type="ephemeral", replace_original=False)
+            return
+        channel, user = _where(ctx, context, body or {})
+        if channel and user:
+            ctx.api.tell(user, channel, text)
     except Exception:  # the reply itself failed; the log still has the cause
         log.exception("could not deliver the error reply")
 
 
-def register(app: App, services: Services) -> None:
+def register(app: App, ctx: Ctx) -> None:
     @app.error
-    def on_error(error: Exception, context: BoltContext, respond: Respond | None, client: WebClient,
-                 body: dict[str, Any]) -> None:
-        reply_privately(error, context, respond, client, body)
+    def on_error(error: Exception, context: BoltContext, respond: Respond | None, body: dict[str, Any]) -> None:
+        reply_privately(ctx, error, context, respond, body)

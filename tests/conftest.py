@@ -12,7 +12,7 @@ import pytest
 
 from bot.config import Secrets, Settings, parse_runbook
 from bot.emulator import Emulator
-from bot.runtime import HttpBot, SocketModeBot, socket_mode_bot
+from bot.app import HttpBot, SocketModeBot, socket_mode_bot
 from bot.sandbox import Sandbox, create_sandbox, drop_tenants, start_apps, stop_apps
 from bot.store import Store
 from bot.store.sqlite import SQLiteStore

@@ -3,21 +3,30 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.ops.process import Completed, run
 
+BUILD, INSTALL, REBUILD = "build", "clean install", "build again"
+
+
+@dataclass(frozen=True)
+class Attempt:
+    phase: str
+    completed: Completed
+
 
 @dataclass
 class BuildOutcome:
     ok: bool
-    attempts: list[Completed] = field(default_factory=list)
+    attempts: list[Attempt] = field(default_factory=list)
     cleaned: bool = False
 
     @property
     def last(self) -> Completed:
-        return self.attempts[-1]
+        return self.attempts[-1].completed
 
 
 class Yarn:
@@ -29,21 +38,24 @@ class Yarn:
         return run([self.executable, *args], cwd=repo, timeout=self.timeout,
                    env={"YARN_CACHE_FOLDER": str(repo / ".yarn-cache"), "CI": "true"})
 
-    def rebuild(self, repo: Path, progress: object = None) -> BuildOutcome:
+    def rebuild(self, repo: Path, on_phase: Callable[[str], None] | None = None) -> BuildOutcome:
+        def phase(name: str, *args: str) -> Completed:
+            if on_phase is not None:
+                on_phase(f"{name}: yarn {' '.join(args)}")
+            completed = self._run(repo, *args)
+            outcome.attempts.append(Attempt(name, completed))
+            return completed
+
         outcome = BuildOutcome(ok=False)
-        first = self._run(repo, "build")
-        outcome.attempts.append(first)
-        if first.ok:
+        if phase(BUILD, "build").ok:
             outcome.ok = True
             return outcome
+        if on_phase is not None:
+            on_phase(f"{BUILD} failed: removing node_modules and dist")
         for folder in ("node_modules", "dist"):
             shutil.rmtree(repo / folder, ignore_errors=True)
         outcome.cleaned = True
-        install = self._run(repo, "install", "--non-interactive")
-        outcome.attempts.append(install)
-        if not install.ok:
+        if not phase(INSTALL, "install", "--non-interactive").ok:
             return outcome
-        second = self._run(repo, "build")
-        outcome.attempts.append(second)
-        outcome.ok = second.ok
+        outcome.ok = phase(REBUILD, "build").ok
         return outcome

@@ -1,78 +1,136 @@
-"""Runbook step 6 on one tenant database: the dry run, the cleanup, and its undo from the backup."""
+"""Runbook step 6 on one tenant database: the dry run, the cleanup, and its undo from a backup run.
+
+The dry run is one aggregation per tenant (a ``$facet`` of ``$exists`` matches, so the collection is read
+once) plus a count of each collection to drop. Restores stream from the backup files and write in
+batches with ``bulk_write``/``insert_many``, so memory stays flat in the size of a collection.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import bson
+from pymongo import UpdateOne
 
 from bot.config import CleanupConfig
+from bot.ops import bsonfiles
+
+BATCH = 1000
 
 
-def dry_run(client: Any, db_name: str, config: CleanupConfig) -> dict[str, Any]:
+def _existing(db: Any, names: list[str]) -> set[str]:
+    """Which of ``names`` exist (filtered here, not with a listCollections filter: fewer server differences)."""
+    return set(db.list_collection_names()) & set(names)
+
+
+@dataclass(frozen=True)
+class Counts:
+    cases: int
+    fields: dict[str, int]
+    collections: dict[str, int | None]  # None: the collection does not exist
+
+
+def dry_run(client: Any, db_name: str, config: CleanupConfig) -> Counts:
     """What the cleanup would change in ``db_name``. Reads only."""
     db = client[db_name]
-    cases = db[config.collection]
-    fields = {field: cases.count_documents({field: {"$exists": True}}) for field in config.unset_fields}
-    touched = cases.count_documents({"$or": [{f: {"$exists": True}} for f in config.unset_fields]})
-    existing = set(db.list_collection_names())
-    collections = {name: (db[name].count_documents({}) if name in existing else None)
+    fields = list(config.unset_fields)
+    facets: dict[str, list[dict[str, Any]]] = {
+        "any": [{"$match": {"$or": [{f: {"$exists": True}} for f in fields]}}, {"$count": "n"}]}
+    for index, name in enumerate(fields):
+        facets[f"f{index}"] = [{"$match": {name: {"$exists": True}}}, {"$count": "n"}]
+    rows = list(db[config.collection].aggregate([{"$facet": facets}]))
+    row = rows[0] if rows else {}
+
+    def count(key: str) -> int:
+        found = row.get(key) or []
+        return int(found[0]["n"]) if found else 0
+
+    existing = _existing(db, config.drop_collections)
+    collections = {name: (int(db[name].count_documents({})) if name in existing else None)
                    for name in config.drop_collections}
-    return {"cases": touched, "fields": fields, "collections": collections}
+    return Counts(count("any"), {name: count(f"f{i}") for i, name in enumerate(fields)}, collections)
 
 
-def clean_tenant(client: Any, db_name: str, config: CleanupConfig) -> dict[str, Any]:
-    """`$unset` the new fields and drop the new collections, as the runbook's script does."""
+@dataclass(frozen=True)
+class Cleaned:
+    modified: int
+    dropped: dict[str, int | None]
+
+
+def clean_tenant(client: Any, db_name: str, config: CleanupConfig) -> Cleaned:
+    """`$unset` the new fields and drop the new collections, as the runbook's script does. Idempotent."""
     db = client[db_name]
-    result = db[config.collection].update_many({}, {"$unset": {field: "" for field in config.unset_fields}})
-    existing = set(db.list_collection_names())
+    query = {"$or": [{f: {"$exists": True}} for f in config.unset_fields]}
+    result = db[config.collection].update_many(query, {"$unset": {f: "" for f in config.unset_fields}})
+    existing = _existing(db, config.drop_collections)
     dropped: dict[str, int | None] = {}
     for name in config.drop_collections:
         if name in existing:
-            dropped[name] = db[name].count_documents({})
+            dropped[name] = int(db[name].count_documents({}))
             db.drop_collection(name)
         else:
             dropped[name] = None
-    return {"modified": int(result.modified_count), "dropped": dropped}
+    return Cleaned(int(result.modified_count), dropped)
 
 
-def _read_bson(path: Path) -> list[dict[str, Any]]:
-    with path.open("rb") as handle:
-        return list(bson.decode_file_iter(handle))
-
-
-def restore_tenant(client: Any, db_name: str, backup: Path, config: CleanupConfig) -> dict[str, Any]:
-    """Put back what the cleanup removed: the dropped collections and the unset fields, from the backup."""
-    db = client[db_name]
-    folder = backup / db_name
-    restored: dict[str, int] = {}
+def backed_up_view(run: Path, db_name: str, config: CleanupConfig) -> Counts:
+    """The dry-run numbers as the backup holds them: what a complete restore must give back. Streams."""
+    folder = run / db_name
+    cases_file = folder / f"{config.collection}.bson"
+    fields = {name: 0 for name in config.unset_fields}
+    touched = 0
+    if cases_file.exists():
+        for document in bsonfiles.documents(cases_file):
+            present = [name for name in config.unset_fields if name in document]
+            touched += bool(present)
+            for name in present:
+                fields[name] += 1
+    collections: dict[str, int | None] = {}
     for name in config.drop_collections:
-        path = folder / f"{name}.bson"
-        if not path.exists():
+        file = folder / f"{name}.bson"
+        collections[name] = bsonfiles.scan(file).count if file.exists() else None
+    return Counts(touched, fields, collections)
+
+
+@dataclass
+class Restored:
+    collections: dict[str, int] = field(default_factory=dict)
+    cases: int = 0
+
+
+def _field_updates(file: Path, fields: list[str]) -> Iterator[UpdateOne]:
+    for document in bsonfiles.documents(file):
+        values = {name: document[name] for name in fields if name in document}
+        if values:
+            yield UpdateOne({"_id": document["_id"]}, {"$set": values})
+
+
+def restore_tenant(client: Any, db_name: str, run: Path, config: CleanupConfig, batch: int = BATCH) -> Restored:
+    """Put back what the cleanup removed, from one backup run: the dropped collections exactly as backed up
+    (dropped first, so a re-run gives the same result), and the unset fields on the backed-up documents."""
+    db = client[db_name]
+    folder = run / db_name
+    restored = Restored()
+    for name in config.drop_collections:
+        file = folder / f"{name}.bson"
+        if not file.exists():
             continue
-        documents = _read_bson(path)
         db.drop_collection(name)
-        if documents:
-            db[name].insert_many(documents)
-        restored[name] = len(documents)
-    cases_path = folder / f"{config.collection}.bson"
-    fields_restored = 0
-    if cases_path.exists():
-        for document in _read_bson(cases_path):
-            values = {field: document[field] for field in config.unset_fields if field in document}
-            if values:
-                result = db[config.collection].update_one({"_id": document["_id"]}, {"$set": values})
-                fields_restored += int(result.matched_count)
-    return {"collections": restored, "cases": fields_restored}
-
-
-def backed_up_view(backup: Path, db_name: str, config: CleanupConfig) -> dict[str, Any]:
-    """The dry-run numbers as they were in the backup: what a complete restore must give back."""
-    folder = backup / db_name
-    cases = _read_bson(folder / f"{config.collection}.bson") if (folder / f"{config.collection}.bson").exists() else []
-    fields = {field: sum(1 for c in cases if field in c) for field in config.unset_fields}
-    touched = sum(1 for c in cases if any(field in c for field in config.unset_fields))
-    collections = {name: (len(_read_bson(folder / f"{name}.bson")) if (folder / f"{name}.bson").exists() else None)
-                   for name in config.drop_collections}
-    return {"cases": touched, "fields": fields, "collections": collections}
+        written = 0
+        for chunk in bsonfiles.batches(file, batch):
+            db[name].insert_many(chunk, ordered=False)
+            written += len(chunk)
+        restored.collections[name] = written
+    cases_file = folder / f"{config.collection}.bson"
+    if cases_file.exists():
+        pending: list[UpdateOne] = []
+        for update in _field_updates(cases_file, list(config.unset_fields)):
+            pending.append(update)
+            if len(pending) >= batch:
+                restored.cases += db[config.collection].bulk_write(pending, ordered=False).matched_count
+                pending = []
+        if pending:
+            restored.cases += db[config.collection].bulk_write(pending, ordered=False).matched_count
+    return restored

@@ -5,10 +5,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import git
 
-from bot.errors import BadInput, StepFailed, quote
+from bot.errors import BadInput, StepFailed, echo
+from bot.text import Code
 
 
 @dataclass(frozen=True)
@@ -32,15 +34,15 @@ class GitRepo:
         try:
             return git.Repo(self.path)
         except (git.NoSuchPathError, git.InvalidGitRepositoryError):
-            raise StepFailed(f"{self.path} is not a git repository",
-                             hint="Check `target.repo_path` in rollback.yml.") from None
+            raise StepFailed((Code(str(self.path)), " is not a git repository"),
+                             hint=("Check ", Code("target.repo_path"), " in rollback.yml.")) from None
 
     def head(self) -> Commit:
         repo = self._repo()
         try:
             commit = repo.head.commit
         except ValueError:
-            raise StepFailed(f"{self.path} has no commits yet") from None
+            raise StepFailed((Code(str(self.path)), " has no commits yet")) from None
         return Commit(commit.hexsha, str(commit.summary))
 
     def resolve(self, ref: str) -> Commit | None:
@@ -57,11 +59,13 @@ class GitRepo:
         wanted = validate_commit_id(text)
         found = self.resolve(wanted)
         if found is None:
-            raise BadInput(f"Commit `{quote(wanted)}` is not in the repository at `{self.path}`.",
-                           hint="Take one from `git log --oneline`.")
+            raise BadInput(("Commit ", echo(wanted), " is not in the repository at ", Code(str(self.path)), "."),
+                           hint=("Take one from ", Code("git log --oneline"), "."))
         return found
 
 
+GIT_TIMEOUT_S = 120  # a git command (a push over a slow network included) is killed after this
+KILL: dict[str, Any] = {"kill_after_timeout": GIT_TIMEOUT_S}
 COMMIT_ID = re.compile(r"^[0-9a-f]{7,40}$")
 
 
@@ -69,13 +73,27 @@ def validate_commit_id(text: str) -> str:
     """Only a hex commit id is accepted: no refs, no options, no ranges, nothing a shell or git could reinterpret."""
     value = text.strip()
     if not COMMIT_ID.match(value):
-        raise BadInput(f"`{quote(value)}` is not a commit id.",
-                       hint="Give 7 to 40 hex characters, like `/rollback revert df5b229`.")
+        raise BadInput((echo(value), " is not a commit id."),
+                       hint=("Give 7 to 40 hex characters, like ", Code("/rollback revert df5b229"), "."))
+    return value
+
+
+BRANCH_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+
+
+def validate_hotfix_name(text: str) -> str:
+    """A hotfix name becomes `hotfix/<name>`: letters, digits, . _ -; no option, no path, no ref syntax."""
+    value = text.strip()
+    if (not BRANCH_NAME.match(value) or ".." in value or value.endswith((".", ".lock"))
+            or value.startswith("-")):
+        raise BadInput((echo(value), " cannot be a branch name."),
+                       hint=("Use letters, digits, . _ and -, like ", Code("/rollback hotfix fix-feedback-timeout"),
+                             "."))
     return value
 
 
 class WorkTree(GitRepo):
-    """The operations revert needs."""
+    """Operations that change the working tree: revert (reset), one file back, `git revert`, hotfix branches."""
 
     def is_dirty(self) -> bool:
         return self._repo().is_dirty(untracked_files=True)
@@ -99,48 +117,32 @@ class WorkTree(GitRepo):
     def stash(self, message: str) -> str | None:
         """Stash tracked and untracked changes under `message`; return the stash's commit id."""
         repo = self._repo()
-        repo.git.stash("push", "--include-untracked", "--message", message)
-        top = repo.git.rev_parse("--verify", "--quiet", "refs/stash")
+        repo.git.stash("push", "--include-untracked", "--message", message, **KILL)
+        top = repo.git.rev_parse("--verify", "--quiet", "refs/stash", **KILL)
         return str(top) if top else None
 
     def stashes(self) -> list[str]:
-        return [line for line in self._repo().git.stash("list").splitlines() if line]
+        return [line for line in self._repo().git.stash("list", **KILL).splitlines() if line]
 
     def reset_hard(self, sha: str) -> None:
-        self._repo().git.reset("--hard", validate_commit_id(sha))
+        self._repo().git.reset("--hard", validate_commit_id(sha), **KILL)
 
-
-BRANCH_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
-
-
-def validate_hotfix_name(text: str) -> str:
-    """A hotfix name becomes `hotfix/<name>`: letters, digits, . _ -; no option, no path, no ref syntax."""
-    value = text.strip()
-    if (not BRANCH_NAME.match(value) or ".." in value or value.endswith((".", ".lock"))
-            or value.startswith("-")):
-        raise BadInput(f"`{quote(value)}` cannot be a branch name.",
-                       hint="Use letters, digits, `.`, `_` and `-`, like `/rollback hotfix fix-feedback-timeout`.")
-    return value
-
-
-class Alternatives(WorkTree):
-    """The runbook's safer alternatives: one file back, `git revert`, hotfix branches."""
 
     def tracked(self, path: str, commit: str) -> bool:
         repo = self._repo()
-        listed = repo.git.ls_tree("--name-only", "-r", validate_commit_id(commit), "--", path)
+        listed = repo.git.ls_tree("--name-only", "-r", validate_commit_id(commit), "--", path, **KILL)
         return path in listed.splitlines()
 
     def diff_stat(self, commit: str, path: str) -> str:
-        return str(self._repo().git.diff("--stat", validate_commit_id(commit), "--", path)) or "no difference"
+        return str(self._repo().git.diff("--stat", validate_commit_id(commit), "--", path, **KILL)) or "no difference"
 
     def checkout_file(self, commit: str, path: str) -> None:
-        self._repo().git.checkout(validate_commit_id(commit), "--", path)
+        self._repo().git.checkout(validate_commit_id(commit), "--", path, **KILL)
 
     def stash_paths(self, message: str, paths: list[str]) -> str | None:
         repo = self._repo()
-        repo.git.stash("push", "--include-untracked", "--message", message, "--", *paths)
-        top = repo.git.rev_parse("--verify", "--quiet", "refs/stash")
+        repo.git.stash("push", "--include-untracked", "--message", message, "--", *paths, **KILL)
+        top = repo.git.rev_parse("--verify", "--quiet", "refs/stash", **KILL)
         return str(top) if top else None
 
     def revert_commits(self, shas: list[str]) -> list[str]:
@@ -148,11 +150,11 @@ class Alternatives(WorkTree):
         the conflicting files (nothing is left half done)."""
         repo = self._repo()
         try:
-            repo.git.revert("--no-edit", *(validate_commit_id(s) for s in shas))
+            repo.git.revert("--no-edit", *(validate_commit_id(s) for s in shas), **KILL)
         except git.GitCommandError:
             conflicted = sorted({line.split("\t", 1)[-1] for line in
-                                 repo.git.diff("--name-only", "--diff-filter=U").splitlines() if line})
-            repo.git.revert("--abort")
+                                 repo.git.diff("--name-only", "--diff-filter=U", **KILL).splitlines() if line})
+            repo.git.revert("--abort", **KILL)
             return conflicted or ["(git reported a conflict)"]
         return []
 
@@ -164,14 +166,14 @@ class Alternatives(WorkTree):
         repo = self._repo()
         branch = f"hotfix/{validate_hotfix_name(name)}"
         if branch in [h.name for h in repo.heads]:
-            raise BadInput(f"`{branch}` already exists.", hint="Pick another name, or ship it with "
-                                                               "`/rollback hotfix ship`.")
-        repo.git.check_ref_format("--branch", branch)
-        repo.git.checkout("-b", branch)
+            raise BadInput((Code(branch), " already exists."),
+                           hint=("Pick another name, or ship it with ", Code("/rollback hotfix ship"), "."))
+        repo.git.check_ref_format("--branch", branch, **KILL)
+        repo.git.checkout("-b", branch, **KILL)
 
     def push(self, remote: str, branch: str) -> str:
         """Push without force: a rejected push is reported, never overridden."""
-        return str(self._repo().git.push(remote, f"refs/heads/{branch}:refs/heads/{branch}"))
+        return str(self._repo().git.push(remote, f"refs/heads/{branch}:refs/heads/{branch}", **KILL))
 
     def has_remote(self, remote: str) -> bool:
         return remote in [r.name for r in self._repo().remotes]

@@ -1,13 +1,21 @@
-"""HTTP health checks, each with its own timeout and measured latency."""
+"""HTTP health checks: one at a time for a step (``probe``), or many at once for the scheduled checks
+(``probe_many``: asyncio + aiohttp, bounded concurrency, each check's time limit counted from its own
+start and covering connect, headers and body, so a hung endpoint fails alone and never delays the others).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from typing import Any
+
+import aiohttp
+
+MAX_BODY = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -19,34 +27,84 @@ class Probe:
     detail: str
 
 
-def probe(url: str, *, timeout: float, expect_json: dict[str, Any] | None = None, expect_status: int | None = None,
-          bearer: str | None = None, slow_after: float | None = None) -> Probe:
-    request = urllib.request.Request(url, headers={"Accept": "application/json"})  # noqa: S310 - configured URL
-    if bearer:
-        request.add_header("Authorization", f"Bearer {bearer}")
-    started = time.monotonic()
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
-            status, body = response.status, response.read(64 * 1024)
-    except urllib.error.HTTPError as error:
-        status, body = error.code, error.read(64 * 1024)
-    except (urllib.error.URLError, TimeoutError, OSError) as error:
-        reason = getattr(error, "reason", error)
-        return Probe(url, False, None, time.monotonic() - started, f"no answer: {reason}")
-    seconds = time.monotonic() - started
+@dataclass(frozen=True)
+class HttpCheck:
+    url: str
+    expect_json: dict[str, Any] | None = None
+    expect_status: int | None = None
+    bearer: str | None = None
+    slow_after: float | None = None
+
+    def headers(self) -> dict[str, str]:
+        headers = {"Accept": "application/json"}
+        if self.bearer:
+            headers["Authorization"] = f"Bearer {self.bearer}"
+        return headers
+
+
+def _judge(check: HttpCheck, status: int, body: bytes, seconds: float) -> Probe:
     text = body.decode("utf-8", "replace")
     problems = []
-    if expect_status is not None and status != expect_status:
-        problems.append(f"status {status}, expected {expect_status}")
-    elif expect_status is None and not 200 <= status < 300:
+    if check.expect_status is not None and status != check.expect_status:
+        problems.append(f"status {status}, expected {check.expect_status}")
+    elif check.expect_status is None and not 200 <= status < 300:
         problems.append(f"status {status}")
-    if expect_json is not None:
+    if check.expect_json is not None:
         try:
             parsed = json.loads(text)
         except ValueError:
             parsed = None
-        if not isinstance(parsed, dict) or any(parsed.get(k) != v for k, v in expect_json.items()):
-            problems.append(f"body {text[:80]!r}, expected {json.dumps(expect_json)}")
-    if slow_after is not None and seconds > slow_after:
-        problems.append(f"took {seconds:.2f}s, over the {slow_after:g}s threshold")
-    return Probe(url, not problems, status, seconds, "; ".join(problems) or f"status {status}")
+        if not isinstance(parsed, dict) or any(parsed.get(k) != v for k, v in check.expect_json.items()):
+            problems.append(f"body {text[:80]!r}, expected {json.dumps(check.expect_json)}")
+    if check.slow_after is not None and seconds > check.slow_after:
+        problems.append(f"took {seconds:.2f}s, over the {check.slow_after:g}s threshold")
+    return Probe(check.url, not problems, status, seconds, "; ".join(problems) or f"status {status}")
+
+
+def probe(url: str, *, timeout: float, expect_json: dict[str, Any] | None = None, expect_status: int | None = None,
+          bearer: str | None = None, slow_after: float | None = None) -> Probe:
+    """One check, blocking, with a total deadline of ``timeout`` seconds."""
+    check = HttpCheck(url, expect_json, expect_status, bearer, slow_after)
+    request = urllib.request.Request(url, headers=check.headers())  # noqa: S310 - a configured URL
+    started = time.monotonic()
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+            status, body = response.status, response.read(MAX_BODY)
+    except urllib.error.HTTPError as error:
+        status, body = error.code, error.read(MAX_BODY)
+    except (urllib.error.URLError, TimeoutError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        return Probe(url, False, None, time.monotonic() - started, f"no answer: {reason}")
+    return _judge(check, status, body, time.monotonic() - started)
+
+
+async def _probe_async(session: aiohttp.ClientSession, check: HttpCheck, timeout: float) -> Probe:
+    started = time.monotonic()
+    try:
+        async with asyncio.timeout(timeout):
+            async with session.get(check.url, headers=check.headers(), allow_redirects=False) as response:
+                body = await response.content.read(MAX_BODY)
+                status = response.status
+    except TimeoutError:
+        return Probe(check.url, False, None, time.monotonic() - started, f"no answer within {timeout:g}s (hung)")
+    except (aiohttp.ClientError, OSError, ValueError) as error:
+        return Probe(check.url, False, None, time.monotonic() - started, f"no answer: {error}"[:200])
+    return _judge(check, status, body, time.monotonic() - started)
+
+
+def probe_many(checks: list[HttpCheck], *, timeout: float, concurrency: int) -> list[Probe]:
+    """Every check, at most ``concurrency`` at a time, each limited to ``timeout`` from its own start."""
+    if not checks:
+        return []
+
+    async def main() -> list[Probe]:
+        gate = asyncio.Semaphore(concurrency)
+        connector = aiohttp.TCPConnector(limit=concurrency, limit_per_host=concurrency, force_close=True)
+        async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=None)) as session:
+            async def one(check: HttpCheck) -> Probe:
+                async with gate:
+                    return await _probe_async(session, check, timeout)
+
+            return list(await asyncio.gather(*(one(check) for check in checks)))
+
+    return asyncio.run(main())

@@ -64,8 +64,9 @@ class Pm2:
         return next((s for s in self.jlist() if s.name == app), None)
 
     def restart(self, *apps: str) -> Completed:
-        """`pm2 restart a b …`: one CLI call for every app (each pm2 invocation costs a Node start-up)."""
-        return self._run("restart", *apps, "--update-env")
+        """`pm2 restart a b …` as the runbook types it: one CLI call (each pm2 invocation costs a Node start-up),
+        and no `--update-env`, which would replace each app's environment with the bot's."""
+        return self._run("restart", *apps)
 
     def start(self, script: Path, name: str, cwd: Path) -> Completed:
         return self._run("start", str(script), "--name", name, "--cwd", str(cwd), "--time")

@@ -1,19 +1,26 @@
-"""Running the runbook's executables: argument lists only, a clean environment, a timeout. Never a shell."""
+"""Running the runbook's executables: argument lists only, an allow-listed environment, a timeout that
+kills the whole process group. Never a shell."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from bot.errors import StepFailed
+from bot.text import Code
 
 PROJECT_TOOLS = Path(__file__).resolve().parents[2] / ".tools" / "node_modules" / ".bin"
-# Variables a child process may inherit. Slack tokens and the state store URI are never passed on.
-PASS_THROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ", "NODE_OPTIONS", "NVM_DIR", "USER")
+# Variables a child process may inherit: what node, yarn and pm2 need to run, reach a registry through a
+# proxy and trust a corporate CA. Slack tokens, the state store URI and every other secret are never passed.
+PASS_THROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ", "USER", "NVM_DIR", "NODE_OPTIONS",
+                "NODE_EXTRA_CA_CERTS", "NODE_PATH", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy",
+                "https_proxy", "no_proxy", "SSL_CERT_FILE", "SSL_CERT_DIR")
+KILL_GRACE_S = 5.0
 
 
 def find_executable(name: str) -> str | None:
@@ -40,6 +47,7 @@ class Completed:
     returncode: int
     output: str
     seconds: float
+    timed_out: bool = False
 
     @property
     def ok(self) -> bool:
@@ -49,19 +57,40 @@ class Completed:
         return "\n".join(self.output.rstrip().splitlines()[-lines:])
 
 
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """End the child and everything it started (yarn runs node, which may run more)."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=KILL_GRACE_S)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
 def run(argv: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None,
         timeout: float = 300.0) -> Completed:
-    """Run argv (a list, never a shell string) and capture stdout and stderr together."""
+    """Run argv (a list, never a shell string) in its own process group; stdout and stderr together."""
     executable = find_executable(argv[0])
     if executable is None:
-        raise StepFailed(f"`{argv[0]}` was not found on PATH.",
-                         hint="Run `make deps` (it installs pm2 and yarn into .tools/) or set the executable in "
-                              "rollback.yml.")
+        raise StepFailed((Code(argv[0]), " was not found on PATH."),
+                         hint=("Run ", Code("make deps"), " (it installs pm2 and yarn into .tools/) or set the "
+                               "executable in rollback.yml."))
     started = time.monotonic()
+    proc = subprocess.Popen([executable, *argv[1:]], cwd=cwd, env=child_env(env), stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        proc = subprocess.run([executable, *argv[1:]], cwd=cwd, env=child_env(env), stdin=subprocess.DEVNULL,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout, check=False)
-    except subprocess.TimeoutExpired as expired:
-        output = (expired.stdout or b"").decode("utf-8", "replace") if isinstance(expired.stdout, bytes) else ""
-        return Completed(argv, 124, output + f"\n(timed out after {timeout:.0f}s)", time.monotonic() - started)
-    return Completed(argv, proc.returncode, proc.stdout.decode("utf-8", "replace"), time.monotonic() - started)
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        out, _ = proc.communicate()
+        text = (out or b"").decode("utf-8", "replace") + f"\n(timed out after {timeout:.0f}s; stopped it and "
+        "everything it started)"
+        return Completed(argv, 124, text, time.monotonic() - started, timed_out=True)
+    except BaseException:
+        _kill_group(proc)
+        raise
+    return Completed(argv, proc.returncode, (out or b"").decode("utf-8", "replace"), time.monotonic() - started)

@@ -1,144 +1,148 @@
-"""Step 1: back up the current state — commit, every tenant database, pm2 logs, .env."""
+"""Step 1: back up the current state — commit, every tenant database, pm2 logs, .env — as an immutable run.
+
+Each backup writes a new folder ``<data_dir>/backups/<incident>/<run id>/`` (mode 0700, files 0600) and
+never deletes or overwrites an earlier one; ``manifest.json`` is written last, atomically, so a run that
+was interrupted has no manifest and is never relied on. The danger zone names the exact run it relies on
+and re-verifies it on disk (``bot.ops.dump.verify_run``) before the request and again before it runs.
+"""
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
+import threading
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-from bot.errors import StepFailed
-from bot.ops import tenants
+from bot import faults
+from bot.domain.runs import BackupArtifacts, StepName
+from bot.errors import Conflict, StepFailed
+from bot.ops import bsonfiles, dump, tenants
 from bot.ops.git import GitRepo
 from bot.ops.pm2 import Pm2, tail_file
 from bot.ops.process import find_executable
-from bot.redact import redact_uri
-from bot.runbook.base import Check, Plan, StepContext, StepResult
-from bot.runbook.envfile import read_env_file
+from bot.runbook.base import Plan, StepContext, StepResult, check
+from bot.runbook.target import central_uri, list_tenants
+from bot.text import Code, Rich, join, rich
 
-
-def _private_write(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    os.chmod(path, 0o600)
+SHOWN_DATABASES = 12  # longer lists are summarised in the thread; the manifest has every one
 
 
 class Backup:
-    name = "backup"
+    name = StepName.BACKUP
     title = "Backup current state"
-    usage = "backup"
+    follow_ups: tuple[StepName, ...] = ()
 
     def plan(self, ctx: StepContext) -> Plan:
         cfg = ctx.config
-        uri = central_uri(ctx)
-        client = tenants.connect(uri)
-        try:
-            found = tenants.list_tenants(client, uri, cfg.tenants)
-        except Exception as error:  # noqa: BLE001 - the database may be what is broken
-            raise StepFailed(f"cannot list the tenant databases at {redact_uri(uri)}: "
-                             f"{redact_uri(str(error))[:200]}") from None
-        finally:
-            tenants.close(client)
-        out = ctx.backup_dir()
+        found = list_tenants(cfg)
+        names: list[Rich] = [(Code(t.db_name),) for t in found[:SHOWN_DATABASES]]
+        more = f" and {len(found) - SHOWN_DATABASES} more" if len(found) > SHOWN_DATABASES else ""
         return Plan(
-            summary=f"Back up {len(found)} tenant database(s), the central `{cfg.tenants.schools_collection}`, "
-                    f"pm2 logs and .env to `{out}`",
-            lines=[f"record the current commit ({GitRepo(ctx.repo).head().oneline()})",
-                   "dump every collection of: " + ", ".join(f"`{t.db_name}`" for t in found),
-                   f"save the last {cfg.pm2.log_lines} lines of each pm2 app's logs: "
-                   + ", ".join(f"`{a}`" for a in cfg.pm2.apps),
-                   f"copy `{cfg.target.env_file}` (mode 0600; its contents are never shown)"],
-            data={"tenants": [t.db_name for t in found], "names": {t.db_name: t.name for t in found}},
+            summary=rich(f"Back up {len(found)} tenant database(s), the central ", Code(cfg.tenants.schools_collection),
+                         ", pm2 logs and .env into a new backup run under ", Code(str(ctx.backups))),
+            lines=[rich("record the current commit (", Code(GitRepo(ctx.repo).head().oneline()), ")"),
+                   rich("dump every collection of: ", join(names), more),
+                   rich(f"save the last {cfg.pm2.log_lines} lines of each pm2 app's logs: ",
+                        join([(Code(a),) for a in cfg.pm2.apps])),
+                   rich("copy ", Code(cfg.target.env_file), " (mode 0600; its contents are never shown)"),
+                   ("earlier backup runs are kept as they are; this one is used only once its manifest is written",)],
+            data=[t.db_name for t in found],
         )
 
     def run(self, ctx: StepContext, plan: Plan) -> StepResult:
         cfg = ctx.config
-        out = ctx.backup_dir()
-        if out.exists():
-            shutil.rmtree(out)
-        out.mkdir(parents=True, mode=0o700)
+        dbs = plan.data
+        assert isinstance(dbs, list)
+        run = ctx.backups / ctx.run_id
+        if run.exists():
+            raise Conflict(("backup run ", Code(ctx.run_id), " already exists; runs are never overwritten"))
+        bsonfiles.private_dir(ctx.backups)
+        bsonfiles.private_dir(run)
         head = GitRepo(ctx.repo).head()
-        (out / "rollback_from_commit.txt").write_text(head.oneline() + "\n", encoding="utf-8")
+        bsonfiles.private_write(run / "rollback_from_commit.txt", (head.oneline() + "\n").encode())
 
-        uri = central_uri(ctx)
+        uri = central_uri(cfg)
         central = tenants.default_database(uri)
-        dbs: list[str] = plan.data["tenants"]
-        manifest: dict[str, Any] = {"incident": ctx.incident.id, "commit": head.sha, "central_database": central,
-                                    "tenants": dbs, "databases": {}}
-        checks: list[Check] = []
+        done, lock = [0], threading.Lock()
+
+        def after(db: str, collection: str, _dumped: dump.Dumped) -> None:
+            faults.point("backup.collection_written")
+            with lock:
+                done[0] += 1
+            ctx.progress((f"{done[0]} collection(s) written; tenants: {len(dbs)}",))
+
         client = tenants.connect(uri)
         try:
-            ctx.progress(f"tenants 0/{len(dbs)} · central `{cfg.tenants.schools_collection}`")
-            jobs = [(central, [cfg.tenants.schools_collection])] + [(db, None) for db in dbs]
-            for done, (db, only) in enumerate(jobs):
-                dumped = tenants.dump_database(client, db, out, only)
-                manifest["databases"][db] = {name: {"count": d.count, "bytes": d.bytes, "sha256": d.sha256}
-                                             for name, d in dumped.items()}
-                for name, d in dumped.items():
-                    on_disk = tenants.count_bson(out / db / f"{name}.bson")
-                    checks.append(Check(f"{db}.{name}", d.verified and on_disk == d.count,
-                                        f"{d.count} documents (source {d.source_count}, file {on_disk})"))
-                if done:
-                    ctx.progress(f"tenants {done}/{len(dbs)}")
+            ctx.progress((f"dumping {len(dbs)} tenant database(s) and the central ",
+                          Code(cfg.tenants.schools_collection)))
+            jobs: list[tuple[str, list[str] | None]] = [(central, [cfg.tenants.schools_collection])]
+            jobs += [(db, None) for db in dbs]
+            dumped = dump.dump_databases(client, jobs, run, parallel=cfg.backup.parallel, after=after)
         finally:
             tenants.close(client)
-        (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
 
-        logs_saved = self._pm2_logs(ctx, out)
-        checks.append(Check("pm2 logs", bool(logs_saved), ", ".join(logs_saved) or "pm2 logs could not be read"))
-        env_path = cfg.target.env_path
-        _private_write(out / "env.backup", env_path.read_bytes())
-        checks.append(Check(".env", True, f"copied to {out / 'env.backup'} (mode 0600)"))
-
-        verified = all(c.ok for c in checks if c.name not in ("pm2 logs",))
-        totals = sum(v["count"] for db in manifest["databases"].values() for v in db.values())
-        details = [f"*Saved in* `{out}`", f"• commit: `{head.short}` → `rollback_from_commit.txt`"]
-        for db, collections in manifest["databases"].items():
-            parts = ", ".join(f"{name} {info['count']}" for name, info in collections.items())
-            details.append(f"• `{db}`: {parts}")
-        details.append(f"• pm2 logs: {', '.join(logs_saved) or 'not saved'}")
-        details.append("• `.env` → `env.backup` (mode 0600)")
-        summary = (f"{len(dbs)} tenant database(s) backed up, {totals} documents, counts verified"
-                   if verified else "backup written but the counts do not match the source")
+        checks = [check(f"{db}.{name}", d.verified, f"{d.count} documents (server count {d.source_count})")
+                  for db, collections in dumped.items() for name, d in collections.items()]
+        logs_saved = self._pm2_logs(ctx, run)
+        checks.append(check("pm2 logs", bool(logs_saved), ", ".join(logs_saved) or "pm2 logs could not be read"))
+        bsonfiles.private_write(run / "env.backup", cfg.target.env_path.read_bytes())
+        checks.append(check(".env", True, "copied to env.backup (mode 0600)"))
+        extras = {path.relative_to(run).as_posix(): dump.describe_extra(path)
+                  for path in sorted(run.rglob("*")) if path.is_file() and path.suffix not in (".bson",)}
+        manifest = dump.Manifest(
+            run_id=ctx.run_id, incident=ctx.incident.id, created_at=datetime.now(UTC).isoformat(), commit=head.sha,
+            central_database=central, tenants=list(dbs),
+            databases={db: {name: {"count": d.count, "bytes": d.bytes, "sha256": d.sha256,
+                                   "source_count": d.source_count} for name, d in collections.items()}
+                       for db, collections in dumped.items()},
+            extras=extras,
+        )
+        faults.point("backup.before_manifest")
+        manifest_sha = dump.write_manifest(run, manifest)
+        verified = all(c.ok for c in checks if c.name != "pm2 logs")
+        details = self._details(run, head.short, dumped, logs_saved)
+        summary = (rich(f"{len(dbs)} tenant database(s) backed up, {manifest.documents} documents, counts verified; "
+                        "run ", Code(ctx.run_id))
+                   if verified else ("backup written but the counts do not match the server's; it will not be "
+                                     "relied on",))
         return StepResult(
             ok=verified, summary=summary, details=details, checks=checks,
-            artifacts={"path": str(out), "tenants": dbs, "central": central, "verified": verified,
-                       "documents": totals, "manifest": str(out / "manifest.json"), "commit": head.sha},
+            artifacts=BackupArtifacts(run_id=ctx.run_id, path=str(run), manifest_sha256=manifest_sha,
+                                      commit=head.sha, central=central, tenants=list(dbs),
+                                      documents=manifest.documents, verified=verified, logs_saved=logs_saved),
             ticks=["backup_db", "commit"] + (["pm2_logs"] if logs_saved else []),
         )
 
-    def _pm2_logs(self, ctx: StepContext, out: Path) -> list[str]:
+    def _details(self, run: Path, commit: str, dumped: dict[str, dict[str, dump.Dumped]],
+                 logs: list[str]) -> list[Rich]:
+        lines: list[Rich] = [rich("Saved in ", Code(str(run))),
+                             rich("commit: ", Code(commit), " → ", Code("rollback_from_commit.txt"))]
+        for db, collections in list(dumped.items())[:SHOWN_DATABASES]:
+            parts = ", ".join(f"{name} {d.count}" for name, d in collections.items())
+            lines.append(rich(Code(db), f": {parts}"))
+        if len(dumped) > SHOWN_DATABASES:
+            lines.append((f"… and {len(dumped) - SHOWN_DATABASES} more databases (every one is in ",
+                          Code("manifest.json"), ")"))
+        lines.append((f"pm2 logs: {', '.join(logs) or 'not saved'}",))
+        lines.append(rich(Code(".env"), " → ", Code("env.backup"), " (mode 0600)"))
+        return lines
+
+    def _pm2_logs(self, ctx: StepContext, run: Path) -> list[str]:
         cfg = ctx.config
         if find_executable(cfg.pm2.executable) is None:
             return []
-        folder = out / "pm2"
-        folder.mkdir(mode=0o700)
-        saved = []
         try:
             states = {s.name: s for s in Pm2(cfg.pm2.executable, cfg.pm2.home).jlist()}
         except StepFailed:
             return []
+        folder = bsonfiles.private_dir(run / "pm2")
+        saved = []
         for app in cfg.pm2.apps:
             state = states.get(app)
             if state is None:
                 continue
             lines = tail_file(state.out_log, cfg.pm2.log_lines) + ["--- stderr ---"] + tail_file(
                 state.err_log, cfg.pm2.log_lines)
-            _private_write(folder / f"{app}.log", ("\n".join(lines) + "\n").encode())
+            text = ctx.secrets.redact("\n".join(lines) + "\n")
+            bsonfiles.private_write(folder / f"{app}.log", text.encode())
             saved.append(f"{app} ({len(lines) - 1} lines)")
         return saved
-
-
-def central_uri(ctx: StepContext) -> str:
-    cfg = ctx.config
-    try:
-        env = read_env_file(cfg.target.env_path)
-    except OSError:
-        raise StepFailed(f"cannot read {cfg.target.env_path}",
-                         hint=f"The runbook reads {cfg.tenants.central_db_uri_env} from the target's .env.") from None
-    uri = env.get(cfg.tenants.central_db_uri_env)
-    if not uri:
-        raise StepFailed(f"{cfg.tenants.central_db_uri_env} is not set in {cfg.target.env_path}")
-    return uri

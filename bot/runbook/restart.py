@@ -1,61 +1,72 @@
-"""Step 4: restart every pm2 app and wait until each is online; report restarts and fresh log errors."""
+"""Step 4: `pm2 restart` the runbook's app(s) and wait until each is online; report restarts and fresh errors.
+
+Only ``pm2.restart_apps`` (default: the backend, as the runbook's `pm2 restart ai-professor-backend-5000`)
+is restarted, and never with ``--update-env``: the app keeps its own environment, not the bot's.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from bot.domain.runs import CheckOutcome, RestartArtifacts, RestartedApp, StepName
 from bot.errors import StepFailed
 from bot.ops.pm2 import Pm2, critical_lines, tail_file
-from bot.redact import redact
-from bot.runbook.base import Check, Plan, StepContext, StepResult
+from bot.runbook.base import Plan, StepContext, StepResult, check
+from bot.text import Code, Rich, join, rich
 
 
 class Restart:
-    name = "restart"
+    name = StepName.RESTART
     title = "Restart backend"
-    usage = "restart"
+    follow_ups: tuple[StepName, ...] = ()
 
     def plan(self, ctx: StepContext) -> Plan:
-        apps = ctx.config.pm2.apps
-        return Plan(summary="`pm2 restart` " + ", ".join(f"`{a}`" for a in apps),
-                    lines=[f"`pm2 restart {a}`" for a in apps]
-                    + [f"wait up to {ctx.config.pm2.restart_timeout_s:g}s for each to be `online` (pm2 jlist)",
-                       "scan the log lines written since the restart for errors"])
+        apps = ctx.config.pm2.to_restart
+        return Plan(summary=rich(Code("pm2 restart"), " ", join([(Code(a),) for a in apps])),
+                    lines=[(Code(f"pm2 restart {a}"),) for a in apps]
+                    + [(f"wait up to {ctx.config.pm2.restart_timeout_s:g}s for each to be ", Code("online"),
+                        " (pm2 jlist)",),
+                       ("scan the log lines written since the restart for errors",)])
 
     def run(self, ctx: StepContext, plan: Plan) -> StepResult:
         cfg = ctx.config
+        apps = cfg.pm2.to_restart
         pm2 = Pm2(cfg.pm2.executable, cfg.pm2.home)
         before = {s.name: s for s in pm2.jlist()}
-        missing = [a for a in cfg.pm2.apps if a not in before]
+        missing = [a for a in apps if a not in before]
         if missing:
-            raise StepFailed("pm2 does not know " + ", ".join(f"`{a}`" for a in missing),
-                             hint="Check `pm2.apps` and `pm2.home` in rollback.yml (`pm2 status` lists the apps).")
-        checks, details, artifacts = [], [], {}
-        offsets = {app: _size(before[app].err_log) for app in cfg.pm2.apps}
-        ctx.progress("pm2 restart " + " ".join(cfg.pm2.apps))
-        result = pm2.restart(*cfg.pm2.apps)
-        ctx.progress("waiting for every app to be online")
-        after = pm2.wait_online({app: before[app].pid for app in cfg.pm2.apps},
-                                cfg.pm2.restart_timeout_s) if result.ok else {}
+            raise StepFailed(rich("pm2 does not know ", join([(Code(a),) for a in missing])),
+                             hint=("Check ", Code("pm2.apps"), " and ", Code("pm2.home"), " in rollback.yml (",
+                                   Code("pm2 status"), " lists the apps)."))
+        checks: list[CheckOutcome] = []
+        details: list[Rich] = []
+        artifacts: dict[str, RestartedApp] = {}
+        offsets = {app: _size(before[app].err_log) for app in apps}
+        ctx.progress(("pm2 restart " + " ".join(apps),))
+        result = pm2.restart(*apps)
+        ctx.progress(("waiting for every app to be online",))
+        after = pm2.wait_online({app: before[app].pid for app in apps}, cfg.pm2.restart_timeout_s) if result.ok else {}
         if not result.ok:
-            details.append(f"`pm2 restart` failed: {redact(result.tail(3), ctx.secrets)}")
-        for app in cfg.pm2.apps:
+            details.append((Code("pm2 restart"), " failed: ", Code(ctx.secrets.redact(result.tail(3)))))
+        for app in apps:
             old, state = before[app], after.get(app)
             online = bool(state and state.online and state.pid != old.pid)
             errors = critical_lines(tail_file(state.err_log if state else None, 50, since=offsets[app]))
             restarts = state.restarts if state else old.restarts
             status = state.status if state else "unknown"
-            checks.append(Check(f"{app} online", online, f"{status}, restarts {old.restarts} → {restarts}"))
-            details.append(f"• `{app}`: {status}, pid {state.pid if state else '-'}, restarts {old.restarts} → "
-                           f"{restarts}" + (f", {len(errors)} error line(s) since restart" if errors else ""))
+            checks.append(check(f"{app} online", online, f"{status}, restarts {old.restarts} → {restarts}"))
+            details.append(rich(Code(app), f": {status}, pid {state.pid if state else '-'}, restarts "
+                                f"{old.restarts} → {restarts}",
+                                f", {len(errors)} error line(s) since restart" if errors else ""))
             for line in errors[:5]:
-                details.append(f"    `{redact(line, ctx.secrets)[:200]}`")
-            artifacts[app] = {"status": status, "restarts": restarts, "pid": state.pid if state else None,
-                              "err_offset": offsets[app]}
+                details.append(("    ", Code(ctx.secrets.redact(line)[:200])))
+            artifacts[app] = RestartedApp(status=status, restarts=restarts, pid=state.pid if state else None,
+                                          err_offset=offsets[app])
         ok = all(c.ok for c in checks)
-        summary = ("all apps online: " if ok else "not every app came online: ") + ", ".join(
-            f"{a} {artifacts[a]['status']}" for a in cfg.pm2.apps)
-        return StepResult(ok=ok, summary=summary, details=details, checks=checks, artifacts={"apps": artifacts})
+        summary = (("all restarted apps online: " if ok else "not every app came online: ")
+                   + ", ".join(f"{a} {artifacts[a].status}" for a in apps),)
+        return StepResult(ok=ok, summary=summary, details=details, checks=checks,
+                          artifacts=RestartArtifacts(apps=artifacts))
 
 
 def _size(path: Path | None) -> int:

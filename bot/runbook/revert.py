@@ -2,61 +2,73 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from bot.domain.runs import RevertArtifacts, StepName
 from bot.errors import BadInput, Conflict
 from bot.ops.git import WorkTree
-from bot.runbook.base import Check, Plan, StepContext, StepResult
+from bot.runbook.base import Plan, StepContext, StepResult, check
+from bot.text import Code, Rich, join, rich
+
+
+@dataclass(frozen=True)
+class RevertPlan:
+    target: str
+    head: str
+    dropped: list[str]
 
 
 class Revert:
-    name = "revert"
+    name = StepName.REVERT
     title = "Revert code"
-    usage = "revert [commit]"
+    follow_ups: tuple[StepName, ...] = ()
 
     def plan(self, ctx: StepContext) -> Plan:
         if len(ctx.args) > 1:
-            raise BadInput("revert takes one commit id.", hint="Example: `/rollback revert df5b229`.")
+            raise BadInput("revert takes one commit id.", hint=("Example: ", Code("/rollback revert df5b229"), "."))
         tree = WorkTree(ctx.repo)
         target = tree.require(ctx.args[0] if ctx.args else ctx.config.target.rollback_target)
         head = tree.head()
         if target.sha == head.sha:
-            raise Conflict(f"HEAD is already `{target.oneline()}`; there is nothing to revert.")
+            raise Conflict(("HEAD is already ", Code(target.oneline()), "; there is nothing to revert."))
         if not tree.is_ancestor(target.sha, head.sha):
-            raise BadInput(f"`{target.short}` is not an ancestor of HEAD (`{head.short}`); resetting to it would "
-                           "jump sideways in history.", hint="Pick a commit from `git log --oneline` below HEAD.")
+            raise BadInput((Code(target.short), " is not an ancestor of HEAD (", Code(head.short),
+                            "); resetting to it would jump sideways in history."),
+                           hint="Pick a commit from `git log --oneline` below HEAD.")
         dropped = tree.commits_between(target.sha, head.sha)
         dirty = tree.dirty_files()
-        lines = [f"`git reset --hard {target.short}` ({target.summary})",
-                 f"drops {len(dropped)} commit(s): " + ", ".join(f"`{c.oneline()}`" for c in dropped[:10])
-                 + (" …" if len(dropped) > 10 else "")]
+        shown: list[Rich] = [(Code(c.oneline()),) for c in dropped[:10]]
+        lines: list[Rich] = [rich(Code(f"git reset --hard {target.short}"), f" ({target.summary})"),
+                             rich(f"drops {len(dropped)} commit(s): ", join(shown), " …" if len(dropped) > 10 else "")]
         if dirty:
-            lines.append(f"first stashes {len(dirty)} uncommitted file(s) as "
-                         f"`rollback-bot {ctx.incident.id}: before revert to {target.short}`: "
-                         + ", ".join(f"`{f}`" for f in dirty[:8]))
-        return Plan(summary=f"Reset to `{target.oneline()}`, dropping {len(dropped)} commit(s)", lines=lines,
-                    data={"target": target.sha, "from": head.sha, "dropped": [c.oneline() for c in dropped],
-                          "dirty": dirty})
+            lines.append(rich(f"first stashes {len(dirty)} uncommitted file(s) as ",
+                              Code(f"rollback-bot {ctx.incident.id}: before revert to {target.short}"), ": ",
+                              join([(Code(f),) for f in dirty[:8]])))
+        return Plan(summary=rich("Reset to ", Code(target.oneline()), f", dropping {len(dropped)} commit(s)"),
+                    lines=lines, data=RevertPlan(target.sha, head.sha, [c.oneline() for c in dropped]))
 
     def run(self, ctx: StepContext, plan: Plan) -> StepResult:
+        facts = plan.data
+        assert isinstance(facts, RevertPlan)
         tree = WorkTree(ctx.repo)
-        target = plan.data["target"]
-        if tree.head().sha != plan.data["from"]:
+        if tree.head().sha != facts.head:
             raise Conflict("HEAD moved since the plan was made; run revert again to see the new plan.")
         stash = None
         if tree.is_dirty():
-            ctx.progress("stashing uncommitted work")
-            stash = tree.stash(f"rollback-bot {ctx.incident.id}: before revert to {target[:7]}")
-        ctx.progress(f"resetting to {target[:7]}")
-        tree.reset_hard(target)
+            ctx.progress(("stashing uncommitted work",))
+            stash = tree.stash(f"rollback-bot {ctx.incident.id}: before revert to {facts.target[:7]}")
+        ctx.progress(("resetting to ", Code(facts.target[:7])))
+        tree.reset_hard(facts.target)
         head = tree.head()
-        log = tree.log(5)
-        ok = head.sha == target
-        details = ["`git log --oneline -5`:", "```" + "\n".join(c.oneline() for c in log) + "```"]
+        ok = head.sha == facts.target
+        details: list[Rich] = [(Code("git log --oneline -5"), ":"),
+                               (Code("\n".join(c.oneline() for c in tree.log(5))),)]
         if stash:
-            details.append(f"Uncommitted work is safe in the stash `{stash[:10]}` "
-                           f"(`git stash list` shows `rollback-bot {ctx.incident.id}`).")
-        return StepResult(
-            ok=ok, summary=f"HEAD is now `{head.oneline()}`" + (f"; uncommitted work stashed as `{stash[:10]}`"
-                                                                  if stash else ""),
-            details=details, checks=[Check("HEAD equals target", ok, head.sha)],
-            artifacts={"from": plan.data["from"], "to": head.sha, "dropped": plan.data["dropped"], "stash": stash},
-        )
+            details.append(("Uncommitted work is safe in the stash ", Code(stash[:10]), " (", Code("git stash list"),
+                            " shows ", Code(f"rollback-bot {ctx.incident.id}"), ")."))
+        summary = rich("HEAD is now ", Code(head.oneline()),
+                       ("; uncommitted work stashed as ", Code(stash[:10])) if stash else ())
+        return StepResult(ok=ok, summary=summary, details=details,
+                          checks=[check("HEAD equals target", ok, head.sha)],
+                          artifacts=RevertArtifacts(from_sha=facts.head, to_sha=head.sha, dropped=facts.dropped,
+                                                    stash=stash))

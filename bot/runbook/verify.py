@@ -4,71 +4,77 @@ from __future__ import annotations
 
 from urllib.parse import urljoin
 
-from bot.incident import Milestone
+from bot.config import RunbookConfig
+from bot.domain.incident import Milestone
+from bot.domain.runs import CheckOutcome, RestartArtifacts, StepName, StepRun, VerifyArtifacts
+from bot.ops.envfile import env_value
 from bot.ops.health import probe
 from bot.ops.pm2 import Pm2, critical_lines, tail_file
-from bot.redact import redact
-from bot.runbook.base import Check, Plan, StepContext, StepResult
-from bot.runbook.envfile import env_value
+from bot.runbook.base import Plan, StepContext, StepResult, check
+from bot.text import Code, Rich
+
+
+def health_checks(config: RunbookConfig) -> tuple[list[CheckOutcome], float, int | None]:
+    """The health URL and every core endpoint, each with its latency: (checks, health ms, health status)."""
+    health = probe(str(config.health.url), timeout=config.health.timeout_s, expect_json=config.health.expect_json,
+                   slow_after=config.thresholds.backend_response_s)
+    checks = [check(f"GET {config.health.url}", health.ok, f"{health.detail} in {health.seconds * 1000:.0f} ms")]
+    for endpoint in config.health.core_endpoints:
+        token = env_value(endpoint.bearer_token_env, config.target.env_path)
+        url = urljoin(str(config.health.url), endpoint.path)
+        result = probe(url, timeout=config.health.timeout_s, expect_status=endpoint.expect_status, bearer=token,
+                       slow_after=config.thresholds.backend_response_s)
+        checks.append(check(f"GET {endpoint.path}", result.ok, f"{result.detail} in {result.seconds * 1000:.0f} ms"))
+    return checks, round(health.seconds * 1000, 1), health.status
+
+
+def log_checks(config: RunbookConfig, restart: StepRun | None) -> list[CheckOutcome]:
+    """pm2's error logs since the last restart (or their tail) hold no critical lines, and each app is online."""
+    offsets = restart.artifacts.apps if restart and isinstance(restart.artifacts, RestartArtifacts) else {}
+    try:
+        states = {s.name: s for s in Pm2(config.pm2.executable, config.pm2.home).jlist()}
+    except Exception as error:  # noqa: BLE001 - reported as a failed check
+        return [check("pm2", False, str(error)[:200])]
+    checks = []
+    for app in config.pm2.apps:
+        state = states.get(app)
+        if state is None:
+            checks.append(check(f"pm2 {app}", False, "not known to pm2"))
+            continue
+        since = offsets[app].err_offset if app in offsets else 0
+        errors = critical_lines(tail_file(state.err_log, 50, since=since))
+        checks.append(check(f"pm2 {app} error log", state.online and not errors,
+                            f"{state.status}; " + (f"{len(errors)} critical line(s), last: {errors[-1][:120]}"
+                                                   if errors else "no critical errors")))
+    return checks
 
 
 class Verify:
-    name = "verify"
+    name = StepName.VERIFY
     title = "Verify rollback"
-    usage = "verify"
+    follow_ups: tuple[StepName, ...] = ()
 
     def plan(self, ctx: StepContext) -> Plan:
         cfg = ctx.config
-        lines = [f"GET {cfg.health.url} expects {cfg.health.expect_json} within "
-                 f"{cfg.thresholds.backend_response_s:g}s"]
-        lines += [f"GET {e.path} expects {e.expect_status}" for e in cfg.health.core_endpoints]
-        lines.append("pm2 error logs since the last restart: no critical errors")
-        return Plan(summary="Check health, core endpoints and pm2 error logs", lines=lines)
+        lines: list[Rich] = [(Code(f"GET {cfg.health.url}"), f" expects {cfg.health.expect_json} within "
+                              f"{cfg.thresholds.backend_response_s:g}s")]
+        lines += [(Code(f"GET {e.path}"), f" expects {e.expect_status}") for e in cfg.health.core_endpoints]
+        lines.append(("pm2 error logs since the last restart: no critical errors",))
+        return Plan(summary=("Check health, core endpoints and pm2 error logs",), lines=lines)
 
     def run(self, ctx: StepContext, plan: Plan) -> StepResult:
-        cfg = ctx.config
-        checks: list[Check] = []
-        ctx.progress("health endpoint")
-        health = probe(str(cfg.health.url), timeout=cfg.health.timeout_s, expect_json=cfg.health.expect_json,
-                       slow_after=cfg.thresholds.backend_response_s)
-        checks.append(Check(f"GET {cfg.health.url}", health.ok, f"{health.detail} in {health.seconds * 1000:.0f} ms"))
-        for endpoint in cfg.health.core_endpoints:
-            token = env_value(endpoint.bearer_token_env, cfg.target.env_path)
-            url = urljoin(str(cfg.health.url), endpoint.path)
-            result = probe(url, timeout=cfg.health.timeout_s, expect_status=endpoint.expect_status, bearer=token,
-                           slow_after=cfg.thresholds.backend_response_s)
-            checks.append(Check(f"GET {endpoint.path}", result.ok,
-                                f"{result.detail} in {result.seconds * 1000:.0f} ms"))
-        ctx.progress("pm2 error logs")
-        checks.extend(self._logs(ctx))
+        ctx.progress(("health endpoint and core endpoints",))
+        checks, health_ms, status = health_checks(ctx.config)
+        ctx.progress(("pm2 error logs",))
+        checks += log_checks(ctx.config, ctx.last_success(StepName.RESTART))
+        checks = [check(c.name, c.ok, ctx.secrets.redact(c.detail)) for c in checks]
         ok = all(c.ok for c in checks)
-        details = [f"{'✅' if c.ok else '❌'} {c.name}: {redact(c.detail, ctx.secrets)}" for c in checks]
-        reverted = ctx.last_success("revert") is not None
-        milestones = [Milestone.ROLLBACK_COMPLETED] if ok and reverted else []
+        details: list[Rich] = [(f"{'✅' if c.ok else '❌'} {c.name}: {c.detail}",) for c in checks]
+        reverted = ctx.last_success(StepName.REVERT) is not None
         passed = sum(c.ok for c in checks)
-        summary = (f"all {len(checks)} checks passed" if ok else f"{len(checks) - passed} of {len(checks)} checks "
-                   "failed: " + "; ".join(c.name for c in checks if not c.ok))
-        return StepResult(ok=ok, summary=summary, details=details, checks=checks, milestones=milestones,
-                          artifacts={"health_ms": round(health.seconds * 1000, 1), "status": health.status})
-
-    def _logs(self, ctx: StepContext) -> list[Check]:
-        cfg = ctx.config
-        restart = ctx.last_success("restart")
-        offsets = restart.result.get("artifacts", {}).get("apps", {}) if restart else {}
-        try:
-            states = {s.name: s for s in Pm2(cfg.pm2.executable, cfg.pm2.home).jlist()}
-        except Exception as error:  # noqa: BLE001 - reported as a failed check
-            return [Check("pm2", False, str(error)[:200])]
-        checks = []
-        for app in cfg.pm2.apps:
-            state = states.get(app)
-            if state is None:
-                checks.append(Check(f"pm2 {app}", False, "not known to pm2"))
-                continue
-            since = int(offsets.get(app, {}).get("err_offset", 0)) if offsets else 0
-            lines = tail_file(state.err_log, 50, since=since)
-            errors = critical_lines(lines)
-            checks.append(Check(f"pm2 {app} error log", state.online and not errors,
-                                f"{state.status}; " + (f"{len(errors)} critical line(s), last: "
-                                                       f"{errors[-1][:120]}" if errors else "no critical errors")))
-        return checks
+        summary = ((f"all {len(checks)} checks passed",) if ok else
+                   (f"{len(checks) - passed} of {len(checks)} checks failed: "
+                    + "; ".join(c.name for c in checks if not c.ok),))
+        return StepResult(ok=ok, summary=summary, details=details, checks=checks,
+                          milestones=[Milestone.ROLLBACK_COMPLETED] if ok and reverted else [],
+                          artifacts=VerifyArtifacts(health_ms=health_ms, status=status))

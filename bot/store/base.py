@@ -1,13 +1,14 @@
 """The state store: one small interface, two backends (SQLite, MongoDB).
 
-A backend implements a handful of primitives (documents with a version, a counter, active-incident
-keys, idempotency claims, leases, and the audit log); the typed operations the domain uses are built
-once here on top of them, so both backends behave the same and one contract suite tests both.
+A backend implements a handful of primitives (versioned documents with two indexed tags, a counter,
+active-incident keys, expiring claims, leases, the audit log); the typed operations the domain uses are
+built once here on top of them, so both backends behave the same and one contract suite tests both.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -15,10 +16,14 @@ from pydantic import BaseModel
 
 from bot.audit import GENESIS, AuditEvent, ChainReport, verify_chain
 from bot.clock import to_iso
+from bot.domain.approvals import Approval, ApprovalStatus, DangerPlan, TenantResult
+from bot.domain.checks import CheckResult, CheckState
+from bot.domain.incident import Incident, IncidentState
+from bot.domain.runs import StepRun
 from bot.errors import StaleState
-from bot.incident import Approval, CheckState, Incident, IncidentState, StepRun
 
 Model = TypeVar("Model", bound=BaseModel)
+AuditBuilder = Callable[[int, str], AuditEvent]
 
 
 class ActiveIncidentExists(Exception):
@@ -31,24 +36,29 @@ class ActiveIncidentExists(Exception):
 
 
 class Store(ABC):
-    """Persistence of incidents, step runs, approvals, the audit log and delivery claims."""
+    """Persistence of incidents, step runs, approvals, plans, tenant results, checks, claims and the audit log."""
 
     # ---- primitives every backend implements -------------------------------------------------
     @abstractmethod
-    def _insert(self, kind: str, doc_id: str, doc: dict[str, Any], lookup: str | None = None) -> None:
+    def _insert(self, kind: str, doc_id: str, doc: dict[str, Any], *, lookup: str | None = None,
+                status: str | None = None) -> None:
         """Insert a new document at version 0. Raises StaleState if it exists."""
 
     @abstractmethod
     def _get(self, kind: str, doc_id: str) -> dict[str, Any] | None: ...
 
     @abstractmethod
-    def _replace(self, kind: str, doc_id: str, expected_version: int, doc: dict[str, Any],
-                 lookup: str | None = None) -> None:
+    def _put(self, kind: str, doc_id: str, doc: dict[str, Any], *, lookup: str | None = None) -> None:
+        """Insert or replace without a version check: only for slots nobody races on (check history)."""
+
+    @abstractmethod
+    def _replace(self, kind: str, doc_id: str, expected_version: int, doc: dict[str, Any], *,
+                 lookup: str | None = None, status: str | None = None) -> None:
         """Write ``doc`` (whose version is expected_version + 1) only if the stored version is expected."""
 
     @abstractmethod
-    def _find(self, kind: str, *, incident_id: str | None = None, lookup: str | None = None) -> list[dict[str, Any]]:
-        ...
+    def _find(self, kind: str, *, incident_id: str | None = None, lookup: str | None = None,
+              statuses: tuple[str, ...] | None = None) -> list[dict[str, Any]]: ...
 
     @abstractmethod
     def next_number(self, counter: str) -> int:
@@ -65,11 +75,20 @@ class Store(ABC):
     def _key_holder(self, key: str) -> str | None: ...
 
     @abstractmethod
-    def claim(self, key: str, at: datetime) -> bool:
-        """Record that ``key`` (an event id, an envelope...) was handled. False if it already was."""
+    def _key_holders(self) -> list[str]: ...
 
     @abstractmethod
-    def _append_audit(self, build: Any) -> AuditEvent:
+    def claim(self, key: str, now: datetime, ttl_s: float = 86_400.0) -> bool:
+        """Record that ``key`` (a delivery, an interaction, a signature) was handled; False if it already was.
+
+        A claim expires after ``ttl_s``; :meth:`prune` removes expired ones."""
+
+    @abstractmethod
+    def prune(self, now: datetime) -> int:
+        """Delete expired claims; returns how many."""
+
+    @abstractmethod
+    def _append_audit(self, build: AuditBuilder) -> AuditEvent:
         """Append ``build(seq, prev_hash)`` atomically after the current head."""
 
     @abstractmethod
@@ -83,43 +102,67 @@ class Store(ABC):
         """Take or renew a named lease; True if ``holder`` holds it until now + ttl."""
 
     @abstractmethod
+    def set_lease(self, name: str, holder: str, now: datetime, ttl_s: float) -> None:
+        """Take a lease whoever holds it (a replica replacing its own dead incarnation)."""
+
+    @abstractmethod
+    def lease(self, name: str) -> tuple[str, datetime] | None:
+        """The current holder and expiry of a lease, if any."""
+
+    @abstractmethod
+    def release_lease(self, name: str, holder: str, now: datetime) -> None:
+        """End the lease now if ``holder`` holds it."""
+
+    @abstractmethod
     def close(self) -> None: ...
 
-    # ---- typed operations ----------------------------------------------------------------------
+    # ---- incidents ------------------------------------------------------------------------------
     def create_incident(self, incident: Incident, keys: list[str]) -> None:
         """Store a new active incident holding ``keys`` (its channel and target)."""
         self._take_keys(keys, incident.id)
         try:
-            self._insert("incident", incident.id, incident.to_doc(), lookup=incident.channel)
+            self._insert("incident", incident.id, incident.model_dump(mode="json"), lookup=incident.channel,
+                         status=incident.store_status())
         except Exception:
             self._release_keys(incident.id)
             raise
 
     def get_incident(self, incident_id: str) -> Incident | None:
         doc = self._get("incident", incident_id)
-        return Incident.from_doc(doc) if doc else None
+        return Incident.model_validate(doc) if doc else None
 
     def active_incident(self, key: str) -> Incident | None:
         holder = self._key_holder(key)
         return self.get_incident(holder) if holder else None
 
+    def active_incidents(self) -> list[Incident]:
+        found = (self.get_incident(i) for i in sorted(set(self._key_holders())))
+        return [i for i in found if i is not None and i.state is IncidentState.ACTIVE]
+
+    def incidents_with_pending_posts(self) -> list[Incident]:
+        """Active incidents, and closed ones whose final stakeholder post is not recorded as sent yet."""
+        docs = self._find("incident", statuses=("active", "closed-pending"))
+        return sorted((Incident.model_validate(d) for d in docs), key=lambda i: i.number)
+
+    def incidents_in_channel(self, channel: str) -> list[Incident]:
+        docs = self._find("incident", lookup=channel)
+        return sorted((Incident.model_validate(d) for d in docs), key=lambda i: i.number)
+
     def save_incident(self, incident: Incident) -> Incident:
         """Conditional write from the version that was read. Raises StaleState if someone else won."""
         saved = incident.model_copy(update={"version": incident.version + 1})
-        self._replace("incident", incident.id, incident.version, saved.to_doc(), lookup=incident.channel)
+        self._replace("incident", incident.id, incident.version, saved.model_dump(mode="json"),
+                      lookup=incident.channel, status=saved.store_status())
         if saved.state is IncidentState.CLOSED:
             self._release_keys(incident.id)
         return saved
 
-    def incidents(self) -> list[Incident]:
-        docs = self._find("incident")
-        return sorted((Incident.from_doc(d) for d in docs), key=lambda i: i.number)
-
+    # ---- step runs -------------------------------------------------------------------------------
     def add_step_run(self, run: StepRun) -> None:
-        self._insert("step_run", run.id, run.model_dump(mode="json"))
+        self._insert("step_run", run.id, run.model_dump(mode="json"), status=run.status.value)
 
     def save_step_run(self, run: StepRun) -> StepRun:
-        return self._save("step_run", run)
+        return self._save("step_run", run, status=run.status.value)
 
     def get_step_run(self, run_id: str) -> StepRun | None:
         doc = self._get("step_run", run_id)
@@ -129,11 +172,13 @@ class Store(ABC):
         docs = self._find("step_run", incident_id=incident_id)
         return sorted((StepRun.model_validate(d) for d in docs), key=lambda r: r.started_at)
 
+    # ---- approvals, plans, tenant results ----------------------------------------------------------
     def add_approval(self, approval: Approval) -> None:
-        self._insert("approval", approval.id, approval.model_dump(mode="json"), lookup=approval.message_ts)
+        self._insert("approval", approval.id, approval.model_dump(mode="json"), lookup=approval.message_ts,
+                     status=approval.status.value)
 
     def save_approval(self, approval: Approval) -> Approval:
-        return self._save("approval", approval, lookup=approval.message_ts)
+        return self._save("approval", approval, lookup=approval.message_ts, status=approval.status.value)
 
     def get_approval(self, approval_id: str) -> Approval | None:
         doc = self._get("approval", approval_id)
@@ -143,10 +188,34 @@ class Store(ABC):
         docs = self._find("approval", incident_id=incident_id)
         return sorted((Approval.model_validate(d) for d in docs), key=lambda a: a.requested_at)
 
+    def approvals_with_status(self, *statuses: ApprovalStatus) -> list[Approval]:
+        docs = self._find("approval", statuses=tuple(s.value for s in statuses))
+        return sorted((Approval.model_validate(d) for d in docs), key=lambda a: a.requested_at)
+
     def approval_for_message(self, message_ts: str) -> Approval | None:
         docs = self._find("approval", lookup=message_ts)
         return Approval.model_validate(docs[0]) if docs else None
 
+    def put_plan(self, plan: DangerPlan, incident_id: str) -> None:
+        self._insert("plan", plan.approval_id, {**plan.model_dump(mode="json"), "incident_id": incident_id})
+
+    def get_plan(self, approval_id: str) -> DangerPlan | None:
+        doc = self._get("plan", approval_id)
+        return DangerPlan.model_validate(doc) if doc else None
+
+    def add_tenant_result(self, result: TenantResult) -> bool:
+        """Insert once; False when this tenant already has a result (it is never done twice)."""
+        try:
+            self._insert("tenant_result", result.id, result.model_dump(mode="json"), lookup=result.approval_id)
+        except StaleState:
+            return False
+        return True
+
+    def tenant_results(self, approval_id: str) -> list[TenantResult]:
+        docs = self._find("tenant_result", lookup=approval_id)
+        return sorted((TenantResult.model_validate(d) for d in docs), key=lambda r: r.at)
+
+    # ---- the audit log ----------------------------------------------------------------------------
     def audit(self, at: datetime, actor: str, action: str, incident_id: str | None = None, /,
               **data: Any) -> AuditEvent:
         """Append an event; at, actor, action and incident are positional so `data` may use any key."""
@@ -159,6 +228,7 @@ class Store(ABC):
     def verify_audit(self) -> ChainReport:
         return verify_chain(self.audit_events(), self.audit_head())
 
+    # ---- scheduled checks --------------------------------------------------------------------------
     def get_check(self, name: str) -> CheckState | None:
         doc = self._get("check", name)
         return CheckState.model_validate(doc) if doc else None
@@ -167,19 +237,26 @@ class Store(ABC):
         """Insert the first time, then conditional writes like every other record."""
         if state.version == 0 and self._get("check", state.id) is None:
             saved = state.model_copy(update={"version": 1})
-            doc = saved.model_dump(mode="json")
-            self._insert("check", state.id, doc)
+            self._insert("check", state.id, saved.model_dump(mode="json"))
             return saved
         return self._save("check", state)
 
     def checks(self) -> list[CheckState]:
         return sorted((CheckState.model_validate(d) for d in self._find("check")), key=lambda c: c.id)
 
-    def _save(self, kind: str, record: Model, lookup: str | None = None) -> Model:
+    def add_check_result(self, result: CheckResult, slot: int) -> None:
+        """One slot of a check's ring-buffer history: writing it costs the same however long the history is."""
+        self._put("check_result", f"{result.name}#{slot}", result.model_dump(mode="json"), lookup=result.name)
+
+    def check_history(self, name: str) -> list[CheckResult]:
+        docs = self._find("check_result", lookup=name)
+        return sorted((CheckResult.model_validate(d) for d in docs), key=lambda r: r.at)
+
+    def _save(self, kind: str, record: Model, *, lookup: str | None = None, status: str | None = None) -> Model:
         version = int(getattr(record, "version"))  # noqa: B009 - every stored model has one
         saved = record.model_copy(update={"version": version + 1})
         self._replace(kind, str(getattr(record, "id")), version, saved.model_dump(mode="json"),  # noqa: B009
-                      lookup=lookup)
+                      lookup=lookup, status=status)
         return saved
 
 

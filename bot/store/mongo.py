@@ -1,12 +1,13 @@
 """MongoDB backend: shared state for several bot replicas (``STATE_STORE_URI=mongodb://…``).
 
-Every state change is a single-document conditional write, so two replicas cannot both win.
+Every state change is a single-document conditional write, so two replicas cannot both win. Expiring
+claims carry a real date in ``expires_at`` with a TTL index (MongoDB removes them on its own), and
+:meth:`prune` removes them too, so a server without a TTL monitor stays bounded as well.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, MongoClient, ReturnDocument
@@ -14,11 +15,14 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from bot.audit import GENESIS, AuditEvent
-from bot.clock import to_iso
 from bot.errors import StaleState
-from bot.store.base import ActiveIncidentExists, Store
+from bot.store.base import ActiveIncidentExists, AuditBuilder, Store
 
 DEFAULT_DB = "rollback_bot"
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 class MongoStore(Store):
@@ -29,11 +33,14 @@ class MongoStore(Store):
         self.db: Database[dict[str, Any]] = client[database]
         self.db.records.create_index([("kind", ASCENDING), ("incident_id", ASCENDING)])
         self.db.records.create_index([("kind", ASCENDING), ("lookup", ASCENDING)])
-        self.db.audit.create_index([("incident_id", ASCENDING), ("_id", ASCENDING)])
+        self.db.records.create_index([("kind", ASCENDING), ("status", ASCENDING)])
+        self.db.audit.create_index([("incident_id", ASCENDING), ("seq", ASCENDING)])
+        self.db.claims.create_index("expires_at", expireAfterSeconds=0)
 
     @classmethod
     def from_uri(cls, uri: str) -> MongoStore:
-        client: MongoClient[dict[str, Any]] = MongoClient(uri, serverSelectionTimeoutMS=5000, tz_aware=True)
+        client: MongoClient[dict[str, Any]] = MongoClient(uri, serverSelectionTimeoutMS=5000, connectTimeoutMS=5000,
+                                                          timeoutMS=15000, tz_aware=True)
         database = client.get_default_database(default=DEFAULT_DB).name
         return cls(client, database)
 
@@ -42,32 +49,42 @@ class MongoStore(Store):
             self.client.close()
 
     # ---- documents -------------------------------------------------------------------------------
-    def _insert(self, kind: str, doc_id: str, doc: dict[str, Any], lookup: str | None = None) -> None:
+    def _insert(self, kind: str, doc_id: str, doc: dict[str, Any], *, lookup: str | None = None,
+                status: str | None = None) -> None:
         try:
             self.db.records.insert_one({"_id": f"{kind}:{doc_id}", "kind": kind, "version": doc.get("version", 0),
-                                        "incident_id": doc.get("incident_id"), "lookup": lookup, "data": doc})
+                                        "incident_id": doc.get("incident_id"), "lookup": lookup, "status": status,
+                                        "data": doc})
         except DuplicateKeyError:
             raise StaleState(f"{kind} {doc_id} already exists") from None
+
+    def _put(self, kind: str, doc_id: str, doc: dict[str, Any], *, lookup: str | None = None) -> None:
+        self.db.records.replace_one({"_id": f"{kind}:{doc_id}"},
+                                    {"kind": kind, "version": 0, "incident_id": doc.get("incident_id"),
+                                     "lookup": lookup, "status": None, "data": doc}, upsert=True)
 
     def _get(self, kind: str, doc_id: str) -> dict[str, Any] | None:
         row = self.db.records.find_one({"_id": f"{kind}:{doc_id}"})
         return dict(row["data"]) if row else None
 
-    def _replace(self, kind: str, doc_id: str, expected_version: int, doc: dict[str, Any],
-                 lookup: str | None = None) -> None:
+    def _replace(self, kind: str, doc_id: str, expected_version: int, doc: dict[str, Any], *,
+                 lookup: str | None = None, status: str | None = None) -> None:
         result = self.db.records.update_one(
             {"_id": f"{kind}:{doc_id}", "version": expected_version},
-            {"$set": {"version": expected_version + 1, "lookup": lookup, "data": doc}},
+            {"$set": {"version": expected_version + 1, "lookup": lookup, "status": status, "data": doc}},
         )
         if result.matched_count != 1:
             raise StaleState(f"{kind} {doc_id} changed since version {expected_version}")
 
-    def _find(self, kind: str, *, incident_id: str | None = None, lookup: str | None = None) -> list[dict[str, Any]]:
+    def _find(self, kind: str, *, incident_id: str | None = None, lookup: str | None = None,
+              statuses: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
         query: dict[str, Any] = {"kind": kind}
         if incident_id is not None:
             query["incident_id"] = incident_id
         if lookup is not None:
             query["lookup"] = lookup
+        if statuses is not None:
+            query["status"] = {"$in": list(statuses)}
         return [dict(row["data"]) for row in self.db.records.find(query)]
 
     def next_number(self, counter: str) -> int:
@@ -97,19 +114,26 @@ class MongoStore(Store):
         row = self.db.active_keys.find_one({"_id": key})
         return str(row["incident_id"]) if row else None
 
+    def _key_holders(self) -> list[str]:
+        return [str(row["incident_id"]) for row in self.db.active_keys.find({}, {"incident_id": 1})]
+
     # ---- claims and leases -----------------------------------------------------------------------------
-    def claim(self, key: str, at: datetime) -> bool:
+    def claim(self, key: str, now: datetime, ttl_s: float = 86_400.0) -> bool:
+        self.db.claims.delete_one({"_id": key, "expires_at": {"$lte": now}})
         try:
-            self.db.claims.insert_one({"_id": key, "at": to_iso(at)})
+            self.db.claims.insert_one({"_id": key, "at": now, "expires_at": now + timedelta(seconds=ttl_s)})
             return True
         except DuplicateKeyError:
             return False
 
+    def prune(self, now: datetime) -> int:
+        return int(self.db.claims.delete_many({"expires_at": {"$lte": now}}).deleted_count)
+
     def try_lease(self, name: str, holder: str, now: datetime, ttl_s: float) -> bool:
-        until = to_iso(now + timedelta(seconds=ttl_s))
+        until = now + timedelta(seconds=ttl_s)
         try:
             row = self.db.leases.find_one_and_update(
-                {"_id": name, "$or": [{"holder": holder}, {"expires_at": {"$lte": to_iso(now)}}]},
+                {"_id": name, "$or": [{"holder": holder}, {"expires_at": {"$lte": now}}]},
                 {"$set": {"holder": holder, "expires_at": until}},
                 upsert=True, return_document=ReturnDocument.AFTER,
             )
@@ -117,20 +141,33 @@ class MongoStore(Store):
             return False
         return bool(row and row["holder"] == holder)
 
+    def set_lease(self, name: str, holder: str, now: datetime, ttl_s: float) -> None:
+        self.db.leases.update_one({"_id": name}, {"$set": {"holder": holder,
+                                                            "expires_at": now + timedelta(seconds=ttl_s)}},
+                                  upsert=True)
+
+    def lease(self, name: str) -> tuple[str, datetime] | None:
+        row = self.db.leases.find_one({"_id": name})
+        if row is None or not isinstance(row.get("expires_at"), datetime):
+            return None
+        return str(row["holder"]), _aware(row["expires_at"])
+
+    def release_lease(self, name: str, holder: str, now: datetime) -> None:
+        self.db.leases.update_one({"_id": name, "holder": holder}, {"$set": {"expires_at": now}})
+
     # ---- audit log ---------------------------------------------------------------------------------------
-    def _append_audit(self, build: Callable[[int, str], AuditEvent]) -> AuditEvent:
+    def _append_audit(self, build: AuditBuilder) -> AuditEvent:
         while True:
-            last = self.db.audit.find_one({}, sort=[("_id", DESCENDING)])
-            seq, prev = (int(last["_id"]), str(last["event"]["hash"])) if last else (0, GENESIS)
+            last = self.db.audit.find_one({}, sort=[("seq", DESCENDING)])
+            seq, prev = (int(last["seq"]), str(last["event"]["hash"])) if last else (0, GENESIS)
             event = build(seq + 1, prev)
             try:  # the unique _id makes exactly one writer win each sequence number
-                self.db.audit.insert_one({"_id": event.seq, "incident_id": event.incident_id,
+                self.db.audit.insert_one({"_id": event.seq, "seq": event.seq, "incident_id": event.incident_id,
                                           "event": event.model_dump(mode="json")})
             except DuplicateKeyError:
                 continue
-            self.db.audit_head.update_one(
-                {"_id": 1, "seq": {"$lt": event.seq}}, {"$set": {"seq": event.seq, "hash": event.hash}}, upsert=False
-            )
+            self.db.audit_head.update_one({"_id": 1, "seq": {"$lt": event.seq}},
+                                          {"$set": {"seq": event.seq, "hash": event.hash}})
             if seq == 0 or self.db.audit_head.find_one({"_id": 1}) is None:
                 try:
                     self.db.audit_head.insert_one({"_id": 1, "seq": event.seq, "hash": event.hash})
@@ -140,7 +177,7 @@ class MongoStore(Store):
 
     def audit_events(self, incident_id: str | None = None) -> list[AuditEvent]:
         query = {} if incident_id is None else {"incident_id": incident_id}
-        return [AuditEvent.model_validate(row["event"]) for row in self.db.audit.find(query, sort=[("_id", 1)])]
+        return [AuditEvent.model_validate(row["event"]) for row in self.db.audit.find(query, sort=[("seq", 1)])]
 
     def audit_head(self) -> tuple[int, str] | None:
         row = self.db.audit_head.find_one({"_id": 1})

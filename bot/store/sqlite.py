@@ -1,6 +1,8 @@
-"""SQLite backend: the embedded default. One file, WAL, one connection per thread.
+"""SQLite backend: the embedded default. One file, WAL, one connection per store.
 
-It lives on the bot's own disk, so it keeps working when the target's MongoDB is what is broken.
+It lives on the bot's own disk, so it keeps working when the target's MongoDB is what is broken. The
+one connection is shared by every thread behind a lock (SQLite serialises writers anyway), so the
+number of open files does not grow with the number of threads; ``close()`` closes it.
 """
 
 from __future__ import annotations
@@ -8,28 +10,26 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from bot.audit import GENESIS, AuditEvent
-from bot.clock import to_iso
+from bot.clock import from_iso, to_iso
 from bot.errors import StaleState
-from bot.store.base import ActiveIncidentExists, Store
+from bot.store.base import ActiveIncidentExists, AuditBuilder, Store
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
     kind TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL,
-    incident_id TEXT, lookup TEXT, data TEXT NOT NULL,
+    incident_id TEXT, lookup TEXT, status TEXT, data TEXT NOT NULL,
     PRIMARY KEY (kind, id)
 );
-CREATE INDEX IF NOT EXISTS records_incident ON records (kind, incident_id);
-CREATE INDEX IF NOT EXISTS records_lookup ON records (kind, lookup);
 CREATE TABLE IF NOT EXISTS active_keys (key TEXT PRIMARY KEY, incident_id TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS claims (key TEXT PRIMARY KEY, at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS claims (key TEXT PRIMARY KEY, at TEXT NOT NULL, expires_at TEXT);
 CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS audit (
     seq INTEGER PRIMARY KEY, incident_id TEXT, event TEXT NOT NULL
@@ -39,84 +39,112 @@ CREATE TABLE IF NOT EXISTS audit_head (id INTEGER PRIMARY KEY CHECK (id = 1), se
 CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
     BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 """
+# Columns added after the first release: an older file gets them on open (a one-way migration).
+MIGRATIONS = [("records", "status", "TEXT"), ("claims", "expires_at", "TEXT")]
+INDEXES = """
+CREATE INDEX IF NOT EXISTS records_incident ON records (kind, incident_id);
+CREATE INDEX IF NOT EXISTS records_lookup ON records (kind, lookup);
+CREATE INDEX IF NOT EXISTS records_status ON records (kind, status);
+CREATE INDEX IF NOT EXISTS claims_expiry ON claims (expires_at);
+CREATE INDEX IF NOT EXISTS audit_incident ON audit (incident_id, seq);
+"""
 
 
 class SQLiteStore(Store):
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
-        self._conn().executescript(SCHEMA)  # executescript manages its own transaction
+        self._lock = threading.RLock()
+        self._conn: sqlite3.Connection | None = sqlite3.connect(
+            self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.execute("PRAGMA busy_timeout=30000")
+        with self._lock:
+            self._conn.executescript(SCHEMA)
+            for table, column, kind in MIGRATIONS:
+                have = {row[1] for row in self._conn.execute(f"PRAGMA table_info({table})")}
+                if column not in have:
+                    self._conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+            self._conn.executescript(INDEXES)
 
-    # ---- connections and transactions ------------------------------------------------------------
-    def _conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA busy_timeout=30000")
-            self._local.conn = conn
-            with self._lock:
-                self._connections.append(conn)
-        return conn
+    # ---- the connection -------------------------------------------------------------------------
+    @property
+    def connections(self) -> int:
+        """How many SQLite connections this store holds open (1 until closed, then 0)."""
+        return 0 if self._conn is None else 1
+
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise RuntimeError("the SQLite store is closed")
+        return self._conn
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        else:
-            conn.execute("COMMIT")
+        with self._lock:
+            conn = self._db()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            else:
+                conn.execute("COMMIT")
+
+    def _read(self, sql: str, args: tuple[Any, ...] | list[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return list(self._db().execute(sql, args))
 
     def close(self) -> None:
         with self._lock:
-            for conn in self._connections:
-                try:
-                    conn.close()
-                except sqlite3.ProgrammingError:
-                    pass
-            self._connections.clear()
-        self._local = threading.local()
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
 
     # ---- documents ---------------------------------------------------------------------------------
-    def _insert(self, kind: str, doc_id: str, doc: dict[str, Any], lookup: str | None = None) -> None:
+    def _insert(self, kind: str, doc_id: str, doc: dict[str, Any], *, lookup: str | None = None,
+                status: str | None = None) -> None:
         try:
             with self._tx() as db:
-                db.execute(
-                    "INSERT INTO records (kind, id, version, incident_id, lookup, data) VALUES (?,?,?,?,?,?)",
-                    (kind, doc_id, doc.get("version", 0), doc.get("incident_id"), lookup, json.dumps(doc)),
-                )
+                db.execute("INSERT INTO records (kind, id, version, incident_id, lookup, status, data) "
+                           "VALUES (?,?,?,?,?,?,?)",
+                           (kind, doc_id, doc.get("version", 0), doc.get("incident_id"), lookup, status,
+                            json.dumps(doc)))
         except sqlite3.IntegrityError:
             raise StaleState(f"{kind} {doc_id} already exists") from None
 
-    def _get(self, kind: str, doc_id: str) -> dict[str, Any] | None:
-        row = self._conn().execute("SELECT data FROM records WHERE kind=? AND id=?", (kind, doc_id)).fetchone()
-        return json.loads(row[0]) if row else None
+    def _put(self, kind: str, doc_id: str, doc: dict[str, Any], *, lookup: str | None = None) -> None:
+        with self._tx() as db:
+            db.execute("INSERT INTO records (kind, id, version, incident_id, lookup, status, data) "
+                       "VALUES (?,?,0,?,?,NULL,?) ON CONFLICT(kind, id) DO UPDATE SET lookup=excluded.lookup, "
+                       "data=excluded.data", (kind, doc_id, doc.get("incident_id"), lookup, json.dumps(doc)))
 
-    def _replace(self, kind: str, doc_id: str, expected_version: int, doc: dict[str, Any],
-                 lookup: str | None = None) -> None:
+    def _get(self, kind: str, doc_id: str) -> dict[str, Any] | None:
+        rows = self._read("SELECT data FROM records WHERE kind=? AND id=?", (kind, doc_id))
+        return json.loads(rows[0][0]) if rows else None
+
+    def _replace(self, kind: str, doc_id: str, expected_version: int, doc: dict[str, Any], *,
+                 lookup: str | None = None, status: str | None = None) -> None:
         with self._tx() as db:
             cur = db.execute(
-                "UPDATE records SET version=?, lookup=?, data=? WHERE kind=? AND id=? AND version=?",
-                (expected_version + 1, lookup, json.dumps(doc), kind, doc_id, expected_version),
+                "UPDATE records SET version=?, lookup=?, status=?, data=? WHERE kind=? AND id=? AND version=?",
+                (expected_version + 1, lookup, status, json.dumps(doc), kind, doc_id, expected_version),
             )
             if cur.rowcount != 1:
                 raise StaleState(f"{kind} {doc_id} changed since version {expected_version}")
 
-    def _find(self, kind: str, *, incident_id: str | None = None, lookup: str | None = None) -> list[dict[str, Any]]:
+    def _find(self, kind: str, *, incident_id: str | None = None, lookup: str | None = None,
+              statuses: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
         sql, args = "SELECT data FROM records WHERE kind=?", [kind]
         if incident_id is not None:
             sql, args = sql + " AND incident_id=?", [*args, incident_id]
         if lookup is not None:
             sql, args = sql + " AND lookup=?", [*args, lookup]
-        return [json.loads(row[0]) for row in self._conn().execute(sql, args)]
+        if statuses is not None:
+            sql += f" AND status IN ({','.join('?' * len(statuses))})"
+            args = [*args, *statuses]
+        return [json.loads(row[0]) for row in self._read(sql, args)]
 
     def next_number(self, counter: str) -> int:
         with self._tx() as db:
@@ -139,19 +167,28 @@ class SQLiteStore(Store):
             db.execute("DELETE FROM active_keys WHERE incident_id=?", (incident_id,))
 
     def _key_holder(self, key: str) -> str | None:
-        row = self._conn().execute("SELECT incident_id FROM active_keys WHERE key=?", (key,)).fetchone()
-        return row[0] if row else None
+        rows = self._read("SELECT incident_id FROM active_keys WHERE key=?", (key,))
+        return rows[0][0] if rows else None
+
+    def _key_holders(self) -> list[str]:
+        return [row[0] for row in self._read("SELECT DISTINCT incident_id FROM active_keys")]
 
     # ---- claims and leases -------------------------------------------------------------------------
-    def claim(self, key: str, at: datetime) -> bool:
+    def claim(self, key: str, now: datetime, ttl_s: float = 86_400.0) -> bool:
+        expires = to_iso(now + timedelta(seconds=ttl_s))
         with self._tx() as db:
-            cur = db.execute("INSERT INTO claims (key, at) VALUES (?, ?) ON CONFLICT(key) DO NOTHING",
-                             (key, to_iso(at)))
+            db.execute("DELETE FROM claims WHERE key=? AND expires_at IS NOT NULL AND expires_at <= ?",
+                       (key, to_iso(now)))
+            cur = db.execute("INSERT INTO claims (key, at, expires_at) VALUES (?, ?, ?) ON CONFLICT(key) DO NOTHING",
+                             (key, to_iso(now), expires))
             return cur.rowcount == 1
 
-    def try_lease(self, name: str, holder: str, now: datetime, ttl_s: float) -> bool:
-        from datetime import timedelta
+    def prune(self, now: datetime) -> int:
+        with self._tx() as db:
+            return db.execute("DELETE FROM claims WHERE expires_at IS NULL OR expires_at <= ?",
+                              (to_iso(now),)).rowcount
 
+    def try_lease(self, name: str, holder: str, now: datetime, ttl_s: float) -> bool:
         until = to_iso(now + timedelta(seconds=ttl_s))
         with self._tx() as db:
             row = db.execute("SELECT holder, expires_at FROM leases WHERE name=?", (name,)).fetchone()
@@ -163,8 +200,23 @@ class SQLiteStore(Store):
                 return True
             return False
 
+    def set_lease(self, name: str, holder: str, now: datetime, ttl_s: float) -> None:
+        until = to_iso(now + timedelta(seconds=ttl_s))
+        with self._tx() as db:
+            db.execute("INSERT INTO leases (name, holder, expires_at) VALUES (?,?,?) "
+                       "ON CONFLICT(name) DO UPDATE SET holder=excluded.holder, expires_at=excluded.expires_at",
+                       (name, holder, until))
+
+    def lease(self, name: str) -> tuple[str, datetime] | None:
+        rows = self._read("SELECT holder, expires_at FROM leases WHERE name=?", (name,))
+        return (str(rows[0][0]), from_iso(str(rows[0][1]))) if rows else None
+
+    def release_lease(self, name: str, holder: str, now: datetime) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE leases SET expires_at=? WHERE name=? AND holder=?", (to_iso(now), name, holder))
+
     # ---- audit log -------------------------------------------------------------------------------------
-    def _append_audit(self, build: Callable[[int, str], AuditEvent]) -> AuditEvent:
+    def _append_audit(self, build: AuditBuilder) -> AuditEvent:
         with self._tx() as db:
             row = db.execute("SELECT seq, hash FROM audit_head WHERE id = 1").fetchone()
             seq, prev = (row[0], row[1]) if row else (0, GENESIS)
@@ -177,11 +229,11 @@ class SQLiteStore(Store):
 
     def audit_events(self, incident_id: str | None = None) -> list[AuditEvent]:
         if incident_id is None:
-            rows = self._conn().execute("SELECT event FROM audit ORDER BY seq")
+            rows = self._read("SELECT event FROM audit ORDER BY seq")
         else:
-            rows = self._conn().execute("SELECT event FROM audit WHERE incident_id=? ORDER BY seq", (incident_id,))
+            rows = self._read("SELECT event FROM audit WHERE incident_id=? ORDER BY seq", (incident_id,))
         return [AuditEvent.model_validate_json(row[0]) for row in rows]
 
     def audit_head(self) -> tuple[int, str] | None:
-        row = self._conn().execute("SELECT seq, hash FROM audit_head WHERE id = 1").fetchone()
-        return (int(row[0]), str(row[1])) if row else None
+        rows = self._read("SELECT seq, hash FROM audit_head WHERE id = 1")
+        return (int(rows[0][0]), str(rows[0][1])) if rows else None

@@ -1,4 +1,4 @@
-"""Control-panel buttons and checkboxes. Each calls the same domain action as its subcommand."""
+"""Control-panel buttons, checkboxes and menus. Each calls the same domain action as its subcommand."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ from typing import Any
 from slack_bolt import App
 from slack_bolt.context.respond import Respond
 
-from bot import ui
-from bot.comms import render
-from bot.ids import SLASH_COMMAND, Action, View
-from bot.incident import ROLLBACK_CRITERIA
-from bot.runtime import Services
-from handlers.work import acked
+from bot.domain.checklists import ROLLBACK_CRITERIA
+from bot.ids import Action
+from bot.slack_ui import status
+from bot.text import Link
+from handlers.context import Ctx
+from handlers.listener import acked, action_key
 
 
 def _who(body: dict[str, Any]) -> tuple[str, str]:
@@ -24,114 +24,13 @@ def _selected(action: dict[str, Any]) -> set[str]:
     return {option["value"] for option in action.get("selected_options") or []}
 
 
-def register(app: App, services: Services) -> None:
-    @app.action(Action.STATUS)
-    @acked(services)
-    def status(body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
-        user, channel = _who(body)
-        view = services.rollback.status(user, channel, action.get("value"))
-        text, blocks = ui.status(view.incident, view.panel_link)
-        respond(text=text, blocks=blocks, response_type="ephemeral", replace_original=False)
-
-    @app.action(Action.HELP)
-    @acked(services)
-    def help_(respond: Respond) -> None:
-        text = render("help.md.j2", command=SLASH_COMMAND, subcommands=services.rollback.help())
-        respond(text=text, blocks=ui.section(text), response_type="ephemeral", replace_original=False)
-
-    @app.action(re.compile(rf"^{Action.STEP}:[a-z]+$"))
-    @acked(services)
-    def step(body: dict[str, Any], action: dict[str, Any]) -> None:
-        user, channel = _who(body)
-        services.rollback.run_step(user, channel, action["action_id"].split(":", 1)[1], [])
-
-    @app.action(Action.CLEANUP)
-    @acked(services)
-    def cleanup(body: dict[str, Any]) -> None:
-        user, channel = _who(body)
-        services.rollback.request_cleanup(user, channel, [])
-
-    @app.action(re.compile(rf"^{Action.CRITERION}:\d+$"))
-    @acked(services)
-    def criteria(body: dict[str, Any], action: dict[str, Any]) -> None:
-        user, channel = _who(body)
-        group = {i.key for i in ROLLBACK_CRITERIA} & {o["value"] for o in _options(body, action["action_id"])}
-        services.rollback.set_criteria(user, channel, _incident_id(body), group, _selected(action))
-
-    @app.action(Action.CHECKLIST)
-    @acked(services)
-    def checklist(body: dict[str, Any], action: dict[str, Any]) -> None:
-        user, channel = _who(body)
-        services.rollback.set_checklist(user, channel, _incident_id(body), _selected(action))
-
-    register_closeout(app, services)
-
-
-def register_closeout(app: App, services: Services) -> None:
-    @app.action(Action.SUCCESS)
-    @acked(services)
-    def success(body: dict[str, Any], action: dict[str, Any]) -> None:
-        user, channel = _who(body)
-        services.rollback.set_success(user, channel, _incident_id(body), _selected(action))
-
-    @app.action(Action.CLOSE)
-    @acked(services)
-    def close(body: dict[str, Any]) -> None:
-        user, channel = _who(body)
-        services.rollback.close_incident(user, channel, None)
-
-    @app.action(Action.COMMS_EDIT)
-    @acked(services)
-    def comms_edit(body: dict[str, Any]) -> None:
-        user, channel = _who(body)
-        services.rollback.open_comms_edit(user, channel, body["trigger_id"])
-
-    @app.action(Action.RCA)
-    @acked(services)
-    def rca(body: dict[str, Any]) -> None:
-        user, channel = _who(body)
-        services.rollback.open_rca(user, channel, body["trigger_id"])
-
-    @app.action(Action.START_FROM_ALERT)
-    @acked(services)
-    def start_from_alert(body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
-        started = services.rollback.start_from_alert(body["user"]["id"], str(action.get("value")))
-        link = f"<{started.panel_link}|{started.incident.id}>" if started.panel_link else started.incident.id
-        respond(text=f"🚨 Started {link}.", response_type="ephemeral", replace_original=False)
-
-    @app.action(Action.ALTERNATIVES)
-    @acked(services)
-    def alternatives(action: dict[str, Any], respond: Respond) -> None:
-        text, blocks = ui.alternative_help(str((action.get("selected_option") or {}).get("value")))
-        respond(text=text, blocks=blocks, response_type="ephemeral", replace_original=False)
-
-    @app.action(Action.HOTFIX_PUSH)
-    @acked(services)
-    def hotfix_push(body: dict[str, Any], action: dict[str, Any]) -> None:
-        user, channel = _who(body)
-        services.rollback.push_hotfix(user, channel, str(action.get("value")))
-
-    @app.action(Action.COMMS_POST)
-    @acked(services)
-    def comms_post(body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
-        user, channel = _who(body)
-        services.rollback.comms_post(user, channel, str(action.get("value")))
-        respond(text="📣 Posted to the stakeholders.", response_type="ephemeral", replace_original=True)
-
-    @app.view(View.COMMS_EDIT)
-    @acked(services)
-    def comms_saved(body: dict[str, Any], view: dict[str, Any]) -> None:
-        services.rollback.save_comms_details(body["user"]["id"], view["private_metadata"], ui.view_values(view))
-
-    @app.view(View.RCA)
-    @acked(services)
-    def rca_saved(body: dict[str, Any], view: dict[str, Any]) -> None:
-        services.rollback.closer.save_rca(body["user"]["id"], view["private_metadata"], ui.view_values(view))
+def _private(respond: Respond, message: Any) -> None:
+    respond(text=message.text, blocks=list(message.blocks), response_type="ephemeral", replace_original=False)
 
 
 def _incident_id(body: dict[str, Any]) -> str:
     """The incident a panel belongs to: its buttons carry the id as their value."""
-    for block in body["message"]["blocks"]:
+    for block in (body.get("message") or {}).get("blocks", []):
         for element in block.get("elements", []):
             if element.get("action_id") == Action.STATUS:
                 return str(element["value"])
@@ -139,8 +38,99 @@ def _incident_id(body: dict[str, Any]) -> str:
 
 
 def _options(body: dict[str, Any], action_id: str) -> list[dict[str, Any]]:
-    for block in body["message"]["blocks"]:
+    for block in (body.get("message") or {}).get("blocks", []):
         for element in block.get("elements", []):
             if element.get("action_id") == action_id:
                 return list(element.get("options", []))
     return []
+
+
+def register(app: App, ctx: Ctx) -> None:
+    api = ctx.api
+
+    @app.action(Action.STATUS)
+    @acked(ctx, action_key)
+    def status_(body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
+        user, channel = _who(body)
+        view = api.status(user, channel, action.get("value"))
+        _private(respond, status.status(view.incident, view.panel_link))
+
+    @app.action(Action.HELP)
+    @acked(ctx, action_key)
+    def help_(respond: Respond) -> None:
+        _private(respond, status.help_text(api.help()))
+
+    @app.action(re.compile(rf"^{Action.STEP}:[a-z_]+$"))
+    @acked(ctx, action_key)
+    def step(body: dict[str, Any], action: dict[str, Any]) -> None:
+        user, channel = _who(body)
+        api.run_step(user, channel, action["action_id"].split(":", 1)[1], [], False)
+
+    @app.action(Action.CLEANUP)
+    @acked(ctx, action_key)
+    def cleanup(body: dict[str, Any]) -> None:
+        user, channel = _who(body)
+        api.request_cleanup(user, channel, [])
+
+    @app.action(re.compile(rf"^{Action.CRITERION}:\d+$"))
+    @acked(ctx, action_key)
+    def criteria(body: dict[str, Any], action: dict[str, Any]) -> None:
+        user, channel = _who(body)
+        group = {i.key for i in ROLLBACK_CRITERIA} & {o["value"] for o in _options(body, action["action_id"])}
+        api.set_criteria(user, channel, _incident_id(body), group, _selected(action))
+
+    @app.action(Action.CHECKLIST)
+    @acked(ctx, action_key)
+    def checklist(body: dict[str, Any], action: dict[str, Any]) -> None:
+        user, channel = _who(body)
+        api.set_checklist(user, channel, _incident_id(body), _selected(action))
+
+    @app.action(Action.SUCCESS)
+    @acked(ctx, action_key)
+    def success(body: dict[str, Any], action: dict[str, Any]) -> None:
+        user, channel = _who(body)
+        api.set_success(user, channel, _incident_id(body), _selected(action))
+
+    @app.action(Action.CLOSE)
+    @acked(ctx, action_key)
+    def close(body: dict[str, Any]) -> None:
+        user, channel = _who(body)
+        api.close(user, channel, None)
+
+    @app.action(Action.COMMS_EDIT)
+    @acked(ctx, action_key)
+    def comms_edit(body: dict[str, Any]) -> None:
+        user, channel = _who(body)
+        api.open_comms_form(user, channel, body["trigger_id"])
+
+    @app.action(Action.RCA)
+    @acked(ctx, action_key)
+    def rca(body: dict[str, Any]) -> None:
+        user, channel = _who(body)
+        api.open_rca_form(user, channel, body["trigger_id"])
+
+    @app.action(re.compile(rf"^{Action.START_FROM_ALERT}(:\d+)?$"))
+    @acked(ctx, action_key)
+    def start_from_alert(body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
+        started = api.start_from_alert(body["user"]["id"], str(action.get("value")))
+        link = Link(started.panel_link, started.incident.id) if started.panel_link else started.incident.id
+        _private(respond, status.started(("🚨 Started ", link, ".")))
+
+    @app.action(Action.ALTERNATIVES)
+    @acked(ctx, action_key)
+    def alternatives(action: dict[str, Any], respond: Respond) -> None:
+        _private(respond, status.alternative_help(str((action.get("selected_option") or {}).get("value"))))
+
+    @app.action(Action.HOTFIX_PUSH)
+    @acked(ctx, action_key)
+    def hotfix_push(body: dict[str, Any], action: dict[str, Any]) -> None:
+        user, channel = _who(body)
+        api.push_hotfix(user, channel, str(action.get("value")))
+
+    @app.action(Action.COMMS_POST)
+    @acked(ctx, action_key)
+    def comms_post(body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
+        user, channel = _who(body)
+        click = str((body.get("actions") or [{}])[0].get("action_ts", ""))
+        api.comms_post(user, channel, str(action.get("value")), click)
+        respond(text="📣 Posted to the stakeholders.", response_type="ephemeral", replace_original=True)

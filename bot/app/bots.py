@@ -1,0 +1,219 @@
+"""The Bolt app and its two delivery modes: Socket Mode, and HTTP behind a verifying WSGI adapter.
+
+HTTP requests are verified here, before anything reads the body: a missing, malformed, stale (> 5 min) or
+future timestamp, or a signature that does not match, gets 401 with one INFO log line and nothing else
+(no reply, no outbound call). A verified request seen before within the window is a replay: 401 too.
+The body is then parsed the way Slack sends it (a form with a JSON ``payload`` for interactions, a form
+for slash commands, JSON for events) — Bolt's own HTTP parser drops any form body containing "payload".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import re
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
+
+from bot.app.services import Services, build_services
+from bot.config import Settings
+
+if TYPE_CHECKING:
+    from slack_bolt import App
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+log = logging.getLogger(__name__)
+WINDOW_S = 300
+MAX_BODY = 1 << 20
+TIMESTAMP = re.compile(r"^\d{1,12}$")
+SIGNATURE = re.compile(r"^v0=[0-9a-f]{64}$")
+
+
+def build_app(services: Services, *, socket_mode: bool) -> App:
+    """The Bolt app. It only builds the App and registers the listeners."""
+    from slack_bolt import App
+
+    from handlers import register_all
+    from handlers.context import Ctx
+
+    secrets = services.settings.secrets
+    signing = secrets.slack_signing_secret.get_secret_value() if secrets.slack_signing_secret else None
+    app = App(client=services.messenger.client, signing_secret=signing, request_verification_enabled=not socket_mode,
+              token_verification_enabled=False, raise_error_for_unhandled_request=False,
+              ignoring_self_events_enabled=True, listener_executor=services.listeners)
+    register_all(app, Ctx(api=services.api, settings=services.settings))
+    return app
+
+
+@dataclass
+class SocketModeBot:
+    """The bot connected over Socket Mode; start() returns once connected, close() disconnects."""
+
+    services: Services
+    app: App
+    handler: SocketModeHandler | None = None
+    _closed: threading.Event = field(default_factory=threading.Event)
+
+    def start(self, concurrency: int = 10) -> SocketModeBot:
+        from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+        token = self.services.settings.secrets.slack_app_token
+        assert token is not None
+        self.handler = SocketModeHandler(self.app, token.get_secret_value(), web_client=self.services.messenger.client,
+                                         concurrency=concurrency, ping_interval=5)
+        self.handler.connect()
+        return self
+
+    def wait(self) -> None:
+        self._closed.wait()
+
+    def close(self) -> None:
+        if self.handler is not None:
+            self.handler.close()
+        self.services.close()
+        self._closed.set()
+
+
+def socket_mode_bot(settings: Settings, **kwargs: Any) -> SocketModeBot:
+    settings.require("slack_bot_token", "slack_app_token")
+    services = build_services(settings, **kwargs).start()
+    return SocketModeBot(services, build_app(services, socket_mode=True))
+
+
+class Verifier:
+    """Slack's v0 request signatures, failing closed, with a memory of recent signatures against replays."""
+
+    def __init__(self, secret: str, clock: Any = time.time) -> None:
+        self.secret = secret.encode()
+        self.clock = clock
+        self._seen: OrderedDict[str, float] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def check(self, body: bytes, timestamp: str | None, signature: str | None) -> str | None:
+        """None when the request is genuine and new; otherwise why it is refused."""
+        if not timestamp or not TIMESTAMP.match(timestamp):
+            return "missing or malformed timestamp"
+        if not signature or not SIGNATURE.match(signature):
+            return "missing or malformed signature"
+        now = self.clock()
+        if abs(now - int(timestamp)) > WINDOW_S:
+            return "timestamp outside the 5-minute window"
+        base = b"v0:" + timestamp.encode() + b":" + body
+        expected = "v0=" + hmac.new(self.secret, base, hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected, signature):
+            return "signature does not match"
+        with self._lock:
+            while self._seen and next(iter(self._seen.values())) < now - WINDOW_S:
+                self._seen.popitem(last=False)
+            if signature in self._seen:
+                return "replay of a request already handled"
+            self._seen[signature] = now
+        return None
+
+
+def parse_body(body: str, content_type: str | None) -> dict[str, Any]:
+    """Slack's bodies: JSON (events), a form with only `payload` (interactions), or a form (slash commands)."""
+    if not body:
+        return {}
+    if (content_type or "").startswith("application/json") or body.lstrip().startswith("{"):
+        parsed = json.loads(body)
+        return parsed if isinstance(parsed, dict) else {}
+    params = dict(parse_qsl(body, keep_blank_values=True))
+    if set(params) == {"payload"}:
+        payload = json.loads(params["payload"])
+        return payload if isinstance(payload, dict) else {}
+    return params
+
+
+class HttpBot:
+    """The bot behind /slack/events over a threaded WSGI server (waitress)."""
+
+    def __init__(self, settings: Settings, host: str = "127.0.0.1", port: int = 3000, **kwargs: Any) -> None:
+        from waitress.server import create_server
+
+        settings.require("slack_bot_token", "slack_signing_secret")
+        self.services = build_services(settings, **kwargs).start()
+        self.app = build_app(self.services, socket_mode=False)
+        secret = settings.secrets.slack_signing_secret
+        assert secret is not None
+        self.verifier = Verifier(secret.get_secret_value())
+        self.server = create_server(self.wsgi, host=host, port=port, threads=16, ident="rollback-bot")
+        self.port = int(self.server.effective_port)
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/slack/events"
+
+    def wsgi(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        from slack_bolt import BoltContext, BoltRequest
+        from slack_bolt.request.internals import build_context
+
+        def answer(status: str, body: bytes = b"", kind: str = "text/plain",
+                   headers: list[tuple[str, str]] | None = None) -> list[bytes]:
+            start_response(status, [("Content-Type", kind), *(headers or [])])
+            return [body]
+
+        if environ.get("PATH_INFO") != "/slack/events":
+            return answer("404 Not Found", b"not found: Slack requests go to /slack/events\n")
+        if environ.get("REQUEST_METHOD") != "POST":
+            return answer("405 Method Not Allowed")
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = -1
+        if not 0 <= length <= MAX_BODY:
+            log.info("refused a request to /slack/events: body length %s", environ.get("CONTENT_LENGTH"))
+            return answer("413 Payload Too Large")
+        raw = environ["wsgi.input"].read(length)
+        signature = environ.get("HTTP_X_SLACK_SIGNATURE")
+        refused = self.verifier.check(raw, environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP"), signature)
+        if refused is not None:
+            log.info("refused a request to /slack/events: %s", refused)
+            return answer("401 Unauthorized", b"")
+        text = raw.decode("utf-8", "replace")
+        headers = {key[5:].replace("_", "-").lower(): value for key, value in environ.items()
+                   if key.startswith("HTTP_")}
+        headers["content-type"] = environ.get("CONTENT_TYPE", "")
+        request = BoltRequest(body=text, query=environ.get("QUERY_STRING", ""), headers=headers)
+        try:
+            request.body = parse_body(text, environ.get("CONTENT_TYPE"))
+        except ValueError:
+            log.info("refused a request to /slack/events: the body is not Slack's format")
+            return answer("400 Bad Request")
+        request.context = build_context(BoltContext({"request_signature": signature}), request.body)
+        response = self.app.dispatch(request)
+        out_headers = [(k, v) for k, values in response.headers.items() for v in values if k.lower() != "content-type"]
+        kind = response.headers.get("content-type", ["text/plain"])[0]
+        return answer(f"{response.status} {'OK' if response.status == 200 else 'Error'}",
+                      (response.body or "").encode("utf-8"), kind, out_headers)
+
+    def start(self) -> HttpBot:
+        self._thread = threading.Thread(target=self.serve_forever, name="rollback-bot-http", daemon=True)
+        self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        from waitress import wasyncore
+
+        while not self._stop.is_set():  # short polls, so close() stops it at once
+            wasyncore.loop(timeout=0.1, map=self.server._map, count=1)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self.server.close()
+        self.server.task_dispatcher.shutdown()
+        self.services.close()
+
+
+def http_bot(settings: Settings, **kwargs: Any) -> HttpBot:
+    return HttpBot(settings, **kwargs)

@@ -1,0 +1,156 @@
+"""Wiring: one typed bundle of ports, the feature services on it, the scheduler, recovery at start-up."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from bot.clock import Clock, SystemClock
+from bot.config import Settings
+from bot.domain.access import Access
+from bot.domain.alternatives import Alternatives
+from bot.domain.api import Rollback
+from bot.domain.closeout import Closer
+from bot.domain.danger import DangerZone
+from bot.domain.deps import Deps
+from bot.domain.desk import Desk
+from bot.domain.incidents import Incidents
+from bot.domain.monitor import Monitor
+from bot.domain.ownership import Replica, default_replica_id
+from bot.domain.recovery import Recovery
+from bot.domain.runner import StepRunner
+from bot.domain.stakeholders import Stakeholders
+from bot.redact import SecretBook
+from bot.slack import SlackDirectory, SlackMessenger, web_client
+from bot.slack_ui import SlackPresenter
+from bot.store import Store, open_store
+
+log = logging.getLogger(__name__)
+LISTENER_THREADS = 32
+
+
+class SchedulerJobs:
+    """The Jobs port: lets the domain ask for a sweep now (e.g. right after an approval with no delay)."""
+
+    def __init__(self) -> None:
+        self.scheduler: Any = None
+
+    def nudge(self) -> None:
+        if self.scheduler is None:
+            return
+        try:
+            self.scheduler.modify_job("sweep", next_run_time=datetime.now(UTC))
+        except Exception:  # the regular sweep comes within sweep_s anyway
+            log.debug("could not nudge the sweep", exc_info=True)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    store: Store
+    clock: Clock
+    deps: Deps
+    desk: Desk
+    api: Rollback
+    incidents: Incidents
+    runner: StepRunner
+    alternatives: Alternatives
+    danger: DangerZone
+    stakeholders: Stakeholders
+    closer: Closer
+    monitor: Monitor
+    recovery: Recovery
+    messenger: SlackMessenger
+    listeners: ThreadPoolExecutor
+    jobs: SchedulerJobs
+    scheduler: Any = None
+    _startup: threading.Thread | None = None
+
+    def start(self, *, schedule: bool = True) -> Services:
+        """Recover what died (at once for this replica's own earlier incarnation), then run the schedule."""
+        self._startup = threading.Thread(target=self._recover, name="startup-recovery", daemon=True)
+        self._startup.start()
+        if schedule:
+            self.scheduler = start_scheduler(self)
+            self.jobs.scheduler = self.scheduler
+        return self
+
+    def _recover(self) -> None:
+        try:
+            self.recovery.sweep()
+        except Exception:
+            log.exception("start-up recovery failed; the scheduled sweep will retry")
+
+    def close(self) -> None:
+        if self.scheduler is not None and self.scheduler.running:
+            self.scheduler.shutdown(wait=True)
+        if self._startup is not None:
+            self._startup.join(timeout=30)
+        self.listeners.shutdown(wait=True, cancel_futures=False)
+        self.danger.close()
+        self.monitor.close()
+        self.deps.replica.stop()
+        self.store.close()
+
+
+def build_services(settings: Settings, *, store: Store | None = None, clock: Clock | None = None,
+                   replica_id: str | None = None) -> Services:
+    clock = clock or SystemClock()
+    secrets = settings.secrets
+    book = SecretBook(secrets.values(), settings.runbook.target.env_path)
+    token = secrets.slack_bot_token.get_secret_value() if secrets.slack_bot_token else None
+    client = web_client(token, settings.api_url)
+    store = store or open_store(secrets.state_store_uri.get_secret_value() if secrets.state_store_uri else None,
+                                settings.data_dir)
+    messenger = SlackMessenger(client, book.redact)
+    directory = SlackDirectory(client)
+    access = Access(settings.runbook.access, directory)
+    approvers = settings.runbook.access.approvers
+    presenter = SlackPresenter(settings.runbook, lambda: [access.mention(entry).user for entry in approvers])
+    replica = Replica(store, clock, replica_id or secrets.rollback_replica_id or default_replica_id(),
+                      settings.data_dir / "replicas", lease_s=settings.runbook.store.owner_lease_s,
+                      heartbeat_s=settings.runbook.store.heartbeat_s).start()
+    jobs = SchedulerJobs()
+    deps = Deps(settings=settings, store=store, clock=clock, messenger=messenger, directory=directory, access=access,
+                ui=presenter, jobs=jobs, replica=replica, secrets=book)
+    desk = Desk(deps)
+    incidents = Incidents(deps, desk)
+    runner = StepRunner(deps, desk)
+    alternatives = Alternatives(deps, desk, runner)
+    danger = DangerZone(deps, desk)
+    stakeholders = Stakeholders(deps, desk)
+    closer = Closer(deps, desk, danger.gate)
+    monitor = Monitor(deps, desk)
+    recovery = Recovery(deps, desk, stakeholders, danger)
+    desk.on_change(stakeholders.sync)
+    desk.on_settle(recovery.settle)
+    api = Rollback(deps, desk, incidents, runner, alternatives, danger, stakeholders, closer, monitor)
+    listeners = ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="rollback-listener")
+    return Services(settings=settings, store=store, clock=clock, deps=deps, desk=desk, api=api, incidents=incidents,
+                    runner=runner, alternatives=alternatives, danger=danger, stakeholders=stakeholders, closer=closer,
+                    monitor=monitor, recovery=recovery, messenger=messenger, listeners=listeners, jobs=jobs)
+
+
+def start_scheduler(services: Services) -> Any:
+    """APScheduler runs the periodic jobs; the monitor and the reminder also take a store lease, so replicas
+    measure and remind once. The sweep runs on every replica: its actions are conditional writes."""
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    config = services.settings.runbook
+    scheduler = BackgroundScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1,
+                                                                   "misfire_grace_time": 60})
+    scheduler.add_job(services.recovery.sweep, "interval", seconds=config.store.sweep_s, id="sweep",
+                      name="recovery and due danger-zone starts")
+    scheduler.add_job(services.stakeholders.tick, "interval", seconds=60, jitter=5, id="comms-reminder",
+                      name="stakeholder update reminder")
+    scheduler.add_job(lambda: services.store.prune(services.clock.now()), "interval", hours=1, id="prune",
+                      name="expire old delivery claims")
+    if config.monitor.enabled:
+        scheduler.add_job(services.monitor.run_once, "interval", seconds=config.monitor.interval_s,
+                          jitter=config.monitor.jitter_s, id="health-checks", name="scheduled health checks")
+    scheduler.start()
+    return scheduler

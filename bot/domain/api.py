@@ -1,0 +1,198 @@
+"""The narrow interface handlers depend on: one method per thing a person can do in Slack.
+
+:class:`RollbackApi` is what ``handlers/`` see (a Protocol, so they never import the services, the store or
+the ops adapters); :class:`Rollback` implements it by delegating each call to the one feature service that
+owns the behaviour. Nothing here decides anything itself.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any, Protocol
+
+from bot.commands import CATALOG, Usage
+from bot.domain.alternatives import Alternatives
+from bot.domain.approvals import DangerAction
+from bot.domain.checks import CheckResult, CheckState
+from bot.domain.closeout import Closer
+from bot.domain.danger import DangerZone
+from bot.domain.deps import Deps
+from bot.domain.desk import Desk, require_active
+from bot.domain.incident import Incident
+from bot.domain.incidents import Incidents, Started, StatusView
+from bot.domain.monitor import Monitor
+from bot.domain.runner import StepRunner
+from bot.domain.runs import StepName
+from bot.domain.stakeholders import Stakeholders
+from bot.domain.updates import Update
+from bot.errors import BadInput
+from bot.ids import SLASH_COMMAND
+from bot.text import Code, Rich
+
+
+class RollbackApi(Protocol):
+    def start(self, actor: str, channel: str, reason: str, detected: str | None) -> Started: ...
+
+    def start_from_alert(self, actor: str, value: str) -> Started: ...
+
+    def status(self, actor: str, channel: str, ref: str | None) -> StatusView: ...
+
+    def help(self) -> list[Usage]: ...
+
+    def run_step(self, actor: str, channel: str, name: str, args: list[str], again: bool) -> None: ...
+
+    def run_alternative(self, actor: str, channel: str, name: str, args: list[str]) -> None: ...
+
+    def push_hotfix(self, actor: str, channel: str, branch: str) -> None: ...
+
+    def request_cleanup(self, actor: str, channel: str, args: list[str]) -> None: ...
+
+    def request_restore(self, actor: str, channel: str, args: list[str]) -> None: ...
+
+    def react(self, user: str, channel: str, ts: str, emoji: str, added: bool) -> None: ...
+
+    def set_criteria(self, actor: str, channel: str, incident_id: str, group: set[str], ticked: set[str]) -> None: ...
+
+    def set_checklist(self, actor: str, channel: str, incident_id: str, ticked: set[str]) -> None: ...
+
+    def set_success(self, actor: str, channel: str, incident_id: str, ticked: set[str]) -> None: ...
+
+    def comms_preview(self, actor: str, channel: str) -> tuple[Incident, Update]: ...
+
+    def comms_post(self, actor: str, channel: str, incident_id: str, click: str) -> None: ...
+
+
+    def save_comms(self, actor: str, incident_id: str, values: dict[str, Any]) -> None: ...
+
+
+    def check_rca(self, values: dict[str, Any]) -> dict[str, Rich]: ...
+
+    def save_rca(self, actor: str, incident_id: str, values: dict[str, Any]) -> None: ...
+
+    def close(self, actor: str, channel: str, force: str | None) -> None: ...
+
+    def health(self, actor: str) -> list[tuple[CheckState, list[CheckResult]]]: ...
+
+    def once(self, key: str) -> bool: ...
+
+    def tell(self, user: str, channel: str, text: Rich) -> None: ...
+
+    def incident_channel(self, incident_id: str) -> str | None: ...
+
+    def open_comms_form(self, actor: str, channel: str, trigger_id: str) -> None: ...
+
+    def open_rca_form(self, actor: str, channel: str, trigger_id: str) -> None: ...
+
+    def share_file(self, actor: str, channel: str, filename: str, content: bytes, title: str) -> bool: ...
+
+
+class Rollback:
+    """Every entry point, each delegating to the one service that owns it."""
+
+    def __init__(self, deps: Deps, desk: Desk, incidents: Incidents, runner: StepRunner, alternatives: Alternatives,
+                 danger: DangerZone, stakeholders: Stakeholders, closer: Closer, monitor: Monitor) -> None:
+        self.deps, self.desk = deps, desk
+        self.incidents, self.runner, self.alternatives = incidents, runner, alternatives
+        self.danger, self.stakeholders, self.closer, self.monitor = danger, stakeholders, closer, monitor
+
+    def start(self, actor: str, channel: str, reason: str, detected: str | None) -> Started:
+        return self.incidents.start(actor, channel, reason, detected)
+
+    def start_from_alert(self, actor: str, value: str) -> Started:
+        try:
+            data = json.loads(value)
+            detected_at = datetime.fromisoformat(data["detected"])
+            criterion, check = str(data["criterion"]), str(data.get("check", "a scheduled check"))
+        except (ValueError, KeyError, TypeError):
+            raise BadInput("That alert button is damaged.",
+                           hint=("Use ", Code(f"{SLASH_COMMAND} start"), " instead.")) from None
+        return self.incidents.start_from_alert(actor, criterion, check, detected_at)
+
+    def status(self, actor: str, channel: str, ref: str | None) -> StatusView:
+        return self.incidents.status(actor, channel, ref)
+
+    def help(self) -> list[Usage]:
+        return list(CATALOG)
+
+    def run_step(self, actor: str, channel: str, name: str, args: list[str], again: bool) -> None:
+        self.runner.run_named(actor, channel, name, args, again)
+
+    def run_alternative(self, actor: str, channel: str, name: str, args: list[str]) -> None:
+        self.alternatives.run(actor, channel, StepName(name), args)
+
+    def push_hotfix(self, actor: str, channel: str, branch: str) -> None:
+        self.alternatives.push_hotfix(actor, channel, branch)
+
+    def request_cleanup(self, actor: str, channel: str, args: list[str]) -> None:
+        self.danger.request(actor, channel, DangerAction.CLEANUP, args)
+
+    def request_restore(self, actor: str, channel: str, args: list[str]) -> None:
+        self.danger.request(actor, channel, DangerAction.RESTORE, args)
+
+    def react(self, user: str, channel: str, ts: str, emoji: str, added: bool) -> None:
+        self.danger.react(user, channel, ts, emoji, added)
+
+    def set_criteria(self, actor: str, channel: str, incident_id: str, group: set[str], ticked: set[str]) -> None:
+        self.incidents.set_criteria(actor, channel, incident_id, group, ticked)
+
+    def set_checklist(self, actor: str, channel: str, incident_id: str, ticked: set[str]) -> None:
+        self.incidents.set_checklist(actor, channel, incident_id, ticked)
+
+    def set_success(self, actor: str, channel: str, incident_id: str, ticked: set[str]) -> None:
+        self.incidents.set_success(actor, channel, incident_id, ticked)
+
+    def comms_preview(self, actor: str, channel: str) -> tuple[Incident, Update]:
+        return self.stakeholders.preview(actor, channel)
+
+    def comms_post(self, actor: str, channel: str, incident_id: str, click: str) -> None:
+        self.stakeholders.post_now(actor, channel, incident_id, click)
+
+    def open_comms_form(self, actor: str, channel: str, trigger_id: str) -> None:
+        self.deps.access.require(actor, channel)
+        incident = self.desk.active_in(channel)
+        self.deps.messenger.open_view(trigger_id, self.deps.ui.comms_form(incident))
+
+    def save_comms(self, actor: str, incident_id: str, values: dict[str, Any]) -> None:
+        self.stakeholders.save_details(actor, incident_id, values)
+
+    def open_rca_form(self, actor: str, channel: str, trigger_id: str) -> None:
+        self.deps.access.require(actor, channel)
+        incident = self.desk.latest_in(channel)
+        self.deps.messenger.open_view(trigger_id, self.deps.ui.rca_form(incident))
+
+    def check_rca(self, values: dict[str, Any]) -> dict[str, Rich]:
+        return self.closer.validate_rca(values)
+
+    def save_rca(self, actor: str, incident_id: str, values: dict[str, Any]) -> None:
+        self.closer.save_rca(actor, incident_id, values)
+
+    def close(self, actor: str, channel: str, force: str | None) -> None:
+        self.closer.close(actor, channel, force)
+
+    def health(self, actor: str) -> list[tuple[CheckState, list[CheckResult]]]:
+        self.deps.access.require_commander(actor)
+        return [(state, self.deps.store.check_history(state.id)) for state in self.deps.store.checks()]
+
+    def once(self, key: str) -> bool:
+        """True the first time ``key`` (a delivery, a click, a form submission) is seen, across replicas."""
+        return self.deps.store.claim(key, self.deps.clock.now(), ttl_s=86_400)
+
+    def tell(self, user: str, channel: str, text: Rich) -> None:
+        self.desk.tell(user, channel, text)
+
+    def incident_channel(self, incident_id: str) -> str | None:
+        incident = self.deps.store.get_incident(incident_id)
+        return incident.channel if incident else None
+
+    def share_file(self, actor: str, channel: str, filename: str, content: bytes, title: str) -> bool:
+        """A file for the people handling the incident: into the active incident's thread, never the channel."""
+        self.deps.access.require(actor, channel)
+        incident = self.deps.store.active_incident(f"channel:{channel}")
+        if incident is None or not incident.panel_ts:
+            return False
+        self.deps.messenger.upload(channel, incident.panel_ts, filename, content, title)
+        return True
+
+
+__all__ = ["Rollback", "RollbackApi", "require_active"]

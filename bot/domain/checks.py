@@ -1,0 +1,61 @@
+"""Scheduled health checks: one measurement, and a check's state across runs and replicas."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, model_validator
+
+
+class CheckStatus(StrEnum):
+    UNKNOWN = "unknown"
+    HEALTHY = "healthy"
+    FAILING = "failing"
+
+
+class CheckResult(BaseModel):
+    """One measurement of one scheduled check."""
+
+    name: str
+    ok: bool
+    at: AwareDatetime
+    latency_ms: float | None = None
+    detail: str = ""
+    criterion: str | None = None  # the runbook criterion this failure meets, if any
+    value: float | None = None  # e.g. a pm2 restart count
+
+
+class CheckState(BaseModel):
+    """Healthy/failing with streaks, and a bounded history (the store keeps it small)."""
+
+    id: str
+    status: CheckStatus = CheckStatus.UNKNOWN
+    fails: int = 0
+    oks: int = 0
+    first_failure_at: AwareDatetime | None = None
+    changed_at: AwareDatetime | None = None
+    runs: int = 0  # measurements so far: the next history slot is runs % monitor.history
+    last: CheckResult | None = None
+    version: int = 0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_older_records(cls, data: Any) -> Any:
+        """Older records kept the whole history inside the state; now it lives in ring-buffer slots."""
+        if isinstance(data, dict) and "history" in data:
+            data = dict(data)
+            history = data.pop("history") or []
+            data.setdefault("last", history[-1] if history else None)
+            data.setdefault("runs", len(history))
+        return data
+
+
+class WatchVerdict(BaseModel):
+    """What the post-rollback watch says in the thread after a run of checks."""
+
+    kind: str  # "restored" | "failing" | "better"
+    streak: int = 0
+    need: int = 0
+    minutes: int = 0
+    failing: list[CheckResult] = []

@@ -1,0 +1,188 @@
+"""Closing an incident: the runbook's success criteria, the RCA, prevention follow-ups and the postmortem."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from bot.domain.checklists import PREVENTION_CHECKLIST, RCA_CAUSES, RCA_PHASES, SUCCESS_CRITERIA
+from bot.domain.danger.gate import Gate
+from bot.domain.deps import Deps
+from bot.domain.desk import Desk, busy_conflict, require_active
+from bot.domain.incident import CloseCheck, CloseOut, Incident, IncidentState, Milestone, Rca, RestoredBy
+from bot.domain.runs import CheckOutcome, StepName
+from bot.errors import BadInput, Conflict, echo
+from bot.ids import SLASH_COMMAND
+from bot.ops import tenants
+from bot.ops.pm2 import Pm2
+from bot.redact import redact_uri
+from bot.runbook.target import central_uri
+from bot.runbook.verify import health_checks, log_checks
+from bot.text import Code, Rich, rich
+
+log = logging.getLogger(__name__)
+MAX_FIELD = 3000
+
+
+class Closer:
+    def __init__(self, deps: Deps, desk: Desk, gate: Gate) -> None:
+        self.deps, self.desk, self.gate = deps, desk, gate
+
+    # ---- the success criteria the bot checks live -----------------------------------------------------
+    def live_checks(self, incident: Incident) -> dict[str, list[CheckOutcome]]:
+        config = self.deps.config
+        health, _, _ = health_checks(config)
+        restart = next((r for r in reversed(self.deps.store.step_runs(incident.id))
+                        if r.step is StepName.RESTART and r.succeeded), None)
+        return {"backend_running": health + self._apps_online(), "no_log_errors": log_checks(config, restart),
+                "db_queries": [self._databases()]}
+
+    def _apps_online(self) -> list[CheckOutcome]:
+        pm2 = self.deps.config.pm2
+        try:
+            states = {s.name: s for s in Pm2(pm2.executable, pm2.home).jlist()}
+        except Exception as error:  # noqa: BLE001 - reported as a failed criterion
+            return [CheckOutcome(name="pm2", ok=False, detail=str(error)[:200])]
+        return [CheckOutcome(name=f"pm2 {app}", ok=app in states and states[app].online,
+                             detail=states[app].status if app in states else "not known to pm2") for app in pm2.apps]
+
+    def _databases(self) -> CheckOutcome:
+        try:
+            uri = central_uri(self.deps.config)
+            client = tenants.connect(uri)
+            try:
+                found = tenants.list_tenants(client, uri, self.deps.config.tenants)
+                for tenant in found:
+                    client[tenant.db_name].command("ping")
+            finally:
+                tenants.close(client)
+        except Exception as error:  # noqa: BLE001 - reported as a failed criterion
+            return CheckOutcome(name="tenant databases", ok=False, detail=redact_uri(str(error))[:200])
+        return CheckOutcome(name="tenant databases", ok=True, detail=f"{len(found)} tenant database(s) answer queries")
+
+    # ---- RCA ----------------------------------------------------------------------------------------------
+    def validate_rca(self, values: dict[str, Any]) -> dict[str, Rich]:
+        """Field-level problems of a submitted RCA form (empty when it is fine)."""
+        errors: dict[str, Rich] = {}
+        phase = values.get("phase")
+        if phase is not None and phase not in RCA_PHASES:
+            errors["phase"] = ("Pick one of the phases.",)
+        for name in ("what_went_wrong", "errors", "why", "prevention"):
+            if len(values.get(name) or "") > MAX_FIELD:
+                errors[name] = (f"At most {MAX_FIELD} characters, please.",)
+        return errors
+
+    def save_rca(self, actor: str, incident_id: str, values: dict[str, Any]) -> Incident:
+        self.deps.access.require_commander(actor)
+        phase = values.get("phase")
+        if phase is not None and phase not in RCA_PHASES:
+            raise BadInput((echo(str(phase)), " is not one of the phases."), hint=", ".join(RCA_PHASES))
+        causes = [c for c in values.get("causes") or [] if c in RCA_CAUSES]
+        now = self.deps.clock.now()
+
+        def text(name: str) -> str | None:
+            value = (values.get(name) or "").strip()
+            return self.desk.clean(value[:MAX_FIELD]) if value else None
+
+        rca = Rca(what_went_wrong=text("what_went_wrong"), errors=text("errors"), phase=phase, causes=causes,
+                  why=text("why"), prevention=text("prevention"), by=actor, at=now)
+
+        def apply(incident: Incident) -> None:
+            incident.rca = rca
+            incident.record(now, actor, "Root-cause analysis recorded")
+
+        incident = self.desk.mutate(incident_id, apply)
+        self.desk.audit(now, actor, "incident.rca", incident_id, phase=phase, causes=causes)
+        self.desk.thread(incident, self.deps.ui.rca(rca))
+        return incident
+
+    # ---- close ----------------------------------------------------------------------------------------------
+    def close(self, actor: str, channel: str, force: str | None) -> Incident:
+        self.deps.access.require(actor, channel)
+        incident = self.desk.settle(self.desk.active_in(channel).id)
+        if force is not None and not force.strip():
+            raise BadInput("Say why you close with failing criteria.",
+                           hint=("Example: ", Code(f'{SLASH_COMMAND} close --force "frontend check tomorrow, backend '
+                                                    'ok"'), "."))
+        if incident.busy is not None:
+            raise busy_conflict(incident.busy)
+        live = self.live_checks(incident)
+        failing = [f"{item.text}: " + "; ".join(f"{c.name} — {c.detail}" for c in live[item.key] if not c.ok)
+                   for item in SUCCESS_CRITERIA if item.automatic and not all(c.ok for c in live[item.key])]
+        unconfirmed = [item.text for item in SUCCESS_CRITERIA
+                       if not item.automatic and item.key not in incident.success]
+        if (failing or unconfirmed) and force is None:
+            lines = [f"❌ {line}" for line in failing] + [f"⬜ not confirmed yet: {text}" for text in unconfirmed]
+            raise Conflict((f"Not closing {incident.id} yet:\n" + "\n".join(lines),),
+                           hint=("Fix what fails, tick what people confirmed under Rollback success criteria on "
+                                 "the panel, or close anyway with ", Code(f"{SLASH_COMMAND} close --force <reason>"),
+                                 " (the reason is recorded)."))
+        now = self.deps.clock.now()
+        checks = [CloseCheck(criterion=item.key, text=item.text, ok=all(c.ok for c in live[item.key]),
+                             detail=self.desk.clean("; ".join(f"{c.name}: {c.detail}" for c in live[item.key])))
+                  for item in SUCCESS_CRITERIA if item.automatic]
+        reason = self.desk.clean(force.strip()[:MAX_FIELD]) if force else None
+        forced = bool(failing or unconfirmed)
+
+        def apply(fresh: Incident) -> None:
+            require_active(fresh)
+            if fresh.busy is not None:
+                raise busy_conflict(fresh.busy)
+            if not failing and fresh.reach(Milestone.SYSTEM_RESTORED, now, "bot"):
+                fresh.restored_by = RestoredBy.CLOSE  # neither the watch nor the commander had recorded it
+            fresh.state = IncidentState.CLOSED
+            fresh.reach(Milestone.CLOSED, now, actor)
+            fresh.close_out = CloseOut(by=actor, at=now, forced=forced, reason=reason, checks=checks)
+            if reason:
+                fresh.record(now, actor, f"Closed with failing or unconfirmed criteria: {reason}")
+
+        incident = self.desk.mutate(incident.id, apply)
+        self.gate.void_open(incident.id, "the incident was closed")
+        self.desk.audit(now, actor, "incident.closed", incident.id, forced=forced, reason=reason, failing=failing,
+                        unconfirmed=unconfirmed)
+        self.desk.changed(incident.id)  # also posts the final stakeholder update
+        self.desk.thread(incident, self.deps.ui.follow_ups(incident, PREVENTION_CHECKLIST))
+        self._postmortem(incident.id)
+        return self.desk.get(incident.id)
+
+    def _postmortem(self, incident_id: str) -> None:
+        deps = self.deps
+        incident = self.desk.get(incident_id)
+        names = self._names(incident)
+        text = deps.secrets.redact(deps.ui.postmortem(incident, deps.store.step_runs(incident.id),
+                                                      deps.store.approvals(incident.id),
+                                                      deps.store.audit_events(incident.id), names))
+        folder = deps.settings.data_dir / "postmortems"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{incident.id}.md"
+        path.write_text(text, encoding="utf-8")
+
+        def saved(fresh: Incident) -> None:
+            if fresh.close_out is not None:
+                fresh.close_out.postmortem = str(path)
+
+        self.desk.mutate(incident.id, saved)
+        try:
+            deps.messenger.upload(incident.channel, incident.panel_ts, f"{incident.id}-postmortem.md",
+                                  text.encode("utf-8"), f"{incident.id} postmortem",
+                                  comment=f"📝 {incident.id} postmortem")
+        except Exception:  # the file is saved; the upload can be repeated by hand
+            log.exception("could not upload the postmortem of %s", incident.id)
+            self.desk.thread(incident, rich("📝 Postmortem saved at ", Code(str(path)),
+                                            " (the upload to Slack failed)."))
+
+    def _names(self, incident: Incident) -> dict[str, str]:
+        """Display names of everyone the postmortem mentions, resolved once at close (ids kept beside them)."""
+        people = {incident.commander, *(e.actor for e in incident.timeline), *(t.by for t in incident.success.values()),
+                  *(t.by for t in incident.criteria.values())}
+        people |= {a for approval in self.deps.store.approvals(incident.id) for a in (approval.requester,
+                                                                                    *approval.approvers)}
+        names = {}
+        for user in sorted(p for p in people if p and p != "bot"):
+            try:
+                name = self.deps.directory.display_name(user)
+            except Exception:  # a name is nice to have; the id is kept either way
+                name = None
+            if name:
+                names[user] = name
+        return names

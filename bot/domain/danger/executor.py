@@ -1,0 +1,312 @@
+"""Running an approved danger-zone request: claimed once, owned by one process, resumable per tenant.
+
+Starting takes two conditional writes: the incident is held busy (refused when it is closed or another
+step or danger run holds it), then the approval moves ``approved → running`` only if it is still approved
+and due; if that loses (withdrawn, voided, expired, started elsewhere) the incident is let go at once.
+Each tenant's outcome is inserted as its own record once, so a run resumed after a crash (by this
+replica at start-up, or by another after the owner's lease expired) skips finished tenants and never
+repeats one. Any exception marks the approval failed, says so in the thread and tells the requester.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from bot import faults
+from bot.domain.approvals import Approval, ApprovalStatus, DangerAction, DangerPlan, TenantPlan, TenantResult
+from bot.domain.danger.gate import Gate
+from bot.domain.danger.plans import Planner, drift
+from bot.domain.deps import Deps
+from bot.domain.desk import Desk
+from bot.domain.incident import Busy, BusyKind, Incident
+from bot.errors import BotError, Conflict
+from bot.ops import cleanup, tenants
+from bot.runbook.target import central_uri
+from bot.text import Code, Person, Rich, plain, rich
+
+log = logging.getLogger(__name__)
+PROGRESS_EVERY_S = 1.0
+
+
+class Executor:
+    def __init__(self, deps: Deps, desk: Desk, planner: Planner, gate: Gate) -> None:
+        self.deps, self.desk, self.planner, self.gate = deps, desk, planner, gate
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="danger")
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        """Stop at the next tenant boundary; the run stays `running` and is resumed by the next owner."""
+        self._stop.set()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    # ---- the sweep ------------------------------------------------------------------------------------
+    def sweep(self) -> None:
+        """Start approved requests whose delay has passed; take over runs whose owner died."""
+        now = self.deps.clock.now()
+        for approval in self.deps.store.approvals_with_status(ApprovalStatus.APPROVED, ApprovalStatus.RUNNING):
+            try:
+                if approval.status is ApprovalStatus.APPROVED and approval.starts_at and approval.starts_at <= now:
+                    self.try_start(approval)
+                elif (approval.status is ApprovalStatus.RUNNING
+                      and not self.deps.replica.is_alive(approval.owner, approval.id)):
+                    self.take_over(approval)
+            except Exception:  # one request's trouble must not stop the others; the next sweep retries
+                log.exception("danger-zone sweep failed for %s", approval.id)
+        for approval in self.deps.store.approvals_with_status(ApprovalStatus.PENDING):
+            self.gate.expire_if_due(approval, now)
+
+    def try_start(self, approval: Approval) -> bool:
+        deps, now = self.deps, self.deps.clock.now()
+        incident = deps.store.get_incident(approval.incident_id)
+        if incident is None or not incident.active:
+            voided = self.gate.void(approval.id, "the incident was closed before it ran", from_statuses=(
+                ApprovalStatus.APPROVED,))
+            if voided is not None:
+                self.gate.note(voided, ("🚫 The approved ", voided.action.value, " did not run: the incident is "
+                                        "closed. Nothing was changed."))
+            return False
+        try:
+            self.desk.hold(incident.id, BusyKind.DANGER, approval.id, approval.action.value, approval.requester)
+        except BotError:  # closed or busy right now: the next sweep tries again (or voids it once closed)
+            return False
+
+        def start(fresh: Approval) -> bool:
+            if fresh.status is not ApprovalStatus.APPROVED or fresh.starts_at is None or fresh.starts_at > now:
+                return False
+            fresh.status, fresh.started_at, fresh.owner, fresh.heartbeat_at = (
+                ApprovalStatus.RUNNING, now, deps.replica.owner, now)
+            return True
+
+        started = self.gate.transition(approval.id, start)
+        if started is None:
+            self.desk.release(incident.id, approval.id)
+            return False
+        faults.point("danger.claimed")
+        self.desk.audit(now, "bot", "danger.started", incident.id, approval=approval.id, action=approval.action.value)
+        self._submit(started, resumed=False)
+        return True
+
+    def take_over(self, approval: Approval) -> bool:
+        deps, now = self.deps, self.deps.clock.now()
+        dead = approval.owner
+
+        def claim(fresh: Approval) -> bool:
+            if fresh.status is not ApprovalStatus.RUNNING or fresh.owner != dead:
+                return False
+            fresh.owner, fresh.heartbeat_at = deps.replica.owner, now
+            return True
+
+        taken = self.gate.transition(approval.id, claim)
+        if taken is None:
+            return False
+
+        def own(incident: Incident) -> None:
+            if incident.busy is not None and incident.busy.ref != approval.id:
+                return  # cannot happen while the run is `running`; never steal another run's hold
+            since = incident.busy.since if incident.busy is not None else now
+            incident.busy = Busy(kind=BusyKind.DANGER, ref=approval.id, name=approval.action.value,
+                                 actor=approval.requester, owner=deps.replica.owner, since=since)
+
+        self.desk.mutate(approval.incident_id, own)
+        done = len(deps.store.tenant_results(approval.id))
+        self.desk.audit(now, "bot", "danger.resumed", approval.incident_id, approval=approval.id, done=done,
+                        previous_owner=dead.describe() if dead else "unknown")
+        self.gate.note(taken, rich("🔁 Resuming the ", taken.action.value, " after ",
+                                   dead.describe() if dead else "its previous owner",
+                                   f" stopped: {done} of {taken.tenants} tenants were already done and are not "
+                                   "repeated."))
+        self._submit(taken, resumed=True)
+        return True
+
+    def _submit(self, approval: Approval, *, resumed: bool) -> None:
+        def guarded() -> None:
+            with self.deps.replica.running(approval.id):
+                try:
+                    self._run(approval, resumed)
+                except Exception as error:  # noqa: BLE001 - every failure is recorded and told, never lost
+                    self._fail(approval.id, error)
+
+        try:
+            self._pool.submit(guarded)
+        except RuntimeError:  # shutting down: the run stays `running` and the next owner resumes it
+            log.info("not starting %s: shutting down", approval.id)
+
+    # ---- the run itself --------------------------------------------------------------------------------
+    def _run(self, approval: Approval, resumed: bool) -> None:
+        deps = self.deps
+        plan = deps.store.get_plan(approval.id)
+        if plan is None:
+            raise Conflict(("the plan of ", Code(approval.id), " is missing"))
+        incident = self.desk.get(approval.incident_id)
+        done = {r.db for r in deps.store.tenant_results(approval.id)}
+        if plan.action is DangerAction.CLEANUP and not done and not resumed:
+            fresh = self.planner.cleanup_plan(approval.id, plan.backup)
+            grown = drift(plan, fresh)
+            if grown:
+                self._void_for_drift(approval, grown)
+                return
+        self.planner.verify(plan.backup, [t.db for t in plan.tenants])  # again, right before anything changes
+        self.gate.refresh(approval.id)
+        progress_ts = self.desk.thread(incident, deps.ui.danger_progress(approval, len(done), len(plan.tenants),
+                                                                         None))
+        last_update = 0.0
+        uri = central_uri(deps.config)
+        client = tenants.connect(uri)
+        try:
+            for tenant in plan.tenants:
+                if tenant.db in done:
+                    continue  # finished before a crash or a takeover: never repeated
+                if self._stop.is_set():
+                    return  # stays `running`; the next owner resumes with the tenants left
+                faults.point(f"danger.{plan.action.value}.tenant")
+                result = self._one(client, approval, plan, tenant, resumed)
+                if deps.store.add_tenant_result(result):
+                    self.desk.audit(result.at, "bot", f"{plan.action.value}.tenant", approval.incident_id,
+                                    approval=approval.id, tenant=tenant.db, ok=result.ok, modified=result.modified,
+                                    dropped=result.dropped, restored=result.restored, verified=result.verified,
+                                    error=result.error)
+                done.add(tenant.db)
+                faults.point(f"danger.{plan.action.value}.tenant_done")
+                if time.monotonic() - last_update >= PROGRESS_EVERY_S or len(done) == len(plan.tenants):
+                    last_update = time.monotonic()
+                    approval = self._beat(approval)
+                    self.desk.update_thread(incident, progress_ts, deps.ui.danger_progress(
+                        approval, len(done), len(plan.tenants), tenant.db))
+                    self.gate.refresh(approval.id)
+        finally:
+            tenants.close(client)
+        self._finish(approval.id, plan, incident, progress_ts)
+
+    def _one(self, client: object, approval: Approval, plan: DangerPlan, tenant: TenantPlan,
+             resumed: bool) -> TenantResult:
+        deps = self.deps
+        config = deps.config.cleanup
+        base = {"approval_id": approval.id, "incident_id": approval.incident_id, "db": tenant.db, "resumed": resumed}
+        try:
+            if plan.action is DangerAction.CLEANUP:
+                cleaned = cleanup.clean_tenant(client, tenant.db, config)
+                return TenantResult(ok=True, at=deps.clock.now(), modified=cleaned.modified, dropped=cleaned.dropped,
+                                    **base)
+            restored = cleanup.restore_tenant(client, tenant.db, Path(plan.backup.path), config)
+            after = cleanup.dry_run(client, tenant.db, config)
+            expected = tenant.backup
+            verified = expected is not None and (after.cases, after.fields, after.collections) == (
+                expected.cases, expected.fields, expected.collections)
+            return TenantResult(ok=verified, at=deps.clock.now(), fields_restored=restored.cases,
+                                restored=restored.collections, verified=verified,
+                                error=None if verified else f"after the restore: {after.cases} cases carry the fields "
+                                f"and {after.collections}; the backup holds {expected}", **base)
+        except Exception as error:  # noqa: BLE001 - one tenant failing must not stop the others
+            return TenantResult(ok=False, at=deps.clock.now(), error=deps.secrets.redact(str(error))[:300],
+                                **base)
+
+    def _beat(self, approval: Approval) -> Approval:
+        now = self.deps.clock.now()
+        me = self.deps.replica.owner
+
+        def beat(fresh: Approval) -> bool:
+            if fresh.owner != me:
+                return False
+            fresh.heartbeat_at = now
+            return True
+
+        return self.gate.transition(approval.id, beat) or approval
+
+    # ---- endings ----------------------------------------------------------------------------------------
+    def _finish(self, approval_id: str, plan: DangerPlan, incident: Incident, progress_ts: str) -> None:
+        deps, now = self.deps, self.deps.clock.now()
+        results = deps.store.tenant_results(approval_id)
+        failed = [r.db for r in results if not r.ok]
+
+        def done(fresh: Approval) -> bool:
+            if fresh.status is not ApprovalStatus.RUNNING or fresh.owner != deps.replica.owner:
+                return False
+            fresh.status, fresh.finished_at = ApprovalStatus.EXECUTED, now
+            return True
+
+        finished = self.gate.transition(approval_id, done)
+        if finished is None:
+            return  # someone else finished or took it over
+
+        def record(fresh: Incident) -> None:
+            db = fresh.database
+            ok = [r for r in results if r.ok]
+            if plan.action is DangerAction.CLEANUP:
+                db.cleaned = sorted(set(db.cleaned) | {r.db for r in ok})
+                db.restored = [t for t in db.restored if t not in {r.db for r in ok}]
+                db.cases_cleaned += sum(r.modified for r in ok)
+                db.documents_deleted += sum(c or 0 for r in ok for c in r.dropped.values())
+            else:
+                db.restored = sorted(set(db.restored) | {r.db for r in ok})
+            db.failed, db.backup_run = failed, plan.backup.run_id
+            fresh.record(now, finished.decided_by or "bot", f"{plan.action.value} executed on {len(ok)} of "
+                         f"{len(results)} tenant(s)" + (f"; failed: {', '.join(failed)}" if failed else ""))
+
+        self.desk.release(incident.id, approval_id, record)
+        self.desk.audit(now, "bot", f"{plan.action.value}.finished", incident.id, approval=approval_id,
+                        failures=failed, tenants=len(results))
+        self.desk.update_thread(incident, progress_ts, deps.ui.danger_progress(finished, len(results),
+                                                                              len(plan.tenants), None))
+        self.desk.thread(incident, deps.ui.danger_outcome(finished, plan, results))
+        self.gate.refresh(approval_id)
+        self.desk.changed(incident.id)
+
+    def _fail(self, approval_id: str, error: Exception) -> None:
+        deps, now = self.deps, self.deps.clock.now()
+        correlation = uuid.uuid4().hex[:12]
+        text = plain(error.user_text()) if isinstance(error, BotError) else f"unexpected error: {error}"
+        text = deps.secrets.redact(text)[:400]
+        log.error("danger-zone run %s failed (correlation id %s)", approval_id, correlation,
+                  exc_info=None if isinstance(error, BotError) else error)
+
+        def fail(fresh: Approval) -> bool:
+            if fresh.status not in (ApprovalStatus.RUNNING, ApprovalStatus.APPROVED):
+                return False
+            fresh.status, fresh.failure, fresh.finished_at = ApprovalStatus.FAILED, text, now
+            return True
+
+        failed = self.gate.transition(approval_id, fail)
+        approval = failed or deps.store.get_approval(approval_id)
+        if approval is None:
+            return
+        done = len(deps.store.tenant_results(approval_id))
+        self.desk.release(approval.incident_id, approval_id)
+        self.desk.audit(now, "bot", "approval.failed", approval.incident_id, approval=approval_id, error=text,
+                        tenants_done=done, correlation=correlation)
+        self.gate.refresh(approval_id)
+        message: Rich = rich("❌ The ", approval.action.value,
+                             f" failed after {done} of {approval.tenants} tenant(s): ",
+                             text, " — nothing more was done after the failure (correlation id ", Code(correlation),
+                             ").")
+        self.gate.note(approval, message)
+        incident = deps.store.get_incident(approval.incident_id)
+        if incident is not None:
+            self.desk.tell(approval.requester, approval.channel, rich(Person(approval.requester), " ", message),
+                           thread_ts=None)
+            self.desk.changed(incident.id)
+
+    def _void_for_drift(self, approval: Approval, grown: list[str]) -> None:
+        voided = self.gate.void(approval.id, "the plan changed: " + "; ".join(grown),
+                                from_statuses=(ApprovalStatus.RUNNING,))
+        self.desk.release(approval.incident_id, approval.id)
+        if voided is None:
+            return
+        self.gate.note(voided, ("⚠️ The data changed since the cleanup was approved (" + "; ".join(grown)
+                                + "), so that approval is void and nothing was changed. A new request follows.",))
+        try:
+            self.gate.request(approval.requester, approval.channel, DangerAction.CLEANUP, [],
+                              note="A new request because the plan changed since the last approval: "
+                                   + "; ".join(grown))
+        except BotError as error:
+            why = error.user_text()
+            self.gate.note(voided, rich("⚠️ No new cleanup request could be made: ", why))
+            self.desk.tell(approval.requester, approval.channel,
+                           rich("The approved cleanup was void because the data changed, and a new request could "
+                                "not be made: ", why))
+        self.desk.changed(approval.incident_id)

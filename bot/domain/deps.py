@@ -1,0 +1,36 @@
+"""The one typed dependency bundle every feature service receives.
+
+The composition root (``bot.app.services``) builds it once; services never build their own
+collaborators, never hold ``Any`` for each other, and never call each other's private methods. What
+several of them need about incidents lives in :class:`bot.domain.desk.Desk`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.clock import Clock
+from bot.config import RunbookConfig, Settings
+from bot.domain.access import Access
+from bot.domain.ownership import Replica
+from bot.domain.ports import Directory, Jobs, Messenger, Presenter
+from bot.redact import SecretBook
+from bot.store.base import Store
+
+
+@dataclass(frozen=True)
+class Deps:
+    settings: Settings
+    store: Store
+    clock: Clock
+    messenger: Messenger
+    directory: Directory
+    access: Access
+    ui: Presenter
+    jobs: Jobs
+    replica: Replica
+    secrets: SecretBook
+
+    @property
+    def config(self) -> RunbookConfig:
+        return self.settings.runbook

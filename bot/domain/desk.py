@@ -1,0 +1,197 @@
+"""What every feature service needs about incidents, in one place.
+
+"The active incident in this channel", "change it with a conditional write", "hold it busy for one run",
+"tell the thread", "tell a person privately", "something changed: redraw the panel and announce
+milestones", "record it in the audit log". Services call these; none reaches into another's privates.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from bot.domain.deps import Deps
+from bot.domain.incident import Busy, BusyKind, Incident
+from bot.domain.ports import Message
+from bot.errors import Conflict, NotFound
+from bot.ids import SLASH_COMMAND
+from bot.text import Code, Person, Rich, rich
+
+log = logging.getLogger(__name__)
+PANEL_WAIT_S = 5.0  # how long a command waits for a just-started incident's control panel
+MUTATE_ATTEMPTS = 12
+
+Change = Callable[[Incident], None]
+Listener = Callable[[str], None]
+
+
+class Desk:
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+        self._listeners: list[Listener] = []
+        self._settlers: list[Listener] = []
+
+    # ---- wiring ---------------------------------------------------------------------------------------
+    def on_change(self, listener: Listener) -> None:
+        """Called with the incident id after every visible change (stakeholder milestones listen here)."""
+        self._listeners.append(listener)
+
+    def on_settle(self, settler: Listener) -> None:
+        """Called before an action needs the incident idle: work whose owner died is recovered first."""
+        self._settlers.append(settler)
+
+    # ---- finding incidents ------------------------------------------------------------------------------
+    def get(self, incident_id: str) -> Incident:
+        incident = self.deps.store.get_incident(incident_id)
+        if incident is None:
+            raise NotFound(("There is no incident ", Code(incident_id), "."))
+        return incident
+
+    def active_in(self, channel: str) -> Incident:
+        incident = self.deps.store.active_incident(f"channel:{channel}")
+        if incident is None:
+            raise NotFound("There is no active rollback in this channel.",
+                           hint=("Start one with ", Code(f"{SLASH_COMMAND} start <what is broken>"), "."))
+        return self._with_panel(incident)
+
+    def latest_in(self, channel: str) -> Incident:
+        """The active incident, or the one closed last (the RCA often comes after the close)."""
+        try:
+            return self.active_in(channel)
+        except NotFound:
+            found = self.deps.store.incidents_in_channel(channel)
+            if not found:
+                raise
+            return found[-1]
+
+    def _with_panel(self, incident: Incident) -> Incident:
+        """A command typed the instant `start` answered can find the incident a moment before its control
+        panel is posted; wait for the panel (its thread is where everything goes) rather than post outside it."""
+        deadline = time.monotonic() + PANEL_WAIT_S
+        while incident.panel_ts is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+            incident = self.deps.store.get_incident(incident.id) or incident
+        return incident
+
+    def keys(self, channel: str) -> list[str]:
+        return [f"channel:{channel}", f"target:{self.deps.config.target.repo_path}"]
+
+    # ---- changing incidents -----------------------------------------------------------------------------
+    def mutate(self, incident_id: str, change: Change, attempts: int = MUTATE_ATTEMPTS) -> Incident:
+        """Apply ``change`` to the latest version and write it back conditionally; retry if another writer won.
+
+        ``change`` re-checks its preconditions on the fresh record every time, so two clicks or two
+        replicas cannot both win a transition.
+        """
+        from bot.errors import StaleState
+
+        for attempt in range(attempts):
+            incident = self.get(incident_id)
+            change(incident)
+            try:
+                return self.deps.store.save_incident(incident)
+            except StaleState:
+                time.sleep(min(0.2, 0.005 * (2 ** attempt)))
+        raise Conflict((Code(incident_id), " is changing too fast right now; try again in a moment."))
+
+    def settle(self, incident_id: str) -> Incident:
+        """Recover dead owners' work on this incident, then return it fresh."""
+        for settler in self._settlers:
+            try:
+                settler(incident_id)
+            except Exception:  # recovery is retried by the sweep; the caller still gets an answer
+                log.exception("could not settle %s", incident_id)
+        return self.get(incident_id)
+
+    def hold(self, incident_id: str, kind: BusyKind, ref: str, name: str, actor: str) -> Incident:
+        """Hold the incident busy for one run (one step or danger run at a time), owned by this process."""
+        now = self.deps.clock.now()
+        busy = Busy(kind=kind, ref=ref, name=name, actor=actor, owner=self.deps.replica.owner, since=now)
+
+        def claim(incident: Incident) -> None:
+            require_active(incident)
+            if incident.busy is not None and incident.busy.ref != ref:
+                raise busy_conflict(incident.busy)
+            incident.busy = busy
+
+        return self.mutate(incident_id, claim)
+
+    def release(self, incident_id: str, ref: str, change: Change | None = None) -> Incident:
+        """Let go of the incident (only if this run still holds it), applying ``change`` in the same write."""
+        def let_go(incident: Incident) -> None:
+            if incident.busy is not None and incident.busy.ref == ref:
+                incident.busy = None
+            if change is not None:
+                change(incident)
+
+        return self.mutate(incident_id, let_go)
+
+    def changed(self, incident_id: str) -> None:
+        """Something people see changed: announce milestones, then redraw the control panel."""
+        for listener in self._listeners:
+            try:
+                listener(incident_id)
+            except Exception:  # announced again at the next change and by the sweep; the panel still redraws
+                log.exception("a change listener failed for %s", incident_id)
+        self.redraw(incident_id)
+
+    def redraw(self, incident_id: str) -> None:
+        incident = self.deps.store.get_incident(incident_id)
+        if incident is None or not incident.panel_ts:
+            return
+        message = self.deps.ui.panel(incident, self.deps.store.step_runs(incident.id))
+        try:
+            self.deps.messenger.update(incident.channel, incident.panel_ts, message)
+        except Exception:  # the panel is redrawn at the next change; the change itself is recorded
+            log.warning("could not redraw the panel of %s", incident_id, exc_info=True)
+
+    # ---- telling people ------------------------------------------------------------------------------
+    def thread(self, incident: Incident, text: Rich | Message) -> str:
+        """Post into the incident's thread."""
+        message = text if isinstance(text, Message) else self.deps.ui.note(text)
+        return self.deps.messenger.post(incident.channel, message, thread_ts=incident.panel_ts)
+
+    def update_thread(self, incident: Incident, ts: str, message: Message) -> None:
+        try:
+            self.deps.messenger.update(incident.channel, ts, message)
+        except Exception:  # progress is best effort; the result is recorded regardless
+            log.warning("could not update a thread message of %s", incident.id, exc_info=True)
+
+    def tell(self, user: str, channel: str, text: Rich, *, thread_ts: str | None = None) -> None:
+        """A private message to one person in a channel."""
+        try:
+            self.deps.messenger.ephemeral(channel, user, self.deps.ui.private(text), thread_ts=thread_ts)
+        except Exception:
+            log.warning("could not tell %s privately", user, exc_info=True)
+
+    def link(self, incident: Incident) -> str | None:
+        if not incident.panel_ts:
+            return None
+        try:
+            return self.deps.messenger.permalink(incident.channel, incident.panel_ts)
+        except Exception:  # a missing link must not hide the answer itself
+            log.warning("could not get a permalink for %s", incident.id, exc_info=True)
+            return None
+
+    def audit(self, at: datetime, actor: str, action: str, incident_id: str | None, /, **data: Any) -> None:
+        self.deps.store.audit(at, actor, action, incident_id, **data)
+
+    def clean(self, text: str) -> str:
+        """Secrets scrubbed: for anything people typed or tools printed, before it is stored or shown."""
+        return self.deps.secrets.redact(text)
+
+
+def require_active(incident: Incident) -> None:
+    if not incident.active:
+        raise Conflict((Code(incident.id), " is closed."),
+                       hint=("Start a new one with ", Code(f"{SLASH_COMMAND} start"), "."))
+
+
+def busy_conflict(busy: Busy) -> Conflict:
+    what = "a step" if busy.kind is BusyKind.STEP else "a danger-zone run"
+    return Conflict(rich(Code(busy.name), f" ({what}) is still running, started by ", Person(busy.actor),
+                         "; one at a time."),
+                    hint=("Follow it in the thread, or check ", Code(f"{SLASH_COMMAND} status"), "."))

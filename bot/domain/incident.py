@@ -1,0 +1,270 @@
+"""The incident: one rollback run, its real milestone times, checklists, who holds it busy, and its timeline.
+
+Pure data and rules. Every change is written back with a conditional write from the version that was
+read (:meth:`bot.domain.desk.Desk.mutate`), so two clicks or two replicas cannot both win.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, Field, model_validator
+
+from bot.domain.ownership import LEGACY_OWNER, Owner
+
+
+class Milestone(StrEnum):
+    """The real times the stakeholder update reports."""
+
+    ISSUE_DETECTED = "issue_detected"
+    ROLLBACK_STARTED = "rollback_started"
+    ROLLBACK_COMPLETED = "rollback_completed"
+    SYSTEM_RESTORED = "system_restored"
+    CLOSED = "closed"
+
+
+MILESTONE_LABELS: dict[Milestone, str] = {
+    Milestone.ISSUE_DETECTED: "Issue detected",
+    Milestone.ROLLBACK_STARTED: "Rollback started",
+    Milestone.ROLLBACK_COMPLETED: "Rollback completed",
+    Milestone.SYSTEM_RESTORED: "System restored",
+    Milestone.CLOSED: "Incident closed",
+}
+
+
+class IncidentState(StrEnum):
+    ACTIVE = "active"
+    CLOSED = "closed"
+
+
+class RestoredBy(StrEnum):
+    """How *system restored* was established."""
+
+    WATCH = "watch"  # the post-rollback watch saw enough healthy checks in a row
+    COMMANDER = "commander"  # `/rollback restored`
+    CLOSE = "close"  # the close-out checks passed and nothing else had recorded it
+
+
+class Tick(BaseModel):
+    by: str
+    at: AwareDatetime
+
+
+class TimelineEntry(BaseModel):
+    at: AwareDatetime
+    actor: str
+    text: str
+    note: bool = False  # a person's `/rollback note`, not something the bot recorded
+
+
+class BusyKind(StrEnum):
+    STEP = "step"
+    DANGER = "danger"
+
+
+class Busy(BaseModel):
+    """What holds the incident right now: one step or danger-zone run at a time, owned by one process."""
+
+    kind: BusyKind
+    ref: str  # the step run id or the approval id
+    name: str  # e.g. "backup", "cleanup"
+    actor: str
+    owner: Owner
+    since: AwareDatetime
+
+
+class CommsPost(BaseModel):
+    """One stakeholder post: claimed (with its owner) before it is sent, so it goes out exactly once."""
+
+    claimed_at: AwareDatetime
+    headline: str
+    owner: Owner | None = None
+    ts: str | None = None
+    link: str | None = None
+    digest: str = ""
+    emailed: bool = False
+
+    @property
+    def posted(self) -> bool:
+        return self.ts is not None
+
+
+class CommsDetails(BaseModel):
+    """What only people know: filled in with `/rollback comms edit`."""
+
+    students: str | None = None
+    professors: str | None = None
+    data: str | None = None
+    next_steps: str | None = None
+    eta: str | None = None
+
+
+class Rca(BaseModel):
+    what_went_wrong: str | None = None
+    errors: str | None = None
+    phase: str | None = None
+    causes: list[str] = Field(default_factory=list)
+    why: str | None = None
+    prevention: str | None = None
+    by: str | None = None
+    at: AwareDatetime | None = None
+
+
+class CloseCheck(BaseModel):
+    criterion: str
+    text: str
+    ok: bool
+    detail: str
+
+
+class CloseOut(BaseModel):
+    by: str
+    at: AwareDatetime
+    forced: bool = False
+    reason: str | None = None
+    checks: list[CloseCheck] = Field(default_factory=list)
+    postmortem: str | None = None
+
+
+class Watch(BaseModel):
+    """The post-rollback watch: how many scheduled runs counted, and the current healthy streak."""
+
+    checks: int = 0
+    streak: int = 0
+    healthy_since: AwareDatetime | None = None
+
+
+class DatabaseState(StrEnum):
+    UNCHANGED = "UNCHANGED"
+    CLEANED = "CLEANED"
+    RESTORED = "RESTORED"
+
+
+class DatabaseChange(BaseModel):
+    """What the danger zone did to the tenant data, for the panel, the update and the postmortem."""
+
+    cleaned: list[str] = Field(default_factory=list)  # tenant databases the cleanup changed
+    restored: list[str] = Field(default_factory=list)  # of those, the ones restored (and verified) since
+    cases_cleaned: int = 0
+    documents_deleted: int = 0
+    failed: list[str] = Field(default_factory=list)  # tenants where the last danger-zone run failed
+    backup_run: str | None = None  # the backup the cleanup relied on, or the last restore came from
+
+    @property
+    def state(self) -> DatabaseState:
+        if not self.cleaned:
+            return DatabaseState.UNCHANGED
+        return DatabaseState.RESTORED if not self.lost else DatabaseState.CLEANED
+
+    @property
+    def lost(self) -> list[str]:
+        """Tenants whose removed data is not back (it is still in the backup run)."""
+        return [db for db in self.cleaned if db not in self.restored]
+
+
+class FollowUp(BaseModel):
+    text: str
+    owner: str | None = None
+    by: str
+    at: AwareDatetime
+
+
+_ID = re.compile(r"^([A-Z]{1,6})-(\d{4,})$")
+
+
+def _step_name(run_id: str) -> str:
+    """`RB-0001-backup-1a2b3c` → `backup` (legacy running_step values)."""
+    parts = run_id.split("-")
+    return parts[-2] if len(parts) >= 4 else run_id
+
+
+def format_incident_id(prefix: str, number: int) -> str:
+    return f"{prefix}-{number:04d}"
+
+
+def looks_like_incident_id(text: str) -> bool:
+    return bool(_ID.match(text))
+
+
+class Incident(BaseModel):
+    id: str
+    number: int
+    channel: str
+    target: str
+    commander: str
+    reason: str
+    state: IncidentState = IncidentState.ACTIVE
+    created_at: AwareDatetime
+    milestones: dict[Milestone, AwareDatetime] = Field(default_factory=dict)
+    restored_by: RestoredBy | None = None
+    start_commit: str | None = None
+    start_commit_summary: str | None = None
+    criteria: dict[str, Tick] = Field(default_factory=dict)
+    checklist: dict[str, Tick] = Field(default_factory=dict)
+    success: dict[str, Tick] = Field(default_factory=dict)
+    panel_ts: str | None = None
+    busy: Busy | None = None
+    database: DatabaseChange = Field(default_factory=DatabaseChange)
+    timeline: list[TimelineEntry] = Field(default_factory=list)
+    comms: dict[str, CommsPost] = Field(default_factory=dict)
+    comms_details: CommsDetails = Field(default_factory=CommsDetails)
+    last_update_at: AwareDatetime | None = None
+    last_reminder_at: AwareDatetime | None = None
+    rca: Rca | None = None
+    close_out: CloseOut | None = None
+    watch: Watch = Field(default_factory=Watch)
+    rolled_back_files: list[str] = Field(default_factory=list)
+    follow_ups: list[FollowUp] = Field(default_factory=list)
+    version: int = 0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_older_records(cls, data: Any) -> Any:
+        """Records written before owners and typed database state still load (a one-way migration)."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        running = data.pop("running_step", None)
+        if running and not data.get("busy"):
+            data["busy"] = {"kind": "step", "ref": running, "name": _step_name(str(running)),
+                            "actor": "unknown", "owner": LEGACY_OWNER.model_dump(),
+                            "since": data.get("created_at")}
+        legacy_state = data.pop("database_state", None)
+        data.pop("data_loss", None)
+        if legacy_state and "database" not in data:
+            cleaned = [] if legacy_state.startswith("UNCHANGED") else ["(tenants not recorded)"]
+            restored = cleaned if legacy_state.startswith("RESTORED") else []
+            data["database"] = {"cleaned": cleaned, "restored": restored}
+        watch = data.get("watch")
+        if isinstance(watch, dict) and "healthy_since" in watch and watch["healthy_since"] == "":
+            watch["healthy_since"] = None
+        return data
+
+    @property
+    def active(self) -> bool:
+        return self.state is IncidentState.ACTIVE
+
+    def record(self, at: AwareDatetime, actor: str, text: str, *, note: bool = False) -> None:
+        self.timeline.append(TimelineEntry(at=at, actor=actor, text=text, note=note))
+
+    def reach(self, milestone: Milestone, at: AwareDatetime, actor: str) -> bool:
+        """Record a milestone once; the first real time is the one that counts."""
+        if milestone in self.milestones:
+            return False
+        self.milestones[milestone] = at
+        self.record(at, actor, MILESTONE_LABELS[milestone])
+        return True
+
+    def tick(self, key: str, by: str, at: AwareDatetime) -> None:
+        self.checklist.setdefault(key, Tick(by=by, at=at))
+
+    def pending_posts(self) -> list[str]:
+        return [key for key, post in self.comms.items() if not post.posted]
+
+    def store_status(self) -> str:
+        """The indexed status the store keeps beside the record, so sweeps query instead of loading all."""
+        if self.active:
+            return "active"
+        return "closed-pending" if self.pending_posts() else "closed"

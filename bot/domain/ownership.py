@@ -1,0 +1,188 @@
+"""Who owns running work, across processes and replicas.
+
+Every step run, danger-zone run and stakeholder post carries an :class:`Owner`: the replica id (stable
+across restarts of the same replica), the instance (new for every process start), host, pid and start
+time. A process proves it is the only live incarnation of its replica id by holding an exclusive lock
+file (``<data_dir>/replicas/<id>.lock``): the kernel drops the lock the moment a process dies, even by
+``kill -9``. So on start-up a replica knows that whatever its replica id owned under another instance is
+dead *at once*. Other replicas' work is judged by the store lease ``replica:<id>``, renewed every
+``heartbeat_s``: a dead replica's work is taken over only after that lease expires.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import re
+import socket
+import threading
+import uuid
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import IO, Protocol
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict
+
+from bot.clock import Clock
+from bot.errors import ConfigError
+
+log = logging.getLogger(__name__)
+SAFE_ID = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+class Owner(BaseModel):
+    """The process that runs (or ran) a piece of work."""
+
+    model_config = ConfigDict(frozen=True)
+
+    replica: str
+    instance: str
+    host: str = ""
+    pid: int = 0
+    started_at: AwareDatetime | None = None
+
+    def describe(self) -> str:
+        return f"replica {self.replica} (pid {self.pid} on {self.host or 'unknown host'})"
+
+
+LEGACY_OWNER = Owner(replica="legacy", instance="legacy")  # work recorded before owners existed: never alive
+
+
+class Leases(Protocol):
+    """The part of the store the replica registry needs."""
+
+    def set_lease(self, name: str, holder: str, now: datetime, ttl_s: float) -> None: ...
+
+    def try_lease(self, name: str, holder: str, now: datetime, ttl_s: float) -> bool: ...
+
+    def lease(self, name: str) -> tuple[str, datetime] | None: ...
+
+    def release_lease(self, name: str, holder: str, now: datetime) -> None: ...
+
+
+def default_replica_id() -> str:
+    return SAFE_ID.sub("-", socket.gethostname()) or "replica"
+
+
+class Replica:
+    """This process, as one replica among several sharing a state store."""
+
+    def __init__(self, leases: Leases, clock: Clock, replica_id: str, lock_dir: Path, *,
+                 lease_s: float = 30.0, heartbeat_s: float = 5.0) -> None:
+        replica_id = SAFE_ID.sub("-", replica_id.strip()) or default_replica_id()
+        self.leases, self.clock = leases, clock
+        self.lease_s, self.heartbeat_s = lease_s, heartbeat_s
+        self.owner = Owner(replica=replica_id, instance=uuid.uuid4().hex, host=socket.gethostname(),
+                           pid=os.getpid(), started_at=clock.now())
+        self.lock_path = Path(lock_dir) / f"{replica_id}.lock"
+        self._lock_file: IO[bytes] | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._running: set[str] = set()  # refs of work this process is executing right now
+        self._running_lock = threading.Lock()
+
+    @property
+    def id(self) -> str:
+        return self.owner.replica
+
+    @property
+    def lease_name(self) -> str:
+        return f"replica:{self.owner.replica}"
+
+    # ---- life cycle -----------------------------------------------------------------------------------
+    def start(self) -> Replica:
+        """Take the replica lock (refusing a second live process with the same id), then the lease."""
+        self.lock_path.parent.mkdir(parents=True, exist_ok=True)
+        handle = self.lock_path.open("a+b")
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise ConfigError(
+                f"another rollback-bot process is already running as replica `{self.owner.replica}` "
+                f"(lock {self.lock_path}); give each replica its own ROLLBACK_REPLICA_ID") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{self.owner.pid} {self.owner.instance}\n".encode())
+        handle.flush()
+        self._lock_file = handle
+        self.leases.set_lease(self.lease_name, self.owner.instance, self.clock.now(), self.lease_s)
+        self._thread = threading.Thread(target=self._beat_loop, name=f"replica-{self.id}", daemon=True)
+        self._thread.start()
+        return self
+
+    def beat(self) -> None:
+        if not self.leases.try_lease(self.lease_name, self.owner.instance, self.clock.now(), self.lease_s):
+            log.error("the lease of replica %s is held by another process; two processes share one replica id",
+                      self.id)
+
+    def _beat_loop(self) -> None:
+        while not self._stop.wait(self.heartbeat_s):
+            try:
+                self.beat()
+            except Exception:  # a missed beat only makes this replica look dead sooner
+                log.warning("replica heartbeat failed", exc_info=True)
+
+    def stop(self) -> None:
+        """Give up the lease and the lock: other replicas may take over at once."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        try:
+            self.leases.release_lease(self.lease_name, self.owner.instance, self.clock.now())
+        except Exception:
+            log.warning("could not release the replica lease", exc_info=True)
+        if self._lock_file is not None:
+            self._lock_file.close()  # closing the file drops the flock
+            self._lock_file = None
+
+    # ---- work this process runs -------------------------------------------------------------------
+    def running(self, ref: str) -> _Running:
+        """``with replica.running(ref):`` marks work as executed by this process while the block runs."""
+        return _Running(self, ref)
+
+    def is_running_here(self, ref: str) -> bool:
+        with self._running_lock:
+            return ref in self._running
+
+    # ---- liveness ---------------------------------------------------------------------------------
+    def is_mine(self, owner: Owner | None) -> bool:
+        return owner is not None and owner.instance == self.owner.instance
+
+    def is_alive(self, owner: Owner | None, ref: str | None = None) -> bool:
+        """Whether the process that owns a piece of work still runs it."""
+        if owner is None:
+            return False
+        if owner.instance == self.owner.instance:
+            return ref is None or self.is_running_here(ref)  # this process: alive while it runs the work
+        if owner.replica == self.owner.replica:
+            return False  # an earlier incarnation of this replica: we hold the lock, so it is dead
+        held = self.leases.lease(f"replica:{owner.replica}")
+        return held is not None and held[0] == owner.instance and held[1] > self.clock.now()
+
+    def takeover_after(self, owner: Owner | None) -> datetime | None:
+        """When another replica's lease runs out (None when it already has or never existed)."""
+        if owner is None or owner.replica == self.owner.replica:
+            return None
+        held = self.leases.lease(f"replica:{owner.replica}")
+        if held is None or held[0] != owner.instance:
+            return None
+        return held[1]
+
+
+class _Running:
+    def __init__(self, replica: Replica, ref: str) -> None:
+        self.replica, self.ref = replica, ref
+
+    def __enter__(self) -> None:
+        with self.replica._running_lock:
+            self.replica._running.add(self.ref)
+
+    def __exit__(self, *exc: object) -> None:
+        with self.replica._running_lock:
+            self.replica._running.discard(self.ref)
+
+
+def lease_until(now: datetime, ttl_s: float) -> datetime:
+    return now + timedelta(seconds=ttl_s)

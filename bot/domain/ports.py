@@ -1,0 +1,131 @@
+"""The ports the domain talks through. Adapters live outside the domain: ``bot.slack`` (Slack's Web API),
+``bot.slack_ui`` (the presenter) and ``bot.app`` (jobs); tests may pass fakes for pure-domain unit tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from bot.audit import AuditEvent
+    from bot.domain.approvals import Approval, DangerPlan, TenantResult
+    from bot.domain.checks import CheckResult, CheckState, WatchVerdict
+    from bot.domain.incident import Incident, Rca
+    from bot.domain.runs import StepRun
+    from bot.domain.updates import Update
+    from bot.text import Rich
+
+
+@dataclass(frozen=True)
+class Message:
+    """A message ready to send. The domain never looks inside: only the presenter builds one."""
+
+    text: str
+    blocks: Sequence[dict[str, Any]] = field(default_factory=list)
+    # Long content the presenter moved out of the message (it still must be delivered): thread replies.
+    overflow: Sequence[Message] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class View:
+    """A modal, ready to open."""
+
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class PostKey:
+    """Identifies a post so it can be found again after a crash (Slack message metadata)."""
+
+    event_type: str
+    payload: dict[str, str]
+
+
+class Messenger(Protocol):
+    """Posting to Slack. ``bot.slack.SlackMessenger`` implements it over the Web API."""
+
+    def post(self, channel: str, message: Message, *, thread_ts: str | None = None,
+             key: PostKey | None = None) -> str: ...
+
+    def update(self, channel: str, ts: str, message: Message) -> None: ...
+
+    def ephemeral(self, channel: str, user: str, message: Message, *, thread_ts: str | None = None) -> None: ...
+
+    def permalink(self, channel: str, ts: str) -> str | None: ...
+
+    def upload(self, channel: str, thread_ts: str | None, filename: str, content: bytes, title: str,
+               comment: str | None = None) -> None: ...
+
+    def open_view(self, trigger_id: str, view: View) -> None: ...
+
+    def find_post(self, channel: str, key: PostKey, since: datetime) -> str | None:
+        """The ts of a message the bot posted with ``key`` since ``since`` (conversations.history)."""
+        ...
+
+
+class Directory(Protocol):
+    """The workspace's people and user groups. ``bot.slack.SlackDirectory`` implements it."""
+
+    def group_members(self, handle: str) -> set[str]: ...
+
+    def group_id(self, handle: str) -> str | None: ...
+
+    def display_name(self, user: str) -> str | None: ...
+
+
+class Jobs(Protocol):
+    """Background jobs the composition root schedules; the domain can only ask for a sweep soon."""
+
+    def nudge(self) -> None: ...
+
+
+class Presenter(Protocol):
+    """Turns domain data into messages. ``bot.slack_ui.SlackPresenter`` is the one implementation."""
+
+    def panel(self, incident: Incident, runs: list[StepRun]) -> Message: ...
+
+    def kickoff(self, incident: Incident, contacts: list[str]) -> Message: ...
+
+    def note(self, text: Rich) -> Message: ...
+
+    def private(self, text: Rich) -> Message: ...
+
+    def step_plan(self, title: str, actor: str, summary: Rich, lines: list[Rich]) -> Message: ...
+
+    def step_progress(self, title: str, text: Rich) -> Message: ...
+
+    def step_finished(self, title: str, ok: bool, summary: Rich) -> Message: ...
+
+    def step_details(self, lines: list[Rich]) -> Message: ...
+
+    def step_interrupted(self, name: str, who: str) -> Message: ...
+
+    def approval_request(self, item: Approval, plan: DangerPlan, results: list[TenantResult]) -> Message: ...
+
+    def danger_progress(self, item: Approval, done: int, total: int, last: str | None) -> Message: ...
+
+    def danger_outcome(self, item: Approval, plan: DangerPlan, results: list[TenantResult]) -> Message: ...
+
+    def stakeholder_update(self, update: Update) -> Message: ...
+
+    def email(self, update: Update) -> tuple[str, str]: ...
+
+    def alert(self, state: CheckState, result: CheckResult, criteria: list[str]) -> Message: ...
+
+    def watch_verdict(self, verdict: WatchVerdict) -> Message: ...
+
+    def rca(self, record: Rca) -> Message: ...
+
+    def follow_ups(self, incident: Incident, items: list[str]) -> Message: ...
+
+    def hotfix_offer(self, branch: str, head: str, remote: str) -> Message: ...
+
+    def comms_form(self, incident: Incident) -> View: ...
+
+    def rca_form(self, incident: Incident) -> View: ...
+
+    def postmortem(self, incident: Incident, runs: list[StepRun], approvals: list[Approval],
+                   events: list[AuditEvent], names: dict[str, str]) -> str: ...

@@ -1,0 +1,101 @@
+"""Recovery across crashes, restarts and replicas: work whose owner died is settled, exactly once.
+
+Run at start-up (at once: this replica's own earlier incarnation is known dead because this process
+holds the replica lock) and then every ``store.sweep_s`` by the scheduler, and before any action that
+needs an incident idle. For each piece of work whose owner is dead:
+
+- a step run → marked *interrupted* (it can simply be run again) and the incident let go;
+- a danger-zone run → taken over and resumed with the tenants not yet done;
+- a stakeholder post claimed but not recorded → found in Slack by its metadata and recorded, or sent;
+- an approved request whose delay passed → started (the delay is a stored due time, not a timer).
+
+Work a live replica owns is left alone; another replica's work is taken over only after its lease.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from bot.domain.approvals import ApprovalStatus
+from bot.domain.danger import DangerZone
+from bot.domain.deps import Deps
+from bot.domain.desk import Desk
+from bot.domain.incident import Busy, BusyKind, Incident
+from bot.domain.runs import StepStatus
+from bot.domain.stakeholders import ANNOUNCED, Stakeholders
+from bot.errors import StaleState
+
+log = logging.getLogger(__name__)
+
+
+class Recovery:
+    def __init__(self, deps: Deps, desk: Desk, stakeholders: Stakeholders, danger: DangerZone) -> None:
+        self.deps, self.desk, self.stakeholders, self.danger = deps, desk, stakeholders, danger
+
+    def sweep(self) -> None:
+        for incident in self.deps.store.active_incidents():
+            try:
+                self.settle(incident.id)
+                if any(m in incident.milestones and m.value not in incident.comms for m in ANNOUNCED):
+                    self.stakeholders.sync(incident.id)
+            except Exception:  # one incident's trouble must not stop the others; the next sweep retries
+                log.exception("recovery of %s failed", incident.id)
+        try:
+            self.danger.sweep()
+        except Exception:
+            log.exception("danger-zone sweep failed")
+        for incident in self.deps.store.incidents_with_pending_posts():
+            try:
+                self.stakeholders.reconcile(incident)
+            except Exception:
+                log.exception("stakeholder post recovery failed for %s", incident.id)
+
+    def settle(self, incident_id: str) -> None:
+        incident = self.deps.store.get_incident(incident_id)
+        if incident is None or incident.busy is None:
+            return
+        busy = incident.busy
+        if self.deps.replica.is_alive(busy.owner, busy.ref):
+            return
+        if busy.kind is BusyKind.STEP:
+            self._interrupt(incident, busy)
+            return
+        approval = self.deps.store.get_approval(busy.ref)
+        if approval is not None and approval.status is ApprovalStatus.RUNNING:
+            if not self.deps.replica.is_alive(approval.owner, approval.id):
+                self.danger.executor.take_over(approval)
+            return
+        self._let_go(incident.id, busy)  # held for a run that never started (or already ended): free it
+
+    def _let_go(self, incident_id: str, busy: Busy, text: str | None = None) -> Incident | None:
+        released = False
+
+        def let_go(fresh: Incident) -> None:
+            nonlocal released
+            released = fresh.busy is not None and fresh.busy.ref == busy.ref and fresh.busy.owner == busy.owner
+            if released:
+                fresh.busy = None
+                if text:
+                    fresh.record(self.deps.clock.now(), "bot", text)
+
+        incident = self.desk.mutate(incident_id, let_go)
+        return incident if released else None
+
+    def _interrupt(self, incident: Incident, busy: Busy) -> None:
+        deps, now = self.deps, self.deps.clock.now()
+        run = deps.store.get_step_run(busy.ref)
+        who = busy.owner.describe()
+        if run is not None and run.status is StepStatus.RUNNING:
+            run.status, run.finished_at = StepStatus.INTERRUPTED, now
+            run.summary = (f"interrupted: the process running it stopped ({who}). It can be run again. "
+                           f"Plan was: {run.summary}")
+            try:
+                deps.store.save_step_run(run)
+            except StaleState:
+                return  # someone else is settling it
+        freed = self._let_go(incident.id, busy, f"{busy.name} was interrupted ({who}) and can be run again")
+        if freed is None:
+            return
+        deps.store.audit(now, "bot", "step.interrupted", incident.id, step=busy.name, run=busy.ref, owner=who)
+        self.desk.thread(freed, deps.ui.step_interrupted(busy.name, who))
+        self.desk.changed(freed.id)

@@ -1,0 +1,172 @@
+"""The step runner: decides whether a step may run, runs it, and records what happened.
+
+Steps return typed results; the runner records them (the step run, the incident's timeline, milestones
+and checklist, the audit log), reports progress by updating one thread message at most once a second,
+and keeps one run at a time per incident: it holds the incident busy with a conditional write, owned by
+this process, before anything happens. A step whose process died is marked interrupted by
+:mod:`bot.domain.recovery` (at once for this replica's own earlier incarnation).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+
+from bot import faults
+from bot.domain.deps import Deps
+from bot.domain.desk import Desk
+from bot.domain.incident import BusyKind, Incident
+from bot.domain.runs import RUNBOOK_STEPS, StepName, StepRun, StepStatus
+from bot.errors import BadInput, BotError, Conflict, echo
+from bot.ids import SLASH_COMMAND
+from bot.logctx import bound
+from bot.runbook import STEPS, Plan, Step, StepContext, StepResult
+from bot.text import Code, Person, Rich, plain, rich
+
+log = logging.getLogger(__name__)
+PROGRESS_EVERY_S = 1.0  # Slack allows about one chat.update per second per message
+
+
+@dataclass(frozen=True)
+class Outcome:
+    run: StepRun
+    result: StepResult
+
+
+def _when(run: StepRun) -> Rich:
+    moment = run.finished_at or run.started_at
+    return (f"{moment:%H:%M:%S} UTC by ", Person(run.actor))
+
+
+class StepRunner:
+    def __init__(self, deps: Deps, desk: Desk) -> None:
+        self.deps, self.desk = deps, desk
+
+    # ---- the rules --------------------------------------------------------------------------------------
+    def check_allowed(self, step: Step, history: list[StepRun], again: bool) -> None:
+        """A step runs only when it makes sense. Refusals say why and what to run instead."""
+        def last(*names: StepName) -> StepRun | None:
+            done = [r for r in history if r.step in names and r.succeeded]
+            return done[-1] if done else None
+
+        if step.name is StepName.REVERT and last(StepName.BACKUP) is None:
+            raise Conflict("The runbook backs up before reverting, and this incident has no verified backup yet.",
+                           hint=("Run ", Code(f"{SLASH_COMMAND} backup"), " first."))
+        if step.name is StepName.RESTART:
+            revert, rebuild = last(StepName.REVERT), last(StepName.REBUILD)
+            if revert and (rebuild is None or rebuild.started_at < revert.started_at):
+                raise Conflict(rich("The code was reverted (", _when(revert), ") but not rebuilt since, so a restart "
+                                    "would run the old build."),
+                               hint=("Run ", Code(f"{SLASH_COMMAND} rebuild"), " first."))
+        previous = last(step.name)
+        if previous and not again and step.name in RUNBOOK_STEPS:
+            raise Conflict(rich(Code(step.name.value), " already succeeded (", _when(previous), "): ",
+                                previous.summary),
+                           hint=("To run it again: ", Code(f"{SLASH_COMMAND} {step.name.value} --again"), "."))
+
+    # ---- running ------------------------------------------------------------------------------------------
+    def run_named(self, actor: str, channel: str, name: str, args: list[str], again: bool = False) -> Outcome:
+        """backup, revert, rebuild, restart, verify: the same call for the subcommand and the panel button."""
+        self.deps.access.require(actor, channel)
+        try:
+            step = STEPS[StepName(name)]
+        except ValueError:
+            raise BadInput((echo(name), " is not a runbook step."),
+                           hint=("Try ", Code(f"{SLASH_COMMAND} help"), ".")) from None
+        incident = self.desk.active_in(channel)
+        return self.run(incident, step, actor, args, again)
+
+    def run(self, incident: Incident, step: Step, actor: str, args: list[str], again: bool) -> Outcome:
+        deps = self.deps
+        incident = self.desk.settle(incident.id)
+        history = deps.store.step_runs(incident.id)
+        ctx = StepContext(incident=incident, actor=actor, config=deps.config, data_dir=deps.settings.data_dir,
+                          args=args, history=history, secrets=deps.secrets)
+        plan = step.plan(ctx)  # validates the arguments and looks; nothing has changed yet
+        self.check_allowed(step, history, again)
+        run_id = f"{incident.id}-{step.name.value}-{uuid.uuid4().hex[:6]}"
+        now = deps.clock.now()
+        with deps.replica.running(run_id), bound(incident=incident.id, step=step.name.value, run=run_id):
+            incident = self.desk.hold(incident.id, BusyKind.STEP, run_id, step.name.value, actor)
+            run = StepRun(id=run_id, incident_id=incident.id, step=step.name, actor=actor, started_at=now,
+                          summary=plain(plan.summary), plan=[plain(line) for line in plan.lines],
+                          owner=deps.replica.owner)
+            deps.store.add_step_run(run)
+            self.desk.audit(now, actor, "step.started", incident.id, step=step.name.value, run=run.id,
+                            plan=self.desk.clean(plain(plan.summary)), args=len(args))
+            self.desk.redraw(incident.id)
+            return self._execute(incident, step, ctx, plan, run)
+
+    def _execute(self, incident: Incident, step: Step, ctx: StepContext, plan: Plan, run: StepRun) -> Outcome:
+        deps = self.deps
+        self.desk.thread(incident, deps.ui.step_plan(step.title, run.actor, plan.summary, plan.lines))
+        progress_ts = self.desk.thread(incident, deps.ui.step_progress(step.title, ("starting",)))
+        reporter = _Progress(self.desk, incident, progress_ts, step.title)
+        ctx.progress = reporter
+        ctx.run_id = run.id
+        faults.point(f"step.{step.name.value}.started")
+        try:
+            result = step.run(ctx, plan)
+        except BotError as error:
+            result = StepResult(ok=False, summary=error.user_text())
+        except Exception as error:  # noqa: BLE001 - a step failure is recorded, never lost
+            correlation = uuid.uuid4().hex[:12]
+            log.error("step %s failed (correlation id %s)", step.name, correlation, exc_info=error)
+            result = StepResult(ok=False, summary=("unexpected error (correlation id ", Code(correlation), "): ",
+                                                   self.desk.clean(str(error))[:200]))
+        finished = self._record(incident.id, run.id, step, result)
+        reporter.finish(deps.ui.step_finished(step.title, result.ok, result.summary))
+        if result.details:
+            self.desk.thread(incident, deps.ui.step_details(result.details))
+        return Outcome(finished, result)
+
+    def _record(self, incident_id: str, run_id: str, step: Step, result: StepResult) -> StepRun:
+        deps = self.deps
+        now = deps.clock.now()
+        summary = self.desk.clean(plain(result.summary))
+        run = deps.store.get_step_run(run_id)
+        assert run is not None
+        run.status = StepStatus.SUCCEEDED if result.ok else StepStatus.FAILED
+        run.finished_at = now
+        run.summary = summary
+        run.artifacts = result.artifacts
+        run.checks = [c.model_copy(update={"detail": self.desk.clean(c.detail)}) for c in result.checks]
+        run = deps.store.save_step_run(run)  # only this process writes a run it holds
+
+        def finish(incident: Incident) -> None:
+            incident.record(now, run.actor, f"{step.title}: {'succeeded' if result.ok else 'failed'} — {summary}")
+            for milestone in result.milestones:
+                incident.reach(milestone, now, run.actor)
+            if result.ok:
+                for key in result.ticks:
+                    incident.tick(key, "bot", now)
+
+        self.desk.release(incident_id, run_id, finish)
+        self.desk.audit(now, run.actor, "step.finished", incident_id, step=step.name.value, run=run_id,
+                        ok=result.ok, summary=summary, milestones=[m.value for m in result.milestones],
+                        checks=[c.model_dump() for c in run.checks])
+        self.desk.changed(incident_id)
+        return run
+
+
+class _Progress:
+    """Updates one thread message with the step's progress, at most every PROGRESS_EVERY_S."""
+
+    def __init__(self, desk: Desk, incident: Incident, ts: str, title: str) -> None:
+        self.desk, self.incident, self.ts, self.title = desk, incident, ts, title
+        self._last = 0.0
+
+    def __call__(self, text: Rich) -> None:
+        now = time.monotonic()
+        if now - self._last < PROGRESS_EVERY_S:
+            return
+        self._last = now
+        self.desk.update_thread(self.incident, self.ts, self.desk.deps.ui.step_progress(self.title, text))
+
+    def finish(self, message: object) -> None:
+        from bot.domain.ports import Message
+
+        assert isinstance(message, Message)
+        self.desk.update_thread(self.incident, self.ts, message)

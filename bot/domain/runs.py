@@ -1,0 +1,190 @@
+"""Step runs: one record per runbook step (or safer alternative) run, with typed artifacts.
+
+Each step's artifacts are their own model, discriminated by ``kind``; nothing reads a step's result by
+magic dictionary keys. Records written before these models existed load through a one-way migration.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, Field, model_validator
+
+from bot.domain.ownership import Owner
+
+
+class StepName(StrEnum):
+    BACKUP = "backup"
+    REVERT = "revert"
+    REBUILD = "rebuild"
+    RESTART = "restart"
+    VERIFY = "verify"
+    FLAG = "flag"
+    PARTIAL = "partial"
+    SAFE_REVERT = "safe_revert"
+    HOTFIX = "hotfix"
+
+
+RUNBOOK_STEPS = (StepName.BACKUP, StepName.REVERT, StepName.REBUILD, StepName.RESTART, StepName.VERIFY)
+
+
+class StepStatus(StrEnum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+
+
+class CheckOutcome(BaseModel):
+    name: str
+    ok: bool
+    detail: str
+
+
+class BackupCollection(BaseModel):
+    count: int
+    bytes: int
+    sha256: str
+
+
+class BackupArtifacts(BaseModel):
+    """One immutable backup run: ``<data_dir>/backups/<incident>/<run_id>/`` with ``manifest.json`` last."""
+
+    kind: Literal["backup"] = "backup"
+    run_id: str
+    path: str
+    manifest_sha256: str | None = None
+    commit: str = ""
+    central: str = ""
+    tenants: list[str] = Field(default_factory=list)
+    documents: int = 0
+    verified: bool = False
+    logs_saved: list[str] = Field(default_factory=list)
+
+
+class RevertArtifacts(BaseModel):
+    kind: Literal["revert"] = "revert"
+    from_sha: str
+    to_sha: str
+    dropped: list[str] = Field(default_factory=list)
+    stash: str | None = None
+
+
+class BuildAttempt(BaseModel):
+    phase: str  # "build", "clean install", "build again"
+    command: str
+    returncode: int
+    seconds: float
+    tail: str = ""
+
+
+class RebuildArtifacts(BaseModel):
+    kind: Literal["rebuild"] = "rebuild"
+    cleaned: bool = False
+    attempts: list[BuildAttempt] = Field(default_factory=list)
+
+
+class RestartedApp(BaseModel):
+    status: str
+    restarts: int
+    pid: int | None = None
+    err_offset: int = 0
+
+
+class RestartArtifacts(BaseModel):
+    kind: Literal["restart"] = "restart"
+    apps: dict[str, RestartedApp] = Field(default_factory=dict)
+
+
+class VerifyArtifacts(BaseModel):
+    kind: Literal["verify"] = "verify"
+    health_ms: float | None = None
+    status: int | None = None
+
+
+class FlagArtifacts(BaseModel):
+    kind: Literal["flag"] = "flag"
+    key: str
+    existed: bool  # whether the key was in .env before (undo removes it when it was not)
+    backup: str  # the 0600 copy of .env taken before the edit
+    undo_of: str | None = None  # the flag run this one undid
+
+
+class PartialArtifacts(BaseModel):
+    kind: Literal["partial"] = "partial"
+    path: str
+    commit: str
+    stash: str | None = None
+
+
+class SafeRevertArtifacts(BaseModel):
+    kind: Literal["safe_revert"] = "safe_revert"
+    head: str | None = None
+    added: list[str] = Field(default_factory=list)
+    conflicts: list[str] = Field(default_factory=list)
+    stash: str | None = None
+
+
+class HotfixArtifacts(BaseModel):
+    kind: Literal["hotfix"] = "hotfix"
+    branch: str
+    head: str | None = None
+    ship: bool = False
+
+
+Artifacts = Annotated[
+    BackupArtifacts | RevertArtifacts | RebuildArtifacts | RestartArtifacts | VerifyArtifacts | FlagArtifacts
+    | PartialArtifacts | SafeRevertArtifacts | HotfixArtifacts,
+    Field(discriminator="kind"),
+]
+
+
+class StepRun(BaseModel):
+    id: str
+    incident_id: str
+    step: StepName
+    actor: str
+    status: StepStatus = StepStatus.RUNNING
+    started_at: AwareDatetime
+    finished_at: AwareDatetime | None = None
+    summary: str = ""
+    plan: list[str] = Field(default_factory=list)
+    artifacts: Artifacts | None = None
+    checks: list[CheckOutcome] = Field(default_factory=list)
+    owner: Owner | None = None
+    version: int = 0
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status is StepStatus.SUCCEEDED
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_older_records(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or "result" not in data:
+            return data
+        data = dict(data)
+        result = data.pop("result") or {}
+        data.setdefault("checks", result.get("checks") or [])
+        artifacts = result.get("artifacts") or {}
+        data["artifacts"] = _legacy_artifacts(str(data.get("step")), artifacts) if artifacts else None
+        return data
+
+
+def _legacy_artifacts(step: str, old: dict[str, Any]) -> dict[str, Any] | None:
+    """Map the untyped artifacts of older records; a shape that cannot be mapped is dropped, not guessed."""
+    if step == "backup":
+        return {"kind": "backup", "run_id": "legacy", "path": old.get("path", ""), "commit": old.get("commit", ""),
+                "central": old.get("central", ""), "tenants": old.get("tenants", []),
+                "documents": old.get("documents") or 0, "verified": False}  # re-verified before any use
+    if step == "restart":
+        return {"kind": "restart", "apps": old.get("apps", {})}
+    if step == "verify":
+        return {"kind": "verify", "health_ms": old.get("health_ms"), "status": old.get("status")}
+    if step == "revert" and old.get("to"):
+        return {"kind": "revert", "from_sha": old.get("from", ""), "to_sha": old["to"],
+                "dropped": old.get("dropped", []), "stash": old.get("stash")}
+    if step == "rebuild":
+        return {"kind": "rebuild", "cleaned": bool(old.get("cleaned"))}
+    return None

@@ -1,0 +1,40 @@
+"""Facts about the target every step needs: where its tenant databases are, and which they are."""
+
+from __future__ import annotations
+
+from bot.config import RunbookConfig
+from bot.errors import StepFailed
+from bot.ops import tenants
+from bot.ops.envfile import read_env_file
+from bot.redact import redact_uri
+from bot.text import Code
+
+
+def central_uri(config: RunbookConfig) -> str:
+    """``CENTRAL_DB_URI`` from the target's ``.env``, as the runbook's scripts read it."""
+    try:
+        env = read_env_file(config.target.env_path)
+    except OSError:
+        raise StepFailed(("cannot read ", Code(str(config.target.env_path))),
+                         hint=("The runbook reads ", Code(config.tenants.central_db_uri_env),
+                               " from the target's .env.")) from None
+    uri = env.get(config.tenants.central_db_uri_env)
+    if not uri:
+        raise StepFailed((Code(config.tenants.central_db_uri_env), " is not set in ",
+                          Code(str(config.target.env_path))))
+    return uri
+
+
+def list_tenants(config: RunbookConfig) -> list[tenants.Tenant]:
+    """The tenant databases: the non-deleted ``schools`` in the central database."""
+    uri = central_uri(config)
+    client = tenants.connect(uri)
+    try:
+        return tenants.list_tenants(client, uri, config.tenants)
+    except StepFailed:
+        raise
+    except Exception as error:  # noqa: BLE001 - the database may be what is broken; say so, change nothing
+        raise StepFailed(("cannot list the tenant databases at ", Code(redact_uri(uri)), ": ",
+                          redact_uri(str(error))[:200])) from None
+    finally:
+        tenants.close(client)

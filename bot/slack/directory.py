@@ -1,0 +1,51 @@
+"""The Directory port over Slack: user groups (`@backend-leads`) and people's names."""
+
+from __future__ import annotations
+
+import logging
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot.errors import ConfigError
+from bot.text import Code
+
+log = logging.getLogger(__name__)
+
+
+class SlackDirectory:
+    def __init__(self, client: WebClient) -> None:
+        self.client = client
+
+    def _groups(self) -> list[dict[str, object]]:
+        try:
+            return list(self.client.usergroups_list().get("usergroups") or [])
+        except SlackApiError as error:
+            if error.response.get("error") == "plan_upgrade_required":
+                raise ConfigError("This Slack workspace's plan has no user groups, so @group handles in rollback.yml "
+                                  "cannot be resolved.",
+                                  hint=("Use user ids (like ", Code("U012ABCDEF"), ") in ", Code("access.*"), " and ",
+                                        Code("contacts.*"), " instead of @groups.")) from None
+            raise
+
+    def group_id(self, handle: str) -> str | None:
+        wanted = handle.lstrip("@")
+        for group in self._groups():
+            if group.get("handle") == wanted or group.get("id") == wanted:
+                return str(group["id"])
+        log.warning("user group %s was not found in the workspace", handle)
+        return None
+
+    def group_members(self, handle: str) -> set[str]:
+        group = self.group_id(handle)
+        if group is None:
+            return set()
+        return {str(u) for u in self.client.usergroups_users_list(usergroup=group).get("users") or []}
+
+    def display_name(self, user: str) -> str | None:
+        try:
+            found = self.client.users_info(user=user).get("user") or {}
+        except SlackApiError:
+            return None
+        profile = found.get("profile") or {}
+        return str(profile.get("real_name") or found.get("real_name") or found.get("name") or "") or None

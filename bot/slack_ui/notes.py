@@ -1,0 +1,83 @@
+"""Thread messages: step plans, progress and results, notes, the kickoff, RCA, follow-ups, watch verdicts."""
+
+from __future__ import annotations
+
+from bot.domain.checklists import RCA_CAUSES
+from bot.domain.checks import WatchVerdict
+from bot.domain.incident import Incident, Rca
+from bot.domain.ports import Message
+from bot.ids import Action
+from bot.slack_ui.blocks import button, confirm, message, sections, text_message
+from bot.slack_ui.escape import code, escape, mrkdwn, person
+from bot.slack_ui.render import render
+from bot.text import Person, Rich, rich
+
+
+def note(text: Rich) -> Message:
+    return text_message(mrkdwn(text))
+
+
+def step_plan(title: str, actor: str, summary: Rich, lines: list[Rich]) -> Message:
+    body = "\n".join(f"• {mrkdwn(line)}" for line in lines)
+    return text_message(f"📋 *{escape(title)}* requested by {person(actor)} — plan: {mrkdwn(summary)}\n{body}")
+
+
+def step_progress(title: str, text: Rich) -> Message:
+    return text_message(f"⏳ *{escape(title)}* — {mrkdwn(text)}")
+
+
+def step_finished(title: str, ok: bool, summary: Rich) -> Message:
+    mark, word = ("✅", "succeeded") if ok else ("❌", "failed")
+    return text_message(f"{mark} *{escape(title)}* — {word}: {mrkdwn(summary)}")
+
+
+def step_details(lines: list[Rich]) -> Message:
+    return text_message("\n".join(mrkdwn(line) for line in lines))
+
+
+def step_interrupted(name: str, who: str) -> Message:
+    return text_message(f"⚠️ *{escape(name)}* was interrupted: the process running it stopped ({escape(who)}). "
+                        "Nothing is holding the incident now; run the step again.")
+
+
+def kickoff(incident: Incident, contacts: list[str]) -> Message:
+    return text_message(render("started.md.j2", incident=incident, contacts=[person(c) for c in contacts]))
+
+
+def rca(record: Rca) -> Message:
+    return text_message(render("rca.md.j2", rca=record, causes=RCA_CAUSES))
+
+
+def follow_ups(incident: Incident, items: list[str]) -> Message:
+    return text_message(render("prevention.md.j2", items=items, incident=incident))
+
+
+def watch_verdict(verdict: WatchVerdict) -> Message:
+    if verdict.kind == "restored":
+        text = (f"✅ Healthy for {verdict.minutes} min ({verdict.streak} checks in a row): *system restored* "
+                "recorded.")
+    elif verdict.kind == "failing":
+        text = "🔴 Still failing: " + "; ".join(f"{escape(r.name)} — {escape(r.detail)}" for r in verdict.failing)
+    else:
+        text = f"🟡 Looking better: {verdict.streak}/{verdict.need} healthy checks in a row."
+    return text_message(f"👀 Watch: {text}")
+
+
+def hotfix_offer(branch: str, head: str, remote: str) -> Message:
+    text = (f"🚀 {code(branch)} at {code(head[:7])} is built, running and verified. Push it to {code(remote)}? "
+            f"(a plain push: if {code(remote)} has moved on, the push is refused, never forced)")
+    push = button(f"Push {branch} to {remote}", Action.HOTFIX_PUSH, branch, confirm=confirm(
+        "Push the hotfix?", f"git push {escape(remote)} {escape(branch)} (no force)", "Push", "Not now"))
+    return message(text, [*sections(text), {"type": "actions", "elements": [push]}])
+
+
+def private(text: Rich) -> Message:
+    return text_message(mrkdwn(text))
+
+
+def error(text: Rich) -> Message:
+    return text_message(f":warning: {mrkdwn(text)}")
+
+
+def mention_list(users: list[str]) -> str:
+    return " ".join(mrkdwn(rich(Person(u))) for u in users)

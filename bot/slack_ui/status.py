@@ -1,0 +1,44 @@
+"""Private answers: the incident's status, help, and the alternatives menu's explanations."""
+
+from __future__ import annotations
+
+from bot.commands import Usage
+from bot.domain.checklists import ROLLBACK_CRITERIA
+from bot.domain.incident import Incident
+from bot.domain.ports import Message
+from bot.ids import SLASH_COMMAND
+from bot.slack_ui.blocks import text_message
+from bot.slack_ui.render import render
+
+ALTERNATIVE_HELP = {
+    "flag": "*Disable a feature flag* — `/rollback flag NAME=value` (e.g. "
+            "`/rollback flag ENABLE_REALTIME_TIPS=false`): the name must be on `target.flag_allow_list`, or already "
+            "in the target's `.env` and not a setting or secret. `.env` is backed up, edited in place, then the "
+            "backend restarts and verify runs. `/rollback flag undo` puts the previous value back.",
+    "partial": "*Partial rollback* — `/rollback partial <path> [commit]`: one tracked file back from a commit "
+               "(default: the rollback target), then rebuild, restart, verify. The plan shows the diff stat.",
+    "safe_revert": "*Safe revert* — `/rollback revert --safe [commit…]`: `git revert` of those commits (default: "
+                   "everything after the rollback target) as new commits; no history is rewritten and a conflict "
+                   "aborts cleanly. Then rebuild, restart, verify.",
+    "hotfix": "*Forward fix* — `/rollback hotfix <name>` creates `hotfix/<name>` from HEAD; commit the fix there, "
+              "then `/rollback hotfix ship` builds, restarts and verifies it and offers to push it (never forced).",
+}
+
+
+def status(incident: Incident, panel_link: str | None) -> Message:
+    criteria = [item.text for item in ROLLBACK_CRITERIA if item.key in incident.criteria]
+    return text_message(render("status.md.j2", incident=incident, criteria=criteria, panel_link=panel_link))
+
+
+def help_text(subcommands: list[Usage]) -> Message:
+    return text_message(render("help.md.j2", command=SLASH_COMMAND, subcommands=subcommands))
+
+
+def alternative_help(value: str) -> Message:
+    return text_message(ALTERNATIVE_HELP.get(value, "Pick one of the alternatives."))
+
+
+def started(text: tuple[object, ...]) -> Message:
+    from bot.slack_ui.escape import mrkdwn
+
+    return text_message(mrkdwn(text))  # type: ignore[arg-type]

@@ -1,0 +1,78 @@
+"""Bolt's way: every listener acks first and runs on Bolt's listener executor; then each interaction runs once.
+
+``acked(ctx, key)`` wraps a listener: ``ack()`` at once (nothing is written before it), then the delivery
+is claimed in the store by a key from Slack's own ids (a slash command's ``trigger_id``, a click's
+``action_ts``, a form's ``view.id``+``hash``, an event's ``event_id``) and, in HTTP mode, by the request
+signature. A redelivery, a repeat or a replay finds its claim taken and does nothing. Errors go to the
+app's one error handler (``handlers.errors``).
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from slack_bolt.kwargs_injection.args import Args
+
+from bot.logctx import bound
+from handlers.context import Ctx
+
+log = logging.getLogger("rollback_bot.listeners")
+Key = Callable[[dict[str, Any]], str | None]
+
+
+def command_key(body: dict[str, Any]) -> str | None:
+    trigger = body.get("trigger_id")
+    return f"command:{trigger}" if trigger else None
+
+
+def action_key(body: dict[str, Any]) -> str | None:
+    actions = body.get("actions") or [{}]
+    action = actions[0]
+    stamp = action.get("action_ts")
+    if not stamp:
+        return None
+    user = (body.get("user") or {}).get("id", "")
+    return f"action:{user}:{action.get('action_id')}:{stamp}"
+
+
+def view_key(body: dict[str, Any]) -> str | None:
+    view = body.get("view") or {}
+    return f"view:{view.get('id')}:{view.get('hash')}" if view.get("id") else None
+
+
+def event_key(body: dict[str, Any]) -> str | None:
+    event_id = body.get("event_id")
+    return f"event:{event_id}" if event_id else None
+
+
+def first_time(ctx: Ctx, args: Args, key: Key) -> bool:
+    """Claim this delivery; False when it (or the very same signed request) was handled before."""
+    signature = args.context.get("request_signature")
+    if signature and not ctx.api.once(f"signature:{signature}"):
+        log.info("a replayed request was acknowledged and ignored")
+        return False
+    claim = key(args.body)
+    if claim and not ctx.api.once(claim):
+        log.info("a repeated delivery (%s) was acknowledged and ignored", claim.split(":", 1)[0])
+        return False
+    return True
+
+
+def acked(ctx: Ctx, key: Key) -> Callable[[Callable[..., None]], Callable[[Args], None]]:
+    def decorate(func: Callable[..., None]) -> Callable[[Args], None]:
+        names = list(inspect.signature(func).parameters)
+
+        def listener(args: Args) -> None:
+            args.ack()
+            with bound(user=args.context.user_id, channel=args.context.channel_id, listener=func.__name__):
+                if first_time(ctx, args, key):
+                    func(**{name: getattr(args, name) for name in names})
+
+        listener.__name__ = func.__name__
+        listener.__qualname__ = func.__qualname__
+        return listener
+
+    return decorate
