@@ -6,10 +6,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bot.config import Settings
+from bot.ops.envfile import read_env_file
 from bot.ops.git import GitRepo
 from bot.ops.process import find_executable
 from bot.redact import redact_uri
-from bot.runbook.envfile import read_env_file
 
 
 @dataclass(frozen=True)

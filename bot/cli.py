@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except ConfigError as error:
-        print(f"rollback-bot: {error.user_text()}", file=sys.stderr)
+        print(f"rollback-bot: {error.plain()}", file=sys.stderr)
         return 2
 
 

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
+from bot.app import HttpBot, SocketModeBot, socket_mode_bot
 from bot.config import Secrets, Settings, parse_runbook
 from bot.emulator import Emulator
-from bot.app import HttpBot, SocketModeBot, socket_mode_bot
 from bot.sandbox import Sandbox, create_sandbox, drop_tenants, start_apps, stop_apps
 from bot.store import Store
 from bot.store.sqlite import SQLiteStore
@@ -172,10 +172,11 @@ def store(store_factory: Callable[[], Store]) -> Store:
 
 
 @pytest.fixture(autouse=True, scope="session")
-def no_pm2_daemon_left_behind() -> Iterator[None]:
-    """Tidy: after the whole suite, no pm2 daemon started by a test may still be running."""
+def no_pm2_daemon_left_behind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Tidy: after the whole suite, no pm2 daemon this session started (under its temp folder) still runs."""
+    base = str(tmp_path_factory.getbasetemp())
     yield
     import subprocess
 
-    left = subprocess.run(["pgrep", "-f", "PM2 v.*God Daemon.*pytest"], capture_output=True, text=True).stdout
+    left = subprocess.run(["pgrep", "-f", f"PM2 v.*God Daemon.*{base}"], capture_output=True, text=True).stdout
     assert not left.strip(), f"pm2 daemons left running by the tests: {left.split()}"

@@ -43,7 +43,7 @@ def test_the_example_file_is_valid_and_equals_the_defaults() -> None:
 def test_errors_name_the_key_and_what_is_expected(data: dict[str, object], key: str, expected: str) -> None:
     with pytest.raises(ConfigError) as error:
         parse_runbook(data, "rollback.yml")
-    assert f"  {key}:" in error.value.message and expected in error.value.message
+    assert f"  {key}:" in str(error.value) and expected in str(error.value)
 
 
 def test_a_missing_secret_fails_naming_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:

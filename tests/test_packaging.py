@@ -11,11 +11,11 @@ from pathlib import Path
 import yaml
 from slack_bolt import BoltRequest, BoltResponse
 
+from bot.app import build_app, build_services
 from bot.config import Settings
 from bot.emulator import Emulator
 from bot.ids import SLASH_COMMAND
 from bot.resources import manifest_path
-from bot.runtime import build_app, build_services
 from bot.sandbox import Sandbox
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,7 +51,7 @@ def test_an_installed_wheel_finds_templates_and_manifest(tmp_path: Path) -> None
     assert {"bot/emulator/web/index.html", "bot/emulator/web/app.js", "bot/emulator/web/style.css"} <= set(names)
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
-    probe = ("import bot.resources as r, bot.comms as c; print(r.manifest_path()); "
+    probe = ("import bot.resources as r, bot.slack_ui.render as c; print(r.manifest_path()); "
              "print(c.render('help.md.j2', command='/rollback', subcommands=[]))")
     result = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, check=True,
                             env={**os.environ, "PYTHONPATH": str(site)})
@@ -77,7 +77,7 @@ def test_check_reports_each_item_and_fails_on_what_is_missing(tmp_path: Path, em
     assert "[FAIL] pm2: `pm2-not-installed-here` not found" in out
     assert "[ok  ] Slack auth.test: team rollback-emulator" in out
     assert "[ok  ] tenant MongoDB: " in out and "3 tenant database(s)" in out
-    userinfo = sandbox.central_uri.split("://", 1)[1].split("@")[0]
+    userinfo = sandbox.central_uri.split("://", 1)[1].split("@")[0] if "@" in sandbox.central_uri else ""
     if ":" in userinfo:  # the password from the target's .env is never shown
         assert userinfo.split(":", 1)[1] not in out
     assert "[warn] health URL" in out

@@ -95,8 +95,10 @@ class Verifier:
         self._seen: OrderedDict[str, float] = OrderedDict()
         self._lock = threading.Lock()
 
-    def check(self, body: bytes, timestamp: str | None, signature: str | None) -> str | None:
-        """None when the request is genuine and new; otherwise why it is refused."""
+    def check(self, body: bytes, timestamp: str | None, signature: str | None, *, retry: bool = False) -> str | None:
+        """None when the request is genuine and new; otherwise why it is refused. Slack's own redelivery of an
+        event (``retry``: an X-Slack-Retry-Num header) may repeat a signature; it is acknowledged and then
+        dropped by its event id, never run twice."""
         if not timestamp or not TIMESTAMP.match(timestamp):
             return "missing or malformed timestamp"
         if not signature or not SIGNATURE.match(signature):
@@ -111,7 +113,7 @@ class Verifier:
         with self._lock:
             while self._seen and next(iter(self._seen.values())) < now - WINDOW_S:
                 self._seen.popitem(last=False)
-            if signature in self._seen:
+            if signature in self._seen and not retry:
                 return "replay of a request already handled"
             self._seen[signature] = now
         return None
@@ -174,7 +176,8 @@ class HttpBot:
             return answer("413 Payload Too Large")
         raw = environ["wsgi.input"].read(length)
         signature = environ.get("HTTP_X_SLACK_SIGNATURE")
-        refused = self.verifier.check(raw, environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP"), signature)
+        refused = self.verifier.check(raw, environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP"), signature,
+                                      retry=bool(environ.get("HTTP_X_SLACK_RETRY_NUM")))
         if refused is not None:
             log.info("refused a request to /slack/events: %s", refused)
             return answer("401 Unauthorized", b"")
@@ -188,7 +191,8 @@ class HttpBot:
         except ValueError:
             log.info("refused a request to /slack/events: the body is not Slack's format")
             return answer("400 Bad Request")
-        request.context = build_context(BoltContext({"request_signature": signature}), request.body)
+        retry = bool(environ.get("HTTP_X_SLACK_RETRY_NUM"))
+        request.context = build_context(BoltContext({} if retry else {"request_signature": signature}), request.body)
         response = self.app.dispatch(request)
         out_headers = [(k, v) for k, values in response.headers.items() for v in values if k.lower() != "content-type"]
         kind = response.headers.get("content-type", ["text/plain"])[0]

@@ -151,4 +151,4 @@ def danger_outcome(approval: Approval, plan: DangerPlan, results: list[TenantRes
     if len(results) > len(shown):
         lines.append(f"… {len(results) - len(shown)} more tenant(s) succeeded (each is in the audit log)")
     text = "\n".join([head, *lines])
-    return message(head, sections(text))
+    return message(text, sections(text))

@@ -72,9 +72,9 @@ def sections(text: str, block_id: str | None = None) -> list[Block]:
 
 
 def fallback(text: str) -> str:
-    """The top-level `text` (notifications, screen readers): the first line, escaped text already."""
-    first = text.strip().split("\n", 1)[0]
-    return first if len(first) <= 300 else first[:299] + "…"
+    """The top-level `text` (notifications, screen readers, clients without blocks): the same mrkdwn (already
+    escaped), cut at a line boundary to one section's length."""
+    return split_text(text.strip(), TEXT_MAX)[0]
 
 
 def message(text: str, blocks: list[Block], *, notification: str | None = None) -> Message:

@@ -36,16 +36,16 @@ def latency_chart(name: str, history: list[CheckResult], threshold_s: float, now
 
     matplotlib.use("Agg")
     from matplotlib import pyplot
-    from matplotlib.dates import DateFormatter
+    from matplotlib.dates import DateFormatter, date2num
 
     recent = [r for r in history if r.latency_ms is not None and r.at >= now - window]
     figure, axes = pyplot.subplots(figsize=(8, 3.2), dpi=100)
     try:
         if recent:
-            times = [r.at for r in recent]
+            times = [float(date2num(r.at)) for r in recent]
             values = [r.latency_ms or 0.0 for r in recent]
             axes.plot(times, values, color="#1f6feb", linewidth=1.5, marker="o", markersize=3, label="latency")
-            failed = [(r.at, r.latency_ms or 0.0) for r in recent if not r.ok]
+            failed = [(float(date2num(r.at)), r.latency_ms or 0.0) for r in recent if not r.ok]
             if failed:
                 axes.scatter([t for t, _ in failed], [v for _, v in failed], color="#cf222e", zorder=3,
                              label="failed check")
@@ -54,7 +54,7 @@ def latency_chart(name: str, history: list[CheckResult], threshold_s: float, now
         axes.set_title(f"{name}: latency over the last hour (UTC)")
         axes.set_ylabel("latency (ms)")
         axes.set_xlabel("time (UTC)")
-        axes.set_xlim(now - window, now)
+        axes.set_xlim(float(date2num(now - window)), float(date2num(now)))
         axes.set_ylim(bottom=0)
         axes.xaxis.set_major_formatter(DateFormatter("%H:%M"))
         axes.grid(alpha=0.3)

@@ -18,8 +18,7 @@ def subject(update: Update) -> str:
 def stakeholder_update(update: Update) -> Message:
     title = subject(update)
     text = render("stakeholder.md.j2", u=update, subject=title)
-    return message(f"{title} ({update.headline})", [header(title), *sections(text)],
-                   notification=f"{title} ({update.headline})")
+    return message(f"{title} ({update.headline})\n{text}", [header(f"{title} ({update.headline})"), *sections(text)])
 
 
 def email(update: Update) -> tuple[str, str]:

@@ -15,6 +15,7 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from bot.audit import GENESIS, AuditEvent
+from bot.clock import from_iso, to_iso
 from bot.errors import StaleState
 from bot.store.base import ActiveIncidentExists, AuditBuilder, Store
 
@@ -119,41 +120,53 @@ class MongoStore(Store):
 
     # ---- claims and leases -----------------------------------------------------------------------------
     def claim(self, key: str, now: datetime, ttl_s: float = 86_400.0) -> bool:
-        self.db.claims.delete_one({"_id": key, "expires_at": {"$lte": now}})
-        try:
-            self.db.claims.insert_one({"_id": key, "at": now, "expires_at": now + timedelta(seconds=ttl_s)})
-            return True
-        except DuplicateKeyError:
-            return False
+        for _ in range(2):
+            try:
+                self.db.claims.insert_one({"_id": key, "at": now, "expires_at": now + timedelta(seconds=ttl_s)})
+                return True
+            except DuplicateKeyError:
+                held = self.db.claims.find_one({"_id": key})
+                if held is None:
+                    continue  # expired and removed just now: claim it
+                if _aware(held["expires_at"]) > now:
+                    return False
+                self.db.claims.delete_one({"_id": key, "expires_at": held["expires_at"]})  # expired: reclaim once
+        return False
 
     def prune(self, now: datetime) -> int:
         return int(self.db.claims.delete_many({"expires_at": {"$lte": now}}).deleted_count)
 
+    # Lease expiries are ISO-8601 UTC strings of one fixed format (bot.clock.to_iso), which sort like the times
+    # they name: the comparison is then the same on every server (nx-27017 turns dates written by $set into text).
     def try_lease(self, name: str, holder: str, now: datetime, ttl_s: float) -> bool:
-        until = now + timedelta(seconds=ttl_s)
+        """Renew our lease, or take an expired one, or create it: three single-document conditional writes
+        (no ``$or`` beside ``_id``: nx-27017 0.8.1 matches other documents for such a filter)."""
+        until = to_iso(now + timedelta(seconds=ttl_s))
+        if self.db.leases.update_one({"_id": name, "holder": holder}, {"$set": {"expires_at": until}}).matched_count:
+            return True
+        taken = self.db.leases.update_one({"_id": name, "expires_at": {"$lte": to_iso(now)}},
+                                          {"$set": {"holder": holder, "expires_at": until}})
+        if taken.matched_count:
+            return True
         try:
-            row = self.db.leases.find_one_and_update(
-                {"_id": name, "$or": [{"holder": holder}, {"expires_at": {"$lte": now}}]},
-                {"$set": {"holder": holder, "expires_at": until}},
-                upsert=True, return_document=ReturnDocument.AFTER,
-            )
-        except DuplicateKeyError:  # the lease exists and is held by someone else
+            self.db.leases.insert_one({"_id": name, "holder": holder, "expires_at": until})
+        except DuplicateKeyError:  # the lease exists and someone else holds it
             return False
-        return bool(row and row["holder"] == holder)
+        return True
 
     def set_lease(self, name: str, holder: str, now: datetime, ttl_s: float) -> None:
         self.db.leases.update_one({"_id": name}, {"$set": {"holder": holder,
-                                                            "expires_at": now + timedelta(seconds=ttl_s)}},
+                                                            "expires_at": to_iso(now + timedelta(seconds=ttl_s))}},
                                   upsert=True)
 
     def lease(self, name: str) -> tuple[str, datetime] | None:
         row = self.db.leases.find_one({"_id": name})
-        if row is None or not isinstance(row.get("expires_at"), datetime):
+        if row is None or not isinstance(row.get("expires_at"), str):
             return None
-        return str(row["holder"]), _aware(row["expires_at"])
+        return str(row["holder"]), from_iso(row["expires_at"])
 
     def release_lease(self, name: str, holder: str, now: datetime) -> None:
-        self.db.leases.update_one({"_id": name, "holder": holder}, {"$set": {"expires_at": now}})
+        self.db.leases.update_one({"_id": name, "holder": holder}, {"$set": {"expires_at": to_iso(now)}})
 
     # ---- audit log ---------------------------------------------------------------------------------------
     def _append_audit(self, build: AuditBuilder) -> AuditEvent:

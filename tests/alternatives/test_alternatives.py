@@ -8,10 +8,10 @@ from pathlib import Path
 import git
 import pytest
 
+from bot.app import SocketModeBot
 from bot.emulator import Emulator
 from bot.ids import Action
 from bot.ops.health import probe
-from bot.runtime import SocketModeBot
 from bot.sandbox import Sandbox
 from tests.conftest import COMMANDER, INCIDENT
 from tests.runbook.test_full_rollback import panel_ts
@@ -68,33 +68,38 @@ def test_a_flag_turns_the_feature_off_restarts_verifies_and_undo_puts_it_back(
     assert probe(live_sandbox.health_url, timeout=5).status == 500
 
 
-def test_a_secret_valued_flag_is_never_shown_in_clear(
-        emulator: Emulator, sandbox: Sandbox, start_bot: Callable[..., SocketModeBot]) -> None:
+@pytest.mark.parametrize("assignment", ["JWT_SECRET=brand-new-secret-42", "CENTRAL_DB_URI=mongodb://elsewhere/x",
+                                        "HEALTH_BEARER_TOKEN=guess", "PORT=1"])
+def test_flag_refuses_settings_and_secrets_already_in_env(
+        emulator: Emulator, sandbox: Sandbox, start_bot: Callable[..., SocketModeBot], assignment: str) -> None:
     bot = start_bot()
-    ts = started(emulator, bot)
-    old = sandbox.canaries["JWT_SECRET"]
-    emulator.slash("casey", "incident-rollback", "flag JWT_SECRET=brand-new-secret-42").wait()
-    assert "— succeeded" in finished(emulator, ts, "Feature flag")
-    finished(emulator, ts, "Restart backend")  # the sandbox is not running here; the restart step reports it
-    assert "JWT_SECRET=brand-new-secret-42" in (sandbox.repo / ".env").read_text()
+    started(emulator, bot)
+    before = (sandbox.repo / ".env").read_text()
+    emulator.slash("casey", "incident-rollback", f"flag {assignment}").wait()
+    refusal = emulator.ws.wait_for(lambda: next((e.text for e in emulator.ws.ephemerals_for(COMMANDER)
+                                                 if "not a feature flag" in e.text), None), 10, "the refusal")
+    assert "ENABLE_REALTIME_TIPS" in refusal  # it says which flags can be set
+    assert (sandbox.repo / ".env").read_text() == before
+    assert bot.services.store.step_runs("RB-0001") == []
     said = everything_said(emulator, bot)
-    assert "brand-new-secret-42" not in said and old not in said
-    assert "•••••• (hidden)" in said
+    assert "brand-new-secret-42" not in said and "elsewhere" not in said
 
 
 BAD = [
-    ("flag UNKNOWN_FLAG=1", "not in the target's `.env`"),
+    ("flag UNKNOWN_FLAG=1", "not in the target's .env"),
+    ("flag ENABLE_REALTIME_TIPS=$(reboot)", "cannot go in .env"),
+    ("flag ENABLE_REALTIME_TIPS='a;b'", "cannot go in .env"),
     ("flag --evil=1", "is not an option"),
     ("flag lower_case=1", "is not a flag name"),
     ("flag ENABLE_REALTIME_TIPS", "Say which flag"),
     ("partial ../../etc/passwd", "is not a path inside the repository"),
     ("partial /etc/passwd", "is not a path inside the repository"),
-    ("partial -rf", "is not a path inside the repository"),
+    ("partial -rf", "is not an option"),
     ("partial src/missing.js", "is not a tracked file"),
     ("partial escape.js", "leads outside the repository"),
     ("partial src/server.js HEAD~1", "is not a commit id"),
     ("hotfix ../../main", "cannot be a branch name"),
-    ("hotfix -b", "cannot be a branch name"),
+    ("hotfix -b", "is not an option"),
     ("hotfix a..b", "cannot be a branch name"),
     ("hotfix 'two words'", "cannot be a branch name"),
     ("hotfix ship", "not a hotfix branch"),

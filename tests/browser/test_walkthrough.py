@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 
+from bot.app import SocketModeBot
+from bot.domain.approvals import ApprovalStatus
+from bot.domain.incident import Milestone
 from bot.emulator import Emulator
-from bot.incident import ApprovalStatus, Milestone
-from bot.runtime import SocketModeBot
 from bot.sandbox import Sandbox
 from tests.conftest import INCIDENT, STAKEHOLDERS
 

@@ -8,12 +8,13 @@ from typing import Any
 
 import pytest
 
+from bot.app import SocketModeBot
 from bot.clock import FakeClock
 from bot.config import Settings
+from bot.domain.checklists import SUCCESS_CRITERIA
+from bot.domain.incident import Milestone
 from bot.emulator import Emulator
 from bot.ids import Action, View
-from bot.incident import SUCCESS_CRITERIA, Milestone
-from bot.runtime import SocketModeBot
 from bot.sandbox import Sandbox
 from tests.conftest import COMMANDER, INCIDENT, STAKEHOLDERS, make_settings
 from tests.runbook.test_full_rollback import panel_ts, run_step
@@ -77,7 +78,7 @@ def test_each_milestone_is_announced_once_across_restarts_and_close_writes_the_p
     closed = emulator.ws.wait_for(lambda: (i := incident_of(bot)).close_out and i.close_out.postmortem and i, 30,
                                   "the postmortem")
     assert not closed.active and not closed.close_out.forced
-    assert all(check["ok"] for check in closed.close_out.checks)
+    assert all(check.ok for check in closed.close_out.checks)
     assert Milestone.SYSTEM_RESTORED in closed.milestones
 
     bot.close()
@@ -90,7 +91,7 @@ def test_each_milestone_is_announced_once_across_restarts_and_close_writes_the_p
     assert uploaded and uploaded[0]["files"][0]["name"] == "RB-0001-postmortem.md"
     postmortem = Path(closed.close_out.postmortem).read_text()
     assert postmortem == emulator.ws.files[uploaded[0]["files"][0]["id"]]["content"].decode()
-    assert "| revert | U0COMMANDER |" in postmortem and "## Audit log" in postmortem
+    assert "| revert | Casey Commander (U0COMMANDER) |" in postmortem and "## Audit log" in postmortem
     assert done_at.strftime("%Y-%m-%d %H:%M:%S UTC") in postmortem
     assert all(secret not in postmortem for secret in live_sandbox.canaries.values())
 
@@ -170,7 +171,7 @@ def test_the_reminder_posts_only_when_something_changed(emulator: Emulator, sand
     ts = panel_ts(emulator)
     emulator.ws.wait_for(lambda: posts(emulator, "(rollback started)"), 10, "the first update")
     wait_recorded(emulator, ts)
-    comms = bot.services.rollback.comms
+    comms = bot.services.stakeholders
 
     clock.advance(minutes=10)
     comms.tick()
@@ -181,7 +182,7 @@ def test_the_reminder_posts_only_when_something_changed(emulator: Emulator, sand
     reminder = ephemeral(emulator, COMMANDER, "nothing changed")
     assert "/rollback comms" in reminder.text and posts(emulator, "(status update)") == []
 
-    bot.services.rollback.save_comms_details(COMMANDER, "RB-0001", {"eta": "tomorrow 09:00"})
+    comms.save_details(COMMANDER, "RB-0001", {"eta": "tomorrow 09:00"})
     clock.advance(minutes=31)
     comms.tick()
     update = emulator.ws.wait_for(lambda: posts(emulator, "(status update)"), 10, "the changed update")[0]

@@ -8,16 +8,24 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.config import parse_runbook
-from bot.incident import (
-    CloseOut,
-    CommsDetails,
-    Incident,
-    IncidentState,
-    Milestone,
-    StepRun,
-    StepStatus,
-)
-from bot.stakeholders import render_update
+from bot.domain.incident import CloseOut, CommsDetails, DatabaseChange, Incident, IncidentState, Milestone
+from bot.domain.runs import StepName, StepRun, StepStatus
+from bot.domain.updates import build_update
+from bot.slack_ui.stakeholder import email, stakeholder_update
+
+
+class Rendered:
+    """The update as the stakeholders see it: in Slack (text) and by e-mail (subject, plain)."""
+
+    def __init__(self, incident: Incident, runs: list[StepRun], headline: str) -> None:
+        update = build_update(CONFIG, incident, runs, headline)
+        message = stakeholder_update(update)
+        self.text = "\n".join(b["text"]["text"] for b in message.blocks if b["type"] == "section")
+        self.subject, self.plain = email(update)
+
+
+def render_update(config: object, incident: Incident, runs: list[StepRun], headline: str) -> Rendered:
+    return Rendered(incident, runs, headline)
 
 T0 = datetime(2026, 2, 7, 14, 5, 17, tzinfo=UTC)
 CONFIG = parse_runbook({})
@@ -32,7 +40,7 @@ def incident(**changes: object) -> Incident:
 
 
 def verify(ok: bool, at: datetime) -> StepRun:
-    return StepRun(id="r", incident_id="RB-0042", step="verify", actor="U0COMMANDER", started_at=at,
+    return StepRun(id="r", incident_id="RB-0042", step=StepName.VERIFY, actor="U0COMMANDER", started_at=at,
                    finished_at=at, status=StepStatus.SUCCEEDED if ok else StepStatus.FAILED,
                    summary="all 3 checks passed" if ok else "1 of 3 checks failed: GET /api/health")
 
@@ -40,10 +48,11 @@ def verify(ok: bool, at: datetime) -> StepRun:
 FRESH = incident()
 MID = incident()
 MID_RUNS = [verify(False, T0 + timedelta(minutes=3))]
-CLEANED = incident(database_state="CLEANED", data_loss="YES — the new fields were removed from 12 internship cases",
+CLEANED = incident(database=DatabaseChange(cleaned=["alpha", "beta"], cases_cleaned=12, documents_deleted=18,
+                                           backup_run="RB-0042-backup-abc123"),
                    milestones={**FRESH.milestones, Milestone.ROLLBACK_COMPLETED: T0 + timedelta(minutes=11)},
                    comms_details=CommsDetails(students="could not finish sessions for 20 minutes", eta="Friday"))
-CLOSED = incident(state=IncidentState.CLOSED, database_state="UNCHANGED",
+CLOSED = incident(state=IncidentState.CLOSED,
                   milestones={**FRESH.milestones, Milestone.ROLLBACK_COMPLETED: T0 + timedelta(minutes=11),
                               Milestone.SYSTEM_RESTORED: T0 + timedelta(minutes=31),
                               Milestone.CLOSED: T0 + timedelta(minutes=47)},
@@ -82,6 +91,16 @@ def test_a_cleaned_database_and_its_data_loss_are_reported() -> None:
     update = render_update(CONFIG, CLEANED, DONE_RUNS, "rollback completed")
     assert "Database: CLEANED" in update.plain
     assert "Data Loss: YES — the new fields were removed from 12 internship cases" in update.plain
+    assert "recoverable from backup RB-0042-backup-abc123" in update.plain
+
+
+def test_after_a_restore_the_update_says_no_data_was_lost() -> None:
+    restored = CLEANED.model_copy(update={"database": CLEANED.database.model_copy(
+        update={"restored": ["alpha", "beta"]})})
+    update = render_update(CONFIG, restored, DONE_RUNS, "status update")
+    assert "Database: RESTORED from backup RB-0042-backup-abc123" in update.plain
+    assert "Data Loss: NO — restored from backup RB-0042-backup-abc123: no data lost" in update.plain
+    assert "Data: restored from the backup" in update.plain
     assert "Backend: STABLE (old version restored)" in update.plain
     assert "Students: could not finish sessions for 20 minutes" in update.plain
     assert "ETA for fix: Friday" in update.plain
@@ -103,18 +122,18 @@ def test_slack_text_escapes_what_people_typed() -> None:
 
 @pytest.mark.parametrize("state", [FRESH, MID, CLEANED, CLOSED], ids=["fresh", "mid-rollback", "cleaned", "closed"])
 def test_the_panel_sections_and_the_postmortem_render_in_every_state(state: Incident) -> None:
-    from bot.comms import render
-    from bot.incident import PREVENTION_CHECKLIST, RCA_CAUSES, SUCCESS_CRITERIA, Rca
-    from bot.ui import panel
+    from bot.domain.incident import Rca
+    from bot.slack_ui.documents import postmortem
+    from bot.slack_ui.panel import panel
 
     with_rca = state.model_copy(update={"rca": Rca(phase="Phase 2", causes=["schema"], by="U0COMMANDER", at=T0)})
     for subject in (state, with_rca):
-        text = render("postmortem.md.j2", incident=subject, runs=DONE_RUNS, approvals=[], events=[],
-                      causes=RCA_CAUSES, criteria=SUCCESS_CRITERIA, prevention=PREVENTION_CHECKLIST)
+        text = postmortem(subject, DONE_RUNS, [], [], {"U0COMMANDER": "Casey Commander"})
         for moment in subject.milestones.values():
             assert moment.strftime("%Y-%m-%d %H:%M:%S UTC") in text
         assert "None" not in text and "- [ ] Gradual rollout (10% → 50% → 100%)" in text
         assert ("Database schema conflict" in text) is (subject.rca is not None)
-        _, blocks = panel(subject, DONE_RUNS, "df5b229")
+        assert "Commander: Casey Commander (U0COMMANDER)" in text
+        blocks = panel(subject, DONE_RUNS, "df5b229").blocks
         assert len(blocks) <= 50 and "Rollback success criteria" in str(blocks)
         assert ("Close incident" in str(blocks)) is subject.active

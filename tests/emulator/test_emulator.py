@@ -13,9 +13,9 @@ import pytest
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot.app import SocketModeBot
 from bot.config import Settings
 from bot.emulator import Emulator
-from bot.runtime import SocketModeBot
 from tests.conftest import COMMANDER, INCIDENT
 
 

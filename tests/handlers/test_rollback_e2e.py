@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
+from bot.app import HttpBot, SocketModeBot
 from bot.config import Settings
 from bot.emulator import Delivery, Emulator
-from bot.runtime import HttpBot, SocketModeBot
 from tests.conftest import COMMANDER, INCIDENT, RANDOM
 
 Mode = Callable[[], Any]

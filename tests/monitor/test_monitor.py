@@ -18,13 +18,13 @@ from typing import Any
 
 import pytest
 
+from bot.app import SocketModeBot, build_services
 from bot.clock import FakeClock
+from bot.domain.incident import Milestone
+from bot.domain.monitor import schedule_lines
 from bot.emulator import Emulator
 from bot.ids import Action
-from bot.incident import Milestone
-from bot.monitor import schedule_for
 from bot.ops.pm2 import Pm2
-from bot.runtime import SocketModeBot, build_services
 from bot.sandbox import Sandbox
 from tests.conftest import INCIDENT, STAKEHOLDERS, make_settings
 
@@ -99,7 +99,7 @@ def test_alerts_go_out_on_state_changes_only_and_start_a_prefilled_rollback(
         emulator: Emulator, sandbox: Sandbox, tmp_path: Path, backend: Backend,
         start_bot: Callable[..., SocketModeBot]) -> None:
     bot = start_bot(monitor_settings(emulator, sandbox, tmp_path, backend.url))
-    monitor = bot.services.rollback.monitor
+    monitor = bot.services.monitor
     assert monitor.run_once()[0].ok and alerts(emulator) == []  # unknown → healthy says nothing
     backend.mode = "slow"
     first = monitor.run_once()[0]
@@ -119,8 +119,8 @@ def test_alerts_go_out_on_state_changes_only_and_start_a_prefilled_rollback(
     emulator.click("casey", "alerts", alert["ts"], Action.START_FROM_ALERT).wait()
     incident = emulator.ws.wait_for(lambda: bot.services.store.get_incident("RB-0001"), 10, "the incident")
     assert incident.channel == INCIDENT and set(incident.criteria) == {"slow"}
-    state = [c for c in bot.services.store.checks() if c.id == "health"][0]
-    failing_since = [r.at for r in state.history if not r.ok][0]
+    assert [c.status.value for c in bot.services.store.checks() if c.id == "health"] == ["healthy"]
+    failing_since = [r.at for r in bot.services.store.check_history("health") if not r.ok][0]
     assert incident.milestones[Milestone.ISSUE_DETECTED] == failing_since
 
 
@@ -133,7 +133,7 @@ def test_a_hung_endpoint_never_delays_the_others(emulator: Emulator, sandbox: Sa
     bot = start_bot(settings)
     backend.mode, backend.paths = "hung", {"/api/internship": "ok"}
     started = time.monotonic()
-    results = {r.name: r for r in bot.services.rollback.monitor.run_once()}
+    results = {r.name: r for r in bot.services.monitor.run_once()}
     detail = results["health"].detail
     assert not results["health"].ok and ("no answer within 1.5s" in detail or "timed out" in detail), detail
     assert results["GET /api/internship"].ok
@@ -153,7 +153,7 @@ def test_a_crash_looping_pm2_app_meets_the_crashes_repeatedly_criterion(
     settings = make_settings(emulator, sandbox, tmp_path / "data", health={"url": f"{backend.url}/api/health",
                                                                            "core_endpoints": []},
                              pm2={"apps": ["crashy"]}, monitor={**MONITOR, "pm2": True})
-    monitor = start_bot(settings).services.rollback.monitor
+    monitor = start_bot(settings).services.monitor
 
     def crash_seen() -> Any:
         results = [r for r in monitor.run_once() if r.name == "pm2 crashy"]
@@ -171,14 +171,15 @@ def test_the_watch_gives_verdicts_and_records_system_restored_once(
         emulator: Emulator, sandbox: Sandbox, tmp_path: Path, backend: Backend,
         start_bot: Callable[..., SocketModeBot]) -> None:
     bot = start_bot(monitor_settings(emulator, sandbox, tmp_path, backend.url))
-    service, monitor = bot.services.rollback, bot.services.rollback.monitor
+    service, monitor = bot.services, bot.services.monitor
     emulator.slash("casey", "incident-rollback", "start health 500").wait()
     incident = emulator.ws.wait_for(lambda: bot.services.store.get_incident("RB-0001"), 10, "the incident")
     panel = emulator.ws.wait_for(lambda: service.store.get_incident("RB-0001").panel_ts, 10, "the panel")
     monitor.run_once()
     assert not any("Watch" in m["text"] for m in emulator.ws.thread(INCIDENT, panel))  # no rollback yet: no watch
     # verify passed after a revert (the runbook steps record this; see tests/runbook)
-    service.mutate(incident.id, lambda i: i.reach(Milestone.ROLLBACK_COMPLETED, service.clock.now(), "U0COMMANDER"))
+    service.desk.mutate(incident.id, lambda i: i.reach(Milestone.ROLLBACK_COMPLETED, service.clock.now(),
+                                                       "U0COMMANDER"))
 
     def verdicts() -> list[str]:
         return [m["text"] for m in emulator.ws.thread(INCIDENT, panel) if "Watch:" in m["text"]]
@@ -227,20 +228,20 @@ def test_two_replicas_on_one_store_run_the_schedule_once_and_take_over(
     settings = monitor_settings(emulator, sandbox, tmp_path, backend.url)
     open_store, drop = _shared_store()
     clock = FakeClock()
-    first = build_services(settings, store=open_store(), clock=clock)
-    second = build_services(settings, store=open_store(), clock=clock)
+    first = build_services(settings, store=open_store(), clock=clock, replica_id="replica-a")
+    second = build_services(settings, store=open_store(), clock=clock, replica_id="replica-b")
     try:
-        ran = [first.rollback.monitor.run_once(), second.rollback.monitor.run_once()]
+        ran = [first.monitor.run_once(), second.monitor.run_once()]
         assert ran[0] is not None and ran[1] is None  # one runner
         assert len(backend.requests) == 1
         clock.advance(seconds=30)
-        assert first.rollback.monitor.run_once() is not None and second.rollback.monitor.run_once() is None
+        assert first.monitor.run_once() is not None and second.monitor.run_once() is None
         # the first replica dies: after one lease period the second takes over
         clock.advance(seconds=settings.runbook.monitor.lease_s + 1)
-        assert second.rollback.monitor.run_once() is not None
-        assert first.rollback.monitor.run_once() is None  # and keeps it while it renews
+        assert second.monitor.run_once() is not None
+        assert first.monitor.run_once() is None  # and keeps it while it renews
         assert len(backend.requests) == 3
-        history = second.store.get_check("health").history
+        history = second.store.check_history("health")
         assert len(history) == 3 and all(r.ok for r in history)  # one shared history
     finally:
         first.close()
@@ -254,14 +255,17 @@ def test_health_command_shows_the_latest_results_and_a_chart(
     bot = start_bot(monitor_settings(emulator, sandbox, tmp_path, backend.url, history=10))
     for mode in ("ok", "500", "ok") * 5:
         backend.mode = mode
-        bot.services.rollback.monitor.run_once()
-    assert len(bot.services.store.get_check("health").history) == 10  # bounded
+        bot.services.monitor.run_once()
+    assert len(bot.services.store.check_history("health")) == 10  # bounded: a ring of `history` slots
+    emulator.slash("casey", "incident-rollback", "start slow health").wait()
+    panel = emulator.ws.wait_for(lambda: (i := bot.services.store.get_incident("RB-0001")) and i.panel_ts, 10, "panel")
     emulator.slash("casey", "incident-rollback", "health").wait()
     reply = emulator.ws.wait_for(lambda: next((e for e in emulator.ws.ephemerals_for("U0COMMANDER")
                                                if "Scheduled checks" in e.text), None), 10, "the reply")
     assert "*health*" in reply.text and "ms" in reply.text
-    chart = emulator.ws.wait_for(lambda: [m for m in emulator.ws.channel_messages(INCIDENT) if m.get("files")],
-                                 10, "the chart")[0]
+    chart = emulator.ws.wait_for(lambda: [m for m in emulator.ws.thread(INCIDENT, panel) if m.get("files")],
+                                 10, "the chart in the incident thread")[0]
+    assert not [m for m in emulator.ws.channel_messages(INCIDENT) if m.get("files")]  # never in the channel
     content = emulator.ws.files[chart["files"][0]["id"]]["content"]
     assert content.startswith(b"\x89PNG\r\n\x1a\n") and len(content) > 100
 
@@ -270,12 +274,12 @@ def test_check_shows_the_schedule(emulator: Emulator, sandbox: Sandbox, tmp_path
     settings = make_settings(emulator, sandbox, tmp_path / "data", monitor={"mongo_probes": [
         {"name": "assessment generation", "collection": "internship_case_attempts",
          "failed_filter": {"status": "failed"}}]})
-    lines = schedule_for(settings)
+    lines = schedule_lines(settings.runbook)
     assert lines[0].startswith("every 60s (+0..5s jitter)")
     assert any(f"GET {sandbox.health_url}" in line for line in lines)
     assert any("pm2 jlist" in line for line in lines) and any("internship_case_attempts" in line for line in lines)
     off = make_settings(emulator, sandbox, tmp_path / "data", monitor={"enabled": False})
-    assert schedule_for(off) == ["scheduled checks are off (monitor.enabled: false)"]
+    assert schedule_lines(off.runbook) == ["scheduled checks are off (monitor.enabled: false)"]
 
 
 def test_a_mongodb_ratio_probe_meets_the_generation_failure_criterion(
@@ -292,10 +296,10 @@ def test_a_mongodb_ratio_probe_meets_the_generation_failure_criterion(
         sessions = client[sandbox.tenant_dbs[0]].sessions
         sessions.insert_many([{"generation": "ok", "created_at": now - timedelta(minutes=5)} for _ in range(4)])
         sessions.insert_many([{"generation": "failed", "created_at": now - timedelta(hours=3)} for _ in range(9)])
-        result = [r for r in bot.services.rollback.monitor.run_once() if r.name == "assessment generation"][0]
+        result = [r for r in bot.services.monitor.run_once() if r.name == "assessment generation"][0]
         assert result.ok and result.detail.startswith("0/4")  # old failures are outside the window
         sessions.insert_many([{"generation": "failed", "created_at": now - timedelta(minutes=1)} for _ in range(5)])
-        result = [r for r in bot.services.rollback.monitor.run_once() if r.name == "assessment generation"][0]
+        result = [r for r in bot.services.monitor.run_once() if r.name == "assessment generation"][0]
         assert not result.ok and result.criterion == "gen_fail" and result.detail.startswith("5/9")
     finally:
         tenants.close(client)

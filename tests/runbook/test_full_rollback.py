@@ -10,12 +10,12 @@ from typing import Any
 import git
 import pytest
 
+from bot.app import SocketModeBot
 from bot.config import Settings
+from bot.domain.incident import Milestone
 from bot.emulator import Emulator
-from bot.incident import Milestone
 from bot.ops import tenants
 from bot.ops.health import probe
-from bot.runtime import SocketModeBot
 from bot.sandbox import Sandbox
 from tests.conftest import COMMANDER, INCIDENT
 
@@ -93,8 +93,10 @@ def test_a_full_rollback_takes_the_broken_sandbox_back_to_healthy(
     assert "rollback-bot RB-0001: before revert" in stashes
     stashed = repo.git.stash("show", "--include-untracked", "--name-only", "stash@{0}")
     assert "src/wip.js" in stashed and "build.js" in stashed
-    # the backup: manifest counts equal the source, files in mongorestore's layout, .env private
-    backup_dir = settings.data_dir / "backups" / "RB-0001"
+    # the backup: one immutable run folder, manifest counts equal the source, mongorestore's layout, all private
+    runs = list((settings.data_dir / "backups" / "RB-0001").glob("RB-0001-backup-*"))
+    assert len(runs) == 1
+    backup_dir = runs[0]
     manifest = json.loads((backup_dir / "manifest.json").read_text())
     expected = source_counts(sandbox)
     for db in sandbox.tenant_dbs:
@@ -103,6 +105,9 @@ def test_a_full_rollback_takes_the_broken_sandbox_back_to_healthy(
         assert (backup_dir / db / "internshipcases.metadata.json").exists()
     assert manifest["databases"][manifest["central_database"]]["schools"]["count"] == expected["_central"]["schools"]
     assert oct((backup_dir / "env.backup").stat().st_mode & 0o777) == "0o600"
+    assert oct(backup_dir.stat().st_mode & 0o777) == "0o700"
+    assert all(oct(f.stat().st_mode & 0o777) == "0o600" for f in backup_dir.rglob("*") if f.is_file())
+    assert all(oct(d.stat().st_mode & 0o777) == "0o700" for d in backup_dir.rglob("*") if d.is_dir())
     assert (backup_dir / "pm2" / "ai-professor-backend-5000.log").exists()
     # the record: milestones, audit chain, checklist ticks
     incident = bot.services.store.get_incident("RB-0001")
@@ -163,31 +168,36 @@ def test_injection_attempts_in_revert_are_refused_and_change_nothing(
     assert bot.services.store.step_runs("RB-0001") == []
 
 
-def test_an_interrupted_step_is_marked_and_can_run_again(
+def test_a_step_left_running_by_this_replicas_previous_process_is_interrupted_at_once_on_restart(
         emulator: Emulator, sandbox: Sandbox, settings: Settings, start_bot: Callable[..., SocketModeBot]) -> None:
-    from datetime import timedelta
-
-    from bot.incident import StepRun, StepStatus
+    from bot.domain.incident import Busy, BusyKind
+    from bot.domain.ownership import Owner
+    from bot.domain.runs import StepName, StepRun, StepStatus
 
     first = start_bot()
     emulator.slash("casey", "incident-rollback", "start").wait()
     ts = panel_ts(emulator)
     store = first.services.store
-    # the bot dies in the middle of a backup: a running step with an old heartbeat is left behind
+    me = first.services.deps.replica.owner
+    # the previous process of this very replica died in the middle of a backup, a second ago (no stale heartbeat)
+    dead = Owner(replica=me.replica, instance="an-earlier-process", host=me.host, pid=1, started_at=me.started_at)
     now = first.services.clock.now()
-    store.add_step_run(StepRun(id="RB-0001-backup-dead", incident_id="RB-0001", step="backup", actor=COMMANDER,
-                               started_at=now - timedelta(minutes=2), summary="Back up 3 tenant databases",
-                               result={"heartbeat": (now - timedelta(minutes=2)).isoformat()}))
+    store.add_step_run(StepRun(id="RB-0001-backup-dead", incident_id="RB-0001", step=StepName.BACKUP, actor=COMMANDER,
+                               started_at=now, summary="Back up 3 tenant databases", owner=dead))
 
     def running(incident: Any) -> None:
-        incident.running_step = "RB-0001-backup-dead"
+        incident.busy = Busy(kind=BusyKind.STEP, ref="RB-0001-backup-dead", name="backup", actor=COMMANDER,
+                             owner=dead, since=now)
 
-    first.services.rollback.mutate("RB-0001", running)
+    first.services.desk.mutate("RB-0001", running)
     first.close()
-    second = start_bot()  # a restart recovers it
-    run = second.services.store.get_step_run("RB-0001-backup-dead")
-    assert run is not None and run.status is StepStatus.INTERRUPTED and "can be run again" in run.summary
-    assert any("interrupted" in m["text"] for m in emulator.ws.thread(INCIDENT, ts))
+    second = start_bot()  # the restart recovers it at once: this process holds the replica lock
+    run = emulator.ws.wait_for(lambda: (r := second.services.store.get_step_run("RB-0001-backup-dead"))
+                               and r.status is StepStatus.INTERRUPTED and r, 10, "the step marked interrupted")
+    assert "can be run again" in run.summary
+    emulator.ws.wait_for(lambda: any("interrupted" in m["text"] for m in emulator.ws.thread(INCIDENT, ts)), 10,
+                         "the thread told")
+    assert second.services.store.get_incident("RB-0001").busy is None  # type: ignore[union-attr]
     assert "— succeeded" in run_step(emulator, ts, "backup")  # no --again needed after an interruption
 
 
@@ -205,7 +215,7 @@ def test_the_panel_button_runs_the_same_step_and_one_step_runs_at_a_time(
     emulator.slash("casey", "incident-rollback", "verify").wait()
     busy = emulator.ws.wait_for(lambda: [e.text for e in emulator.ws.ephemerals_for(COMMANDER)
                                          if "still running" in e.text], 10, "the one-at-a-time refusal")
-    assert "`rebuild` is still running" in busy[0]
+    assert "`rebuild` (a step) is still running" in busy[0]
     done = emulator.ws.wait_for(lambda: [m["text"] for m in emulator.ws.thread(INCIDENT, ts)
                                          if "*Rebuild backend* — succeeded" in m["text"]], 30, "rebuild to finish")
     assert "requested by" not in done[0]

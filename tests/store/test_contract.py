@@ -8,8 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from bot.domain.approvals import Approval
+from bot.domain.incident import Incident, IncidentState, Milestone
+from bot.domain.runs import StepRun, StepStatus
 from bot.errors import StaleState
-from bot.incident import Approval, Incident, IncidentState, Milestone, StepRun, StepStatus
 from bot.store import ActiveIncidentExists, Store
 
 NOW = datetime(2026, 2, 7, 3, 0, tzinfo=UTC)
@@ -133,10 +135,21 @@ def test_step_runs_and_approvals_round_trip_with_conditional_updates(store: Stor
 
 
 def test_a_delivery_is_claimed_only_once(store_factory: Callable[[], Store]) -> None:
+    now = datetime.now(UTC)  # claims expire by the server's clock (a TTL index on MongoDB), so use real time
     first, second = store_factory(), store_factory()
-    assert first.claim("event:Ev1", NOW) is True
-    assert second.claim("event:Ev1", NOW) is False
-    assert second.claim("event:Ev2", NOW) is True
+    assert first.claim("event:Ev1", now) is True
+    assert second.claim("event:Ev1", now) is False
+    assert second.claim("event:Ev2", now) is True
+
+
+def test_an_expired_claim_can_be_claimed_again_and_prune_removes_old_ones(store: Store) -> None:
+    now = datetime.now(UTC)
+    assert store.claim("signature:a", now, ttl_s=60)
+    assert not store.claim("signature:a", now + timedelta(seconds=59), ttl_s=60)
+    assert store.claim("signature:a", now + timedelta(seconds=61), ttl_s=60)  # the first one expired
+    assert store.claim("signature:b", now, ttl_s=60)
+    assert store.prune(now + timedelta(seconds=200)) >= 1
+    assert store.claim("signature:b", now + timedelta(seconds=200), ttl_s=60)
 
 
 def test_a_lease_has_one_holder_until_it_expires(store_factory: Callable[[], Store]) -> None:
