@@ -41,9 +41,17 @@ LOG_FILE = "nx-27017.log"
 PID_FILE = "nx-27017.pid"
 STATE_FILE = "server.json"
 # The server runs in the interpreter running us (so the nx-27017 of this environment), never through a
-# shell. Its per-command INFO lines would log every command it serves; warnings and errors are kept.
-_SERVER_CODE = ("import logging, sys; logging.getLogger('nx_27017').setLevel({level!r}); "
+# shell. Its per-command INFO lines would log every command it serves; warnings and errors are kept. Unless
+# it is detached, a thread stops it (as SIGTERM does) once the process that started it is gone, even if
+# that one was killed and could not stop it. One line: `pgrep -af` lists a command line per line.
+_SERVER_CODE = ("import logging, os, signal, sys, threading, time; "
+                "logging.getLogger('nx_27017').setLevel({level!r}); "
+                "parent = os.getppid(); "
+                "orphaned = lambda: [time.sleep(0.5) for _ in iter(lambda: os.getppid() == parent, False)]; "
+                "watch = lambda: (orphaned(), os.kill(os.getpid(), signal.SIGTERM)); "
+                "{watch}"
                 "from nx_27017.nx_27017 import main; sys.exit(main())")
+_WATCH = "threading.Thread(target=watch, daemon=True).start(); "
 _PORT_ATTEMPTS = 5
 _PORT_TAKEN = ("address already in use", "errno 98", "errno 48")  # Linux, macOS
 
@@ -74,12 +82,12 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-def server_argv(folder: Path, host: str, port: int, *, journal_mode: str = "WAL",
-                log_level: str = "WARNING") -> list[str]:
+def server_argv(folder: Path, host: str, port: int, *, journal_mode: str = "WAL", log_level: str = "WARNING",
+                detached: bool = False) -> list[str]:
     """The command line of an nx-27017 server keeping its data in ``folder``."""
     if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ValueError(f"unknown log level {log_level!r}")
-    return [sys.executable, "-c", _SERVER_CODE.format(level=log_level),
+    return [sys.executable, "-c", _SERVER_CODE.format(level=log_level, watch="" if detached else _WATCH),
             "--data-dir", str(folder / DB_DIR), "--host", host, "-p", str(port), "-j", journal_mode,
             "--pid-file", str(folder / PID_FILE), "--log-file", os.devnull]
 
@@ -92,12 +100,14 @@ class LocalMongo:
     """One nx-27017 server on a loopback port, with its data, log and pid file in ``folder``.
 
     ``port=None`` picks a free port (and another one if it was taken before the server could bind it);
-    a given port is used as is, so a sandbox whose URI names it finds its data again.
+    a given port is used as is, so a sandbox whose URI names it finds its data again. The server stops
+    when ``stop()`` is called or the ``with`` block ends, and by itself if this process dies first;
+    ``detached=True`` (see ``start_detached``) makes one that outlives this process.
     """
 
     def __init__(self, folder: Path, *, port: int | None = None, host: str = "127.0.0.1",
                  start_timeout: float = 30.0, stop_timeout: float = 10.0, journal_mode: str = "WAL",
-                 log_level: str = "WARNING") -> None:
+                 log_level: str = "WARNING", detached: bool = False) -> None:
         self.folder = Path(folder).resolve()
         self.host = host
         self.requested_port = port
@@ -105,6 +115,7 @@ class LocalMongo:
         self.stop_timeout = stop_timeout
         self.journal_mode = journal_mode
         self.log_level = log_level
+        self.detached = detached
         self._process: subprocess.Popen[bytes] | None = None
         self._port: int | None = None
 
@@ -181,7 +192,8 @@ class LocalMongo:
 
     def _launch(self, port: int) -> tuple[str, int]:
         """Start the process on ``port`` and wait: ``ready``, or why not, and where this attempt's log starts."""
-        argv = server_argv(self.folder, self.host, port, journal_mode=self.journal_mode, log_level=self.log_level)
+        argv = server_argv(self.folder, self.host, port, journal_mode=self.journal_mode, log_level=self.log_level,
+                           detached=self.detached)
         with self.log_path.open("ab") as log:
             since = log.tell()
             log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} rollback-bot: starting nx-27017 on "
@@ -220,6 +232,8 @@ class LocalMongo:
 
     def detach(self) -> ServerInfo:
         """Leave the server running after this object (and this process) is gone; ``stop_detached`` stops it."""
+        if not self.detached:
+            raise LocalMongoError("only a server started with detached=True outlives its starter")
         info = self.info
         assert self._process is not None
         _DETACHED[info.pid] = self._process
@@ -248,7 +262,7 @@ def start_detached(folder: Path, *, port: int | None = None, **options: Any) -> 
         if port is not None and running.port != port:
             raise LocalMongoError(f"the local MongoDB for {folder} runs on port {running.port}, not {port}")
         return running
-    return LocalMongo(folder, port=port, **options).start().detach()
+    return LocalMongo(folder, port=port, detached=True, **options).start().detach()
 
 
 def running_server(folder: Path) -> ServerInfo | None:

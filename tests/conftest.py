@@ -17,7 +17,7 @@ import pytest
 
 from bot.config import Secrets, Settings, parse_runbook
 from bot.emulator import Emulator
-from bot.localmongo import LocalMongo, LocalMongoError
+from bot.localmongo import LocalMongo, LocalMongoError, stop_detached
 from bot.runtime import HttpBot, SocketModeBot, socket_mode_bot
 from bot.sandbox import Sandbox, create_sandbox, drop_tenants, start_apps, stop_apps
 from bot.store import Store
@@ -46,7 +46,9 @@ def mongo_server() -> Iterator[TestServer]:
     if uri:
         yield TestServer(uri, local=False)
         return
+    _remove_folders_of_dead_sessions()
     folder = Path(tempfile.mkdtemp(prefix=LOCAL_MONGO_PREFIX))
+    (folder / "owner").write_text(str(os.getpid()))
     _SESSION_MONGO_FOLDERS.append(folder)
     server = LocalMongo(folder)
     try:
@@ -55,6 +57,20 @@ def mongo_server() -> Iterator[TestServer]:
     finally:
         server.stop()
         shutil.rmtree(folder)
+
+
+def _remove_folders_of_dead_sessions() -> None:
+    """A test session that was killed could not remove its folder (its server stopped by itself)."""
+    for folder in Path(tempfile.gettempdir()).glob(LOCAL_MONGO_PREFIX + "*"):
+        try:
+            owner = int((folder / "owner").read_text())
+        except (OSError, ValueError):
+            continue
+        try:
+            os.kill(owner, 0)
+        except ProcessLookupError:
+            stop_detached(folder)
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -125,6 +126,27 @@ def test_the_context_manager_stops_the_server_when_the_block_fails(tmp_path: Pat
         pid = server.pid
         raise RuntimeError("the bot failed")
     assert not localmongo._alive(pid) and local_mongo_servers(str(tmp_path)) == []
+
+
+def test_a_server_stops_by_itself_when_the_process_that_started_it_is_killed(tmp_path: Path) -> None:
+    code = ("import sys, time; from pathlib import Path; from bot.localmongo import LocalMongo; "
+            "server = LocalMongo(Path(sys.argv[1])).start(); print(server.pid, flush=True); time.sleep(120)")
+    starter = subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "mongo")], cwd=ROOT,
+                               stdout=subprocess.PIPE, text=True)
+    assert starter.stdout is not None
+    pid = int(starter.stdout.readline())
+    assert localmongo._alive(pid)
+    starter.kill()  # SIGKILL: no finally, no stop()
+    starter.wait()
+    deadline = time.monotonic() + 15
+    while localmongo._alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not localmongo._alive(pid) and local_mongo_servers(str(tmp_path)) == []
+
+
+def test_only_a_detached_server_can_be_detached(tmp_path: Path) -> None:
+    with LocalMongo(tmp_path / "mongo") as server, pytest.raises(LocalMongoError):
+        server.detach()
 
 
 def test_a_second_server_for_the_same_folder_is_refused(tmp_path: Path) -> None:

@@ -203,6 +203,15 @@ def test_a_compound_index_with_id_leaves_the_collection_writable(db: Db) -> None
     assert db.audit.find_one({}, sort=[("_id", DESCENDING)])["_id"] == 2  # type: ignore[index]
 
 
+@nx_deviation("create_index([('incident_id', 1), ('_id', 1)]) on a collection that has documents fails with "
+              "OperationFailure \"JSON path error near '_id'\" (so MongoStore cannot open a store whose audit log "
+              "has events)")
+def test_a_compound_index_with_id_can_be_created_on_a_collection_with_documents(db: Db) -> None:
+    db.audit.insert_many([{"_id": 1, "incident_id": "RB-0001"}, {"_id": 2, "incident_id": None}])
+    db.audit.create_index([("incident_id", ASCENDING), ("_id", ASCENDING)])
+    assert [d["_id"] for d in db.audit.find({"incident_id": "RB-0001"}, sort=[("_id", 1)])] == [1]
+
+
 # ---- aggregation --------------------------------------------------------------------------------------------------
 def test_facet_returns_each_sub_pipeline(db: Db) -> None:
     db.sessions.insert_many([{"i": i, "generation": "failed" if i % 4 == 0 else "ok"} for i in range(20)])
