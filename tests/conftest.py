@@ -247,12 +247,23 @@ def store(store_factory: Callable[[], Store]) -> Store:
     return store_factory()
 
 
+def _pm2_home(pid: str) -> str:
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return ""
+    return next((item[len(b"PM2_HOME="):].decode() for item in environ if item.startswith(b"PM2_HOME=")), "")
+
+
 @pytest.fixture(autouse=True, scope="session")
-def no_pm2_daemon_left_behind() -> Iterator[None]:
-    """Tidy: after the whole suite, no pm2 daemon started by a test may still be running."""
+def no_pm2_daemon_left_behind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Tidy: after the whole suite, no pm2 daemon started by a test may still be running: one whose PM2_HOME is
+    in this session's tmp_path (other test sessions on the same machine have daemons of their own)."""
+    base = str(tmp_path_factory.getbasetemp())
     yield
-    left = subprocess.run(["pgrep", "-f", "PM2 v.*God Daemon.*pytest"], capture_output=True, text=True).stdout
-    assert not left.strip(), f"pm2 daemons left running by the tests: {left.split()}"
+    daemons = subprocess.run(["pgrep", "-f", "PM2 v.*God Daemon"], capture_output=True, text=True).stdout.split()
+    left = [pid for pid in daemons if _pm2_home(pid).startswith(base)]
+    assert not left, f"pm2 daemons left running by the tests: {left}"
 
 
 def local_mongo_servers(*markers: str) -> list[str]:
