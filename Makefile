@@ -9,11 +9,13 @@ export PATH := $(NODE_BIN):$(PATH)
 
 .PHONY: local test lint bench deps clean
 
-## make local: the emulated Slack workspace, the bot in Socket Mode, SQLite state, a sandbox target
+## make local: the emulated Slack workspace, the bot in Socket Mode, SQLite state, a sandbox target whose
+## tenant data is on a local MongoDB-protocol server (nx-27017, in .local/mongo; stopped when it exits)
 local: deps
 	$(BIN)/rollback-bot local
 
-## make test: lint, type-check and the whole test suite
+## make test: lint, type-check and the whole test suite (tenant data and the MongoDB store on a local
+## nx-27017 server the tests start and stop, or on TEST_MONGODB_URI when it is set)
 test: deps $(TOOLS)/.browser
 	$(BIN)/ruff check bot handlers tests bench
 	$(BIN)/mypy
@@ -33,7 +35,7 @@ deps: $(VENV)/.installed $(TOOLS)/.installed
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,local]'
 	touch $@
 
 $(TOOLS)/.installed: $(TOOLS)/package.json $(TOOLS)/package-lock.json

@@ -1,7 +1,8 @@
 """A sandbox target like the runbook's: a git repository of a small Node.js backend.
 
 History: a known-good commit, then "Phase 1–3" commits that break it (the health endpoint answers
-500). A `.env` with canary secrets, tenant data, and both pm2 apps under the sandbox's own PM2_HOME.
+500). A `.env` with canary secrets, tenant data on a real MongoDB-protocol server (a local nx-27017
+from ``bot.localmongo``, or a MongoDB), and both pm2 apps under the sandbox's own PM2_HOME.
 Used by the tests, the benchmarks, `rollback-bot sandbox` and `rollback-bot local`.
 """
 
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import git
 
@@ -103,6 +104,11 @@ class Sandbox:
     tenant_dbs: tuple[str, ...] = ()
     pm2_home: Path | None = None
     apps: tuple[str, ...] = ("ai-professor-backend-5000", "ai-professor-python")
+    mongo_dir: Path | None = None  # the folder of the sandbox's own local MongoDB, when it has one
+
+    @property
+    def mongo_port(self) -> int | None:
+        return urlsplit(self.central_uri).port
 
     @property
     def health_url(self) -> str:
@@ -113,9 +119,14 @@ class Sandbox:
         (self.root / "sandbox.json").write_text(json.dumps(data, indent=2), encoding="utf-8")
 
     @classmethod
+    def find(cls, root: Path) -> Sandbox | None:
+        """The sandbox made in ``root``, if there is one."""
+        return cls.load(root) if (Path(root) / "sandbox.json").exists() else None
+
+    @classmethod
     def load(cls, root: Path) -> Sandbox:
         data = json.loads((Path(root) / "sandbox.json").read_text(encoding="utf-8"))
-        for key in ("root", "repo", "pm2_home"):
+        for key in ("root", "repo", "pm2_home", "mongo_dir"):
             data[key] = Path(data[key]) if data.get(key) else None
         data["tenant_dbs"], data["apps"] = tuple(data["tenant_dbs"]), tuple(data["apps"])
         return cls(**data)
@@ -146,10 +157,19 @@ def _commit(repo: git.Repo, message: str, files: dict[str, str]) -> str:
     return repo.index.commit(message, author=author, committer=author).hexsha
 
 
-def create_sandbox(root: Path, *, port: int | None = None, mongo_uri: str | None = None) -> Sandbox:
+# The local server (nx-27017) has no authentication: it accepts any PLAIN credentials (and fails pymongo's
+# default SCRAM handshake). On it the sandbox's URI carries a canary user and password over PLAIN, so the
+# tests can check that the database password from the target's .env never reaches Slack or the logs.
+LOCAL_SERVER_AUTH = "authMechanism=PLAIN"
+
+
+def create_sandbox(root: Path, *, mongo_uri: str, local_server: bool = False, mongo_dir: Path | None = None,
+                   port: int | None = None) -> Sandbox:
     """Write the target repository under ``root/ai-professor-backend`` and return what was made.
 
-    Tenant data goes to ``mongo_uri`` (a real server) or, by default, to an in-process mongomock server.
+    Tenant data goes to the server at ``mongo_uri``, in databases named for this sandbox. ``local_server``:
+    that server is a ``bot.localmongo`` one (canary credentials, above); ``mongo_dir``: it is the sandbox's
+    own, keeping its data there (recorded, so stopping the sandbox stops it too).
     Nothing runs yet: ``start_apps`` builds the broken HEAD and starts it under pm2.
     """
     port = port or free_port()
@@ -173,12 +193,12 @@ def create_sandbox(root: Path, *, port: int | None = None, mongo_uri: str | None
     server = SERVER_GOOD.replace(*SERVER_BROKEN_PATCH)
     broken = _commit(repo, "Phase 3: Wire assessment into health", {"src/server.js": server})
     token = secrets.token_hex(4)
-    if mongo_uri:
-        split = urlsplit(mongo_uri)
-        central_uri = urlunsplit((split.scheme, split.netloc, f"/sbx{token}_central", split.query, ""))
-    else:
-        seed = quote(str(Path(root).resolve() / "tenant-seed.json"), safe="")
-        central_uri = f"mongomock://backend:canary-db-{secrets.token_hex(6)}@sandbox-{token}/central?seed={seed}"
+    split = urlsplit(mongo_uri)
+    netloc, query = split.netloc, split.query
+    if local_server:
+        netloc = f"backend:canary-db-{secrets.token_hex(6)}@{netloc.rsplit('@', 1)[-1]}"
+        query = "&".join(q for q in (query, LOCAL_SERVER_AUTH) if q)
+    central_uri = urlunsplit((split.scheme, netloc, f"/sbx{token}_central", query, ""))
     tenant_dbs = tuple(f"sbx{token}_{slug}" for _, slug in TENANTS)
     canaries = {
         "CENTRAL_DB_URI": central_uri,
@@ -190,7 +210,8 @@ def create_sandbox(root: Path, *, port: int | None = None, mongo_uri: str | None
     (Path(root) / "ai-server").mkdir(exist_ok=True)
     (Path(root) / "ai-server" / "ai.js").write_text(AI_SERVER, encoding="utf-8")
     sandbox = Sandbox(root=Path(root), repo=repo_dir, good_commit=good, broken_commit=broken, canaries=canaries,
-                      port=port, central_uri=central_uri, tenant_dbs=tenant_dbs, pm2_home=Path(root) / "pm2-home")
+                      port=port, central_uri=central_uri, tenant_dbs=tenant_dbs, pm2_home=Path(root) / "pm2-home",
+                      mongo_dir=Path(mongo_dir).resolve() if mongo_dir else None)
     seed_tenants(sandbox)
     sandbox.save()
     return sandbox
@@ -222,9 +243,17 @@ def seed_tenants(sandbox: Sandbox) -> None:
             db.internship_case_attempts.insert_many([{"case": n, "attempt": a} for n in range(3) for a in range(2)])
             db.users.insert_many([{"name": f"student-{n}", "role": "student"} for n in range(3)])
         client[old_db].internshipcases.insert_one({"title": "archived"})
-        if sandbox.central_uri.startswith("mongomock://"):  # so another process can load the same data
-            tenants.save_seed(client, [tenants.default_database(sandbox.central_uri), *sandbox.tenant_dbs, old_db],
-                              sandbox.root / "tenant-seed.json")
+    finally:
+        tenants.close(client)
+
+
+def has_tenants(sandbox: Sandbox) -> bool:
+    """The central `schools` still lists tenants (a local server's data folder may have been removed)."""
+    from bot.ops import tenants
+
+    client = tenants.connect(sandbox.central_uri)
+    try:
+        return client[tenants.default_database(sandbox.central_uri)].schools.count_documents({}) > 0
     finally:
         tenants.close(client)
 
@@ -259,7 +288,7 @@ def stop_apps(sandbox: Sandbox) -> None:
 
 
 def drop_tenants(sandbox: Sandbox) -> None:
-    """Remove the sandbox's databases (needed on a real server; free for mongomock)."""
+    """Remove the sandbox's databases from its server."""
     from bot.ops import tenants
 
     client = tenants.connect(sandbox.central_uri)

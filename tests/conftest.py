@@ -1,10 +1,15 @@
-"""Shared fixtures: a real emulator, a real sandbox git repo, real stores, the real Bolt app."""
+"""Shared fixtures: a real emulator, a real sandbox git repo, a real MongoDB-protocol server, real stores,
+the real Bolt app."""
 
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,12 +18,64 @@ import pytest
 from bot.app import HttpBot, SocketModeBot, socket_mode_bot
 from bot.config import Secrets, Settings, parse_runbook
 from bot.emulator import Emulator
+from bot.localmongo import LocalMongo, LocalMongoError, stop_detached
 from bot.sandbox import Sandbox, create_sandbox, drop_tenants, start_apps, stop_apps
 from bot.store import Store
 from bot.store.sqlite import SQLiteStore
 
 COMMANDER, APPROVER, DBA, BYSTANDER = "U0COMMANDER", "U0APPROVER1", "U0APPROVER2", "U0BYSTANDER"
 INCIDENT, STAKEHOLDERS, RANDOM = "C0INCIDENT", "C0STAKEHOLD", "C0RANDOM"
+LOCAL_MONGO_PREFIX = "rollback-bot-test-mongo-"  # the session server's temporary folder
+_SESSION_MONGO_FOLDERS: list[Path] = []
+
+
+@dataclass(frozen=True)
+class TestServer:
+    """The MongoDB-protocol server of this test session."""
+
+    __test__ = False  # not a test class, whatever its name
+    uri: str
+    local: bool  # the local nx-27017 (no authentication, known deviations); False for TEST_MONGODB_URI
+
+
+@pytest.fixture(scope="session")
+def mongo_server() -> Iterator[TestServer]:
+    """TEST_MONGODB_URI if set; otherwise a local nx-27017 server in a temporary folder, started once for the
+    session and stopped (its folder removed) at the end. Raises LocalMongoError if it cannot start."""
+    uri = os.environ.get("TEST_MONGODB_URI")
+    if uri:
+        yield TestServer(uri, local=False)
+        return
+    _remove_folders_of_dead_sessions()
+    folder = Path(tempfile.mkdtemp(prefix=LOCAL_MONGO_PREFIX))
+    (folder / "owner").write_text(str(os.getpid()))
+    _SESSION_MONGO_FOLDERS.append(folder)
+    server = LocalMongo(folder)
+    try:
+        server.start()
+        yield TestServer(server.uri, local=True)
+    finally:
+        server.stop()
+        shutil.rmtree(folder)
+
+
+def _remove_folders_of_dead_sessions() -> None:
+    """A test session that was killed could not remove its folder (its server stopped by itself)."""
+    for folder in Path(tempfile.gettempdir()).glob(LOCAL_MONGO_PREFIX + "*"):
+        try:
+            owner = int((folder / "owner").read_text())
+        except (OSError, ValueError):
+            continue
+        try:
+            os.kill(owner, 0)
+        except ProcessLookupError:
+            stop_detached(folder)
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def mongo_uri(mongo_server: TestServer) -> str:
+    return mongo_server.uri
 
 
 @pytest.fixture
@@ -29,13 +86,13 @@ def emulator() -> Iterator[Emulator]:
 
 
 @pytest.fixture
-def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
-    """The runbook's target: git repo, .env with canaries, tenant data (mongomock, or TEST_MONGODB_URI)."""
-    made = create_sandbox(tmp_path / "target", mongo_uri=os.environ.get("TEST_MONGODB_URI"))
+def sandbox(tmp_path: Path, mongo_server: TestServer) -> Iterator[Sandbox]:
+    """The runbook's target: git repo, .env with canaries, tenant data in databases of its own on the session's
+    server (dropped afterwards)."""
+    made = create_sandbox(tmp_path / "target", mongo_uri=mongo_server.uri, local_server=mongo_server.local)
     yield made
     stop_apps(made)  # any pm2 command (even `pm2 jlist`) may have started a daemon in its PM2_HOME
-    if os.environ.get("TEST_MONGODB_URI"):
-        drop_tenants(made)
+    drop_tenants(made)
 
 
 @pytest.fixture
@@ -109,15 +166,13 @@ def _mongomock(tmp_path: Path) -> Store:
     return MongoStore(mongomock.MongoClient(tz_aware=True), "rollback_bot_test")
 
 
-def _real_mongo(tmp_path: Path) -> Store:
-    uri = os.environ.get("TEST_MONGODB_URI")
-    if not uri:
-        pytest.skip("TEST_MONGODB_URI is not set: no MongoDB server to run the real-server tests against")
+def _real_mongo(uri: str) -> Store:
     from pymongo import MongoClient
 
     from bot.store.mongo import MongoStore
 
-    client: MongoClient[dict[str, Any]] = MongoClient(uri, serverSelectionTimeoutMS=3000, tz_aware=True)
+    client: MongoClient[dict[str, Any]] = MongoClient(uri, serverSelectionTimeoutMS=3000, timeoutMS=30_000,
+                                                      tz_aware=True)
     name = f"rollback_bot_test_{uuid.uuid4().hex[:8]}"
     store = MongoStore(client, name)
     store._drop_after = (client, name)  # type: ignore[attr-defined]
@@ -127,7 +182,6 @@ def _real_mongo(tmp_path: Path) -> Store:
 STORE_FACTORIES: dict[str, Callable[[Path], Store]] = {
     "sqlite": _sqlite,
     "mongomock": _mongomock,
-    "mongodb": _real_mongo,
 }
 
 
@@ -139,6 +193,13 @@ def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ca
     opened: list[Store] = []
     kind = request.param
     shared: dict[str, Any] = {}
+    if kind == "mongodb":
+        try:
+            server: TestServer = request.getfixturevalue("mongo_server")
+        except LocalMongoError as error:
+            pytest.skip(f"no MongoDB-protocol server: TEST_MONGODB_URI is not set and the local one did not start "
+                        f"({str(error).splitlines()[0]})")
+        shared["uri"] = server.uri
 
     def open_() -> Store:
         if kind == "mongomock":
@@ -153,6 +214,8 @@ def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ca
 
             client, name = opened[0]._drop_after  # type: ignore[attr-defined]
             store = MongoStore(client, name, owns_client=False)
+        elif kind == "mongodb":
+            store = _real_mongo(shared["uri"])
         else:
             store = STORE_FACTORIES[kind](tmp_path)
         opened.append(store)
@@ -171,12 +234,38 @@ def store(store_factory: Callable[[], Store]) -> Store:
     return store_factory()
 
 
+def _pm2_home(pid: str) -> str:
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return ""
+    return next((item[len(b"PM2_HOME="):].decode() for item in environ if item.startswith(b"PM2_HOME=")), "")
+
+
 @pytest.fixture(autouse=True, scope="session")
 def no_pm2_daemon_left_behind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Tidy: after the whole suite, no pm2 daemon this session started (under its temp folder) still runs."""
+    """Tidy: after the whole suite, no pm2 daemon started by a test may still be running: one whose PM2_HOME is
+    in this session's tmp_path (other test sessions on the same machine have daemons of their own)."""
     base = str(tmp_path_factory.getbasetemp())
     yield
-    import subprocess
+    daemons = subprocess.run(["pgrep", "-f", "PM2 v.*God Daemon"], capture_output=True, text=True).stdout.split()
+    left = [pid for pid in daemons if _pm2_home(pid).startswith(base)]
+    assert not left, f"pm2 daemons left running by the tests: {left}"
 
-    left = subprocess.run(["pgrep", "-f", f"PM2 v.*God Daemon.*{base}"], capture_output=True, text=True).stdout
-    assert not left.strip(), f"pm2 daemons left running by the tests: {left.split()}"
+
+def local_mongo_servers(*markers: str) -> list[str]:
+    """Running nx-27017 servers whose command line (their data folder) contains one of ``markers``."""
+    listing = subprocess.run(["pgrep", "-af", "nx_27017"], capture_output=True, text=True).stdout
+    return [line for line in listing.splitlines() if any(marker in line for marker in markers)]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def no_local_mongo_left_behind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Tidy: after the whole suite, no nx-27017 server started by a test still runs (the session's own, or one
+    a test started in its tmp_path) and the session server's temporary folder is gone."""
+    base = str(tmp_path_factory.getbasetemp())
+    yield
+    left = local_mongo_servers(base, *(str(folder) for folder in _SESSION_MONGO_FOLDERS))
+    assert not left, f"nx-27017 servers left running by the tests: {left}"
+    kept = [str(folder) for folder in _SESSION_MONGO_FOLDERS if folder.exists()]
+    assert not kept, f"temporary data folders left by the tests: {kept}"

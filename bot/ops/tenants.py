@@ -1,7 +1,7 @@
 """The target's multi-tenant MongoDB, through pymongo: tenant discovery and mongorestore-compatible dumps.
 
-``mongomock://…`` URIs select an in-process mongomock server (the sandbox, `make local` and CI,
-where no MongoDB server can be installed); every other URI goes to pymongo.
+Every URI goes to a real server through pymongo: the production MongoDB, or the local nx-27017 server that
+the sandbox, `make local` and the tests start (``bot.localmongo``).
 """
 
 from __future__ import annotations
@@ -10,64 +10,35 @@ import hashlib
 import json
 import os
 import re
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import bson
-from bson import json_util
 from pymongo import MongoClient
 
 from bot.config import TenantsConfig
 from bot.errors import StepFailed
 from bot.redact import redact_uri
 
-_MOCKS: dict[str, Any] = {}
-_MOCK_LOCK = threading.Lock()
 SAFE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,63}$")
+# A server that is down or unreachable fails the step in seconds instead of hanging it; no single operation
+# (one cursor batch of a dump, a cleanup's update_many on a large tenant) may take longer than timeoutMS. The
+# URI's own values win: pymongo would let these keyword arguments override them.
+TIMEOUTS_MS = {"serverSelectionTimeoutMS": 5_000, "connectTimeoutMS": 5_000, "timeoutMS": 300_000}
 
 
-def connect(uri: str) -> Any:
-    """A client for ``uri``. Callers close it with ``close(client)``.
-
-    ``mongomock://user:pass@NAME/db?seed=/path.json`` is one in-process server per NAME, loaded from the
-    seed file (written by the sandbox) the first time this process uses it.
-    """
-    if uri.startswith("mongomock://"):
-        import mongomock
-
-        parts = urlsplit(uri)
-        key = parts.hostname or "sandbox"
-        with _MOCK_LOCK:
-            if key not in _MOCKS:
-                client: Any = mongomock.MongoClient(tz_aware=True)
-                seed = parse_qs(parts.query).get("seed")
-                if seed and Path(seed[0]).exists():
-                    load_seed(client, Path(seed[0]))
-                _MOCKS[key] = client
-            return _MOCKS[key]
-    return MongoClient(uri, serverSelectionTimeoutMS=5000, tz_aware=True)
+def connect(uri: str) -> MongoClient[dict[str, Any]]:
+    """A pymongo client for ``uri`` (tz-aware datetimes, the timeouts above). Callers close it with ``close``."""
+    given = {key.lower() for key, _ in parse_qsl(urlsplit(uri).query)}
+    timeouts: dict[str, Any] = {key: value for key, value in TIMEOUTS_MS.items() if key.lower() not in given}
+    return MongoClient(uri, tz_aware=True, **timeouts)
 
 
-def save_seed(client: Any, databases: list[str], path: Path) -> None:
-    data = {db: {name: list(client[db][name].find({})) for name in client[db].list_collection_names()}
-            for db in databases}
-    path.write_text(json_util.dumps(data), encoding="utf-8")
-
-
-def load_seed(client: Any, path: Path) -> None:
-    for db, collections in json_util.loads(path.read_text(encoding="utf-8")).items():
-        for name, documents in collections.items():
-            if documents:
-                client[db][name].insert_many(documents)
-
-
-def close(client: Any) -> None:
-    if isinstance(client, MongoClient):
-        client.close()
+def close(client: MongoClient[dict[str, Any]]) -> None:
+    client.close()
 
 
 def default_database(uri: str) -> str:
