@@ -77,4 +77,4 @@ class RateLimiter:
                 self._buckets[key] = (tokens - 1.0, now)
                 return None
             self._buckets[key] = (tokens, now)
-            return max(1, math.ceil((1.0 - tokens) / rate))
+            return max(1, math.ceil(round((1.0 - tokens) / rate, 6)))

@@ -20,7 +20,8 @@ What users do (and the control API and browser page that let tools and people do
 ``bot.emulator.users``.
 
 Each strict behaviour has its own constructor switch (all on by default): ``enforce_scopes``,
-``enforce_membership``, ``validate_blocks``, ``rate_limits`` (True, False, or a speed factor),
+``enforce_membership``, ``validate_blocks``, ``rate_limits`` (True, False, or a speed factor;
+``post_message_burst`` sets how many messages a channel takes at once, default 5),
 ``trigger_ttl`` (seconds, None for never), ``response_url_limits`` and ``enforce_manifest`` (the
 delivery rules above). Rate limits, trigger ids and response URLs run on ``clock`` (default
 ``time.monotonic``; a ``ManualClock`` lets a test move time instead of sleeping).
@@ -48,7 +49,7 @@ from aiohttp import ClientSession, ClientTimeout, WSMsgType, web
 
 from bot.emulator.blockkit import view_errors
 from bot.emulator.policy import COMMANDS_SCOPE, EVENT_SCOPES, AppManifest, default_manifest
-from bot.emulator.ratelimit import Clock, RateLimiter
+from bot.emulator.ratelimit import POST_MESSAGE_BURST, Clock, RateLimiter
 from bot.emulator.users import Delivery, UserSide
 from bot.emulator.webapi import Fault, Rejection, Trigger, WebApi, block_problems
 from bot.emulator.workspace import Ephemeral, Workspace
@@ -72,7 +73,8 @@ class Emulator(WebApi, UserSide):
                  enforce_scopes: bool = True, enforce_membership: bool = True, validate_blocks: bool = True,
                  rate_limits: bool | float = True, trigger_ttl: float | None = 3.0,
                  response_url_limits: bool = True, enforce_manifest: bool = True,
-                 distribution: str = "internal", clock: Clock | None = None) -> None:
+                 post_message_burst: int = POST_MESSAGE_BURST, distribution: str = "internal",
+                 clock: Clock | None = None) -> None:
         self.ws = workspace or Workspace.from_seed(seed)
         loaded = AppManifest.load(manifest) if manifest is not None else default_manifest()
         self.manifest = loaded if scopes is None else dataclasses.replace(loaded, scopes=frozenset(scopes))
@@ -86,6 +88,7 @@ class Emulator(WebApi, UserSide):
             raise ValueError("distribution is internal, marketplace or unlisted")
         self.distribution = distribution
         self._clock: Clock = clock or time.monotonic
+        self.post_message_burst = post_message_burst
         speed = 1.0 if rate_limits is True else float(rate_limits)
         self._limiter = RateLimiter(self._clock, speed) if rate_limits is not False and speed > 0 else None
         self.deliveries: dict[str, Delivery] = {}

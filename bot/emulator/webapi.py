@@ -31,7 +31,7 @@ import logging
 import secrets
 import threading
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from aiohttp import web
@@ -150,6 +150,7 @@ class WebApi:
     validate_blocks: bool
     trigger_ttl: float | None
     distribution: str
+    post_message_burst: int
 
     @property
     def url(self) -> str:
@@ -245,8 +246,9 @@ class WebApi:
         tier = tier_for(method, self.distribution)
         if self._limiter is None or tier is None:
             return None
-        key = f"{method}:{params.get('channel')}" if tier.per_channel else method
-        return self._limiter.take(key, tier)
+        if tier.per_channel:
+            return self._limiter.take(f"{method}:{params.get('channel')}", replace(tier, burst=self.post_message_burst))
+        return self._limiter.take(method, tier)
 
     def _check_scope(self, method: str, params: dict[str, Any]) -> None:
         spec = METHODS[method]

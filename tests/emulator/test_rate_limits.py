@@ -52,6 +52,13 @@ def test_post_message_is_about_one_a_second_per_channel_after_a_short_burst(
     assert len(slack.ws.channel_messages(INCIDENT)) == 6
 
 
+def test_the_post_message_burst_can_be_set(make_emulator: Callable[..., Emulator]) -> None:
+    client = web(make_emulator(post_message_burst=2))
+    client.chat_postMessage(channel=INCIDENT, text="1")
+    client.chat_postMessage(channel=INCIDENT, text="2")
+    assert refused(lambda: client.chat_postMessage(channel=INCIDENT, text="3")).response.status_code == 429
+
+
 def test_limits_are_per_method(slack: Emulator) -> None:
     client = web(slack)
     for _ in range(20):
