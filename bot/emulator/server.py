@@ -1,18 +1,36 @@
-"""A local stand-in for Slack, speaking Slack's wire formats over real sockets.
+"""A local stand-in for Slack, speaking Slack's wire formats over real sockets, and failing where Slack fails.
 
-- Web API: ``POST /api/<method>`` (form or JSON bodies, bearer tokens), with injectable faults.
+- Web API: ``POST /api/<method>`` (form or JSON bodies, bearer tokens), with injectable faults and
+  Slack's refusals (scopes, membership, Block Kit, rate limits, trigger ids, plans): see
+  ``bot.emulator.webapi`` for the methods and ``bot.emulator.policy`` for the scope and tier table.
 - Socket Mode: ``apps.connections.open`` hands out a ``ws://`` URL; the WebSocket says ``hello``,
   carries envelopes, expects an ack within the ack timeout, redelivers unacked events with
   ``retry_attempt``, and can be told to send ``disconnect``.
 - HTTP delivery: signed requests (``X-Slack-Signature`` v0) to a request URL, with
   ``X-Slack-Retry-Num`` redelivery of events.
-- ``response_url`` endpoints. What users do (and the control API and browser page that let tools and
-  people do it) is in ``bot.emulator.users``.
+- Deliveries follow the app's manifest: no slash command without the ``commands`` scope and the
+  command declared, no event without its subscription and scope (``app_mention`` needs
+  ``app_mentions:read``, reactions ``reactions:read``), no interaction without interactivity.
+- ``response_url`` endpoints: at most 5 responses within 30 minutes per URL (then HTTP 404
+  ``used_url`` / ``expired_url``), and the same Block Kit checks as the Web API. A slash command's
+  ack that carries a message Slack would refuse makes Slack show the user
+  ``/rollback failed with the error "invalid_command_response"``.
+
+What users do (and the control API and browser page that let tools and people do it) is in
+``bot.emulator.users``.
+
+Each strict behaviour has its own constructor switch (all on by default): ``enforce_scopes``,
+``enforce_membership``, ``validate_blocks``, ``rate_limits`` (True, False, or a speed factor;
+``post_message_burst`` sets how many messages a channel takes at once, default 5),
+``trigger_ttl`` (seconds, None for never), ``response_url_limits`` and ``enforce_manifest`` (the
+delivery rules above). Rate limits, trigger ids and response URLs run on ``clock`` (default
+``time.monotonic``; a ``ManualClock`` lets a test move time instead of sleeping).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import hmac
 import itertools
@@ -23,34 +41,59 @@ import threading
 import time
 import urllib.parse
 from collections import deque
-from dataclasses import dataclass
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from aiohttp import ClientSession, ClientTimeout, WSMsgType, web
 
+from bot.emulator.blockkit import view_errors
+from bot.emulator.policy import COMMANDS_SCOPE, EVENT_SCOPES, AppManifest, default_manifest
+from bot.emulator.ratelimit import POST_MESSAGE_BURST, Clock, RateLimiter
 from bot.emulator.users import Delivery, UserSide
+from bot.emulator.webapi import Fault, Rejection, Trigger, WebApi, block_problems
 from bot.emulator.workspace import Ephemeral, Workspace
 
 log = logging.getLogger(__name__)
 
-
-@dataclass
-class Fault:
-    status: int
-    retry_after: int | None = None
+#: Slack: a response_url takes up to 5 responses within 30 minutes of the interaction.
+RESPONSE_URL_USES, RESPONSE_URL_TTL = 5, 30 * 60.0
 
 
-class Emulator(UserSide):
-    """Start with ``Emulator().start()``; ``close()`` stops the server and its thread."""
+class Emulator(WebApi, UserSide):
+    """Start with ``Emulator().start()``; ``close()`` stops the server and its thread.
+
+    ``manifest`` (default: the app's own ``manifest.yml``, ``bot.resources.manifest_path()``) gives the
+    bot scopes, event subscriptions and slash commands; ``scopes`` replaces its scopes with exactly these.
+    """
 
     def __init__(self, seed: Path | None = None, *, host: str = "127.0.0.1", port: int = 0,
-                 ack_timeout: float = 3.0, max_event_retries: int = 3, workspace: Workspace | None = None) -> None:
+                 ack_timeout: float = 3.0, max_event_retries: int = 3, workspace: Workspace | None = None,
+                 manifest: Path | None = None, scopes: Iterable[str] | None = None,
+                 enforce_scopes: bool = True, enforce_membership: bool = True, validate_blocks: bool = True,
+                 rate_limits: bool | float = True, trigger_ttl: float | None = 3.0,
+                 response_url_limits: bool = True, enforce_manifest: bool = True,
+                 post_message_burst: int = POST_MESSAGE_BURST, distribution: str = "internal",
+                 clock: Clock | None = None) -> None:
         self.ws = workspace or Workspace.from_seed(seed)
+        loaded = AppManifest.load(manifest) if manifest is not None else default_manifest()
+        self.manifest = loaded if scopes is None else dataclasses.replace(loaded, scopes=frozenset(scopes))
         self.host, self._port = host, port
         self.ack_timeout = ack_timeout
         self.max_event_retries = max_event_retries
+        self.enforce_scopes, self.enforce_membership = enforce_scopes, enforce_membership
+        self.validate_blocks, self.trigger_ttl = validate_blocks, trigger_ttl
+        self.response_url_limits, self.enforce_manifest = response_url_limits, enforce_manifest
+        if distribution not in ("internal", "marketplace", "unlisted"):
+            raise ValueError("distribution is internal, marketplace or unlisted")
+        self.distribution = distribution
+        self._clock: Clock = clock or time.monotonic
+        self.post_message_burst = post_message_burst
+        speed = 1.0 if rate_limits is True else float(rate_limits)
+        self._limiter = RateLimiter(self._clock, speed) if rate_limits is not False and speed > 0 else None
         self.deliveries: dict[str, Delivery] = {}
+        self.rejections: list[Rejection] = []
+        self._scope_uses: dict[str, set[str]] = {}
         self._faults: dict[str, deque[Fault]] = {}
         self._slow_acks: float = 0.0
         self._tickets: set[str] = set()
@@ -59,7 +102,7 @@ class Emulator(UserSide):
         self._response_urls: dict[str, dict[str, Any]] = {}
         self._envelopes: dict[str, tuple[Delivery, int]] = {}
         self._ids = itertools.count(1)
-        self._triggers: dict[str, str] = {}
+        self._triggers: dict[str, Trigger] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
@@ -179,177 +222,47 @@ class Emulator(UserSide):
     def socket_count(self) -> int:
         return len(self._sockets)
 
-    # ---- Web API ----------------------------------------------------------------------------------
-    async def _params(self, request: web.Request) -> dict[str, Any]:
-        params: dict[str, Any] = dict(request.query)
-        if request.method == "POST" and request.can_read_body:
-            if request.content_type == "application/json":
-                body = await request.json()
-                params.update(body if isinstance(body, dict) else {})
-            else:
-                params.update(dict(await request.post()))
-        for key in ("blocks", "attachments", "view", "files", "metadata"):
-            if isinstance(params.get(key), str):
-                try:
-                    params[key] = json.loads(params[key])
-                except ValueError:
-                    pass
-        return params
+    def invite_bot(self, channel: str, *, member: bool = True) -> None:
+        """Someone runs ``/invite @rollback-bot`` in ``channel`` (name or id): the bot becomes a member."""
+        with self.ws._cond:
+            self.ws.channel_by_name(channel).is_member = member
+            self.ws._notify()
 
-    async def _api(self, request: web.Request) -> web.Response:
-        method = request.match_info["method"]
-        params = await self._params(request)
-        with self._lock:
-            fault = self._faults.get(method, deque()).popleft() if self._faults.get(method) else None
-        self.ws.record_call(method, {k: v for k, v in params.items() if k != "token"})
-        if fault is not None:
-            headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
-            error = "ratelimited" if fault.status == 429 else "internal_error"
-            return web.json_response({"ok": False, "error": error}, status=fault.status, headers=headers)
-        auth = request.headers.get("Authorization", "")
-        token = auth.removeprefix("Bearer ").strip() if auth.startswith("Bearer ") else str(params.get("token", ""))
-        expected = self.ws.app.app_token if method == "apps.connections.open" else self.ws.app.bot_token
-        if token != expected:
-            return web.json_response({"ok": False, "error": "invalid_auth" if token else "not_authed"})
-        handler = getattr(self, "_m_" + method.replace(".", "_"), None)
-        if handler is None:
-            return web.json_response({"ok": False, "error": "unknown_method", "method": method})
-        try:
-            result = handler(params)
-        except ApiError as error:
-            return web.json_response({"ok": False, "error": error.code})
-        return web.json_response({"ok": True, **result})
-
-    def _channel(self, params: dict[str, Any], key: str = "channel") -> str:
-        channel = str(params.get(key) or "")
-        if channel not in self.ws.channels:
-            raise ApiError("channel_not_found")
-        return channel
-
-    def _bot_message(self, params: dict[str, Any]) -> dict[str, Any]:
-        app = self.ws.app
-        message: dict[str, Any] = {"user": app.bot_user_id, "bot_id": app.bot_id, "app_id": app.app_id,
-                                   "text": params.get("text") or "", "blocks": params.get("blocks") or []}
-        if not message["text"] and not message["blocks"]:
-            raise ApiError("no_text")
-        if params.get("thread_ts"):
-            message["thread_ts"] = str(params["thread_ts"])
-        return message
-
-    def _m_auth_test(self, params: dict[str, Any]) -> dict[str, Any]:
-        app = self.ws.app
-        return {"url": f"{self.url}/", "team": self.ws.team_domain, "user": "rollback-bot", "team_id": self.ws.team_id,
-                "user_id": app.bot_user_id, "bot_id": app.bot_id, "is_enterprise_install": False}
-
-    def _m_chat_postMessage(self, params: dict[str, Any]) -> dict[str, Any]:
-        channel = self._channel(params)
-        message = self.ws.post(channel, self._bot_message(params))
-        return {"channel": channel, "ts": message["ts"], "message": message}
-
-    def _m_chat_update(self, params: dict[str, Any]) -> dict[str, Any]:
-        channel = self._channel(params)
-        changes = {"text": params.get("text") or "", "blocks": params.get("blocks") or []}
-        message = self.ws.update(channel, str(params.get("ts")), changes)
-        if message is None:
-            raise ApiError("message_not_found")
-        return {"channel": channel, "ts": message["ts"], "text": message["text"], "message": message}
-
-    def _m_chat_postEphemeral(self, params: dict[str, Any]) -> dict[str, Any]:
-        channel = self._channel(params)
-        user = str(params.get("user") or "")
-        if user not in self.ws.users:
-            raise ApiError("user_not_found")
-        ts = self.ws.next_ts()
-        self.ws.add_ephemeral(Ephemeral(channel, user, params.get("text") or "", params.get("blocks"), ts,
-                                        params.get("thread_ts")))
-        return {"message_ts": ts}
-
-    def _m_chat_getPermalink(self, params: dict[str, Any]) -> dict[str, Any]:
-        channel = self._channel(params)
-        ts = str(params.get("message_ts") or "")
-        if self.ws.message(channel, ts) is None:
-            raise ApiError("message_not_found")
-        return {"channel": channel, "permalink": f"{self.url}/archives/{channel}/p{ts.replace('.', '')}"}
-
-    def _m_reactions_add(self, params: dict[str, Any]) -> dict[str, Any]:
-        channel = self._channel(params)
-        if not self.ws.react(channel, str(params.get("timestamp")), str(params.get("name")), self.ws.app.bot_user_id):
-            raise ApiError("already_reacted")
-        return {}
-
-    def _m_users_info(self, params: dict[str, Any]) -> dict[str, Any]:
-        user = self.ws.users.get(str(params.get("user")))
-        if user is None:
-            raise ApiError("user_not_found")
-        return {"user": user.to_api(self.ws.team_id)}
-
-    def _m_conversations_info(self, params: dict[str, Any]) -> dict[str, Any]:
-        return {"channel": self.ws.channels[self._channel(params)].to_api()}
-
-    def _m_usergroups_list(self, params: dict[str, Any]) -> dict[str, Any]:
-        return {"usergroups": [{"id": g.id, "handle": g.handle, "name": g.name, "user_count": len(g.users)}
-                               for g in self.ws.groups.values()]}
-
-    def _m_usergroups_users_list(self, params: dict[str, Any]) -> dict[str, Any]:
-        group = self.ws.groups.get(str(params.get("usergroup")))
-        if group is None:
-            raise ApiError("no_such_subteam")
-        return {"users": list(group.users)}
-
-    def _m_views_open(self, params: dict[str, Any]) -> dict[str, Any]:
-        view = params.get("view")
-        if not isinstance(view, dict) or not params.get("trigger_id"):
-            raise ApiError("invalid_arguments")
-        view = {**view, "id": f"V{next(self._ids):08d}", "trigger_id": params["trigger_id"],
-                "user": self._triggers.get(str(params["trigger_id"]))}
-        self.ws.add_view(view)
-        return {"view": view}
-
-    def _m_files_getUploadURLExternal(self, params: dict[str, Any]) -> dict[str, Any]:
-        file_id = f"F{next(self._ids):08d}"
-        self.ws.files[file_id] = {"id": file_id, "name": params.get("filename"), "content": b""}
-        return {"upload_url": f"{self.url}/upload/{file_id}", "file_id": file_id}
-
-    def _m_files_completeUploadExternal(self, params: dict[str, Any]) -> dict[str, Any]:
-        files = params.get("files") or []
-        done = []
-        for item in files:
-            stored = self.ws.files.get(item["id"])
-            if stored is None:
-                raise ApiError("file_not_found")
-            stored["title"] = item.get("title")
-            done.append({"id": item["id"], "title": item.get("title"), "name": stored["name"]})
-            channel = params.get("channel_id")
-            if channel:
-                self.ws.post(str(channel), {"user": self.ws.app.bot_user_id, "bot_id": self.ws.app.bot_id,
-                                            "text": params.get("initial_comment") or "", "files": [done[-1]],
-                                            **({"thread_ts": params["thread_ts"]} if params.get("thread_ts") else {})})
-        return {"files": done}
-
-    def _m_apps_connections_open(self, params: dict[str, Any]) -> dict[str, Any]:
-        ticket = secrets.token_hex(8)
-        self._tickets.add(ticket)
-        self.connections_opened += 1
-        return {"url": f"ws://{self.host}:{self.port}/link/?ticket={ticket}&app_id={self.ws.app.app_id}"}
-
-    async def _upload(self, request: web.Request) -> web.Response:
-        stored = self.ws.files.get(request.match_info["file_id"])
-        if stored is None:
-            return web.Response(status=404)
-        stored["content"] = await request.read()
-        return web.Response(text="OK - uploaded")
+    def remove_bot(self, channel: str) -> None:
+        """Someone removes the bot from ``channel``."""
+        self.invite_bot(channel, member=False)
 
     # ---- response_url -----------------------------------------------------------------------------
     def _new_response_url(self, user: str, channel: str, message_ts: str | None = None) -> str:
         token = secrets.token_hex(10)
-        self._response_urls[token] = {"user": user, "channel": channel, "message_ts": message_ts}
+        self._response_urls[token] = {"user": user, "channel": channel, "message_ts": message_ts,
+                                      "issued": self._clock(), "uses": 0}
         return f"{self.url}/respond/{token}"
 
     async def _respond(self, request: web.Request) -> web.Response:
         target = self._response_urls.get(request.match_info["token"])
+        refusal: dict[str, Any] | None = None
+        status = 404
         if target is None:
-            return web.json_response({"ok": False, "error": "expired_url"}, status=404)
-        body = await request.json()
+            refusal = {"ok": False, "error": "expired_url"}
+        elif self.response_url_limits and self._clock() - target["issued"] > RESPONSE_URL_TTL:
+            refusal = {"ok": False, "error": "expired_url"}
+        elif self.response_url_limits and target["uses"] >= RESPONSE_URL_USES:
+            refusal = {"ok": False, "error": "used_url"}
+        else:
+            try:
+                body = await request.json()
+            except ValueError:
+                body = None
+            if not isinstance(body, dict):
+                refusal, status = {"ok": False, "error": "invalid_payload"}, 400
+            elif self.validate_blocks and (problem := block_problems(body.get("text"), body.get("blocks"))):
+                refusal, status = {"ok": False, "error": problem.code, **problem.extra}, 400
+        if refusal is not None:
+            self._reject("response_url", refusal)
+            return web.json_response(refusal, status=status)
+        assert target is not None and isinstance(body, dict)
+        target["uses"] += 1
         self._apply_response(target, body)
         return web.json_response({"ok": True})
 
@@ -407,11 +320,65 @@ class Emulator(UserSide):
     def _acked(self, delivery: Delivery, payload: Any) -> None:
         delivery.acked_at = time.monotonic()
         delivery.ack_payload = payload if isinstance(payload, dict) else None
-        if delivery.ack_payload and delivery.kind == "slash_commands" and delivery.user and delivery.channel:
+        refusal = self._ack_refusal(delivery)
+        if refusal is not None:
+            self._reject(f"ack:{delivery.kind}", refusal)
+            delivery.failed = "invalid_command_response" if delivery.kind == "slash_commands" else refusal["error"]
+            if delivery.kind == "slash_commands" and delivery.user and delivery.channel:
+                command = delivery.payload.get("command", "/rollback")
+                self.ws.add_ephemeral(Ephemeral(delivery.channel, delivery.user,
+                                                f'{command} failed with the error "{delivery.failed}"',
+                                                None, self.ws.next_ts(), source="slack"))
+        elif delivery.ack_payload and delivery.kind == "slash_commands" and delivery.user and delivery.channel:
             self._apply_response({"user": delivery.user, "channel": delivery.channel}, delivery.ack_payload)
         delivery.done.set()
 
+    def _ack_refusal(self, delivery: Delivery) -> dict[str, Any] | None:
+        """What Slack says about a message (slash command) or view (view_submission) carried by an ack."""
+        ack = delivery.ack_payload
+        if not ack or not self.validate_blocks:
+            return None
+        if delivery.kind == "slash_commands":
+            problem = block_problems(ack.get("text"), ack.get("blocks"))
+            return None if problem is None else {"ok": False, "error": problem.code, **problem.extra}
+        if delivery.payload.get("type") == "view_submission" and ack.get("response_action") in ("update", "push"):
+            errors = view_errors(ack.get("view"))
+            if errors:
+                return {"ok": False, "error": "invalid_arguments",
+                        "response_metadata": {"messages": [f"[ERROR] {e}" for e in errors]}}
+        return None
+
+    def _refused_delivery(self, delivery: Delivery) -> str | None:
+        """Why Slack would never send this to the app, given its manifest (None: it would). Records the scopes."""
+        manifest, payload = self.manifest, delivery.payload
+        if delivery.kind == "slash_commands":
+            command = str(payload.get("command"))
+            self._used(COMMANDS_SCOPE, command)
+            if manifest.commands is not None and command not in manifest.commands:
+                return f"command_not_declared:{command}"
+            if COMMANDS_SCOPE not in manifest.scopes:
+                return f"missing_scope:{COMMANDS_SCOPE}"
+        elif delivery.kind == "events_api":
+            kind = str((payload.get("event") or {}).get("type"))
+            if manifest.bot_events is not None and kind not in manifest.bot_events:
+                return f"not_subscribed:{kind}"
+            scope = EVENT_SCOPES.get(kind)
+            if scope is not None:
+                self._used(scope, f"event:{kind}")
+                if scope not in manifest.scopes:
+                    return f"missing_scope:{scope}"
+        elif delivery.kind == "interactive" and not manifest.interactivity:
+            return "interactivity_disabled"
+        return None
+
     async def _deliver(self, delivery: Delivery, retry_reason: str = "") -> None:
+        if delivery.attempts == 0:
+            refused = self._refused_delivery(delivery)
+            if refused is not None and self.enforce_manifest:
+                self._reject(f"deliver:{delivery.kind}", {"ok": False, "error": refused})
+                delivery.failed = refused
+                delivery.done.set()
+                return
         delivery.attempts += 1
         if self.ws.app.request_url:
             await self._deliver_http(delivery, retry_reason)
@@ -513,9 +480,3 @@ class Emulator(UserSide):
         delivery.attempts += 1
         self._submit(self._deliver_http(delivery, "", headers=headers, body=body))
         return delivery
-
-
-class ApiError(Exception):
-    def __init__(self, code: str) -> None:
-        super().__init__(code)
-        self.code = code

@@ -19,6 +19,8 @@ from typing import Any
 
 from aiohttp import web
 
+from bot.emulator.ratelimit import Clock
+from bot.emulator.webapi import Trigger
 from bot.emulator.workspace import Workspace
 
 WEB = Path(__file__).resolve().parent / "web"
@@ -60,7 +62,8 @@ class UserSide:
     ack_timeout: float
     _loop: asyncio.AbstractEventLoop | None
     _ids: itertools.count[int]
-    _triggers: dict[str, str]
+    _triggers: dict[str, Trigger]
+    _clock: Clock
 
     async def _deliver(self, delivery: Delivery, retry_reason: str = "") -> None:
         raise NotImplementedError
@@ -94,7 +97,7 @@ class UserSide:
         return self.send(delivery) if send else delivery
 
     def click(self, user: str, channel: str, message_ts: str, action_id: str, *,
-              selected: list[str] | None = None, value: str | None = None) -> Delivery:
+              selected: list[str] | None = None, value: str | None = None, send: bool = True) -> Delivery:
         """`user` clicks a button (or sets checkboxes / a select) in a message."""
         u, c = self.ws.user_by_name(user), self.ws.channel_by_name(channel)
         message = self.ws.message(c.id, message_ts)
@@ -127,12 +130,15 @@ class UserSide:
             "response_url": self._new_response_url(u.id, c.id, message_ts), "actions": [action],
             "state": {"values": {}},
         }
-        return self.send(self._new_delivery("interactive", payload, u.id, c.id))
+        delivery = self._new_delivery("interactive", payload, u.id, c.id)
+        return self.send(delivery) if send else delivery
 
     def _trigger(self, user_id: str) -> str:
-        """A trigger_id for an interaction by `user_id`; a modal opened with it shows to that user."""
-        trigger = f"{next(self._ids)}.{secrets.token_hex(6)}"
-        self._triggers[trigger] = user_id
+        """A trigger_id for an interaction by `user_id`; a modal opened with it shows to that user.
+
+        Like Slack's, it opens one view, within 3 seconds of the interaction (``trigger_ttl``)."""
+        trigger = f"{next(self._ids)}.{secrets.randbelow(10**10)}.{secrets.token_hex(16)}"
+        self._triggers[trigger] = Trigger(user_id, self._clock())
         return trigger
 
     def close_view(self, view_id: str) -> None:
@@ -169,7 +175,7 @@ class UserSide:
             "type": "view_submission", "token": "emulator-verification-token", "api_app_id": self.ws.app.app_id,
             "team": {"id": self.ws.team_id, "domain": self.ws.team_domain},
             "user": {"id": u.id, "username": u.name, "name": u.name, "team_id": self.ws.team_id},
-            "trigger_id": f"{next(self._ids)}.{secrets.token_hex(6)}",
+            "trigger_id": self._trigger(u.id),
             "view": {**view, "state": {"values": state}, "hash": secrets.token_hex(6)},
             "response_urls": [],
         }

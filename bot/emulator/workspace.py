@@ -2,6 +2,11 @@
 
 Thread-safe: the server's event loop writes, tests and tools read from other threads, and
 ``wait_for`` lets them block until something the bot does shows up.
+
+The seed (``seed.yml``) also says which channels are private (``is_private``) and which ones the
+bot is a member of (``is_member``, default true), and which plan the workspace is on (``plan``:
+on ``free`` there are no user groups, as on Slack's Free plan; ``features: {usergroups: false}``
+does the same on any plan).
 """
 
 from __future__ import annotations
@@ -19,6 +24,14 @@ from typing import Any, TypeVar
 import yaml
 
 T = TypeVar("T")
+
+
+def ts_key(ts: str) -> tuple[int, int]:
+    """Slack timestamps ("1712345678.000123") as comparable numbers; ValueError if it is not one."""
+    seconds, _, fraction = str(ts).partition(".")
+    if not seconds.isdigit() or (fraction and not fraction.isdigit()) or len(fraction) > 6:
+        raise ValueError(f"not a Slack timestamp: {ts!r}")
+    return int(seconds), int(fraction.ljust(6, "0") or 0)
 
 DEFAULT_SEED = Path(__file__).with_name("seed.yml")
 
@@ -42,10 +55,18 @@ class Channel:
     id: str
     name: str
     topic: str = ""
+    is_private: bool = False
+    is_member: bool = True  # is the bot in it
 
     def to_api(self) -> dict[str, Any]:
-        return {"id": self.id, "name": self.name, "is_channel": True, "is_private": False, "is_archived": False,
-                "topic": {"value": self.topic}, "is_member": True}
+        return {"id": self.id, "name": self.name, "is_channel": not self.is_private, "is_group": self.is_private,
+                "is_im": False, "is_mpim": False, "is_private": self.is_private, "is_archived": False,
+                "is_general": self.name == "general", "topic": {"value": self.topic}, "is_member": self.is_member}
+
+    @property
+    def visible_to_bot(self) -> bool:
+        """A private channel the bot is not in does not exist as far as the bot can tell."""
+        return self.is_member or not self.is_private
 
 
 @dataclass
@@ -86,6 +107,8 @@ class Workspace:
     channels: dict[str, Channel]
     groups: dict[str, UserGroup]
     app: AppCredentials
+    plan: str = "pro"
+    features: dict[str, bool] = field(default_factory=dict)
     messages: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     ephemerals: list[Ephemeral] = field(default_factory=list)
     views: list[dict[str, Any]] = field(default_factory=list)
@@ -112,7 +135,14 @@ class Workspace:
                 app_token=bot.get("app_token") or f"xapp-1-emulator-{secrets.token_hex(12)}",
                 signing_secret=bot.get("signing_secret") or secrets.token_hex(16),
             ),
+            plan=str(data.get("plan") or "pro"),
+            features={str(k): bool(v) for k, v in (data.get("features") or {}).items()},
         )
+
+    @property
+    def has_usergroups(self) -> bool:
+        """User groups need a paid plan (Slack: "only available on Standard and above plans")."""
+        return self.features.get("usergroups", self.plan != "free")
 
     # ---- writing (the server calls these) ---------------------------------------------------------
     def next_ts(self) -> str:
@@ -138,7 +168,11 @@ class Workspace:
             message = self._find(channel, ts)
             if message is None:
                 return None
-            message.update(changes)
+            for key, value in changes.items():
+                if value is None:
+                    message.pop(key, None)  # e.g. chat.update with metadata {} removes it
+                else:
+                    message[key] = value
             message["edited"] = {"ts": self.next_ts()}
             message["updates"] = message.get("updates", 0) + 1
             self._notify()
@@ -193,6 +227,23 @@ class Workspace:
             self.views.append(view)
             self._notify()
 
+    def replace_view(self, view_id: str, view: dict[str, Any]) -> dict[str, Any] | None:
+        with self._cond:
+            for i, old in enumerate(self.views):
+                if old["id"] == view_id:
+                    self.views[i] = {**view, "id": view_id, "user": old.get("user"),
+                                     "trigger_id": old.get("trigger_id")}
+                    self._notify()
+                    return copy.deepcopy(self.views[i])
+            return None
+
+    def view(self, view_id: str | None = None, external_id: str | None = None) -> dict[str, Any] | None:
+        with self._cond:
+            for view in self.views:
+                if (view_id and view["id"] == view_id) or (external_id and view.get("external_id") == external_id):
+                    return copy.deepcopy(view)
+            return None
+
     def _find(self, channel: str, ts: str) -> dict[str, Any] | None:
         return next((m for m in self.messages.get(channel, []) if m["ts"] == ts), None)
 
@@ -206,6 +257,13 @@ class Workspace:
         with self._cond:
             return [copy.deepcopy(m) for m in self.messages.get(channel, [])
                     if include_replies or not m.get("thread_ts") or m["thread_ts"] == m["ts"]]
+
+    def top_level(self, channel: str) -> list[dict[str, Any]]:
+        """The channel's messages that are not thread replies, oldest first."""
+        with self._cond:
+            found = [copy.deepcopy(m) for m in self.messages.get(channel, [])
+                     if not m.get("thread_ts") or m["thread_ts"] == m["ts"]]
+        return sorted(found, key=lambda m: ts_key(m["ts"]))
 
     def thread(self, channel: str, ts: str) -> list[dict[str, Any]]:
         with self._cond:

@@ -33,7 +33,9 @@ def test_web_api_methods_answer_like_slack(emulator: Emulator) -> None:
     assert web.conversations_info(channel=INCIDENT)["channel"]["name"] == "incident-rollback"
     leads = next(g for g in web.usergroups_list()["usergroups"] if g["handle"] == "backend-leads")
     assert web.usergroups_users_list(usergroup=leads["id"])["users"] == ["U0APPROVER1", "U0APPROVER2"]
-    view = web.views_open(trigger_id="1.2", view={"type": "modal", "title": {"type": "plain_text", "text": "RCA"}})
+    trigger = emulator.slash_payload("casey", "incident-rollback", "rca")["trigger_id"]
+    view = web.views_open(trigger_id=trigger, view={"type": "modal", "title": {"type": "plain_text", "text": "RCA"},
+                                                    "blocks": []})
     assert view["view"]["id"].startswith("V")
     upload = web.files_upload_v2(channel=INCIDENT, content="# postmortem", filename="pm.md", title="Postmortem",
                                  thread_ts=posted["ts"])

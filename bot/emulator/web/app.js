@@ -264,7 +264,8 @@ function renderSidebar() {
   $("channels").innerHTML = "";
   for (const channel of ui.state.channels || []) {
     const li = document.createElement("li");
-    li.textContent = `# ${channel.name}`;
+    li.textContent = `${channel.is_private ? "🔒" : "#"} ${channel.name}`;
+    if (!channel.is_member) li.title = "rollback-bot is not in this channel";
     li.dataset.channel = channel.name;
     if (channel.id === ui.channel) li.className = "active";
     li.addEventListener("click", () => { ui.channel = channel.id; ui.thread = null; render(); });
