@@ -31,41 +31,57 @@ def redact_uri(uri: str) -> str:
     return _URI_CREDENTIALS.sub(lambda m: f"{m['scheme']}{m['user']}:***@", uri)
 
 
-def uri_parts(value: str) -> list[str]:
-    """The user, password and host of a URI (percent-decoded too), loopback hosts excepted."""
+def uri_parts(value: str) -> tuple[list[str], list[str]]:
+    """Of a URI: the password (a secret wherever it shows up) and the user and host (percent-decoded too;
+    loopback hosts excepted), which are scrubbed where they stand as a URI's parts, not as ordinary words:
+    a user named `backend` must not turn "Rebuild backend" into "Rebuild ***"."""
     if "://" not in value:
-        return []
+        return [], []
     try:
         split = urlsplit(value)
-        parts = [split.username, split.password, split.hostname]
+        password, named = split.password, [split.username, split.hostname]
     except ValueError:
-        return []
-    out: list[str] = []
-    for part in parts:
-        if part and part.lower() not in LOOPBACK and len(part) >= 3:
-            out.extend({part, unquote(part)})
-    return out
+        return [], []
+    secret = list({password, unquote(password)}) if password and len(password) >= 3 else []
+    parts = [p for p in named if p and p.lower() not in LOOPBACK and len(p) >= 3]
+    return secret, sorted({q for p in parts for q in (p, unquote(p))})
 
 
-def redact(text: str, secrets: Iterable[str] = ()) -> str:
-    """Remove known secret values, credentials in URIs, Slack tokens and bearer tokens from text."""
+def _in_uri(part: str) -> re.Pattern[str]:
+    """``part`` where it stands in a URI or a connection string (after ``//`` or ``@``, or before ``@``/``:``);
+    a dotted host name wherever it stands as a whole token (no ordinary word has its dots)."""
+    word = re.escape(part)
+    if "." in part:
+        return re.compile(rf"(?<![\w-]){word}(?![\w-])")
+    return re.compile(rf"(?:(?<=//)|(?<=@)){word}(?![\w-])|(?<![\w.-]){word}(?=[@:])")
+
+
+def redact(text: str, secrets: Iterable[str] = (), parts: Iterable[str] = ()) -> str:
+    """Remove known secret values, URI parts where they stand in a URI, credentials in any URI, Slack tokens and
+    bearer tokens from text."""
     for secret in sorted({s for s in secrets if s and len(s) >= 3}, key=len, reverse=True):
         text = text.replace(secret, MASK)
+    for part in sorted(set(parts), key=len, reverse=True):
+        text = _in_uri(part).sub(MASK, text)
     text = _URI_CREDENTIALS.sub(lambda m: f"{m['scheme']}{m['user']}:{MASK}@", text)
     text = _SLACK_TOKEN.sub("xox*-***", text)
     return _BEARER.sub(r"\1***", text)
 
 
-def secret_values_of(env: dict[str, str]) -> list[str]:
-    """The values of a .env that must never be shown, and the parts of any URI among them."""
+def secret_values_of(env: dict[str, str]) -> tuple[list[str], list[str]]:
+    """The values of a .env that must never be shown (and the passwords in them), and their URIs' user and
+    host parts."""
     found: list[str] = []
+    parts: list[str] = []
     for key, value in env.items():
         if not value:
             continue
         if (SECRET_KEY.search(key) and len(value) >= MIN_SECRET) or len(value) >= MIN_VALUE:
             found.append(value)
-        found.extend(uri_parts(value))
-    return found
+        secret, named = uri_parts(value)
+        found.extend(secret)
+        parts.extend(named)
+    return found, parts
 
 
 class SecretBook:
@@ -73,11 +89,15 @@ class SecretBook:
 
     def __init__(self, own: Iterable[str], env_path: Path | None = None) -> None:
         self._own = [s for s in own if s]
+        self._parts: list[str] = []
         for value in list(self._own):
-            self._own.extend(uri_parts(value))
+            secret, named = uri_parts(value)
+            self._own.extend(secret)
+            self._parts.extend(named)
         self._env_path = env_path
         self._stamp: tuple[int, int] | None = None
         self._env_values: list[str] = []
+        self._env_parts: list[str] = []
         self._extra: list[str] = []
         self._lock = threading.Lock()
 
@@ -90,6 +110,11 @@ class SecretBook:
         with self._lock:
             self._reload()
             return [*self._own, *self._env_values, *self._extra]
+
+    def parts(self) -> list[str]:
+        with self._lock:
+            self._reload()
+            return [*self._parts, *self._env_parts]
 
     def _reload(self) -> None:
         if self._env_path is None:
@@ -105,12 +130,13 @@ class SecretBook:
             env = read_env_file(self._env_path)
         except (OSError, UnicodeDecodeError):
             return
-        merged = set(self._env_values) | set(secret_values_of(env))  # old values stay secret after an edit
-        self._env_values = sorted(merged)
+        values, parts = secret_values_of(env)
+        self._env_values = sorted(set(self._env_values) | set(values))  # old values stay secret after an edit
+        self._env_parts = sorted(set(self._env_parts) | set(parts))
         self._stamp = stamp
 
     def redact(self, text: str) -> str:
-        return redact(text, self.values())
+        return redact(text, self.values(), self.parts())
 
 
 class RedactingFormatter(logging.Formatter):

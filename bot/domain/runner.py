@@ -12,12 +12,14 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from bot import faults
 from bot.domain.deps import Deps
 from bot.domain.desk import Desk
 from bot.domain.incident import BusyKind, Incident
+from bot.domain.ports import Message
 from bot.domain.runs import RUNBOOK_STEPS, StepName, StepRun, StepStatus
 from bot.errors import BadInput, BotError, Conflict, echo
 from bot.ids import SLASH_COMMAND
@@ -101,9 +103,12 @@ class StepRunner:
 
     def _execute(self, incident: Incident, step: Step, ctx: StepContext, plan: Plan, run: StepRun) -> Outcome:
         deps = self.deps
-        self.desk.thread(incident, deps.ui.step_plan(step.title, run.actor, plan.summary, plan.lines))
-        progress_ts = self.desk.thread(incident, deps.ui.step_progress(step.title, ("starting",)))
-        reporter = _Progress(self.desk, incident, progress_ts, step.title)
+
+        def render(state: str, text: Rich, details: list[Rich] | None = None) -> Message:
+            return deps.ui.step(step.title, run.actor, plan.summary, plan.lines, state, text, details or [])
+
+        ts = self.desk.thread(incident, render("running", ("starting",)))
+        reporter = _Progress(self.desk, incident, ts, lambda text: render("running", text))
         ctx.progress = reporter
         ctx.run_id = run.id
         faults.point(f"step.{step.name.value}.started")
@@ -117,9 +122,7 @@ class StepRunner:
             result = StepResult(ok=False, summary=("unexpected error (correlation id ", Code(correlation), "): ",
                                                    self.desk.clean(str(error))[:200]))
         finished = self._record(incident.id, run.id, step, result)
-        reporter.finish(deps.ui.step_finished(step.title, result.ok, result.summary))
-        if result.details:
-            self.desk.thread(incident, deps.ui.step_details(result.details))
+        reporter.finish(render("succeeded" if result.ok else "failed", result.summary, result.details))
         return Outcome(finished, result)
 
     def _record(self, incident_id: str, run_id: str, step: Step, result: StepResult) -> StepRun:
@@ -152,10 +155,10 @@ class StepRunner:
 
 
 class _Progress:
-    """Updates one thread message with the step's progress, at most every PROGRESS_EVERY_S."""
+    """Updates the step's one thread message with its progress, at most every PROGRESS_EVERY_S."""
 
-    def __init__(self, desk: Desk, incident: Incident, ts: str, title: str) -> None:
-        self.desk, self.incident, self.ts, self.title = desk, incident, ts, title
+    def __init__(self, desk: Desk, incident: Incident, ts: str, render: Callable[[Rich], Message]) -> None:
+        self.desk, self.incident, self.ts, self.render = desk, incident, ts, render
         self._last = 0.0
 
     def __call__(self, text: Rich) -> None:
@@ -163,10 +166,7 @@ class _Progress:
         if now - self._last < PROGRESS_EVERY_S:
             return
         self._last = now
-        self.desk.update_thread(self.incident, self.ts, self.desk.deps.ui.step_progress(self.title, text))
+        self.desk.update_thread(self.incident, self.ts, self.render(text))
 
-    def finish(self, message: object) -> None:
-        from bot.domain.ports import Message
-
-        assert isinstance(message, Message)
+    def finish(self, message: Message) -> None:
         self.desk.update_thread(self.incident, self.ts, message)

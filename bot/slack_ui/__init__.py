@@ -38,17 +38,9 @@ class SlackPresenter:
     def private(self, text: Rich) -> Message:
         return notes.private(text)
 
-    def step_plan(self, title: str, actor: str, summary: Rich, lines: list[Rich]) -> Message:
-        return notes.step_plan(title, actor, summary, lines)
-
-    def step_progress(self, title: str, text: Rich) -> Message:
-        return notes.step_progress(title, text)
-
-    def step_finished(self, title: str, ok: bool, summary: Rich) -> Message:
-        return notes.step_finished(title, ok, summary)
-
-    def step_details(self, lines: list[Rich]) -> Message:
-        return notes.step_details(lines)
+    def step(self, title: str, actor: str, plan: Rich, lines: list[Rich], state: str, text: Rich,
+             details: list[Rich]) -> Message:
+        return notes.step(title, actor, plan, lines, state, text, details)
 
     def step_interrupted(self, name: str, who: str) -> Message:
         return notes.step_interrupted(name, who)

@@ -17,22 +17,22 @@ def note(text: Rich) -> Message:
     return text_message(mrkdwn(text))
 
 
-def step_plan(title: str, actor: str, summary: Rich, lines: list[Rich]) -> Message:
+STEP_MARKS = {"running": ("⏳", ""), "succeeded": ("✅", "succeeded: "), "failed": ("❌", "failed: ")}
+
+
+def step(title: str, actor: str, plan: Rich, lines: list[Rich], state: str, text: Rich,
+         details: list[Rich]) -> Message:
+    """One message per step run: the plan first, then the live status line, then (when it ends) the details.
+    Posted once and updated in place, so a step is one entry in the thread."""
+    mark, word = STEP_MARKS[state]
+    status = f"{mark} *{escape(title)}* — {word}{mrkdwn(text)}"
+    head = f"📋 *{escape(title)}* requested by {person(actor)} — plan: {mrkdwn(plan)}"
     body = "\n".join(f"• {mrkdwn(line)}" for line in lines)
-    return text_message(f"📋 *{escape(title)}* requested by {person(actor)} — plan: {mrkdwn(summary)}\n{body}")
-
-
-def step_progress(title: str, text: Rich) -> Message:
-    return text_message(f"⏳ *{escape(title)}* — {mrkdwn(text)}")
-
-
-def step_finished(title: str, ok: bool, summary: Rich) -> Message:
-    mark, word = ("✅", "succeeded") if ok else ("❌", "failed")
-    return text_message(f"{mark} *{escape(title)}* — {word}: {mrkdwn(summary)}")
-
-
-def step_details(lines: list[Rich]) -> Message:
-    return text_message("\n".join(mrkdwn(line) for line in lines))
+    parts = [status, head, body] if state != "running" else [head, body, status]
+    text_out = "\n".join(p for p in parts if p)
+    if details:
+        text_out += "\n" + "\n".join(mrkdwn(line) for line in details)
+    return message(text_out, sections(text_out), notification=status)
 
 
 def step_interrupted(name: str, who: str) -> Message:

@@ -80,9 +80,8 @@ class Drill:
         self.emulator.react(user, "incident-rollback", ts, emoji, added=added).wait()
 
     def approval(self, ts: str) -> Approval:
-        found = self.store.approval_for_message(ts)
-        assert found is not None
-        return found
+        """The request's record (it is stored with its message's ts a moment after the message appears)."""
+        return self.emulator.ws.wait_for(lambda: self.store.approval_for_message(ts), 10, "the request's record")
 
     def results(self, ts: str) -> list[TenantResult]:
         return self.store.tenant_results(self.approval(ts).id)

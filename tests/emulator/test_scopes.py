@@ -7,10 +7,10 @@ from pathlib import Path
 
 import yaml
 
+from bot.app import SocketModeBot
 from bot.emulator import Emulator
 from bot.emulator.policy import default_manifest
 from bot.resources import manifest_path
-from bot.runtime import SocketModeBot
 from tests.conftest import COMMANDER, INCIDENT
 from tests.emulator.conftest import WITH_HISTORY, refused, web
 
@@ -28,7 +28,8 @@ def test_a_method_without_its_scope_answers_missing_scope_like_slack(make_emulat
                                    "provided": "chat:write,commands"}
 
 
-def test_history_needs_channels_history_which_the_manifest_lacks(slack: Emulator) -> None:
+def test_history_needs_channels_history(make_emulator: Callable[..., Emulator]) -> None:
+    slack = make_emulator(scopes=sorted(default_manifest().scopes - {"channels:history"}))
     error = refused(lambda: web(slack).conversations_history(channel=INCIDENT))
     assert error.response["error"] == "missing_scope" and error.response["needed"] == "channels:history"
 
@@ -46,7 +47,7 @@ def test_every_answer_carries_x_oauth_scopes(slack: Emulator) -> None:
     answer = web(slack).auth_test()
     assert answer.headers["x-oauth-scopes"] == granted
     assert web(slack).users_info(user=COMMANDER).headers["x-accepted-oauth-scopes"] == "users:read"
-    assert refused(lambda: web(slack).conversations_history(channel=INCIDENT)) \
+    assert refused(lambda: web(slack).conversations_history(channel="C0OUTSIDE")) \
         .response.headers["x-oauth-scopes"] == granted
 
 
