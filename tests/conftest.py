@@ -269,3 +269,14 @@ def no_local_mongo_left_behind(tmp_path_factory: pytest.TempPathFactory) -> Iter
     assert not left, f"nx-27017 servers left running by the tests: {left}"
     kept = [str(folder) for folder in _SESSION_MONGO_FOLDERS if folder.exists()]
     assert not kept, f"temporary data folders left by the tests: {kept}"
+
+
+def content(message: dict[str, Any]) -> str:
+    """Everything a person reads in a message: its blocks' text (the top-level `text` is only the notification)."""
+    texts = [message.get("text") or ""]
+    for block in message.get("blocks") or []:
+        if isinstance(block.get("text"), dict):
+            texts.append(block["text"].get("text", ""))
+        texts.extend(e.get("text", "") for e in block.get("elements", []) if isinstance(e, dict)
+                     and e.get("type") == "mrkdwn")
+    return "\n".join(texts)

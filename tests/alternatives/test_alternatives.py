@@ -13,14 +13,14 @@ from bot.emulator import Emulator
 from bot.ids import Action
 from bot.ops.health import probe
 from bot.sandbox import Sandbox
-from tests.conftest import COMMANDER, INCIDENT
+from tests.conftest import COMMANDER, INCIDENT, content
 from tests.runbook.test_full_rollback import panel_ts
 
 
 def finished(emulator: Emulator, ts: str, title: str, count: int = 1, timeout: float = 120) -> str:
     """The text of the `count`-th run of the step `title` once it has ended."""
     def probe_() -> str | None:
-        ended = [m["text"] for m in emulator.ws.thread(INCIDENT, ts) if f"*{title}* —" in m["text"]
+        ended = [content(m) for m in emulator.ws.thread(INCIDENT, ts) if f"*{title}* —" in m["text"]
                  and ("— succeeded" in m["text"] or "— failed" in m["text"])]
         return ended[count - 1] if len(ended) >= count else None
 
@@ -51,7 +51,7 @@ def test_a_flag_turns_the_feature_off_restarts_verifies_and_undo_puts_it_back(
     emulator.slash("casey", "incident-rollback", "flag ENABLE_REALTIME_TIPS=false").wait()
     assert "— succeeded" in finished(emulator, ts, "Feature flag")
     assert "— succeeded" in finished(emulator, ts, "Verify rollback")
-    plan = next(m["text"] for m in emulator.ws.thread(INCIDENT, ts) if "*Feature flag* requested" in m["text"])
+    plan = next(content(m) for m in emulator.ws.thread(INCIDENT, ts) if "*Feature flag* requested" in content(m))
     assert "`true` → `false`" in plan
     text = env.read_text()
     assert text == before.replace("ENABLE_REALTIME_TIPS=true", "ENABLE_REALTIME_TIPS=false")  # edited in place
@@ -139,7 +139,8 @@ def test_a_partial_rollback_brings_one_file_back_and_keeps_local_changes(
     ts = started(emulator, bot)
     emulator.slash("casey", "incident-rollback", f"partial src/server.js {live_sandbox.good_commit[:7]}").wait()
     assert "— succeeded" in finished(emulator, ts, "Partial rollback")
-    plan = next(m["text"] for m in emulator.ws.thread(INCIDENT, ts) if "*Partial rollback* requested" in m["text"])
+    plan = next(content(m) for m in emulator.ws.thread(INCIDENT, ts)
+                if "*Partial rollback* requested" in content(m))
     assert "src/server.js | " in plan and "first stashes the uncommitted changes" in plan
     assert "— succeeded" in finished(emulator, ts, "Verify rollback")
     assert repo.head.commit.hexsha == head  # history untouched: only the file
