@@ -27,10 +27,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bot.app import socket_mode_bot  # noqa: E402
 from bot.emulator import Emulator  # noqa: E402
 from bot.ops.health import probe  # noqa: E402
 from bot.ops.process import PROJECT_TOOLS  # noqa: E402
-from bot.app import socket_mode_bot  # noqa: E402
 from bot.sandbox import Sandbox, create_sandbox, start_apps, stop_apps  # noqa: E402
 from tests.conftest import INCIDENT, make_settings  # noqa: E402
 

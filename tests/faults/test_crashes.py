@@ -351,6 +351,56 @@ def test_killed_between_slack_accepting_a_post_and_recording_it_the_post_is_foun
     c.no_duplicates()
 
 
+def test_killed_after_posting_a_request_but_before_recording_it_the_request_is_found_and_still_works(
+        case: Any) -> None:
+    c: Case = case()
+    first = c.start(pause="danger.request_posted")
+    c.slash("start drill")
+    c.panel()
+    c.slash("backup")
+    c.backed_up()
+    c.slash("cleanup")
+    c.paused_at("danger.request_posted")
+    first.kill()
+    ts = str(c.requests()[0]["ts"])
+    assert c.store.approval_for_message(ts) is None  # Slack shows it; the bot had not recorded it
+
+    c.start()
+    c.wait(lambda: c.approval(ts), 30, "the request found in Slack and recorded")
+    c.react("alex", ts)
+    c.wait_status(ts, ApprovalStatus.EXECUTED)
+    assert len(c.requests()) == 1 and [len(c.audit(a)) for a in ("approval.recovered", "danger.started")] == [1, 1]
+    c.no_duplicates()
+
+
+def test_a_replica_started_while_another_is_posting_an_update_never_posts_it_again(
+        case: Any, mongo_uri: str) -> None:
+    state = _database_uri(mongo_uri, f"rollback_state_{uuid.uuid4().hex[:8]}")
+    c: Case = case(state_uri=state)
+    a = c.start(replica="replica-a", pause="comms.posted#1")
+    c.slash("start drill")
+    c.paused_at("comms.posted")  # A is alive (its heartbeat runs) and inside the post
+    c.start(replica="replica-b")
+    lease = c.wait(lambda: c.store.lease("replica:replica-b"), 30, "replica B's lease")
+    c.wait(lambda: (now := c.store.lease("replica:replica-b")) and now[1] > lease[1], 30, "B renewing its lease")
+    incident = c.store.get_incident("RB-0001")
+    assert incident is not None and incident.comms["rollback_started"].owner.replica == "replica-a"
+    killed_at = a.kill()
+
+    c.wait(lambda: (i := c.store.get_incident("RB-0001")) and i.comms["rollback_started"].ts, 60,
+           "B to find and record A's post")
+    recovered = c.audit("comms.recovered")
+    assert [e.data["found"] for e in recovered] == [True]
+    from bot.clock import from_iso
+
+    assert from_iso(recovered[0].at).timestamp() >= killed_at  # not while A was alive
+    assert len(c.posts("rollback started")) == 1
+    c.no_duplicates()
+    from pymongo import MongoClient
+
+    MongoClient(state).drop_database(state.rsplit("/", 1)[1].split("?")[0])
+
+
 def test_a_replica_started_during_a_cleanup_leaves_it_alone_then_takes_over_after_the_lease(
         case: Any, mongo_uri: str) -> None:
     state = _database_uri(mongo_uri, f"rollback_state_{uuid.uuid4().hex[:8]}")

@@ -65,8 +65,13 @@ def source_counts(sandbox: Sandbox) -> dict[str, dict[str, int]]:
 
 def test_a_full_rollback_takes_the_broken_sandbox_back_to_healthy(
         emulator: Emulator, live_sandbox: Sandbox, settings: Settings,
-        start_bot: Callable[..., SocketModeBot]) -> None:
+        start_bot: Callable[..., SocketModeBot], monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.ops.pm2 import Pm2
+
     sandbox = live_sandbox
+    monkeypatch.setenv("TZ", "Etc/GMT+5")  # in the bot's environment (passed to pm2), not in the apps'
+    pm2 = Pm2(home=sandbox.pm2_home)
+    before = {s.name: s for s in pm2.jlist()}
     repo = git.Repo(sandbox.repo)
     (sandbox.repo / "src" / "wip.js").write_text("// someone's half-done fix\n")
     (sandbox.repo / "build.js").write_text((sandbox.repo / "build.js").read_text() + "// local tweak\n")
@@ -81,6 +86,13 @@ def test_a_full_rollback_takes_the_broken_sandbox_back_to_healthy(
     assert "— succeeded" in revert and "uncommitted work stashed" in revert
     assert "— succeeded" in run_step(emulator, ts, "rebuild")
     assert "— succeeded" in run_step(emulator, ts, "restart")
+    after = {s.name: s for s in pm2.jlist()}
+    ai = "ai-professor-python"  # the runbook restarts only the backend; the AI server keeps running as it was
+    assert (after[ai].pid, after[ai].restarts) == (before[ai].pid, before[ai].restarts)
+    backend = after["ai-professor-backend-5000"]
+    assert backend.pid != before["ai-professor-backend-5000"].pid
+    environ = Path(f"/proc/{backend.pid}/environ").read_bytes().split(b"\0")
+    assert b"TZ=Etc/GMT+5" not in environ  # no --update-env: the app keeps its own environment
     verify = run_step(emulator, ts, "verify")
     assert "— succeeded" in verify and "all 4 checks passed" in verify
 
@@ -216,7 +228,7 @@ def test_the_panel_button_runs_the_same_step_and_one_step_runs_at_a_time(
     busy = emulator.ws.wait_for(lambda: [e.text for e in emulator.ws.ephemerals_for(COMMANDER)
                                          if "still running" in e.text], 10, "the one-at-a-time refusal")
     assert "`rebuild` (a step) is still running" in busy[0]
-    done = emulator.ws.wait_for(lambda: [m["text"] for m in emulator.ws.thread(INCIDENT, ts)
+    emulator.ws.wait_for(lambda: [m["text"] for m in emulator.ws.thread(INCIDENT, ts)
                                          if "*Rebuild backend* — succeeded" in m["text"]], 30, "rebuild to finish")
     steps = [str(m["blocks"]) for m in emulator.ws.thread(INCIDENT, ts) if "*Rebuild backend*" in str(m["blocks"])]
     assert len(steps) == 1  # one message per step run: its plan, then its result, updated in place

@@ -60,6 +60,7 @@ class Executor:
                 log.exception("danger-zone sweep failed for %s", approval.id)
         for approval in self.deps.store.approvals_with_status(ApprovalStatus.PENDING):
             self.gate.expire_if_due(approval, now)
+        self.gate.recover_unposted()
 
     def try_start(self, approval: Approval) -> bool:
         deps, now = self.deps, self.deps.clock.now()

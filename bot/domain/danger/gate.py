@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from bot import faults
 from bot.domain.approvals import (
     BUSY,
     OPEN,
@@ -86,6 +87,7 @@ class Gate:
             deps.store.add_approval(approval)
             ts = deps.messenger.post(channel, deps.ui.approval_request(approval, plan, []),
                                      key=PostKey(REQUEST_EVENT, {"approval": approval.id}))
+            faults.point("danger.request_posted")
             approval = self.transition(approval.id, lambda fresh: _set_ts(fresh, ts)) or approval
         self.desk.audit(now, actor, "approval.requested", incident.id, approval=approval.id, action=action.value,
                         backup=backup.run_id, tenants=plan.totals.tenants, cases=plan.totals.cases,
@@ -271,6 +273,22 @@ class Gate:
         self.refresh(approval_id)
         return fresh
 
+    def recover_unposted(self) -> None:
+        """A request recorded by a process that died before it recorded its message: found in Slack by its
+        metadata (and recorded), or void, so it never blocks a new request."""
+        deps = self.deps
+        for approval in deps.store.approvals_with_status(ApprovalStatus.PENDING):
+            if approval.message_ts or deps.replica.is_alive(approval.owner):
+                continue
+            ts = deps.messenger.find_post(approval.channel, PostKey(REQUEST_EVENT, {"approval": approval.id}),
+                                          approval.requested_at - timedelta(minutes=2))
+            if ts is not None:
+                self.transition(approval.id, _set_ts_once(ts))
+                self.desk.audit(deps.clock.now(), "bot", "approval.recovered", approval.incident_id,
+                                approval=approval.id)
+            else:
+                self.void(approval.id, "its request message was never posted (the bot stopped while posting it)")
+
     def void_open(self, incident_id: str, why: str) -> None:
         """Closing the incident voids every request still waiting: an approval after the close runs nothing."""
         for approval in self.deps.store.approvals(incident_id):
@@ -319,6 +337,10 @@ class Gate:
 def _set_ts(approval: Approval, ts: str) -> bool:
     approval.message_ts = ts
     return True
+
+
+def _set_ts_once(ts: str) -> Callable[[Approval], bool]:
+    return lambda fresh: fresh.message_ts is None and _set_ts(fresh, ts)
 
 
 __all__ = ["REQUEST_EVENT", "Gate", "echo"]
