@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bot.config import parse_runbook  # noqa: E402
-from bot.monitor import Monitor  # noqa: E402
+from bot.domain.monitor import Monitor  # noqa: E402
 from bot.ops.health import probe  # noqa: E402
 
 ENDPOINTS, HUNG = 200, 10

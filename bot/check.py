@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from bot.config import Settings
 from bot.ops.envfile import read_env_file
@@ -84,17 +85,85 @@ def _health(settings: Settings) -> CheckLine:
                      required=False)
 
 
-def _slack(settings: Settings) -> CheckLine:
+def _slack(settings: Settings) -> list[CheckLine]:
+    """The token works, has exactly the scopes the manifest asks for, every configured channel exists with the
+    bot in it, and every @group resolves. Each failing line says what to change."""
     if settings.secrets.slack_bot_token is None:
-        return CheckLine("Slack auth.test", False, "SLACK_BOT_TOKEN is not set")
+        return [CheckLine("Slack auth.test", False, "SLACK_BOT_TOKEN is not set — put the bot token (xoxb-…) in "
+                          "the environment or a .env file")]
+    from slack_sdk.errors import SlackApiError
+
+    from bot.resources import manifest_scopes
     from bot.slack import web_client
 
+    client = web_client(settings.secrets.slack_bot_token.get_secret_value(), settings.api_url, retries=1)
     try:
-        client = web_client(settings.secrets.slack_bot_token.get_secret_value(), settings.api_url, retries=1)
         answer = client.auth_test()
-    except Exception as error:  # noqa: BLE001
-        return CheckLine("Slack auth.test", False, f"{settings.api_url}: {error}"[:300])
-    return CheckLine("Slack auth.test", True, f"team {answer.get('team')} as {answer.get('user')}")
+    except SlackApiError as error:
+        code = error.response.get("error")
+        fix = ("check SLACK_BOT_TOKEN (a bot token, xoxb-…, of this workspace)" if code in ("invalid_auth",
+               "not_authed", "account_inactive", "token_revoked") else "see Slack's error above")
+        return [CheckLine("Slack auth.test", False, f"{settings.api_url}: {code} — {fix}")]
+    except Exception as error:  # noqa: BLE001 - unreachable: say where
+        return [CheckLine("Slack auth.test", False, f"{settings.api_url} cannot be reached ({type(error).__name__}) "
+                          "— check the network, or SLACK_API_URL")]
+    lines = [CheckLine("Slack auth.test", True, f"team {answer.get('team')} as {answer.get('user')}")]
+    granted = {s.strip() for s in (answer.headers.get("x-oauth-scopes") or "").split(",") if s.strip()}
+    needed = manifest_scopes()
+    missing = sorted(needed - granted)
+    lines.append(CheckLine("Slack scopes", not missing,
+                           ("all granted: " + ", ".join(sorted(needed))) if not missing else
+                           "missing " + ", ".join(missing) + " — add them from manifest.yml and reinstall the app"))
+    lines.extend(_channels(settings, client))
+    lines.extend(_groups(settings, client))
+    return lines
+
+
+def _channels(settings: Settings, client: Any) -> list[CheckLine]:
+    from slack_sdk.errors import SlackApiError
+
+    runbook = settings.runbook
+    wanted = [(c, "incident channel") for c in runbook.access.incident_channels]
+    wanted += [(c, label) for c, label in ((runbook.slack.stakeholder_channel, "stakeholder channel"),
+                                           (runbook.slack.alerts_channel, "alerts channel")) if c]
+    lines = []
+    for channel, label in wanted:
+        try:
+            info = client.conversations_info(channel=channel)["channel"]
+        except SlackApiError as error:
+            code = error.response.get("error")
+            hint = ("no such channel (or a private one the bot is not in) — fix the id in rollback.yml or "
+                    "/invite @rollback-bot there" if code == "channel_not_found" else str(code))
+            lines.append(CheckLine(f"{label} {channel}", False, hint))
+            continue
+        name = f"#{info.get('name')}"
+        lines.append(CheckLine(f"{label} {channel}", bool(info.get("is_member")),
+                               f"{name}, the bot is a member" if info.get("is_member") else
+                               f"{name} exists but the bot is not in it — /invite @rollback-bot in {name}"))
+    return lines
+
+
+def _groups(settings: Settings, client: Any) -> list[CheckLine]:
+    from slack_sdk.errors import SlackApiError
+
+    runbook = settings.runbook
+    handles = sorted({e for entries in (runbook.access.commanders, runbook.access.approvers,
+                                        runbook.contacts.backend_lead, runbook.contacts.ai_server_team,
+                                        runbook.contacts.frontend_team, runbook.contacts.database_admin)
+                      for e in entries if e.startswith("@")})
+    if not handles:
+        return []
+    try:
+        groups = {g.get("handle"): g for g in client.usergroups_list().get("usergroups") or []}
+    except SlackApiError as error:
+        code = error.response.get("error")
+        fix = ("this workspace's plan has no user groups — use user ids (U012ABCDEF) instead of " + ", ".join(handles)
+               if code == "plan_upgrade_required" else str(code))
+        return [CheckLine("user groups", False, fix)]
+    return [CheckLine(f"user group {h}", h.lstrip("@") in groups,
+                      f"{groups[h.lstrip('@')].get('user_count', '?')} member(s)" if h.lstrip("@") in groups else
+                      "not found in the workspace — fix the handle in rollback.yml or use user ids")
+            for h in handles]
 
 
 def _access(settings: Settings) -> list[CheckLine]:

@@ -32,3 +32,15 @@ def manifest_path() -> Path:
 
 def example_config_path() -> Path:
     return resource_root() / "rollback.example.yml"
+
+
+def http_manifest_path() -> Path:
+    return resource_root() / "manifest.http.yml"
+
+
+def manifest_scopes(path: Path | None = None) -> set[str]:
+    """The bot scopes an app manifest asks for."""
+    import yaml
+
+    data = yaml.safe_load((path or manifest_path()).read_text(encoding="utf-8"))
+    return set(data["oauth_config"]["scopes"]["bot"])
