@@ -3,8 +3,8 @@
 ``acked(ctx, key)`` wraps a listener: ``ack()`` at once (nothing is written before it), then the delivery
 is claimed in the store by a key from Slack's own ids (a slash command's ``trigger_id``, a click's
 ``action_ts``, a form's ``view.id``+``hash``, an event's ``event_id``) and, in HTTP mode, by the request
-signature. A redelivery, a repeat or a replay finds its claim taken and does nothing. Errors go to the
-app's one error handler (``handlers.errors``).
+signature. A redelivery, a repeat or a replay finds its claim taken and does nothing. Errors are answered
+by the one reply function of ``handlers.errors`` (also the app's error handler, for errors Bolt meets).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from slack_bolt.kwargs_injection.args import Args
 
 from bot.logctx import bound
 from handlers.context import Ctx
+from handlers.errors import reply_privately
 
 log = logging.getLogger("rollback_bot.listeners")
 Key = Callable[[dict[str, Any]], str | None]
@@ -68,8 +69,14 @@ def acked(ctx: Ctx, key: Key) -> Callable[[Callable[..., None]], Callable[[Args]
         def listener(args: Args) -> None:
             args.ack()
             with bound(user=args.context.user_id, channel=args.context.channel_id, listener=func.__name__):
-                if first_time(ctx, args, key):
-                    func(**{name: getattr(args, name) for name in names})
+                try:
+                    if first_time(ctx, args, key):
+                        func(**{name: getattr(args, name) for name in names})
+                except Exception as error:  # noqa: BLE001 - answered here; see below
+                    # The same reply the app's error handler gives. Raising it to Bolt instead would let Bolt's
+                    # runner reset the acknowledgement it has not polled yet (it polls every 10 ms), so a quick
+                    # refusal could lose its own ack and Slack would show "operation_timeout".
+                    reply_privately(ctx, error, args.context, args.respond, args.body)
 
         listener.__name__ = func.__name__
         listener.__qualname__ = func.__qualname__

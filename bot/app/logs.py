@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from typing import IO
 from datetime import UTC, datetime
 
 from bot.config import Settings
@@ -37,12 +38,14 @@ class TextFormatter(logging.Formatter):
         return text
 
 
-def configure(settings: Settings | None, level: str, *, json_lines: bool | None = None) -> None:
-    """One handler on the root logger: context → format → scrub."""
+def configure(settings: Settings | None, level: str, *, json_lines: bool | None = None,
+              stream: IO[str] | None = None) -> None:
+    """One handler on the root logger: context → format → scrub. `stream` defaults to stderr."""
     book = SecretBook(settings.secrets.values() if settings else [],
                       settings.runbook.target.env_path if settings else None)
-    use_json = (not sys.stderr.isatty()) if json_lines is None else json_lines
-    handler = logging.StreamHandler()
+    out = stream if stream is not None else sys.stderr
+    use_json = (not out.isatty()) if json_lines is None else json_lines
+    handler = logging.StreamHandler(out)
     handler.addFilter(ContextFilter())
     handler.setFormatter(RedactingFormatter(JsonFormatter() if use_json else TextFormatter(), book.redact))
     root = logging.getLogger()
@@ -50,4 +53,6 @@ def configure(settings: Settings | None, level: str, *, json_lines: bool | None 
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    # A handler that fails (a closed or broken stderr) must not print the record raw: that bypasses the scrub.
+    logging.raiseExceptions = False
     logging.getLogger("apscheduler").setLevel(max(logging.WARNING, root.level))  # job chatter

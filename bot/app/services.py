@@ -69,6 +69,7 @@ class Services:
     jobs: SchedulerJobs
     scheduler: Any = None
     _startup: threading.Thread | None = None
+    _closed: bool = False
 
     def start(self, *, schedule: bool = True) -> Services:
         """Recover what died (at once for this replica's own earlier incarnation), then run the schedule."""
@@ -86,6 +87,9 @@ class Services:
             log.exception("start-up recovery failed; the scheduled sweep will retry")
 
     def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
         if self.scheduler is not None and self.scheduler.running:
             self.scheduler.shutdown(wait=True)
         if self._startup is not None:

@@ -21,7 +21,8 @@ from bot.runbook.verify import health_checks, log_checks
 from bot.text import Code, Rich, rich
 
 log = logging.getLogger(__name__)
-MAX_FIELD = 3000
+MAX_FIELD = 3000  # a --force reason
+MAX_ANSWER = 2000  # an answer in the RCA form (the form's own max_length)
 
 
 class Closer:
@@ -68,8 +69,8 @@ class Closer:
         if phase is not None and phase not in RCA_PHASES:
             errors["phase"] = ("Pick one of the phases.",)
         for name in ("what_went_wrong", "errors", "why", "prevention"):
-            if len(values.get(name) or "") > MAX_FIELD:
-                errors[name] = (f"At most {MAX_FIELD} characters, please.",)
+            if len(values.get(name) or "") > MAX_ANSWER:
+                errors[name] = (f"At most {MAX_ANSWER} characters, please.",)
         return errors
 
     def save_rca(self, actor: str, incident_id: str, values: dict[str, Any]) -> Incident:
@@ -82,7 +83,7 @@ class Closer:
 
         def text(name: str) -> str | None:
             value = (values.get(name) or "").strip()
-            return self.desk.clean(value[:MAX_FIELD]) if value else None
+            return self.desk.clean(value[:MAX_ANSWER]) if value else None
 
         rca = Rca(what_went_wrong=text("what_went_wrong"), errors=text("errors"), phase=phase, causes=causes,
                   why=text("why"), prevention=text("prevention"), by=actor, at=now)

@@ -125,7 +125,9 @@ class Replica:
                 log.warning("replica heartbeat failed", exc_info=True)
 
     def stop(self) -> None:
-        """Give up the lease and the lock: other replicas may take over at once."""
+        """Give up the lease and the lock: other replicas may take over at once. Idempotent."""
+        if self._stop.is_set():
+            return
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)

@@ -148,7 +148,8 @@ class UserSide:
                     view["closed"] = True
             self.ws._notify()
 
-    def submit_view(self, user: str, view_id: str, values: dict[str, str | list[str] | None]) -> Delivery:
+    def submit_view(self, user: str, view_id: str, values: dict[str, str | list[str] | None], *,
+                    send: bool = True) -> Delivery:
         """`user` fills in the open modal `view_id` ({block_id: text, option value or [values]}) and submits it."""
         u = self.ws.user_by_name(user)
         view = next((v for v in self.ws.views if v["id"] == view_id), None)
@@ -180,7 +181,8 @@ class UserSide:
             "response_urls": [],
         }
         self.close_view(view_id)
-        return self.send(self._new_delivery("interactive", payload, u.id, None))
+        delivery = self._new_delivery("interactive", payload, u.id, None)
+        return self.send(delivery) if send else delivery
 
     def event_payload(self, event: dict[str, Any], event_id: str | None = None) -> dict[str, Any]:
         return {"token": "emulator-verification-token", "team_id": self.ws.team_id, "api_app_id": self.ws.app.app_id,

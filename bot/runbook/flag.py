@@ -23,7 +23,7 @@ from bot.text import Code, Rich, join, rich
 FLAG_NAME = re.compile(r"^[A-Z_][A-Z0-9_]{0,63}$")
 NOT_A_FLAG = re.compile(r"(SECRET|TOKEN|PASSWORD|PASSWD|PWD|KEY|URI|URL|DSN|CREDENTIAL|AUTH|CERT|PRIVATE|HOST|PORT"
                         r"|DATABASE|^DB_|_DB$|_DB_|MONGO|REDIS|PATH|ENDPOINT|USER|EMAIL|SMTP)")
-FLAG_VALUE = re.compile(r"^[A-Za-z0-9_.,:/+=@%-]{0,200}$")
+FLAG_VALUE = re.compile(r"^[A-Za-z0-9_.,:/+=@%-]{1,200}$")
 EXAMPLE = Code("/rollback flag ENABLE_REALTIME_TIPS=false")
 
 

@@ -19,13 +19,18 @@ EXAMPLE = Code("/rollback partial src/modules/internship/internship-feedback.ser
 def safe_path(ctx: StepContext, text: str) -> str:
     value = text.strip()
     pure = PurePosixPath(value)
-    if (not value or value.startswith(("-", "/", "~")) or "\\" in value or ".." in pure.parts
+    if (not value or len(value) > 1024 or any(len(part) > 255 for part in pure.parts)
+            or value.startswith(("-", "/", "~")) or "\\" in value or ".." in pure.parts
             or any(ch in value for ch in "\n\r\0:*?[$`;|&<>'\"") or pure.parts[:1] == (".git",)):
         raise BadInput((echo(value), " is not a path inside the repository."),
                        hint=("Give a tracked file relative to the repository, like ", EXAMPLE, "."))
     repo = ctx.repo.resolve()
     full = ctx.repo / value
-    if full.is_symlink() or not str(full.resolve()).startswith(str(repo) + os.sep):
+    try:
+        outside = full.is_symlink() or not str(full.resolve()).startswith(str(repo) + os.sep)
+    except OSError:
+        outside = True
+    if outside:
         raise BadInput((echo(value), " leads outside the repository."), hint="Give a regular tracked file.")
     return str(pure)
 

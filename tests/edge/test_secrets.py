@@ -1,0 +1,93 @@
+"""Secrets by value and by part: the bot's tokens, every secret of the target's .env and the password of its
+database URI on its own, scrubbed from every Slack message, file upload, stored record, postmortem and log
+line (tracebacks and DEBUG request bodies included), also when a person pastes one into a form."""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from bot.app import SocketModeBot
+from bot.app.logs import configure
+from bot.config import Settings
+from bot.emulator import Emulator
+from bot.sandbox import Sandbox
+from tests.conftest import INCIDENT
+
+LEAKY_BUILD = """\
+const fs = require('fs');
+const env = fs.readFileSync(require('path').join(__dirname, '.env'), 'utf8');
+const uri = env.split('\\n').find((l) => l.startsWith('CENTRAL_DB_URI=')).slice('CENTRAL_DB_URI='.length);
+const parsed = new URL(uri);
+console.log('connecting as', parsed.username, 'with password', decodeURIComponent(parsed.password));
+console.error('Error: build failed while talking to', parsed.hostname);
+process.exit(1);
+"""
+
+
+@pytest.fixture
+def logs(settings: Settings) -> Iterator[Callable[[], str]]:
+    """The bot's logging as `rollback-bot run --log-level debug` sets it up (JSON lines), captured."""
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    out = io.StringIO()
+    configure(settings, "debug", json_lines=True, stream=out)
+    yield out.getvalue
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    for handler in saved[0]:
+        root.addHandler(handler)
+    root.setLevel(saved[1])
+
+
+def canaries(sandbox: Sandbox, emulator: Emulator) -> dict[str, str]:
+    uri = urlsplit(sandbox.canaries["CENTRAL_DB_URI"])
+    found = {name: value for name, value in sandbox.canaries.items()}
+    found["the database password on its own"] = uri.password or ""
+    app = emulator.ws.app
+    found.update({"SLACK_BOT_TOKEN": app.bot_token, "SLACK_APP_TOKEN": app.app_token,
+                  "SLACK_SIGNING_SECRET": app.signing_secret})
+    return {name: value for name, value in found.items() if value}
+
+
+def test_no_secret_reaches_slack_files_the_store_the_postmortem_or_the_logs(
+        emulator: Emulator, live_sandbox: Sandbox, settings: Settings, logs: Callable[[], str],
+        start_bot: Callable[..., SocketModeBot]) -> None:
+    sandbox = live_sandbox
+    secrets = canaries(sandbox, emulator)
+    password, jwt = secrets["the database password on its own"], sandbox.canaries["JWT_SECRET"]
+    (sandbox.repo / "build.js").write_text(LEAKY_BUILD)  # a failing build that prints the password alone
+    bot = start_bot()
+    emulator.slash("casey", "incident-rollback", f"start db login fails with {password}").wait()
+    panel = emulator.ws.wait_for(lambda: (i := bot.services.store.get_incident("RB-0001")) and i.panel_ts, 10, "panel")
+    emulator.slash("casey", "incident-rollback", "rebuild").wait()
+    emulator.ws.wait_for(lambda: any("*Rebuild backend* — failed" in m["text"]
+                                     for m in emulator.ws.thread(INCIDENT, panel)), 120, "the failed build")
+    emulator.slash("casey", "incident-rollback", "rca").wait()
+    form = emulator.ws.wait_for(lambda: [v for v in emulator.ws.views if not v.get("closed")], 10, "the form")[-1]
+    emulator.submit_view("casey", form["id"], {"errors": f"JWT_SECRET={jwt} and password {password}",
+                                               "what_went_wrong": f"it printed {password}"}).wait()
+    emulator.ws.wait_for(lambda: (i := bot.services.store.get_incident("RB-0001")) and i.rca, 10, "the RCA")
+    emulator.slash("casey", "incident-rollback", f"close --force the password {password} was shown").wait()
+    closed = emulator.ws.wait_for(lambda: (i := bot.services.store.get_incident("RB-0001")) and i.close_out
+                                  and i.close_out.postmortem and i, 60, "the postmortem")
+    bot.close()
+
+    places = {
+        "Slack (messages, edits, private replies, forms, calls)": emulator.ws.all_text(),
+        "uploaded files": "\n".join(f["content"].decode("utf-8", "replace") for f in emulator.ws.files.values()),
+        "the state store": (settings.data_dir / "rollback-bot.sqlite3").read_bytes().decode("utf-8", "replace"),
+        "the postmortem": Path(closed.close_out.postmortem).read_text(),
+        "the logs (DEBUG)": logs(),
+    }
+    assert "DEBUG" in places["the logs (DEBUG)"].upper() and "chat.postMessage" in places["the logs (DEBUG)"]
+    for place, text in places.items():
+        for name, value in secrets.items():
+            assert value not in text, f"{name} leaked into {place}"
+    assert "***" in places["Slack (messages, edits, private replies, forms, calls)"]  # scrubbed, not dropped
+    assert "with password ***" in places["Slack (messages, edits, private replies, forms, calls)"]
