@@ -55,7 +55,7 @@ class Desk:
         if incident is None:
             raise NotFound("There is no active rollback in this channel.",
                            hint=("Start one with ", Code(f"{SLASH_COMMAND} start <what is broken>"), "."))
-        return self._with_panel(incident)
+        return self.with_panel(incident)
 
     def latest_in(self, channel: str) -> Incident:
         """The active incident, or the one closed last (the RCA often comes after the close)."""
@@ -67,7 +67,7 @@ class Desk:
                 raise
             return found[-1]
 
-    def _with_panel(self, incident: Incident) -> Incident:
+    def with_panel(self, incident: Incident) -> Incident:
         """A command typed the instant `start` answered can find the incident a moment before its control
         panel is posted; wait for the panel (its thread is where everything goes) rather than post outside it."""
         deadline = time.monotonic() + PANEL_WAIT_S

@@ -91,7 +91,7 @@ class Incidents:
                           detected_at=detected_at, criteria=[criterion])
 
     def _refuse_second(self, existing: Incident) -> None:
-        existing = self.desk.get(existing.id)
+        existing = self.desk.with_panel(self.desk.get(existing.id))  # the link points at its panel
         link = self.desk.link(existing)
         where: Rich = (Link(link, existing.id),) if link else (existing.id,)
         raise Conflict(rich(existing.id, " is already active (commander ", Person(existing.commander), ", in ",

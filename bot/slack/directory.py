@@ -17,20 +17,20 @@ class SlackDirectory:
     def __init__(self, client: WebClient) -> None:
         self.client = client
 
-    def _groups(self) -> list[dict[str, object]]:
+    def _groups(self, handle: str) -> list[dict[str, object]]:
         try:
             return list(self.client.usergroups_list().get("usergroups") or [])
         except SlackApiError as error:
             if error.response.get("error") == "plan_upgrade_required":
-                raise ConfigError("This Slack workspace's plan has no user groups, so @group handles in rollback.yml "
-                                  "cannot be resolved.",
+                raise ConfigError(("This Slack workspace's plan has no user groups, so ", Code(handle),
+                                   " and any other @group handle in rollback.yml cannot be resolved."),
                                   hint=("Use user ids (like ", Code("U012ABCDEF"), ") in ", Code("access.*"), " and ",
                                         Code("contacts.*"), " instead of @groups.")) from None
             raise
 
     def group_id(self, handle: str) -> str | None:
         wanted = handle.lstrip("@")
-        for group in self._groups():
+        for group in self._groups(handle):
             if group.get("handle") == wanted or group.get("id") == wanted:
                 return str(group["id"])
         log.warning("user group %s was not found in the workspace", handle)

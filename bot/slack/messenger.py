@@ -52,8 +52,7 @@ class SlackMessenger:
         return ts
 
     def update(self, channel: str, ts: str, message: Message) -> None:
-        if message.overflow:
-            log.warning("an update of %s in %s carried overflow blocks that were not shown", ts, channel)
+        """Redraw the message itself; its overflow went into the thread once, with the post."""
         self.client.chat_update(channel=channel, ts=ts, **self._payload(message))
 
     def ephemeral(self, channel: str, user: str, message: Message, *, thread_ts: str | None = None) -> None:

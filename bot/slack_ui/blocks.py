@@ -38,20 +38,38 @@ def divider() -> Block:
     return {"type": "divider"}
 
 
+def _inside_entity(line: str, cut: int) -> bool:
+    """Would cutting `line` before index `cut` split an entity (``&amp;``) or a Slack link/mention (``<…>``)?"""
+    amp, semi = line.rfind("&", 0, cut), line.rfind(";", 0, cut)
+    if amp > semi and amp >= cut - 8:
+        return True
+    return line.rfind("<", 0, cut) > line.rfind(">", 0, cut)
+
+
+def _cut_at(line: str, limit: int) -> int:
+    """Where to cut one over-long line: the last space before the limit outside any entity, else the last
+    position outside one, else the limit itself (a single entity longer than a section cannot be kept whole)."""
+    for cut in range(limit, limit // 2, -1):
+        if line[cut - 1] == " " and not _inside_entity(line, cut):
+            return cut
+    for cut in range(limit, 0, -1):
+        if not _inside_entity(line, cut):
+            return cut
+    return limit
+
+
 def split_text(text: str, limit: int = SECTION_MAX) -> list[str]:
-    """Chunks of at most ``limit`` characters, cut at line ends (or, for one very long line, at spaces)."""
+    """Chunks of at most ``limit`` characters, cut at line ends (or, for one very long line, at a space),
+    never inside an entity like ``&amp;`` or a link/mention like ``<https://…|label>``."""
     chunks: list[str] = []
     current = ""
     for line in text.split("\n"):
         while len(line) > limit:
-            cut = line.rfind(" ", 0, limit)
-            cut = cut if cut > limit // 2 else limit
-            while cut > 0 and "&" in line[max(0, cut - 5):cut] and ";" not in line[line.rfind("&", 0, cut):cut]:
-                cut -= 1  # never split an entity like &amp;
+            cut = _cut_at(line, limit)
             if current:
                 chunks.append(current)
                 current = ""
-            chunks.append(line[:cut])
+            chunks.append(line[:cut].rstrip(" "))
             line = line[cut:].lstrip(" ")
         candidate = f"{current}\n{line}" if current else line
         if len(candidate) > limit:

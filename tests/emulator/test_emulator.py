@@ -27,7 +27,10 @@ def test_web_api_methods_answer_like_slack(emulator: Emulator) -> None:
     web = client(emulator)
     assert web.auth_test()["user_id"] == "U0ROLLBOT"
     posted = web.chat_postMessage(channel=INCIDENT, text="hello")
-    web.reactions_add(channel=INCIDENT, timestamp=posted["ts"], name="eyes")
+    with pytest.raises(SlackApiError) as unscoped:  # the manifest does not ask for reactions:write
+        web.reactions_add(channel=INCIDENT, timestamp=posted["ts"], name="eyes")
+    assert unscoped.value.response["needed"] == "reactions:write"
+    emulator.react("casey", "incident-rollback", posted["ts"], "eyes", send=False)  # a person reacts
     assert emulator.ws.message(INCIDENT, posted["ts"])["reactions"][0]["name"] == "eyes"  # type: ignore[index]
     assert web.users_info(user=COMMANDER)["user"]["real_name"] == "Casey Commander"
     assert web.conversations_info(channel=INCIDENT)["channel"]["name"] == "incident-rollback"

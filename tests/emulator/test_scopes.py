@@ -64,7 +64,7 @@ def test_methods_without_scopes_need_none(make_emulator: Callable[..., Emulator]
 
 
 def test_scopes_used_are_exactly_what_the_calls_needed(make_emulator: Callable[..., Emulator]) -> None:
-    slack = make_emulator(scopes=WITH_HISTORY)
+    slack = make_emulator(scopes=WITH_HISTORY | {"reactions:write"})
     client = web(slack)
     ts = client.chat_postMessage(channel=INCIDENT, text="hi")["ts"]
     client.reactions_add(channel=INCIDENT, timestamp=ts, name="eyes")
