@@ -137,3 +137,18 @@ def test_the_panel_sections_and_the_postmortem_render_in_every_state(state: Inci
         blocks = panel(subject, DONE_RUNS, "df5b229").blocks
         assert len(blocks) <= 50 and "Rollback success criteria" in str(blocks)
         assert ("Close incident" in str(blocks)) is subject.active
+
+
+def test_the_success_criteria_are_one_per_line_with_their_result_at_close() -> None:
+    from bot.domain.checklists import SUCCESS_CRITERIA
+    from bot.domain.incident import CloseCheck
+    from bot.slack_ui.render import render
+
+    first = SUCCESS_CRITERIA[0]
+    closed = CLOSED.model_copy(deep=True)
+    assert closed.close_out is not None
+    closed.close_out.checks = [CloseCheck(criterion=first.key, text=first.text, ok=False, detail="500")]
+    lines = render("success.md.j2", incident=closed, items=SUCCESS_CRITERIA).splitlines()[1:]
+    assert len(lines) == len(SUCCESS_CRITERIA)
+    assert lines[0] == f"⚙️ {first.text} — ❌ failed at close"
+    assert all(line.startswith(("⚙️ ", "⬜ ", "✅ ")) for line in lines)
