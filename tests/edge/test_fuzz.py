@@ -27,6 +27,11 @@ WORDS = [s.value for s in Subcommand] + ["--again", "--safe", "--force", "--dete
                                          "all", "edit", "RB-0001", "HEAD~1", "NAME=value", '"', "'", "\\"]
 
 
+def _char(rng: random.Random) -> str:
+    """ASCII, other BMP characters or an emoji."""
+    return chr(rng.choice([rng.randint(32, 126), rng.randint(0x80, 0x2fff), rng.randint(0x1f300, 0x1f64f)]))
+
+
 def texts(seed: int, count: int) -> list[str]:
     """Random commands: a subcommand (or not) followed by 0–5 words from the corpus, random bytes of Unicode
     and the command vocabulary; texts that would legitimately open an incident are left out."""
@@ -41,8 +46,7 @@ def texts(seed: int, count: int) -> list[str]:
             elif kind < 0.75:
                 parts.append(rng.choice(WORDS))
             else:
-                parts.append("".join(chr(rng.choice([rng.randint(32, 126), rng.randint(0x80, 0x2fff),
-                                                     rng.randint(0x1f300, 0x1f64f)])) for _ in range(rng.randint(1, 12))))
+                parts.append("".join(_char(rng) for _ in range(rng.randint(1, 12))))
         text = " ".join(parts)
         try:
             if parse(text).sub is Subcommand.START:

@@ -11,8 +11,17 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.config import parse_runbook
-from bot.domain.approvals import (Approval, ApprovalStatus, BackupRef, DangerAction, DangerPlan, PlanTotals,
-                                  TenantCount, TenantPlan, TenantResult)
+from bot.domain.approvals import (
+    Approval,
+    ApprovalStatus,
+    BackupRef,
+    DangerAction,
+    DangerPlan,
+    PlanTotals,
+    TenantCount,
+    TenantPlan,
+    TenantResult,
+)
 from bot.domain.incident import CommsDetails, Incident, Milestone, Rca
 from bot.domain.updates import build_update
 from bot.emulator import Emulator
