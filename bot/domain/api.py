@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 from bot.commands import CATALOG, Usage
 from bot.domain.alternatives import Alternatives
@@ -22,6 +22,7 @@ from bot.domain.desk import Desk, require_active
 from bot.domain.incident import Incident
 from bot.domain.incidents import Incidents, Started, StatusView
 from bot.domain.monitor import Monitor
+from bot.domain.ports import FormValues
 from bot.domain.runner import StepRunner
 from bot.domain.runs import StepName
 from bot.domain.stakeholders import Stakeholders
@@ -63,12 +64,12 @@ class RollbackApi(Protocol):
     def comms_post(self, actor: str, channel: str, incident_id: str, click: str) -> None: ...
 
 
-    def save_comms(self, actor: str, incident_id: str, values: dict[str, Any]) -> None: ...
+    def save_comms(self, actor: str, incident_id: str, values: FormValues) -> None: ...
 
 
-    def check_rca(self, values: dict[str, Any]) -> dict[str, Rich]: ...
+    def check_rca(self, values: FormValues) -> dict[str, Rich]: ...
 
-    def save_rca(self, actor: str, incident_id: str, values: dict[str, Any]) -> None: ...
+    def save_rca(self, actor: str, incident_id: str, values: FormValues) -> None: ...
 
     def close(self, actor: str, channel: str, force: str | None) -> None: ...
 
@@ -153,7 +154,7 @@ class Rollback:
         incident = self.desk.active_in(channel)
         self.deps.messenger.open_view(trigger_id, self.deps.ui.comms_form(incident))
 
-    def save_comms(self, actor: str, incident_id: str, values: dict[str, Any]) -> None:
+    def save_comms(self, actor: str, incident_id: str, values: FormValues) -> None:
         self.stakeholders.save_details(actor, incident_id, values)
 
     def open_rca_form(self, actor: str, channel: str, trigger_id: str) -> None:
@@ -161,10 +162,10 @@ class Rollback:
         incident = self.desk.latest_in(channel)
         self.deps.messenger.open_view(trigger_id, self.deps.ui.rca_form(incident))
 
-    def check_rca(self, values: dict[str, Any]) -> dict[str, Rich]:
+    def check_rca(self, values: FormValues) -> dict[str, Rich]:
         return self.closer.validate_rca(values)
 
-    def save_rca(self, actor: str, incident_id: str, values: dict[str, Any]) -> None:
+    def save_rca(self, actor: str, incident_id: str, values: FormValues) -> None:
         self.closer.save_rca(actor, incident_id, values)
 
     def close(self, actor: str, channel: str, force: str | None) -> None:

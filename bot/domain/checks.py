@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, model_validator
+
+from bot.domain import legacy
 
 
 class CheckStatus(StrEnum):
@@ -41,14 +42,8 @@ class CheckState(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _from_older_records(cls, data: Any) -> Any:
-        """Older records kept the whole history inside the state; now it lives in ring-buffer slots."""
-        if isinstance(data, dict) and "history" in data:
-            data = dict(data)
-            history = data.pop("history") or []
-            data.setdefault("last", history[-1] if history else None)
-            data.setdefault("runs", len(history))
-        return data
+    def _from_older_records(cls, data: object) -> object:
+        return legacy.check_state(data)
 
 
 class WatchVerdict(BaseModel):

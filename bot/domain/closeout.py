@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from bot.domain.checklists import PREVENTION_CHECKLIST, RCA_CAUSES, RCA_PHASES, SUCCESS_CRITERIA
 from bot.domain.danger.gate import Gate
 from bot.domain.deps import Deps
 from bot.domain.desk import Desk, busy_conflict, require_active
 from bot.domain.incident import CloseCheck, CloseOut, Incident, IncidentState, Milestone, Rca, RestoredBy
+from bot.domain.ports import FormValues, form_choices, form_text
 from bot.domain.runs import CheckOutcome, StepName
 from bot.errors import BadInput, Conflict, echo
 from bot.ids import SLASH_COMMAND
@@ -62,27 +62,27 @@ class Closer:
         return CheckOutcome(name="tenant databases", ok=True, detail=f"{len(found)} tenant database(s) answer queries")
 
     # ---- RCA ----------------------------------------------------------------------------------------------
-    def validate_rca(self, values: dict[str, Any]) -> dict[str, Rich]:
+    def validate_rca(self, values: FormValues) -> dict[str, Rich]:
         """Field-level problems of a submitted RCA form (empty when it is fine)."""
         errors: dict[str, Rich] = {}
         phase = values.get("phase")
         if phase is not None and phase not in RCA_PHASES:
             errors["phase"] = ("Pick one of the phases.",)
         for name in ("what_went_wrong", "errors", "why", "prevention"):
-            if len(values.get(name) or "") > MAX_ANSWER:
+            if len(form_text(values, name)) > MAX_ANSWER:
                 errors[name] = (f"At most {MAX_ANSWER} characters, please.",)
         return errors
 
-    def save_rca(self, actor: str, incident_id: str, values: dict[str, Any]) -> Incident:
+    def save_rca(self, actor: str, incident_id: str, values: FormValues) -> Incident:
         self.deps.access.require_commander(actor)
-        phase = values.get("phase")
+        phase = form_text(values, "phase") or None
         if phase is not None and phase not in RCA_PHASES:
-            raise BadInput((echo(str(phase)), " is not one of the phases."), hint=", ".join(RCA_PHASES))
-        causes = [c for c in values.get("causes") or [] if c in RCA_CAUSES]
+            raise BadInput((echo(phase), " is not one of the phases."), hint=", ".join(RCA_PHASES))
+        causes = [c for c in form_choices(values, "causes") if c in RCA_CAUSES]
         now = self.deps.clock.now()
 
         def text(name: str) -> str | None:
-            value = (values.get(name) or "").strip()
+            value = form_text(values, name).strip()
             return self.desk.clean(value[:MAX_ANSWER]) if value else None
 
         rca = Rca(what_went_wrong=text("what_went_wrong"), errors=text("errors"), phase=phase, causes=causes,

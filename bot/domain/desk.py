@@ -11,7 +11,6 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 
 from bot.domain.deps import Deps
 from bot.domain.incident import Busy, BusyKind, Incident
@@ -176,7 +175,7 @@ class Desk:
             log.warning("could not get a permalink for %s", incident.id, exc_info=True)
             return None
 
-    def audit(self, at: datetime, actor: str, action: str, incident_id: str | None, /, **data: Any) -> None:
+    def audit(self, at: datetime, actor: str, action: str, incident_id: str | None, /, **data: object) -> None:
         self.deps.store.audit(at, actor, action, incident_id, **data)
 
     def clean(self, text: str) -> str:

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, Field, model_validator
 
-from bot.domain.ownership import LEGACY_OWNER, Owner
+from bot.domain import legacy
+from bot.domain.ownership import Owner
 
 
 class Milestone(StrEnum):
@@ -174,12 +174,6 @@ class FollowUp(BaseModel):
 _ID = re.compile(r"^([A-Z]{1,6})-(\d{4,})$")
 
 
-def _step_name(run_id: str) -> str:
-    """`RB-0001-backup-1a2b3c` → `backup` (legacy running_step values)."""
-    parts = run_id.split("-")
-    return parts[-2] if len(parts) >= 4 else run_id
-
-
 def format_incident_id(prefix: str, number: int) -> str:
     return f"{prefix}-{number:04d}"
 
@@ -221,26 +215,8 @@ class Incident(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _from_older_records(cls, data: Any) -> Any:
-        """Records written before owners and typed database state still load (a one-way migration)."""
-        if not isinstance(data, dict):
-            return data
-        data = dict(data)
-        running = data.pop("running_step", None)
-        if running and not data.get("busy"):
-            data["busy"] = {"kind": "step", "ref": running, "name": _step_name(str(running)),
-                            "actor": "unknown", "owner": LEGACY_OWNER.model_dump(),
-                            "since": data.get("created_at")}
-        legacy_state = data.pop("database_state", None)
-        data.pop("data_loss", None)
-        if legacy_state and "database" not in data:
-            cleaned = [] if legacy_state.startswith("UNCHANGED") else ["(tenants not recorded)"]
-            restored = cleaned if legacy_state.startswith("RESTORED") else []
-            data["database"] = {"cleaned": cleaned, "restored": restored}
-        watch = data.get("watch")
-        if isinstance(watch, dict) and "healthy_since" in watch and watch["healthy_since"] == "":
-            watch["healthy_since"] = None
-        return data
+    def _from_older_records(cls, data: object) -> object:
+        return legacy.incident(data)
 
     @property
     def active(self) -> bool:

@@ -17,10 +17,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_all
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 from urllib.parse import urljoin
 
-from bot.config import MongoProbe, RunbookConfig
+from bot.config import MongoProbe, MonitorConfig, RunbookConfig
 from bot.domain.checks import CheckResult, CheckState, CheckStatus, WatchVerdict
 from bot.domain.deps import Deps
 from bot.domain.desk import Desk
@@ -90,7 +89,7 @@ class Monitor:
         self._pool: ThreadPoolExecutor | None = None
 
     @property
-    def cfg(self) -> Any:
+    def cfg(self) -> MonitorConfig:
         return self.deps.config.monitor
 
     @property
@@ -196,7 +195,7 @@ class Monitor:
         started = time.monotonic()
         client = tenants.connect(uri)
         try:
-            window: dict[str, Any] = {}
+            window: dict[str, dict[str, datetime]] = {}
             if spec.time_field:
                 window = {spec.time_field: {"$gte": at - timedelta(minutes=spec.window_minutes)}}
             failed = total = 0

@@ -4,10 +4,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from bot.audit import AuditEvent
@@ -19,12 +19,26 @@ if TYPE_CHECKING:
     from bot.text import Rich
 
 
+#: What a person typed into a form: one text per field, a list for checkboxes, None when left empty.
+FormValues = Mapping[str, str | list[str] | None]
+
+
+def form_text(values: FormValues, name: str) -> str:
+    value = values.get(name)
+    return value if isinstance(value, str) else ""
+
+
+def form_choices(values: FormValues, name: str) -> list[str]:
+    value = values.get(name)
+    return list(value) if isinstance(value, list) else []
+
+
 @dataclass(frozen=True)
 class Message:
     """A message ready to send. The domain never looks inside: only the presenter builds one."""
 
     text: str
-    blocks: Sequence[dict[str, Any]] = field(default_factory=list)
+    blocks: Sequence[dict[str, object]] = field(default_factory=list)
     # Long content the presenter moved out of the message (it still must be delivered): thread replies.
     overflow: Sequence[Message] = field(default_factory=list)
 
@@ -33,7 +47,7 @@ class Message:
 class View:
     """A modal, ready to open."""
 
-    body: dict[str, Any]
+    body: dict[str, object]
 
 
 @dataclass(frozen=True)

@@ -7,10 +7,11 @@ magic dictionary keys. Records written before these models existed load through 
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, Field, model_validator
 
+from bot.domain import legacy
 from bot.domain.ownership import Owner
 
 
@@ -161,30 +162,5 @@ class StepRun(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _from_older_records(cls, data: Any) -> Any:
-        if not isinstance(data, dict) or "result" not in data:
-            return data
-        data = dict(data)
-        result = data.pop("result") or {}
-        data.setdefault("checks", result.get("checks") or [])
-        artifacts = result.get("artifacts") or {}
-        data["artifacts"] = _legacy_artifacts(str(data.get("step")), artifacts) if artifacts else None
-        return data
-
-
-def _legacy_artifacts(step: str, old: dict[str, Any]) -> dict[str, Any] | None:
-    """Map the untyped artifacts of older records; a shape that cannot be mapped is dropped, not guessed."""
-    if step == "backup":
-        return {"kind": "backup", "run_id": "legacy", "path": old.get("path", ""), "commit": old.get("commit", ""),
-                "central": old.get("central", ""), "tenants": old.get("tenants", []),
-                "documents": old.get("documents") or 0, "verified": False}  # re-verified before any use
-    if step == "restart":
-        return {"kind": "restart", "apps": old.get("apps", {})}
-    if step == "verify":
-        return {"kind": "verify", "health_ms": old.get("health_ms"), "status": old.get("status")}
-    if step == "revert" and old.get("to"):
-        return {"kind": "revert", "from_sha": old.get("from", ""), "to_sha": old["to"],
-                "dropped": old.get("dropped", []), "stash": old.get("stash")}
-    if step == "rebuild":
-        return {"kind": "rebuild", "cleaned": bool(old.get("cleaned"))}
-    return None
+    def _from_older_records(cls, data: object) -> object:
+        return legacy.step_run(data)

@@ -20,7 +20,7 @@ from bot.domain.deps import Deps
 from bot.domain.desk import Desk, require_active
 from bot.domain.incident import MILESTONE_LABELS, CommsDetails, CommsPost, Incident, Milestone
 from bot.domain.ownership import Owner
-from bot.domain.ports import PostKey
+from bot.domain.ports import FormValues, PostKey, form_text
 from bot.domain.updates import Update, build_update
 from bot.text import Code, Link, Person, rich
 
@@ -150,11 +150,11 @@ class Stakeholders:
         require_active(incident)
         return self.post(incident.id, f"update-{click}", "status update", actor)
 
-    def save_details(self, actor: str, incident_id: str, values: dict[str, str | None]) -> Incident:
+    def save_details(self, actor: str, incident_id: str, values: FormValues) -> Incident:
         self.deps.access.require_commander(actor)
         now = self.deps.clock.now()
-        clean = {k: (self.desk.clean(v.strip()[:MAX_FIELD]) if v and v.strip() else None)
-                 for k, v in values.items() if k in CommsDetails.model_fields}
+        typed = {name: form_text(values, name).strip() for name in values if name in CommsDetails.model_fields}
+        clean = {k: (self.desk.clean(v[:MAX_FIELD]) if v else None) for k, v in typed.items()}
 
         def apply(incident: Incident) -> None:
             require_active(incident)

@@ -61,6 +61,14 @@ class Store(ABC):
               statuses: tuple[str, ...] | None = None) -> list[dict[str, Any]]: ...
 
     @abstractmethod
+    def _unlabelled(self, kind: str) -> list[dict[str, Any]]:
+        """Records of ``kind`` stored without the indexed status (written by an older version)."""
+
+    @abstractmethod
+    def _label(self, kind: str, doc_id: str, status: str) -> None:
+        """Set the indexed status of a record that has none (the record itself is unchanged)."""
+
+    @abstractmethod
     def next_number(self, counter: str) -> int:
         """Atomically increment and return a named counter (first value 1)."""
 
@@ -115,6 +123,21 @@ class Store(ABC):
 
     @abstractmethod
     def close(self) -> None: ...
+
+    # ---- upgrading older records ------------------------------------------------------------------
+    def upgrade(self) -> int:
+        """Label records an older version wrote without the indexed status, from the record itself, so the
+        queries by status (incidents with pending posts, open approvals, sweeps) find them. Idempotent, and a
+        single indexed query once done; every backend runs it when it opens. Returns how many it labelled."""
+        labelled = 0
+        for doc in self._unlabelled("incident"):
+            self._label("incident", str(doc["id"]), Incident.model_validate(doc).store_status())
+            labelled += 1
+        for kind in ("step_run", "approval"):
+            for doc in self._unlabelled(kind):
+                self._label(kind, str(doc["id"]), str(doc.get("status") or "unknown"))
+                labelled += 1
+        return labelled
 
     # ---- incidents ------------------------------------------------------------------------------
     def create_incident(self, incident: Incident, keys: list[str]) -> None:

@@ -37,6 +37,7 @@ class MongoStore(Store):
         self.db.records.create_index([("kind", ASCENDING), ("status", ASCENDING)])
         self.db.audit.create_index([("incident_id", ASCENDING), ("seq", ASCENDING)])
         self.db.claims.create_index("expires_at", expireAfterSeconds=0)
+        self.upgrade()
 
     @classmethod
     def from_uri(cls, uri: str) -> MongoStore:
@@ -88,6 +89,12 @@ class MongoStore(Store):
             query["status"] = {"$in": list(statuses)}
         return [dict(row["data"]) for row in self.db.records.find(query)]
 
+    def _unlabelled(self, kind: str) -> list[dict[str, Any]]:
+        return [dict(row["data"]) for row in self.db.records.find({"kind": kind, "status": None})]
+
+    def _label(self, kind: str, doc_id: str, status: str) -> None:
+        self.db.records.update_one({"_id": f"{kind}:{doc_id}", "status": None}, {"$set": {"status": status}})
+
     def next_number(self, counter: str) -> int:
         row = self.db.counters.find_one_and_update(
             {"_id": counter}, {"$inc": {"value": 1}}, upsert=True, return_document=ReturnDocument.AFTER
@@ -128,13 +135,15 @@ class MongoStore(Store):
                 held = self.db.claims.find_one({"_id": key})
                 if held is None:
                     continue  # expired and removed just now: claim it
-                if _aware(held["expires_at"]) > now:
-                    return False
+                if held.get("expires_at") is None or _aware(held["expires_at"]) > now:
+                    return False  # held (a claim from before expiries is held until the next prune)
                 self.db.claims.delete_one({"_id": key, "expires_at": held["expires_at"]})  # expired: reclaim once
         return False
 
     def prune(self, now: datetime) -> int:
-        return int(self.db.claims.delete_many({"expires_at": {"$lte": now}}).deleted_count)
+        expired = self.db.claims.delete_many({"expires_at": {"$lte": now}}).deleted_count
+        older = self.db.claims.delete_many({"expires_at": {"$exists": False}}).deleted_count  # before expiries
+        return int(expired) + int(older)
 
     # Lease expiries are ISO-8601 UTC strings of one fixed format (bot.clock.to_iso), which sort like the times
     # they name: the comparison is then the same on every server (nx-27017 turns dates written by $set into text).

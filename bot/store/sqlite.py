@@ -67,6 +67,7 @@ class SQLiteStore(Store):
                 if column not in have:
                     self._conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
             self._conn.executescript(INDEXES)
+        self.upgrade()
 
     # ---- the connection -------------------------------------------------------------------------
     @property
@@ -145,6 +146,14 @@ class SQLiteStore(Store):
             sql += f" AND status IN ({','.join('?' * len(statuses))})"
             args = [*args, *statuses]
         return [json.loads(row[0]) for row in self._read(sql, args)]
+
+    def _unlabelled(self, kind: str) -> list[dict[str, Any]]:
+        return [json.loads(row[0]) for row in self._read(
+            "SELECT data FROM records WHERE kind=? AND status IS NULL", (kind,))]
+
+    def _label(self, kind: str, doc_id: str, status: str) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE records SET status=? WHERE kind=? AND id=? AND status IS NULL", (status, kind, doc_id))
 
     def next_number(self, counter: str) -> int:
         with self._tx() as db:

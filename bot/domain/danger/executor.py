@@ -49,6 +49,7 @@ class Executor:
     def sweep(self) -> None:
         """Start approved requests whose delay has passed; take over runs whose owner died."""
         now = self.deps.clock.now()
+        self.gate.retire_planless()
         for approval in self.deps.store.approvals_with_status(ApprovalStatus.APPROVED, ApprovalStatus.RUNNING):
             try:
                 if approval.status is ApprovalStatus.APPROVED and approval.starts_at and approval.starts_at <= now:

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from bot import faults
+from bot.config import CleanupConfig
 from bot.domain.approvals import (
     BUSY,
     OPEN,
@@ -49,7 +50,7 @@ class Gate:
         self._posting = threading.Lock()  # a request is posted and recorded before this process reads reactions
 
     @property
-    def cfg(self):  # noqa: ANN201 - the cleanup section of the config
+    def cfg(self) -> CleanupConfig:
         return self.deps.config.cleanup
 
     # ---- requests --------------------------------------------------------------------------------------
@@ -289,6 +290,28 @@ class Gate:
             else:
                 self.void(approval.id, "its request message was never posted (the bot stopped while posting it)")
 
+    def retire_planless(self) -> None:
+        """Requests an older version recorded kept their plan inside the request, in a shape nobody can be
+        shown any more: they never run. An open one becomes void; one that was running when the bot was
+        upgraded is marked failed (what it did is in the audit log; a restore brings the data back)."""
+        deps = self.deps
+        for approval in deps.store.approvals_with_status(*BUSY):
+            if deps.store.get_plan(approval.id) is not None:
+                continue
+            if approval.status is not ApprovalStatus.RUNNING:
+                if self.void(approval.id, "recorded by an older version of the bot without a plan it can show"):
+                    self.note(approval, ("🚫 The ", approval.action.value, " request ", Code(approval.id),
+                                         " was made with an older version of the bot and will not run. Nothing was "
+                                         "changed. Ask again with ", Code(f"{SLASH_COMMAND} {approval.action.value}"),
+                                         " if it is still needed."))
+                continue
+            if self.transition(approval.id, _fail_upgraded(deps.clock.now())):
+                self.desk.audit(deps.clock.now(), "bot", "approval.failed", approval.incident_id,
+                                approval=approval.id, why=UPGRADED)
+                self.note(approval, ("❌ The ", approval.action.value, " ", Code(approval.id), " was running when the "
+                                     "bot was upgraded and did not finish. ", Code(f"{SLASH_COMMAND} restore all"),
+                                     " brings the data back from the backup it relied on."))
+
     def void_open(self, incident_id: str, why: str) -> None:
         """Closing the incident voids every request still waiting: an approval after the close runs nothing."""
         for approval in self.deps.store.approvals(incident_id):
@@ -332,6 +355,19 @@ class Gate:
         incident = self.deps.store.get_incident(approval.incident_id)
         if incident is not None:
             self.desk.thread(incident, text)
+
+
+UPGRADED = "interrupted when the bot was upgraded; the audit log has what it changed"
+
+
+def _fail_upgraded(now: datetime) -> Callable[[Approval], bool]:
+    def fail(fresh: Approval) -> bool:
+        if fresh.status is not ApprovalStatus.RUNNING:
+            return False
+        fresh.status, fresh.failure, fresh.finished_at = ApprovalStatus.FAILED, UPGRADED, now
+        return True
+
+    return fail
 
 
 def _set_ts(approval: Approval, ts: str) -> bool:
