@@ -2,6 +2,9 @@
 
 Defaults reproduce ``rollback-runbook.md`` exactly, so an empty ``rollback.yml`` describes the
 runbook's own target. Validation happens once at start-up; every error names the key.
+
+One module for the whole schema of ``rollback.yml`` (a section class per top-level key), so the file and
+the code that reads it can be compared side by side.
 """
 
 from __future__ import annotations

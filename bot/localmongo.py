@@ -15,6 +15,8 @@ A server's folder holds everything it writes::
 ``LocalMongo`` owns a server for the life of a ``with`` block (or until ``stop()``). ``start_detached``
 starts one that outlives this process (``rollback-bot sandbox DIR``); ``stop_detached(folder)`` stops it
 from any process, and tolerates a stale ``server.json``.
+
+Over 300 lines because starting, probing, adopting and stopping a server process are one lifecycle.
 """
 
 from __future__ import annotations

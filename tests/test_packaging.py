@@ -87,3 +87,60 @@ def test_check_reports_each_item_and_fails_on_what_is_missing(tmp_path: Path, em
     result = subprocess.run([sys.executable, "-m", "bot.cli", "--config", str(bad), "check"], cwd=tmp_path,
                             capture_output=True, text=True, env=env, timeout=60)
     assert result.returncode == 2 and "target.rollback_target" in result.stderr
+
+
+def _action_ids(value: object) -> set[str]:
+    found: set[str] = set()
+    if isinstance(value, dict):
+        if "action_id" in value:
+            found.add(str(value["action_id"]))
+        for item in value.values():
+            found |= _action_ids(item)
+    elif isinstance(value, list):
+        for item in value:
+            found |= _action_ids(item)
+    return found
+
+
+def test_every_action_id_and_form_the_presenter_emits_has_a_listener(settings: Settings) -> None:
+    """Render every message that carries buttons, menus or checkboxes, in every state, and every form; then
+    deliver each element's action (and each form's submission) to the real app's listener table."""
+    from datetime import timedelta
+
+    from bot.domain.checks import CheckResult, CheckState, CheckStatus
+    from bot.domain.updates import build_update
+    from bot.slack_ui import SlackPresenter, stakeholder
+    from tests.comms.test_templates import CLEANED, CLOSED, DONE_RUNS, FRESH, MID, MID_RUNS, T0
+
+    ui = SlackPresenter(settings.runbook, lambda: [])
+    messages = [ui.panel(state, runs) for state, runs in ((FRESH, []), (MID, MID_RUNS), (CLEANED, DONE_RUNS),
+                                                          (CLOSED, DONE_RUNS))]
+    messages.append(stakeholder.comms_preview(MID, build_update(settings.runbook, MID, MID_RUNS, "status update"),
+                                              "C0STAKEHOLD"))
+    failing = CheckResult(name="health", ok=False, at=T0, detail="HTTP 500", criterion="sessions")
+    messages.append(ui.alert(CheckState(id="health", status=CheckStatus.FAILING, fails=3,
+                                        first_failure_at=T0 - timedelta(minutes=2)), failing, ["sessions"]))
+    messages.append(ui.hotfix_offer("hotfix/login", "1a2b3c4", "origin"))
+    emitted = set().union(*(_action_ids(list(m.blocks)) for m in messages))
+    forms = [ui.comms_form(MID).body, ui.rca_form(MID).body]
+    assert {a.split(":")[0] for a in emitted} >= {"rollback_step", "rollback_close", "rollback_comms_post",
+                                                  "rollback_start_from_alert", "rollback_hotfix_push"}
+
+    services = build_services(settings)
+    try:
+        app = build_app(services, socket_mode=True)
+        for action_id in sorted(emitted):
+            body = {"type": "block_actions", "team": {"id": "T1"}, "user": {"id": "U1"}, "channel": {"id": "C1"},
+                    "actions": [{"action_id": action_id, "type": "button", "value": "RB-0001", "action_ts": "1.0"}]}
+            request = BoltRequest(body=body, mode="socket_mode")
+            assert [li for li in app._listeners if li.matches(req=request, resp=BoltResponse(status=200))], \
+                f"nothing listens for the action {action_id}"
+        for form in forms:
+            body = {"type": "view_submission", "team": {"id": "T1"}, "user": {"id": "U1"},
+                    "view": {"id": "V1", "type": "modal", "callback_id": form["callback_id"], "state": {"values": {}},
+                             "private_metadata": "RB-0001", "hash": "h"}}
+            request = BoltRequest(body=body, mode="socket_mode")
+            assert [li for li in app._listeners if li.matches(req=request, resp=BoltResponse(status=200))], \
+                f"nothing listens for the form {form['callback_id']}"
+    finally:
+        services.close()

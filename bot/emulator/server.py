@@ -25,6 +25,8 @@ Each strict behaviour has its own constructor switch (all on by default): ``enfo
 ``trigger_ttl`` (seconds, None for never), ``response_url_limits`` and ``enforce_manifest`` (the
 delivery rules above). Rate limits, trigger ids and response URLs run on ``clock`` (default
 ``time.monotonic``; a ``ManualClock`` lets a test move time instead of sleeping).
+
+Over 300 lines: it is the one place that wires the HTTP, WebSocket and delivery surfaces together.
 """
 
 from __future__ import annotations

@@ -19,6 +19,8 @@ Methods: auth.test, chat.postMessage, chat.update, chat.postEphemeral, chat.getP
 conversations.history, conversations.replies, conversations.info, reactions.add, users.info,
 usergroups.list, usergroups.users.list, views.open, views.update, files.getUploadURLExternal,
 files.completeUploadExternal, apps.connections.open.
+
+Over 300 lines: one short handler per Slack method, kept together like Slack's own method list.
 """
 
 from __future__ import annotations

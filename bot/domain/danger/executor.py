@@ -6,6 +6,8 @@ and due; if that loses (withdrawn, voided, expired, started elsewhere) the incid
 Each tenant's outcome is inserted as its own record once, so a run resumed after a crash (by this
 replica at start-up, or by another after the owner's lease expired) skips finished tenants and never
 repeats one. Any exception marks the approval failed, says so in the thread and tells the requester.
+
+Start, takeover, the run and its two endings share the ownership rules, so they stay in one module.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from bot import faults
 from bot.domain.approvals import Approval, ApprovalStatus, DangerAction, DangerPlan, TenantPlan, TenantResult
 from bot.domain.danger.gate import Gate
 from bot.domain.danger.plans import Planner, drift
+from bot.domain.danger.upkeep import Upkeep
 from bot.domain.deps import Deps
 from bot.domain.desk import Desk
 from bot.domain.incident import Busy, BusyKind, Incident
@@ -36,6 +39,7 @@ PROGRESS_EVERY_S = 1.0
 class Executor:
     def __init__(self, deps: Deps, desk: Desk, planner: Planner, gate: Gate) -> None:
         self.deps, self.desk, self.planner, self.gate = deps, desk, planner, gate
+        self.upkeep = Upkeep(gate)
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="danger")
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -49,7 +53,7 @@ class Executor:
     def sweep(self) -> None:
         """Start approved requests whose delay has passed; take over runs whose owner died."""
         now = self.deps.clock.now()
-        self.gate.retire_planless()
+        self.upkeep.retire_planless()
         for approval in self.deps.store.approvals_with_status(ApprovalStatus.APPROVED, ApprovalStatus.RUNNING):
             try:
                 if approval.status is ApprovalStatus.APPROVED and approval.starts_at and approval.starts_at <= now:
@@ -61,7 +65,7 @@ class Executor:
                 log.exception("danger-zone sweep failed for %s", approval.id)
         for approval in self.deps.store.approvals_with_status(ApprovalStatus.PENDING):
             self.gate.expire_if_due(approval, now)
-        self.gate.recover_unposted()
+        self.upkeep.recover_unposted()
 
     def try_start(self, approval: Approval) -> bool:
         deps, now = self.deps, self.deps.clock.now()

@@ -6,6 +6,9 @@ States: ``pending`` → (enough approvers react ✅) → ``approved`` (with a du
 back to ``pending`` with the due time cleared, so a later approval gets a fresh full delay. Every
 transition is one conditional write on the approval from the state that was read; the delayed start is
 the stored due time, picked up by the sweep (:mod:`bot.domain.danger.executor`), never an in-memory timer.
+
+One module, a little over 300 lines, because it is one state machine: every transition reads best beside
+the others it must not race with.
 """
 
 from __future__ import annotations
@@ -274,44 +277,6 @@ class Gate:
         self.refresh(approval_id)
         return fresh
 
-    def recover_unposted(self) -> None:
-        """A request recorded by a process that died before it recorded its message: found in Slack by its
-        metadata (and recorded), or void, so it never blocks a new request."""
-        deps = self.deps
-        for approval in deps.store.approvals_with_status(ApprovalStatus.PENDING):
-            if approval.message_ts or deps.replica.is_alive(approval.owner):
-                continue
-            ts = deps.messenger.find_post(approval.channel, PostKey(REQUEST_EVENT, {"approval": approval.id}),
-                                          approval.requested_at - timedelta(minutes=2))
-            if ts is not None:
-                self.transition(approval.id, _set_ts_once(ts))
-                self.desk.audit(deps.clock.now(), "bot", "approval.recovered", approval.incident_id,
-                                approval=approval.id)
-            else:
-                self.void(approval.id, "its request message was never posted (the bot stopped while posting it)")
-
-    def retire_planless(self) -> None:
-        """Requests an older version recorded kept their plan inside the request, in a shape nobody can be
-        shown any more: they never run. An open one becomes void; one that was running when the bot was
-        upgraded is marked failed (what it did is in the audit log; a restore brings the data back)."""
-        deps = self.deps
-        for approval in deps.store.approvals_with_status(*BUSY):
-            if deps.store.get_plan(approval.id) is not None:
-                continue
-            if approval.status is not ApprovalStatus.RUNNING:
-                if self.void(approval.id, "recorded by an older version of the bot without a plan it can show"):
-                    self.note(approval, ("🚫 The ", approval.action.value, " request ", Code(approval.id),
-                                         " was made with an older version of the bot and will not run. Nothing was "
-                                         "changed. Ask again with ", Code(f"{SLASH_COMMAND} {approval.action.value}"),
-                                         " if it is still needed."))
-                continue
-            if self.transition(approval.id, _fail_upgraded(deps.clock.now())):
-                self.desk.audit(deps.clock.now(), "bot", "approval.failed", approval.incident_id,
-                                approval=approval.id, why=UPGRADED)
-                self.note(approval, ("❌ The ", approval.action.value, " ", Code(approval.id), " was running when the "
-                                     "bot was upgraded and did not finish. ", Code(f"{SLASH_COMMAND} restore all"),
-                                     " brings the data back from the backup it relied on."))
-
     def void_open(self, incident_id: str, why: str) -> None:
         """Closing the incident voids every request still waiting: an approval after the close runs nothing."""
         for approval in self.deps.store.approvals(incident_id):
@@ -357,25 +322,12 @@ class Gate:
             self.desk.thread(incident, text)
 
 
-UPGRADED = "interrupted when the bot was upgraded; the audit log has what it changed"
-
-
-def _fail_upgraded(now: datetime) -> Callable[[Approval], bool]:
-    def fail(fresh: Approval) -> bool:
-        if fresh.status is not ApprovalStatus.RUNNING:
-            return False
-        fresh.status, fresh.failure, fresh.finished_at = ApprovalStatus.FAILED, UPGRADED, now
-        return True
-
-    return fail
-
-
 def _set_ts(approval: Approval, ts: str) -> bool:
     approval.message_ts = ts
     return True
 
 
-def _set_ts_once(ts: str) -> Callable[[Approval], bool]:
+def set_ts_once(ts: str) -> Callable[[Approval], bool]:
     return lambda fresh: fresh.message_ts is None and _set_ts(fresh, ts)
 
 
