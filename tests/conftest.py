@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -280,3 +281,14 @@ def content(message: dict[str, Any]) -> str:
         texts.extend(e.get("text", "") for e in block.get("elements", []) if isinstance(e, dict)
                      and e.get("type") == "mrkdwn")
     return "\n".join(texts)
+
+
+def wait_for_log(caplog: pytest.LogCaptureFixture, text: str, count: int = 1, timeout: float = 10.0) -> list[str]:
+    """Wait until `count` log records contain `text`: a positive sign that work ended (e.g. a dropped repeat)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = [r.getMessage() for r in list(caplog.records) if text in r.getMessage()]
+        if len(found) >= count or time.monotonic() > deadline:
+            assert len(found) >= count, f"waited {timeout}s for {count} log line(s) containing {text!r}: {found}"
+            return found
+        time.sleep(0.02)

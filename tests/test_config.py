@@ -76,7 +76,7 @@ def test_config_path_from_the_environment(tmp_path: Path, monkeypatch: pytest.Mo
         load_settings(env_file=False)
 
 
-def test_invalid_yaml_is_reported_not_raised(tmp_path: Path) -> None:
+def test_invalid_yaml_is_a_config_error_that_says_so(tmp_path: Path) -> None:
     path = tmp_path / "rollback.yml"
     path.write_text("target: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML"):

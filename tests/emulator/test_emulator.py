@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,7 +16,7 @@ from slack_sdk.errors import SlackApiError
 from bot.app import SocketModeBot
 from bot.config import Settings
 from bot.emulator import Emulator
-from tests.conftest import COMMANDER, INCIDENT
+from tests.conftest import COMMANDER, INCIDENT, wait_for_log
 
 
 def client(emulator: Emulator, token: str | None = None) -> WebClient:
@@ -61,12 +61,13 @@ def test_apps_connections_open_needs_the_app_token(emulator: Emulator) -> None:
 
 
 def test_an_event_acked_too_late_is_redelivered_and_the_bot_answers_once(
-        emulator: Emulator, bot: SocketModeBot) -> None:
+        emulator: Emulator, bot: SocketModeBot, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="rollback_bot.listeners")
     emulator.ack_timeout = 0.5
     emulator.slow_acks(0.8)  # every ack arrives after the timeout, so Slack retries
     delivery = emulator.mention("casey", "incident-rollback", "help").wait(15)
     assert delivery.attempts == 1 + emulator.max_event_retries and delivery.failed == "operation_timeout"
-    time.sleep(0.5)
+    wait_for_log(caplog, "a repeated delivery (event) was acknowledged and ignored", emulator.max_event_retries)
     replies = emulator.ws.thread(INCIDENT, delivery.payload["event"]["ts"])
     assert len(replies) == 1
 

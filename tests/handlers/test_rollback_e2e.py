@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -11,7 +12,7 @@ import pytest
 from bot.app import HttpBot, SocketModeBot
 from bot.config import Settings
 from bot.emulator import Delivery, Emulator
-from tests.conftest import COMMANDER, INCIDENT, RANDOM
+from tests.conftest import COMMANDER, INCIDENT, RANDOM, wait_for_log
 
 Mode = Callable[[], Any]
 
@@ -78,7 +79,7 @@ def test_not_allowed_channel_and_user_get_a_private_explanation_and_nothing_happ
     assert "incident channels" in wait_ephemeral(emulator, COMMANDER, 0, "incident channels")
     emulator.slash("blake", "incident-rollback", "start").wait()
     assert "not on the list" in wait_ephemeral(emulator, "U0BYSTANDER", 0, "not on the list")
-    time.sleep(0.3)
+    # A refusal is the last thing a refused request does, so once both are seen nothing more can come.
     assert emulator.ws.channel_messages(INCIDENT) == [] and emulator.ws.channel_messages(RANDOM) == []
 
 
@@ -93,7 +94,8 @@ def test_unknown_subcommand_and_bad_time_answer_with_usage(emulator: Emulator, r
     assert emulator.ws.channel_messages(INCIDENT) == []
 
 
-def test_a_redelivered_event_runs_once(emulator: Emulator, running: Any) -> None:
+def test_a_redelivered_event_runs_once(emulator: Emulator, running: Any, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="rollback_bot.listeners")
     emulator.slash("casey", "incident-rollback", "start").wait()
     emulator.ws.wait_for(lambda: panels(emulator), 10, "the panel")
     first = emulator.mention("casey", "incident-rollback", "status", send=False)
@@ -103,7 +105,7 @@ def test_a_redelivered_event_runs_once(emulator: Emulator, running: Any) -> None
     emulator.deliveries[again.id] = again
     emulator.send(again).wait()
     assert again.failed is None
-    time.sleep(0.5)
+    wait_for_log(caplog, "was acknowledged and ignored")  # as a repeat (event id) or a replay (signature)
     replies = emulator.ws.thread(INCIDENT, first.payload["event"]["ts"])
     assert len(replies) == 1 and "Timeline" in replies[0]["text"] + str(replies[0]["blocks"])
 
@@ -163,24 +165,44 @@ def test_socket_mode_reconnects_after_disconnect(emulator: Emulator, bot: Socket
 
 
 def test_http_mode_refuses_bad_and_stale_signatures(emulator: Emulator, http_bot: HttpBot) -> None:
-    payload = emulator.slash_payload("casey", "incident-rollback", "start forged")
-    forged = Delivery(id="forged", kind="slash_commands", payload=payload)
-    body, _ = emulator.encode_http(forged)
+    def delivery(reason: str) -> tuple[Delivery, bytes]:
+        made = Delivery(id=reason, kind="slash_commands",
+                        payload=emulator.slash_payload("casey", "incident-rollback", f"start {reason}"))
+        return made, emulator.encode_http(made)[0]
+
+    forged, body = delivery("forged")
     emulator.deliver_raw_http(forged, headers=emulator.sign(body, secret="not-the-signing-secret"))
-    assert forged.http_status == 401
-    stale = Delivery(id="stale", kind="slash_commands", payload=payload)
+    stale, body = delivery("stale")
     emulator.deliver_raw_http(stale, headers=emulator.sign(body, timestamp=int(time.time()) - 600))
-    assert stale.http_status == 401
-    good = Delivery(id="good", kind="slash_commands", payload=payload)
+    assert (forged.http_status, stale.http_status) == (401, 401)
+    good, body = delivery("genuine")
     emulator.deliver_raw_http(good, headers=emulator.sign(body))
     assert good.http_status == 200
     panel = emulator.ws.wait_for(lambda: panels(emulator), 10, "the panel from the signed request")
-    assert len(panel) == 1 and "start forged" not in str(panel)  # only the genuine one ran (reason 'forged')
+    shown = str(panel)
+    assert len(panel) == 1 and "genuine" in shown and "forged" not in shown and "stale" not in shown
+    incidents = http_bot.services.store.incidents_in_channel(INCIDENT)
+    assert [i.reason for i in incidents] == ["genuine"] and emulator.ws.ephemerals_for(COMMANDER) == []
 
 
-def test_an_unexpected_failure_tells_the_user_a_correlation_id(emulator: Emulator, settings: Settings,
-                                                                start_bot: Callable[..., SocketModeBot],
-                                                                sandbox: Any) -> None:
+def test_an_unexpected_failure_tells_the_user_a_correlation_id_kept_in_the_log(
+        emulator: Emulator, bot: SocketModeBot, caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*_: object, **__: object) -> None:
+        raise RuntimeError("the store's disk vanished")
+
+    monkeypatch.setattr(bot.services.api, "status", broken)
+    emulator.slash("casey", "incident-rollback", "status").wait()
+    text = wait_ephemeral(emulator, COMMANDER, 0, "correlation id")
+    correlation = text.split("correlation id ", 1)[1][:12]
+    assert "Something went wrong" in text and "disk vanished" not in text  # no internals shown to the user
+    logged = [r for r in caplog.records if getattr(r, "correlation_id", None) == correlation]
+    assert logged and logged[0].levelname == "ERROR" and logged[0].exc_info is not None
+    assert "disk vanished" in str(logged[0].exc_info[1])
+
+
+def test_a_vanished_repository_is_explained_privately_and_nothing_starts(
+        emulator: Emulator, settings: Settings, start_bot: Callable[..., SocketModeBot], sandbox: Any) -> None:
     import shutil
 
     start_bot()
