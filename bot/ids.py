@@ -37,6 +37,7 @@ class Action(StrEnum):
     """action_id of every interactive element."""
 
     STATUS = "rollback_status"
+    OPEN_CHECKLISTS = "rollback_open_checklists"  # a link button to the checklists message
     STEP = "rollback_step"  # one button per step: "rollback_step:<step>"
     CLEANUP = "rollback_cleanup"
     HELP = "rollback_help"
@@ -63,6 +64,8 @@ class Block(StrEnum):
     """block_id of blocks whose state the bot reads back."""
 
     PANEL_HEADER = "panel_header"
+    NEXT = "panel_next"
+    CHECKLISTS = "checklists"  # the checklists message's header: "checklists:<incident id>"
     CRITERIA = "panel_criteria"
     CHECKLIST = "panel_checklist"
     SUCCESS = "panel_success"

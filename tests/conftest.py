@@ -292,3 +292,15 @@ def wait_for_log(caplog: pytest.LogCaptureFixture, text: str, count: int = 1, ti
             assert len(found) >= count, f"waited {timeout}s for {count} log line(s) containing {text!r}: {found}"
             return found
         time.sleep(0.02)
+
+
+def checklists_message(emulator: Emulator, channel: str = INCIDENT, timeout: float = 10.0) -> dict[str, Any]:
+    """The incident's checklists message (the panel thread's first reply), as it stands now."""
+    def find() -> dict[str, Any] | None:
+        for message in emulator.ws.channel_messages(channel, include_replies=True):
+            blocks = message.get("blocks") or []
+            if blocks and str(blocks[0].get("block_id", "")).startswith("checklists:"):
+                return message
+        return None
+
+    return emulator.ws.wait_for(find, timeout, "the checklists message")

@@ -8,6 +8,7 @@ milestones", "record it in the audit log". Services call these; none reaches int
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -32,6 +33,8 @@ class Desk:
         self.deps = deps
         self._listeners: list[Listener] = []
         self._settlers: list[Listener] = []
+        self._drawing: dict[str, threading.Lock] = {}
+        self._drawing_guard = threading.Lock()
 
     # ---- wiring ---------------------------------------------------------------------------------------
     def on_change(self, listener: Listener) -> None:
@@ -138,14 +141,32 @@ class Desk:
         self.redraw(incident_id)
 
     def redraw(self, incident_id: str) -> None:
-        incident = self.deps.store.get_incident(incident_id)
-        if incident is None or not incident.panel_ts:
-            return
-        message = self.deps.ui.panel(incident, self.deps.store.step_runs(incident.id))
-        try:
-            self.deps.messenger.update(incident.channel, incident.panel_ts, message)
-        except Exception:  # the panel is redrawn at the next change; the change itself is recorded
-            log.warning("could not redraw the panel of %s", incident_id, exc_info=True)
+        """The panel and the checklists message, from the record. One redraw at a time per incident, each
+        reading the record inside the lock: two changes at once can never leave the older state on screen."""
+        with self._drawing_guard:
+            lock = self._drawing.setdefault(incident_id, threading.Lock())
+        with lock:
+            incident = self.deps.store.get_incident(incident_id)
+            if incident is None or not incident.panel_ts:
+                return
+            message = self.deps.ui.panel(incident, self.deps.store.step_runs(incident.id))
+            try:
+                self.deps.messenger.update(incident.channel, incident.panel_ts, message)
+                if incident.checklist_ts:
+                    self.deps.messenger.update(incident.channel, incident.checklist_ts,
+                                               self.deps.ui.checklists(incident))
+            except Exception:  # the panel is redrawn at the next change; the change itself is recorded
+                log.warning("could not redraw the panel of %s", incident_id, exc_info=True)
+
+    def post_checklists(self, incident: Incident) -> Incident:
+        """The checklists as the thread's first reply; the panel links to it."""
+        ts = self.thread(incident, self.deps.ui.checklists(incident))
+        link = self.link_to(incident.channel, ts)
+
+        def record(fresh: Incident) -> None:
+            fresh.checklist_ts, fresh.checklist_link = ts, link
+
+        return self.mutate(incident.id, record)
 
     # ---- telling people ------------------------------------------------------------------------------
     def thread(self, incident: Incident, text: Rich | Message) -> str:
@@ -167,12 +188,13 @@ class Desk:
             log.warning("could not tell %s privately", user, exc_info=True)
 
     def link(self, incident: Incident) -> str | None:
-        if not incident.panel_ts:
-            return None
+        return self.link_to(incident.channel, incident.panel_ts) if incident.panel_ts else None
+
+    def link_to(self, channel: str, ts: str) -> str | None:
         try:
-            return self.deps.messenger.permalink(incident.channel, incident.panel_ts)
+            return self.deps.messenger.permalink(channel, ts)
         except Exception:  # a missing link must not hide the answer itself
-            log.warning("could not get a permalink for %s", incident.id, exc_info=True)
+            log.warning("could not get a permalink for %s in %s", ts, channel, exc_info=True)
             return None
 
     def audit(self, at: datetime, actor: str, action: str, incident_id: str | None, /, **data: object) -> None:

@@ -199,6 +199,8 @@ class Incident(BaseModel):
     checklist: dict[str, Tick] = Field(default_factory=dict)
     success: dict[str, Tick] = Field(default_factory=dict)
     panel_ts: str | None = None
+    checklist_ts: str | None = None  # the checklists message, the thread's first reply
+    checklist_link: str | None = None
     busy: Busy | None = None
     database: DatabaseChange = Field(default_factory=DatabaseChange)
     timeline: list[TimelineEntry] = Field(default_factory=list)

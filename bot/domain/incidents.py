@@ -74,6 +74,7 @@ class Incidents:
             fresh.panel_ts = ts
 
         incident = self.desk.mutate(incident.id, set_panel)
+        self.desk.post_checklists(incident)
         self.desk.thread(incident, deps.ui.kickoff(incident, self._contacts()))
         self.desk.changed(incident.id)  # announces "rollback started" to the stakeholders
         incident = self.desk.get(incident.id)

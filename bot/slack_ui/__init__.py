@@ -17,7 +17,7 @@ from bot.domain.incident import Incident, Rca
 from bot.domain.ports import Message, View
 from bot.domain.runs import StepRun
 from bot.domain.updates import Update
-from bot.slack_ui import alerts, approval, documents, forms, notes, panel, stakeholder
+from bot.slack_ui import alerts, approval, checklists, documents, forms, notes, panel, stakeholder
 from bot.text import Rich
 
 
@@ -28,6 +28,9 @@ class SlackPresenter:
 
     def panel(self, incident: Incident, runs: list[StepRun]) -> Message:
         return panel.panel(incident, runs, self.config.target.rollback_target)
+
+    def checklists(self, incident: Incident) -> Message:
+        return checklists.checklists(incident)
 
     def kickoff(self, incident: Incident, contacts: list[str]) -> Message:
         return notes.kickoff(incident, contacts)

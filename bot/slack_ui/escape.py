@@ -59,6 +59,13 @@ def date(moment: datetime | None, missing: str = "not yet") -> str:
     return f"<!date^{epoch}^{{date_short_pretty}} {{time_secs}}|{fallback}>"
 
 
+def clock(moment: datetime | None, missing: str = "—") -> str:
+    """A time of day in each reader's local time (for compact lines; `date` for the full date)."""
+    if moment is None:
+        return escape(missing)
+    return f"<!date^{int(moment.timestamp())}^{{time}}|{moment.strftime('%H:%M UTC')}>"
+
+
 def mrkdwn(text: Rich | str) -> str:
     """Render domain text (plain words and typed parts) as Slack mrkdwn."""
     if isinstance(text, str):

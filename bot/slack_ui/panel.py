@@ -1,33 +1,29 @@
-"""The control panel: posted by `start`, updated in place as the incident changes."""
+"""The control panel: posted by `start`, updated in place. Compact on purpose — it is the parent of the
+incident's thread, so every thread view starts with it: the state, a one-line progress row, the **Next**
+action and the buttons. The checklists live in their own thread message (:mod:`bot.slack_ui.checklists`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from bot.domain.checklists import PRE_ROLLBACK_CHECKLIST, SUCCESS_CRITERIA, Item, criteria_groups
-from bot.domain.incident import MILESTONE_LABELS, Incident
+from bot.domain.guide import Next, NextKind, next_action
+from bot.domain.incident import Incident, Milestone
 from bot.domain.ports import Message
-from bot.domain.runs import StepRun
+from bot.domain.runs import StepName, StepRun, StepStatus
 from bot.domain.updates import database_status
 from bot.ids import SLASH_COMMAND, Action, Block
-from bot.runbook import RUNBOOK_ORDER, STEPS
-from bot.slack_ui.blocks import button, confirm, context, divider, header, message, mrkdwn_obj, option, plain_obj
-from bot.slack_ui.escape import escape
+from bot.runbook import ALTERNATIVES, RUNBOOK_ORDER, STEPS
+from bot.slack_ui.blocks import button, confirm, context, header, message, mrkdwn_obj, option, plain_obj
+from bot.slack_ui.escape import clock, escape, mrkdwn
 from bot.slack_ui.render import render
 
 Blocks = list[dict[str, Any]]
-
-
-def _option(item: Item) -> dict[str, Any]:
-    return option(item.text, item.key)
-
-
-def _checkboxes(action_id: str, items: list[Item], ticked: set[str]) -> dict[str, Any]:
-    element: dict[str, Any] = {"type": "checkboxes", "action_id": action_id, "options": [_option(i) for i in items]}
-    chosen = [_option(i) for i in items if i.key in ticked]
-    if chosen:
-        element["initial_options"] = chosen
-    return element
+SHORT = {StepName.BACKUP: "Backup", StepName.REVERT: "Revert", StepName.REBUILD: "Rebuild",
+         StepName.RESTART: "Restart", StepName.VERIFY: "Verify"}
+MARK = {StepStatus.SUCCEEDED: "✅", StepStatus.RUNNING: "⏳", StepStatus.INTERRUPTED: "⚠️", StepStatus.FAILED: "❌"}
+MILESTONES = [(Milestone.ISSUE_DETECTED, "Detected"), (Milestone.ROLLBACK_STARTED, "Started"),
+              (Milestone.ROLLBACK_COMPLETED, "Rolled back"), (Milestone.SYSTEM_RESTORED, "Restored"),
+              (Milestone.CLOSED, "Closed")]
 
 
 def database_line(incident: Incident) -> str:
@@ -35,62 +31,75 @@ def database_line(incident: Incident) -> str:
     return database + ("" if data_loss == "NO" else f" — data loss: {data_loss}")
 
 
+def progress(runs: list[StepRun]) -> str:
+    """✅ Backup → ✅ Revert → ⏳ Rebuild → ⬜ Restart → ⬜ Verify, and the alternative used, if any."""
+    latest = {run.step: run for run in runs}
+    row = "  →  ".join(f"{MARK[latest[s].status] if s in latest else '⬜'} {SHORT[s]}" for s in RUNBOOK_ORDER)
+    used = [STEPS[s].title for s in ALTERNATIVES if s in latest and latest[s].status is StepStatus.SUCCEEDED]
+    return row + (f"  ·  via {escape(', '.join(used))}" if used else "")
+
+
+def next_line(upcoming: Next) -> str:
+    text = f"👉 *Next:* {mrkdwn(upcoming.text)}"
+    return text + (f"\n_{mrkdwn(upcoming.also)}_" if upcoming.also else "")
+
+
+def milestones(incident: Incident) -> str:
+    return "  ·  ".join(f"{label} {clock(incident.milestones.get(m))}" for m, label in MILESTONES)
+
+
+def _step_buttons(incident: Incident, upcoming: Next, target: str) -> Blocks:
+    revert_dialog = confirm("Revert the code?", f"git reset --hard {escape(target)} in {escape(incident.target)}. "
+                            "The bot shows the commits it drops and stashes uncommitted work first.", "Revert",
+                            danger=True)
+    buttons: Blocks = []
+    for name in RUNBOOK_ORDER:
+        revert = name is StepName.REVERT
+        style = "danger" if revert else ("primary" if upcoming.step is name else None)
+        buttons.append(button(STEPS[name].title, f"{Action.STEP}:{name.value}", incident.id, style=style,
+                              confirm=revert_dialog if revert else None))
+    cleanup = button("DB cleanup (danger zone)", Action.CLEANUP, incident.id, confirm=confirm(
+        "Prepare the database cleanup?", "This computes a dry run per tenant and asks a second approver. "
+        "Nothing is deleted until another approver reacts.", "Dry run and ask", danger=True))
+    alternatives = {"type": "static_select", "action_id": Action.ALTERNATIVES,
+                    "placeholder": plain_obj("Alternatives…"),
+                    "options": [option(text, value) for value, text in (
+                        ("flag", "Disable a feature flag"), ("partial", "Partial rollback (one file)"),
+                        ("safe_revert", "Safe revert (git revert)"), ("hotfix", "Forward fix (hotfix branch)"))]}
+    return [*buttons, cleanup, alternatives]
+
+
 def panel(incident: Incident, runs: list[StepRun], target: str) -> Message:
-    latest: dict[str, StepRun] = {run.step.value: run for run in runs}
+    upcoming = next_action(incident, runs)
     state = "active" if incident.active else "closed"
     title = f"🚨 Rollback {incident.id} — {state}"
     blocks: Blocks = [
         header(title, Block.PANEL_HEADER),
         {"type": "section", "text": mrkdwn_obj(render("panel.md.j2", incident=incident,
-                                                      database=database_line(incident),
-                                                      milestones=list(MILESTONE_LABELS.items())))},
-        divider(),
-        {"type": "section", "text": mrkdwn_obj("*When to rollback* — tick what you see:")},
+                                                      database=database_line(incident)))},
+        {"type": "section", "block_id": Block.STEPS, "text": mrkdwn_obj(progress(runs))},
+        {"type": "section", "block_id": Block.NEXT, "text": mrkdwn_obj(next_line(upcoming))},
     ]
-    elements = [_checkboxes(f"{Action.CRITERION}:{index}", items, set(incident.criteria))
-                for index, (_group, items) in enumerate(criteria_groups())]
-    blocks.append({"type": "actions", "block_id": Block.CRITERIA, "elements": elements})
-    steps = [STEPS[name] for name in RUNBOOK_ORDER]
-    blocks.append({"type": "section", "block_id": Block.STEPS, "text": mrkdwn_obj(
-        render("steps.md.j2", steps=steps, latest=latest))})
     if incident.active:
-        danger = button("DB cleanup (danger zone)", Action.CLEANUP, incident.id, style="danger", confirm=confirm(
-            "Prepare the database cleanup?", "This computes a dry run per tenant and asks a second approver. "
-            "Nothing is deleted until another approver reacts.", "Dry run and ask", danger=True))
-        alternatives = {"type": "static_select", "action_id": Action.ALTERNATIVES,
-                        "placeholder": plain_obj("Alternatives…"),
-                        "options": [option(text, value) for value, text in (
-                            ("flag", "Disable a feature flag"), ("partial", "Partial rollback (one file)"),
-                            ("safe_revert", "Safe revert (git revert)"), ("hotfix", "Forward fix (hotfix branch)"))]}
-        revert_dialog = confirm("Revert the code?", f"git reset --hard {escape(target)} in {escape(incident.target)}. "
-                                "The bot shows the commits it drops and stashes uncommitted work first.", "Revert",
-                                danger=True)
-        step_buttons = []
-        for step in steps:
-            revert = step.name.value == "revert"
-            step_buttons.append(button(step.title, f"{Action.STEP}:{step.name.value}", incident.id,
-                                       style="danger" if revert else None, confirm=revert_dialog if revert else None))
         blocks.append({"type": "actions", "block_id": Block.STEP_BUTTONS,
-                       "elements": [*step_buttons, danger, alternatives]})
-    blocks.append({"type": "section", "block_id": Block.CHECKLIST, "text": mrkdwn_obj(
-        render("checklist.md.j2", incident=incident, items=PRE_ROLLBACK_CHECKLIST))})
-    manual = [item for item in PRE_ROLLBACK_CHECKLIST if not item.automatic]
-    buttons: Blocks = [button("Status", Action.STATUS, incident.id), button("Help", Action.HELP, incident.id)]
+                       "elements": _step_buttons(incident, upcoming, target)})
+    more: Blocks = []
+    if incident.checklist_link:
+        more.append({"type": "button", "action_id": Action.OPEN_CHECKLISTS, "text": plain_obj("📋 Checklists"),
+                     "url": incident.checklist_link, "value": incident.id})
+    more += [button("Status", Action.STATUS, incident.id)]
     if incident.active:
-        buttons += [button("Stakeholder details", Action.COMMS_EDIT, incident.id),
-                    button("Root cause", Action.RCA, incident.id)]
-    blocks.append({"type": "actions", "block_id": Block.ACTIONS,
-                   "elements": [_checkboxes(Action.CHECKLIST, manual, set(incident.checklist)), *buttons]
-                   if incident.active else buttons})
-    blocks.append({"type": "section", "block_id": Block.SUCCESS, "text": mrkdwn_obj(
-        render("success.md.j2", incident=incident, items=SUCCESS_CRITERIA))})
-    if incident.active:
-        manual_success = [item for item in SUCCESS_CRITERIA if not item.automatic]
-        close = button("Close incident", Action.CLOSE, incident.id, confirm=confirm(
-            "Close the incident?", "The bot checks the success criteria first and refuses while one fails.",
-            "Check and close"))
-        blocks.append({"type": "actions", "block_id": Block.CLOSE,
-                       "elements": [_checkboxes(Action.SUCCESS, manual_success, set(incident.success)), close]})
-    blocks.append(context(f"Steps: `{SLASH_COMMAND} help` · details of each step go in this thread"))
+        more += [button("Stakeholder details", Action.COMMS_EDIT, incident.id),
+                 button("Root cause", Action.RCA, incident.id),
+                 button("Close incident", Action.CLOSE, incident.id,
+                        style="primary" if upcoming.kind is NextKind.CLOSE else None, confirm=confirm(
+                            "Close the incident?", "The bot checks the success criteria first and refuses while one "
+                            "fails.", "Check and close"))]
+    elif incident.rca is None:
+        more.append(button("Root cause", Action.RCA, incident.id, style="primary"))
+    more.append(button("Help", Action.HELP, incident.id))
+    blocks.append({"type": "actions", "block_id": Block.ACTIONS, "elements": more})
+    blocks.append(context(f"{milestones(incident)}\nEach step posts its plan and result in this thread · "
+                          f"`{SLASH_COMMAND} help`"))
     notification = f"{title}: {escape(incident.reason)}" if incident.reason else title
     return message(notification, blocks)

@@ -9,7 +9,7 @@ from slack_bolt import App
 from slack_bolt.context.respond import Respond
 
 from bot.domain.checklists import ROLLBACK_CRITERIA
-from bot.ids import Action
+from bot.ids import Action, Block
 from bot.slack_ui import status
 from bot.text import Link
 from handlers.context import Ctx
@@ -29,8 +29,11 @@ def _private(respond: Respond, message: Any) -> None:
 
 
 def _incident_id(body: dict[str, Any]) -> str:
-    """The incident a panel belongs to: its buttons carry the id as their value."""
+    """The incident a message belongs to: the panel's buttons carry the id as their value, the checklists
+    message's header carries it in its block_id."""
     for block in (body.get("message") or {}).get("blocks", []):
+        if str(block.get("block_id", "")).startswith(f"{Block.CHECKLISTS}:"):
+            return str(block["block_id"]).split(":", 1)[1]
         for element in block.get("elements", []):
             if element.get("action_id") == Action.STATUS:
                 return str(element["value"])
@@ -47,6 +50,10 @@ def _options(body: dict[str, Any], action_id: str) -> list[dict[str, Any]]:
 
 def register(app: App, ctx: Ctx) -> None:
     api = ctx.api
+
+    @app.action(Action.OPEN_CHECKLISTS)
+    def open_checklists(ack: Any) -> None:
+        ack()  # a link button: Slack opens the URL; the click only needs its acknowledgement
 
     @app.action(Action.STATUS)
     @acked(ctx, action_key)

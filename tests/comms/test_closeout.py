@@ -16,7 +16,7 @@ from bot.domain.incident import Milestone
 from bot.emulator import Emulator
 from bot.ids import Action, View
 from bot.sandbox import Sandbox
-from tests.conftest import COMMANDER, INCIDENT, STAKEHOLDERS, make_settings
+from tests.conftest import COMMANDER, INCIDENT, STAKEHOLDERS, checklists_message, make_settings
 from tests.runbook.test_full_rollback import panel_ts, run_step
 
 HUMAN = [item.key for item in SUCCESS_CRITERIA if not item.automatic]
@@ -71,7 +71,8 @@ def test_each_milestone_is_announced_once_across_restarts_and_close_writes_the_p
     assert "not confirmed yet: Students can complete sessions" in refusal.text
     assert incident_of(bot).active
 
-    emulator.click("casey", "incident-rollback", ts, Action.SUCCESS, selected=HUMAN).wait()
+    emulator.click("casey", "incident-rollback", checklists_message(emulator)["ts"], Action.SUCCESS,
+                   selected=HUMAN).wait()
     emulator.ws.wait_for(lambda: len(incident_of(bot).success) == len(HUMAN), 10, "the ticks")
     emulator.slash("casey", "incident-rollback", "close").wait()
     emulator.ws.wait_for(lambda: posts(emulator, "(incident closed)"), 60, "the final update")

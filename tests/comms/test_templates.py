@@ -123,6 +123,7 @@ def test_slack_text_escapes_what_people_typed() -> None:
 @pytest.mark.parametrize("state", [FRESH, MID, CLEANED, CLOSED], ids=["fresh", "mid-rollback", "cleaned", "closed"])
 def test_the_panel_sections_and_the_postmortem_render_in_every_state(state: Incident) -> None:
     from bot.domain.incident import Rca
+    from bot.slack_ui.checklists import checklists
     from bot.slack_ui.documents import postmortem
     from bot.slack_ui.panel import panel
 
@@ -135,8 +136,12 @@ def test_the_panel_sections_and_the_postmortem_render_in_every_state(state: Inci
         assert ("Database schema conflict" in text) is (subject.rca is not None)
         assert "Commander: Casey Commander (U0COMMANDER)" in text
         blocks = panel(subject, DONE_RUNS, "df5b229").blocks
-        assert len(blocks) <= 50 and "Rollback success criteria" in str(blocks)
+        assert len(blocks) <= 12 and "*Next:*" in str(blocks)  # compact: the thread's parent
         assert ("Close incident" in str(blocks)) is subject.active
+        lists = checklists(subject).blocks
+        assert len(lists) <= 50 and "Rollback success criteria" in str(lists)
+        assert all(group in str(lists) for group in ("Critical production issues", "Data integrity issues",
+                                                     "Performance issues", "User-facing issues"))
 
 
 def test_the_success_criteria_are_one_per_line_with_their_result_at_close() -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from bot.emulator import Delivery, Emulator
-from tests.conftest import COMMANDER, INCIDENT, STAKEHOLDERS
+from tests.conftest import COMMANDER, INCIDENT, STAKEHOLDERS, checklists_message
 
 
 @pytest.fixture(params=["socket", "http"])
@@ -88,7 +88,8 @@ def test_post_now_delivered_three_times_posts_one_update(emulator: Emulator, run
 
 def test_a_checkbox_and_a_menu_delivered_three_times_act_once(emulator: Emulator, running: Any) -> None:
     panel = started(emulator, running)
-    thrice(emulator, emulator.click("casey", "incident-rollback", panel, "rollback_criterion:0",
+    lists = checklists_message(emulator)["ts"]
+    thrice(emulator, emulator.click("casey", "incident-rollback", lists, "rollback_criterion:0",
                                     selected=["gen_fail"], send=False))
     store = running.services.store
     settle(emulator, running, lambda: "gen_fail" in store.get_incident("RB-0001").criteria, "the tick")

@@ -12,7 +12,7 @@ import pytest
 from bot.app import HttpBot, SocketModeBot
 from bot.config import Settings
 from bot.emulator import Delivery, Emulator
-from tests.conftest import COMMANDER, INCIDENT, RANDOM, wait_for_log
+from tests.conftest import COMMANDER, INCIDENT, RANDOM, checklists_message, wait_for_log
 
 Mode = Callable[[], Any]
 
@@ -51,8 +51,11 @@ def test_start_posts_the_control_panel_and_status_shows_real_times(emulator: Emu
     assert panel["blocks"][0]["text"]["text"] == "🚨 Rollback RB-0001 — active"
     body = str(panel["blocks"])
     assert "health returns 500 after Phase 3" in body and "<@U0COMMANDER>" in body
-    assert "Assessment generation fails for &gt;50% of sessions" in body or ">50% of sessions" in body
-    thread = emulator.ws.wait_for(lambda: emulator.ws.thread(INCIDENT, panel["ts"]), 10, "the kickoff thread")
+    assert "*Next:* `/rollback backup`" in body  # the panel says what to do first
+    lists = checklists_message(emulator)
+    assert lists["thread_ts"] == panel["ts"]  # the thread's first reply, linked from the panel
+    assert "Critical production issues" in str(lists["blocks"]) and ">50% of sessions" in str(lists["blocks"])
+    thread = emulator.ws.wait_for(lambda: emulator.ws.thread(INCIDENT, panel["ts"])[1:], 10, "the kickoff")
     assert "Emergency contacts" in thread[0]["text"] and "<@U0APPROVER1>" in thread[0]["text"]
     assert "<!subteam^S0LEADS>" in thread[0]["text"]
 
@@ -105,6 +108,7 @@ def test_a_redelivered_event_runs_once(emulator: Emulator, running: Any, caplog:
     emulator.deliveries[again.id] = again
     emulator.send(again).wait()
     assert again.failed is None
+    emulator.ws.wait_for(lambda: emulator.ws.thread(INCIDENT, first.payload["event"]["ts"]), 10, "the answer")
     wait_for_log(caplog, "was acknowledged and ignored")  # as a repeat (event id) or a replay (signature)
     replies = emulator.ws.thread(INCIDENT, first.payload["event"]["ts"])
     assert len(replies) == 1 and "Timeline" in replies[0]["text"] + str(replies[0]["blocks"])
@@ -134,23 +138,29 @@ def test_web_api_429_and_500_are_retried_then_succeed(emulator: Emulator, runnin
     assert len(panels(emulator)) == 1 and panel["blocks"][0]["text"]["text"].startswith("🚨 Rollback RB-0001")
 
 
-def test_ticking_criteria_and_the_checklist_updates_the_panel_in_place(emulator: Emulator, running: Any) -> None:
+def test_ticking_criteria_and_the_checklist_updates_the_checklists_in_place(emulator: Emulator,
+                                                                             running: Any) -> None:
     emulator.slash("casey", "incident-rollback", "start").wait()
-    panel = emulator.ws.wait_for(lambda: panels(emulator), 10, "the panel")[0]
-    def ticked() -> list[str]:
-        message = emulator.ws.message(INCIDENT, panel["ts"]) or {}
-        block = next((b for b in message.get("blocks", []) if b.get("block_id") == "panel_criteria"), None)
-        return [o["value"] for o in (block["elements"][0].get("initial_options") or [])] if block else []
+    emulator.ws.wait_for(lambda: panels(emulator), 10, "the panel")
+    lists = checklists_message(emulator)
 
-    emulator.click("casey", "incident-rollback", panel["ts"], "rollback_criterion:0",
+    def ticked(action_id: str) -> list[str]:
+        message = emulator.ws.message(INCIDENT, lists["ts"]) or {}
+        for block in message.get("blocks", []):
+            for element in block.get("elements", []):
+                if element.get("action_id") == action_id:
+                    return [o["value"] for o in element.get("initial_options") or []]
+        return []
+
+    emulator.click("casey", "incident-rollback", lists["ts"], "rollback_criterion:0",
                    selected=["gen_fail", "crash_loop"]).wait()
-    emulator.ws.wait_for(lambda: ticked() == ["gen_fail", "crash_loop"], 10, "the criteria ticked on the panel")
-    emulator.click("casey", "incident-rollback", panel["ts"], "rollback_checklist", selected=["document"]).wait()
-    updated = emulator.ws.wait_for(lambda: (m := emulator.ws.message(INCIDENT, panel["ts"]))
-                                   and "✅ Document the issue" in str(m["blocks"]) and m, 10, "the checklist ticked")
-    assert ticked() == ["gen_fail", "crash_loop"] and updated["ts"] == panel["ts"]  # the same message, in place
-    assert len(panels(emulator)) == 1
-    emulator.click("blake", "incident-rollback", panel["ts"], "rollback_criterion:0", selected=[]).wait()
+    emulator.ws.wait_for(lambda: ticked("rollback_criterion:0") == ["gen_fail", "crash_loop"], 10,
+                         "the criteria ticked")
+    emulator.click("casey", "incident-rollback", lists["ts"], "rollback_checklist", selected=["document"]).wait()
+    emulator.ws.wait_for(lambda: ticked("rollback_checklist") == ["document"], 10, "the checklist ticked")
+    assert ticked("rollback_criterion:0") == ["gen_fail", "crash_loop"]  # the same message, updated in place
+    assert len(panels(emulator)) == 1 and checklists_message(emulator)["ts"] == lists["ts"]
+    emulator.click("blake", "incident-rollback", lists["ts"], "rollback_criterion:0", selected=[]).wait()
     assert "not on the list" in wait_ephemeral(emulator, "U0BYSTANDER", 0, "not on the list")
 
 
