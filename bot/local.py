@@ -13,7 +13,7 @@ HELP = """Type what a Slack user would:
   :as alex | :as casey | :as blake        switch user (casey commands, alex and dana approve, blake watches)
   :in #stakeholders                       switch channel
   :react white_check_mark                 react to the bot's latest message in this channel (:unreact to remove)
-  :tick students professors …             tick checkboxes on the control panel (e.g. the success criteria)
+  :tick students professors …             tick checkboxes in the checklists message (e.g. success criteria)
   :form eta="Friday 12:00" students=…     fill in and submit the form the bot opened last (comms edit, rca)
   :quit                                   stop"""
 
@@ -95,10 +95,10 @@ def repl(emulator: Emulator) -> None:
 
 
 def _tick(emulator: Emulator, user: str, channel: str, keys: list[str]) -> None:
-    """Tick the given options of the panel checkbox group that offers them."""
+    """Tick the given options of the checkbox group that offers them (the checklists message, in the thread)."""
     ws = emulator.ws
     cid = ws.channel_by_name(channel).id
-    for message in reversed([m for m in ws.channel_messages(cid) if m.get("blocks")]):
+    for message in reversed([m for m in ws.channel_messages(cid, include_replies=True) if m.get("blocks")]):
         for block in message["blocks"]:
             for element in block.get("elements", []):
                 values = {o["value"] for o in element.get("options", [])}
@@ -107,7 +107,7 @@ def _tick(emulator: Emulator, user: str, channel: str, keys: list[str]) -> None:
                     emulator.click(user, channel, message["ts"], element["action_id"],
                                    selected=sorted(current | set(keys))).wait(10)
                     return
-    print(f"(no checkbox group on the panel offers {' '.join(keys)})")
+    print(f"(no checkbox group offers {' '.join(keys)})")
 
 
 def _form(emulator: Emulator, user: str, text: str) -> None:
