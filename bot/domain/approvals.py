@@ -50,6 +50,11 @@ class Refusal(BaseModel):
     at: AwareDatetime
 
 
+class Withdrawal(BaseModel):
+    user: str
+    at: AwareDatetime
+
+
 class BackupRef(BaseModel):
     """The exact backup run a request relies on, as its manifest described it when the request was made."""
 
@@ -125,6 +130,7 @@ class Approval(BaseModel):
     status: ApprovalStatus = ApprovalStatus.PENDING
     approvers: list[str] = Field(default_factory=list)
     refused: list[Refusal] = Field(default_factory=list)
+    withdrawn: list[Withdrawal] = Field(default_factory=list)
     requested_at: AwareDatetime
     expires_at: AwareDatetime
     starts_at: AwareDatetime | None = None  # due time of the delayed start; cleared by a withdrawal

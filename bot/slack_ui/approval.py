@@ -103,7 +103,10 @@ def approval_request(approval: Approval, plan: DangerPlan, results: list[TenantR
     if approval.approvers:
         people += f"\n*Approved by:* {' '.join(person(a) for a in approval.approvers)}"
     if approval.refused:
-        people += "\n*Refused:* " + "; ".join(f"{person(r.user)} {REFUSED[r.reason]}" for r in approval.refused[-5:])
+        refused = "; ".join(f"{person(r.user)} {REFUSED[r.reason]}" for r in approval.refused[-5:])
+        people += f"\n*Not counted:* {refused} (a reaction that is not counted stays on the message)"
+    if approval.withdrawn:
+        people += "\n*Withdrawn:* " + "; ".join(f"{person(w.user)} at {date(w.at)}" for w in approval.withdrawn[-5:])
     status = f"*Status:* {status_words(approval, plan, results, required)}"
     blocks: list[Block] = [header(title)]
     for text in (intro, status, total_line, "*Plan* (a dry run; nothing has changed yet):\n" + "\n".join(inline),

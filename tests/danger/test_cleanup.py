@@ -193,6 +193,10 @@ def test_withdrawing_cancels_the_delayed_start_and_a_new_approval_waits_the_full
     incident.react("alex", ts, added=False)  # withdrawn before the start
     incident.wait_status(ts, ApprovalStatus.PENDING)
     assert incident.approval(ts).starts_at is None and len(incident.audit("approval.withdrawn")) == 1
+    assert "Your approval of the cleanup request" in incident.ephemeral(APPROVER, "withdrawn")  # told privately
+    shown = incident.emulator.ws.wait_for(lambda: "*Withdrawn:* <@U0APPROVER1>" in str(
+        incident.emulator.ws.message(INCIDENT, ts)), 10, "the withdrawal on the request")
+    assert shown
     clock.advance(seconds=3)
     incident.react("dana", ts)  # a second approver, 3 s later
     second = incident.wait_status(ts, ApprovalStatus.APPROVED)
@@ -205,6 +209,24 @@ def test_withdrawing_cancels_the_delayed_start_and_a_new_approval_waits_the_full
     incident.sweep()
     incident.wait_status(ts, ApprovalStatus.EXECUTED)
     assert len(incident.audit("danger.started")) == 1
+
+
+def test_a_lookalike_emoji_or_a_check_on_another_message_gets_a_hint_and_counts_nothing(
+        drill: Callable[..., Drill], emulator: Emulator) -> None:
+    incident = drill()
+    ts = incident.request()
+    incident.react("alex", ts, "+1::skin-tone-3")
+    assert ":white_check_mark: on it" in incident.ephemeral(APPROVER, "does not count")
+    incident.react("alex", ts, "heavy_check_mark")
+    incident.react("alex", incident.panel, "white_check_mark")  # on the control panel, not on the request
+    hint = incident.ephemeral(APPROVER, "another message")
+    assert "the DANGER ZONE request" in hint and "/archives/" in hint  # with a link to it
+    approval = incident.approval(ts)
+    assert approval.status is ApprovalStatus.PENDING and approval.approvers == []
+    incident.react("blake", ts, "eyes")  # any other emoji is left alone
+    incident.react("alex", ts)  # the real one still works
+    incident.wait_status(ts, ApprovalStatus.APPROVED)
+    assert len([e for e in emulator.ws.ephemerals_for(APPROVER) if "does not count. To approve" in e.text]) == 2
 
 
 def test_an_approval_after_the_incident_closed_runs_nothing(drill: Callable[..., Drill], sandbox: Sandbox,

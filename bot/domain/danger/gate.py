@@ -30,6 +30,7 @@ from bot.domain.approvals import (
     DangerAction,
     Refusal,
     RefusalReason,
+    Withdrawal,
 )
 from bot.domain.danger.plans import Planner
 from bot.domain.deps import Deps
@@ -45,6 +46,11 @@ REQUEST_EVENT = "rollback_bot_request"
 FIND_WAIT_S = 3.0  # a reaction may arrive while the request it targets is being recorded
 
 Transition = Callable[[Approval], str | None]
+# Emoji people use to mean yes or no; on a request they get a hint naming the one that counts.
+APPROVE_LIKE = frozenset({"+1", "thumbsup", "heavy_check_mark", "ballot_box_with_check", "white_check_mark", "ok",
+                          "ok_hand", "100", "check", "approved", "green_heart", "shipit"})
+REJECT_LIKE = frozenset({"-1", "thumbsdown", "x", "heavy_multiplication_x", "negative_squared_cross_mark",
+                         "no_entry", "no_entry_sign", "octagonal_sign", "stop_sign"})
 
 
 class Gate:
@@ -126,11 +132,20 @@ class Gate:
                    for a in self.deps.store.approvals_with_status(ApprovalStatus.PENDING))
 
     def on_reaction(self, user: str, channel: str, ts: str, emoji: str, added: bool) -> None:
-        """A reaction anywhere. Only the approve and reject emoji on an approval request decide anything."""
+        """A reaction anywhere. Only the approve and reject emoji on an approval request decide anything; an
+        approval-looking emoji on the request, or ✅ on another message while a request waits, gets a hint."""
         approval = self.find_request(channel, ts)
+        base = emoji.split("::", 1)[0]  # "+1::skin-tone-3" → "+1"
         if approval is None:
+            if added and (base == self.cfg.approve_emoji or base in APPROVE_LIKE):
+                self._hint_elsewhere(user, channel)
             return
         if emoji not in (self.cfg.approve_emoji, self.cfg.reject_emoji):
+            if added and approval.open and (base in APPROVE_LIKE or base in REJECT_LIKE):
+                verb = "approve" if base in APPROVE_LIKE else "reject"
+                wanted = self.cfg.approve_emoji if verb == "approve" else self.cfg.reject_emoji
+                self.desk.tell(user, channel, (f":{base}: does not count. To {verb} the {approval.action.value} "
+                                               f"request, react with :{wanted}: on it.",))
             return
         now = self.deps.clock.now()
         if not added:
@@ -141,6 +156,18 @@ class Gate:
             self.reject(approval, user, now)
         else:
             self.approve(approval, user, now)
+
+    def _hint_elsewhere(self, user: str, channel: str) -> None:
+        waiting = [a for a in self.deps.store.approvals_with_status(ApprovalStatus.PENDING)
+                   if a.channel == channel and a.message_ts]
+        if not waiting:
+            return
+        request = waiting[-1]
+        link = self.deps.messenger.permalink(channel, request.message_ts) if request.message_ts else None
+        where: Rich = (Link(link, "the DANGER ZONE request"),) if link else ("the DANGER ZONE request",)
+        self.desk.tell(user, channel, rich("That reaction is on another message, so it does not count. React with ",
+                                           f":{self.cfg.approve_emoji}: on ", where, " (",
+                                           request.action.value, ", ", Code(request.id), ")."))
 
     def approve(self, approval: Approval, user: str, now: datetime) -> None:
         is_approver = self.deps.access.is_approver(user)
@@ -182,7 +209,8 @@ class Gate:
                                              Code(f"{SLASH_COMMAND} {approval.action.value}"), ".")),
                    "requester": Conflict(("You asked for this ", approval.action.value, ", so you cannot approve "
                                           "it: the two-person rule needs someone else."),
-                                         hint="Ask another approver to react."),
+                                         hint="Ask another approver to react. Your reaction stays on the message "
+                                              "but is not counted (the request lists who approved)."),
                    "not_approver": Conflict(("Only the configured approvers can approve the danger zone.",),
                                             hint=("Ask one of them; they are listed on the request. Approvers are "
                                                   "set in ", Code("access.approvers"), "."))}[outcome]
@@ -225,6 +253,7 @@ class Gate:
             if fresh.status not in OPEN:
                 return "too_late"
             fresh.approvers.remove(user)
+            fresh.withdrawn.append(Withdrawal(user=user, at=now))
             if len(fresh.approvers) < required:
                 fresh.status, fresh.approved_at, fresh.decided_by, fresh.starts_at = (
                     ApprovalStatus.PENDING, None, None, None)
@@ -240,6 +269,9 @@ class Gate:
                                  " undoes a cleanup from its backup."))
         self.desk.audit(now, user, "approval.withdrawn", approval.incident_id, approval=approval.id)
         self.refresh(approval.id)
+        self.desk.tell(user, approval.channel, ("↩️ Your approval of the ", fresh.action.value, " request ",
+                                                Code(fresh.id), " is withdrawn; it will not start unless someone "
+                                                "approves it again."))
         self.note(fresh, rich("↩️ ", Person(user), " withdrew their approval of the ", fresh.action.value,
                               " before it started; it waits for approval again (a new approval restarts the "
                               f"{self.cfg.start_delay_s:g} s delay)."))
