@@ -278,6 +278,7 @@ def content(message: dict[str, Any]) -> str:
     for block in message.get("blocks") or []:
         if isinstance(block.get("text"), dict):
             texts.append(block["text"].get("text", ""))
+        texts.extend(f.get("text", "") for f in block.get("fields") or [] if isinstance(f, dict))
         texts.extend(e.get("text", "") for e in block.get("elements", []) if isinstance(e, dict)
                      and e.get("type") == "mrkdwn")
     return "\n".join(texts)

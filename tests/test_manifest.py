@@ -62,6 +62,9 @@ def test_a_full_scenario_uses_exactly_the_manifest_scopes(emulator: Emulator, sa
     store.add_approval(executed.model_copy(update={
         "id": "AP-crashed", "status": ApprovalStatus.PENDING, "message_ts": None, "owner": LEGACY_OWNER,
         "requested_at": now, "expires_at": now + timedelta(minutes=30), "approvers": [], "version": 0}))
+    plan = store.get_plan(executed.id)
+    assert plan is not None
+    store.put_plan(plan.model_copy(update={"approval_id": "AP-crashed"}), "RB-0001")
     store.close()
     bot = start_bot(settings, clock=SystemClock())
     emulator.ws.wait_for(lambda: (a := bot.services.store.get_approval("AP-crashed")) and a.status

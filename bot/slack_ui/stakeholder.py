@@ -6,8 +6,9 @@ from bot.domain.incident import Incident
 from bot.domain.ports import Message
 from bot.domain.updates import Update
 from bot.ids import Action
-from bot.slack_ui.blocks import Block, button, context, header, message, sections
+from bot.slack_ui.blocks import Block, button, context, header, message, mrkdwn_obj, sections
 from bot.slack_ui.escape import channel as channel_ref
+from bot.slack_ui.escape import date, escape
 from bot.slack_ui.render import render
 
 
@@ -15,10 +16,31 @@ def subject(update: Update) -> str:
     return render("stakeholder_subject.txt.j2", u=update)
 
 
+def fields(update: Update) -> list[str]:
+    """The times and statuses a reader scans first, as two-column fields (Slack shows at most ten)."""
+    out = [f"*{label}*\n{date(moment, update.not_yet)}" for label, moment in update.timeline]
+    if update.restored_how:
+        restored = next(i for i, (label, _) in enumerate(update.timeline) if label == "System Restored")
+        out[restored] += f"\n_{escape(update.restored_how)}_"
+    out += [f"*Backend*\n{escape(update.backend)}", f"*Database*\n{escape(update.database)}",
+            f"*Data Loss*\n{escape(update.data_loss)}"]
+    if update.next_update is not None:
+        out.append(f"*Next update*\nby {date(update.next_update)}")
+    return out[:10]
+
+
 def stakeholder_update(update: Update) -> Message:
-    title = subject(update)
-    text = render("stakeholder.md.j2", u=update, subject=title)
-    return message(f"{title} ({update.headline})\n{text}", [header(f"{title} ({update.headline})"), *sections(text)])
+    """The runbook's template laid out for Slack: the subject once, as the header; the timestamps and statuses
+    as fields; the prose after them; who sent it. The e-mail (below) keeps the plain letter."""
+    title = f"{subject(update)} ({update.headline})"
+    prose = render("stakeholder.md.j2", u=update)
+    blocks: list[Block] = [header(title),
+                           {"type": "section", "fields": [mrkdwn_obj(f[:2000]) for f in fields(update)]},
+                           *sections(prose),
+                           context(f"{escape(update.signature)} · {escape(update.incident_id)}")]
+    notification = (f"{title}: Backend {update.backend.split(' (')[0]} · Database {update.database.split(' (')[0]}"
+                    f" · Data loss {update.data_loss.split(' —')[0]}")
+    return message(escape(notification), blocks)
 
 
 def email(update: Update) -> tuple[str, str]:

@@ -16,7 +16,7 @@ from bot.domain.incident import Milestone
 from bot.emulator import Emulator
 from bot.ids import Action, View
 from bot.sandbox import Sandbox
-from tests.conftest import COMMANDER, INCIDENT, STAKEHOLDERS, checklists_message, make_settings
+from tests.conftest import COMMANDER, INCIDENT, STAKEHOLDERS, checklists_message, content, make_settings
 from tests.runbook.test_full_rollback import panel_ts, run_step
 
 HUMAN = [item.key for item in SUCCESS_CRITERIA if not item.automatic]
@@ -51,8 +51,8 @@ def test_each_milestone_is_announced_once_across_restarts_and_close_writes_the_p
     ts = panel_ts(emulator)
     started = emulator.ws.wait_for(lambda: posts(emulator, "(rollback started)"), 10, "the first update")[0]
     recorded = incident_of(bot).milestones
-    assert f"<!date^{int(recorded[Milestone.ISSUE_DETECTED].timestamp())}^" in started["text"]
-    assert "Rollback Completed: not yet" in started["text"]
+    assert f"<!date^{int(recorded[Milestone.ISSUE_DETECTED].timestamp())}^" in content(started)
+    assert "*Rollback Completed*\nnot yet" in content(started)
     wait_recorded(emulator, ts)
 
     bot.close()
@@ -61,8 +61,8 @@ def test_each_milestone_is_announced_once_across_restarts_and_close_writes_the_p
         assert "— succeeded" in run_step(emulator, ts, step), step
     completed = emulator.ws.wait_for(lambda: posts(emulator, "(rollback completed)"), 10, "the completed update")[0]
     done_at = incident_of(bot).milestones[Milestone.ROLLBACK_COMPLETED]
-    assert f"<!date^{int(done_at.timestamp())}^" in completed["text"]
-    assert "Backend: STABLE (old version restored)" in completed["text"]
+    assert f"<!date^{int(done_at.timestamp())}^" in content(completed)
+    assert "*Backend*\nSTABLE (old version restored)" in content(completed)
 
     bot.close()
     bot = start_bot()
@@ -116,7 +116,7 @@ def test_close_is_refused_while_the_backend_fails_and_force_records_why(
     event = [e for e in bot.services.store.audit_events("RB-0001") if e.action == "incident.closed"][0]
     assert event.data["forced"] and event.data["failing"]
     final = emulator.ws.wait_for(lambda: posts(emulator, "(incident closed)"), 10, "the final update")[0]
-    assert "System Restored: " in final["text"] and "not yet" in final["text"]
+    assert "*System Restored*\nnot yet" in content(final)
 
 
 def test_comms_preview_edit_and_post_now(emulator: Emulator, sandbox: Sandbox,
@@ -139,7 +139,7 @@ def test_comms_preview_edit_and_post_now(emulator: Emulator, sandbox: Sandbox,
     assert len(posts(emulator, "(status update)")) == 0  # a preview posts nothing
     emulator.click("casey", "incident-rollback", preview.ts, Action.COMMS_POST).wait()
     update = emulator.ws.wait_for(lambda: posts(emulator, "(status update)"), 10, "the posted update")[0]
-    assert "Professors: could not validate feedback" in update["text"]
+    assert "Professors: could not validate feedback" in content(update)
 
     emulator.slash("blake", "incident-rollback", "comms edit").wait()  # a bystander cannot
     assert "not on the list" in ephemeral(emulator, "U0BYSTANDER", "not on the list").text
@@ -187,7 +187,7 @@ def test_the_reminder_posts_only_when_something_changed(emulator: Emulator, sand
     clock.advance(minutes=31)
     comms.tick()
     update = emulator.ws.wait_for(lambda: posts(emulator, "(status update)"), 10, "the changed update")[0]
-    assert "ETA for fix: tomorrow 09:00" in update["text"]
+    assert "ETA for fix: tomorrow 09:00" in content(update)
     comms.tick()  # not due again right away
     assert len(posts(emulator, "(status update)")) == 1
 

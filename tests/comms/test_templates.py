@@ -20,7 +20,9 @@ class Rendered:
     def __init__(self, incident: Incident, runs: list[StepRun], headline: str) -> None:
         update = build_update(CONFIG, incident, runs, headline)
         message = stakeholder_update(update)
-        self.text = "\n".join(b["text"]["text"] for b in message.blocks if b["type"] == "section")
+        self.message = message
+        self.text = "\n".join([*(b["text"]["text"] for b in message.blocks if b["type"] == "section" and "text" in b),
+                               *(f["text"] for b in message.blocks for f in b.get("fields", []))])
         self.subject, self.plain = email(update)
 
 
@@ -71,11 +73,17 @@ def test_every_state_renders_with_the_recorded_times_and_no_blank_or_placeholder
     for text in (update.text, update.plain, update.subject):
         assert "[" not in text.replace("[URGENT]", "")  # no [TIME], [DESCRIBE], [DATE] left over
         assert "None" not in text
-    bullets = [line for line in update.plain.splitlines() if line.startswith("- ")]
-    bullets += [line for line in update.text.splitlines() if line.startswith("• ")]
-    assert len(bullets) >= 2 * 10
+    bullets = [line for line in update.plain.splitlines() if line.startswith("- ")]  # the e-mail: the letter
+    bullets += [line for line in update.text.splitlines() if line.startswith("• ")]  # Slack: the impact
+    assert len(bullets) >= 10 + 3
     for line in bullets:
         assert re.match(r"^(- |• )[^:]+: \S", line), f"empty value in {line!r}"
+    fields = [f["text"] for b in update.message.blocks for f in b.get("fields", [])]  # Slack: times and statuses
+    labels = [f.split("\n")[0] for f in fields]
+    assert labels[:4] == ["*Issue Detected*", "*Rollback Started*", "*Rollback Completed*", "*System Restored*"]
+    assert {"*Backend*", "*Database*", "*Data Loss*"} <= set(labels)
+    assert all(re.match(r"^\*[^*]+\*\n\S", f) for f in fields), fields
+    assert [b["type"] for b in update.message.blocks][:2] == ["header", "section"]  # the subject once, then fields
     assert update.subject.startswith("[URGENT] AI Professor Backend Rollback - Comprehensive Assessment System")
 
 
