@@ -6,6 +6,7 @@ usage, before anything looks at the incident.
 
 from __future__ import annotations
 
+import difflib
 import re
 import shlex
 from dataclasses import dataclass, field
@@ -13,7 +14,7 @@ from datetime import datetime, timedelta
 
 from bot.errors import BadInput, echo
 from bot.ids import SLASH_COMMAND, Subcommand
-from bot.text import Code, Rich, join, rich
+from bot.text import Code, Rich, rich
 
 MAX_TEXT = 500
 MANY = 99
@@ -67,14 +68,31 @@ CATALOG: list[Usage] = [
                                                          "rebuild, restart, verify", min_args=1, max_args=2),
     Usage(Subcommand.HOTFIX, "hotfix <name> | hotfix ship", "forward fix: a hotfix/<name> branch from HEAD; ship "
                                                             "builds, restarts and verifies it", min_args=1, max_args=1),
+    Usage(Subcommand.RESTORED, "restored", "confirm the system is restored (after verify; the post-rollback watch "
+                                           "records it too when enough checks pass in a row)"),
+    Usage(Subcommand.HANDOVER, "handover @person", "hand the commander role to another commander", min_args=1,
+          max_args=1),
+    Usage(Subcommand.NOTE, "note <text>", "add a line to the incident's timeline and postmortem", min_args=1,
+          max_args=MANY),
+    Usage(Subcommand.FOLLOWUP, "followup @person <text>", "a follow-up with its owner, for the postmortem",
+          min_args=2, max_args=MANY),
     Usage(Subcommand.HEALTH, "health", "the latest scheduled check results and a latency chart (privately)"),
     Usage(Subcommand.HELP, "help", "list the subcommands (add --again to a step to repeat one that succeeded)"),
 ]
 BY_NAME = {usage.name: usage for usage in CATALOG}
+#: Subcommands whose words are free text (a reason, a note): an apostrophe in them is just an apostrophe.
+FREE_TEXT = frozenset({Subcommand.START.value, Subcommand.NOTE.value, Subcommand.FOLLOWUP.value,
+                       Subcommand.CLOSE.value})
 
 
-def usage_text() -> Rich:
-    return rich("Usage: ", join([(Code(f"{SLASH_COMMAND} {u.usage}"),) for u in CATALOG], " | "))
+def short_usage(typed: str | None = None) -> Rich:
+    """One line: the closest subcommand to what was typed (if any), and where the full list is."""
+    close = difflib.get_close_matches((typed or "").lower(), [u.name.value for u in CATALOG], n=1, cutoff=0.6)
+    guess: Rich = ()
+    if close:
+        usage = BY_NAME[Subcommand(close[0])]
+        guess = ("Did you mean ", Code(f"{SLASH_COMMAND} {usage.usage}"), "? ")
+    return rich(guess, "Usage: ", Code(f"{SLASH_COMMAND} help"), " lists every subcommand.")
 
 
 def usage_for(sub: Subcommand) -> Rich:
@@ -92,20 +110,22 @@ def parse(text: str) -> Parsed:
     """Split `/rollback` text into a subcommand, its words and its --options. Never runs anything."""
     text = (text or "").strip()
     if len(text) > MAX_TEXT:
-        raise BadInput(f"That command is {len(text)} characters long; the limit is {MAX_TEXT}.", hint=usage_text())
+        raise BadInput(f"That command is {len(text)} characters long; the limit is {MAX_TEXT}.", hint=short_usage())
     if not text:
         return Parsed(Subcommand.HELP)
     try:
         words = shlex.split(text)
     except ValueError:
-        raise BadInput("I could not read that command: a quote is not closed.", hint=usage_text()) from None
+        words = text.split()
+        if not words or words[0].lower() not in FREE_TEXT:  # "can't log in" is a fine reason; a path is not
+            raise BadInput("I could not read that command: a quote is not closed.", hint=short_usage()) from None
     if not words:
         return Parsed(Subcommand.HELP)
     head, rest = words[0].lower(), words[1:]
     try:
         sub = Subcommand(head)
     except ValueError:
-        raise BadInput((echo(head), f" is not a {SLASH_COMMAND} subcommand."), hint=usage_text()) from None
+        raise BadInput((echo(head), f" is not a {SLASH_COMMAND} subcommand."), hint=short_usage(head)) from None
     usage = BY_NAME[sub]
     args: list[str] = []
     options: dict[str, str] = {}

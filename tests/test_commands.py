@@ -23,7 +23,7 @@ def test_empty_text_means_help() -> None:
     assert parse("").sub is Subcommand.HELP
 
 
-@pytest.mark.parametrize("text", ["; rm -rf /", "$(reboot)", "`id`", "start 'unclosed", "x" * 501,
+@pytest.mark.parametrize("text", ["; rm -rf /", "$(reboot)", "`id`", "revert 'unclosed", "x" * 501,
                                   "status --upload-pack=evil", "stat\u00fcs"])
 def test_bad_input_is_refused_with_usage(text: str) -> None:
     with pytest.raises(BadInput) as error:
@@ -44,3 +44,17 @@ def test_impossible_detected_times_are_refused(text: str) -> None:
     with pytest.raises(BadInput) as error:
         parse_moment(text, NOW)
     assert "Examples: --detected 14:05" in str(error.value)
+
+
+@pytest.mark.parametrize(("text", "words"), [("start can't log in", ["can't", "log", "in"]),
+                                             ("note it's 502s since 14:02", ["it's", "502s", "since", "14:02"]),
+                                             ("followup @alex don't ship on Fridays", ["@alex", "don't", "ship", "on",
+                                                                                       "Fridays"])])
+def test_an_apostrophe_in_free_text_is_just_an_apostrophe(text: str, words: list[str]) -> None:
+    assert parse(text).args == words
+
+
+def test_a_near_miss_names_the_subcommand_meant() -> None:
+    with pytest.raises(BadInput) as error:
+        parse("verfy")
+    assert "Did you mean /rollback verify [--again]?" in error.value.plain()

@@ -15,6 +15,7 @@ from bot.domain.access import Access
 from bot.domain.alternatives import Alternatives
 from bot.domain.api import Rollback
 from bot.domain.closeout import Closer
+from bot.domain.coordination import Coordination
 from bot.domain.danger import DangerZone
 from bot.domain.deps import Deps
 from bot.domain.desk import Desk
@@ -132,7 +133,8 @@ def build_services(settings: Settings, *, store: Store | None = None, clock: Clo
     recovery = Recovery(deps, desk, stakeholders, danger)
     desk.on_change(stakeholders.sync)
     desk.on_settle(recovery.settle)
-    api = Rollback(deps, desk, incidents, runner, alternatives, danger, stakeholders, closer, monitor)
+    api = Rollback(deps, desk, incidents, runner, alternatives, danger, stakeholders, closer, monitor,
+                   Coordination(deps, desk))
     listeners = ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="rollback-listener")
     return Services(settings=settings, store=store, clock=clock, deps=deps, desk=desk, api=api, incidents=incidents,
                     runner=runner, alternatives=alternatives, danger=danger, stakeholders=stakeholders, closer=closer,

@@ -16,6 +16,7 @@ from bot.domain.alternatives import Alternatives
 from bot.domain.approvals import DangerAction
 from bot.domain.checks import CheckResult, CheckState
 from bot.domain.closeout import Closer
+from bot.domain.coordination import Coordination
 from bot.domain.danger import DangerZone
 from bot.domain.deps import Deps
 from bot.domain.desk import Desk, require_active
@@ -73,6 +74,14 @@ class RollbackApi(Protocol):
 
     def close(self, actor: str, channel: str, force: str | None) -> None: ...
 
+    def restored(self, actor: str, channel: str) -> None: ...
+
+    def handover(self, actor: str, channel: str, to: str) -> None: ...
+
+    def note(self, actor: str, channel: str, text: str) -> None: ...
+
+    def followup(self, actor: str, channel: str, owner: str, text: str) -> None: ...
+
     def health(self, actor: str) -> list[tuple[CheckState, list[CheckResult]]]: ...
 
     def once(self, key: str) -> bool: ...
@@ -92,8 +101,9 @@ class Rollback:
     """Every entry point, each delegating to the one service that owns it."""
 
     def __init__(self, deps: Deps, desk: Desk, incidents: Incidents, runner: StepRunner, alternatives: Alternatives,
-                 danger: DangerZone, stakeholders: Stakeholders, closer: Closer, monitor: Monitor) -> None:
-        self.deps, self.desk = deps, desk
+                 danger: DangerZone, stakeholders: Stakeholders, closer: Closer, monitor: Monitor,
+                 coordination: Coordination) -> None:
+        self.deps, self.desk, self.coordination = deps, desk, coordination
         self.incidents, self.runner, self.alternatives = incidents, runner, alternatives
         self.danger, self.stakeholders, self.closer, self.monitor = danger, stakeholders, closer, monitor
 
@@ -170,6 +180,18 @@ class Rollback:
 
     def close(self, actor: str, channel: str, force: str | None) -> None:
         self.closer.close(actor, channel, force)
+
+    def restored(self, actor: str, channel: str) -> None:
+        self.coordination.restored(actor, channel)
+
+    def handover(self, actor: str, channel: str, to: str) -> None:
+        self.coordination.handover(actor, channel, to)
+
+    def note(self, actor: str, channel: str, text: str) -> None:
+        self.coordination.note(actor, channel, text)
+
+    def followup(self, actor: str, channel: str, owner: str, text: str) -> None:
+        self.coordination.followup(actor, channel, owner, text)
 
     def health(self, actor: str) -> list[tuple[CheckState, list[CheckResult]]]:
         self.deps.access.require_commander(actor)

@@ -175,7 +175,8 @@ class Closer:
     def _names(self, incident: Incident) -> dict[str, str]:
         """Display names of everyone the postmortem mentions, resolved once at close (ids kept beside them)."""
         people = {incident.commander, *(e.actor for e in incident.timeline), *(t.by for t in incident.success.values()),
-                  *(t.by for t in incident.criteria.values())}
+                  *(t.by for t in incident.criteria.values()), *(t.by for t in incident.checklist.values()),
+                  *(f.by for f in incident.follow_ups), *(f.owner for f in incident.follow_ups if f.owner)}
         people |= {a for approval in self.deps.store.approvals(incident.id) for a in (approval.requester,
                                                                                     *approval.approvers)}
         names = {}

@@ -89,6 +89,11 @@ class Directory(Protocol):
 
     def display_name(self, user: str) -> str | None: ...
 
+    def find_user(self, name: str) -> str | None:
+        """The id of the one person whose handle, display name or real name is `name` (None: nobody, or
+        more than one)."""
+        ...
+
 
 class Jobs(Protocol):
     """Background jobs the composition root schedules; the domain can only ask for a sweep soon."""

@@ -78,6 +78,7 @@ METHODS: dict[str, Method] = {
     "usergroups.list": Method("usergroups:read", TIER2),
     "usergroups.users.list": Method("usergroups:read", TIER2),
     "users.info": Method("users:read", TIER4),
+    "users.list": Method("users:read", TIER2),
     "reactions.add": Method("reactions:write", TIER3),
     "files.getUploadURLExternal": Method("files:write", TIER4),
     "files.completeUploadExternal": Method("files:write", TIER4),

@@ -16,7 +16,7 @@ message metadata (``invalid_metadata_format`` / ``invalid_metadata_schema``), tr
 and the plan (``plan_upgrade_required`` for user groups on the Free plan).
 
 Methods: auth.test, chat.postMessage, chat.update, chat.postEphemeral, chat.getPermalink,
-conversations.history, conversations.replies, conversations.info, reactions.add, users.info,
+conversations.history, conversations.replies, conversations.info, reactions.add, users.info, users.list,
 usergroups.list, usergroups.users.list, views.open, views.update, files.getUploadURLExternal,
 files.completeUploadExternal, apps.connections.open.
 
@@ -453,6 +453,16 @@ class WebApi:
         if user is None:
             raise ApiError("user_not_found")
         return {"user": user.to_api(self.ws.team_id)}
+
+    def _m_users_list(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Paginated like Slack's: `limit` (default 100, at most 1000) and `cursor`."""
+        users = sorted(self.ws.users.values(), key=lambda u: u.id)
+        start = int(str(params.get("cursor") or "0") or 0)
+        limit = max(1, min(int(params.get("limit") or 100), 1000))
+        page = users[start:start + limit]
+        cursor = str(start + limit) if start + limit < len(users) else ""
+        return {"members": [u.to_api(self.ws.team_id) for u in page],
+                "response_metadata": {"next_cursor": cursor}}
 
     def _m_usergroups_list(self, params: dict[str, Any]) -> dict[str, Any]:
         if not self.ws.has_usergroups:

@@ -42,6 +42,23 @@ class SlackDirectory:
             return set()
         return {str(u) for u in self.client.usergroups_users_list(usergroup=group).get("users") or []}
 
+    def find_user(self, name: str) -> str | None:
+        wanted = name.lstrip("@").strip().casefold()
+        matches: set[str] = set()
+        cursor: str | None = None
+        for _ in range(50):  # 50 pages of 200: workspaces far larger than an incident team
+            answer = self.client.users_list(limit=200, cursor=cursor)
+            for member in answer.get("members") or []:
+                profile = member.get("profile") or {}
+                names = {str(v).casefold() for v in (member.get("name"), profile.get("display_name"),
+                                                     profile.get("real_name"), member.get("real_name")) if v}
+                if not member.get("deleted") and wanted in names:
+                    matches.add(str(member["id"]))
+            cursor = (answer.get("response_metadata") or {}).get("next_cursor") or None
+            if not cursor:
+                break
+        return matches.pop() if len(matches) == 1 else None
+
     def display_name(self, user: str) -> str | None:
         try:
             found = self.client.users_info(user=user).get("user") or {}

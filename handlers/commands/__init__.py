@@ -82,11 +82,29 @@ def _health(ctx: Ctx, user: str, channel: str, command: dict[str, Any], parsed: 
                                f"{state.id}: latency over the last hour")
 
 
+def _restored(ctx: Ctx, user: str, channel: str, command: dict[str, Any], parsed: Parsed, respond: Respond) -> None:
+    ctx.api.restored(user, channel)
+
+
+def _handover(ctx: Ctx, user: str, channel: str, command: dict[str, Any], parsed: Parsed, respond: Respond) -> None:
+    ctx.api.handover(user, channel, parsed.args[0])
+
+
+def _note(ctx: Ctx, user: str, channel: str, command: dict[str, Any], parsed: Parsed, respond: Respond) -> None:
+    ctx.api.note(user, channel, " ".join(parsed.args))
+
+
+def _followup(ctx: Ctx, user: str, channel: str, command: dict[str, Any], parsed: Parsed, respond: Respond) -> None:
+    ctx.api.followup(user, channel, parsed.args[0], " ".join(parsed.args[1:]))
+
+
 ROUTES: dict[Subcommand, Route] = {
     Subcommand.START: _start, Subcommand.STATUS: _status, Subcommand.HELP: _help,
     **{sub: _step for sub in STEP_SUBCOMMANDS}, Subcommand.CLEANUP: _cleanup, Subcommand.RESTORE: _restore,
     Subcommand.COMMS: _comms, Subcommand.RCA: _rca, Subcommand.CLOSE: _close, Subcommand.HEALTH: _health,
     Subcommand.FLAG: _alternative, Subcommand.PARTIAL: _alternative, Subcommand.HOTFIX: _alternative,
+    Subcommand.RESTORED: _restored, Subcommand.HANDOVER: _handover, Subcommand.NOTE: _note,
+    Subcommand.FOLLOWUP: _followup,
 }
 
 

@@ -1,0 +1,128 @@
+"""Incident tooling people expect beyond the runbook: the commander confirms *system restored*, hands the
+commander role over, adds notes to the timeline and follow-ups with owners. Each change is recorded (who,
+when), audited, said in the thread and shown on the panel, the updates and the postmortem."""
+
+from __future__ import annotations
+
+import re
+
+from bot.domain.deps import Deps
+from bot.domain.desk import Desk, require_active
+from bot.domain.incident import FollowUp, Incident, Milestone, RestoredBy
+from bot.errors import BadInput, Conflict, NotFound, echo
+from bot.ids import SLASH_COMMAND
+from bot.text import Code, Person, When, rich
+
+MAX_NOTE = 1000
+MENTION = re.compile(r"^<@([UW][A-Z0-9]{2,})(?:\|[^>]*)?>$")
+USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
+
+
+class Coordination:
+    def __init__(self, deps: Deps, desk: Desk) -> None:
+        self.deps, self.desk = deps, desk
+
+    # ---- who ---------------------------------------------------------------------------------------------
+    def person(self, ref: str) -> str:
+        """`@name`, `<@U123>` or `U123` → the user id; a clear refusal when nobody (or several) match."""
+        found = MENTION.match(ref)
+        if found:
+            return found.group(1)
+        if USER_ID.match(ref):
+            return ref
+        user = self.deps.directory.find_user(ref) if ref.startswith("@") and len(ref) > 1 else None
+        if user is None:
+            raise NotFound((echo(ref), " is not one person in this workspace."),
+                           hint=("Mention them as ", Code("@their-name"), " (their Slack handle or display name)."))
+        return user
+
+    # ---- system restored ---------------------------------------------------------------------------------
+    def restored(self, actor: str, channel: str) -> Incident:
+        """The commander confirms the system is restored (the watch may not have seen enough checks yet)."""
+        self.deps.access.require(actor, channel)
+        incident = self.desk.active_in(channel)
+        if Milestone.ROLLBACK_COMPLETED not in incident.milestones:
+            raise Conflict("The rollback has not completed yet: verify has not passed since the revert.",
+                           hint=("Run ", Code(f"{SLASH_COMMAND} verify"), " first."))
+        if Milestone.SYSTEM_RESTORED in incident.milestones:
+            raise Conflict(rich("System restored is already recorded (", When(
+                incident.milestones[Milestone.SYSTEM_RESTORED]), ")."))
+        now = self.deps.clock.now()
+
+        def confirm(fresh: Incident) -> None:
+            require_active(fresh)
+            if fresh.reach(Milestone.SYSTEM_RESTORED, now, actor):
+                fresh.restored_by = RestoredBy.COMMANDER
+
+        incident = self.desk.mutate(incident.id, confirm)
+        self.desk.audit(now, actor, "incident.restored", incident.id, by="commander")
+        self.desk.thread(incident, rich("✅ ", Person(actor), " confirmed the system is restored."))
+        self.desk.changed(incident.id)  # the stakeholders hear it
+        return incident
+
+    # ---- handover ----------------------------------------------------------------------------------------
+    def handover(self, actor: str, channel: str, to: str) -> Incident:
+        self.deps.access.require(actor, channel)
+        incident = self.desk.active_in(channel)
+        user = self.person(to)
+        if user == incident.commander:
+            raise Conflict(rich(Person(user), " is already the commander of ", incident.id, "."))
+        if not self.deps.access.is_commander(user):
+            raise BadInput(rich(Person(user), " is not on the list of people who may run rollback steps."),
+                           hint=("Hand over to someone in ", Code("access.commanders"), ", or ask the backend lead "
+                                 "to add them."))
+        now = self.deps.clock.now()
+        before = incident.commander
+
+        def move(fresh: Incident) -> None:
+            require_active(fresh)
+            fresh.commander = user
+            fresh.record(now, actor, f"Commander handed over from {before} to {user}")
+
+        incident = self.desk.mutate(incident.id, move)
+        self.desk.audit(now, actor, "incident.handover", incident.id, previous=before, commander=user)
+        self.desk.thread(incident, rich("🤝 ", Person(before), " handed the commander role of ", incident.id, " to ",
+                                        Person(user), " (by ", Person(actor), ")."))
+        self.desk.redraw(incident.id)
+        return incident
+
+    # ---- notes and follow-ups ------------------------------------------------------------------------------
+    def note(self, actor: str, channel: str, text: str) -> Incident:
+        self.deps.access.require(actor, channel)
+        incident = self.desk.latest_in(channel)
+        clean = self._text(text, "note", f"{SLASH_COMMAND} note customers see 502s since 14:02")
+        now = self.deps.clock.now()
+        incident = self.desk.mutate(incident.id, lambda fresh: fresh.record(now, actor, clean, note=True))
+        self.desk.audit(now, actor, "incident.note", incident.id)
+        self.desk.thread(incident, rich("📝 ", Person(actor), ": ", clean))
+        return incident
+
+    def followup(self, actor: str, channel: str, owner: str, text: str) -> Incident:
+        self.deps.access.require(actor, channel)
+        incident = self.desk.latest_in(channel)  # follow-ups are often agreed after the close
+        user = self.person(owner)
+        clean = self._text(text, "follow-up", f"{SLASH_COMMAND} followup @alex add a staging test with the AI server")
+        now = self.deps.clock.now()
+        item = FollowUp(text=clean, owner=user, by=actor, at=now)
+
+        def add(fresh: Incident) -> None:
+            fresh.follow_ups.append(item)
+            fresh.record(now, actor, f"Follow-up for {user}: {clean}")
+
+        incident = self.desk.mutate(incident.id, add)
+        self.desk.audit(now, actor, "incident.followup", incident.id, owner=user)
+        where = ("; it will be in the postmortem." if incident.active else
+                 "; the incident is closed, so it is in its record and timeline but not in the postmortem already "
+                 "posted.")
+        self.desk.thread(incident, rich("📌 Follow-up for ", Person(user), ": ", clean, " (added by ", Person(actor),
+                                        ")", where))
+        return incident
+
+    def _text(self, text: str, what: str, example: str) -> str:
+        words = text.strip()
+        if not words:
+            raise BadInput(f"Say what the {what} is.", hint=("Example: ", Code(example), "."))
+        if len(words) > MAX_NOTE:
+            raise BadInput(f"That {what} is {len(words)} characters long; the limit is {MAX_NOTE}.",
+                           hint="Put the details in a thread reply and note the gist.")
+        return self.desk.clean(words)

@@ -1,0 +1,96 @@
+"""Incident tooling beyond the runbook, through the emulator: `restored`, `handover`, `note`, `followup`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from bot.app import SocketModeBot
+from bot.domain.incident import Incident, Milestone, RestoredBy
+from bot.emulator import Emulator
+from bot.sandbox import Sandbox
+from tests.conftest import APPROVER, COMMANDER, INCIDENT, STAKEHOLDERS, content
+
+HEADER = "🚨 Rollback RB-0001"
+
+
+def started(emulator: Emulator, bot: SocketModeBot) -> Incident:
+    emulator.slash("casey", "incident-rollback", "start login fails").wait()
+    return emulator.ws.wait_for(lambda: (i := bot.services.store.get_incident("RB-0001")) and i.panel_ts and i, 10,
+                                "the incident")
+
+
+def private(emulator: Emulator, user: str, contains: str) -> str:
+    return emulator.ws.wait_for(lambda: next((e.text for e in emulator.ws.ephemerals_for(user)
+                                              if contains in e.text), None), 10, f"{contains!r} to {user}")
+
+
+def in_thread(emulator: Emulator, incident: Incident, contains: str) -> dict[str, Any]:
+    return emulator.ws.wait_for(lambda: next((m for m in emulator.ws.thread(INCIDENT, incident.panel_ts or "")
+                                              if contains in content(m)), None), 10, f"{contains!r} in the thread")
+
+
+def test_the_commander_confirms_restored_only_after_the_rollback_and_stakeholders_hear_how(
+        emulator: Emulator, sandbox: Sandbox, bot: SocketModeBot) -> None:
+    incident = started(emulator, bot)
+    emulator.slash("casey", "incident-rollback", "restored").wait()
+    assert "/rollback verify" in private(emulator, COMMANDER, "has not completed yet")
+    now = bot.services.clock.now()
+    bot.services.desk.mutate(incident.id, lambda i: i.reach(Milestone.ROLLBACK_COMPLETED, now, "bot"))  # verify passed
+
+    emulator.slash("casey", "incident-rollback", "restored").wait()
+    in_thread(emulator, incident, "confirmed the system is restored")
+    record = bot.services.store.get_incident(incident.id)
+    assert record is not None and record.restored_by is RestoredBy.COMMANDER
+    assert Milestone.SYSTEM_RESTORED in record.milestones
+    update = emulator.ws.wait_for(lambda: next((m for m in emulator.ws.channel_messages(STAKEHOLDERS)
+                                                if "(system restored)" in m["text"]), None), 10, "the update")
+    assert "*System Restored*\n<!date^" in content(update) and "confirmed by the incident commander" in content(update)
+    emulator.slash("casey", "incident-rollback", "restored").wait()
+    assert private(emulator, COMMANDER, "already recorded")
+
+
+def test_handover_moves_the_commander_role_and_refuses_whom_it_cannot(
+        emulator: Emulator, sandbox: Sandbox, bot: SocketModeBot) -> None:
+    incident = started(emulator, bot)
+    emulator.slash("casey", "incident-rollback", "handover @blake").wait()  # a bystander, not a commander
+    assert "access.commanders" in private(emulator, COMMANDER, "not on the list")
+    emulator.slash("casey", "incident-rollback", "handover @nobody-here").wait()
+    assert "@their-name" in private(emulator, COMMANDER, "is not one person")
+    emulator.slash("casey", "incident-rollback", "handover @alex").wait()
+    note = in_thread(emulator, incident, "handed the commander role")
+    assert f"<@{COMMANDER}> handed the commander role of RB-0001 to <@{APPROVER}>" in content(note)
+    record = bot.services.store.get_incident(incident.id)
+    assert record is not None and record.commander == APPROVER
+    assert any("Commander handed over" in e.text for e in record.timeline)
+    panel = emulator.ws.wait_for(lambda: (m := emulator.ws.message(INCIDENT, incident.panel_ts or "")) and
+                                 f"*Commander:* <@{APPROVER}>" in content(m) and m, 10, "the panel's new commander")
+    assert panel
+    assert [e.action for e in bot.services.store.audit_events(incident.id)].count("incident.handover") == 1
+
+
+def test_notes_and_follow_ups_with_owners_reach_the_timeline_and_the_postmortem(
+        emulator: Emulator, sandbox: Sandbox, bot: SocketModeBot, tmp_path: Path) -> None:
+    incident = started(emulator, bot)
+    emulator.slash("casey", "incident-rollback", "note customers can't log in since 14:02 <!channel>").wait()
+    assert "&lt;!channel&gt;" in content(in_thread(emulator, incident, "customers can't log in"))
+    emulator.slash("casey", "incident-rollback", "followup @alex add a staging test with the AI server").wait()
+    in_thread(emulator, incident, "Follow-up for")
+    emulator.slash("casey", "incident-rollback", "followup @alex").wait()
+    assert "/rollback followup" in private(emulator, COMMANDER, "Usage")  # an owner and no text: its usage
+    emulator.slash("casey", "incident-rollback", "close --force drill over").wait()
+    closed = emulator.ws.wait_for(lambda: (i := bot.services.store.get_incident(incident.id)) and i.close_out
+                                  and i.close_out.postmortem and i, 60, "the postmortem")
+    assert closed.follow_ups[0].owner == APPROVER
+    text = Path(closed.close_out.postmortem).read_text()
+    assert "note: customers can't log in since 14:02 <!channel> (Casey Commander (U0COMMANDER))" in text
+    assert "- [ ] add a staging test with the AI server — owner: Alex Approver (U0APPROVER1)" in text
+    emulator.slash("casey", "incident-rollback", "followup @dana rotate the DB password").wait()  # after the close
+    assert "not in the postmortem already posted" in content(in_thread(emulator, incident, "rotate the DB"))
+
+
+def test_person_references_are_resolved_exactly(emulator: Emulator, sandbox: Sandbox, bot: SocketModeBot) -> None:
+    coordination = bot.services.api.coordination
+    assert coordination.person("<@U0APPROVER2|dana>") == "U0APPROVER2"  # a pasted mention
+    assert coordination.person("U0APPROVER1") == APPROVER
+    assert coordination.person("@DANA") == "U0APPROVER2"  # a handle, any case (users.list)
