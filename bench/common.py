@@ -245,3 +245,33 @@ def wait_idle(pid: int, *, quiet_s: float = 0.15, limit_s: float = 5.0) -> float
         if time.monotonic() - quiet_since >= quiet_s:
             break
     return time.monotonic() - started
+
+
+# ---- the bot's set-up --------------------------------------------------------------------------------------------
+INCIDENT_CHANNEL = "C0INCIDENT"
+
+
+def bot_config(sandbox: Any, data_dir: Path, **overrides: dict[str, Any]) -> dict[str, Any]:
+    """The default config (rollback.yml empty) pointed at a sandbox target, with the people and channels of the
+    emulator's seed workspace; ``overrides`` replace keys section by section."""
+    config: dict[str, Any] = {
+        **sandbox.config(),
+        "access": {"incident_channels": [INCIDENT_CHANNEL], "commanders": ["@oncall"],
+                   "approvers": ["@backend-leads"]},
+        "slack": {"stakeholder_channel": "C0STAKEHOLD"},
+        "store": {"data_dir": str(data_dir)},
+    }
+    for section, values in overrides.items():
+        config.setdefault(section, {}).update(values)
+    return config
+
+
+def bot_settings(emulator: Any, config: dict[str, Any]) -> Any:
+    """Settings for an in-process bot on ``emulator`` (its tokens and API URL as the secrets)."""
+    from bot.config import Secrets, Settings, parse_runbook
+
+    env = emulator.bot_env()
+    secrets = Secrets(_env_file=None, slack_bot_token=env["SLACK_BOT_TOKEN"],  # type: ignore[call-arg]
+                      slack_app_token=env["SLACK_APP_TOKEN"], slack_signing_secret=env["SLACK_SIGNING_SECRET"],
+                      slack_api_url=env["SLACK_API_URL"])
+    return Settings(runbook=parse_runbook(config), secrets=secrets)
