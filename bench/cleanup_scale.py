@@ -62,21 +62,27 @@ def seed_tenants(client: Any, sandbox: Any, total: int) -> list[str]:
     extra = [f"{token}_x{i:04d}" for i in range(total - len(sandbox.tenant_dbs))]
     if extra:
         central.schools.insert_many([{"name": f"School {db}", "db_name": db, "deleted_at": None} for db in extra])
-    for db in extra:
-        reset_tenant(client, db, RUNBOOK_CLEANUP_FIELDS, users=True)
-    return [*sandbox.tenant_dbs, *extra]
+    every = [*sandbox.tenant_dbs, *extra]
+    for db_name in every:  # all alike (the sandbox's own three too), so a reset gives back the planned counts
+        db = client[db_name]
+        db.drop_collection("internshipcases")
+        db.drop_collection("internship_case_attempts")
+        db.internshipcases.insert_many([{"title": f"Case {n}", "carries": n % 3 != 2,
+                                         **({f: f"{f}-{n}" for f in RUNBOOK_CLEANUP_FIELDS} if n % 3 != 2 else {})}
+                                        for n in range(6)])
+        reset_tenant(client, db_name, RUNBOOK_CLEANUP_FIELDS, fields_too=False)
+        if db_name in extra:
+            db.users.insert_many([{"name": f"student-{n}", "role": "student"} for n in range(3)])
+    return every
 
 
-def reset_tenant(client: Any, db_name: str, fields: tuple[str, ...] | list[str], users: bool = False) -> None:
-    """The tenant as the sandbox seeds it: cases carrying the fields, the attempts collection present."""
+def reset_tenant(client: Any, db_name: str, fields: tuple[str, ...] | list[str], fields_too: bool = True) -> None:
+    """Undo a cleanup in two writes: the fields back on the cases that carry them, the attempts re-created."""
     db = client[db_name]
-    db.drop_collection("internshipcases")
+    if fields_too:
+        db.internshipcases.update_many({"carries": True}, {"$set": {f: f"{f}-again" for f in fields}})
     db.drop_collection("internship_case_attempts")
-    db.internshipcases.insert_many([{"title": f"Case {n}", **({f: f"{f}-{n}" for f in fields} if n % 3 != 2 else {})}
-                                    for n in range(6)])
     db.internship_case_attempts.insert_many([{"case": n, "attempt": a} for n in range(3) for a in range(2)])
-    if users:
-        db.users.insert_many([{"name": f"student-{n}", "role": "student"} for n in range(3)])
 
 
 class Side:

@@ -275,3 +275,23 @@ def bot_settings(emulator: Any, config: dict[str, Any]) -> Any:
                       slack_app_token=env["SLACK_APP_TOKEN"], slack_signing_secret=env["SLACK_SIGNING_SECRET"],
                       slack_api_url=env["SLACK_API_URL"])
     return Settings(runbook=parse_runbook(config), secrets=secrets)
+
+
+def reset_peak_rss() -> bool:
+    """Reset this process's peak RSS (Linux: ``5`` to /proc/self/clear_refs), so a later VmHWM is the peak of
+    what ran since, not of the imports before it."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss_since_reset_mb() -> float:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return peak_rss_mb()

@@ -7,7 +7,8 @@ all listed in the sandbox target's central ``schools``. A second target lists th
 3 tenants a tenth the size, to see whether memory grows with collection size.
 
 Every measurement runs in a child process of its own (timed inside it, after imports and set-up); its peak
-memory is ``getrusage(RUSAGE_SELF).ru_maxrss`` minus the resident size just before the timed work. Each round
+memory is the kernel's peak RSS (VmHWM, reset through /proc/self/clear_refs right before the timed work)
+minus the resident size at that moment. Each round
 runs the bot and the baseline for each operation, in an order that alternates per round:
 
 - **backup** — bot: the backup step itself (``bot.runbook.backup.Backup().run``, default ``backup.parallel``
@@ -57,8 +58,10 @@ from bench.common import (  # noqa: E402
     current_rss_mb,
     interleave,
     peak_rss_mb,
+    peak_rss_since_reset_mb,
     print_table,
     ratio_row,
+    reset_peak_rss,
     spread,
     write_results,
 )
@@ -331,11 +334,12 @@ def child(op: str, spec: dict[str, Any]) -> dict[str, Any]:
                 cleanup.dry_run(client, db, config.cleanup)) for db in spec["tenants"]})
     else:
         raise ValueError(op)
+    reset = reset_peak_rss()
     start_rss = current_rss_mb()
     started = time.perf_counter()
     work()
     seconds = time.perf_counter() - started
-    peak = peak_rss_mb()
+    peak = peak_rss_since_reset_mb() if reset else peak_rss_mb()
     if client is not None:
         client.close()
     result = {"op": op, "seconds": seconds, "start_rss_mb": start_rss, "peak_rss_mb": peak,
