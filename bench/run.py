@@ -36,7 +36,7 @@ def main() -> int:
         argv = [sys.executable, str(ROOT / "bench" / f"{name}.py")] + (["--quick"] if args.quick else [])
         done = subprocess.run(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         lines = done.stdout.splitlines()
-        progress = [line for line in lines if line.startswith("  ")]
+        progress = [line for line in lines if line.startswith("  ") and not line.startswith("  [")]
         print("\n".join(progress[:40]), flush=True)
         if done.returncode != 0:
             failed.append(name)
