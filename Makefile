@@ -25,10 +25,10 @@ lint: deps
 	$(BIN)/ruff check bot handlers tests bench
 	$(BIN)/mypy
 
+## make bench: every benchmark against its baseline, then one table (bench/results/*.json hold every round);
+## BENCH_ARGS=--quick for a short smoke run
 bench: deps
-	$(BIN)/python bench/ack_latency.py
-	$(BIN)/python bench/rollback_overhead.py
-	$(BIN)/python bench/health_checks.py
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 deps: $(VENV)/.installed $(TOOLS)/.installed
 

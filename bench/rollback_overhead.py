@@ -1,163 +1,278 @@
-"""Wall time of the bot's full rollback against the same commands as a plain shell script.
+"""Wall time of the bot's runbook, backup → revert → rebuild → restart → verify, against a plain script doing
+the same commands.
 
-Two identical sandboxes (same history, same tenant data, both running under their own pm2) are
-made in one run. On one, the bot runs backup → revert → rebuild → restart → verify through the
-emulator, each command typed the moment the previous one finished. On the other, a bash script
-runs the same work: record the commit, dump every tenant database (pymongo + bson: no mongodump
-exists here), save pm2 logs and .env, stash and `git reset --hard`, `yarn build`, `pm2 restart`,
-then the health and core-endpoint checks. Both must end healthy. The ratio bot/script is reported
-(target <= 1.15), also against the runbook's literal script, which waits a fixed `sleep 5` after the
-restart where the bot polls `pm2 jlist`.
+Each round makes two identical sandbox targets (git history ending in the broken Phase 3, the app built and
+running under its own pm2, tenant data on a local nx-27017) and runs, in an order that alternates per round:
 
-    .venv/bin/python bench/rollback_overhead.py [--rounds 3]
+- **the bot**: an in-process bot (``socket_mode_bot``, default config, SQLite state) on the emulated Slack
+  (``rate_limits=False``); an incident is opened first (not timed); then ``/rollback backup``, ``revert``,
+  ``rebuild``, ``restart`` and ``verify`` are typed, each the moment the previous one's thread message says
+  *succeeded*. Timed from the first command to the last *succeeded*.
+- **the script**: one plain sequential Python function, no Slack, no store, in the same process: ``git log -1
+  --oneline`` to a file; every collection of the central ``schools`` and of each tenant read with ``find()``,
+  ``bson.encode``-d and written (sha256 and count on the way, fsynced, index metadata beside it); ``pm2 jlist``,
+  then the last 500 lines of each app's out and error log files read directly (as the bot does, not ``pm2
+  logs``); ``.env`` copied; a manifest; ``git status``/``stash`` if dirty, ``git reset --hard <target>``, ``git
+  log --oneline -5``; ``yarn build``; ``pm2 jlist`` (pids), ``pm2 restart <app>``, then ``pm2 jlist`` every
+  0.25 s until the app is online with a new pid (as the bot waits); the health URL and ``/api/internship`` with
+  the bearer token; ``pm2 jlist`` and the error log lines since the restart.
+
+Same environment on both sides: yarn and pm2 get exactly the bot's allow-listed child environment
+(``bot.ops.process.child_env`` with the same extra variables: ``PM2_HOME``; ``YARN_CACHE_FOLDER``, ``CI``);
+git runs with this process's environment on both sides (the bot's GitPython passes it on). Both targets must
+end healthy. Target: the bot within 1.15x of the script (per-round ratio, median).
+
+    .venv/bin/python bench/rollback_overhead.py [--rounds 5] [--quick]
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.app import socket_mode_bot  # noqa: E402
-from bot.emulator import Emulator  # noqa: E402
-from bot.ops.health import probe  # noqa: E402
-from bot.ops.process import PROJECT_TOOLS  # noqa: E402
-from bot.sandbox import Sandbox, create_sandbox, start_apps, stop_apps  # noqa: E402
-from tests.conftest import INCIDENT, make_settings  # noqa: E402
+from bench.common import (  # noqa: E402
+    DEFAULT_ROUNDS,
+    INCIDENT_CHANNEL,
+    Row,
+    bot_config,
+    bot_settings,
+    interleave,
+    print_table,
+    ratio_row,
+    write_results,
+)
 
-SCRIPT = r"""
-set -euo pipefail
-cd "$REPO"
-mkdir -p "$OUT"
-# Step 1: backup
-git log -1 --oneline > "$OUT/rollback_from_commit.txt"
-"$PY" - <<'PYEOF'
-import hashlib, json, os, pathlib, bson, mongomock
-from bson import json_util
-out = pathlib.Path(os.environ["OUT"])
-data = json_util.loads(pathlib.Path(os.environ["SEED"]).read_text())
-client = mongomock.MongoClient()
-for db, cols in data.items():
-    for name, docs in cols.items():
-        if docs:
-            client[db][name].insert_many(docs)
-manifest = {}
-for db in json.loads(os.environ["DBS"]):
-    (out / db).mkdir(parents=True, exist_ok=True)
-    for name in client[db].list_collection_names():
-        raw = b"".join(bson.encode(d) for d in client[db][name].find({}, sort=[("_id", 1)]))
-        (out / db / f"{name}.bson").write_bytes(raw)
-        manifest.setdefault(db, {})[name] = {"count": client[db][name].count_documents({}),
-                                             "sha256": hashlib.sha256(raw).hexdigest()}
-(out / "manifest.json").write_text(json.dumps(manifest))
-PYEOF
-pm2 logs ai-professor-backend-5000 --lines 500 --nostream > "$OUT/backend.log"
-pm2 logs ai-professor-python --lines 500 --nostream > "$OUT/python.log"
-install -m 600 .env "$OUT/env.backup"
-# Step 2: revert (stash first, like the bot)
-git stash push --include-untracked --message "before revert" >/dev/null || true
-git reset --hard "$TARGET"
-git log --oneline -5
-# Step 3: rebuild
-yarn build
-# Step 4: restart
-pm2 restart ai-professor-backend-5000 ai-professor-python --update-env
-if [ "${RUNBOOK_SLEEP:-0}" = 1 ]; then sleep 5; fi
-pm2 jlist > /dev/null
-# Step 5: verify
-curl -sf "$HEALTH" | grep -q '"status":"ok"'
-curl -sf -H "Authorization: Bearer $BEARER" "${HEALTH%/api/health}/api/internship" > /dev/null
-"""
+NAME = "rollback_overhead"
+TARGET = 1.15
+STEPS = [("backup", "Backup current state"), ("revert", "Revert code"), ("rebuild", "Rebuild backend"),
+         ("restart", "Restart backend"), ("verify", "Verify rollback")]
 
 
-def fresh_sandbox(tmp: Path, name: str) -> Sandbox:
-    sandbox = create_sandbox(tmp / name)
-    start_apps(sandbox)
-    return sandbox
+# ---- the bot ---------------------------------------------------------------------------------------------------
+def bot_side(sandbox: Any, data_dir: Path) -> dict[str, Any]:
+    from bot.app import socket_mode_bot
+    from bot.emulator import Emulator
 
-
-def run_script(sandbox: Sandbox, tmp: Path, runbook_sleep: bool) -> float:
-    env = {**os.environ, "REPO": str(sandbox.repo), "OUT": str(tmp / "script-backup"), "PY": sys.executable,
-           "SEED": str(sandbox.root / "tenant-seed.json"), "DBS": json.dumps(list(sandbox.tenant_dbs)),
-           "TARGET": sandbox.good_commit, "HEALTH": sandbox.health_url, "PM2_HOME": str(sandbox.pm2_home),
-           "BEARER": sandbox.canaries["HEALTH_BEARER_TOKEN"], "RUNBOOK_SLEEP": "1" if runbook_sleep else "0",
-           "PATH": f"{PROJECT_TOOLS}{os.pathsep}{os.environ['PATH']}"}
-    started = time.monotonic()
-    subprocess.run(["bash", "-c", SCRIPT], env=env, check=True, stdout=subprocess.DEVNULL)
-    return time.monotonic() - started
-
-
-def run_bot(sandbox: Sandbox, tmp: Path) -> float:
-    with Emulator() as emulator:
-        bot = socket_mode_bot(make_settings(emulator, sandbox, tmp / "bot-data")).start()
+    with Emulator(rate_limits=False) as emulator:
+        bot = socket_mode_bot(bot_settings(emulator, bot_config(sandbox, data_dir))).start()
         try:
-            emulator.slash("casey", "incident-rollback", "start bench").wait()
-            panel = emulator.ws.wait_for(lambda: [m for m in emulator.ws.channel_messages(INCIDENT)
-                                                  if m.get("blocks")], 10, "panel")[0]
-            started = time.monotonic()
-            for step, title in (("backup", "Backup current state"), ("revert", "Revert code"),
-                                ("rebuild", "Rebuild backend"), ("restart", "Restart backend"),
-                                ("verify", "Verify rollback")):
+            emulator.slash("casey", "incident-rollback", "start rollback overhead benchmark").wait()
+            panel = emulator.ws.wait_for(lambda: [m for m in emulator.ws.channel_messages(INCIDENT_CHANNEL)
+                                                  if m.get("blocks")], 15, "the control panel")[0]
+            steps: dict[str, float] = {}
+            started = time.perf_counter()
+            for step, title in STEPS:
+                begun = time.perf_counter()
                 emulator.slash("casey", "incident-rollback", step).wait()
 
                 def finished(title: str = title) -> str | None:
-                    for message in emulator.ws.thread(INCIDENT, panel["ts"]):
+                    for message in emulator.ws.thread(INCIDENT_CHANNEL, panel["ts"]):
                         if f"*{title}* — succeeded" in message["text"]:
                             return str(message["text"])
                         if f"*{title}* — failed" in message["text"]:
-                            raise RuntimeError(message["text"])
+                            raise RuntimeError(message["text"][:500])
                     return None
 
-                emulator.ws.wait_for(finished, 120, f"{step} to finish")
-            return time.monotonic() - started
+                emulator.ws.wait_for(finished, 180, f"{step} to finish")
+                steps[step] = time.perf_counter() - begun
+            total = time.perf_counter() - started
+            rejected = [f"{r.method}: {r.error}" for r in emulator.rejections]
         finally:
             bot.close()
+    if rejected:
+        raise RuntimeError(f"the emulated Slack refused calls: {rejected[:5]}")
+    return {"total_s": total, "steps_s": steps}
 
 
-def one_round() -> dict[str, float]:
-    with tempfile.TemporaryDirectory(prefix="rollback-bench-") as name:
-        tmp = Path(name)
-        sandboxes = [fresh_sandbox(tmp, f"sandbox-{i}") for i in range(3)]
-        try:
-            times = {"bot": run_bot(sandboxes[0], tmp),
-                     "script": run_script(sandboxes[1], tmp / "a", runbook_sleep=False),
-                     "runbook_script": run_script(sandboxes[2], tmp / "b", runbook_sleep=True)}
-            for sandbox in sandboxes:
-                result = probe(sandbox.health_url, timeout=5, expect_json={"status": "ok"})
-                if not result.ok:
-                    raise RuntimeError(f"a sandbox did not end healthy: {result.detail}")
-            return times
-        finally:
-            for sandbox in sandboxes:
-                stop_apps(sandbox)
+# ---- the plain script ------------------------------------------------------------------------------------------
+def _sh(argv: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None) -> str:
+    done = subprocess.run(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                          timeout=300)
+    if done.returncode != 0:
+        raise RuntimeError(f"{argv[:3]} failed: {done.stdout[-300:]} {done.stderr[-300:]}")
+    return done.stdout
+
+
+def _jlist(pm2: str, env: dict[str, str]) -> dict[str, dict[str, Any]]:
+    out = _sh([pm2, "jlist"], env=env)
+    return {p["name"]: p for p in json.loads(out[out.find("["):])}
+
+
+def _tail(path: str | None, lines: int, since: int = 0) -> list[str]:
+    if not path or not os.path.exists(path):
+        return []
+    with open(path, "rb") as handle:
+        size = handle.seek(0, 2)
+        handle.seek(max(since, size - 256 * 1024))
+        return handle.read().decode("utf-8", "replace").splitlines()[-lines:]
+
+
+def plain_script(sandbox: Any, out: Path) -> dict[str, Any]:
+    import bson
+    from pymongo import MongoClient
+
+    from bot.ops.health import probe
+    from bot.ops.process import child_env, find_executable
+
+    pm2, yarn = find_executable("pm2"), find_executable("yarn")
+    assert pm2 and yarn
+    pm2_env = child_env({"PM2_HOME": str(sandbox.pm2_home)})
+    yarn_env = child_env({"YARN_CACHE_FOLDER": str(sandbox.repo / ".yarn-cache"), "CI": "true"})
+    repo, app = sandbox.repo, sandbox.apps[0]
+    steps: dict[str, float] = {}
+    started = begun = time.perf_counter()
+
+    # 1. backup
+    out.mkdir(parents=True, mode=0o700)
+    (out / "rollback_from_commit.txt").write_text(_sh(["git", "log", "-1", "--oneline"], cwd=repo))
+    env_file = (repo / ".env").read_text()
+    uri = next(line.split("=", 1)[1] for line in env_file.splitlines() if line.startswith("CENTRAL_DB_URI="))
+    client: MongoClient[dict[str, Any]] = MongoClient(uri, tz_aware=True)
+    manifest: dict[str, Any] = {}
+    try:
+        central = client.get_default_database()
+        jobs = [(central.name, ["schools"])]
+        jobs += [(school["db_name"], None) for school in central.schools.find({"deleted_at": None})]
+        for db_name, only in jobs:
+            db = client[db_name]
+            folder = out / db_name
+            folder.mkdir(mode=0o700)
+            for name in sorted(only or db.list_collection_names()):
+                digest, count = hashlib.sha256(), 0
+                with open(folder / f"{name}.bson", "wb") as handle:
+                    for document in db[name].find({}):
+                        data = bson.encode(document)
+                        handle.write(data)
+                        digest.update(data)
+                        count += 1
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                indexes = [{"key": dict(i.get("key", [])), "name": n} for n, i in db[name].index_information().items()]
+                (folder / f"{name}.metadata.json").write_text(json.dumps({"indexes": indexes}))
+                manifest.setdefault(db_name, {})[name] = {"count": count, "sha256": digest.hexdigest()}
+    finally:
+        client.close()
+    apps = _jlist(pm2, pm2_env)
+    (out / "pm2").mkdir(mode=0o700)
+    for name in sandbox.apps:
+        env = apps[name]["pm2_env"]
+        lines = _tail(env.get("pm_out_log_path"), 500) + ["--- stderr ---"] + _tail(env.get("pm_err_log_path"), 500)
+        (out / "pm2" / f"{name}.log").write_text("\n".join(lines) + "\n")
+    (out / "env.backup").write_text(env_file)
+    os.chmod(out / "env.backup", 0o600)
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    steps["backup"] = time.perf_counter() - begun
+
+    # 2. revert
+    begun = time.perf_counter()
+    if _sh(["git", "status", "--porcelain"], cwd=repo).strip():
+        _sh(["git", "stash", "push", "--include-untracked", "--message", "before revert"], cwd=repo)
+    _sh(["git", "reset", "--hard", sandbox.good_commit], cwd=repo)
+    _sh(["git", "log", "--oneline", "-5"], cwd=repo)
+    steps["revert"] = time.perf_counter() - begun
+
+    # 3. rebuild
+    begun = time.perf_counter()
+    _sh([yarn, "build"], cwd=repo, env=yarn_env)
+    steps["rebuild"] = time.perf_counter() - begun
+
+    # 4. restart, and wait until online with a new pid
+    begun = time.perf_counter()
+    before = _jlist(pm2, pm2_env)[app]
+    err_log = before["pm2_env"].get("pm_err_log_path")
+    offset = os.path.getsize(err_log) if err_log and os.path.exists(err_log) else 0
+    _sh([pm2, "restart", app], env=pm2_env)
+    deadline = time.monotonic() + 20
+    while True:
+        now = _jlist(pm2, pm2_env)[app]
+        if now["pm2_env"]["status"] == "online" and now["pid"] != before["pid"]:
+            break
+        if time.monotonic() > deadline:
+            raise RuntimeError("the script's restart did not come online")
+        time.sleep(0.25)
+    _tail(err_log, 50, since=offset)
+    steps["restart"] = time.perf_counter() - begun
+
+    # 5. verify
+    begun = time.perf_counter()
+    health = probe(sandbox.health_url, timeout=8, expect_json={"status": "ok"}, slow_after=5)
+    token = sandbox.canaries["HEALTH_BEARER_TOKEN"]
+    core = probe(sandbox.health_url.replace("/api/health", "/api/internship"), timeout=8, expect_status=200,
+                 bearer=token, slow_after=5)
+    states = _jlist(pm2, pm2_env)
+    for name in sandbox.apps:
+        _tail(states[name]["pm2_env"].get("pm_err_log_path"), 50, since=offset if name == app else 0)
+    if not (health.ok and core.ok):
+        raise RuntimeError(f"the script's verify failed: {health.detail}; {core.detail}")
+    steps["verify"] = time.perf_counter() - begun
+    return {"total_s": time.perf_counter() - started, "steps_s": steps}
+
+
+# ---- the benchmark -----------------------------------------------------------------------------------------------
+def one_round(index: int, tmp: Path, mongo_uri: str) -> dict[str, Any]:
+    from bot.ops.health import probe
+    from bot.sandbox import create_sandbox, drop_tenants, start_apps, stop_apps
+
+    folder = tmp / f"round-{index}"
+    sandboxes = [create_sandbox(folder / side, mongo_uri=mongo_uri, local_server=True) for side in ("bot", "script")]
+    try:
+        for sandbox in sandboxes:
+            start_apps(sandbox)
+        ours, theirs, order = interleave(index, lambda: bot_side(sandboxes[0], folder / "bot-data"),
+                                         lambda: plain_script(sandboxes[1], folder / "script-backup"))
+        for sandbox in sandboxes:
+            result = probe(sandbox.health_url, timeout=5, expect_json={"status": "ok"})
+            if not result.ok:
+                raise RuntimeError(f"a sandbox did not end healthy: {result.detail}")
+        return {"round": index, "order": order, "bot_s": ours["total_s"], "script_s": theirs["total_s"],
+                "bot_steps_s": ours["steps_s"], "script_steps_s": theirs["steps_s"]}
+    finally:
+        for sandbox in sandboxes:
+            stop_apps(sandbox)
+            drop_tenants(sandbox)
+
+
+def run(rounds: int) -> list[Row]:
+    from bot.localmongo import LocalMongo
+
+    started = time.monotonic()
+    results = []
+    with tempfile.TemporaryDirectory(prefix="rollback-bench-") as name, LocalMongo(Path(name) / "mongo") as mongo:
+        for index in range(rounds):
+            row = one_round(index, Path(name), mongo.uri)
+            results.append(row)
+            print(f"  round {index} ({row['order']}): bot {row['bot_s']:.2f}s, script {row['script_s']:.2f}s",
+                  flush=True)
+    rows = [ratio_row(NAME, "backup → verify wall time", results, "bot_s", "script_s", "s", TARGET, fmt="{:.2f}")]
+    for step, _ in STEPS:
+        per = [{"bot": r["bot_steps_s"][step], "script": r["script_steps_s"][step]} for r in results]
+        rows.append(ratio_row(NAME, f"  step {step}", per, "bot", "script", "s", None, fmt="{:.2f}",
+                              note="" if step != "backup" else "per step, from the command to its *succeeded* "
+                              "message (bot) or the step's start to its end (script); informational"))
+    write_results(NAME, rows=rows, config={"rounds": rounds, "steps": [s for s, _ in STEPS]},
+                  rounds={"rounds": results}, started=started)
+    return rows
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS)
+    parser.add_argument("--quick", action="store_true", help="2 rounds")
     args = parser.parse_args()
-    rounds = [one_round() for _ in range(args.rounds)]
-    median = {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
-    ratio = median["bot"] / median["script"]
-    ratio_runbook = median["bot"] / median["runbook_script"]
-    print(f"{'run':<34}{'median s':>10}  rounds")
-    for key, label in (("bot", "rollback-bot (through Slack)"), ("script", "same commands, plain bash"),
-                       ("runbook_script", "runbook literal (sleep 5)")):
-        print(f"{label:<34}{median[key]:>10.2f}  " + ", ".join(f"{r[key]:.2f}" for r in rounds))
-    print(f"ratio bot / script: {ratio:.2f} (target <= 1.15); bot / runbook literal: {ratio_runbook:.2f}")
-    out = ROOT / "bench" / "results" / "rollback_overhead.json"
-    out.write_text(json.dumps({"rounds": rounds, "median_s": median, "ratio": ratio,
-                               "ratio_vs_runbook_literal": ratio_runbook, "target": "ratio <= 1.15"}, indent=2) + "\n")
-    print(f"written to {out.relative_to(ROOT)}")
+    if args.quick:
+        args.rounds = 2
+    os.environ.setdefault("LOG_LEVEL", "warning")
+    print_table(run(args.rounds))
     return 0
 
 
