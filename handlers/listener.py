@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -22,6 +23,10 @@ from handlers.errors import reply_privately
 
 log = logging.getLogger("rollback_bot.listeners")
 Key = Callable[[dict[str, Any]], str | None]
+#: How many listeners do their work (after the ack) at once. The others wait here without holding the
+#: interpreter, so in a burst the acks — which Bolt's runner polls for every 10 ms — are not starved by the
+#: work of the requests acknowledged before them (bench/ack_latency.py measures it).
+POST_ACK_WORK = threading.BoundedSemaphore(8)
 
 
 def command_key(body: dict[str, Any]) -> str | None:
@@ -68,7 +73,8 @@ def acked(ctx: Ctx, key: Key) -> Callable[[Callable[..., None]], Callable[[Args]
 
         def listener(args: Args) -> None:
             args.ack()
-            with bound(user=args.context.user_id, channel=args.context.channel_id, listener=func.__name__):
+            with POST_ACK_WORK, bound(user=args.context.user_id, channel=args.context.channel_id,
+                                      listener=func.__name__):
                 try:
                     if first_time(ctx, args, key):
                         func(**{name: getattr(args, name) for name in names})

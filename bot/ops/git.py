@@ -10,6 +10,7 @@ from typing import Any
 import git
 
 from bot.errors import BadInput, StepFailed, echo
+from bot.ops.process import hidden_from_children
 from bot.text import Code
 
 
@@ -32,10 +33,14 @@ class GitRepo:
 
     def _repo(self) -> git.Repo:
         try:
-            return git.Repo(self.path)
+            repo = git.Repo(self.path)
         except (git.NoSuchPathError, git.InvalidGitRepositoryError):
             raise StepFailed((Code(str(self.path)), " is not a git repository"),
                              hint=("Check ", Code("target.repo_path"), " in rollback.yml.")) from None
+        # git and its hooks see the same short environment as pm2 and yarn: GitPython starts git with the bot's
+        # whole environment, so every other variable (the Slack tokens, the store URI…) is blanked for it.
+        repo.git.update_environment(**hidden_from_children())
+        return repo
 
     def head(self) -> Commit:
         repo = self._repo()

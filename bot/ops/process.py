@@ -34,6 +34,13 @@ def find_executable(name: str) -> str | None:
     return str(local) if local.exists() else None
 
 
+def hidden_from_children() -> dict[str, str]:
+    """Every variable of the bot's environment a child process must not see, mapped to "" (for tools that
+    can only add to the environment they inherit, like GitPython). git's and ssh's own settings stay."""
+    return {key: "" for key in os.environ
+            if key not in PASS_THROUGH and not key.startswith(("GIT_", "SSH_", "LC_"))}
+
+
 def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {key: os.environ[key] for key in PASS_THROUGH if key in os.environ}
     env["PATH"] = os.pathsep.join([str(PROJECT_TOOLS), env.get("PATH", "/usr/local/bin:/usr/bin:/bin")])

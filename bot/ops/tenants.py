@@ -6,17 +6,11 @@ the sandbox, `make local` and the tests start (``bot.localmongo``).
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-import bson
 from pymongo import MongoClient
 
 from bot.config import TenantsConfig
@@ -62,63 +56,6 @@ def list_tenants(client: Any, uri: str, config: TenantsConfig) -> list[Tenant]:
         tenants.append(Tenant(str(school.get(config.name_field) or db_name), db_name))
     return tenants
 
-
-@dataclass
-class CollectionDump:
-    count: int
-    bytes: int
-    sha256: str
-    source_count: int
-
-    @property
-    def verified(self) -> bool:
-        return self.count == self.source_count
-
-
-def dump_collection(db: Any, name: str, folder: Path) -> CollectionDump:
-    """Write ``<folder>/<name>.bson`` and ``<name>.metadata.json`` the way mongodump does."""
-    if not SAFE_NAME.match(name):
-        raise StepFailed(f"refusing to dump a collection with an unusual name: {name[:40]!r}")
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / f"{name}.bson"
-    digest = hashlib.sha256()
-    count = size = 0
-    collection = db[name]
-    source_count = collection.count_documents({})
-    with target.open("wb") as handle:
-        for document in collection.find({}, sort=[("_id", 1)]):
-            data = bson.encode(document)
-            handle.write(data)
-            digest.update(data)
-            count += 1
-            size += len(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    indexes = []
-    for index_name, info in collection.index_information().items():
-        indexes.append({"v": 2, "key": dict(info.get("key", [])), "name": index_name,
-                        **({"unique": True} if info.get("unique") else {})})
-    metadata = {"options": {}, "indexes": indexes, "collectionName": name, "type": "collection"}
-    (folder / f"{name}.metadata.json").write_text(json.dumps(metadata), encoding="utf-8")
-    return CollectionDump(count, size, digest.hexdigest(), source_count)
-
-
-def count_bson(path: Path) -> int:
-    with path.open("rb") as handle:
-        return sum(1 for _ in bson.decode_file_iter(handle))
-
-
-def dump_database(client: Any, db_name: str, out: Path, only: list[str] | None = None,
-                  on_collection: Callable[[str, CollectionDump], None] | None = None) -> dict[str, CollectionDump]:
-    db = client[db_name]
-    names = sorted(only if only is not None else db.list_collection_names())
-    result = {}
-    for name in names:
-        dumped = dump_collection(db, name, out / db_name)
-        result[name] = dumped
-        if on_collection:
-            on_collection(name, dumped)
-    return result
 
 
 def describe(uri: str) -> str:

@@ -93,3 +93,27 @@ def test_no_secret_reaches_slack_files_the_store_the_postmortem_or_the_logs(
             assert value not in text, f"{name} leaked into {place}"
     assert "***" in places["Slack (messages, edits, private replies, forms, calls)"]  # scrubbed, not dropped
     assert "with password ***" in places["Slack (messages, edits, private replies, forms, calls)"]
+
+
+def test_git_and_its_hooks_never_see_the_bots_secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """GitPython starts git with the bot's environment; a hook in the target repository must not read tokens."""
+    import git as gitpython
+
+    from bot.ops.git import WorkTree
+
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-canary-for-the-hook")
+    monkeypatch.setenv("STATE_STORE_URI", "mongodb://user:hunter2@state.example/db")
+    monkeypatch.setenv("GIT_AUTHOR_NAME", "Rollback Bot")  # git's own settings are kept
+    repo = gitpython.Repo.init(tmp_path / "repo")
+    (tmp_path / "repo" / "a.txt").write_text("1\n")
+    repo.index.add(["a.txt"])
+    repo.index.commit("one")
+    seen = tmp_path / "hook-env"
+    hook = tmp_path / "repo" / ".git" / "hooks" / "post-checkout"
+    hook.write_text(f"#!/bin/sh\nenv > {seen}\n")
+    hook.chmod(0o755)
+    WorkTree(tmp_path / "repo").create_branch("login-fix")  # `git checkout -b` runs the post-checkout hook
+    env = dict(line.split("=", 1) for line in seen.read_text().splitlines() if "=" in line)
+    assert env.get("SLACK_BOT_TOKEN", "") == "" and env.get("STATE_STORE_URI", "") == ""
+    assert "xoxb-canary-for-the-hook" not in seen.read_text() and "hunter2" not in seen.read_text()
+    assert env["GIT_AUTHOR_NAME"] == "Rollback Bot" and env.get("PATH")
