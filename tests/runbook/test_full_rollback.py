@@ -17,7 +17,7 @@ from bot.emulator import Emulator
 from bot.ops import tenants
 from bot.ops.health import probe
 from bot.sandbox import Sandbox
-from tests.conftest import COMMANDER, INCIDENT
+from tests.conftest import COMMANDER, INCIDENT, checklists_message
 
 pytestmark = pytest.mark.slow
 
@@ -128,9 +128,14 @@ def test_a_full_rollback_takes_the_broken_sandbox_back_to_healthy(
     assert bot.services.store.verify_audit().ok
     actions = [e.action for e in bot.services.store.audit_events("RB-0001")]
     assert actions.count("step.finished") == 5
-    # the panel shows every step done, updated in place
+    # the panel shows every step done, updated in place, and what is next; the checklists show the bot's ticks
     panel = emulator.ws.message(INCIDENT, ts)
-    assert panel is not None and str(panel["blocks"]).count("✅") >= 5 + 3
+    assert panel is not None
+    assert "✅ Backup  →  ✅ Revert  →  ✅ Rebuild  →  ✅ Restart  →  ✅ Verify" in str(panel["blocks"])
+    assert "*Next:* confirm the success criteria" in str(panel["blocks"])
+    lists = str(checklists_message(emulator)["blocks"])
+    for item in ("✅ Backup current database state", "✅ Save current PM2 logs", "✅ Note the current git commit hash"):
+        assert item in lists, item
     # no secret from the target's .env ever reached Slack
     everything = emulator.ws.all_text()
     password = sandbox.canaries["CENTRAL_DB_URI"].split("@")[0].rsplit(":", 1)[1]
