@@ -11,8 +11,9 @@ export PATH := $(NODE_BIN):$(PATH)
 
 ## make local: the emulated Slack workspace, the bot in Socket Mode, SQLite state, a sandbox target whose
 ## tenant data is on a local MongoDB-protocol server (nx-27017, in .local/mongo; stopped when it exits)
+## Each run starts from a fresh broken sandbox; `make local LOCAL_ARGS=--keep` keeps the last run's.
 local: deps
-	$(BIN)/rollback-bot local
+	$(BIN)/rollback-bot local $(LOCAL_ARGS)
 
 ## make test: lint, type-check and the whole test suite (tenant data and the MongoDB store on a local
 ## nx-27017 server the tests start and stop, or on TEST_MONGODB_URI when it is set)

@@ -56,6 +56,14 @@ def _stop_on_signals() -> threading.Event:
     return stop
 
 
+def _interrupt_on_sigterm() -> None:
+    """SIGTERM as Ctrl-C: a long start-up (`local` builds the sandbox) unwinds and undoes what it started."""
+    def interrupt(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def _debugging() -> bool:
     return logging.getLogger().isEnabledFor(logging.DEBUG)
 
@@ -187,7 +195,7 @@ def open_sandbox(root: Path, mongo_uri: str, *, mongo_dir: Path | None = None) -
         sandbox = Sandbox.load(root)
         if not sandbox.central_uri.startswith(("mongodb://", "mongodb+srv://")):
             raise ConfigError(f"{root} was made for the old in-process MongoDB stand-in; remove it and run again "
-                              "for a sandbox on a real server")
+                              "for a sandbox on a real server (`rollback-bot local` without --keep does that)")
         stop_apps(sandbox)  # a clean pm2 daemon for this run
         if not has_tenants(sandbox):  # e.g. its local server's data folder was removed
             seed_tenants(sandbox)
@@ -255,19 +263,21 @@ def cmd_local(args: argparse.Namespace) -> int:
 
     from bot.app import socket_mode_bot
     from bot.emulator import Emulator
-    from bot.local import repl
-    from bot.localmongo import LocalMongo, LocalMongoError, stop_detached
+    from bot.local import claim, prepare, release, repl
+    from bot.localmongo import LocalMongo, LocalMongoError
     from bot.ops.tenants import describe
     from bot.sandbox import Sandbox, stop_apps
 
+    _interrupt_on_sigterm()
     root = Path(args.dir).resolve()
+    print(prepare(root, keep=args.keep), flush=True)
     mongo_dir = root / "mongo"
-    if stop_detached(mongo_dir):
-        print(f"stopped a local MongoDB left running by an earlier `rollback-bot local` ({mongo_dir})")
     existing = Sandbox.find(root / "target")
     # its data outlives the run; the same port, so the sandbox's URI (in its .env) finds it again
     mongo = LocalMongo(mongo_dir, port=existing.mongo_port if existing and existing.mongo_dir else None)
     with ExitStack() as running:  # undone in reverse however this ends: Ctrl-C, SIGTERM, an error
+        claim(root)
+        running.callback(release, root)
         try:
             running.enter_context(mongo)
         except LocalMongoError as error:
@@ -381,10 +391,16 @@ def parser() -> argparse.ArgumentParser:
                          "machine",
                 "Everything on this machine: the emulated Slack workspace (a page in the browser), the bot over "
                 "Socket Mode, SQLite state and a sandbox target whose tenant data is on a local MongoDB "
-                "(nx-27017).")
+                "(nx-27017). Each run starts from a fresh, broken sandbox unless --keep is given.")
     local.add_argument("--dir", default=".local", help="where local state and the sandbox live (default .local)")
     local.add_argument("--port", type=int, default=3100,
                        help="the emulator's port: the page is at http://127.0.0.1:PORT/ (default 3100)")
+    fresh = local.add_mutually_exclusive_group()
+    fresh.add_argument("--fresh", dest="keep", action="store_false", default=False,
+                       help="start from a new broken sandbox: remove the last run's sandbox, tenant data and "
+                            "state (the default)")
+    fresh.add_argument("--keep", dest="keep", action="store_true",
+                       help="keep the sandbox (its git history, tenant data) and the bot's state from the last run")
     local.add_argument("--no-prompt", action="store_true",
                        help="do not open the interactive prompt in this terminal (serve until Ctrl-C)")
     local.set_defaults(func=cmd_local)
