@@ -42,7 +42,7 @@ def api_url_source(settings: Settings) -> str:
 
 
 def reason(error: BaseException) -> str:
-    """Why a request did not get an answer, in a few words: "connection refused", "name not found"."""
+    """Why a request did not get an answer, in a few words: "connection refused", "no answer in time"."""
     cause: Any = error.reason if isinstance(error, URLError) else error
     if isinstance(cause, socket.gaierror):
         return "the host name does not resolve"
