@@ -11,8 +11,9 @@ export PATH := $(NODE_BIN):$(PATH)
 
 ## make local: the emulated Slack workspace, the bot in Socket Mode, SQLite state, a sandbox target whose
 ## tenant data is on a local MongoDB-protocol server (nx-27017, in .local/mongo; stopped when it exits)
+## Each run starts from a fresh broken sandbox; `make local LOCAL_ARGS=--keep` keeps the last run's.
 local: deps
-	$(BIN)/rollback-bot local
+	$(BIN)/rollback-bot local $(LOCAL_ARGS)
 
 ## make test: lint, type-check and the whole test suite (tenant data and the MongoDB store on a local
 ## nx-27017 server the tests start and stop, or on TEST_MONGODB_URI when it is set)
@@ -42,15 +43,26 @@ $(TOOLS)/.installed: $(TOOLS)/package.json $(TOOLS)/package-lock.json
 	npm ci --prefix $(TOOLS) --no-audit --no-fund --loglevel=error
 	touch $@
 
-# The browser test drives Debian's chromium with Playwright. Installing it needs root and apt; where that
-# is not possible the test is skipped and says why (never silently).
-$(TOOLS)/.browser:
-	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
-	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
-	    { DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1 || \
-	      { apt-get update -q >/dev/null 2>&1 && \
-	        DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1; }; }; } || \
-	  echo "note: chromium could not be installed here; the browser walkthrough test will be skipped"
+# The browser test drives Debian's chromium with Playwright, and Debian's colour emoji font makes the page's
+# emoji (reactions, ✅, 🏁) show in its screenshots instead of empty boxes. Installing them needs root and apt;
+# where that is not possible this says so, and the test is skipped (without chromium) with the reason.
+$(TOOLS)/.browser: Makefile
+	@need=""; \
+	command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || need="chromium"; \
+	fc-list 2>/dev/null | grep -q "Noto Color Emoji" || need="$$need fonts-noto-color-emoji"; \
+	need="$${need# }"; \
+	if [ -z "$$need" ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing $$need with apt-get, for the browser test"; \
+	  { DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$need >/dev/null 2>&1 || \
+	    { apt-get update -q >/dev/null 2>&1 && \
+	      DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$need >/dev/null 2>&1; }; } || \
+	  echo "note: apt-get could not install $$need: without chromium the browser test is skipped; without" \
+	       "fonts-noto-color-emoji its screenshots show emoji as empty boxes"; \
+	else \
+	  echo "note: not installing $$need (that needs root and apt-get): without chromium the browser test is" \
+	       "skipped; without fonts-noto-color-emoji its screenshots show emoji as empty boxes"; \
+	fi
 	@touch $@
 
 clean:

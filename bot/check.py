@@ -30,7 +30,8 @@ def _git(settings: Settings) -> list[CheckLine]:
     try:
         head = GitRepo(target.repo_path).head()
     except Exception as error:  # noqa: BLE001 - reported as a line
-        return [CheckLine("git repository", False, f"{error} — set target.repo_path to the backend's checkout")]
+        hint = "" if "target.repo_path" in str(error) else " — set target.repo_path to the backend's checkout"
+        return [CheckLine("git repository", False, f"{error}{hint}")]
     lines = [CheckLine("git repository", True, f"{target.repo_path} at {head.oneline()}")]
     commit = GitRepo(target.repo_path).resolve(target.rollback_target)
     lines.append(CheckLine("rollback target", commit is not None,
@@ -91,29 +92,25 @@ def _slack(settings: Settings) -> list[CheckLine]:
     if settings.secrets.slack_bot_token is None:
         return [CheckLine("Slack auth.test", False, "SLACK_BOT_TOKEN is not set — put the bot token (xoxb-…) in "
                           "the environment or a .env file")]
-    from slack_sdk.errors import SlackApiError
-
+    from bot.preflight import SCOPES_FIX, quiet_logger, reason, slack_problem
     from bot.resources import manifest_scopes
     from bot.slack import web_client
 
-    client = web_client(settings.secrets.slack_bot_token.get_secret_value(), settings.api_url, retries=1)
+    client = web_client(settings.secrets.slack_bot_token.get_secret_value(), settings.api_url, retries=1,
+                        logger=quiet_logger())
     try:
         answer = client.auth_test()
-    except SlackApiError as error:
-        code = error.response.get("error")
-        fix = ("check SLACK_BOT_TOKEN (a bot token, xoxb-…, of this workspace)" if code in ("invalid_auth",
-               "not_authed", "account_inactive", "token_revoked") else "see Slack's error above")
-        return [CheckLine("Slack auth.test", False, f"{settings.api_url}: {code} — {fix}")]
-    except Exception as error:  # noqa: BLE001 - unreachable: say where
-        return [CheckLine("Slack auth.test", False, f"{settings.api_url} cannot be reached ({type(error).__name__}) "
-                          "— check the network, or SLACK_API_URL")]
+    except Exception as error:  # noqa: BLE001 - reported as a line: unreachable, refused token, not Slack
+        problem = slack_problem(settings, error, env_name="SLACK_BOT_TOKEN")
+        return [CheckLine("Slack auth.test", False, problem.plain() if problem else
+                          f"{type(error).__name__}: {reason(error)}")]
     lines = [CheckLine("Slack auth.test", True, f"team {answer.get('team')} as {answer.get('user')}")]
     granted = {s.strip() for s in (answer.headers.get("x-oauth-scopes") or "").split(",") if s.strip()}
     needed = manifest_scopes()
     missing = sorted(needed - granted)
     lines.append(CheckLine("Slack scopes", not missing,
                            ("all granted: " + ", ".join(sorted(needed))) if not missing else
-                           "missing " + ", ".join(missing) + " — add them from manifest.yml and reinstall the app"))
+                           "missing " + ", ".join(missing) + f" — {SCOPES_FIX}"))
     lines.extend(_channels(settings, client))
     lines.extend(_groups(settings, client))
     return lines
@@ -187,3 +184,18 @@ def run_checks(settings: Settings) -> list[CheckLine]:
         result = check(settings)
         lines.extend(result if isinstance(result, list) else [result])
     return lines
+
+
+def summary(lines: list[CheckLine]) -> tuple[str, bool]:
+    """The closing line — ok, warnings and failures counted apart — and whether a required item failed.
+    Warnings (items the bot can run without, like a health URL that is down right now) never fail the check."""
+    failed = sum(1 for line in lines if line.required and not line.ok)
+    warnings = sum(1 for line in lines if not line.required and not line.ok)
+    ok = len(lines) - failed - warnings
+    counts = f"{ok} ok, {warnings} warning{'s' if warnings != 1 else ''}, {failed} failed"
+    if failed:
+        return f"{counts} — fix the FAIL line{'s' if failed != 1 else ''} above, then run the check again", True
+    if warnings:
+        return (f"{counts} — ready: the bot can run; the warn line{'s' if warnings != 1 else ''} above "
+                f"{'are' if warnings != 1 else 'is'} worth a look, not a blocker"), False
+    return f"{counts} — ready", False

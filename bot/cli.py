@@ -1,13 +1,19 @@
-"""`rollback-bot` — run (Socket Mode), serve (HTTP), check, emulator, local."""
+"""rollback-bot: the emergency rollback runbook as a Slack bot.
+
+Start with `check`, then `run` (Socket Mode) or `serve` (HTTP). `local` tries
+everything on this machine, against an emulated Slack workspace."""
 
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import signal
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,6 +26,19 @@ if TYPE_CHECKING:
     from bot.sandbox import Sandbox
 
 log = logging.getLogger("rollback_bot")
+LEVELS = ("debug", "info", "warning", "error")
+ENVIRONMENT = """\
+environment (or a .env file in the working directory):
+  SLACK_BOT_TOKEN       the bot token (xoxb-…): run, serve, check
+  SLACK_APP_TOKEN       the app-level token (xapp-…, connections:write): run
+  SLACK_SIGNING_SECRET  the app's signing secret: serve
+  SLACK_API_URL         Slack's Web API (default https://slack.com/api/)
+  ROLLBACK_CONFIG       the config file when --config is not given
+  LOG_LEVEL             the log level when --log-level is not given
+  STATE_STORE_URI       mongodb://… to share state between replicas
+
+global options (--config, --log-level) go before or after the subcommand.
+`rollback-bot SUBCOMMAND --help` shows each subcommand's options."""
 
 
 def _logging(settings: Settings | None, level: str) -> None:
@@ -28,22 +47,64 @@ def _logging(settings: Settings | None, level: str) -> None:
     configure(settings, level)
 
 
-def _wait_for_signal() -> None:
+def _stop_on_signals() -> threading.Event:
+    """From now on Ctrl-C and SIGTERM set the returned event instead of ending the process where it stands, so a
+    signal that comes while the bot is still starting stops it cleanly once it has started."""
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    stop.wait()
+    return stop
+
+
+def _interrupt_on_sigterm() -> None:
+    """SIGTERM as Ctrl-C: a long start-up (`local` builds the sandbox) unwinds and undoes what it started."""
+    def interrupt(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
+def _debugging() -> bool:
+    return logging.getLogger().isEnabledFor(logging.DEBUG)
+
+
+@contextmanager
+def _without(logger_name: str, prefix: str) -> Iterator[None]:
+    """Drop ``logger_name``'s records starting with ``prefix`` (an error the caller reports as one line),
+    except at --log-level debug."""
+    def keep(record: logging.LogRecord) -> bool:
+        return _debugging() or not str(record.msg).startswith(prefix)
+
+    logger = logging.getLogger(logger_name)
+    logger.addFilter(keep)
+    try:
+        yield
+    finally:
+        logger.removeFilter(keep)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from bot.app import socket_mode_bot
+    from bot.preflight import check_bot_token, slack_problem
 
     settings = load_settings(args.config)
     _logging(settings, args.log_level)
-    bot = socket_mode_bot(settings).start()
-    log.info("connected over Socket Mode to %s", settings.api_url)
+    settings.require("slack_bot_token", "slack_app_token")
+    who = check_bot_token(settings)
+    stop = _stop_on_signals()
+    bot = socket_mode_bot(settings)
     try:
-        _wait_for_signal()
+        try:  # Socket Mode's first call is the only one made with the app token
+            with _without("slack_bolt.App", "Failed to retrieve WSS URL"):
+                bot.start()
+        except Exception as error:
+            problem = slack_problem(settings, error, env_name="SLACK_APP_TOKEN")
+            if problem is None:
+                raise
+            raise problem from error
+        log.info("connected over Socket Mode to %s as %s of team %s", settings.api_url, who.get("user"),
+                 who.get("team"))
+        stop.wait()
     finally:
         bot.close()
     return 0
@@ -51,22 +112,35 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from bot.app import HttpBot
+    from bot.preflight import check_bot_token
 
     settings = load_settings(args.config)
     _logging(settings, args.log_level)
-    bot = HttpBot(settings, host=args.host, port=args.port)
-    log.info("listening for Slack on http://%s:%s/slack/events", args.host, bot.port)
+    settings.require("slack_bot_token", "slack_signing_secret")
+    who = check_bot_token(settings)
+    stop = _stop_on_signals()
     try:
-        bot.serve_forever()
+        bot = HttpBot(settings, host=args.host, port=args.port)
+    except OSError as error:
+        if error.errno in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES):
+            raise ConfigError(f"cannot listen on {args.host}:{args.port} ({(error.strerror or '').lower()}) — "
+                              "choose another --host or --port") from error
+        raise
+    try:
+        bot.start()
+        log.info("listening for Slack on http://%s:%s/slack/events as %s of team %s", args.host, bot.port,
+                 who.get("user"), who.get("team"))
+        stop.wait()
     finally:
         bot.close()
     return 0
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from bot.check import run_checks
+    from bot.check import run_checks, summary
 
     settings = load_settings(args.config)
+    _logging(settings, args.log_level)
     lines = run_checks(settings)
     for line in lines:
         print(line)
@@ -75,9 +149,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     print("\nschedule:")
     for text in schedule_lines(settings.runbook):
         print(f"  {text}")
-    failed = [line for line in lines if line.required and not line.ok]
-    print(f"\n{len(lines) - len(failed)} of {len(lines)} ok" + (f"; {len(failed)} required item(s) failed"
-                                                                  if failed else ""))
+    closing, failed = summary(lines)
+    print(f"\n{closing}")
     return 1 if failed else 0
 
 
@@ -85,14 +158,15 @@ def cmd_emulator(args: argparse.Namespace) -> int:
     from bot.emulator import Emulator
 
     _logging(None, args.log_level)
+    stop = _stop_on_signals()
     emulator = Emulator(Path(args.seed) if args.seed else None, port=args.port).start()
-    if args.request_url:
-        emulator.set_request_url(args.request_url)
-    for key, value in emulator.bot_env().items():
-        print(f"{key}={value}")
-    print(f"# emulated Slack at {emulator.url} (Ctrl-C to stop)", flush=True)
     try:
-        _wait_for_signal()
+        if args.request_url:
+            emulator.set_request_url(args.request_url)
+        for key, value in emulator.bot_env().items():
+            print(f"{key}={value}")
+        print(f"# emulated Slack at {emulator.url} (Ctrl-C to stop)", flush=True)
+        stop.wait()
     finally:
         emulator.close()
     return 0
@@ -121,7 +195,7 @@ def open_sandbox(root: Path, mongo_uri: str, *, mongo_dir: Path | None = None) -
         sandbox = Sandbox.load(root)
         if not sandbox.central_uri.startswith(("mongodb://", "mongodb+srv://")):
             raise ConfigError(f"{root} was made for the old in-process MongoDB stand-in; remove it and run again "
-                              "for a sandbox on a real server")
+                              "for a sandbox on a real server (`rollback-bot local` without --keep does that)")
         stop_apps(sandbox)  # a clean pm2 daemon for this run
         if not has_tenants(sandbox):  # e.g. its local server's data folder was removed
             seed_tenants(sandbox)
@@ -189,19 +263,21 @@ def cmd_local(args: argparse.Namespace) -> int:
 
     from bot.app import socket_mode_bot
     from bot.emulator import Emulator
-    from bot.local import repl
-    from bot.localmongo import LocalMongo, LocalMongoError, stop_detached
+    from bot.local import claim, prepare, release, repl
+    from bot.localmongo import LocalMongo, LocalMongoError
     from bot.ops.tenants import describe
     from bot.sandbox import Sandbox, stop_apps
 
+    _interrupt_on_sigterm()
     root = Path(args.dir).resolve()
+    print(prepare(root, keep=args.keep), flush=True)
     mongo_dir = root / "mongo"
-    if stop_detached(mongo_dir):
-        print(f"stopped a local MongoDB left running by an earlier `rollback-bot local` ({mongo_dir})")
     existing = Sandbox.find(root / "target")
     # its data outlives the run; the same port, so the sandbox's URI (in its .env) finds it again
     mongo = LocalMongo(mongo_dir, port=existing.mongo_port if existing and existing.mongo_dir else None)
     with ExitStack() as running:  # undone in reverse however this ends: Ctrl-C, SIGTERM, an error
+        claim(root)
+        running.callback(release, root)
         try:
             running.enter_context(mongo)
         except LocalMongoError as error:
@@ -222,42 +298,111 @@ def cmd_local(args: argparse.Namespace) -> int:
         if sys.stdin.isatty() and not args.no_prompt:
             repl(emulator)
         else:
+            stop = _stop_on_signals()
             print("No terminal attached: serving until Ctrl-C. Drive it with POST "
                   f"{emulator.url}/_emulator/slash {{\"user\": \"casey\", \"channel\": \"incident-rollback\", "
                   "\"text\": \"start\"}", flush=True)
-            _wait_for_signal()
+            stop.wait()
     return 0
 
 
+def _level(text: str) -> str:
+    level = text.strip().lower()
+    if level not in LEVELS:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a log level: use {', '.join(LEVELS)} "
+                                         "(here or in LOG_LEVEL)")
+    return level
+
+
+def _global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    """--config and --log-level. The top-level parser holds the defaults; each subcommand's copy defaults to
+    SUPPRESS, so a value given before the subcommand is kept unless it is given again after it."""
+    def default(value: object) -> object:
+        return value if top else argparse.SUPPRESS
+
+    group = parser.add_argument_group("global options (before or after the subcommand)")
+    group.add_argument("--config", metavar="PATH", default=default(None),
+                       help="the config file, rollback.yml (default: $ROLLBACK_CONFIG, else ./rollback.yml if it "
+                            "exists, else built-in defaults); read by run, serve and check")
+    group.add_argument("--log-level", metavar="LEVEL", type=_level,
+                       default=default(os.environ.get("LOG_LEVEL") or "info"),
+                       help=f"{', '.join(LEVELS)} (default: $LOG_LEVEL, else info); debug also prints the full "
+                            "traceback behind an error")
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("rollback-bot")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed: run `make deps`)"
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="rollback-bot", description=__doc__)
-    p.add_argument("--config", help="path to rollback.yml (default: $ROLLBACK_CONFIG or ./rollback.yml)")
-    p.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "info"))
-    sub = p.add_subparsers(dest="command")
-    sub.add_parser("run", help="connect to Slack over Socket Mode (default)").set_defaults(func=cmd_run)
-    serve = sub.add_parser("serve", help="serve Slack's HTTP requests at /slack/events")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=3000)
+    formatter = argparse.RawDescriptionHelpFormatter
+    p = argparse.ArgumentParser(prog="rollback-bot", description=__doc__, epilog=ENVIRONMENT,
+                                formatter_class=formatter)
+    p.add_argument("--version", action="version", version=f"%(prog)s {_version()}",
+                   help="print the version and exit")
+    _global_options(p, top=True)
+    common = argparse.ArgumentParser(add_help=False)
+    _global_options(common, top=False)
+    sub = p.add_subparsers(dest="command", metavar="SUBCOMMAND",
+                           title="subcommands (without one: run)")
+
+    def add(name: str, summary: str, description: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[common], help=summary, description=description)
+
+    add("run", "connect to Slack over Socket Mode (the default)",
+        "Connect to Slack over Socket Mode (SLACK_BOT_TOKEN and SLACK_APP_TOKEN) and serve until Ctrl-C or "
+        "SIGTERM. First checks that Slack answers at SLACK_API_URL, that it accepts the bot token and that the "
+        "token has the manifest's scopes: each problem is one line naming what to fix.").set_defaults(func=cmd_run)
+    serve = add("serve", "serve Slack's HTTP requests at /slack/events",
+                "Serve Slack's HTTP requests (slash command, interactivity, events) at /slack/events, verifying each "
+                "with SLACK_SIGNING_SECRET. Checks the bot token first, like run.")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="the address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)")
+    serve.add_argument("--port", type=int, default=3000, help="the port to listen on (default 3000)")
     serve.set_defaults(func=cmd_serve)
-    sub.add_parser("check", help="validate the config and reach everything the runbook needs").set_defaults(
+    add("check", "validate the config and reach everything the runbook needs",
+        "Validate the config and reach everything the runbook needs: git, pm2, yarn, the tenant MongoDB, the "
+        "health URL, Slack (token, scopes, channels, groups). One line per item, with the fix on every failing "
+        "one, then a summary. Exits 1 if a required item fails; warnings alone exit 0.").set_defaults(
         func=cmd_check)
-    emu = sub.add_parser("emulator", help="run the local Slack emulator")
-    emu.add_argument("--port", type=int, default=3100)
-    emu.add_argument("--seed", help="workspace seed YAML (users, channels, groups)")
-    emu.add_argument("--request-url", help="deliver over signed HTTP to this URL instead of Socket Mode")
+    emu = add("emulator", "run the local Slack emulator",
+              "Run the local Slack emulator alone and print the environment a bot needs to use it.")
+    emu.add_argument("--port", type=int, default=3100, help="the port to listen on (default 3100; 0 picks a free one)")
+    emu.add_argument("--seed", metavar="YAML", help="workspace seed: users, channels, groups (default: the "
+                                                    "emulator's seed.yml)")
+    emu.add_argument("--request-url", metavar="URL",
+                     help="deliver over signed HTTP to this URL (rollback-bot serve) instead of Socket Mode")
     emu.set_defaults(func=cmd_emulator)
-    sandbox = sub.add_parser("sandbox", help="create a runbook-like target in DIR and start it under pm2")
-    sandbox.add_argument("dir")
-    sandbox.add_argument("--mongo-uri",
+    sandbox = add("sandbox", "create a runbook-like target in DIR and start it under pm2",
+                  "Create a runbook-like target (a broken Node backend in git, tenant databases) in DIR and start "
+                  "it under its own pm2. Run again to start it again; --stop stops it.")
+    sandbox.add_argument("dir", metavar="DIR", help="the folder for the sandbox (new or empty, or one made before)")
+    sandbox.add_argument("--mongo-uri", metavar="URI",
                          help="put the tenant data on this MongoDB server (default: a local nx-27017 server "
                               "in DIR/mongo that keeps running until --stop)")
     sandbox.add_argument("--stop", action="store_true", help="stop the sandbox's pm2 daemon and its local MongoDB")
     sandbox.set_defaults(func=cmd_sandbox)
-    local = sub.add_parser("local", help="emulator + bot + SQLite + sandbox target + a local MongoDB (nx-27017), "
-                                         "all on this machine")
+    local = add("local", "emulator + bot + SQLite + sandbox target + a local MongoDB (nx-27017), all on this "
+                         "machine",
+                "Everything on this machine: the emulated Slack workspace (a page in the browser), the bot over "
+                "Socket Mode, SQLite state and a sandbox target whose tenant data is on a local MongoDB "
+                "(nx-27017). Each run starts from a fresh, broken sandbox unless --keep is given.")
     local.add_argument("--dir", default=".local", help="where local state and the sandbox live (default .local)")
-    local.add_argument("--port", type=int, default=3100)
-    local.add_argument("--no-prompt", action="store_true", help="do not open the interactive prompt")
+    local.add_argument("--port", type=int, default=3100,
+                       help="the emulator's port: the page is at http://127.0.0.1:PORT/ (default 3100)")
+    fresh = local.add_mutually_exclusive_group()
+    fresh.add_argument("--fresh", dest="keep", action="store_false", default=False,
+                       help="start from a new broken sandbox: remove the last run's sandbox, tenant data and "
+                            "state (the default)")
+    fresh.add_argument("--keep", dest="keep", action="store_true",
+                       help="keep the sandbox (its git history, tenant data) and the bot's state from the last run")
+    local.add_argument("--no-prompt", action="store_true",
+                       help="do not open the interactive prompt in this terminal (serve until Ctrl-C)")
     local.set_defaults(func=cmd_local)
     return p
 
@@ -266,11 +411,23 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if not getattr(args, "func", None):
         args.func = cmd_run
+    _logging(None, args.log_level)  # each subcommand configures it again once it knows the secrets to scrub
     try:
         return int(args.func(args))
     except ConfigError as error:
+        log.debug("the error behind the line below", exc_info=True)
         print(f"rollback-bot: {error.plain()}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("rollback-bot: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # noqa: BLE001 - one line; the traceback at --log-level debug
+        from bot.preflight import one_line
+
+        log.debug("the error behind the line below", exc_info=True)
+        hint = "" if _debugging() else " (--log-level debug shows the traceback)"
+        print(f"rollback-bot: {type(error).__name__}: {one_line(error)}{hint}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -1,11 +1,135 @@
-"""A terminal prompt onto the emulated workspace, for `rollback-bot local` (the browser page comes later)."""
+"""`rollback-bot local`: its folder (fresh each run unless --keep), and a terminal prompt onto the emulated
+workspace (next to the browser page)."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import shutil
+import signal
 import time
+from pathlib import Path
 
 from bot.emulator import Emulator
+from bot.errors import ConfigError
+
+#: What a run of `rollback-bot local` makes in its folder: the sandbox target (git repository, pm2 home), its
+#: local MongoDB's data (the tenant databases), the bot's state, and the config written for it.
+RUN_PARTS = ("target", "mongo", "data", "rollback.yml")
+LOCK = "local.pid"  # the process of the run using the folder, while it runs
+
+
+def prepare(root: Path, *, keep: bool) -> str:
+    """Ready ``root`` for a run and say how, in one line. What an earlier run left running there — its pm2
+    daemon, its local MongoDB — is stopped first. Then, unless ``keep``, the sandbox target, its tenant data
+    and the bot's state are removed, so this run starts from the broken sandbox again. Refuses while another
+    `rollback-bot local` uses the folder."""
+    root = Path(root).resolve()
+    other = running_local(root)
+    if other is not None:
+        raise ConfigError(f"another `rollback-bot local` (pid {other}) is running in {root}; stop it first "
+                          "(Ctrl-C in its terminal), or give this one another --dir")
+    stopped = stop_leftovers(root)
+    after = f"; stopped what the last run left running first ({', '.join(stopped)})" if stopped else ""
+    if keep:
+        if (root / "target" / "sandbox.json").exists():
+            return f"keeping the sandbox and state from the last run (--keep) in {root}{after}"
+        return f"--keep: no sandbox from an earlier run in {root}, so making a new one{after}"
+    removed = [part for part in RUN_PARTS if (root / part).exists() or (root / part).is_symlink()]
+    for part in removed:
+        path = root / part
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    if removed:
+        return (f"fresh sandbox: removed the last run's sandbox, tenant data and state in {root} "
+                f"(--keep keeps them){after}")
+    return f"fresh sandbox in {root} (next time --keep keeps its state){after}"
+
+
+def stop_leftovers(root: Path) -> list[str]:
+    """Stop the pm2 daemon and the local MongoDB an earlier run of ``root`` left running (killed, or a crash);
+    what was stopped, in words."""
+    from bot.localmongo import stop_detached
+    from bot.ops.pm2 import Pm2
+    from bot.sandbox import Sandbox
+
+    stopped = []
+    try:
+        sandbox = Sandbox.find(root / "target")
+    except (OSError, ValueError, KeyError, TypeError):  # a half-written sandbox.json: its folder is still known
+        sandbox = None
+    homes = dict.fromkeys([root / "target" / "pm2-home", *([sandbox.pm2_home] if sandbox and sandbox.pm2_home
+                                                          else [])])
+    for home in homes:
+        pid = _pid_in(home / "pm2.pid")
+        if pid is None or not _alive(pid):
+            continue
+        result = Pm2(home=home).kill()
+        if not _gone(pid, timeout=10):  # `pm2 kill` answers before the daemon has exited
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        if not _gone(pid, timeout=5):
+            raise ConfigError(f"the pm2 daemon the last run left running (pid {pid}, PM2_HOME={home}) did not stop: "
+                              f"{result.tail(3)} — stop it with `PM2_HOME={home} pm2 kill`, then run again")
+        stopped.append(f"its pm2 daemon, pid {pid}")
+    if stop_detached(root / "mongo"):
+        stopped.append(f"its local MongoDB in {root / 'mongo'}")
+    return stopped
+
+
+def claim(root: Path) -> None:
+    """Mark ``root`` as used by this process (``prepare`` in another process refuses it meanwhile)."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / LOCK).write_text(f"{os.getpid()}\n", encoding="utf-8")
+
+
+def release(root: Path) -> None:
+    if _pid_in(root / LOCK) == os.getpid():
+        (root / LOCK).unlink(missing_ok=True)
+
+
+def running_local(root: Path) -> int | None:
+    """The pid of another live `rollback-bot local` using ``root``, if there is one."""
+    pid = _pid_in(root / LOCK)
+    if pid is None or pid == os.getpid() or not _alive(pid):
+        return None
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return pid  # no /proc here: a live process with that pid is taken at its word
+    return pid if b"local" in argv else None  # the pid was reused by something else
+
+
+def _pid_in(path: Path) -> int | None:
+    try:
+        return int(path.read_text(encoding="utf-8").strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _gone(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while _alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie (exited, not yet reaped by its parent) is not running
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 HELP = """Type what a Slack user would:
   /rollback start deploy broke health     a slash command, as the current user in the current channel

@@ -48,7 +48,8 @@ def test_an_installed_wheel_finds_templates_and_manifest(tmp_path: Path) -> None
     wheel = next(out.glob("rollback_bot-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     assert "bot/_resources/manifest.yml" in names and "bot/_resources/templates/panel.md.j2" in names
-    assert {"bot/emulator/web/index.html", "bot/emulator/web/app.js", "bot/emulator/web/style.css"} <= set(names)
+    assert {"bot/emulator/web/index.html", "bot/emulator/web/app.js", "bot/emulator/web/style.css",
+            "bot/emulator/web/favicon.svg"} <= set(names)
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
     probe = ("import bot.resources as r, bot.slack_ui.render as c; print(r.manifest_path()); "

@@ -35,6 +35,10 @@ TIMESTAMP = re.compile(r"^\d{1,12}$")
 SIGNATURE = re.compile(r"^v0=[0-9a-f]{64}$")
 
 
+def _not_token_unused(record: logging.LogRecord) -> bool:
+    return "`token` will be unused" not in str(record.msg)
+
+
 def build_app(services: Services, *, socket_mode: bool) -> App:
     """The Bolt app. It only builds the App and registers the listeners."""
     from slack_bolt import App
@@ -44,9 +48,17 @@ def build_app(services: Services, *, socket_mode: bool) -> App:
 
     secrets = services.settings.secrets
     signing = secrets.slack_signing_secret.get_secret_value() if secrets.slack_signing_secret else None
-    app = App(client=services.messenger.client, signing_secret=signing, request_verification_enabled=not socket_mode,
-              token_verification_enabled=False, raise_error_for_unhandled_request=False,
-              ignoring_self_events_enabled=True, listener_executor=services.listeners)
+    # Bolt reads SLACK_BOT_TOKEN from the environment by itself and warns, on every start, that it is unused
+    # when a client is given as well: the client (with our retries and base URL) is given on purpose.
+    bolt_log = logging.getLogger("slack_bolt.App")
+    bolt_log.addFilter(_not_token_unused)
+    try:
+        app = App(client=services.messenger.client, signing_secret=signing,
+                  request_verification_enabled=not socket_mode, token_verification_enabled=False,
+                  raise_error_for_unhandled_request=False, ignoring_self_events_enabled=True,
+                  listener_executor=services.listeners)
+    finally:
+        bolt_log.removeFilter(_not_token_unused)
     register_all(app, Ctx(api=services.api, settings=services.settings))
     return app
 

@@ -140,6 +140,7 @@ class Emulator(WebApi, UserSide):
         app.router.add_get("/_emulator/state", self._control_state)
         app.router.add_get("/", self._page)
         app.router.add_get("/_emulator/web/{name}", self._web)
+        app.router.add_get("/favicon.ico", self._favicon)
         app.router.add_get("/_emulator/files/{file_id}", self._file)
         app.router.add_post("/_emulator/{action}", self._control)
         self._runner = web.AppRunner(app, access_log=None)

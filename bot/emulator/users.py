@@ -224,9 +224,13 @@ class UserSide:
 
     async def _web(self, request: web.Request) -> web.StreamResponse:
         name = request.match_info["name"]
-        if name not in ("app.js", "style.css"):
+        if name not in ("app.js", "style.css", "favicon.svg"):
             return web.Response(status=404)
         return web.FileResponse(WEB / name, headers={"Cache-Control": "no-store"})
+
+    async def _favicon(self, request: web.Request) -> web.StreamResponse:
+        """Where a browser looks for the icon when a page names none (the page names favicon.svg)."""
+        return web.FileResponse(WEB / "favicon.svg", headers={"Content-Type": "image/svg+xml"})
 
     async def _file(self, request: web.Request) -> web.Response:
         stored = self.ws.files.get(request.match_info["file_id"])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import (
     ConnectionErrorRetryHandler,
@@ -10,11 +12,14 @@ from slack_sdk.http_retry.builtin_handlers import (
 )
 
 
-def web_client(token: str | None, base_url: str, *, retries: int = 3, timeout: int = 15) -> WebClient:
+def web_client(token: str | None, base_url: str, *, retries: int = 3, timeout: int = 15,
+               logger: logging.Logger | None = None) -> WebClient:
+    """``logger``: where slack_sdk logs each request and failed attempt (default: its own module logger)."""
     return WebClient(
         token=token,
         base_url=base_url,
         timeout=timeout,
+        logger=logger,
         retry_handlers=[
             ConnectionErrorRetryHandler(max_retry_count=retries),
             RateLimitErrorRetryHandler(max_retry_count=retries),

@@ -6,8 +6,7 @@ Skipped, with the reason, where chromium or Playwright is not installed.
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,31 +17,11 @@ from bot.domain.approvals import ApprovalStatus
 from bot.domain.incident import Milestone
 from bot.emulator import Emulator
 from bot.sandbox import Sandbox
+from tests.browser.console import watch
 from tests.conftest import INCIDENT, STAKEHOLDERS
 
 pytestmark = pytest.mark.slow
 SHOTS = Path(__file__).resolve().parents[2] / "build" / "screenshots"
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        pytest.skip("chromium is not installed (make test installs Debian's chromium where it runs as root with "
-                    "apt; install it with `apt-get install chromium` to run the browser walkthrough)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.skip("Playwright is not installed: run `make deps` (it is in the test extras)")
-    with sync_playwright() as playwright:
-        try:
-            launched = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
-        except Exception as error:  # noqa: BLE001 - the reason is shown in the skip
-            pytest.skip(f"chromium at {chromium} did not start under Playwright: {str(error)[:200]}")
-        try:
-            yield launched
-        finally:
-            launched.close()
 
 
 def shot(page: Any, name: str) -> None:
@@ -56,6 +35,7 @@ def test_a_newcomer_runs_a_rollback_with_a_second_approver_in_the_browser(
     bot = start_bot()
     store = bot.services.store
     page = browser.new_page(viewport={"width": 1400, "height": 900})
+    problems = watch(page)
     page.goto(f"{emulator.url}/?as=casey")
     page.wait_for_selector("#channels li[data-channel='incident-rollback'].active")
 
@@ -123,4 +103,5 @@ def test_a_newcomer_runs_a_rollback_with_a_second_approver_in_the_browser(
     assert page.locator("#messages time").count() >= 3  # Slack dates shown in the reader's local time
     shot(page, "6-stakeholders")
     assert len([m for m in emulator.ws.channel_messages(STAKEHOLDERS) if "(rollback started)" in m["text"]]) == 1
+    assert problems == []  # nothing in the browser's console all the way through
     page.close()

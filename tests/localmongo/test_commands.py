@@ -98,13 +98,13 @@ def test_sandbox_on_a_given_server_starts_none_of_its_own(tmp_path: Path, mongo_
 class Local:
     """`rollback-bot local` as a person runs it, without a terminal: serves until a signal."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, *options: str) -> None:
         self.lines: queue.Queue[str] = queue.Queue()
         self.output: list[str] = []
         self.process = subprocess.Popen(
             [sys.executable, "-m", "bot.cli", "--log-level", "warning", "local", "--dir", str(folder), "--no-prompt",
-             "--port", "0"], cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+             "--port", "0", *options], cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         assert self.process.stdout is not None
         threading.Thread(target=self._read, args=(self.process.stdout,), daemon=True).start()
 
@@ -139,8 +139,8 @@ class Local:
 def test_local_runs_its_own_server_and_stops_it_on_ctrl_c_and_on_sigterm(tmp_path: Path) -> None:
     folder = tmp_path / "local"
     seen: list[tuple[int, dict[str, Any]]] = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        local = Local(folder)
+    for sig, options in ((signal.SIGINT, ()), (signal.SIGTERM, ("--keep",))):
+        local = Local(folder, *options)
         try:
             local.wait_for("No terminal attached")
             server = running_server(folder / "mongo")
@@ -163,6 +163,47 @@ def test_local_stops_its_server_when_it_cannot_open_the_sandbox(tmp_path: Path) 
            "broken_commit": "b" * 40, "canaries": {}, "central_uri": "mongomock://backend:x@sandbox/central",
            "tenant_dbs": ["sbx_alpha"], "apps": ["backend"]}
     (folder / "target" / "sandbox.json").write_text(json.dumps(old))
-    failed = cli("local", "--dir", str(folder), "--no-prompt", "--port", "0")
+    failed = cli("local", "--dir", str(folder), "--no-prompt", "--port", "0", "--keep")
     assert failed.returncode == 2 and "made for the old in-process MongoDB stand-in" in failed.stderr
     assert local_mongo_servers(str(folder)) == [] and not (folder / "mongo" / "server.json").exists()
+
+
+def test_each_local_run_starts_from_a_fresh_broken_sandbox_unless_keep(tmp_path: Path) -> None:
+    import git
+
+    folder = tmp_path / "local"
+    first = Local(folder)
+    try:
+        assert first.wait_for("fresh sandbox").startswith(f"fresh sandbox in {folder} (next time --keep keeps")
+        first.wait_for("No terminal attached")
+        made = Sandbox.load(folder / "target")
+        daemon = int((made.pm2_home / "pm2.pid").read_text())  # type: ignore[operator]
+    finally:
+        first.stop(signal.SIGKILL)  # killed: its pm2 daemon (and the backend under it) is left running
+    assert localmongo._alive(daemon)
+
+    second = Local(folder)
+    try:
+        line = second.wait_for("fresh sandbox")
+        assert line.startswith(f"fresh sandbox: removed the last run's sandbox, tenant data and state in {folder} "
+                               "(--keep keeps them)")
+        assert f"its pm2 daemon, pid {daemon}" in line and not localmongo._alive(daemon)  # stopped, then removed
+        second.wait_for("No terminal attached")
+        fresh = Sandbox.load(folder / "target")
+        assert fresh.canaries != made.canaries  # a new sandbox, not the old one started again
+        assert git.Repo(fresh.repo).head.commit.hexsha == fresh.broken_commit
+        assert tenant_counts(fresh)["schools"] == 4
+        git.Repo(fresh.repo).git.reset("--hard", fresh.good_commit)  # as if this run had rolled it back
+    finally:
+        assert second.stop(signal.SIGTERM) == 0, "".join(second.output)
+
+    kept = Local(folder, "--keep")
+    try:
+        line = kept.wait_for("--keep").strip()
+        assert line == f"keeping the sandbox and state from the last run (--keep) in {folder}"
+        kept.wait_for("No terminal attached")
+        assert Sandbox.load(folder / "target") == fresh
+        assert git.Repo(fresh.repo).head.commit.hexsha == fresh.good_commit  # as the last run left it
+    finally:
+        assert kept.stop(signal.SIGTERM) == 0, "".join(kept.output)
+    assert pm2_daemons(str(folder)) == "" and local_mongo_servers(str(folder)) == []
