@@ -65,6 +65,8 @@ class RollbackApi(Protocol):
     def comms_post(self, actor: str, channel: str, incident_id: str, click: str) -> None: ...
 
 
+    def check_comms(self, values: FormValues) -> dict[str, Rich]: ...
+
     def save_comms(self, actor: str, incident_id: str, values: FormValues) -> None: ...
 
 
@@ -163,6 +165,9 @@ class Rollback:
         self.deps.access.require(actor, channel)
         incident = self.desk.active_in(channel)
         self.deps.messenger.open_view(trigger_id, self.deps.ui.comms_form(incident))
+
+    def check_comms(self, values: FormValues) -> dict[str, Rich]:
+        return self.stakeholders.validate_details(values)
 
     def save_comms(self, actor: str, incident_id: str, values: FormValues) -> None:
         self.stakeholders.save_details(actor, incident_id, values)

@@ -81,8 +81,8 @@ def next_action(incident: Incident, runs: list[StepRun]) -> Next:
         return _step(StepName.VERIFY)
     cleanup: Rich = ()
     if incident.database.state is DatabaseState.UNCHANGED:
-        cleanup = rich("Only if the new fields must go: ", _command("cleanup"),
-                       " (danger zone: a second approver reacts first).")
+        cleanup = rich(_command("cleanup"), " if the new fields must go (danger zone: a second approver reacts "
+                       "first).")
     unconfirmed = [item for item in SUCCESS_CRITERIA if not item.automatic and item.key not in incident.success]
     if unconfirmed:
         return Next(NextKind.CONFIRM, rich("confirm the success criteria people checked (", str(len(unconfirmed)),

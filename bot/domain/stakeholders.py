@@ -22,7 +22,7 @@ from bot.domain.incident import MILESTONE_LABELS, CommsDetails, CommsPost, Incid
 from bot.domain.ownership import Owner
 from bot.domain.ports import FormValues, PostKey, form_text
 from bot.domain.updates import Update, build_update
-from bot.text import Code, Link, Person, rich
+from bot.text import Code, Link, Person, Rich, rich
 
 log = logging.getLogger(__name__)
 UPDATE_EVENT = "rollback_bot_update"
@@ -149,6 +149,11 @@ class Stakeholders:
         incident = self.desk.get(incident_id)
         require_active(incident)
         return self.post(incident.id, f"update-{click}", "status update", actor)
+
+    def validate_details(self, values: FormValues) -> dict[str, Rich]:
+        """Field-level problems of a submitted stakeholder-details form (empty when it is fine)."""
+        return {name: (f"At most {MAX_FIELD} characters, please.",) for name in values
+                if len(form_text(values, name)) > MAX_FIELD}
 
     def save_details(self, actor: str, incident_id: str, values: FormValues) -> Incident:
         self.deps.access.require_commander(actor)

@@ -334,7 +334,20 @@ class Emulator(WebApi, UserSide):
                                                 None, self.ws.next_ts(), source="slack"))
         elif delivery.ack_payload and delivery.kind == "slash_commands" and delivery.user and delivery.channel:
             self._apply_response({"user": delivery.user, "channel": delivery.channel}, delivery.ack_payload)
+        elif (delivery.ack_payload and delivery.payload.get("type") == "view_submission"
+              and delivery.ack_payload.get("response_action") == "errors"):
+            self._reopen_with_errors(str((delivery.payload.get("view") or {}).get("id")),
+                                     dict(delivery.ack_payload.get("errors") or {}))
         delivery.done.set()
+
+    def _reopen_with_errors(self, view_id: str, errors: dict[str, Any]) -> None:
+        """Slack keeps a form open when the app answers `response_action: errors`, each message under its field."""
+        with self.ws._cond:
+            for view in self.ws.views:
+                if view["id"] == view_id:
+                    view["closed"] = False
+                    view["errors"] = {str(k): str(v) for k, v in errors.items()}
+            self.ws._notify()
 
     def _ack_refusal(self, delivery: Delivery) -> dict[str, Any] | None:
         """What Slack says about a message (slash command) or view (view_submission) carried by an ack."""

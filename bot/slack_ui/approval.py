@@ -25,11 +25,12 @@ def _tenant_line(plan: DangerPlan, db: str, collection: str) -> str:
     tenant = plan.tenant(db)
     assert tenant is not None
     if plan.action is DangerAction.CLEANUP:
-        fields = " ".join(f"{name} ({n})" for name, n in tenant.now.fields.items() if n)
+        values = sum(tenant.now.fields.values())
         drops = "; ".join(f"{code(name)}: " + ("absent" if count is None else f"{count} document(s) dropped")
                           for name, count in tenant.now.collections.items())
-        return (f"• {code(db)} ({escape(tenant.name)}): {tenant.now.cases} {code(collection)} document(s) lose "
-                f"{escape(fields) or 'nothing'}; {drops}")
+        loses = f"lose {values} field value(s)" if values else "lose nothing"
+        return (f"• {code(db)} ({escape(tenant.name)}): {tenant.now.cases} {code(collection)} document(s) {loses}; "
+                f"{drops}")
     back = tenant.backup
     assert back is not None
     drops = "; ".join(f"{code(name)} back to {count or 0} document(s) (now "
@@ -109,8 +110,13 @@ def approval_request(approval: Approval, plan: DangerPlan, results: list[TenantR
         people += "\n*Withdrawn:* " + "; ".join(f"{person(w.user)} at {date(w.at)}" for w in approval.withdrawn[-5:])
     status = f"*Status:* {status_words(approval, plan, results, required)}"
     blocks: list[Block] = [header(title)]
-    for text in (intro, status, total_line, "*Plan* (a dry run; nothing has changed yet):\n" + "\n".join(inline),
-                 backup_line, rule, people):
+    if plan.action is DangerAction.CLEANUP:
+        fields = sorted({name for t in plan.tenants for name, n in t.now.fields.items() if n})
+        total_line += f"\n*Fields removed:* {', '.join(code(f) for f in fields) or 'none'}"
+    heading = ("*Plan* (a dry run; nothing has changed yet):" if approval.status in (ApprovalStatus.PENDING,
+                                                                                     ApprovalStatus.APPROVED)
+               else "*Plan* (the dry run it was decided on):")
+    for text in (intro, status, total_line, heading + "\n" + "\n".join(inline), backup_line, rule, people):
         blocks.extend(sections(text))
     if results and approval.status in (ApprovalStatus.RUNNING, ApprovalStatus.EXECUTED, ApprovalStatus.FAILED):
         blocks.append(context(f"{len(results)} of {len(plan.tenants)} tenant result(s) recorded; details in the "

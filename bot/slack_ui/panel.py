@@ -41,7 +41,7 @@ def progress(runs: list[StepRun]) -> str:
 
 def next_line(upcoming: Next) -> str:
     text = f"👉 *Next:* {mrkdwn(upcoming.text)}"
-    return text + (f"\n_{mrkdwn(upcoming.also)}_" if upcoming.also else "")
+    return text + (f"\n◦ Optional: {mrkdwn(upcoming.also)}" if upcoming.also else "")
 
 
 def milestones(incident: Incident) -> str:
@@ -55,7 +55,8 @@ def _step_buttons(incident: Incident, upcoming: Next, target: str) -> Blocks:
     buttons: Blocks = []
     for name in RUNBOOK_ORDER:
         revert = name is StepName.REVERT
-        style = "danger" if revert else ("primary" if upcoming.step is name else None)
+        style = "primary" if upcoming.step is name else None  # only the next step draws the eye; revert's
+        # weight is in its confirm dialog (red), which names the commit and the folder before anything happens
         buttons.append(button(STEPS[name].title, f"{Action.STEP}:{name.value}", incident.id, style=style,
                               confirm=revert_dialog if revert else None))
     cleanup = button("DB cleanup (danger zone)", Action.CLEANUP, incident.id, confirm=confirm(
@@ -85,8 +86,12 @@ def panel(incident: Incident, runs: list[StepRun], target: str) -> Message:
                        "elements": _step_buttons(incident, upcoming, target)})
     more: Blocks = []
     if incident.checklist_link:
-        more.append({"type": "button", "action_id": Action.OPEN_CHECKLISTS, "text": plain_obj("📋 Checklists"),
-                     "url": incident.checklist_link, "value": incident.id})
+        checklists: dict[str, Any] = {"type": "button", "action_id": Action.OPEN_CHECKLISTS,
+                                      "text": plain_obj("📋 Checklists"), "url": incident.checklist_link,
+                                      "value": incident.id}
+        if upcoming.kind is NextKind.CONFIRM:
+            checklists["style"] = "primary"  # the next thing to do is in there
+        more.append(checklists)
     more += [button("Status", Action.STATUS, incident.id)]
     if incident.active:
         more += [button("Stakeholder details", Action.COMMS_EDIT, incident.id),

@@ -18,7 +18,7 @@ def register(app: App, ctx: Ctx) -> None:
     @app.view(View.COMMS_EDIT)
     def comms_saved(ack: Ack, body: dict[str, Any], view: dict[str, Any], args: Any) -> None:
         values = view_values(view)
-        problems = {k: ("At most 2000 characters, please.",) for k, v in values.items() if v and len(str(v)) > 2000}
+        problems = api.check_comms(values)
         if problems:
             ack(**form_errors(problems))
             return

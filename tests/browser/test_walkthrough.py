@@ -49,12 +49,26 @@ def test_a_newcomer_runs_a_rollback_with_a_second_approver_in_the_browser(
 
     type_("/rollback start health returns 500 after Phase 3")
     page.wait_for_selector("#messages .block-header:has-text('Rollback RB-0001')")
+    # the panel says what to do first, and that step's button is the primary one
+    page.wait_for_selector("#messages :text('Next:')")
+    assert "/rollback backup" in page.locator("#messages .msg:has(.block-header:has-text('Rollback RB-0001'))")\
+        .inner_text()
+    assert "primary" in (page.locator("#messages button[data-action-id='rollback_step:backup']")
+                         .get_attribute("class") or "")
+    shot(page, "1-panel")
+    # the checklists are one click away, in the thread: the runbook's criteria under their group names
+    page.click("#messages button[data-action-id='rollback_open_checklists']")
+    page.wait_for_selector("#thread-messages .block-header:has-text('Checklists')")
+    page.wait_for_selector("#thread-messages :text('User-facing issues')")
+    page.locator("#thread-messages label:has-text('Students cannot complete sessions') input").check()
+    emulator.ws.wait_for(lambda: "sessions" in store.get_incident("RB-0001").criteria, 10, "the tick recorded")
+    shot(page, "2-checklists")
     type_("/rollback backup")
     step_done("Backup current state")
     # the panel's revert button sits behind Slack's confirm dialog
     page.click("#messages button[data-action-id='rollback_step:revert']")
     page.wait_for_selector("#dialog button[data-answer='yes']")
-    shot(page, "1-confirm-revert")
+    shot(page, "3-confirm-revert")
     page.click("#dialog button[data-answer='yes']")
     step_done("Revert code")
     for command, title in (("rebuild", "Rebuild backend"), ("restart", "Restart backend"),
@@ -64,7 +78,8 @@ def test_a_newcomer_runs_a_rollback_with_a_second_approver_in_the_browser(
     assert Milestone.ROLLBACK_COMPLETED in store.get_incident("RB-0001").milestones
     page.click("#messages .msg .replies")  # the incident thread
     page.wait_for_selector("#thread-messages :text('Verify rollback')")
-    shot(page, "2-thread")
+    page.wait_for_selector("#messages :text('confirm the success criteria')")  # Next, after verify
+    shot(page, "4-thread")
 
     # a private answer is visible only to the person who caused it
     type_("/rollback frobnicate")
@@ -80,28 +95,44 @@ def test_a_newcomer_runs_a_rollback_with_a_second_approver_in_the_browser(
     shot(page, "3-approval-request")
     page.select_option("#user", "alex")  # the second person
     request.hover()
+    request.locator(".tools button[data-react='+1']").click()  # 👍 is not how to approve: a hint says so
+    page.wait_for_selector("#messages .msg.ephemeral:has-text('does not count')")
+    request.hover()
+    request.locator(".tools button[data-react='white_check_mark']").click()
+    emulator.ws.wait_for(lambda: any(a.status is ApprovalStatus.APPROVED for a in store.approvals("RB-0001")), 10,
+                         "approved")
+    request.locator(".reaction.mine:has-text('✅')").click()  # second thoughts: withdraw within the delay
+    page.wait_for_selector("#messages .msg.ephemeral:has-text('is withdrawn')")
+    request.locator(":text('Withdrawn:')").wait_for()
+    shot(page, "5-approval-hint-and-withdrawal")
+    request.hover()
     request.locator(".tools button[data-react='white_check_mark']").click()
     approval = emulator.ws.wait_for(lambda: next((a for a in store.approvals("RB-0001")
                                                   if a.status is ApprovalStatus.EXECUTED), None), 60, "the cleanup")
-    assert approval.approvers == ["U0APPROVER1"]
+    assert approval.approvers == ["U0APPROVER1"] and [w.user for w in approval.withdrawn] == ["U0APPROVER1"]
     page.wait_for_selector("#messages .msg:has-text('🏁 done')")
-    shot(page, "4-approved-and-done")
+    shot(page, "6-approved-and-done")
 
     # a form: the stakeholder details
     page.select_option("#user", "casey")
     type_("/rollback comms edit")
     page.wait_for_selector("#dialog textarea[name='students']")
     page.fill("#dialog textarea[name='students']", "could not finish sessions for 20 minutes")
+    page.fill("#dialog input[name='eta']", "Friday " * 300)  # too long: Slack shows the error under the field
+    page.click("#modal-submit")
+    page.wait_for_selector("#dialog .field-error:has-text('At most 2000 characters')")
+    assert page.input_value("#dialog textarea[name='students']") == "could not finish sessions for 20 minutes"
     page.fill("#dialog input[name='eta']", "Friday 12:00")
-    shot(page, "5-form")
+    shot(page, "7-form")
     page.click("#modal-submit")
     emulator.ws.wait_for(lambda: store.get_incident("RB-0001").comms_details.eta == "Friday 12:00", 10, "saved")
 
     page.click("#channels li[data-channel='stakeholders']")
     page.wait_for_selector("#messages .block-header:has-text('(rollback started)')")
     page.wait_for_selector("#messages .block-header:has-text('(rollback completed)')")
+    page.wait_for_selector("#messages :text('Next update')")  # the template's times and statuses as fields
     assert page.locator("#messages time").count() >= 3  # Slack dates shown in the reader's local time
-    shot(page, "6-stakeholders")
+    shot(page, "8-stakeholders")
     assert len([m for m in emulator.ws.channel_messages(STAKEHOLDERS) if "(rollback started)" in m["text"]]) == 1
     assert problems == []  # nothing in the browser's console all the way through
     page.close()

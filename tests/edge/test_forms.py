@@ -64,3 +64,6 @@ def test_bad_values_are_answered_in_the_form_next_to_the_field(emulator: Emulato
     assert answer.get("response_action") == "errors" and "what_went_wrong" in answer["errors"]
     assert "2000 characters" in answer["errors"]["what_went_wrong"]
     assert running.services.store.get_incident("RB-0001").rca is None  # nothing half-saved
+    reopened = emulator.ws.wait_for(lambda: next((v for v in emulator.ws.views if v["id"] == form["id"]
+                                                  and not v.get("closed")), None), 10, "the form, open again")
+    assert "2000 characters" in reopened["errors"]["what_went_wrong"]  # as Slack shows it: open, with the error

@@ -8,9 +8,9 @@ const EMOJI = {
   hourglass: "⏳", hourglass_flowing_sand: "⏳", tada: "🎉", mag: "🔍", shield: "🛡️", eyes: "👀",
   heavy_check_mark: "✔️", red_circle: "🔴", large_green_circle: "🟢", memo: "📝", rocket: "🚀",
 };
-const QUICK_REACTIONS = ["white_check_mark", "x", "eyes"];
+const QUICK_REACTIONS = ["white_check_mark", "x", "+1", "eyes"];
 
-const ui = { user: null, channel: null, thread: null, state: null, raw: "", busy: false };
+const ui = { user: null, channel: null, thread: null, state: null, raw: "", busy: false, done: new Map(), typed: {} };
 const $ = (id) => document.getElementById(id);
 
 function esc(text) {
@@ -110,6 +110,7 @@ function element(el, message) {
     button.addEventListener("click", async () => {
       if (el.confirm && !(await askConfirm(el.confirm))) return;
       click({ value: el.value });
+      if (el.url && !openPermalink(el.url)) window.open(el.url, "_blank", "noopener");
     });
     return button;
   }
@@ -191,7 +192,7 @@ function renderMessage(message, { inThread = false } = {}) {
     reactions.className = "reactions";
     for (const reaction of message.reactions || []) {
       const pill = document.createElement("button");
-      const mine = reaction.users.includes(ui.user);
+      const mine = reaction.users.includes(currentUserId());
       pill.className = `reaction${mine ? " mine" : ""}`;
       pill.title = reaction.users.map(userName).join(", ");
       pill.textContent = `${EMOJI[reaction.name] || `:${reaction.name}:`} ${reaction.users.length}`;
@@ -250,6 +251,25 @@ function ephemerals(channel, threadTs) {
 
 function openThread(ts) { ui.thread = ts; render(); }
 
+// A permalink into this workspace (…/archives/C123/p1700000000000100) opens the message's thread here,
+// as Slack's client does, instead of leaving the page.
+function openPermalink(url) {
+  const found = /\/archives\/([A-Z0-9]+)\/p(\d+)(\d{6})$/.exec(url);
+  if (!found || !url.startsWith(location.origin)) return false;
+  const [, channel, seconds, micros] = found;
+  const ts = `${seconds}.${micros}`;
+  const message = ((ui.state && ui.state.messages && ui.state.messages[channel]) || []).find((m) => m.ts === ts);
+  ui.channel = channel;
+  ui.thread = message && message.thread_ts ? message.thread_ts : ts;
+  render();
+  return true;
+}
+
+document.addEventListener("click", (event) => {
+  const link = event.target.closest && event.target.closest("a[href]");
+  if (link && openPermalink(link.href)) event.preventDefault();
+});
+
 function renderSidebar() {
   const users = (ui.state.users || []).filter((u) => !u.is_bot);
   const select = $("user");
@@ -276,11 +296,15 @@ function renderSidebar() {
 function renderModal() {
   if (ui.confirming) return;
   const me = currentUserId();
-  const view = (ui.state.views || []).filter((v) => v.user === me).slice(-1)[0];
+  // A view this page just submitted or closed never comes back, even from a state fetched before the server
+  // recorded it as closed.
+  const view = (ui.state.views || []).filter((v) => v.user === me && (!ui.done.has(v.id) ||
+    (v.errors && ui.done.get(v.id) !== JSON.stringify(v.errors)))).slice(-1)[0];
   const overlay = $("overlay");
   if (!view) { if (!overlay.hidden && overlay.dataset.view) { overlay.hidden = true; overlay.dataset.view = ""; } return; }
-  if (overlay.dataset.view === view.id && !overlay.hidden) return; // keep what is being typed
-  overlay.dataset.view = view.id;
+  const shown = `${view.id}:${JSON.stringify(view.errors || null)}`;
+  if (overlay.dataset.view === shown && !overlay.hidden) return; // keep what is being typed
+  overlay.dataset.view = shown;
   const dialog = $("dialog");
   dialog.innerHTML = `<h3>${plain(view.title)}</h3>`;
   const form = document.createElement("form");
@@ -295,7 +319,8 @@ function renderModal() {
       const input = document.createElement(el.multiline ? "textarea" : "input");
       if (!el.multiline) input.type = "text";
       input.name = block.block_id;
-      input.value = el.initial_value || "";
+      const typed = (ui.typed[view.id] || {})[block.block_id];  // Slack keeps what was typed when it shows errors
+      input.value = typed != null ? typed : el.initial_value || "";
       field.append(input);
     } else if (el.type === "static_select") {
       const select = document.createElement("select");
@@ -310,6 +335,8 @@ function renderModal() {
       }
     }
     if (block.hint) field.insertAdjacentHTML("beforeend", `<div class="hint">${plain(block.hint)}</div>`);
+    const error = (view.errors || {})[block.block_id];
+    if (error) field.insertAdjacentHTML("beforeend", `<div class="field-error">${esc(error)}</div>`);
     form.append(field);
   }
   form.insertAdjacentHTML("beforeend", `<div class="buttons"><button type="button" class="btn" id="modal-close">${plain(view.close) || "Cancel"}</button>
@@ -324,6 +351,8 @@ function renderModal() {
       else { const input = field.querySelector("input, textarea, select"); values[id] = input ? input.value : null; }
     }
     overlay.hidden = true;
+    ui.done.set(view.id, JSON.stringify(view.errors || null));
+    ui.typed[view.id] = values;
     control("submit", { user: ui.user, view_id: view.id, values });
   });
   form.querySelector("#modal-close").addEventListener("click", () => {
