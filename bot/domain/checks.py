@@ -1,10 +1,12 @@
-"""Scheduled health checks: one measurement, and a check's state across runs and replicas."""
+"""Scheduled health checks: one measurement, a check's state across runs and replicas, and the rollback an
+alert would collide with."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
 
-from pydantic import AwareDatetime, BaseModel, model_validator
+from pydantic import AwareDatetime, BaseModel, Field, model_validator
 
 from bot.domain import legacy
 
@@ -23,8 +25,15 @@ class CheckResult(BaseModel):
     at: AwareDatetime
     latency_ms: float | None = None
     detail: str = ""
-    criterion: str | None = None  # the runbook criterion this failure meets, if any
+    # The runbook's "When to Rollback" criteria this failure meets (keys of checklists.ROLLBACK_CRITERIA): a
+    # 500 that also took over 5 s meets two.
+    criteria: list[str] = Field(default_factory=list)
     value: float | None = None  # e.g. a pm2 restart count
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_older_records(cls, data: object) -> object:
+        return legacy.check_result(data)
 
 
 class CheckState(BaseModel):
@@ -54,3 +63,13 @@ class WatchVerdict(BaseModel):
     need: int = 0
     minutes: int = 0
     failing: list[CheckResult] = []
+
+
+@dataclass(frozen=True)
+class ActiveRollback:
+    """The rollback an alert's Start rollback button would collide with."""
+
+    incident_id: str
+    channel: str
+    commander: str
+    link: str | None

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from bot.audit import AuditEvent
     from bot.domain.approvals import Approval, DangerPlan, TenantResult
-    from bot.domain.checks import CheckResult, CheckState, WatchVerdict
+    from bot.domain.checks import ActiveRollback, CheckResult, CheckState, WatchVerdict
     from bot.domain.incident import Incident, Rca
     from bot.domain.runs import StepRun
     from bot.domain.updates import Update
@@ -124,7 +124,11 @@ class Presenter(Protocol):
 
     def email(self, update: Update) -> tuple[str, str]: ...
 
-    def alert(self, state: CheckState, result: CheckResult, criteria: list[str]) -> Message: ...
+    def alert(self, state: CheckState, result: CheckResult, criteria: list[str],
+              active: ActiveRollback | None = None) -> Message:
+        """A check changed state. When failing: a Start rollback button per criterion met, or, while a rollback
+        is already active (``active``), which one."""
+        ...
 
     def watch_verdict(self, verdict: WatchVerdict) -> Message: ...
 

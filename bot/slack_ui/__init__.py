@@ -12,7 +12,7 @@ from collections.abc import Callable
 from bot.audit import AuditEvent
 from bot.config import RunbookConfig
 from bot.domain.approvals import Approval, DangerPlan, TenantResult
-from bot.domain.checks import CheckResult, CheckState, WatchVerdict
+from bot.domain.checks import ActiveRollback, CheckResult, CheckState, WatchVerdict
 from bot.domain.incident import Incident, Rca
 from bot.domain.ports import Message, View
 from bot.domain.runs import StepRun
@@ -66,8 +66,9 @@ class SlackPresenter:
     def email(self, update: Update) -> tuple[str, str]:
         return stakeholder.email(update)
 
-    def alert(self, state: CheckState, result: CheckResult, criteria: list[str]) -> Message:
-        return alerts.alert(state, result, criteria, self.config.monitor.failures_to_alert)
+    def alert(self, state: CheckState, result: CheckResult, criteria: list[str],
+              active: ActiveRollback | None = None) -> Message:
+        return alerts.alert(state, result, criteria, self.config.monitor.failures_to_alert, active)
 
     def watch_verdict(self, verdict: WatchVerdict) -> Message:
         return notes.watch_verdict(verdict)
