@@ -6,7 +6,8 @@ limit from its own start); pm2 and MongoDB checks on a bounded thread pool. A ch
 store and its history in ring-buffer slots, so a round costs the same however long the history is.
 Alerts go out only when a check changes state; restarts the bot itself made during a step do not count
 as a crash loop. Each failure carries the runbook criteria it meets, so an alert can offer to start a
-rollback for each.
+rollback for each. `/rollback health` reads the states and the last hour of history (:mod:`bot.domain.health`
+places the chart).
 """
 
 from __future__ import annotations
@@ -22,9 +23,19 @@ from urllib.parse import urljoin
 
 from bot.config import MongoProbe, MonitorConfig, RunbookConfig
 from bot.domain.checklists import CRITERIA_KEYS
-from bot.domain.checks import ActiveRollback, CheckResult, CheckState, CheckStatus, WatchVerdict
+from bot.domain.checks import (
+    ActiveRollback,
+    CheckLimit,
+    CheckResult,
+    CheckState,
+    CheckStatus,
+    CheckView,
+    HealthReport,
+    WatchVerdict,
+)
 from bot.domain.deps import Deps
 from bot.domain.desk import Desk
+from bot.domain.health import CHART_WINDOW, HealthCharts
 from bot.domain.incident import Incident, Milestone, RestoredBy
 from bot.domain.runs import RestartArtifacts, StepName, StepStatus
 from bot.errors import StaleState
@@ -91,9 +102,18 @@ def _specs(config: RunbookConfig, monitor: Monitor | None) -> list[CheckSpec]:
     return specs
 
 
+def check_limits(config: RunbookConfig, names: list[str]) -> dict[str, CheckLimit]:
+    """The line each check's latency is judged against: an HTTP check's slow threshold, else the time limit."""
+    http = {spec.name for spec in _specs(config, None) if spec.http is not None}
+    slow = CheckLimit(config.thresholds.backend_response_s, "slow above", "thresholds.backend_response_s")
+    limit = CheckLimit(config.monitor.check_timeout_s, "time limit", "monitor.check_timeout_s")
+    return {name: slow if name in http else limit for name in names}
+
+
 class Monitor:
     def __init__(self, deps: Deps, desk: Desk) -> None:
         self.deps, self.desk = deps, desk
+        self.charts = HealthCharts(deps, desk)
         self._pool: ThreadPoolExecutor | None = None
 
     @property
@@ -300,6 +320,18 @@ class Monitor:
             if incident is not None:
                 return ActiveRollback(incident.id, incident.channel, incident.commander, self.desk.link(incident))
         return None
+
+    # ---- /rollback health -------------------------------------------------------------------------------
+    def report(self, actor: str, channel: str) -> HealthReport:
+        """Every check with its last hour, and the chart: into this channel's incident thread, at most once a
+        minute (see :class:`bot.domain.health.HealthCharts`)."""
+        self.deps.access.require_commander(actor)
+        now = self.deps.clock.now()
+        states = self.deps.store.checks()
+        limits = check_limits(self.deps.config, [state.id for state in states])
+        views = [CheckView(state, [r for r in self.deps.store.check_history(state.id) if r.at >= now - CHART_WINDOW],
+                           limits[state.id]) for state in states]
+        return self.charts.report(actor, channel, views, now)
 
     # ---- the post-rollback watch ------------------------------------------------------------------------
     def _watch(self, results: list[CheckResult], now: datetime) -> None:
