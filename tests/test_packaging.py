@@ -118,7 +118,7 @@ def test_every_action_id_and_form_the_presenter_emits_has_a_listener(settings: S
                                                           (CLOSED, DONE_RUNS))]
     messages.append(stakeholder.comms_preview(MID, build_update(settings.runbook, MID, MID_RUNS, "status update"),
                                               "C0STAKEHOLD"))
-    failing = CheckResult(name="health", ok=False, at=T0, detail="HTTP 500", criterion="sessions")
+    failing = CheckResult(name="health", ok=False, at=T0, detail="HTTP 500", criteria=["sessions"])
     messages.append(ui.alert(CheckState(id="health", status=CheckStatus.FAILING, fails=3,
                                         first_failure_at=T0 - timedelta(minutes=2)), failing, ["sessions"]))
     messages.append(ui.hotfix_offer("hotfix/login", "1a2b3c4", "origin"))

@@ -14,7 +14,7 @@ from typing import Protocol
 from bot.commands import CATALOG, Usage
 from bot.domain.alternatives import Alternatives
 from bot.domain.approvals import DangerAction
-from bot.domain.checks import CheckResult, CheckState
+from bot.domain.checks import HealthReport
 from bot.domain.closeout import Closer
 from bot.domain.coordination import Coordination
 from bot.domain.danger import DangerZone
@@ -84,7 +84,7 @@ class RollbackApi(Protocol):
 
     def followup(self, actor: str, channel: str, owner: str, text: str) -> None: ...
 
-    def health(self, actor: str) -> list[tuple[CheckState, list[CheckResult]]]: ...
+    def health(self, actor: str, channel: str) -> HealthReport: ...
 
     def once(self, key: str) -> bool: ...
 
@@ -95,8 +95,6 @@ class RollbackApi(Protocol):
     def open_comms_form(self, actor: str, channel: str, trigger_id: str) -> None: ...
 
     def open_rca_form(self, actor: str, channel: str, trigger_id: str) -> None: ...
-
-    def share_file(self, actor: str, channel: str, filename: str, content: bytes, title: str) -> bool: ...
 
 
 class Rollback:
@@ -198,9 +196,8 @@ class Rollback:
     def followup(self, actor: str, channel: str, owner: str, text: str) -> None:
         self.coordination.followup(actor, channel, owner, text)
 
-    def health(self, actor: str) -> list[tuple[CheckState, list[CheckResult]]]:
-        self.deps.access.require_commander(actor)
-        return [(state, self.deps.store.check_history(state.id)) for state in self.deps.store.checks()]
+    def health(self, actor: str, channel: str) -> HealthReport:
+        return self.monitor.report(actor, channel)
 
     def once(self, key: str) -> bool:
         """True the first time ``key`` (a delivery, a click, a form submission) is seen, across replicas."""
@@ -212,15 +209,6 @@ class Rollback:
     def incident_channel(self, incident_id: str) -> str | None:
         incident = self.deps.store.get_incident(incident_id)
         return incident.channel if incident else None
-
-    def share_file(self, actor: str, channel: str, filename: str, content: bytes, title: str) -> bool:
-        """A file for the people handling the incident: into the active incident's thread, never the channel."""
-        self.deps.access.require(actor, channel)
-        incident = self.deps.store.active_incident(f"channel:{channel}")
-        if incident is None or not incident.panel_ts:
-            return False
-        self.deps.messenger.upload(channel, incident.panel_ts, filename, content, title)
-        return True
 
 
 __all__ = ["Rollback", "RollbackApi", "require_active"]

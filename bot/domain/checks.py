@@ -1,10 +1,13 @@
-"""Scheduled health checks: one measurement, and a check's state across runs and replicas."""
+"""Scheduled health checks: one measurement, a check's state across runs and replicas, and what
+`/rollback health` and an alert show of them."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from enum import StrEnum
 
-from pydantic import AwareDatetime, BaseModel, model_validator
+from pydantic import AwareDatetime, BaseModel, Field, model_validator
 
 from bot.domain import legacy
 
@@ -23,8 +26,15 @@ class CheckResult(BaseModel):
     at: AwareDatetime
     latency_ms: float | None = None
     detail: str = ""
-    criterion: str | None = None  # the runbook criterion this failure meets, if any
+    # The runbook's "When to Rollback" criteria this failure meets (keys of checklists.ROLLBACK_CRITERIA): a
+    # 500 that also took over 5 s meets two.
+    criteria: list[str] = Field(default_factory=list)
     value: float | None = None  # e.g. a pm2 restart count
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_older_records(cls, data: object) -> object:
+        return legacy.check_result(data)
 
 
 class CheckState(BaseModel):
@@ -54,3 +64,57 @@ class WatchVerdict(BaseModel):
     need: int = 0
     minutes: int = 0
     failing: list[CheckResult] = []
+
+
+@dataclass(frozen=True)
+class CheckLimit:
+    """The line a check's latency is judged against, and the setting it comes from."""
+
+    seconds: float
+    kind: str  # "slow above" (an HTTP check's threshold) or "time limit" (a pm2 or MongoDB check's)
+    setting: str  # e.g. "thresholds.backend_response_s"
+
+
+@dataclass(frozen=True)
+class CheckView:
+    """One check for `/rollback health`: its state, its results of the last hour (oldest first), its limit."""
+
+    state: CheckState
+    recent: list[CheckResult]
+    limit: CheckLimit
+
+
+@dataclass(frozen=True)
+class ChartPlace:
+    """Where the latency chart is: the incident thread it went into, and whether this request posted it."""
+
+    incident_id: str
+    channel: str
+    link: str | None  # the incident's control panel; the chart is in its thread
+    at: datetime | None  # when the chart there was posted; None: there is none (yet)
+    posted_now: bool = False  # this request posted it
+    pending: bool = False  # another request is posting one right now
+    failed: bool = False  # this request's upload failed (logged); the next request tries again
+    unchanged: bool = False  # no check has run since that chart was drawn
+    next_at: datetime | None = None  # when a new one may be posted
+
+
+@dataclass(frozen=True)
+class HealthReport:
+    """What `/rollback health` answers, privately: every check, and where the chart is (if anywhere)."""
+
+    checks: list[CheckView]
+    now: datetime
+    window: timedelta
+    chart: ChartPlace | None  # in this channel's incident thread
+    elsewhere: list[ChartPlace]  # no incident here: the active ones in other channels, and their latest chart
+
+
+@dataclass(frozen=True)
+class ActiveRollback:
+    """The rollback an alert's Start rollback button would collide with."""
+
+    incident_id: str
+    channel: str
+    commander: str
+    link: str | None

@@ -77,3 +77,13 @@ def check_state(raw: object) -> object:
         data.setdefault("runs", len(history))
         return data
     return raw
+
+
+def check_result(raw: object) -> object:
+    """Before a result could meet several criteria: one `criterion` (or null)."""
+    if isinstance(raw, dict) and "criterion" in raw:
+        data: dict[str, Any] = dict(raw)
+        old = data.pop("criterion")
+        data.setdefault("criteria", [old] if old else [])
+        return data
+    return raw

@@ -5,7 +5,12 @@ of the store lease ``monitor`` measures. HTTP checks run concurrently on asyncio
 limit from its own start); pm2 and MongoDB checks on a bounded thread pool. A check's state lives in the
 store and its history in ring-buffer slots, so a round costs the same however long the history is.
 Alerts go out only when a check changes state; restarts the bot itself made during a step do not count
-as a crash loop.
+as a crash loop. Each failure carries the runbook criteria it meets, so an alert can offer to start a
+rollback for each. `/rollback health` reads the states and the last hour of history (:mod:`bot.domain.health`
+places the chart).
+
+Why one module of this size: the round, the state transitions and the alert decisions share the lease,
+the pool and the "own restart" window; split apart, each piece would need the others' private state.
 """
 
 from __future__ import annotations
@@ -20,11 +25,22 @@ from datetime import datetime, timedelta
 from urllib.parse import urljoin
 
 from bot.config import MongoProbe, MonitorConfig, RunbookConfig
-from bot.domain.checks import CheckResult, CheckState, CheckStatus, WatchVerdict
+from bot.domain.checklists import CRITERIA_KEYS
+from bot.domain.checks import (
+    ActiveRollback,
+    CheckLimit,
+    CheckResult,
+    CheckState,
+    CheckStatus,
+    CheckView,
+    HealthReport,
+    WatchVerdict,
+)
 from bot.domain.deps import Deps
 from bot.domain.desk import Desk
+from bot.domain.health import CHART_WINDOW, HealthCharts
 from bot.domain.incident import Incident, Milestone, RestoredBy
-from bot.domain.runs import RestartArtifacts, StepName
+from bot.domain.runs import RestartArtifacts, StepName, StepStatus
 from bot.errors import StaleState
 from bot.ops import tenants
 from bot.ops.envfile import env_value
@@ -36,7 +52,11 @@ from bot.runbook.target import central_uri
 log = logging.getLogger(__name__)
 GRACE_S = 0.5  # beyond a thread check's own limit before it is reported as hung
 Measure = Callable[[datetime], list[CheckResult]]
-HEALTH_CRITERION = "sessions"  # a failing health endpoint: students cannot complete sessions
+# The runbook's "When to Rollback" criteria (keys of checklists.ROLLBACK_CRITERIA) a failing check meets:
+HEALTH_CRITERION = "sessions"  # a wrong answer or none from the health URL or a core endpoint (e.g. a 500)
+SLOW_CRITERION = "slow"  # an HTTP check slower than thresholds.backend_response_s ("response times >5s")
+CRASH_CRITERION = "crash_loop"  # a pm2 app not online, or its restart count grew ("crashes repeatedly")
+DB_CRITERION = "db_fail"  # a MongoDB probe whose queries fail or never answer ("database queries failing")
 
 
 @dataclass(frozen=True)
@@ -46,6 +66,7 @@ class CheckSpec:
     http: HttpCheck | None = None
     measure: Measure | None = None
     criterion: str | None = None  # the runbook criterion a failure of this check meets
+    error_criterion: str | None = None  # ...when the check itself could not measure (raised, or no answer)
 
 
 def schedule_lines(config: RunbookConfig) -> list[str]:
@@ -79,13 +100,23 @@ def _specs(config: RunbookConfig, monitor: Monitor | None) -> list[CheckSpec]:
     for probe in cfg.mongo_probes:
         specs.append(CheckSpec(probe.name, f"{probe.collection}: {probe.failed_filter} / {probe.total_filter or 'all'}"
                                f" over {probe.window_minutes} min ≤ {probe.max_ratio:.0%}",
-                               measure=monitor.mongo_measure(probe) if monitor else None))
+                               measure=monitor.mongo_measure(probe) if monitor else None,
+                               criterion=probe.criterion, error_criterion=DB_CRITERION))
     return specs
+
+
+def check_limits(config: RunbookConfig, names: list[str]) -> dict[str, CheckLimit]:
+    """The line each check's latency is judged against: an HTTP check's slow threshold, else the time limit."""
+    http = {spec.name for spec in _specs(config, None) if spec.http is not None}
+    slow = CheckLimit(config.thresholds.backend_response_s, "slow above", "thresholds.backend_response_s")
+    limit = CheckLimit(config.monitor.check_timeout_s, "time limit", "monitor.check_timeout_s")
+    return {name: slow if name in http else limit for name in names}
 
 
 class Monitor:
     def __init__(self, deps: Deps, desk: Desk) -> None:
         self.deps, self.desk = deps, desk
+        self.charts = HealthCharts(deps, desk)
         self._pool: ThreadPoolExecutor | None = None
 
     @property
@@ -110,10 +141,9 @@ class Monitor:
             return None
         specs = _specs(self.deps.config, self)
         results = self.measure(specs, now)
-        criteria = {spec.name: spec.criterion for spec in specs}
         for result in results:
             try:
-                self._record(result, criteria.get(result.name))
+                self._record(result)
             except Exception:
                 log.exception("could not record check %s", result.name)
         try:
@@ -132,24 +162,29 @@ class Monitor:
         results = [self._http_result(spec, probe, now) for spec, probe in zip(http, probes, strict=True)]
         done, _ = wait_all(threaded, timeout=timeout + GRACE_S)
         for future, spec in threaded.items():
+            broken = [spec.error_criterion] if spec.error_criterion else []
             if future not in done:
                 future.cancel()
-                results.append(CheckResult(name=spec.name, ok=False, at=now,
+                results.append(CheckResult(name=spec.name, ok=False, at=now, criteria=broken,
                                            detail=f"no answer within {timeout:g}s (hung)"))
                 continue
             try:
                 results.extend(future.result())
             except Exception as error:  # noqa: BLE001 - a broken check is a failing check, not a crash
-                results.append(CheckResult(name=spec.name, ok=False, at=now, detail=redact_uri(str(error))[:200]))
+                results.append(CheckResult(name=spec.name, ok=False, at=now, criteria=broken,
+                                           detail=redact_uri(str(error))[:200]))
         return results
 
     def _http_result(self, spec: CheckSpec, probe: Probe, at: datetime) -> CheckResult:
         slow = self.deps.config.thresholds.backend_response_s
-        criterion = None
+        criteria: list[str] = []
         if not probe.ok:
-            criterion = "slow" if probe.seconds > slow else spec.criterion
+            if probe.seconds > slow:
+                criteria.append(SLOW_CRITERION)
+            if not probe.answered_right and spec.criterion:  # a 5xx, a wrong body, no answer at all
+                criteria.append(spec.criterion)
         return CheckResult(name=spec.name, ok=probe.ok, at=at, latency_ms=round(probe.seconds * 1000, 1),
-                           detail=probe.detail, criterion=criterion)
+                           detail=probe.detail, criteria=criteria)
 
     # ---- the thread-pool checks ------------------------------------------------------------------------
     def pm2_check(self, at: datetime) -> list[CheckResult]:
@@ -157,13 +192,18 @@ class Monitor:
         started = time.monotonic()
         states = {s.name: s for s in Pm2(config.pm2.executable, config.pm2.home).jlist()}
         latency = round((time.monotonic() - started) * 1000, 1)
-        own = self._own_restarts()
+        own, restarting = self._own_restarts()
         results = []
         for app in config.pm2.apps:
             name = f"pm2 {app}"
             state = states.get(app)
             if state is None:
                 results.append(CheckResult(name=name, ok=False, at=at, latency_ms=latency, detail="not known to pm2"))
+                continue
+            if app in restarting:
+                # The bot's own restart step is restarting it right now: not measured this round. Once the
+                # step has finished, the restart count it recorded is the baseline.
+                log.info("pm2 %s: not measured, %s's restart step is restarting it", app, restarting[app])
                 continue
             before = self.deps.store.get_check(name)
             previous = before.last.value if before and before.last and before.last.value is not None else None
@@ -173,18 +213,24 @@ class Monitor:
             ok = state.online and not grew
             detail = f"{state.status}, {restarts} restart(s)" + (f" (was {baseline:g})" if grew else "")
             results.append(CheckResult(name=name, ok=ok, at=at, latency_ms=latency, detail=detail, value=restarts,
-                                       criterion="crash_loop" if not ok else None))
+                                       criteria=[] if ok else [CRASH_CRITERION]))
         return results
 
-    def _own_restarts(self) -> dict[str, int]:
-        """Restart counts pm2 reported right after the bot's own restarts: growth up to them is not a crash."""
+    def _own_restarts(self) -> tuple[dict[str, int], dict[str, str]]:
+        """Restart counts pm2 reported right after the bot's own restarts (growth up to them is not a crash),
+        and the apps a restart step is restarting right now (→ the incident running it)."""
         counts: dict[str, int] = {}
+        restarting: dict[str, str] = {}
         for incident in self.deps.store.active_incidents():
             for run in self.deps.store.step_runs(incident.id):
-                if run.step is StepName.RESTART and isinstance(run.artifacts, RestartArtifacts):
+                if run.step is not StepName.RESTART:
+                    continue
+                if run.status is StepStatus.RUNNING:
+                    restarting.update(dict.fromkeys(self.deps.config.pm2.to_restart, incident.id))
+                elif isinstance(run.artifacts, RestartArtifacts):
                     for app, facts in run.artifacts.apps.items():
                         counts[app] = max(counts.get(app, 0), facts.restarts)
-        return counts
+        return counts, restarting
 
     def mongo_measure(self, spec: MongoProbe) -> Measure:
         return lambda at: [self.mongo_check(spec, at)]
@@ -210,10 +256,10 @@ class Monitor:
         ok = total < spec.min_total or ratio <= spec.max_ratio
         return CheckResult(name=spec.name, ok=ok, at=at, latency_ms=latency, value=round(ratio, 4),
                            detail=f"{failed}/{total} = {ratio:.0%} (limit {spec.max_ratio:.0%})",
-                           criterion=None if ok else spec.criterion)
+                           criteria=[] if ok or not spec.criterion else [spec.criterion])
 
     # ---- state, alerts ---------------------------------------------------------------------------------
-    def _record(self, result: CheckResult, criterion: str | None) -> None:
+    def _record(self, result: CheckResult) -> None:
         store = self.deps.store
         for _ in range(5):
             state = store.get_check(result.name) or CheckState(id=result.name)
@@ -243,12 +289,52 @@ class Monitor:
 
     def _alert(self, state: CheckState, result: CheckResult) -> None:
         deps = self.deps
-        criteria = [result.criterion] if result.criterion and state.status is CheckStatus.FAILING else []
+        criteria = self._criteria_met(state, result) if state.status is CheckStatus.FAILING else []
+        active = self._active_rollback() if criteria else None
         deps.store.audit(result.at, "bot", "monitor.alert", None, check=state.id, status=state.status.value,
-                         detail=result.detail, criteria=criteria)
+                         detail=result.detail, criteria=criteria, active=active.incident_id if active else None)
         channel = deps.config.slack.alerts_channel
         if channel:
-            deps.messenger.post(channel, deps.ui.alert(state, result, criteria))
+            deps.messenger.post(channel, deps.ui.alert(state, result, criteria, active))
+
+    def _criteria_met(self, state: CheckState, result: CheckResult) -> list[str]:
+        """Every runbook criterion the failures since the first one met (a 500, then a timeout: two)."""
+        since = state.first_failure_at or result.at
+        met: list[str] = []
+        for failure in [*self.deps.store.check_history(state.id), result]:
+            if failure.ok or failure.at < since:
+                continue
+            for criterion in failure.criteria:
+                if criterion not in met:
+                    if criterion in CRITERIA_KEYS:
+                        met.append(criterion)
+                    else:
+                        log.warning("check %s: %r is not one of the runbook's criteria", state.id, criterion)
+        return met
+
+    def _active_rollback(self) -> ActiveRollback | None:
+        """The rollback a Start rollback button would be refused for: one active in the first incident channel
+        (where the button opens it) or on the target."""
+        channels = self.deps.config.access.incident_channels
+        if not channels:
+            return None
+        for key in self.desk.keys(channels[0]):
+            incident = self.deps.store.active_incident(key)
+            if incident is not None:
+                return ActiveRollback(incident.id, incident.channel, incident.commander, self.desk.link(incident))
+        return None
+
+    # ---- /rollback health -------------------------------------------------------------------------------
+    def report(self, actor: str, channel: str) -> HealthReport:
+        """Every check with its last hour, and the chart: into this channel's incident thread, at most once a
+        minute (see :class:`bot.domain.health.HealthCharts`)."""
+        self.deps.access.require_commander(actor)
+        now = self.deps.clock.now()
+        states = self.deps.store.checks()
+        limits = check_limits(self.deps.config, [state.id for state in states])
+        views = [CheckView(state, [r for r in self.deps.store.check_history(state.id) if r.at >= now - CHART_WINDOW],
+                           limits[state.id]) for state in states]
+        return self.charts.report(actor, channel, views, now)
 
     # ---- the post-rollback watch ------------------------------------------------------------------------
     def _watch(self, results: list[CheckResult], now: datetime) -> None:

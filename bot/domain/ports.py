@@ -6,13 +6,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from bot.audit import AuditEvent
     from bot.domain.approvals import Approval, DangerPlan, TenantResult
-    from bot.domain.checks import CheckResult, CheckState, WatchVerdict
+    from bot.domain.checks import ActiveRollback, CheckResult, CheckState, CheckView, WatchVerdict
     from bot.domain.incident import Incident, Rca
     from bot.domain.runs import StepRun
     from bot.domain.updates import Update
@@ -44,6 +44,17 @@ class Message:
 
 
 @dataclass(frozen=True)
+class Upload:
+    """A file ready to upload, with what people (and screen readers) see of it before opening it."""
+
+    filename: str
+    content: bytes
+    title: str
+    comment: str | None = None  # the message the file is shared with
+    alt_text: str | None = None  # an image's description
+
+
+@dataclass(frozen=True)
 class View:
     """A modal, ready to open."""
 
@@ -71,7 +82,7 @@ class Messenger(Protocol):
     def permalink(self, channel: str, ts: str) -> str | None: ...
 
     def upload(self, channel: str, thread_ts: str | None, filename: str, content: bytes, title: str,
-               comment: str | None = None) -> None: ...
+               comment: str | None = None, *, alt_text: str | None = None) -> None: ...
 
     def open_view(self, trigger_id: str, view: View) -> None: ...
 
@@ -131,7 +142,15 @@ class Presenter(Protocol):
 
     def email(self, update: Update) -> tuple[str, str]: ...
 
-    def alert(self, state: CheckState, result: CheckResult, criteria: list[str]) -> Message: ...
+    def alert(self, state: CheckState, result: CheckResult, criteria: list[str],
+              active: ActiveRollback | None = None) -> Message:
+        """A check changed state. When failing: a Start rollback button per criterion met, or, while a rollback
+        is already active (``active``), which one."""
+        ...
+
+    def health_chart(self, checks: list[CheckView], now: datetime, window: timedelta) -> Upload:
+        """A PNG of each check's latency over ``window`` up to ``now``, with its limit and its failures."""
+        ...
 
     def watch_verdict(self, verdict: WatchVerdict) -> Message: ...
 

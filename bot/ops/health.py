@@ -25,6 +25,7 @@ class Probe:
     status: int | None
     seconds: float
     detail: str
+    answered_right: bool = False  # the status and body were as expected (it may still have been too slow)
 
 
 @dataclass(frozen=True)
@@ -56,9 +57,10 @@ def _judge(check: HttpCheck, status: int, body: bytes, seconds: float) -> Probe:
             parsed = None
         if not isinstance(parsed, dict) or any(parsed.get(k) != v for k, v in check.expect_json.items()):
             problems.append(f"body {text[:80]!r}, expected {json.dumps(check.expect_json)}")
+    answered_right = not problems
     if check.slow_after is not None and seconds > check.slow_after:
         problems.append(f"took {seconds:.2f}s, over the {check.slow_after:g}s threshold")
-    return Probe(check.url, not problems, status, seconds, "; ".join(problems) or f"status {status}")
+    return Probe(check.url, not problems, status, seconds, "; ".join(problems) or f"status {status}", answered_right)
 
 
 def probe(url: str, *, timeout: float, expect_json: dict[str, Any] | None = None, expect_status: int | None = None,

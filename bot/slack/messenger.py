@@ -70,12 +70,13 @@ class SlackMessenger:
         return str(link) if link else None
 
     def upload(self, channel: str, thread_ts: str | None, filename: str, content: bytes, title: str,
-               comment: str | None = None) -> None:
+               comment: str | None = None, *, alt_text: str | None = None) -> None:
         """A file in the channel (or thread), through files.getUploadURLExternal / completeUploadExternal."""
         if filename.endswith((".md", ".txt")):
             content = self.scrub(content.decode("utf-8")).encode("utf-8")
         self.client.files_upload_v2(channel=channel, thread_ts=thread_ts, filename=filename, content=content,
-                                    title=self.scrub(title), initial_comment=self.scrub(comment) if comment else None)
+                                    title=self.scrub(title), initial_comment=self.scrub(comment) if comment else None,
+                                    alt_txt=self.scrub(alt_text)[:1000] if alt_text else None)
 
     def open_view(self, trigger_id: str, view: View) -> None:
         self.client.views_open(trigger_id=trigger_id, view=scrub_tree(view.body, self.scrub))

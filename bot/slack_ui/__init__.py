@@ -8,16 +8,17 @@ function (:mod:`bot.slack_ui.escape`); templates in ``templates/`` keep the runb
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime, timedelta
 
 from bot.audit import AuditEvent
 from bot.config import RunbookConfig
 from bot.domain.approvals import Approval, DangerPlan, TenantResult
-from bot.domain.checks import CheckResult, CheckState, WatchVerdict
+from bot.domain.checks import ActiveRollback, CheckResult, CheckState, CheckView, WatchVerdict
 from bot.domain.incident import Incident, Rca
-from bot.domain.ports import Message, View
+from bot.domain.ports import Message, Upload, View
 from bot.domain.runs import StepRun
 from bot.domain.updates import Update
-from bot.slack_ui import alerts, approval, checklists, documents, forms, notes, panel, stakeholder
+from bot.slack_ui import alerts, approval, checklists, documents, forms, health, notes, panel, stakeholder
 from bot.text import Rich
 
 
@@ -69,8 +70,12 @@ class SlackPresenter:
     def email(self, update: Update) -> tuple[str, str]:
         return stakeholder.email(update)
 
-    def alert(self, state: CheckState, result: CheckResult, criteria: list[str]) -> Message:
-        return alerts.alert(state, result, criteria, self.config.monitor.failures_to_alert)
+    def alert(self, state: CheckState, result: CheckResult, criteria: list[str],
+              active: ActiveRollback | None = None) -> Message:
+        return alerts.alert(state, result, criteria, self.config.monitor.failures_to_alert, active)
+
+    def health_chart(self, checks: list[CheckView], now: datetime, window: timedelta) -> Upload:
+        return health.health_chart(checks, now, window)
 
     def watch_verdict(self, verdict: WatchVerdict) -> Message:
         return notes.watch_verdict(verdict)

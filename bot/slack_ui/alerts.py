@@ -1,18 +1,23 @@
-"""Alerts for the alerts channel: a check changed state; when it meets a rollback criterion, offer to start."""
+"""Alerts for the alerts channel: a check changed state. A failing check that meets the runbook's "When to
+Rollback" criteria gets a Start rollback button per criterion, named after it, unless a rollback is already
+active, in which case the alert says which one and links to it."""
 
 from __future__ import annotations
 
 import json
 
 from bot.domain.checklists import CRITERIA_TEXT
-from bot.domain.checks import CheckResult, CheckState, CheckStatus
+from bot.domain.checks import ActiveRollback, CheckResult, CheckState, CheckStatus
 from bot.domain.ports import Message
 from bot.ids import Action
 from bot.slack_ui.blocks import Block, button, context, message, sections
-from bot.slack_ui.escape import date, escape
+from bot.slack_ui.escape import channel, date, escape, link, person
+
+BUTTON_PREFIX = "Start rollback: "
 
 
-def alert(state: CheckState, result: CheckResult, criteria: list[str], failures_to_alert: int) -> Message:
+def alert(state: CheckState, result: CheckResult, criteria: list[str], failures_to_alert: int,
+          active: ActiveRollback | None = None) -> Message:
     latency = f" in {result.latency_ms:.0f} ms" if result.latency_ms is not None else ""
     if state.status is not CheckStatus.FAILING:
         text = f"🟢 *{escape(state.id)}* is healthy again: {escape(result.detail)}{latency}"
@@ -20,15 +25,21 @@ def alert(state: CheckState, result: CheckResult, criteria: list[str], failures_
     text = (f"🔴 *{escape(state.id)}* is failing: {failures_to_alert} checks in a row, since "
             f"{date(state.first_failure_at)}. Last: {escape(result.detail)}{latency}")
     blocks: list[Block] = sections(text)
+    if not criteria:
+        return message(text, blocks)
+    met = [CRITERIA_TEXT.get(criterion, criterion) for criterion in criteria]
+    blocks.append(context("Rollback criteria met (the runbook's *When to Rollback*): "
+                          + "; ".join(f"*{escape(m)}*" for m in met)))
+    if active is not None:
+        blocks.append(context(f"🚨 {link(active.link, active.incident_id)} is already active in "
+                              f"{channel(active.channel)} (commander {person(active.commander)}): no second "
+                              "rollback can start; tick these criteria on its control panel."))
+        return message(text, blocks)
     buttons: list[Block] = []
-    for criterion in criteria:
-        meets = CRITERIA_TEXT.get(criterion, criterion)
-        blocks.append(context(f"Rollback criterion met: *{escape(meets)}*"))
+    for criterion, meets in zip(criteria, met, strict=True):
         value = json.dumps({"criterion": criterion, "check": state.id,
                             "detected": (state.first_failure_at or result.at).isoformat()})
-        label = "Start rollback" if len(criteria) == 1 else f"Start rollback: {meets}"
-        buttons.append(button(label, f"{Action.START_FROM_ALERT}:{len(buttons)}" if buttons else
-                              Action.START_FROM_ALERT, value, style="danger"))
-    if buttons:
-        blocks.append({"type": "actions", "elements": buttons})
+        action_id = f"{Action.START_FROM_ALERT}:{len(buttons)}" if buttons else Action.START_FROM_ALERT
+        buttons.append(button(BUTTON_PREFIX + meets, action_id, value, style="danger"))
+    blocks.append({"type": "actions", "elements": buttons[:25]})
     return message(text, blocks)

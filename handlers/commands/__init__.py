@@ -11,7 +11,6 @@ from slack_bolt.context.respond import Respond
 from bot.commands import Parsed, parse
 from bot.ids import SLASH_COMMAND, STEP_SUBCOMMANDS, Subcommand
 from bot.slack_ui import health, stakeholder, status
-from bot.slack_ui.health import latency_chart
 from handlers.context import Ctx
 from handlers.listener import acked, command_key
 
@@ -72,14 +71,8 @@ def _alternative(ctx: Ctx, user: str, channel: str, command: dict[str, Any], par
 
 
 def _health(ctx: Ctx, user: str, channel: str, command: dict[str, Any], parsed: Parsed, respond: Respond) -> None:
-    checks = ctx.api.health(user)
-    _private(respond, health.health(checks, ctx.settings.runbook.monitor))
-    threshold = ctx.settings.runbook.thresholds.backend_response_s
-    for state, history in checks:
-        if state.last is not None and any(r.latency_ms is not None for r in history):
-            png = latency_chart(state.id, history, threshold, state.last.at)
-            ctx.api.share_file(user, channel, f"{state.id.replace(' ', '-').replace('/', '')}-latency.png", png,
-                               f"{state.id}: latency over the last hour")
+    # Privately: every check in words, and where the chart is (the incident's thread, at most once a minute).
+    _private(respond, health.health(ctx.api.health(user, channel), ctx.settings.runbook.monitor))
 
 
 def _restored(ctx: Ctx, user: str, channel: str, command: dict[str, Any], parsed: Parsed, respond: Respond) -> None:

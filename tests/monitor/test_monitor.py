@@ -6,13 +6,10 @@ through intervals.
 
 from __future__ import annotations
 
-import json
 import os
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -27,57 +24,9 @@ from bot.ids import Action
 from bot.ops.pm2 import Pm2
 from bot.sandbox import Sandbox
 from tests.conftest import INCIDENT, STAKEHOLDERS, make_settings
+from tests.monitor.conftest import Backend
 
 ALERTS = "C0ALERTS"
-
-
-class Backend:
-    """A real HTTP server: `mode` is ok, 500, slow (over the threshold) or hung (past the check timeout)."""
-
-    def __init__(self, slow_s: float = 0.6, hung_s: float = 4.0) -> None:
-        self.mode = "ok"  # for /api/health; `paths` overrides it per path
-        self.paths: dict[str, str] = {}
-        self.requests: list[tuple[str, float]] = []
-        backend = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's name
-                backend.requests.append((self.path, time.monotonic()))
-                mode = backend.paths.get(self.path, backend.mode)
-                if mode == "hung":
-                    time.sleep(hung_s)
-                elif mode == "slow":
-                    time.sleep(slow_s)
-                status = 500 if mode == "500" else 200
-                body = json.dumps({"status": "ok"} if status == 200 else {"status": "error"}).encode()
-                try:
-                    self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
-                    self.wfile.write(body)
-                except OSError:
-                    pass  # the client gave up on a hung request
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def backend() -> Iterator[Backend]:
-    server = Backend()
-    yield server
-    server.close()
 
 
 MONITOR = {"check_timeout_s": 1.5, "failures_to_alert": 2, "healthy_to_restore": 3, "verdict_every": 1,
@@ -103,7 +52,7 @@ def test_alerts_go_out_on_state_changes_only_and_start_a_prefilled_rollback(
     assert monitor.run_once()[0].ok and alerts(emulator) == []  # unknown → healthy says nothing
     backend.mode = "slow"
     first = monitor.run_once()[0]
-    assert not first.ok and first.criterion == "slow" and alerts(emulator) == []  # 1 of K=2
+    assert not first.ok and first.criteria == ["slow"] and alerts(emulator) == []  # 1 of K=2
     monitor.run_once()
     alert = emulator.ws.wait_for(lambda: alerts(emulator), 10, "the alert")[0]
     assert "is failing" in alert["text"] and "ms" in alert["text"]
@@ -163,7 +112,7 @@ def test_a_crash_looping_pm2_app_meets_the_crashes_repeatedly_criterion(
     deadline, found = time.monotonic() + 30, None
     while found is None and time.monotonic() < deadline:
         found = crash_seen() or None
-    assert found is not None and found.criterion == "crash_loop"
+    assert found is not None and found.criteria == ["crash_loop"]
     assert "restart" in found.detail
 
 
@@ -300,6 +249,6 @@ def test_a_mongodb_ratio_probe_meets_the_generation_failure_criterion(
         assert result.ok and result.detail.startswith("0/4")  # old failures are outside the window
         sessions.insert_many([{"generation": "failed", "created_at": now - timedelta(minutes=1)} for _ in range(5)])
         result = [r for r in bot.services.monitor.run_once() if r.name == "assessment generation"][0]
-        assert not result.ok and result.criterion == "gen_fail" and result.detail.startswith("5/9")
+        assert not result.ok and result.criteria == ["gen_fail"] and result.detail.startswith("5/9")
     finally:
         tenants.close(client)
