@@ -178,6 +178,17 @@ def table(rows: list[Row]) -> str:
     return "\n".join(out + (["", "notes:"] + notes if notes else []))
 
 
+def markdown(rows: list[Row]) -> str:
+    """The same table in Markdown (for the README), notes as a list below it."""
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|")
+
+    out = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
+    out += ["| " + " | ".join(cell(c) for c in r.cells()) + " |" for r in rows]
+    notes = [f"- *{r.bench}, {r.figure.strip()}*: {r.note}" for r in rows if r.note]
+    return "\n".join(out + ([""] + notes if notes else []))
+
+
 def print_table(rows: list[Row]) -> None:
     print(table(rows), flush=True)
 

@@ -3,6 +3,7 @@ table of every figure: the bot's value, the baseline's, the min/median/max of th
 target and whether it holds. Each benchmark writes ``bench/results/<name>.json`` with every round.
 
     .venv/bin/python bench/run.py [--quick] [--only NAME ...]
+    .venv/bin/python bench/run.py --results [--markdown]    # the last results' table, nothing run
 
 ``--quick`` is a smoke run (fewer rounds, smaller data): its numbers are not the benchmark's.
 """
@@ -17,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import ROOT, load_rows, print_table  # noqa: E402
+from bench.common import ROOT, load_rows, markdown, print_table  # noqa: E402
 
 BENCHMARKS = ["ack_latency", "rollback_overhead", "health_checks", "tenant_data", "cleanup_scale"]
 
@@ -26,8 +27,17 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a short smoke run of each")
     parser.add_argument("--only", nargs="*", choices=BENCHMARKS, help="run only these")
+    parser.add_argument("--results", action="store_true", help="print the table of bench/results/*.json, run nothing")
+    parser.add_argument("--markdown", action="store_true", help="with --results: as a Markdown table")
     args = parser.parse_args()
     chosen = args.only or BENCHMARKS
+    if args.results:
+        rows = load_rows(chosen)
+        if args.markdown:
+            print(markdown(rows))
+        else:
+            print_table(rows)
+        return 0
     started = time.monotonic()
     failed = []
     for name in chosen:
