@@ -6,8 +6,10 @@ Five processes, each doing one thing:
   Mode it *is* the WebSocket end of Slack: both apps connect to it, it sends each burst of 50 slash-command
   envelopes back to back and stamps each envelope right before it is written and each ack as it is read. In
   HTTP mode it POSTs 50 signed slash-command requests at once to the app's ``/slack/events`` and stamps the
-  request and the response. It serves nothing else (the bare app's one ``apps.connections.open`` at start-up
-  is answered before any measurement).
+  request and the response. Only a plain acknowledgement counts: an ack that carries a payload (Socket Mode)
+  or a body (HTTP) is a failure, since that is how Bolt answers when it did *not* run the listener (e.g. it
+  could not authorize). It serves nothing else (the bare app's one ``apps.connections.open`` at start-up is
+  answered before any measurement).
 - **the emulated Slack** (``--emulator``): ``bot.emulator.Emulator(rate_limits=False)`` in its own process. It
   takes all of the bot's follow-up traffic (``response_url`` replies, ``chat.getPermalink``, posts), and
   made the slash-command payloads (valid ``response_url`` and ``trigger_id`` each). Its
@@ -18,7 +20,10 @@ Five processes, each doing one thing:
   a private reply through ``response_url``).
 - **the bare Bolt app** (``--serve-bare``): ``slack_bolt.App`` whose only listener calls ``ack()``, with the
   same transport set-up as the bot: Socket Mode through ``SocketModeHandler`` (concurrency 10, ping 5 s),
-  HTTP through Bolt's WSGI adapter on waitress with 16 threads; the same listener pool size (32).
+  HTTP through Bolt's WSGI adapter on waitress with 16 threads; the same listener pool size (32). Like the
+  bot, its Web API client talks to the emulated Slack (Bolt's one ``auth.test``, made at the first command
+  and then cached); only its Socket Mode client's ``apps.connections.open`` goes to the load generator.
+  It logs warnings with their level, and the bench reports them like the bot's.
 
 Both apps get the same environment (this process's, plus the emulator's variables) and run at the same time,
 idle while the other is measured. A round is ``--bursts`` bursts per app, alternating which app goes first
@@ -65,6 +70,10 @@ from bench.common import (  # noqa: E402
 NAME = "ack_latency"
 TARGET = 1.2
 LISTENER_THREADS = 32  # the bot's listener pool (bot.app.services.LISTENER_THREADS)
+#: What a log line of a problem looks like: the bot logs JSON lines, the bare app and the emulator plain text.
+PROBLEMS = ("WARNING", "ERROR", '"level": "warning"', '"level": "error"', "Traceback", "refused")
+#: Expected on both sides: a burst of 50 requests waits for waitress's 16 threads, and waitress warns of it.
+EXPECTED = ("Task queue depth",)
 
 
 # ---- the load generator -------------------------------------------------------------------------------------
@@ -90,9 +99,13 @@ def loadgen(port_file: Path) -> int:
             async for msg in sock:
                 if msg.type == WSMsgType.TEXT:
                     now = time.perf_counter()
-                    envelope = json.loads(msg.data).get("envelope_id")
-                    future = pending.pop(str(envelope), None)
-                    if future is not None and not future.done():
+                    answer = json.loads(msg.data)
+                    future = pending.pop(str(answer.get("envelope_id")), None)
+                    if future is None or future.done():
+                        continue
+                    if answer.get("payload"):  # Bolt answered for the app without running its listener
+                        future.set_exception(RuntimeError(f"not a plain ack: {str(answer['payload'])[:200]}"))
+                    else:
                         future.set_result(now)
                 elif msg.type in (WSMsgType.ERROR, WSMsgType.CLOSE):
                     break
@@ -138,11 +151,11 @@ def loadgen(port_file: Path) -> int:
             prepared.append((body.encode(), {"Content-Type": "application/x-www-form-urlencoded",
                                              "X-Slack-Request-Timestamp": stamp, "X-Slack-Signature": signature}))
 
-        async def one(body: bytes, headers: dict[str, str]) -> tuple[float, float, int]:
+        async def one(body: bytes, headers: dict[str, str]) -> tuple[float, float, int, bytes]:
             start = time.perf_counter()
             async with client.post(url, data=body, headers=headers) as response:
-                await response.read()
-                return start, time.perf_counter(), response.status
+                text = await response.read()
+                return start, time.perf_counter(), response.status, text
 
         done = await asyncio.gather(*(one(b, h) for b, h in prepared), return_exceptions=True)
         latencies, failed = [], []
@@ -151,6 +164,8 @@ def loadgen(port_file: Path) -> int:
                 failed.append(repr(item))
             elif item[2] != 200:
                 failed.append(f"HTTP {item[2]}")
+            elif item[3]:  # Bolt answered for the app without running its listener
+                failed.append(f"not a plain ack: {item[3][:200]!r}")
             else:
                 latencies.append((item[1] - item[0]) * 1000)
         return latencies, failed
@@ -210,10 +225,12 @@ def emulator(out: Path, ws_url: str, payloads: int) -> int:
 
 # ---- the bare Bolt app --------------------------------------------------------------------------------------
 def serve_bare(mode: str, port: int) -> int:
+    import logging
     from concurrent.futures import ThreadPoolExecutor
 
     from slack_bolt import Ack, App
 
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     app = App(token=os.environ["SLACK_BOT_TOKEN"], signing_secret=os.environ["SLACK_SIGNING_SECRET"],
               token_verification_enabled=False, request_verification_enabled=mode == "http",
               listener_executor=ThreadPoolExecutor(max_workers=LISTENER_THREADS))
@@ -227,8 +244,12 @@ def serve_bare(mode: str, port: int) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     if mode == "socket":
         from slack_bolt.adapter.socket_mode import SocketModeHandler
+        from slack_sdk import WebClient
 
-        handler = SocketModeHandler(app, os.environ["SLACK_APP_TOKEN"], web_client=app.client, concurrency=10,
+        # Only apps.connections.open goes to the load generator (it hands out the bare app's WebSocket);
+        # everything else Bolt calls (auth.test) goes to the emulated Slack, as the bot's calls do.
+        connect = WebClient(base_url=os.environ["BENCH_CONNECT_URL"])
+        handler = SocketModeHandler(app, os.environ["SLACK_APP_TOKEN"], web_client=connect, concurrency=10,
                                     ping_interval=5)
         handler.connect()
         stop.wait()
@@ -324,7 +345,7 @@ class Mode:
         path.write_text(yaml.safe_dump(config))
         self.bot_port = self.bare_port = 0
         if mode == "socket":
-            bare_env = {**env, "SLACK_API_URL": f"{loadgen_url}/api/"}
+            bare_env = {**env, "BENCH_CONNECT_URL": f"{loadgen_url}/api/"}
             self.bare = self._spawn([sys.executable, __file__, "--serve-bare", "socket"], bare_env, logs / "bare.log")
             self._wait_connected("bare")
             self.bot = self._spawn([sys.executable, "-m", "bot.cli", "--config", str(path), "run"], env,
@@ -376,13 +397,13 @@ class Mode:
             wait_idle(pid)
 
     def close(self) -> list[str]:
-        """Stop everything; the warnings and errors the bot and the emulated Slack logged."""
+        """Stop everything; the warnings and errors the bot, the emulated Slack and the bare app logged."""
         for process in (self.bot, self.bare, self.emulator):
             _stop(process)
         problems = []
-        for name in ("bot.log", "emulator.log"):
+        for name in ("bot.log", "emulator.log", "bare.log"):
             for line in (self.logs / name).read_text(errors="replace").splitlines():
-                if any(word in line for word in ("WARNING", "ERROR", "Traceback", "refused")):
+                if any(word in line for word in PROBLEMS) and not any(word in line for word in EXPECTED):
                     problems.append(f"{name}: {line[:300]}")
         return problems
 
@@ -420,7 +441,8 @@ def measure_mode(mode: str, tmp: Path, config: dict[str, Any], loadgen_url: str,
     finally:
         problems = running.close()
         if problems:
-            print(f"  {mode}: the bot or the emulated Slack logged {len(problems)} warning(s)/error(s):", flush=True)
+            print(f"  {mode}: the bot, the emulated Slack or the bare app logged {len(problems)} warning(s)/error(s):",
+                  flush=True)
             for line in problems[:10]:
                 print(f"    {line}", flush=True)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import gc
 import logging
 import os
 import signal
@@ -45,6 +46,15 @@ def _logging(settings: Settings | None, level: str) -> None:
     from bot.app.logs import configure
 
     configure(settings, level)
+
+
+def _started() -> None:
+    """Start-up is over: what it built (modules, settings, the app, its clients and pools, ~80k objects) lives
+    as long as the process. Frozen out of the garbage collector's sight, it is no longer walked by every full
+    collection — 20-50 ms of holding the interpreter each time, while no request can be acknowledged (under
+    1 ms once frozen). Objects made from now on are collected as before."""
+    gc.collect()
+    gc.freeze()
 
 
 def _stop_on_signals() -> threading.Event:
@@ -104,6 +114,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise problem from error
         log.info("connected over Socket Mode to %s as %s of team %s", settings.api_url, who.get("user"),
                  who.get("team"))
+        _started()
         stop.wait()
     finally:
         bot.close()
@@ -130,6 +141,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         bot.start()
         log.info("listening for Slack on http://%s:%s/slack/events as %s of team %s", args.host, bot.port,
                  who.get("user"), who.get("team"))
+        _started()
         stop.wait()
     finally:
         bot.close()
@@ -292,6 +304,7 @@ def cmd_local(args: argparse.Namespace) -> int:
         _logging(settings, args.log_level)
         bot = socket_mode_bot(settings).start()
         running.callback(bot.close)
+        _started()
         print(f"\n  Open {emulator.url}/ in a browser\n\n"
               f"  (local Slack emulator; state: {settings.data_dir}; target: {sandbox.repo};\n"
               f"   tenants: a local MongoDB at {describe(mongo.uri)}, data in {mongo_dir / 'db'})", flush=True)

@@ -1,4 +1,5 @@
-"""What listeners receive: the narrow domain interface and the settings they render with. Nothing else."""
+"""What listeners receive: the narrow domain interface, the settings they render with, and where their work after
+the ack runs. Nothing else."""
 
 from __future__ import annotations
 
@@ -6,9 +7,11 @@ from dataclasses import dataclass
 
 from bot.config import Settings
 from bot.domain.api import RollbackApi
+from handlers.acks import AcksFirst
 
 
 @dataclass(frozen=True)
 class Ctx:
     api: RollbackApi
     settings: Settings
+    acks: AcksFirst  # where the work after an ack goes: it waits while other acks are due

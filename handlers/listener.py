@@ -1,6 +1,7 @@
-"""Bolt's way: every listener acks first and runs on Bolt's listener executor; then each interaction runs once.
+"""Bolt's way: every listener acks first on Bolt's listener executor; then each interaction runs once.
 
-``acked(ctx, key)`` wraps a listener: ``ack()`` at once (nothing is written before it), then the delivery
+``acked(ctx, key)`` wraps a listener: ``ack()`` at once (nothing is written before it); the rest runs after
+the acks due (``handlers.acks``), on a pool of its own, so Bolt's listener threads are free for acks. The delivery
 is claimed in the store by a key from Slack's own ids (a slash command's ``trigger_id``, a click's
 ``action_ts``, a form's ``view.id``+``hash``, an event's ``event_id``) and, in HTTP mode, by the request
 signature. A redelivery, a repeat or a replay finds its claim taken and does nothing. Errors are answered
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -23,10 +23,6 @@ from handlers.errors import reply_privately
 
 log = logging.getLogger("rollback_bot.listeners")
 Key = Callable[[dict[str, Any]], str | None]
-#: How many listeners do their work (after the ack) at once. The others wait here without holding the
-#: interpreter, so in a burst the acks — which Bolt's runner polls for every 10 ms — are not starved by the
-#: work of the requests acknowledged before them (bench/ack_latency.py measures it).
-POST_ACK_WORK = threading.BoundedSemaphore(8)
 
 
 def command_key(body: dict[str, Any]) -> str | None:
@@ -71,18 +67,20 @@ def acked(ctx: Ctx, key: Key) -> Callable[[Callable[..., None]], Callable[[Args]
     def decorate(func: Callable[..., None]) -> Callable[[Args], None]:
         names = list(inspect.signature(func).parameters)
 
-        def listener(args: Args) -> None:
-            args.ack()
-            with POST_ACK_WORK, bound(user=args.context.user_id, channel=args.context.channel_id,
-                                      listener=func.__name__):
+        def answer(args: Args) -> None:
+            with bound(user=args.context.user_id, channel=args.context.channel_id, listener=func.__name__):
                 try:
                     if first_time(ctx, args, key):
                         func(**{name: getattr(args, name) for name in names})
                 except Exception as error:  # noqa: BLE001 - answered here; see below
-                    # The same reply the app's error handler gives. Raising it to Bolt instead would let Bolt's
-                    # runner reset the acknowledgement it has not polled yet (it polls every 10 ms), so a quick
-                    # refusal could lose its own ack and Slack would show "operation_timeout".
+                    # The same reply the app's error handler gives. The work runs after the listener has
+                    # returned, so Bolt's own error handling (which could also reset an acknowledgement its
+                    # runner has not polled yet) never sees it.
                     reply_privately(ctx, error, args.context, args.respond, args.body)
+
+        def listener(args: Args) -> None:
+            args.ack()
+            ctx.acks.after_ack(lambda: answer(args))
 
         listener.__name__ = func.__name__
         listener.__qualname__ = func.__qualname__

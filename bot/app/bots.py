@@ -59,8 +59,24 @@ def build_app(services: Services, *, socket_mode: bool) -> App:
                   listener_executor=services.listeners)
     finally:
         bolt_log.removeFilter(_not_token_unused)
-    register_all(app, Ctx(api=services.api, settings=services.settings))
+    register_all(app, Ctx(api=services.api, settings=services.settings, acks=services.acks))
     return app
+
+
+def socket_mode_handler(app: App, app_token: str, services: Services, concurrency: int) -> SocketModeHandler:
+    """Bolt's Socket Mode handler, each request counted as due (``handlers.acks``) until its ack is sent."""
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+    from slack_sdk.socket_mode import SocketModeClient
+    from slack_sdk.socket_mode.request import SocketModeRequest
+
+    acks = services.acks
+
+    class Handler(SocketModeHandler):
+        def handle(self, client: SocketModeClient, req: SocketModeRequest) -> None:  # type: ignore[override]
+            with acks.due():
+                super().handle(client, req)
+
+    return Handler(app, app_token, web_client=services.messenger.client, concurrency=concurrency, ping_interval=5)
 
 
 @dataclass
@@ -73,12 +89,9 @@ class SocketModeBot:
     _closed: threading.Event = field(default_factory=threading.Event)
 
     def start(self, concurrency: int = 10) -> SocketModeBot:
-        from slack_bolt.adapter.socket_mode import SocketModeHandler
-
         token = self.services.settings.secrets.slack_app_token
         assert token is not None
-        self.handler = SocketModeHandler(self.app, token.get_secret_value(), web_client=self.services.messenger.client,
-                                         concurrency=concurrency, ping_interval=5)
+        self.handler = socket_mode_handler(self.app, token.get_secret_value(), self.services, concurrency)
         self.handler.connect()
         return self
 
@@ -167,6 +180,10 @@ class HttpBot:
         return f"http://127.0.0.1:{self.port}/slack/events"
 
     def wsgi(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        with self.services.acks.due():  # until the ack is out, the answers of earlier requests wait
+            return self._handle(environ, start_response)
+
+    def _handle(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
         from slack_bolt import BoltContext, BoltRequest
         from slack_bolt.request.internals import build_context
 

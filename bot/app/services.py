@@ -29,6 +29,7 @@ from bot.redact import SecretBook
 from bot.slack import SlackDirectory, SlackMessenger, web_client
 from bot.slack_ui import SlackPresenter
 from bot.store import Store, open_store
+from handlers.acks import AcksFirst
 
 log = logging.getLogger(__name__)
 LISTENER_THREADS = 32
@@ -66,7 +67,8 @@ class Services:
     monitor: Monitor
     recovery: Recovery
     messenger: SlackMessenger
-    listeners: ThreadPoolExecutor
+    listeners: ThreadPoolExecutor  # Bolt's listener threads: they ack
+    acks: AcksFirst  # the work after an ack, once the acks due are out
     jobs: SchedulerJobs
     scheduler: Any = None
     _startup: threading.Thread | None = None
@@ -96,6 +98,7 @@ class Services:
         if self._startup is not None:
             self._startup.join(timeout=30)
         self.listeners.shutdown(wait=True, cancel_futures=False)
+        self.acks.close()
         self.danger.close()
         self.monitor.close()
         self.deps.replica.stop()
@@ -138,7 +141,8 @@ def build_services(settings: Settings, *, store: Store | None = None, clock: Clo
     listeners = ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="rollback-listener")
     return Services(settings=settings, store=store, clock=clock, deps=deps, desk=desk, api=api, incidents=incidents,
                     runner=runner, alternatives=alternatives, danger=danger, stakeholders=stakeholders, closer=closer,
-                    monitor=monitor, recovery=recovery, messenger=messenger, listeners=listeners, jobs=jobs)
+                    monitor=monitor, recovery=recovery, messenger=messenger, listeners=listeners, acks=AcksFirst(),
+                    jobs=jobs)
 
 
 def start_scheduler(services: Services) -> Any:
