@@ -2,6 +2,8 @@
 # into project-local folders. A second run only reinstalls what changed.
 PYTHON ?= python3
 VENV   := .venv
+# test files run on this many pytest-xdist workers (each with its own nx-27017 and temporary folders)
+TEST_WORKERS ?= 2
 BIN    := $(VENV)/bin
 TOOLS  := .tools
 NODE_BIN := $(abspath $(TOOLS)/node_modules/.bin)
@@ -20,7 +22,7 @@ local: deps
 test: deps $(TOOLS)/.browser
 	$(BIN)/ruff check bot handlers tests bench
 	$(BIN)/mypy
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: deps
 	$(BIN)/ruff check bot handlers tests bench
