@@ -3,6 +3,8 @@
 Start with `check`, then `run` (Socket Mode) or `serve` (HTTP). `local` tries
 everything on this machine, against an emulated Slack workspace."""
 
+# One module of this size on purpose: each subcommand is a short function next to the parser that states its
+# options and help, over shared start-up (settings, logging, signals); split, the help would drift from the code.
 from __future__ import annotations
 
 import argparse
