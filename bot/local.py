@@ -13,6 +13,7 @@ from pathlib import Path
 
 from bot.emulator import Emulator
 from bot.errors import ConfigError
+from bot.localmongo import alive
 
 #: What a run of `rollback-bot local` makes in its folder: the sandbox target (git repository, pm2 home), its
 #: local MongoDB's data (the tenant databases), the bot's state, and the config written for it.
@@ -65,7 +66,7 @@ def stop_leftovers(root: Path) -> list[str]:
                                                           else [])])
     for home in homes:
         pid = _pid_in(home / "pm2.pid")
-        if pid is None or not _alive(pid):
+        if pid is None or not alive(pid):
             continue
         result = Pm2(home=home).kill()
         if not _gone(pid, timeout=10):  # `pm2 kill` answers before the daemon has exited
@@ -94,7 +95,7 @@ def release(root: Path) -> None:
 def running_local(root: Path) -> int | None:
     """The pid of another live `rollback-bot local` using ``root``, if there is one."""
     pid = _pid_in(root / LOCK)
-    if pid is None or pid == os.getpid() or not _alive(pid):
+    if pid is None or pid == os.getpid() or not alive(pid):
         return None
     try:
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
@@ -112,24 +113,12 @@ def _pid_in(path: Path) -> int | None:
 
 def _gone(pid: int, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
-    while _alive(pid):
+    while alive(pid):
         if time.monotonic() > deadline:
             return False
         time.sleep(0.05)
     return True
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie (exited, not yet reaped by its parent) is not running
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
 
 HELP = """Type what a Slack user would:
   /rollback start deploy broke health     a slash command, as the current user in the current channel

@@ -326,13 +326,13 @@ def _end_pid(pid: int, timeout: float) -> None:
             return
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
-            if not _alive(pid):
+            if not alive(pid):
                 return
             time.sleep(0.05)
     raise LocalMongoError(f"the local MongoDB (pid {pid}) did not exit after SIGKILL")
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     """Running (a zombie, dead but not yet reaped by its parent, is not)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
@@ -365,7 +365,7 @@ def _serves(argv: list[str], folder: Path) -> bool:
 
 def _is_our_server(info: ServerInfo, folder: Path) -> bool:
     """``info.pid`` is alive and is the nx-27017 serving ``folder`` (a pid can be reused after a crash)."""
-    if not _alive(info.pid):
+    if not alive(info.pid):
         return False
     argv = _cmdline(info.pid)
     if argv is not None:
@@ -409,7 +409,7 @@ def _remove_stale_files(folder: Path) -> None:
     with contextlib.suppress(FileNotFoundError):
         (folder / STATE_FILE).unlink()
     recorded = _recorded_pid(folder / PID_FILE)
-    if recorded is not None and _alive(recorded) and _serves(_cmdline(recorded) or [], folder):
+    if recorded is not None and alive(recorded) and _serves(_cmdline(recorded) or [], folder):
         return
     with contextlib.suppress(FileNotFoundError):
         (folder / PID_FILE).unlink()

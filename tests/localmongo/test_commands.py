@@ -66,7 +66,7 @@ def test_sandbox_keeps_its_tenant_data_on_a_detached_local_server_until_stop(tmp
     assert stopped.returncode == 0, stopped.stderr
     assert "stopped the sandbox's pm2 daemon" in stopped.stdout
     assert "stopped the sandbox's local MongoDB" in stopped.stdout
-    assert not localmongo._alive(server.pid) and local_mongo_servers(str(root)) == []
+    assert not localmongo.alive(server.pid) and local_mongo_servers(str(root)) == []
     assert pm2_daemons(str(root)) == "" and (root / "mongo" / "db" / f"{sandbox.tenant_dbs[0]}.db").exists()
 
     restarted = cli("sandbox", str(root))  # after a stop: the same port, the same data
@@ -150,7 +150,7 @@ def test_local_runs_its_own_server_and_stops_it_on_ctrl_c_and_on_sigterm(tmp_pat
         finally:
             code = local.stop(sig)
         assert code == 0, "".join(local.output)
-        assert not localmongo._alive(server.pid) and local_mongo_servers(str(folder)) == []
+        assert not localmongo.alive(server.pid) and local_mongo_servers(str(folder)) == []
         assert not (folder / "mongo" / "server.json").exists() and pm2_daemons(str(folder)) == ""
     (first_port, first_counts), (second_port, second_counts) = seen
     assert second_port == first_port and second_counts == first_counts and first_counts["schools"] == 4
@@ -180,14 +180,14 @@ def test_each_local_run_starts_from_a_fresh_broken_sandbox_unless_keep(tmp_path:
         daemon = int((made.pm2_home / "pm2.pid").read_text())  # type: ignore[operator]
     finally:
         first.stop(signal.SIGKILL)  # killed: its pm2 daemon (and the backend under it) is left running
-    assert localmongo._alive(daemon)
+    assert localmongo.alive(daemon)
 
     second = Local(folder)
     try:
         line = second.wait_for("fresh sandbox")
         assert line.startswith(f"fresh sandbox: removed the last run's sandbox, tenant data and state in {folder} "
                                "(--keep keeps them)")
-        assert f"its pm2 daemon, pid {daemon}" in line and not localmongo._alive(daemon)  # stopped, then removed
+        assert f"its pm2 daemon, pid {daemon}" in line and not localmongo.alive(daemon)  # stopped, then removed
         second.wait_for("No terminal attached")
         fresh = Sandbox.load(folder / "target")
         assert fresh.canaries != made.canaries  # a new sandbox, not the old one started again

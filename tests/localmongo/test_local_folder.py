@@ -46,7 +46,7 @@ def tidy(root: Path) -> None:
         daemon = int((home / "pm2.pid").read_text())
     except (OSError, ValueError):
         daemon = None
-    if daemon is not None and localmongo._alive(daemon):
+    if daemon is not None and localmongo.alive(daemon):
         Pm2(home=home).kill()
     stop_detached(root / "mongo")
 
@@ -63,14 +63,14 @@ def test_keep_keeps_and_the_default_removes_after_stopping_what_was_left_running
         line = prepare(root, keep=True)
         assert line.startswith(f"keeping the sandbox and state from the last run (--keep) in {root}; stopped what "
                                f"the last run left running first (its pm2 daemon, pid {daemon}, its local MongoDB")
-        assert not localmongo._alive(daemon) and not localmongo._alive(server)
+        assert not localmongo.alive(daemon) and not localmongo.alive(server)
         assert all((root / part).exists() for part in RUN_PARTS) and Sandbox.load(root / "target") == sandbox
 
         server, daemon = leave_running(root, port=sandbox.mongo_port)  # the next run was killed too
         line = prepare(root, keep=False)
         assert line.startswith(f"fresh sandbox: removed the last run's sandbox, tenant data and state in {root} "
                                "(--keep keeps them); stopped what the last run left running first (its pm2 daemon")
-        assert not localmongo._alive(daemon) and not localmongo._alive(server)
+        assert not localmongo.alive(daemon) and not localmongo.alive(server)
         assert not any((root / part).exists() for part in RUN_PARTS)
         assert (root / "notes.txt").read_text() == "mine"
 
