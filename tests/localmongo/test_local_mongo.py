@@ -60,7 +60,7 @@ def test_a_server_starts_on_loopback_answers_and_stops_leaving_its_data(tmp_path
         client.probe.items.insert_many([{"n": n} for n in range(3)])
         client.close()
         assert (folder / "db" / "probe.db").exists()
-    assert not server.running and not localmongo._alive(pid)
+    assert not server.running and not localmongo.alive(pid)
     assert not (folder / "server.json").exists() and not (folder / "nx-27017.pid").exists()
     assert (folder / "db" / "probe.db").exists() and "starting nx-27017" in (folder / "nx-27017.log").read_text()
     server.stop()  # again: nothing to do
@@ -125,7 +125,7 @@ def test_the_context_manager_stops_the_server_when_the_block_fails(tmp_path: Pat
     with pytest.raises(RuntimeError), LocalMongo(tmp_path / "mongo") as server:
         pid = server.pid
         raise RuntimeError("the bot failed")
-    assert not localmongo._alive(pid) and local_mongo_servers(str(tmp_path)) == []
+    assert not localmongo.alive(pid) and local_mongo_servers(str(tmp_path)) == []
 
 
 def test_a_server_stops_by_itself_when_the_process_that_started_it_is_killed(tmp_path: Path) -> None:
@@ -135,13 +135,13 @@ def test_a_server_stops_by_itself_when_the_process_that_started_it_is_killed(tmp
                                stdout=subprocess.PIPE, text=True)
     assert starter.stdout is not None
     pid = int(starter.stdout.readline())
-    assert localmongo._alive(pid)
+    assert localmongo.alive(pid)
     starter.kill()  # SIGKILL: no finally, no stop()
     starter.wait()
     deadline = time.monotonic() + 15
-    while localmongo._alive(pid) and time.monotonic() < deadline:
+    while localmongo.alive(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not localmongo._alive(pid) and local_mongo_servers(str(tmp_path)) == []
+    assert not localmongo.alive(pid) and local_mongo_servers(str(tmp_path)) == []
 
 
 def test_only_a_detached_server_can_be_detached(tmp_path: Path) -> None:
@@ -169,7 +169,7 @@ def test_a_detached_server_outlives_its_starter_and_is_stopped_from_another_proc
     assert os.getsid(info.pid) == info.pid  # a session of its own
     assert start_detached(folder) == info  # asking again finds the running one
     assert stop_detached(folder) is True
-    assert not localmongo._alive(info.pid) and running_server(folder) is None
+    assert not localmongo.alive(info.pid) and running_server(folder) is None
     assert not (folder / "server.json").exists() and not (folder / "nx-27017.pid").exists()
     assert stop_detached(folder) is False  # nothing left to stop
 
