@@ -192,8 +192,8 @@ def test_withdrawing_cancels_the_delayed_start_and_a_new_approval_waits_the_full
     assert first.starts_at == clock.now() + timedelta(seconds=30)
     incident.react("alex", ts, added=False)  # withdrawn before the start
     incident.wait_status(ts, ApprovalStatus.PENDING)
-    assert incident.approval(ts).starts_at is None and len(incident.audit("approval.withdrawn")) == 1
     assert "Your approval of the cleanup request" in incident.ephemeral(APPROVER, "withdrawn")  # told privately
+    assert incident.approval(ts).starts_at is None and len(incident.audit("approval.withdrawn")) == 1
     shown = incident.emulator.ws.wait_for(lambda: "*Withdrawn:* <@U0APPROVER1>" in str(
         incident.emulator.ws.message(INCIDENT, ts)), 10, "the withdrawal on the request")
     assert shown

@@ -57,6 +57,9 @@ class Gate:
     def __init__(self, deps: Deps, desk: Desk, planner: Planner) -> None:
         self.deps, self.desk, self.planner = deps, desk, planner
         self._posting = threading.Lock()  # a request is posted and recorded before this process reads reactions
+        # Redraws one at a time, each reading the state inside the lock: a redraw that read an older state can
+        # no longer land after a newer one and leave the request showing what is no longer true.
+        self._redrawing = threading.Lock()
 
     @property
     def cfg(self) -> CleanupConfig:
@@ -338,15 +341,16 @@ class Gate:
     def refresh(self, approval_id: str) -> None:
         """Redraw the request message from the stored approval, plan and tenant results."""
         deps = self.deps
-        approval = deps.store.get_approval(approval_id)
-        plan = deps.store.get_plan(approval_id)
-        if approval is None or plan is None or not approval.message_ts:
-            return
-        message = deps.ui.approval_request(approval, plan, deps.store.tenant_results(approval_id))
-        try:
-            deps.messenger.update(approval.channel, approval.message_ts, message)
-        except Exception:  # the request is redrawn at its next change
-            log.warning("could not redraw the request %s", approval_id, exc_info=True)
+        with self._redrawing:
+            approval = deps.store.get_approval(approval_id)
+            plan = deps.store.get_plan(approval_id)
+            if approval is None or plan is None or not approval.message_ts:
+                return
+            message = deps.ui.approval_request(approval, plan, deps.store.tenant_results(approval_id))
+            try:
+                deps.messenger.update(approval.channel, approval.message_ts, message)
+            except Exception:  # the request is redrawn at its next change
+                log.warning("could not redraw the request %s", approval_id, exc_info=True)
 
     def note(self, approval: Approval, text: Rich) -> None:
         incident = self.deps.store.get_incident(approval.incident_id)
