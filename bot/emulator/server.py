@@ -159,6 +159,12 @@ class Emulator(WebApi, UserSide):
             await self._http.close()
         if self._runner is not None:
             await self._runner.cleanup()
+        # Like asyncio.run: a task still pending when the loop closes (a request whose client went away) would be
+        # destroyed by some later garbage collection, with an ERROR in whatever runs then.
+        rest = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in rest:
+            task.cancel()
+        await asyncio.gather(*rest, return_exceptions=True)
 
     def close(self) -> None:
         if self._loop is not None and self._loop.is_running():
