@@ -1,4 +1,5 @@
-"""The panel's Next line: the runbook's order, from what the incident's record says happened."""
+"""The panel's Next line: derived from the incident's lifecycle (the phase, the fix under way and what it still
+needs), whichever path the incident took: the runbook's rollback or one of its safer alternatives."""
 
 from __future__ import annotations
 
@@ -6,66 +7,105 @@ from datetime import timedelta
 
 from bot.domain.checklists import SUCCESS_CRITERIA
 from bot.domain.guide import NextKind, next_action
-from bot.domain.incident import Busy, BusyKind, DatabaseChange, IncidentState, Rca, Tick
+from bot.domain.incident import Busy, BusyKind, DatabaseChange, Incident, Rca, Tick
+from bot.domain.lifecycle import Event
 from bot.domain.ownership import LEGACY_OWNER
-from bot.domain.runs import StepName, StepRun, StepStatus
+from bot.domain.runs import StepName
 from bot.text import plain
 from tests.comms.test_templates import FRESH, T0
-
-
-def run(step: StepName, minute: int, status: StepStatus = StepStatus.SUCCEEDED) -> StepRun:
-    at = T0 + timedelta(minutes=minute)
-    return StepRun(id=f"r{minute}", incident_id="RB-0042", step=step, actor="U0COMMANDER", started_at=at,
-                   finished_at=at, status=status)
-
 
 RUNBOOK = [StepName.BACKUP, StepName.REVERT, StepName.REBUILD, StepName.RESTART, StepName.VERIFY]
 
 
+def after(*steps: StepName | tuple[StepName, bool], incident: Incident = FRESH) -> Incident:
+    """The incident after these steps finished (a step alone succeeded; (step, False) failed)."""
+    fresh = incident.model_copy(deep=True)
+    for minute, item in enumerate(steps):
+        step, ok = item if isinstance(item, tuple) else (item, True)
+        fresh.step_finished(step, ok, T0 + timedelta(minutes=minute), "U0COMMANDER",
+                            ships=step is StepName.HOTFIX)
+    return fresh
+
+
+def confirmed(incident: Incident) -> Incident:
+    return incident.model_copy(update={"success": {i.key: Tick(by="U0COMMANDER", at=T0) for i in SUCCESS_CRITERIA
+                                                   if not i.automatic}})
+
+
 def test_each_runbook_step_in_order_then_the_criteria_then_close() -> None:
-    done: list[StepRun] = []
-    for minute, step in enumerate(RUNBOOK):
-        upcoming = next_action(FRESH, done)
+    done: list[StepName] = []
+    for step in RUNBOOK:
+        upcoming = next_action(after(*done))
         assert (upcoming.kind, upcoming.step) == (NextKind.STEP, step), step
         assert f"/rollback {step.value}" in plain(upcoming.text)
-        done.append(run(step, minute))
-    upcoming = next_action(FRESH, done)
+        done.append(step)
+    upcoming = next_action(after(*done))
     assert upcoming.kind is NextKind.CONFIRM and "/rollback close" in plain(upcoming.text)
     assert "/rollback cleanup" in plain(upcoming.also)  # optional, and only while the data is unchanged
-    ticked = FRESH.model_copy(update={"success": {i.key: Tick(by="U0COMMANDER", at=T0) for i in SUCCESS_CRITERIA
-                                                  if not i.automatic}})
-    assert next_action(ticked, done).kind is NextKind.CLOSE
-    cleaned = ticked.model_copy(update={"database": DatabaseChange(cleaned=["tenant_a"])})
-    assert next_action(cleaned, done).also == ()
+    assert next_action(confirmed(after(*done))).kind is NextKind.CLOSE
+    cleaned = confirmed(after(*done)).model_copy(update={"database": DatabaseChange(cleaned=["tenant_a"])})
+    assert next_action(cleaned).also == ()
 
 
 def test_the_first_thing_is_always_the_backup() -> None:
-    upcoming = next_action(FRESH, [])
+    upcoming = next_action(FRESH)
     assert upcoming.step is StepName.BACKUP and "nothing irreversible" in plain(upcoming.text)
 
 
 def test_a_failed_step_is_named_and_a_running_one_is_waited_for() -> None:
-    failed = [run(StepName.BACKUP, 0), run(StepName.REVERT, 1, StepStatus.FAILED)]
-    upcoming = next_action(FRESH, failed)
+    failed = after(StepName.BACKUP, (StepName.REVERT, False))
+    upcoming = next_action(failed)
     assert upcoming.step is StepName.REVERT and "revert failed" in plain(upcoming.text)
-    busy = FRESH.model_copy(update={"busy": Busy(kind=BusyKind.STEP, ref="r", name="rebuild", actor="U0COMMANDER",
-                                                 owner=LEGACY_OWNER, since=T0)})
-    assert next_action(busy, failed).kind is NextKind.WAIT
+    busy = failed.model_copy(update={"busy": Busy(kind=BusyKind.STEP, ref="r", name="rebuild", actor="U0COMMANDER",
+                                                  owner=LEGACY_OWNER, since=T0)})
+    assert next_action(busy).kind is NextKind.WAIT
+    assert next_action(after(StepName.BACKUP, (StepName.REVERT, False), StepName.REVERT)).step is StepName.REBUILD
 
 
 def test_a_new_revert_asks_for_a_new_rebuild_and_a_restart_for_a_new_verify() -> None:
-    runs = [run(step, minute) for minute, step in enumerate(RUNBOOK)]
-    assert next_action(FRESH, [*runs, run(StepName.REVERT, 10)]).step is StepName.REBUILD
-    assert next_action(FRESH, [*runs, run(StepName.RESTART, 10)]).step is StepName.VERIFY
+    assert next_action(after(*RUNBOOK, StepName.REVERT)).step is StepName.REBUILD
+    assert next_action(after(*RUNBOOK, StepName.REVERT, StepName.REBUILD, StepName.RESTART)).step is StepName.VERIFY
 
 
-def test_an_alternative_stands_in_for_the_revert() -> None:
-    runs = [run(StepName.BACKUP, 0), run(StepName.PARTIAL, 1), run(StepName.VERIFY, 2)]
-    assert next_action(FRESH, runs).kind is NextKind.CONFIRM
-    assert next_action(FRESH, runs[:2]).step is StepName.VERIFY
+def test_a_verify_that_passes_before_the_reverted_code_is_built_and_running_does_not_restore_service() -> None:
+    early = after(StepName.BACKUP, StepName.REVERT, StepName.VERIFY)
+    assert not early.lifecycle.service_back
+    assert next_action(early).step is StepName.REBUILD
+
+
+def test_every_alternative_ends_the_way_the_rollback_does() -> None:
+    """Regression (issue 20): after `flag` (or partial, safe revert, hotfix ship) passed verify the Next line
+    still said `/rollback backup`."""
+    for change, follow in ((StepName.FLAG, (StepName.RESTART,)),
+                           (StepName.PARTIAL, (StepName.REBUILD, StepName.RESTART)),
+                           (StepName.SAFE_REVERT, (StepName.REBUILD, StepName.RESTART)),
+                           (StepName.HOTFIX, (StepName.REBUILD, StepName.RESTART))):
+        fixed = after(change, *follow, StepName.VERIFY)
+        assert fixed.lifecycle.service_back, change
+        upcoming = next_action(fixed)
+        assert upcoming.kind is NextKind.CONFIRM, (change, plain(upcoming.text))
+        assert "backup" not in plain(upcoming.text)
+        assert "/rollback cleanup" not in plain(upcoming.also) or change is StepName.SAFE_REVERT
+        mid = after(change)
+        assert next_action(mid).step is follow[0], change
+
+
+def test_a_hotfix_branch_alone_changes_nothing_only_shipping_it_does() -> None:
+    branch = FRESH.model_copy(deep=True)
+    branch.step_finished(StepName.HOTFIX, True, T0, "U0COMMANDER", ships=False)
+    assert branch.lifecycle.fix is None and next_action(branch).step is StepName.BACKUP
+
+
+def test_a_verify_that_fails_after_service_was_back_asks_for_verify_again() -> None:
+    back = after(StepName.FLAG, StepName.RESTART, StepName.VERIFY)
+    again = after((StepName.VERIFY, False), incident=back)
+    assert not again.lifecycle.service_back
+    assert "verify failed" in plain(next_action(again).text)
+    assert after(StepName.VERIFY, incident=again).lifecycle.service_back
 
 
 def test_after_the_close_the_root_cause_then_nothing() -> None:
-    closed = FRESH.model_copy(update={"state": IncidentState.CLOSED})
-    assert next_action(closed, []).kind is NextKind.RCA
-    assert next_action(closed.model_copy(update={"rca": Rca(phase="Phase 2")}), []).kind is NextKind.DONE
+    closed = FRESH.model_copy(deep=True)
+    closed.advance(Event.CLOSED, T0, "U0COMMANDER")
+    assert next_action(closed).kind is NextKind.RCA
+    assert next_action(closed.model_copy(update={"rca": Rca(phase="Phase 2")})).kind is NextKind.DONE

@@ -8,7 +8,9 @@ from bot.domain.checklists import PREVENTION_CHECKLIST, RCA_CAUSES, RCA_PHASES, 
 from bot.domain.danger.gate import Gate
 from bot.domain.deps import Deps
 from bot.domain.desk import Desk, busy_conflict, require_active
-from bot.domain.incident import CloseCheck, CloseOut, Incident, IncidentState, Milestone, Rca, RestoredBy
+from bot.domain.guide import next_action
+from bot.domain.incident import CloseCheck, CloseOut, Incident, Rca, RestoredBy
+from bot.domain.lifecycle import Event, Phase
 from bot.domain.ports import FormValues, form_choices, form_text
 from bot.domain.runs import CheckOutcome, StepName
 from bot.errors import BadInput, Conflict, echo
@@ -18,7 +20,7 @@ from bot.ops.pm2 import Pm2
 from bot.redact import redact_uri
 from bot.runbook.target import central_uri
 from bot.runbook.verify import health_checks, log_checks
-from bot.text import Code, Rich, rich
+from bot.text import Code, Rich, plain, rich
 
 log = logging.getLogger(__name__)
 MAX_FIELD = 3000  # a --force reason
@@ -112,6 +114,9 @@ class Closer:
                    for item in SUCCESS_CRITERIA if item.automatic and not all(c.ok for c in live[item.key])]
         unconfirmed = [item.text for item in SUCCESS_CRITERIA
                        if not item.automatic and item.key not in incident.success]
+        if not incident.lifecycle.service_back:
+            unconfirmed.insert(0, "service restored (no verify has passed since the last change; "
+                               f"next: {plain(next_action(incident).text)})")
         if (failing or unconfirmed) and force is None:
             lines = [f"❌ {line}" for line in failing] + [f"⬜ not confirmed yet: {text}" for text in unconfirmed]
             raise Conflict((f"Not closing {incident.id} yet:\n" + "\n".join(lines),),
@@ -129,10 +134,9 @@ class Closer:
             require_active(fresh)
             if fresh.busy is not None:
                 raise busy_conflict(fresh.busy)
-            if not failing and fresh.reach(Milestone.SYSTEM_RESTORED, now, "bot"):
-                fresh.restored_by = RestoredBy.CLOSE  # neither the watch nor the commander had recorded it
-            fresh.state = IncidentState.CLOSED
-            fresh.reach(Milestone.CLOSED, now, actor)
+            if not failing and fresh.lifecycle.phase is Phase.RESTORED:  # neither the watch nor the commander had
+                fresh.advance(Event.CONFIRMED, now, "bot", confirmed=RestoredBy.CLOSE)
+            fresh.advance(Event.CLOSED, now, actor)
             fresh.close_out = CloseOut(by=actor, at=now, forced=forced, reason=reason, checks=checks)
             if reason:
                 fresh.record(now, actor, f"Closed with failing or unconfirmed criteria: {reason}")

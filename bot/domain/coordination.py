@@ -9,6 +9,7 @@ import re
 from bot.domain.deps import Deps
 from bot.domain.desk import Desk, require_active
 from bot.domain.incident import FollowUp, Incident, Milestone, RestoredBy
+from bot.domain.lifecycle import Event, Phase
 from bot.errors import BadInput, Conflict, NotFound, echo
 from bot.ids import SLASH_COMMAND
 from bot.text import Code, Person, When, rich
@@ -41,18 +42,21 @@ class Coordination:
         """The commander confirms the system is restored (the watch may not have seen enough checks yet)."""
         self.deps.access.require(actor, channel)
         incident = self.desk.active_in(channel)
-        if Milestone.ROLLBACK_COMPLETED not in incident.milestones:
-            raise Conflict("The rollback has not completed yet: verify has not passed since the revert.",
-                           hint=("Run ", Code(f"{SLASH_COMMAND} verify"), " first."))
-        if Milestone.SYSTEM_RESTORED in incident.milestones:
+        phase = incident.lifecycle.phase
+        if phase is Phase.CONFIRMED:
             raise Conflict(rich("System restored is already recorded (", When(
                 incident.milestones[Milestone.SYSTEM_RESTORED]), ")."))
+        if phase is not Phase.RESTORED:
+            raise Conflict("Service is not back yet: no verify has passed since the last change (a revert or an "
+                           "alternative).", hint=("Run ", Code(f"{SLASH_COMMAND} verify"), " first."))
         now = self.deps.clock.now()
 
         def confirm(fresh: Incident) -> None:
             require_active(fresh)
-            if fresh.reach(Milestone.SYSTEM_RESTORED, now, actor):
-                fresh.restored_by = RestoredBy.COMMANDER
+            if fresh.lifecycle.phase is not Phase.RESTORED:
+                raise Conflict("Service is not back any more: something changed since you asked.",
+                               hint=("Check ", Code(f"{SLASH_COMMAND} status"), "."))
+            fresh.advance(Event.CONFIRMED, now, actor, confirmed=RestoredBy.COMMANDER)
 
         incident = self.desk.mutate(incident.id, confirm)
         self.desk.audit(now, actor, "incident.restored", incident.id, by="commander")

@@ -12,7 +12,19 @@ from enum import StrEnum
 from pydantic import AwareDatetime, BaseModel, Field, model_validator
 
 from bot.domain import legacy
+from bot.domain.lifecycle import (
+    FIX_NAMES,
+    FIX_OF_STEP,
+    SERVICE_BACK,
+    Event,
+    Fix,
+    Lifecycle,
+    Phase,
+    Stall,
+    restored_label,
+)
 from bot.domain.ownership import Owner
+from bot.domain.runs import StepName
 
 
 class Milestone(StrEnum):
@@ -213,6 +225,7 @@ class Incident(BaseModel):
     watch: Watch = Field(default_factory=Watch)
     rolled_back_files: list[str] = Field(default_factory=list)
     follow_ups: list[FollowUp] = Field(default_factory=list)
+    lifecycle: Lifecycle = Field(default_factory=Lifecycle)
     version: int = 0
 
     @model_validator(mode="before")
@@ -232,8 +245,54 @@ class Incident(BaseModel):
         if milestone in self.milestones:
             return False
         self.milestones[milestone] = at
-        self.record(at, actor, MILESTONE_LABELS[milestone])
+        self.record(at, actor, self.label(milestone))
         return True
+
+    def label(self, milestone: Milestone) -> str:
+        """A milestone's name for people: *service restored* is named after the fix that did it."""
+        if milestone is Milestone.ROLLBACK_COMPLETED:
+            return restored_label(self.lifecycle.restored_with or self.lifecycle.fix)
+        return MILESTONE_LABELS[milestone]
+
+    def advance(self, event: Event, at: AwareDatetime, actor: str, *, step: StepName | None = None,
+                fix: Fix | None = None, confirmed: RestoredBy | None = None) -> Phase:
+        """Drive the lifecycle (:data:`bot.domain.lifecycle.TRANSITIONS`) and record the milestones the phase
+        entered reaches: service restored, confirmed restored (and by what), closed."""
+        before = self.lifecycle.phase
+        phase = self.lifecycle.advance(event, step=step, fix=fix)
+        if phase is Phase.MITIGATING and before is not Phase.MITIGATING and self.lifecycle.fix is not None:
+            self.record(at, actor, f"Mitigating: {FIX_NAMES[self.lifecycle.fix]}"
+                        + (" (service was back; it has to be verified again)" if before in SERVICE_BACK else ""))
+        if phase is Phase.RESTORED:
+            if before is not Phase.RESTORED:
+                self.watch = Watch()  # the post-rollback watch counts from here
+            self.reach(Milestone.ROLLBACK_COMPLETED, at, actor)
+        elif phase is Phase.CONFIRMED:
+            self.reach(Milestone.ROLLBACK_COMPLETED, at, actor)
+            if self.reach(Milestone.SYSTEM_RESTORED, at, actor) and confirmed is not None:
+                self.restored_by = confirmed
+        elif phase is Phase.CLOSED:
+            self.state = IncidentState.CLOSED
+            self.reach(Milestone.CLOSED, at, actor)
+        return phase
+
+    def step_finished(self, step: StepName, ok: bool, at: AwareDatetime, actor: str, *, ships: bool = False) -> Phase:
+        """What a finished step means for the lifecycle (a hotfix changes the service only when it ships)."""
+        life = self.lifecycle
+        if not ok:
+            life.stall = Stall(step=step, how="failed")
+            return self.advance(Event.VERIFY_FAILED, at, actor) if step is StepName.VERIFY else life.phase
+        life.stall = None
+        fix = FIX_OF_STEP.get(step)
+        if step is StepName.BACKUP:
+            life.backed_up = True
+        if fix is not None and (fix is not Fix.HOTFIX or ships):
+            return self.advance(Event.CHANGED, at, actor, fix=fix)
+        if step is StepName.VERIFY:
+            return self.advance(Event.VERIFIED, at, actor)
+        if step in (StepName.REBUILD, StepName.RESTART):
+            return self.advance(Event.STEP_DONE, at, actor, step=step)
+        return life.phase
 
     def tick(self, key: str, by: str, at: AwareDatetime) -> None:
         self.checklist.setdefault(key, Tick(by=by, at=at))

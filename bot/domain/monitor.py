@@ -40,6 +40,7 @@ from bot.domain.deps import Deps
 from bot.domain.desk import Desk
 from bot.domain.health import CHART_WINDOW, HealthCharts
 from bot.domain.incident import Incident, Milestone, RestoredBy
+from bot.domain.lifecycle import Event, Phase
 from bot.domain.runs import RestartArtifacts, StepName, StepStatus
 from bot.errors import StaleState
 from bot.ops import tenants
@@ -341,8 +342,7 @@ class Monitor:
         healthy = all(r.ok for r in results)
         failing = [r for r in results if not r.ok]
         for incident in self.deps.store.active_incidents():
-            if (Milestone.ROLLBACK_COMPLETED in incident.milestones
-                    and Milestone.SYSTEM_RESTORED not in incident.milestones):
+            if incident.lifecycle.phase is Phase.RESTORED:
                 self._watch_one(incident.id, healthy, failing, now)
 
     def _watch_one(self, incident_id: str, healthy: bool, failing: list[CheckResult], now: datetime) -> None:
@@ -351,6 +351,8 @@ class Monitor:
 
         def watch(fresh: Incident) -> None:
             verdicts.clear()
+            if fresh.lifecycle.phase is not Phase.RESTORED:
+                return  # confirmed, changed again or closed since it was read
             w = fresh.watch
             w.checks += 1
             w.streak = w.streak + 1 if healthy else 0
@@ -358,8 +360,7 @@ class Monitor:
                 w.healthy_since = now
             if w.streak >= need:
                 minutes = max(0, int((now - (w.healthy_since or now)).total_seconds() // 60))
-                if fresh.reach(Milestone.SYSTEM_RESTORED, now, "bot"):
-                    fresh.restored_by = RestoredBy.WATCH
+                fresh.advance(Event.CONFIRMED, now, "bot", confirmed=RestoredBy.WATCH)
                 verdicts.append(WatchVerdict(kind="restored", minutes=minutes, streak=w.streak, need=need))
             elif w.checks % every == 0:
                 verdicts.append(WatchVerdict(kind="failing", failing=failing[:5]) if not healthy else

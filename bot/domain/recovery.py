@@ -21,7 +21,8 @@ from bot.domain.danger import DangerZone
 from bot.domain.deps import Deps
 from bot.domain.desk import Desk
 from bot.domain.incident import Busy, BusyKind, Incident
-from bot.domain.runs import StepStatus
+from bot.domain.lifecycle import Stall
+from bot.domain.runs import StepName, StepStatus
 from bot.domain.stakeholders import ANNOUNCED, Stakeholders
 from bot.errors import StaleState
 
@@ -77,6 +78,9 @@ class Recovery:
                 fresh.busy = None
                 if text:
                     fresh.record(self.deps.clock.now(), "bot", text)
+                step = next((s for s in StepName if s.value == busy.name), None)
+                if busy.kind is BusyKind.STEP and step is not None:
+                    fresh.lifecycle.stall = Stall(step=step, how="was interrupted")
 
         incident = self.desk.mutate(incident_id, let_go)
         return incident if released else None

@@ -1,6 +1,6 @@
 """The step runner: decides whether a step may run, runs it, and records what happened.
 
-Steps return typed results; the runner records them (the step run, the incident's timeline, milestones
+Steps return typed results; the runner records them (the step run, the incident's timeline, its lifecycle
 and checklist, the audit log), reports progress by updating one thread message at most once a second,
 and keeps one run at a time per incident: it holds the incident busy with a conditional write, owned by
 this process, before anything happens. A step whose process died is marked interrupted by
@@ -20,7 +20,7 @@ from bot.domain.deps import Deps
 from bot.domain.desk import Desk
 from bot.domain.incident import BusyKind, Incident
 from bot.domain.ports import Message
-from bot.domain.runs import RUNBOOK_STEPS, StepName, StepRun, StepStatus
+from bot.domain.runs import RUNBOOK_STEPS, HotfixArtifacts, StepName, StepRun, StepStatus
 from bot.errors import BadInput, BotError, Conflict, echo
 from bot.ids import SLASH_COMMAND
 from bot.logctx import bound
@@ -138,17 +138,18 @@ class StepRunner:
         run.checks = [c.model_copy(update={"detail": self.desk.clean(c.detail)}) for c in result.checks]
         run = deps.store.save_step_run(run)  # only this process writes a run it holds
 
+        ships = isinstance(result.artifacts, HotfixArtifacts) and result.artifacts.ship
+
         def finish(incident: Incident) -> None:
             incident.record(now, run.actor, f"{step.title}: {'succeeded' if result.ok else 'failed'} — {summary}")
-            for milestone in result.milestones:
-                incident.reach(milestone, now, run.actor)
+            incident.step_finished(step.name, result.ok, now, run.actor, ships=ships)
             if result.ok:
                 for key in result.ticks:
                     incident.tick(key, "bot", now)
 
         self.desk.release(incident_id, run_id, finish)
         self.desk.audit(now, run.actor, "step.finished", incident_id, step=step.name.value, run=run_id,
-                        ok=result.ok, summary=summary, milestones=[m.value for m in result.milestones],
+                        ok=result.ok, summary=summary,
                         checks=[c.model_dump() for c in run.checks])
         self.desk.changed(incident_id)
         return run

@@ -59,7 +59,7 @@ class Stakeholders:
             return
         for milestone in ANNOUNCED:
             if milestone in incident.milestones and milestone.value not in incident.comms:
-                self.post(incident_id, milestone.value, ANNOUNCED[milestone], "bot")
+                self.post(incident_id, milestone.value, incident.label(milestone).lower(), "bot")
 
     def post(self, incident_id: str, key: str, headline: str, actor: str) -> CommsPost | None:
         """Claim ``key``, then post; None when it was already claimed (by anyone, at any time)."""

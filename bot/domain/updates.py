@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 from bot.config import RunbookConfig
 from bot.domain.incident import DatabaseState, Incident, Milestone, RestoredBy
+from bot.domain.lifecycle import Fix
 from bot.domain.runs import StepName, StepRun, StepStatus
 
 NOT_YET = "not yet"
@@ -62,9 +63,31 @@ def _backend(incident: Incident, runs: list[StepRun]) -> str:
     if not verifies:
         return "not verified yet (checks run after the rollback)"
     if verifies[-1].succeeded:
-        return ("STABLE (old version restored)" if Milestone.ROLLBACK_COMPLETED in incident.milestones
-                else "STABLE (health checks pass)")
+        life = incident.lifecycle
+        if not life.service_back:
+            return "STABLE (health checks pass)"
+        return STABLE_BY.get(life.fix, "STABLE (health checks pass)") if life.fix else "STABLE (health checks pass)"
     return f"NOT STABLE — the last check failed: {verifies[-1].summary}"
+
+
+STABLE_BY = {
+    Fix.ROLLBACK: "STABLE (old version restored)", Fix.SAFE_REVERT: "STABLE (the breaking commits reverted)",
+    Fix.FLAG: "STABLE (feature flag changed)", Fix.PARTIAL: "STABLE (part of the change rolled back)",
+    Fix.HOTFIX: "STABLE (hotfix deployed)",
+}
+DONE_BY = {
+    Fix.FLAG: "We have restored the {system} by changing a feature flag",
+    Fix.PARTIAL: "We have restored the {system} by rolling back part of the change",
+    Fix.SAFE_REVERT: "We have performed an emergency rollback of the {system} (the breaking commits reverted)",
+    Fix.HOTFIX: "We have restored the {system} with a hotfix",
+}
+
+
+def _opening(system: str, completed: bool, fix: Fix | None) -> str:
+    if not completed:
+        return f"We are performing an emergency rollback of the {system}"
+    return DONE_BY.get(fix, "We have performed an emergency rollback of the {system}").format(system=system) \
+        if fix else f"We have performed an emergency rollback of the {system}"
 
 
 def database_status(incident: Incident) -> tuple[str, str, str]:
@@ -94,9 +117,10 @@ def build_update(config: RunbookConfig, incident: Incident, runs: list[StepRun],
     steps.append(f"ETA for fix: {details.eta or 'not set yet'}")
     database, data_loss, data = database_status(incident)
     completed = Milestone.ROLLBACK_COMPLETED in ms
+    fix = incident.lifecycle.restored_with or incident.lifecycle.fix
     timeline: list[tuple[str, datetime | None]] = [
         ("Issue Detected", ms.get(Milestone.ISSUE_DETECTED)), ("Rollback Started", ms.get(Milestone.ROLLBACK_STARTED)),
-        ("Rollback Completed", ms.get(Milestone.ROLLBACK_COMPLETED)),
+        (incident.label(Milestone.ROLLBACK_COMPLETED).title(), ms.get(Milestone.ROLLBACK_COMPLETED)),
         ("System Restored", ms.get(Milestone.SYSTEM_RESTORED))]
     if Milestone.CLOSED in ms:
         timeline.append(("Incident Closed", ms[Milestone.CLOSED]))
@@ -106,8 +130,7 @@ def build_update(config: RunbookConfig, incident: Incident, runs: list[StepRun],
     return Update(
         incident_id=incident.id, headline=headline, product=config.comms.product, system=config.comms.system,
         signature=config.comms.signature,
-        opening=(f"We have performed an emergency rollback of the {config.comms.system}" if completed
-                 else f"We are performing an emergency rollback of the {config.comms.system}"),
+        opening=_opening(config.comms.system, completed, fix),
         issue=incident.reason or "an issue still being described", timeline=timeline,
         backend=_backend(incident, runs), database=database, data_loss=data_loss,
         students=details.students or NOT_KNOWN, professors=details.professors or NOT_KNOWN,

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Protocol
 
 from bot.config import RunbookConfig
-from bot.domain.incident import Incident, Milestone
+from bot.domain.incident import Incident
 from bot.domain.runs import Artifacts, CheckOutcome, StepName, StepRun
 from bot.redact import SecretBook
 from bot.text import Rich
@@ -28,7 +28,6 @@ class StepResult:
     details: list[Rich] = field(default_factory=list)
     artifacts: Artifacts | None = None
     checks: list[CheckOutcome] = field(default_factory=list)
-    milestones: list[Milestone] = field(default_factory=list)
     ticks: list[str] = field(default_factory=list)
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from urllib.parse import urljoin
 
 from bot.config import RunbookConfig
-from bot.domain.incident import Milestone
 from bot.domain.runs import CheckOutcome, RestartArtifacts, StepName, StepRun, VerifyArtifacts
 from bot.ops.envfile import env_value
 from bot.ops.health import probe
@@ -70,11 +69,9 @@ class Verify:
         checks = [check(c.name, c.ok, ctx.secrets.redact(c.detail)) for c in checks]
         ok = all(c.ok for c in checks)
         details: list[Rich] = [(f"{'✅' if c.ok else '❌'} {c.name}: {c.detail}",) for c in checks]
-        reverted = ctx.last_success(StepName.REVERT) is not None
         passed = sum(c.ok for c in checks)
         summary = ((f"all {len(checks)} checks passed",) if ok else
                    (f"{len(checks) - passed} of {len(checks)} checks failed: "
                     + "; ".join(c.name for c in checks if not c.ok),))
         return StepResult(ok=ok, summary=summary, details=details, checks=checks,
-                          milestones=[Milestone.ROLLBACK_COMPLETED] if ok and reverted else [],
                           artifacts=VerifyArtifacts(health_ms=health_ms, status=status))

@@ -5,7 +5,8 @@ from __future__ import annotations
 from bot.audit import AuditEvent
 from bot.domain.approvals import Approval
 from bot.domain.checklists import PREVENTION_CHECKLIST, RCA_CAUSES, SUCCESS_CRITERIA
-from bot.domain.incident import Incident
+from bot.domain.incident import Incident, Milestone
+from bot.domain.lifecycle import FIX_NAMES
 from bot.domain.runs import StepRun
 from bot.domain.updates import RESTORED_HOW, database_status
 from bot.slack_ui.render import environment
@@ -28,4 +29,6 @@ def postmortem(incident: Incident, runs: list[StepRun], approvals: list[Approval
                            criteria=SUCCESS_CRITERIA, prevention=PREVENTION_CHECKLIST, database=database,
                            data_loss=data_loss,
                            restored_how=RESTORED_HOW.get(incident.restored_by) if incident.restored_by else "",
+                           milestones=[(incident.label(m), incident.milestones.get(m)) for m in Milestone],
+                           fix=FIX_NAMES[fix] if (fix := incident.lifecycle.restored_with) else None,
                            ).strip() + "\n"

@@ -8,22 +8,25 @@ from typing import Any
 
 from bot.domain.guide import Next, NextKind, next_action
 from bot.domain.incident import Incident, Milestone
+from bot.domain.lifecycle import Fix
 from bot.domain.ports import Message
 from bot.domain.runs import StepName, StepRun, StepStatus
 from bot.domain.updates import database_status
 from bot.ids import SLASH_COMMAND, Action, Block
-from bot.runbook import ALTERNATIVES, RUNBOOK_ORDER, STEPS
+from bot.runbook import RUNBOOK_ORDER, STEPS
 from bot.slack_ui.blocks import button, confirm, context, header, message, mrkdwn_obj, option, plain_obj
 from bot.slack_ui.escape import clock, escape, mrkdwn
 from bot.slack_ui.render import render
 
 Blocks = list[dict[str, Any]]
 SHORT = {StepName.BACKUP: "Backup", StepName.REVERT: "Revert", StepName.REBUILD: "Rebuild",
-         StepName.RESTART: "Restart", StepName.VERIFY: "Verify"}
+         StepName.RESTART: "Restart", StepName.VERIFY: "Verify", StepName.FLAG: "Feature flag",
+         StepName.PARTIAL: "Partial rollback", StepName.SAFE_REVERT: "Safe revert", StepName.HOTFIX: "Hotfix"}
 MARK = {StepStatus.SUCCEEDED: "✅", StepStatus.RUNNING: "⏳", StepStatus.INTERRUPTED: "⚠️", StepStatus.FAILED: "❌"}
 MILESTONES = [(Milestone.ISSUE_DETECTED, "Detected"), (Milestone.ROLLBACK_STARTED, "Started"),
               (Milestone.ROLLBACK_COMPLETED, "Rolled back"), (Milestone.SYSTEM_RESTORED, "Restored"),
               (Milestone.CLOSED, "Closed")]
+FIXED = {Fix.FLAG: "Flag off", Fix.PARTIAL: "File back", Fix.SAFE_REVERT: "Reverted", Fix.HOTFIX: "Hotfixed"}
 
 
 def database_line(incident: Incident) -> str:
@@ -31,12 +34,12 @@ def database_line(incident: Incident) -> str:
     return database + ("" if data_loss == "NO" else f" — data loss: {data_loss}")
 
 
-def progress(runs: list[StepRun]) -> str:
-    """✅ Backup → ✅ Revert → ⏳ Rebuild → ⬜ Restart → ⬜ Verify, and the alternative used, if any."""
+def progress(incident: Incident, runs: list[StepRun]) -> str:
+    """✅ Backup → ✅ Revert → ⏳ Rebuild → ⬜ Restart → ⬜ Verify: backup, then the path of the fix under way (the
+    runbook's rollback until one is chosen; a feature flag's is flag → restart → verify), from the lifecycle."""
     latest = {run.step: run for run in runs}
-    row = "  →  ".join(f"{MARK[latest[s].status] if s in latest else '⬜'} {SHORT[s]}" for s in RUNBOOK_ORDER)
-    used = [STEPS[s].title for s in ALTERNATIVES if s in latest and latest[s].status is StepStatus.SUCCEEDED]
-    return row + (f"  ·  via {escape(', '.join(used))}" if used else "")
+    return "  →  ".join(f"{MARK[latest[s].status] if s in latest else '⬜'} {SHORT[s]}"
+                        for s in incident.lifecycle.path())
 
 
 def next_line(upcoming: Next) -> str:
@@ -45,7 +48,13 @@ def next_line(upcoming: Next) -> str:
 
 
 def milestones(incident: Incident) -> str:
-    return "  ·  ".join(f"{label} {clock(incident.milestones.get(m))}" for m, label in MILESTONES)
+    """Detected · Started · Rolled back (or how service came back: Flag off, File back…) · Restored · Closed."""
+    fix = incident.lifecycle.restored_with or incident.lifecycle.fix
+
+    def label(m: Milestone, text: str) -> str:
+        return FIXED.get(fix, text) if m is Milestone.ROLLBACK_COMPLETED and fix is not None else text
+
+    return "  ·  ".join(f"{label(m, text)} {clock(incident.milestones.get(m))}" for m, text in MILESTONES)
 
 
 def _step_buttons(incident: Incident, upcoming: Next, target: str) -> Blocks:
@@ -71,14 +80,14 @@ def _step_buttons(incident: Incident, upcoming: Next, target: str) -> Blocks:
 
 
 def panel(incident: Incident, runs: list[StepRun], target: str) -> Message:
-    upcoming = next_action(incident, runs)
+    upcoming = next_action(incident)
     state = "active" if incident.active else "closed"
     title = f"🚨 Rollback {incident.id} — {state}"
     blocks: Blocks = [
         header(title, Block.PANEL_HEADER),
         {"type": "section", "text": mrkdwn_obj(render("panel.md.j2", incident=incident,
                                                       database=database_line(incident)))},
-        {"type": "section", "block_id": Block.STEPS, "text": mrkdwn_obj(progress(runs))},
+        {"type": "section", "block_id": Block.STEPS, "text": mrkdwn_obj(progress(incident, runs))},
         {"type": "section", "block_id": Block.NEXT, "text": mrkdwn_obj(next_line(upcoming))},
     ]
     if incident.active:
