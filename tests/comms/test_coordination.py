@@ -9,7 +9,7 @@ from bot.app import SocketModeBot
 from bot.domain.incident import Incident, Milestone, RestoredBy
 from bot.emulator import Emulator
 from bot.sandbox import Sandbox
-from tests.conftest import APPROVER, COMMANDER, INCIDENT, STAKEHOLDERS, content
+from tests.conftest import APPROVER, COMMANDER, INCIDENT, STAKEHOLDERS, content, restore_service
 
 HEADER = "🚨 Rollback RB-0001"
 
@@ -34,9 +34,9 @@ def test_the_commander_confirms_restored_only_after_the_rollback_and_stakeholder
         emulator: Emulator, sandbox: Sandbox, bot: SocketModeBot) -> None:
     incident = started(emulator, bot)
     emulator.slash("casey", "incident-rollback", "restored").wait()
-    assert "/rollback verify" in private(emulator, COMMANDER, "has not completed yet")
+    assert "/rollback verify" in private(emulator, COMMANDER, "Service is not back yet")
     now = bot.services.clock.now()
-    bot.services.desk.mutate(incident.id, lambda i: i.reach(Milestone.ROLLBACK_COMPLETED, now, "bot"))  # verify passed
+    bot.services.desk.mutate(incident.id, lambda i: restore_service(i, now))  # the steps' record: tests/runbook
 
     emulator.slash("casey", "incident-rollback", "restored").wait()
     in_thread(emulator, incident, "confirmed the system is restored")

@@ -9,6 +9,7 @@ import pytest
 
 from bot.config import parse_runbook
 from bot.domain.incident import CloseOut, CommsDetails, DatabaseChange, Incident, IncidentState, Milestone
+from bot.domain.lifecycle import Fix, Lifecycle, Phase
 from bot.domain.runs import StepName, StepRun, StepStatus
 from bot.domain.updates import build_update
 from bot.slack_ui.stakeholder import email, stakeholder_update
@@ -47,18 +48,21 @@ def verify(ok: bool, at: datetime) -> StepRun:
                    summary="all 3 checks passed" if ok else "1 of 3 checks failed: GET /api/health")
 
 
+BACK = Lifecycle(phase=Phase.RESTORED, fix=Fix.ROLLBACK, restored_with=Fix.ROLLBACK, backed_up=True)
 FRESH = incident()
 MID = incident()
 MID_RUNS = [verify(False, T0 + timedelta(minutes=3))]
 CLEANED = incident(database=DatabaseChange(cleaned=["alpha", "beta"], cases_cleaned=12, documents_deleted=18,
                                            backup_run="RB-0042-backup-abc123"),
                    milestones={**FRESH.milestones, Milestone.ROLLBACK_COMPLETED: T0 + timedelta(minutes=11)},
-                   comms_details=CommsDetails(students="could not finish sessions for 20 minutes", eta="Friday"))
+                   comms_details=CommsDetails(students="could not finish sessions for 20 minutes", eta="Friday"),
+                   lifecycle=BACK)
 CLOSED = incident(state=IncidentState.CLOSED,
                   milestones={**FRESH.milestones, Milestone.ROLLBACK_COMPLETED: T0 + timedelta(minutes=11),
                               Milestone.SYSTEM_RESTORED: T0 + timedelta(minutes=31),
                               Milestone.CLOSED: T0 + timedelta(minutes=47)},
-                  close_out=CloseOut(by="U0COMMANDER", at=T0 + timedelta(minutes=47)))
+                  close_out=CloseOut(by="U0COMMANDER", at=T0 + timedelta(minutes=47)),
+                  lifecycle=Lifecycle(phase=Phase.CLOSED, fix=Fix.ROLLBACK, restored_with=Fix.ROLLBACK))
 DONE_RUNS = [verify(True, T0 + timedelta(minutes=10))]
 
 

@@ -23,7 +23,7 @@ from bot.emulator import Emulator
 from bot.ids import Action
 from bot.ops.pm2 import Pm2
 from bot.sandbox import Sandbox
-from tests.conftest import INCIDENT, STAKEHOLDERS, make_settings
+from tests.conftest import INCIDENT, STAKEHOLDERS, make_settings, restore_service
 from tests.monitor.conftest import Backend
 
 ALERTS = "C0ALERTS"
@@ -127,8 +127,7 @@ def test_the_watch_gives_verdicts_and_records_system_restored_once(
     monitor.run_once()
     assert not any("Watch" in m["text"] for m in emulator.ws.thread(INCIDENT, panel))  # no rollback yet: no watch
     # verify passed after a revert (the runbook steps record this; see tests/runbook)
-    service.desk.mutate(incident.id, lambda i: i.reach(Milestone.ROLLBACK_COMPLETED, service.clock.now(),
-                                                       "U0COMMANDER"))
+    service.desk.mutate(incident.id, lambda i: restore_service(i, service.clock.now()))
 
     def verdicts() -> list[str]:
         return [m["text"] for m in emulator.ws.thread(INCIDENT, panel) if "Watch:" in m["text"]]
