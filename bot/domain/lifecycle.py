@@ -139,4 +139,4 @@ def restored_label(fix: Fix | None) -> str:
     """The label of the *service restored* milestone (stored as ``rollback_completed``) for the fix that did it."""
     if fix is None or fix is Fix.ROLLBACK:
         return "Rollback completed"
-    return f"Fix applied ({FIX_NAMES[fix]})"
+    return f"Fix applied: {FIX_NAMES[fix]}"

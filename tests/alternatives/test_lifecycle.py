@@ -45,7 +45,7 @@ def test_a_feature_flag_fix_restores_service_tells_stakeholders_is_watched_and_c
     assert "✅ Feature flag  →  ✅ Restart  →  ✅ Verify" in panel
     assert f"Flag off <!date^{int(fixed_at.timestamp())}^" in panel  # before: *Rolled back* stayed "—"
 
-    update = emulator.ws.wait_for(lambda: posts(emulator, "(fix applied (feature flag))"), 10, "the update")[0]
+    update = emulator.ws.wait_for(lambda: posts(emulator, "(fix applied: feature flag)"), 10, "the update")[0]
     assert "STABLE (feature flag changed)" in str(update["blocks"])
 
     bot.services.monitor.run_once()  # the post-rollback watch counts for this incident now
@@ -59,6 +59,6 @@ def test_a_feature_flag_fix_restores_service_tells_stakeholders_is_watched_and_c
                                   "the postmortem")
     assert not closed.close_out.forced and closed.lifecycle.phase is Phase.CLOSED
     postmortem = Path(closed.close_out.postmortem).read_text()
-    assert f"| Fix applied (feature flag) | {fixed_at:%Y-%m-%d %H:%M:%S} UTC |" in postmortem
+    assert f"| Fix applied: feature flag | {fixed_at:%Y-%m-%d %H:%M:%S} UTC |" in postmortem
     assert "- Outcome: service restored by the feature flag" in postmortem
     assert "| System restored | not reached |" not in postmortem  # the close-out checks confirmed it
