@@ -32,10 +32,22 @@ def incident(raw: object) -> object:
         cleaned = [] if legacy_state.startswith("UNCHANGED") else ["(tenants not recorded)"]
         restored = cleaned if legacy_state.startswith("RESTORED") else []
         data["database"] = {"cleaned": cleaned, "restored": restored}
+    if "lifecycle" not in data:
+        data["lifecycle"] = _lifecycle(data)
     watch = data.get("watch")
     if isinstance(watch, dict) and "healthy_since" in watch and watch["healthy_since"] == "":
         watch["healthy_since"] = None
     return data
+
+
+def _lifecycle(data: dict[str, Any]) -> dict[str, Any]:
+    """Before the lifecycle: the phase the milestones imply (only the runbook's rollback recorded them)."""
+    reached = data.get("milestones") or {}
+    back = "rollback_completed" in reached
+    phase = ("closed" if data.get("state") == "closed" else "confirmed" if "system_restored" in reached
+             else "restored" if back else "open")
+    return {"phase": phase, "fix": "rollback" if back else None, "restored_with": "rollback" if back else None,
+            "backed_up": back}
 
 
 def step_run(raw: object) -> object:

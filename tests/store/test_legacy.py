@@ -23,6 +23,7 @@ from pymongo import MongoClient
 from bot.app import SocketModeBot
 from bot.domain.approvals import ApprovalStatus
 from bot.domain.incident import BusyKind, DatabaseState
+from bot.domain.lifecycle import Phase
 from bot.domain.ownership import LEGACY_OWNER
 from bot.domain.runs import BackupArtifacts, StepName, StepStatus
 from bot.emulator import Emulator
@@ -81,8 +82,9 @@ def test_the_previous_releases_records_load_and_are_found_by_status(open_legacy:
     assert active.database.state is DatabaseState.CLEANED  # "CLEANED (2 tenant database(s))", data loss YES
     assert active.comms["rollback_started"].posted and active.criteria["sessions"].by == "U0COMMANDER"
 
+    assert active.lifecycle.phase is Phase.OPEN  # the phase its milestones imply
     closed = store.get_incident("RB-0006")
-    assert closed is not None and closed.close_out is not None
+    assert closed is not None and closed.close_out is not None and closed.lifecycle.phase is Phase.CLOSED
     assert closed.close_out.checks[0].criterion == "backend_running" and closed.close_out.checks[0].ok
 
     runs = {r.step: r for r in store.step_runs("RB-0007")}
