@@ -202,12 +202,15 @@ class Executor:
             restored = cleanup.restore_tenant(client, tenant.db, Path(plan.backup.path), config)
             after = cleanup.dry_run(client, tenant.db, config)
             expected = tenant.backup
-            verified = expected is not None and (after.cases, after.fields, after.collections) == (
-                expected.cases, expected.fields, expected.collections)
+            problems = [] if expected is not None and (after.cases, after.fields, after.collections) == (
+                expected.cases, expected.fields, expected.collections) else [
+                f"after the restore: {after.cases} cases carry the fields and {after.collections}; the backup holds "
+                f"{expected}"]
+            problems += _shortfall(tenant, restored, plan.backup.run_id)
+            verified = not problems
             return TenantResult(ok=verified, at=deps.clock.now(), fields_restored=restored.cases,
                                 restored=restored.collections, verified=verified,
-                                error=None if verified else f"after the restore: {after.cases} cases carry the fields "
-                                f"and {after.collections}; the backup holds {expected}", **base)
+                                error="; ".join(problems) or None, **base)
         except Exception as error:  # noqa: BLE001 - one tenant failing must not stop the others
             return TenantResult(ok=False, at=deps.clock.now(), error=deps.secrets.redact(str(error))[:300],
                                 **base)
@@ -239,6 +242,7 @@ class Executor:
         finished = self.gate.transition(approval_id, done)
         if finished is None:
             return  # someone else finished or took it over
+        ledger = self.planner.ledger(incident.id)  # what is removed and not back, counting this run
 
         def record(fresh: Incident) -> None:
             db = fresh.database
@@ -246,11 +250,13 @@ class Executor:
             if plan.action is DangerAction.CLEANUP:
                 db.cleaned = sorted(set(db.cleaned) | {r.db for r in ok})
                 db.restored = [t for t in db.restored if t not in {r.db for r in ok}]
-                db.cases_cleaned += sum(r.modified for r in ok)
-                db.documents_deleted += sum(c or 0 for r in ok for c in r.dropped.values())
+                db.backup_run = ledger.origin.run_id if ledger.origin is not None else plan.backup.run_id
             else:
                 db.restored = sorted(set(db.restored) | {r.db for r in ok})
-            db.failed, db.backup_run = failed, plan.backup.run_id
+                db.backup_run = plan.backup.run_id
+            if ledger.removed:  # the figures of what is missing now; after a complete restore, the last ones
+                db.cases_cleaned, db.documents_deleted = ledger.cases, ledger.documents
+            db.failed = failed
             fresh.record(now, finished.decided_by or "bot", f"{plan.action.value} executed on {len(ok)} of "
                          f"{len(results)} tenant(s)" + (f"; failed: {', '.join(failed)}" if failed else ""))
 
@@ -316,3 +322,21 @@ class Executor:
                            rich("The approved cleanup was void because the data changed, and a new request could "
                                 "not be made: ", why))
         self.desk.changed(approval.incident_id)
+
+
+def _shortfall(tenant: TenantPlan, restored: cleanup.Restored, run_id: str) -> list[str]:
+    """What a restore put back short of what the cleanups removed from the tenant (the plan's ``removed``)."""
+    removed = tenant.removed
+    if removed is None:
+        return []
+    short = []
+    if restored.cases < removed.cases:
+        short.append(f"the fields are back on {restored.cases} of the {removed.cases} cases the cleanup removed "
+                     "them from")
+    for name, count in removed.collections.items():
+        back = restored.collections.get(name, 0)
+        if count is not None and back < count:
+            short.append(f"{back} of the {count} {name} documents the cleanup deleted are back")
+    if short:
+        short.append(f"the backup run {run_id} does not hold the rest")
+    return short
