@@ -120,6 +120,13 @@ class Executor:
                                  actor=approval.requester, owner=deps.replica.owner, since=since)
 
         self.desk.mutate(approval.incident_id, own)
+        if not any(e.action == "danger.started" and e.data.get("approval") == approval.id
+                   for e in deps.store.audit_events(approval.incident_id)):
+            # The owner died between claiming the run and recording its start (it touched no tenant before
+            # that): the start is recorded now, so the audit never shows a resume without a start.
+            self.desk.audit(now, "bot", "danger.started", approval.incident_id, approval=approval.id,
+                            action=approval.action.value, claimed_at=(approval.started_at or now).isoformat(),
+                            claimed_by=dead.describe() if dead else "unknown")
         done = len(deps.store.tenant_results(approval.id))
         self.desk.audit(now, "bot", "danger.resumed", approval.incident_id, approval=approval.id, done=done,
                         previous_owner=dead.describe() if dead else "unknown")
@@ -197,8 +204,10 @@ class Executor:
         try:
             if plan.action is DangerAction.CLEANUP:
                 cleaned = cleanup.clean_tenant(client, tenant.db, config)
-                return TenantResult(ok=True, at=deps.clock.now(), modified=cleaned.modified, dropped=cleaned.dropped,
-                                    **base)
+                modified, dropped = cleaned.modified, cleaned.dropped
+                if resumed:  # the previous owner may have stopped inside this tenant: count from the data
+                    modified, dropped = _from_data(tenant, cleaned, cleanup.dry_run(client, tenant.db, config))
+                return TenantResult(ok=True, at=deps.clock.now(), modified=modified, dropped=dropped, **base)
             restored = cleanup.restore_tenant(client, tenant.db, Path(plan.backup.path), config)
             after = cleanup.dry_run(client, tenant.db, config)
             expected = tenant.backup
@@ -322,6 +331,20 @@ class Executor:
                            rich("The approved cleanup was void because the data changed, and a new request could "
                                 "not be made: ", why))
         self.desk.changed(approval.incident_id)
+
+
+def _from_data(tenant: TenantPlan, cleaned: cleanup.Cleaned,
+               after: cleanup.Counts) -> tuple[int, dict[str, int | None]]:
+    """One tenant's outcome in a resumed run, from what the data shows: a previous owner killed between the
+    `$unset` and recording the result left this call nothing to change, yet the tenant did lose its fields.
+    Before: the approved dry run (re-checked not to have grown right before the run started); after: a dry run
+    now. Not the backup run: it may predate an earlier cleanup of this incident and count what that removed."""
+    before = tenant.now
+    modified = max(cleaned.modified, before.cases - after.cases)
+    dropped = {name: (count if count is not None
+                      else before.collections.get(name) if after.collections.get(name) is None else None)
+               for name, count in cleaned.dropped.items()}
+    return modified, dropped
 
 
 def _shortfall(tenant: TenantPlan, restored: cleanup.Restored, run_id: str) -> list[str]:
