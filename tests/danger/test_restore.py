@@ -1,5 +1,6 @@
 """What `restore all` brings back: the data before the first cleanup, never a later backup; a cleanup that
-would change nothing is never requested; a restore short of what the cleanup removed says so.
+would change nothing is never requested; a restore short of what the cleanup removed says so; what the
+incident (and so the stakeholder update) says was removed is what is missing, also after a failed cleanup.
 
 The rule under test (README, "The danger zone"): the cleanups and restores of an incident are replayed in the
 order they ran; `restore all` restores from the backup run that the first cleanup since the data was last
@@ -151,3 +152,35 @@ def test_after_a_complete_restore_a_new_cleanup_is_undone_from_the_run_it_relied
     incident.wait_status(again, ApprovalStatus.EXECUTED)
     assert all(r.verified for r in incident.results(again))
     assert snapshot(sandbox) == whole
+
+
+def test_a_cleanup_that_fails_after_one_tenant_is_recorded_for_that_tenant_and_restore_all_returns_it(
+        drill: Callable[..., Drill], sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    incident = drill()
+    original = snapshot(sandbox)
+    before = with_fields(sandbox)
+    executor = incident.bot.services.danger.executor
+
+    def store_down(approval: Any) -> Any:
+        raise RuntimeError("the state store did not answer")
+
+    monkeypatch.setattr(executor, "_beat", store_down)  # after the first tenant's result, at its heartbeat
+    ts = incident.request()
+    incident.react("alex", ts)
+    incident.wait_status(ts, ApprovalStatus.FAILED)
+    monkeypatch.undo()
+    [done] = incident.results(ts)
+    left = with_fields(sandbox)
+    assert left[done.db] == 0 and all(left[db] == before[db] for db in sandbox.tenant_dbs if db != done.db)
+    record = incident.store.get_incident("RB-0001")
+    assert record is not None and record.database.state.value == "CLEANED" and record.database.lost == [done.db]
+    assert (record.database.cases_cleaned, record.database.documents_deleted) == (before[done.db], 6)
+    assert (f"removed from {before[done.db]} internship cases and 6 attempt records were deleted in 1 tenant "
+            "database(s)") in preview(incident)
+
+    restore = incident.request("restore all", count=2)
+    incident.react("dana", restore)
+    incident.wait_status(restore, ApprovalStatus.EXECUTED)
+    assert snapshot(sandbox) == original
+    record = incident.store.get_incident("RB-0001")
+    assert record is not None and record.database.state.value == "RESTORED"

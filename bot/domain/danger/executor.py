@@ -16,6 +16,7 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -251,21 +252,11 @@ class Executor:
         finished = self.gate.transition(approval_id, done)
         if finished is None:
             return  # someone else finished or took it over
-        ledger = self.planner.ledger(incident.id)  # what is removed and not back, counting this run
+        data = self._data_change(incident.id, plan, results)
 
         def record(fresh: Incident) -> None:
-            db = fresh.database
+            data(fresh)
             ok = [r for r in results if r.ok]
-            if plan.action is DangerAction.CLEANUP:
-                db.cleaned = sorted(set(db.cleaned) | {r.db for r in ok})
-                db.restored = [t for t in db.restored if t not in {r.db for r in ok}]
-                db.backup_run = ledger.origin.run_id if ledger.origin is not None else plan.backup.run_id
-            else:
-                db.restored = sorted(set(db.restored) | {r.db for r in ok})
-                db.backup_run = plan.backup.run_id
-            if ledger.removed:  # the figures of what is missing now; after a complete restore, the last ones
-                db.cases_cleaned, db.documents_deleted = ledger.cases, ledger.documents
-            db.failed = failed
             fresh.record(now, finished.decided_by or "bot", f"{plan.action.value} executed on {len(ok)} of "
                          f"{len(results)} tenant(s)" + (f"; failed: {', '.join(failed)}" if failed else ""))
 
@@ -277,6 +268,29 @@ class Executor:
         self.desk.thread(incident, deps.ui.danger_outcome(finished, plan, results))
         self.gate.refresh(approval_id)
         self.desk.changed(incident.id)
+
+    def _data_change(self, incident_id: str, plan: DangerPlan,
+                     results: list[TenantResult]) -> Callable[[Incident], None]:
+        """What the run did to the tenant data, for the incident's record (panel, update, postmortem): which
+        tenants are cleaned or restored, and the ledger's figures of what is missing now, this run included."""
+        ledger = self.planner.ledger(incident_id)
+        ok = {r.db for r in results if r.ok}
+        failed = [r.db for r in results if not r.ok]
+
+        def change(fresh: Incident) -> None:
+            db = fresh.database
+            if plan.action is DangerAction.CLEANUP:
+                db.cleaned = sorted(set(db.cleaned) | ok)
+                db.restored = [t for t in db.restored if t not in ok]
+                db.backup_run = ledger.origin.run_id if ledger.origin is not None else plan.backup.run_id
+            else:
+                db.restored = sorted(set(db.restored) | ok)
+                db.backup_run = plan.backup.run_id
+            if ledger.removed:  # the figures of what is missing now; after a complete restore, the last ones
+                db.cases_cleaned, db.documents_deleted = ledger.cases, ledger.documents
+            db.failed = failed
+
+        return change
 
     def _fail(self, approval_id: str, error: Exception) -> None:
         deps, now = self.deps, self.deps.clock.now()
@@ -296,8 +310,11 @@ class Executor:
         approval = failed or deps.store.get_approval(approval_id)
         if approval is None:
             return
-        done = len(deps.store.tenant_results(approval_id))
-        self.desk.release(approval.incident_id, approval_id)
+        results = deps.store.tenant_results(approval_id)
+        done, plan = len(results), deps.store.get_plan(approval_id)
+        # The tenants done before the failure are changed: the incident says so (and the update, the postmortem).
+        data = self._data_change(approval.incident_id, plan, results) if failed and plan and results else None
+        self.desk.release(approval.incident_id, approval_id, data)
         self.desk.audit(now, "bot", "approval.failed", approval.incident_id, approval=approval_id, error=text,
                         tenants_done=done, correlation=correlation)
         self.gate.refresh(approval_id)
