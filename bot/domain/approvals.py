@@ -80,6 +80,9 @@ class TenantPlan(BaseModel):
     name: str
     now: TenantCount
     backup: TenantCount | None = None  # restore: what the backup holds, i.e. what a complete restore gives back
+    # restore: what the cleanups removed from this tenant since the data was last whole (plans.Ledger); a complete
+    # restore puts back at least this much. None: nothing of this tenant is missing, or an older plan.
+    removed: TenantCount | None = None
 
 
 class PlanTotals(BaseModel):

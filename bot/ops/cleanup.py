@@ -14,6 +14,7 @@ from typing import Any
 
 from pymongo import UpdateOne
 
+from bot import faults
 from bot.config import CleanupConfig
 from bot.ops import bsonfiles
 
@@ -64,6 +65,7 @@ def clean_tenant(client: Any, db_name: str, config: CleanupConfig) -> Cleaned:
     db = client[db_name]
     query = {"$or": [{f: {"$exists": True}} for f in config.unset_fields]}
     result = db[config.collection].update_many(query, {"$unset": {f: "" for f in config.unset_fields}})
+    faults.point("cleanup.fields_unset")  # inside one tenant: fields gone, collections not dropped yet
     existing = _existing(db, config.drop_collections)
     dropped: dict[str, int | None] = {}
     for name in config.drop_collections:

@@ -60,8 +60,8 @@ def status_words(approval: Approval, plan: DangerPlan, results: list[TenantResul
             text = (f"🏁 Done {date(approval.finished_at)}: fields removed on {len(ok)} tenant(s) ({cases} cases); "
                     f"{dropped} documents deleted. Recoverable with `/rollback restore all`")
         else:
-            text = (f"🏁 Done {date(approval.finished_at)}: {len(ok)} tenant(s) restored from the backup, "
-                    "counts verified")
+            text = (f"🏁 Done {date(approval.finished_at)}: {len(ok)} tenant(s) restored from the backup"
+                    + (", counts verified" if ok else ""))
         return text + (f"; *{len(failed)} tenant(s) failed*: {', '.join(code(r.db) for r in failed)}" if failed else "")
     if status is ApprovalStatus.REJECTED:
         return f"❌ Rejected by {person(approval.decided_by or 'someone')}; nothing was changed"

@@ -16,6 +16,7 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -120,6 +121,13 @@ class Executor:
                                  actor=approval.requester, owner=deps.replica.owner, since=since)
 
         self.desk.mutate(approval.incident_id, own)
+        if not any(e.action == "danger.started" and e.data.get("approval") == approval.id
+                   for e in deps.store.audit_events(approval.incident_id)):
+            # The owner died between claiming the run and recording its start (it touched no tenant before
+            # that): the start is recorded now, so the audit never shows a resume without a start.
+            self.desk.audit(now, "bot", "danger.started", approval.incident_id, approval=approval.id,
+                            action=approval.action.value, claimed_at=(approval.started_at or now).isoformat(),
+                            claimed_by=dead.describe() if dead else "unknown")
         done = len(deps.store.tenant_results(approval.id))
         self.desk.audit(now, "bot", "danger.resumed", approval.incident_id, approval=approval.id, done=done,
                         previous_owner=dead.describe() if dead else "unknown")
@@ -197,17 +205,22 @@ class Executor:
         try:
             if plan.action is DangerAction.CLEANUP:
                 cleaned = cleanup.clean_tenant(client, tenant.db, config)
-                return TenantResult(ok=True, at=deps.clock.now(), modified=cleaned.modified, dropped=cleaned.dropped,
-                                    **base)
+                modified, dropped = cleaned.modified, cleaned.dropped
+                if resumed:  # the previous owner may have stopped inside this tenant: count from the data
+                    modified, dropped = _from_data(tenant, cleaned, cleanup.dry_run(client, tenant.db, config))
+                return TenantResult(ok=True, at=deps.clock.now(), modified=modified, dropped=dropped, **base)
             restored = cleanup.restore_tenant(client, tenant.db, Path(plan.backup.path), config)
             after = cleanup.dry_run(client, tenant.db, config)
             expected = tenant.backup
-            verified = expected is not None and (after.cases, after.fields, after.collections) == (
-                expected.cases, expected.fields, expected.collections)
+            problems = [] if expected is not None and (after.cases, after.fields, after.collections) == (
+                expected.cases, expected.fields, expected.collections) else [
+                f"after the restore: {after.cases} cases carry the fields and {after.collections}; the backup holds "
+                f"{expected}"]
+            problems += _shortfall(tenant, restored, plan.backup.run_id)
+            verified = not problems
             return TenantResult(ok=verified, at=deps.clock.now(), fields_restored=restored.cases,
                                 restored=restored.collections, verified=verified,
-                                error=None if verified else f"after the restore: {after.cases} cases carry the fields "
-                                f"and {after.collections}; the backup holds {expected}", **base)
+                                error="; ".join(problems) or None, **base)
         except Exception as error:  # noqa: BLE001 - one tenant failing must not stop the others
             return TenantResult(ok=False, at=deps.clock.now(), error=deps.secrets.redact(str(error))[:300],
                                 **base)
@@ -239,18 +252,11 @@ class Executor:
         finished = self.gate.transition(approval_id, done)
         if finished is None:
             return  # someone else finished or took it over
+        data = self._data_change(incident.id, plan, results)
 
         def record(fresh: Incident) -> None:
-            db = fresh.database
+            data(fresh)
             ok = [r for r in results if r.ok]
-            if plan.action is DangerAction.CLEANUP:
-                db.cleaned = sorted(set(db.cleaned) | {r.db for r in ok})
-                db.restored = [t for t in db.restored if t not in {r.db for r in ok}]
-                db.cases_cleaned += sum(r.modified for r in ok)
-                db.documents_deleted += sum(c or 0 for r in ok for c in r.dropped.values())
-            else:
-                db.restored = sorted(set(db.restored) | {r.db for r in ok})
-            db.failed, db.backup_run = failed, plan.backup.run_id
             fresh.record(now, finished.decided_by or "bot", f"{plan.action.value} executed on {len(ok)} of "
                          f"{len(results)} tenant(s)" + (f"; failed: {', '.join(failed)}" if failed else ""))
 
@@ -262,6 +268,29 @@ class Executor:
         self.desk.thread(incident, deps.ui.danger_outcome(finished, plan, results))
         self.gate.refresh(approval_id)
         self.desk.changed(incident.id)
+
+    def _data_change(self, incident_id: str, plan: DangerPlan,
+                     results: list[TenantResult]) -> Callable[[Incident], None]:
+        """What the run did to the tenant data, for the incident's record (panel, update, postmortem): which
+        tenants are cleaned or restored, and the ledger's figures of what is missing now, this run included."""
+        ledger = self.planner.ledger(incident_id)
+        ok = {r.db for r in results if r.ok}
+        failed = [r.db for r in results if not r.ok]
+
+        def change(fresh: Incident) -> None:
+            db = fresh.database
+            if plan.action is DangerAction.CLEANUP:
+                db.cleaned = sorted(set(db.cleaned) | ok)
+                db.restored = [t for t in db.restored if t not in ok]
+                db.backup_run = ledger.origin.run_id if ledger.origin is not None else plan.backup.run_id
+            else:
+                db.restored = sorted(set(db.restored) | ok)
+                db.backup_run = plan.backup.run_id
+            if ledger.removed:  # the figures of what is missing now; after a complete restore, the last ones
+                db.cases_cleaned, db.documents_deleted = ledger.cases, ledger.documents
+            db.failed = failed
+
+        return change
 
     def _fail(self, approval_id: str, error: Exception) -> None:
         deps, now = self.deps, self.deps.clock.now()
@@ -281,8 +310,11 @@ class Executor:
         approval = failed or deps.store.get_approval(approval_id)
         if approval is None:
             return
-        done = len(deps.store.tenant_results(approval_id))
-        self.desk.release(approval.incident_id, approval_id)
+        results = deps.store.tenant_results(approval_id)
+        done, plan = len(results), deps.store.get_plan(approval_id)
+        # The tenants done before the failure are changed: the incident says so (and the update, the postmortem).
+        data = self._data_change(approval.incident_id, plan, results) if failed and plan and results else None
+        self.desk.release(approval.incident_id, approval_id, data)
         self.desk.audit(now, "bot", "approval.failed", approval.incident_id, approval=approval_id, error=text,
                         tenants_done=done, correlation=correlation)
         self.gate.refresh(approval_id)
@@ -316,3 +348,35 @@ class Executor:
                            rich("The approved cleanup was void because the data changed, and a new request could "
                                 "not be made: ", why))
         self.desk.changed(approval.incident_id)
+
+
+def _from_data(tenant: TenantPlan, cleaned: cleanup.Cleaned,
+               after: cleanup.Counts) -> tuple[int, dict[str, int | None]]:
+    """One tenant's outcome in a resumed run, from what the data shows: a previous owner killed between the
+    `$unset` and recording the result left this call nothing to change, yet the tenant did lose its fields.
+    Before: the approved dry run (re-checked not to have grown right before the run started); after: a dry run
+    now. Not the backup run: it may predate an earlier cleanup of this incident and count what that removed."""
+    before = tenant.now
+    modified = max(cleaned.modified, before.cases - after.cases)
+    dropped = {name: (count if count is not None
+                      else before.collections.get(name) if after.collections.get(name) is None else None)
+               for name, count in cleaned.dropped.items()}
+    return modified, dropped
+
+
+def _shortfall(tenant: TenantPlan, restored: cleanup.Restored, run_id: str) -> list[str]:
+    """What a restore put back short of what the cleanups removed from the tenant (the plan's ``removed``)."""
+    removed = tenant.removed
+    if removed is None:
+        return []
+    short = []
+    if restored.cases < removed.cases:
+        short.append(f"the fields are back on {restored.cases} of the {removed.cases} cases the cleanup removed "
+                     "them from")
+    for name, count in removed.collections.items():
+        back = restored.collections.get(name, 0)
+        if count is not None and back < count:
+            short.append(f"{back} of the {count} {name} documents the cleanup deleted are back")
+    if short:
+        short.append(f"the backup run {run_id} does not hold the rest")
+    return short

@@ -30,16 +30,17 @@ from bot.domain.approvals import (
     DangerAction,
     Refusal,
     RefusalReason,
+    TenantPlan,
     Withdrawal,
 )
-from bot.domain.danger.plans import Planner
+from bot.domain.danger.plans import Planner, nothing_to_clean
 from bot.domain.deps import Deps
 from bot.domain.desk import Desk, busy_conflict
 from bot.domain.incident import Incident
 from bot.domain.ports import PostKey
 from bot.errors import BadInput, Conflict, NotFound, StaleState, echo
 from bot.ids import SLASH_COMMAND
-from bot.text import Code, Link, Person, Rich, rich
+from bot.text import Code, Link, Person, Rich, join, rich
 
 log = logging.getLogger(__name__)
 REQUEST_EVENT = "rollback_bot_request"
@@ -83,13 +84,16 @@ class Gate:
         self._refuse_if_open(incident, action, now)
         approval_id = f"{incident.id}-{action.value}-{uuid.uuid4().hex[:6]}"
         if action is DangerAction.CLEANUP:
-            found = [t.db_name for t in self.planner.tenants_now()]
+            survey = self.planner.survey()
+            if nothing_to_clean(survey):
+                raise self._nothing_to_clean(incident, survey)
+            found = [t.db for t in survey]
             backup = self.planner.backup_for_cleanup(incident, found)
             self.planner.verify(backup, found)
-            plan = self.planner.cleanup_plan(approval_id, backup)
+            plan = self.planner.cleanup_plan(approval_id, backup, survey)
         else:
             backup = self.planner.backup_for_restore(incident, args[1] if len(args) > 1 else None)
-            plan = self.planner.restore_plan(approval_id, backup, args[0])
+            plan = self.planner.restore_plan(approval_id, backup, args[0], self.planner.ledger(incident.id).removed)
             self.planner.verify(backup, [t.db for t in plan.tenants])
         approval = Approval(id=approval_id, incident_id=incident.id, action=action, requester=actor, channel=channel,
                             requested_at=now, expires_at=now + timedelta(minutes=self.cfg.approval_ttl_minutes),
@@ -110,6 +114,22 @@ class Gate:
                                         ": waiting for a second approver — ",
                                         Link(link, "the request") if link else "see the channel"))
         return approval
+
+    def _nothing_to_clean(self, incident: Incident, survey: list[TenantPlan]) -> Conflict:
+        """A cleanup that would change nothing is never put to approvers: it would be recorded as executed and
+        could only mislead (about what was removed, and which backup holds it)."""
+        cfg = self.cfg
+        found: Rich = rich(f"The dry run found nothing to clean in {len(survey)} tenant database(s): no ",
+                           Code(cfg.collection), " document carries any of ",
+                           join([(Code(f),) for f in cfg.unset_fields]), ", and ",
+                           join([(Code(c),) for c in cfg.drop_collections], " or "), " exists in none of them. "
+                           "No request was made.")
+        origin = self.planner.ledger(incident.id).origin
+        if origin is None:
+            return Conflict(found)
+        return Conflict(found, hint=rich("The data from before the first cleanup is in the backup run ",
+                                         Code(origin.run_id), "; ", Code(f"{SLASH_COMMAND} restore all"),
+                                         " brings it back."))
 
     def _refuse_if_open(self, incident: Incident, action: DangerAction, now: datetime) -> None:
         for open_one in self.deps.store.approvals(incident.id):

@@ -3,11 +3,16 @@
 A request names one exact backup run. Before the request is posted and again right before it runs, that
 run is re-read on disk (:func:`bot.ops.dump.verify_run`): every file present with the manifest's size,
 document count and sha256. A run that fails is never relied on; the refusal says why and what to do.
+
+What a restore must bring back is the :class:`Ledger`: read from the incident's cleanup and restore runs in the
+order they ran, it holds what the cleanups removed and nothing has put back since, and the backup run that the
+first cleanup since the data was last whole relied on (the *origin*: the data before the first cleanup).
 """
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.domain.approvals import (
@@ -18,6 +23,7 @@ from bot.domain.approvals import (
     PlanTotals,
     TenantCount,
     TenantPlan,
+    TenantResult,
 )
 from bot.domain.deps import Deps
 from bot.domain.incident import Incident
@@ -34,6 +40,38 @@ BACKUP_AGAIN: Rich = ("Run ", Code(f"{SLASH_COMMAND} backup --again"), " first."
 
 def _count(counts: cleanup.Counts) -> TenantCount:
     return TenantCount(cases=counts.cases, fields=dict(counts.fields), collections=dict(counts.collections))
+
+
+@dataclass(frozen=True)
+class Ledger:
+    """What the incident's cleanups removed that no restore has put back, and the backup run holding it.
+
+    ``removed``: per tenant, what the first cleanup that changed it since it was last whole removed (its recorded
+    cases and dropped collections). ``origin``: the run the first cleanup since the data was last whole (nothing
+    removed and not put back) relied on; after a complete restore it stays the previous one until a cleanup
+    changes data again. ``None`` when no cleanup of the incident has changed anything.
+    """
+
+    origin: BackupRef | None = None
+    removed: dict[str, TenantCount] = field(default_factory=dict)
+
+    @property
+    def cases(self) -> int:
+        return sum(t.cases for t in self.removed.values())
+
+    @property
+    def documents(self) -> int:
+        return sum(c or 0 for t in self.removed.values() for c in t.collections.values())
+
+
+def _changed(result: TenantResult) -> bool:
+    """A cleanup result that changed the tenant: fields removed from a case, or a collection dropped."""
+    return result.ok and (result.modified > 0 or any(c is not None for c in result.dropped.values()))
+
+
+def nothing_to_clean(survey: list[TenantPlan]) -> bool:
+    """No case carries a field and no collection to drop exists: a cleanup would change nothing."""
+    return all(t.now.cases == 0 and all(c is None for c in t.now.collections.values()) for t in survey)
 
 
 class Planner:
@@ -74,16 +112,37 @@ class Planner:
                 raise BadInput((echo(run_id), " is not a verified backup run of ", Code(incident.id), "."),
                                hint=rich("Runs: ", join([(Code(r.run_id),) for r in refs]) or ("none",), "."))
             return found
-        cleanups = [a for a in self.deps.store.approvals(incident.id)
-                    if a.action is DangerAction.CLEANUP and a.status is ApprovalStatus.EXECUTED]
-        if cleanups:  # restore what the cleanup removed: from the run it relied on, never a later one
-            plan = self.deps.store.get_plan(cleanups[-1].id)
-            if plan is not None:
-                return plan.backup
+        origin = self.ledger(incident.id).origin
+        if origin is not None:  # the data before the first cleanup: never a run taken after it
+            return origin
         if not refs:
             raise Conflict((Code(incident.id), " has no verified backup to restore from."),
                            hint=("Run ", Code(f"{SLASH_COMMAND} backup"), " first."))
         return refs[-1]
+
+    def ledger(self, incident_id: str) -> Ledger:
+        """Replay the incident's cleanups and restores in the order they ran (one ran at a time: each held the
+        incident). A cleanup adds the tenants it changed that were not missing already; a verified restore of a
+        tenant takes it out; the first cleanup that changes data while nothing is missing sets the origin."""
+        store = self.deps.store
+        runs = sorted((a for a in store.approvals(incident_id) if a.started_at is not None and a.status in (
+            ApprovalStatus.RUNNING, ApprovalStatus.EXECUTED, ApprovalStatus.FAILED)),
+            key=lambda a: a.started_at or a.requested_at)
+        origin: BackupRef | None = None
+        removed: dict[str, TenantCount] = {}
+        for approval in runs:
+            plan = store.get_plan(approval.id)
+            if plan is None:
+                continue
+            for result in store.tenant_results(approval.id):
+                if approval.action is DangerAction.RESTORE:
+                    if result.ok:
+                        removed.pop(result.db, None)
+                elif _changed(result) and result.db not in removed:
+                    if not removed:
+                        origin = plan.backup
+                    removed[result.db] = TenantCount(cases=result.modified, collections=dict(result.dropped))
+        return Ledger(origin, removed)
 
     def verify(self, backup: BackupRef, databases: list[str]) -> None:
         """Re-read the run on disk; refuse (saying why) unless every file matches its manifest."""
@@ -98,14 +157,19 @@ class Planner:
     def tenants_now(self) -> list[tenants.Tenant]:
         return list_tenants(self.deps.config)
 
-    def cleanup_plan(self, approval_id: str, backup: BackupRef) -> DangerPlan:
+    def survey(self) -> list[TenantPlan]:
+        """Every tenant now, with its dry run."""
         found = self.tenants_now()
         counts = self._dry_runs([t.db_name for t in found])
-        per = [TenantPlan(db=t.db_name, name=t.name, now=counts[t.db_name]) for t in found]
+        return [TenantPlan(db=t.db_name, name=t.name, now=counts[t.db_name]) for t in found]
+
+    def cleanup_plan(self, approval_id: str, backup: BackupRef, survey: list[TenantPlan] | None = None) -> DangerPlan:
+        per = self.survey() if survey is None else survey
         return DangerPlan(approval_id=approval_id, action=DangerAction.CLEANUP, tenants=per, backup=backup,
                           totals=_totals(per))
 
-    def restore_plan(self, approval_id: str, backup: BackupRef, which: str) -> DangerPlan:
+    def restore_plan(self, approval_id: str, backup: BackupRef, which: str,
+                     removed: dict[str, TenantCount] | None = None) -> DangerPlan:
         available = list(backup.tenants)
         chosen = available if which == "all" else [which]
         if which != "all" and which not in available:
@@ -117,7 +181,9 @@ class Planner:
         with ThreadPoolExecutor(max_workers=PLAN_PARALLEL, thread_name_prefix="restore-plan") as pool:
             views = dict(zip(chosen, pool.map(
                 lambda db: _count(cleanup.backed_up_view(Path(backup.path), db, config)), chosen), strict=True))
-        per = [TenantPlan(db=db, name=names.get(db, db), now=now[db], backup=views[db]) for db in chosen]
+        missing = removed or {}
+        per = [TenantPlan(db=db, name=names.get(db, db), now=now[db], backup=views[db], removed=missing.get(db))
+               for db in chosen]
         return DangerPlan(approval_id=approval_id, action=DangerAction.RESTORE, tenants=per, backup=backup,
                           totals=_totals(per))
 
