@@ -3,6 +3,7 @@ the incident's commander alone hands the role on (to a commander), bystanders ma
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,11 +12,14 @@ import pytest
 
 from bot.app import SocketModeBot
 from bot.config import Settings
+from bot.domain.access import RULES, SUBCOMMANDS
 from bot.domain.incident import Incident
 from bot.emulator import Emulator
-from bot.ids import Action
+from bot.ids import Action, Subcommand
 from bot.sandbox import Sandbox
 from tests.conftest import APPROVER, BYSTANDER, COMMANDER, DBA, INCIDENT, content, make_settings
+
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def started(emulator: Emulator, bot: SocketModeBot) -> Incident:
@@ -118,3 +122,12 @@ def test_a_bystander_reads_status_privately_and_nothing_else(
 
     emulator.slash("blake", "random", "status").wait()  # outside an incident channel: not even status
     assert "incident channels" in private(emulator, BYSTANDER, "incident channels")
+
+
+def test_every_subcommand_has_one_role_and_the_readme_table_says_the_same() -> None:
+    """The README's "Who may do what" table lists each subcommand with the role the code applies."""
+    section = README.read_text().split("### Who may do what", 1)[1].split("\n#", 1)[0]
+    rows = [line.split("|")[1:3] for line in section.splitlines() if line.startswith("| ")]
+    said = {Subcommand(sub): who.strip() for what, who in rows for sub in re.findall(r"`/rollback (\w+)", what)}
+    assert set(SUBCOMMANDS) == set(Subcommand)
+    assert said == {sub: RULES[act].role.value for sub, act in SUBCOMMANDS.items()}
