@@ -4,6 +4,9 @@
 the target's ``.env`` that could be a secret, and the user, password and host parts of every URI among
 them (so a password printed on its own, e.g. by a failing build, is caught too). :func:`redact` also
 removes credentials in any URI, Slack tokens and bearer tokens by pattern.
+
+This module reads no files: the composition root hands :class:`SecretBook` the function that reads the
+target's ``.env`` (``bot.ops.envfile.read_env_file``), so the arrow points down.
 """
 
 from __future__ import annotations
@@ -11,11 +14,9 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
-
-from bot.ops.envfile import read_env_file
 
 _URI_CREDENTIALS = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]+):(?P<pw>[^@/\s]+)@", re.I)
 _SLACK_TOKEN = re.compile(r"\bx(?:ox[abprse]|app)-[A-Za-z0-9-]+")
@@ -68,7 +69,7 @@ def redact(text: str, secrets: Iterable[str] = (), parts: Iterable[str] = ()) ->
     return _BEARER.sub(r"\1***", text)
 
 
-def secret_values_of(env: dict[str, str]) -> tuple[list[str], list[str]]:
+def secret_values_of(env: Mapping[str, str]) -> tuple[list[str], list[str]]:
     """The values of a .env that must never be shown (and the passwords in them), and their URIs' user and
     host parts."""
     found: list[str] = []
@@ -85,9 +86,14 @@ def secret_values_of(env: dict[str, str]) -> tuple[list[str], list[str]]:
 
 
 class SecretBook:
-    """Every secret value, kept current: the target's .env is re-read when it changes on disk."""
+    """Every secret value, kept current: the target's .env is re-read (with ``read_env``, which the composition
+    root gives: this module reads no files) when it changes on disk."""
 
-    def __init__(self, own: Iterable[str], env_path: Path | None = None) -> None:
+    def __init__(self, own: Iterable[str], env_path: Path | None = None,
+                 read_env: Callable[[Path], Mapping[str, str]] | None = None) -> None:
+        if env_path is not None and read_env is None:
+            raise ValueError("a SecretBook given the target's .env needs read_env to read it")
+        self._read_env = read_env
         self._own = [s for s in own if s]
         self._parts: list[str] = []
         for value in list(self._own):
@@ -117,7 +123,7 @@ class SecretBook:
             return [*self._parts, *self._env_parts]
 
     def _reload(self) -> None:
-        if self._env_path is None:
+        if self._env_path is None or self._read_env is None:
             return
         try:
             stat = self._env_path.stat()
@@ -127,7 +133,7 @@ class SecretBook:
         if stamp == self._stamp:
             return
         try:
-            env = read_env_file(self._env_path)
+            env = self._read_env(self._env_path)
         except (OSError, UnicodeDecodeError):
             return
         values, parts = secret_values_of(env)
