@@ -158,8 +158,8 @@ class Access:
             return NotAllowed(f"Only the configured approvers may {rule.what}.",
                               hint=("Ask one of them; they are listed on the request. Approvers are set in ",
                                     Code("access.approvers"), " in rollback.yml."))
-        message = (f"Only commanders may {rule.what}: you are not on the list of people who may run rollback "
-                   "steps (", Code("access.commanders"), ").")
+        message = (f"Only commanders may {rule.what}: you are not on the list of commanders (",
+                   Code("access.commanders"), ").")
         if self.is_approver(user):
             return NotAllowed(message, hint=(
                 "As an approver you approve danger-zone requests by reacting on them, and you can read ",
