@@ -111,6 +111,11 @@ def test_a_bystander_reads_status_privately_and_nothing_else(
     private(emulator, BYSTANDER, "Timeline", after=1)  # the panel's Status button too
     emulator.slash("blake", "incident-rollback", "help").wait()
     private(emulator, BYSTANDER, "/rollback status", after=2)
+    asked = emulator.mention("blake", "incident-rollback", "status")
+    asked.wait()
+    emulator.ws.wait_for(lambda: any("Timeline" in content(m) for m in emulator.ws.channel_messages(
+        INCIDENT, include_replies=True) if m.get("thread_ts") and m["thread_ts"] != incident.panel_ts), 10,
+        "@rollback-bot status answered in its thread")
 
     messages = len(emulator.ws.channel_messages(INCIDENT, include_replies=True))
     for number, text in enumerate(["note I was here", "backup", "comms", "health"], start=3):
