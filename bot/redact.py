@@ -27,17 +27,18 @@ from urllib.parse import quote, quote_plus, unquote, urlsplit
 _URI_CREDENTIALS = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]+):(?P<pw>[^@/\s]+)@", re.I)
 _SLACK_TOKEN = re.compile(r"\bx(?:ox[abprse]|app)-[A-Za-z0-9-]+")
 _BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+")
-SECRET_KEY = re.compile(r"(?i)(secret|token|pass|pwd|key|uri|url|dsn|credential|auth)")
+SECRET_KEY = re.compile(r"(?i)(secret|token|password|passwd|passphrase|(?<![a-z])pass(?![a-z])|pwd|key|uri|url|dsn"
+                        r"|credential|auth)")  # PASS as a word of the key (DB_PASS), not BYPASS_CACHE
 LOOPBACK = {"localhost", "127.0.0.1", "::1", "0.0.0.0"}  # noqa: S104 - a name to leave alone, not a bind
 MASK = "***"
 MIN_VALUE = 8  # shorter values of non-secret keys (true, 3000, info) are ordinary words, not secrets
 MIN_SECRET = 4
 MIN_ENCODED = 8  # a secret this long is also looked for encoded; a shorter one's encodings are too common
-# A non-secret key's value made only of lowercase words (production, ai-professor-backend) is a setting, not a
-# secret: masking it would mask the word wherever it stands. Secret-named keys are masked whatever they hold.
 # What URL-encoders leave alone: everything (Python's quote), JavaScript's encodeURIComponent, quote's default,
 # JavaScript's encodeURI.
 URL_SAFE = ("", "!*'()", "/", ";,/?:@&=+$!*'()#")
+# A non-secret key's value made only of lowercase words (production, ai-professor-backend) is a setting, not a
+# secret: masking it would mask the word wherever it stands. Secret-named keys are masked whatever they hold.
 ORDINARY = re.compile(r"[a-z]+(?:[-_.][a-z]+)*")
 
 

@@ -207,7 +207,7 @@ def test_redaction_masks_encodings_and_uri_parts_only_where_they_stand() -> None
     token = "canary-bearer-0123456789abcdef"
     secrets, parts = secret_values_of({
         "HEALTH_BEARER_TOKEN": token, "CENTRAL_DB_URI": "mongodb://backend:p%40ss-w0rd-9@db-1.internal:27017/c",
-        "NODE_ENV": "production", "APP_NAME": "ai-professor-backend", "DB_PASS": "correcthorse",
+        "NODE_ENV": "production", "APP_NAME": "ai-professor-backend", "DB_PASS": "correcthorse", "BYPASS_CACHE": "true",
         "SESSION_SECRET": SPECIAL})
     for offset in range(3):  # the token inside a longer base64 blob, at each byte alignment
         blob = base64.b64encode(b"x" * offset + b"Bearer " + token.encode() + b" and more").decode()
@@ -218,6 +218,6 @@ def test_redaction_masks_encodings_and_uri_parts_only_where_they_stand() -> None
                  base64.b64encode(b"backend:p@ss-w0rd-9").decode(), "p%40ss-w0rd-9", "p@ss-w0rd-9",
                  "s3cr3t%2Fwith%2Bspecial%3Dchars%26more!(x)", "correcthorse"):
         assert redact(f"printed {leak} here", secrets, parts) == "printed *** here", leak
-    prose = "Rebuild backend: succeeded; backend restarted in production (ai-professor-backend-5000)"
+    prose = "Rebuild backend: succeeded; backend restarted in production (ai-professor-backend-5000): true"
     assert redact(prose, secrets, parts) == prose
     assert redact("mongodb://backend@db-1.internal/c", secrets, parts) == "mongodb://***@***/c"
