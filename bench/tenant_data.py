@@ -145,9 +145,10 @@ def _settings(spec: dict[str, Any]) -> Any:
 
 
 def _book(config: Any) -> Any:
+    from bot.ops.envfile import read_env_file
     from bot.redact import SecretBook
 
-    return SecretBook([], config.target.env_path)
+    return SecretBook([], config.target.env_path, read_env_file)
 
 
 # nx-27017 0.8.1 crashed (segfault in libsqlite3 / libpython, see the report) twice out of two runs while the

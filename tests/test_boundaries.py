@@ -71,3 +71,10 @@ def test_the_checker_sees_a_violation(tmp_path: Path) -> None:
         "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from slack_sdk import WebClient\n")
     assert offenders("bot/domain", SLACK, root=tmp_path) == ["bot/domain/probe.py imports slack_sdk",
                                                             "bot/domain/probe.py imports slack_sdk.WebClient"]
+
+
+def test_redaction_reads_no_files_of_its_own() -> None:
+    """bot/redact.py is used by the adapters (bot/ops/tenants.py) and the steps; it must not import them back: the
+    composition root hands SecretBook the function that reads the target's .env."""
+    names = imports("bot")["bot/redact.py"]
+    assert sorted(n for n in names if n.startswith(("bot.", "handlers"))) == []

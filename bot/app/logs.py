@@ -11,6 +11,7 @@ from typing import IO
 
 from bot.config import Settings
 from bot.logctx import ContextFilter
+from bot.ops.envfile import read_env_file
 from bot.redact import RedactingFormatter, SecretBook
 
 
@@ -42,7 +43,7 @@ def configure(settings: Settings | None, level: str, *, json_lines: bool | None 
               stream: IO[str] | None = None) -> None:
     """One handler on the root logger: context → format → scrub. `stream` defaults to stderr."""
     book = SecretBook(settings.secrets.values() if settings else [],
-                      settings.runbook.target.env_path if settings else None)
+                      settings.runbook.target.env_path if settings else None, read_env_file)
     out = stream if stream is not None else sys.stderr
     use_json = (not out.isatty()) if json_lines is None else json_lines
     handler = logging.StreamHandler(out)

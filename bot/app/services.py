@@ -25,6 +25,7 @@ from bot.domain.ownership import Replica, default_replica_id
 from bot.domain.recovery import Recovery
 from bot.domain.runner import StepRunner
 from bot.domain.stakeholders import Stakeholders
+from bot.ops.envfile import read_env_file
 from bot.redact import SecretBook
 from bot.slack import SlackDirectory, SlackMessenger, web_client
 from bot.slack_ui import SlackPresenter
@@ -109,7 +110,7 @@ def build_services(settings: Settings, *, store: Store | None = None, clock: Clo
                    replica_id: str | None = None) -> Services:
     clock = clock or SystemClock()
     secrets = settings.secrets
-    book = SecretBook(secrets.values(), settings.runbook.target.env_path)
+    book = SecretBook(secrets.values(), settings.runbook.target.env_path, read_env_file)
     token = secrets.slack_bot_token.get_secret_value() if secrets.slack_bot_token else None
     client = web_client(token, settings.api_url)
     store = store or open_store(secrets.state_store_uri.get_secret_value() if secrets.state_store_uri else None,

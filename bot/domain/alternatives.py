@@ -7,6 +7,7 @@ hotfix for a push that is never forced.
 
 from __future__ import annotations
 
+from bot.domain.access import Act
 from bot.domain.deps import Deps
 from bot.domain.desk import Desk
 from bot.domain.incident import Incident
@@ -26,7 +27,7 @@ class Alternatives:
 
     def run(self, actor: str, channel: str, name: StepName, args: list[str]) -> list[Outcome]:
         """flag, partial, safe_revert, hotfix: the change, then the follow-ups it needs, each a recorded step."""
-        self.deps.access.require(actor, channel)
+        self.deps.access.require(Act.ALTERNATIVE, actor, channel)
         step = STEPS[name]
         incident = self.desk.active_in(channel)
         outcomes = [self.runner.run(incident, step, actor, args, again=True)]
@@ -54,7 +55,7 @@ class Alternatives:
         return outcomes
 
     def push_hotfix(self, actor: str, channel: str, branch: str) -> str:
-        self.deps.access.require(actor, channel)
+        self.deps.access.require(Act.ALTERNATIVE, actor, channel)
         incident = self.desk.active_in(channel)
         if not branch.startswith("hotfix/"):
             raise BadInput((echo(branch), " is not a hotfix branch."))

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Protocol
 
 from bot.commands import CATALOG, Usage
+from bot.domain.access import Act
 from bot.domain.alternatives import Alternatives
 from bot.domain.approvals import DangerAction
 from bot.domain.checks import HealthReport
@@ -160,7 +161,7 @@ class Rollback:
         self.stakeholders.post_now(actor, channel, incident_id, click)
 
     def open_comms_form(self, actor: str, channel: str, trigger_id: str) -> None:
-        self.deps.access.require(actor, channel)
+        self.deps.access.require(Act.COMMS, actor, channel)
         incident = self.desk.active_in(channel)
         self.deps.messenger.open_view(trigger_id, self.deps.ui.comms_form(incident))
 
@@ -171,7 +172,7 @@ class Rollback:
         self.stakeholders.save_details(actor, incident_id, values)
 
     def open_rca_form(self, actor: str, channel: str, trigger_id: str) -> None:
-        self.deps.access.require(actor, channel)
+        self.deps.access.require(Act.RCA, actor, channel)
         incident = self.desk.latest_in(channel)
         self.deps.messenger.open_view(trigger_id, self.deps.ui.rca_form(incident))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from bot.domain.access import Act
 from bot.domain.checklists import PREVENTION_CHECKLIST, RCA_CAUSES, RCA_PHASES, SUCCESS_CRITERIA
 from bot.domain.danger.gate import Gate
 from bot.domain.deps import Deps
@@ -76,7 +77,7 @@ class Closer:
         return errors
 
     def save_rca(self, actor: str, incident_id: str, values: FormValues) -> Incident:
-        self.deps.access.require_commander(actor)
+        self.deps.access.require(Act.RCA, actor, self.desk.get(incident_id).channel)  # the form's incident
         phase = form_text(values, "phase") or None
         if phase is not None and phase not in RCA_PHASES:
             raise BadInput((echo(phase), " is not one of the phases."), hint=", ".join(RCA_PHASES))
@@ -101,7 +102,7 @@ class Closer:
 
     # ---- close ----------------------------------------------------------------------------------------------
     def close(self, actor: str, channel: str, force: str | None) -> Incident:
-        self.deps.access.require(actor, channel)
+        self.deps.access.require(Act.CLOSE, actor, channel)
         incident = self.desk.settle(self.desk.active_in(channel).id)
         if force is not None and not force.strip():
             raise BadInput("Say why you close with failing criteria.",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 
+from bot.domain.access import Act
 from bot.domain.deps import Deps
 from bot.domain.desk import Desk, require_active
 from bot.domain.incident import FollowUp, Incident, Milestone, RestoredBy
@@ -40,7 +41,7 @@ class Coordination:
     # ---- system restored ---------------------------------------------------------------------------------
     def restored(self, actor: str, channel: str) -> Incident:
         """The commander confirms the system is restored (the watch may not have seen enough checks yet)."""
-        self.deps.access.require(actor, channel)
+        self.deps.access.require(Act.RESTORED, actor, channel)
         incident = self.desk.active_in(channel)
         phase = incident.lifecycle.phase
         if phase is Phase.CONFIRMED:
@@ -66,7 +67,11 @@ class Coordination:
 
     # ---- handover ----------------------------------------------------------------------------------------
     def handover(self, actor: str, channel: str, to: str) -> Incident:
-        self.deps.access.require(actor, channel)
+        """Only the incident's current commander hands the role on, and only to someone in access.commanders;
+        the former commander is told privately and in the thread (a commander still, but no longer the one)."""
+        found = self.deps.store.active_incident(f"channel:{channel}")
+        # Without an active incident nobody holds the role: the list decides, then active_in says there is none.
+        self.deps.access.require(Act.HANDOVER, actor, channel, commander=found.commander if found else actor)
         incident = self.desk.active_in(channel)
         user = self.person(to)
         if user == incident.commander:
@@ -80,19 +85,25 @@ class Coordination:
 
         def move(fresh: Incident) -> None:
             require_active(fresh)
+            if fresh.commander != before:  # someone else handed it on first
+                raise self.deps.access.refusal(actor, Act.HANDOVER, commander=fresh.commander)
             fresh.commander = user
             fresh.record(now, actor, f"Commander handed over from {before} to {user}")
 
         incident = self.desk.mutate(incident.id, move)
         self.desk.audit(now, actor, "incident.handover", incident.id, previous=before, commander=user)
         self.desk.thread(incident, rich("🤝 ", Person(before), " handed the commander role of ", incident.id, " to ",
-                                        Person(user), " (by ", Person(actor), ")."))
+                                        Person(user), ". ", Person(user), " now leads it and alone may hand it on; ",
+                                        Person(before), " can still run steps as a commander."))
+        self.desk.tell(before, channel, rich("You are no longer the commander of ", incident.id, ": ", Person(user),
+                                             " is. You can still run steps as a commander; handing the role on is "
+                                             "theirs now."))
         self.desk.redraw(incident.id)
         return incident
 
     # ---- notes and follow-ups ------------------------------------------------------------------------------
     def note(self, actor: str, channel: str, text: str) -> Incident:
-        self.deps.access.require(actor, channel)
+        self.deps.access.require(Act.NOTE, actor, channel)
         incident = self.desk.latest_in(channel)
         clean = self._text(text, "note", f"{SLASH_COMMAND} note customers see 502s since 14:02")
         now = self.deps.clock.now()
@@ -102,7 +113,7 @@ class Coordination:
         return incident
 
     def followup(self, actor: str, channel: str, owner: str, text: str) -> Incident:
-        self.deps.access.require(actor, channel)
+        self.deps.access.require(Act.FOLLOWUP, actor, channel)
         incident = self.desk.latest_in(channel)  # follow-ups are often agreed after the close
         user = self.person(owner)
         clean = self._text(text, "follow-up", f"{SLASH_COMMAND} followup @alex add a staging test with the AI server")

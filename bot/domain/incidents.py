@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bot.commands import parse_moment
+from bot.domain.access import Act
 from bot.domain.checklists import CRITERIA_KEYS, CRITERIA_TEXT, PRE_ROLLBACK_CHECKLIST, SUCCESS_CRITERIA, Item
 from bot.domain.deps import Deps
 from bot.domain.desk import Desk, require_active
@@ -37,7 +38,7 @@ class Incidents:
     def start(self, actor: str, channel: str, reason: str, detected: str | None = None, *,
               detected_at: datetime | None = None, criteria: list[str] | None = None) -> Started:
         deps = self.deps
-        deps.access.require(actor, channel)
+        deps.access.require(Act.START, actor, channel)
         now = deps.clock.now()
         if detected_at is None:
             detected_at = parse_moment(detected, now) if detected else now
@@ -114,7 +115,7 @@ class Incidents:
 
     # ---- /rollback status ------------------------------------------------------------------------------
     def status(self, actor: str, channel: str, ref: str | None = None) -> StatusView:
-        self.deps.access.require(actor, channel)
+        self.deps.access.require(Act.STATUS, actor, channel)
         if ref:
             if not looks_like_incident_id(ref.upper()):
                 raise BadInput((echo(ref), " is not an incident id."),
@@ -131,7 +132,7 @@ class Incidents:
     def set_criteria(self, actor: str, channel: str, incident_id: str, group_keys: set[str],
                      ticked: set[str]) -> Incident:
         """Record which rollback criteria of one group are ticked."""
-        self.deps.access.require(actor, channel)
+        self.deps.access.require(Act.TICK, actor, channel)
         if not ticked <= group_keys or not group_keys <= CRITERIA_KEYS:
             raise BadInput("That is not one of the runbook's rollback criteria.")
         now = self.deps.clock.now()
@@ -166,7 +167,7 @@ class Incidents:
 
     def _set_ticks(self, actor: str, channel: str, incident_id: str, items: list[Item], field: str,
                    ticked: set[str], refusal: str, action: str) -> Incident:
-        self.deps.access.require(actor, channel)
+        self.deps.access.require(Act.TICK, actor, channel)
         manual = {item.key for item in items if not item.automatic}
         if not ticked <= manual:
             raise BadInput(refusal)

@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 from urllib.parse import urljoin
 
 from bot.config import MongoProbe, MonitorConfig, RunbookConfig
+from bot.domain.access import Act
 from bot.domain.checklists import CRITERIA_KEYS
 from bot.domain.checks import (
     ActiveRollback,
@@ -329,7 +330,7 @@ class Monitor:
     def report(self, actor: str, channel: str) -> HealthReport:
         """Every check with its last hour, and the chart: into this channel's incident thread, at most once a
         minute (see :class:`bot.domain.health.HealthCharts`)."""
-        self.deps.access.require_commander(actor)
+        self.deps.access.require(Act.HEALTH, actor, channel)
         now = self.deps.clock.now()
         states = self.deps.store.checks()
         limits = check_limits(self.deps.config, [state.id for state in states])

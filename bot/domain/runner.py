@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bot import faults
+from bot.domain.access import Act
 from bot.domain.deps import Deps
 from bot.domain.desk import Desk
 from bot.domain.incident import BusyKind, Incident
@@ -71,7 +72,7 @@ class StepRunner:
     # ---- running ------------------------------------------------------------------------------------------
     def run_named(self, actor: str, channel: str, name: str, args: list[str], again: bool = False) -> Outcome:
         """backup, revert, rebuild, restart, verify: the same call for the subcommand and the panel button."""
-        self.deps.access.require(actor, channel)
+        self.deps.access.require(Act.STEP, actor, channel)
         try:
             step = STEPS[StepName(name)]
         except ValueError:

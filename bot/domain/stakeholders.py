@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from email.message import EmailMessage
 
 from bot import faults
+from bot.domain.access import Act
 from bot.domain.deps import Deps
 from bot.domain.desk import Desk, require_active
 from bot.domain.incident import MILESTONE_LABELS, CommsDetails, CommsPost, Incident, Milestone
@@ -138,14 +139,14 @@ class Stakeholders:
 
     # ---- people ------------------------------------------------------------------------------------------
     def preview(self, actor: str, channel: str) -> tuple[Incident, Update]:
-        self.deps.access.require(actor, channel)
+        self.deps.access.require(Act.COMMS, actor, channel)
         incident = self.desk.active_in(channel)
         return incident, self.update_for(incident)
 
     def post_now(self, actor: str, channel: str, incident_id: str, click: str) -> CommsPost | None:
         """A status update outside the milestones. The key comes from the click, so the same click
         delivered twice (or replayed) posts once."""
-        self.deps.access.require(actor, channel)
+        self.deps.access.require(Act.COMMS, actor, channel)
         incident = self.desk.get(incident_id)
         require_active(incident)
         return self.post(incident.id, f"update-{click}", "status update", actor)
@@ -156,7 +157,7 @@ class Stakeholders:
                 if len(form_text(values, name)) > MAX_FIELD}
 
     def save_details(self, actor: str, incident_id: str, values: FormValues) -> Incident:
-        self.deps.access.require_commander(actor)
+        self.deps.access.require(Act.COMMS, actor, self.desk.get(incident_id).channel)  # the form's incident
         now = self.deps.clock.now()
         typed = {name: form_text(values, name).strip() for name in values if name in CommsDetails.model_fields}
         clean = {k: (self.desk.clean(v[:MAX_FIELD]) if v else None) for k, v in typed.items()}

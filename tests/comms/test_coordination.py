@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +10,7 @@ from bot.app import SocketModeBot
 from bot.domain.incident import Incident, Milestone, RestoredBy
 from bot.emulator import Emulator
 from bot.sandbox import Sandbox
-from tests.conftest import APPROVER, COMMANDER, INCIDENT, STAKEHOLDERS, content, restore_service
+from tests.conftest import APPROVER, COMMANDER, DBA, INCIDENT, STAKEHOLDERS, content, make_settings, restore_service
 
 HEADER = "🚨 Rollback RB-0001"
 
@@ -51,20 +52,21 @@ def test_the_commander_confirms_restored_only_after_the_rollback_and_stakeholder
 
 
 def test_handover_moves_the_commander_role_and_refuses_whom_it_cannot(
-        emulator: Emulator, sandbox: Sandbox, bot: SocketModeBot) -> None:
+        emulator: Emulator, sandbox: Sandbox, tmp_path: Path, start_bot: Callable[..., SocketModeBot]) -> None:
+    bot = start_bot(make_settings(emulator, sandbox, tmp_path / "data", access={"commanders": ["@oncall", DBA]}))
     incident = started(emulator, bot)
     emulator.slash("casey", "incident-rollback", "handover @blake").wait()  # a bystander, not a commander
     assert "access.commanders" in private(emulator, COMMANDER, "not on the list")
     emulator.slash("casey", "incident-rollback", "handover @nobody-here").wait()
     assert "@their-name" in private(emulator, COMMANDER, "is not one person")
-    emulator.slash("casey", "incident-rollback", "handover @alex").wait()
+    emulator.slash("casey", "incident-rollback", "handover @dana").wait()
     note = in_thread(emulator, incident, "handed the commander role")
-    assert f"<@{COMMANDER}> handed the commander role of RB-0001 to <@{APPROVER}>" in content(note)
+    assert f"<@{COMMANDER}> handed the commander role of RB-0001 to <@{DBA}>" in content(note)
     record = bot.services.store.get_incident(incident.id)
-    assert record is not None and record.commander == APPROVER
+    assert record is not None and record.commander == DBA
     assert any("Commander handed over" in e.text for e in record.timeline)
     panel = emulator.ws.wait_for(lambda: (m := emulator.ws.message(INCIDENT, incident.panel_ts or "")) and
-                                 f"*Commander:* <@{APPROVER}>" in content(m) and m, 10, "the panel's new commander")
+                                 f"*Commander:* <@{DBA}>" in content(m) and m, 10, "the panel's new commander")
     assert panel
     assert [e.action for e in bot.services.store.audit_events(incident.id)].count("incident.handover") == 1
 

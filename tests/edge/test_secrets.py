@@ -117,3 +117,107 @@ def test_git_and_its_hooks_never_see_the_bots_secrets(tmp_path: Path, monkeypatc
     assert env.get("SLACK_BOT_TOKEN", "") == "" and env.get("STATE_STORE_URI", "") == ""
     assert "xoxb-canary-for-the-hook" not in seen.read_text() and "hunter2" not in seen.read_text()
     assert env["GIT_AUTHOR_NAME"] == "Rollback Bot" and env.get("PATH")
+
+
+# ---- by secret, not by word ---------------------------------------------------------------------------------
+SPECIAL = "s3cr3t/with+special=chars&more!(x)"  # a secret URL-encoding changes
+
+ENCODING_BUILD = """\
+const fs = require('fs');
+const lines = fs.readFileSync(require('path').join(__dirname, '.env'), 'utf8').split('\\n');
+const env = Object.fromEntries(lines.filter((l) => l.includes('=') && !l.startsWith('#'))
+  .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+const token = Buffer.from(env.HEALTH_BEARER_TOKEN);
+const db = new URL(env.CENTRAL_DB_URI);
+console.log('token b64', token.toString('base64'));
+console.log('token b64url', token.toString('base64url'));
+console.log('token hex', token.toString('hex'));
+const header = JSON.stringify({Authorization: 'Bearer ' + env.HEALTH_BEARER_TOKEN});
+console.log('header', Buffer.from(header).toString('base64'));
+console.log('basic', Buffer.from(db.username + ':' + decodeURIComponent(db.password)).toString('base64'));
+console.log('session', encodeURIComponent(env.SESSION_SECRET));
+console.error('Error: build failed');
+process.exit(1);
+"""
+
+
+def test_a_failing_build_printing_encoded_secrets_is_masked_in_the_thread_and_the_store(
+        emulator: Emulator, sandbox: Sandbox, settings: Settings, start_bot: Callable[..., SocketModeBot]) -> None:
+    """Reported: the base64 of HEALTH_BEARER_TOKEN, printed by a failing build, reached the thread and the store."""
+    import base64
+    from urllib.parse import quote
+
+    token = sandbox.canaries["HEALTH_BEARER_TOKEN"]
+    db = urlsplit(sandbox.canaries["CENTRAL_DB_URI"])
+    env = sandbox.repo / ".env"
+    env.write_text(env.read_text() + f"SESSION_SECRET={SPECIAL}\n")
+    (sandbox.repo / "build.js").write_text(ENCODING_BUILD)
+    header = base64.b64encode(('{"Authorization":"Bearer ' + token + '"}').encode()).decode()
+    leaks = {
+        "base64": base64.b64encode(token.encode()).decode(),
+        "base64url": base64.urlsafe_b64encode(token.encode()).decode().rstrip("="),
+        "hex": token.encode().hex(),
+        "the token inside a base64 header": header[36:48],  # the token starts at byte 26, character 35
+        "Basic auth": base64.b64encode(f"{db.username}:{db.password}".encode()).decode(),
+        "URL-encoded": quote(SPECIAL, safe="!*'()"),
+    }
+    bot = start_bot()
+    emulator.slash("casey", "incident-rollback", "start build leaks").wait()
+    panel = emulator.ws.wait_for(lambda: (i := bot.services.store.get_incident("RB-0001")) and i.panel_ts, 10, "panel")
+    emulator.slash("casey", "incident-rollback", "rebuild").wait()
+    emulator.ws.wait_for(lambda: any("*Rebuild backend* — failed" in m["text"]
+                                     for m in emulator.ws.thread(INCIDENT, panel)), 120, "the failed build")
+    bot.close()
+    thread = emulator.ws.all_text()
+    store = (settings.data_dir / "rollback-bot.sqlite3").read_bytes().decode("utf-8", "replace")
+    assert "token b64 ***" in thread and "session ***" in thread and "Error: build failed" in thread
+    assert header[:20] in thread  # the blob's own start is shown; only what encodes the token is masked
+    for place, text in {"Slack": thread, "the state store": store}.items():
+        for name, value in leaks.items():
+            assert value not in text, f"the {name} form of a secret leaked into {place}"
+
+
+def test_a_database_user_named_backend_is_masked_in_its_uri_not_in_prose(
+        emulator: Emulator, sandbox: Sandbox, bot: SocketModeBot) -> None:
+    """Reported: the MongoDB user in CENTRAL_DB_URI is `backend`, so the postmortem read "Rebuild ***: succeeded"."""
+    db = urlsplit(sandbox.canaries["CENTRAL_DB_URI"])
+    assert db.username == "backend" and db.password
+    emulator.slash("casey", "incident-rollback", "start backend down").wait()
+    emulator.ws.wait_for(lambda: (i := bot.services.store.get_incident("RB-0001")) and i.panel_ts, 10, "panel")
+    emulator.slash("casey", "incident-rollback", "rebuild").wait()
+    emulator.ws.wait_for(lambda: (i := bot.services.store.get_incident("RB-0001")) and i.busy is None and
+                         bot.services.store.step_runs(i.id), 120, "the rebuild")
+    emulator.slash("casey", "incident-rollback",
+                   f"note backend: the app logs in as mongodb://backend:{db.password}@db.internal:27017/central "
+                   f"and as backend@db.internal").wait()
+    emulator.slash("casey", "incident-rollback", "close --force backend drill").wait()
+    closed = emulator.ws.wait_for(lambda: (i := bot.services.store.get_incident("RB-0001")) and i.close_out
+                                  and i.close_out.postmortem and i, 60, "the postmortem")
+    text = Path(closed.close_out.postmortem).read_text()
+    assert "Rebuild backend: succeeded" in text and "backend drill" in text
+    assert "note: backend: the app logs in as mongodb://***@db.internal:27017/central and as ***@db.internal" in text
+    assert db.password not in text
+
+
+def test_redaction_masks_encodings_and_uri_parts_only_where_they_stand() -> None:
+    import base64
+
+    from bot.redact import redact, secret_values_of
+
+    token = "canary-bearer-0123456789abcdef"
+    secrets, parts = secret_values_of({
+        "HEALTH_BEARER_TOKEN": token, "CENTRAL_DB_URI": "mongodb://backend:p%40ss-w0rd-9@db-1.internal:27017/c",
+        "NODE_ENV": "production", "APP_NAME": "ai-professor-backend", "DB_PASS": "correcthorse", "BYPASS_CACHE": "true",
+        "SESSION_SECRET": SPECIAL})
+    for offset in range(3):  # the token inside a longer base64 blob, at each byte alignment
+        blob = base64.b64encode(b"x" * offset + b"Bearer " + token.encode() + b" and more").decode()
+        masked = redact(blob, secrets, parts)
+        shown = [base64.b64encode(b"y" * k + token.encode()).decode()[4:16] for k in range(3)]  # token-only chars
+        assert "***" in masked and not any(part in masked for part in shown), (offset, masked)
+    for leak in (base64.urlsafe_b64encode(token.encode()).decode(), token.encode().hex().upper(),
+                 base64.b64encode(b"backend:p@ss-w0rd-9").decode(), "p%40ss-w0rd-9", "p@ss-w0rd-9",
+                 "s3cr3t%2Fwith%2Bspecial%3Dchars%26more!(x)", "correcthorse"):
+        assert redact(f"printed {leak} here", secrets, parts) == "printed *** here", leak
+    prose = "Rebuild backend: succeeded; backend restarted in production (ai-professor-backend-5000): true"
+    assert redact(prose, secrets, parts) == prose
+    assert redact("mongodb://backend@db-1.internal/c", secrets, parts) == "mongodb://***@***/c"

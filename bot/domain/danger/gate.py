@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 
 from bot import faults
 from bot.config import CleanupConfig
+from bot.domain.access import Act
 from bot.domain.approvals import (
     BUSY,
     OPEN,
@@ -69,7 +70,7 @@ class Gate:
     # ---- requests --------------------------------------------------------------------------------------
     def request(self, actor: str, channel: str, action: DangerAction, args: list[str], note: str = "") -> Approval:
         deps = self.deps
-        deps.access.require(actor, channel)
+        deps.access.require(Act.DANGER_REQUEST, actor, channel)
         incident = self.desk.settle(self.desk.active_in(channel).id)
         if action is DangerAction.CLEANUP and args:
             raise BadInput("cleanup takes no words; it always covers every tenant.",
@@ -193,7 +194,7 @@ class Gate:
                                            request.action.value, ", ", Code(request.id), ")."))
 
     def approve(self, approval: Approval, user: str, now: datetime) -> None:
-        is_approver = self.deps.access.is_approver(user)
+        is_approver = self.deps.access.allows(user, Act.APPROVE)
         required = self.cfg.approvals_required
         delay = timedelta(seconds=self.cfg.start_delay_s)
 
@@ -247,7 +248,7 @@ class Gate:
             self.deps.jobs.nudge()
 
     def reject(self, approval: Approval, user: str, now: datetime) -> None:
-        allowed = user == approval.requester or self.deps.access.is_approver(user)
+        allowed = user == approval.requester or self.deps.access.allows(user, Act.REJECT)
 
         def reject(fresh: Approval) -> str | None:
             if fresh.status not in OPEN:
