@@ -339,7 +339,7 @@ class Secrets(BaseSettings):
     state_store_uri: SecretStr | None = None
     smtp_password: SecretStr | None = None
     slack_api_url: str | None = None
-    rollback_replica_id: str | None = None  # not a secret: this replica's stable id (default: the host name)
+    rollback_replica_id: str | None = None  # not a secret: this replica's stable id (default: host + data folder)
 
     def values(self) -> list[str]:
         """Every secret value, for redaction."""
