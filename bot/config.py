@@ -256,6 +256,9 @@ class CommsConfig(_Section):
     """The runbook's stakeholder communication template."""
 
     reminder_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    # How long a post whose sender died is looked for in Slack's history (which can show a post late) before
+    # it is concluded that Slack never got it, and sent.
+    lookup_s: float = Field(default=15.0, ge=0, le=300)
     product: str = "AI Professor Backend"
     system: str = "Comprehensive Assessment System"
     signature: str = "Backend Team"

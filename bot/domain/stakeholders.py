@@ -5,13 +5,16 @@ Each post (a milestone: rollback started, completed, system restored, incident c
 by a conditional write; then it is posted with Slack message metadata naming the incident and the key;
 then its ts is recorded. If the process dies between Slack accepting the post and the bot recording it,
 the next owner (this replica at once, another after the lease) finds the post with
-``conversations.history`` and records it instead of posting twice. A live owner's claim is left alone.
+``conversations.history`` and records it instead of posting twice. Slack's history can show a post late, so
+one miss proves nothing: it is looked for again for ``comms.lookup_s`` before it is sent. A lookup that fails
+concludes nothing either: the claim stays, and the next sweep looks again. A live owner's claim is left alone.
 """
 
 from __future__ import annotations
 
 import logging
 import smtplib
+import time
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 
@@ -27,6 +30,7 @@ from bot.text import Code, Link, Person, Rich, rich
 log = logging.getLogger(__name__)
 UPDATE_EVENT = "rollback_bot_update"
 SEARCH_SLACK_S = 120  # how far before the claim a lost post is looked for (clock skew between replicas)
+LOOKUPS = 6  # looks at Slack's history within comms.lookup_s, at most, before a lost post is sent again
 MAX_FIELD = 2000
 
 ANNOUNCED: dict[Milestone, str] = {
@@ -212,7 +216,7 @@ class Stakeholders:
         for key, post in list(incident.comms.items()):
             if post.posted or self.deps.replica.is_alive(post.owner, f"post:{incident.id}:{key}"):
                 continue
-            dead, now = post.owner, self.deps.clock.now()
+            dead = post.owner
             taken = False
 
             def take(fresh: Incident, key: str = key, dead: Owner | None = dead) -> None:
@@ -226,10 +230,22 @@ class Stakeholders:
             if not taken:
                 continue
             with self.deps.replica.running(f"post:{incident.id}:{key}"):
-                found = None
-                if self.channel:
-                    found = self.deps.messenger.find_post(self.channel, post_key(incident.id, key),
-                                                          post.claimed_at - timedelta(seconds=SEARCH_SLACK_S))
-                self.desk.audit(now, "bot", "comms.recovered", incident.id, key=key, found=bool(found),
-                                previous_owner=dead.describe() if dead else "unknown")
+                found, looks = self._look_up(incident.id, key, post.claimed_at) if self.channel else (None, 0)
+                self.desk.audit(self.deps.clock.now(), "bot", "comms.recovered", incident.id, key=key,
+                                found=bool(found), lookups=looks, previous_owner=dead.describe() if dead else "unknown")
                 self._send(incident, key, post.headline, "bot", found_ts=found)
+
+    def _look_up(self, incident_id: str, key: str, claimed_at: datetime) -> tuple[str | None, int]:
+        """The post in Slack's history, looked for until found or ``comms.lookup_s`` has passed (Slack may
+        record it late); the ts (None: never sent) and how many looks it took. A failing look raises."""
+        assert self.channel is not None
+        window = self.deps.config.comms.lookup_s
+        deadline, looks = time.monotonic() + window, 0
+        while True:
+            looks += 1
+            found = self.deps.messenger.find_post(self.channel, post_key(incident_id, key),
+                                                  claimed_at - timedelta(seconds=SEARCH_SLACK_S))
+            left = deadline - time.monotonic()
+            if found or left <= 0:
+                return found, looks
+            time.sleep(min(left, window / LOOKUPS))
