@@ -32,10 +32,12 @@ def case(emulator: Emulator, sandbox: Sandbox, tmp_path: Path) -> Iterator[Any]:
         each.close()
 
 
+@pytest.mark.parametrize("slow_history_s", [0.0, 3.0], ids=["late", "late-and-slow-history"])
 def test_killed_after_slack_accepted_a_post_it_records_late_the_restarted_bot_finds_it_and_posts_nothing(
-        case: Any) -> None:
+        case: Any, slow_history_s: float) -> None:
     c: Case = case(comms={"lookup_s": 30})
     c.emulator.record_late(LATE_S, STAKEHOLDERS)
+    c.emulator.slow_calls("conversations.history", slow_history_s)  # each look takes this long too
     first = c.start(pause="comms.posted#1")
     c.slash("start drill")
     c.paused_at("comms.posted")
