@@ -10,6 +10,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +31,10 @@ def shared(emulator: Emulator, sandbox: Sandbox, tmp_path: Path, mongo_uri: str)
     state = _database_uri(mongo_uri, f"rollback_state_{uuid.uuid4().hex[:8]}")
     made: list[Case] = []
 
-    def make(name: str) -> Case:
+    def make(name: str, **config: Any) -> Case:
         root = tmp_path / name
         root.mkdir()
-        made.append(Case(emulator, sandbox, root, state_uri=state))
+        made.append(Case(emulator, sandbox, root, state_uri=state, **config))
         return made[-1]
 
     yield make
@@ -96,3 +97,18 @@ def test_a_second_live_process_on_a_replica_id_in_use_refuses_to_start_and_names
     a_case.slash("start drill")  # and keeps working
     a_case.wait(lambda: a_case.posts("rollback started"), 30, "A's first update")
     a_case.no_duplicates()
+
+
+def test_a_replica_restarted_after_kill_9_is_not_refused_by_its_own_unexpired_lease(shared: Any) -> None:
+    c: Case = shared("a", store={"owner_lease_s": 120})  # the dead process's lease outlives the test
+    first = c.start(replica="")
+    name = f"replica:{default_replica_id(c.data)}"
+    held = c.wait(lambda: c.store.lease(name), 30, "the lease")
+    assert held[0].endswith(f"/{first.process.pid}")
+    first.kill()
+    assert (c.store.lease(name) or held)[1] > datetime.now(UTC)  # not expired: only the lock says it is dead
+
+    second = c.start(replica="")  # starts (and connects) at once: the lock file knows the holder was its own
+    c.wait(lambda: (now := c.store.lease(name)) and now[0].endswith(f"/{second.process.pid}"), 30,
+           "the restarted process holding the lease")
+    assert second.alive
