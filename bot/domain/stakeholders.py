@@ -1,13 +1,14 @@
 """Stakeholder updates, exactly once: the runbook's template filled with the times the bot recorded.
 
-Each post (a milestone: rollback started, completed, system restored, incident closed; or a person's
-"Post now" click) is first *claimed* on the incident under its key, with the claiming process as owner,
-by a conditional write; then it is posted with Slack message metadata naming the incident and the key;
-then its ts is recorded. If the process dies between Slack accepting the post and the bot recording it,
-the next owner (this replica at once, another after the lease) finds the post with
-``conversations.history`` and records it instead of posting twice. Slack's history can show a post late, so
-one miss proves nothing: it is looked for again for ``comms.lookup_s`` before it is sent. A lookup that fails
-concludes nothing either: the claim stays, and the next sweep looks again. A live owner's claim is left alone.
+Each post (a milestone: rollback started, completed, system restored, incident closed; or a preview's
+"Post now", keyed by the preview, never by the click) is first *claimed* on the incident under its key,
+with the claiming process as owner, by a conditional write; then it is posted with Slack message metadata
+naming the incident and the key; then its ts is recorded. If the process dies between Slack accepting the
+post and the bot recording it, the next owner (this replica at once, another after the lease) finds the
+post with ``conversations.history`` and records it instead of posting twice. Slack's history can show a
+post late, so one miss proves nothing: it is looked for again for ``comms.lookup_s`` before it is sent. A
+lookup that fails concludes nothing either: the claim stays, and the next sweep looks again. A live
+owner's claim is left alone.
 """
 
 from __future__ import annotations
@@ -191,7 +192,9 @@ class Stakeholders:
             time.sleep(0.2)  # the first click is posting it right now: answer with its link once it has one
             incident = self.desk.get(incident_id)
         again = rich(Code("/rollback comms"), " previews the next update.")
-        latest = max(incident.comms.values(), key=lambda p: p.claimed_at)
+        latest = max(incident.comms.values(), key=lambda p: p.claimed_at, default=None)
+        if latest is None:  # an id no preview gave
+            return Conflict("This preview is out of date.", hint=again)
         if mine is not None and mine is latest:
             if not mine.posted:
                 return Conflict("This update is being posted right now.")
