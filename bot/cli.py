@@ -39,6 +39,7 @@ environment (or a .env file in the working directory):
   ROLLBACK_CONFIG       the config file when --config is not given
   LOG_LEVEL             the log level when --log-level is not given
   STATE_STORE_URI       mongodb://… to share state between replicas
+  ROLLBACK_REPLICA_ID   this replica's id (default: the host name and a hash of the data folder)
 
 global options (--config, --log-level) go before or after the subcommand.
 `rollback-bot SUBCOMMAND --help` shows each subcommand's options."""

@@ -256,6 +256,9 @@ class CommsConfig(_Section):
     """The runbook's stakeholder communication template."""
 
     reminder_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    # How long a post whose sender died is looked for in Slack's history (which can show a post late) before
+    # it is concluded that Slack never got it, and sent.
+    lookup_s: float = Field(default=15.0, ge=0, le=300)
     product: str = "AI Professor Backend"
     system: str = "Comprehensive Assessment System"
     signature: str = "Backend Team"
@@ -339,7 +342,7 @@ class Secrets(BaseSettings):
     state_store_uri: SecretStr | None = None
     smtp_password: SecretStr | None = None
     slack_api_url: str | None = None
-    rollback_replica_id: str | None = None  # not a secret: this replica's stable id (default: the host name)
+    rollback_replica_id: str | None = None  # not a secret: this replica's stable id (default: host + data folder)
 
     def values(self) -> list[str]:
         """Every secret value, for redaction."""

@@ -117,7 +117,7 @@ def test_every_action_id_and_form_the_presenter_emits_has_a_listener(settings: S
     messages = [ui.panel(state, runs) for state, runs in ((FRESH, []), (MID, MID_RUNS), (CLEANED, DONE_RUNS),
                                                           (CLOSED, DONE_RUNS))]
     messages.append(stakeholder.comms_preview(MID, build_update(settings.runbook, MID, MID_RUNS, "status update"),
-                                              "C0STAKEHOLD"))
+                                              "C0STAKEHOLD", f"{MID.id}#1"))
     failing = CheckResult(name="health", ok=False, at=T0, detail="HTTP 500", criteria=["sessions"])
     messages.append(ui.alert(CheckState(id="health", status=CheckStatus.FAILING, fails=3,
                                         first_failure_at=T0 - timedelta(minutes=2)), failing, ["sessions"]))

@@ -61,9 +61,9 @@ class RollbackApi(Protocol):
 
     def set_success(self, actor: str, channel: str, incident_id: str, ticked: set[str]) -> None: ...
 
-    def comms_preview(self, actor: str, channel: str) -> tuple[Incident, Update]: ...
+    def comms_preview(self, actor: str, channel: str) -> tuple[Incident, Update, str]: ...
 
-    def comms_post(self, actor: str, channel: str, incident_id: str, click: str) -> None: ...
+    def comms_post(self, actor: str, channel: str, preview: str) -> None: ...
 
 
     def check_comms(self, values: FormValues) -> dict[str, Rich]: ...
@@ -154,11 +154,11 @@ class Rollback:
     def set_success(self, actor: str, channel: str, incident_id: str, ticked: set[str]) -> None:
         self.incidents.set_success(actor, channel, incident_id, ticked)
 
-    def comms_preview(self, actor: str, channel: str) -> tuple[Incident, Update]:
+    def comms_preview(self, actor: str, channel: str) -> tuple[Incident, Update, str]:
         return self.stakeholders.preview(actor, channel)
 
-    def comms_post(self, actor: str, channel: str, incident_id: str, click: str) -> None:
-        self.stakeholders.post_now(actor, channel, incident_id, click)
+    def comms_post(self, actor: str, channel: str, preview: str) -> None:
+        self.stakeholders.post_now(actor, channel, preview)
 
     def open_comms_form(self, actor: str, channel: str, trigger_id: str) -> None:
         self.deps.access.require(Act.COMMS, actor, channel)

@@ -7,11 +7,21 @@ file (``<data_dir>/replicas/<id>.lock``): the kernel drops the lock the moment a
 ``kill -9``. So on start-up a replica knows that whatever its replica id owned under another instance is
 dead *at once*. Other replicas' work is judged by the store lease ``replica:<id>``, renewed every
 ``heartbeat_s``: a dead replica's work is taken over only after that lease expires.
+
+That rule needs replica ids that never collide: two live processes on one id would each take the other's
+work for its own dead process's. So the default id is the host name plus a short hash of the data folder's
+absolute path (stable across restarts, different for each host sharing one data folder and for each data
+folder on one host), and a process refuses to start on an id whose lease a live process elsewhere holds
+(another data folder, another machine): the lock cannot see that one, the shared store can. The lease's
+holder is the instance, which names its host and pid (``<random>@<host>/<pid>``) for that message. The lock
+file keeps the instances that held it, so a restart after ``kill -9`` knows the unexpired lease it finds is
+its own earlier incarnation's, not a stranger's.
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import logging
 import os
 import re
@@ -61,8 +71,26 @@ class Leases(Protocol):
     def release_lease(self, name: str, holder: str, now: datetime) -> None: ...
 
 
-def default_replica_id() -> str:
-    return SAFE_ID.sub("-", socket.gethostname()) or "replica"
+LOCK_HISTORY = 20  # instances remembered in the lock file: this replica's earlier incarnations
+
+
+def default_replica_id(data_dir: Path | None = None) -> str:
+    """The host name and a short hash of the data folder's absolute path: stable across restarts, unique per
+    host (also when several hosts share one data folder) and per data folder on one host."""
+    host = SAFE_ID.sub("-", socket.gethostname()) or "replica"
+    if data_dir is None:
+        return host
+    folder = str(Path(data_dir).expanduser().resolve())
+    return f"{host}-{hashlib.sha256(folder.encode()).hexdigest()[:6]}"
+
+
+def describe_holder(holder: str) -> str:
+    """Who holds a replica lease, from its holder (an instance: ``<random>@<host>/<pid>``)."""
+    _, at, where = holder.partition("@")
+    host, _, pid = where.rpartition("/")
+    if at and host and pid.isdigit():
+        return f"pid {pid} on host {host}"
+    return f"instance {holder}"  # written by a release that did not name the process
 
 
 class Replica:
@@ -70,11 +98,12 @@ class Replica:
 
     def __init__(self, leases: Leases, clock: Clock, replica_id: str, lock_dir: Path, *,
                  lease_s: float = 30.0, heartbeat_s: float = 5.0) -> None:
-        replica_id = SAFE_ID.sub("-", replica_id.strip()) or default_replica_id()
+        replica_id = SAFE_ID.sub("-", replica_id.strip()) or default_replica_id(Path(lock_dir).parent)
         self.leases, self.clock = leases, clock
         self.lease_s, self.heartbeat_s = lease_s, heartbeat_s
-        self.owner = Owner(replica=replica_id, instance=uuid.uuid4().hex, host=socket.gethostname(),
-                           pid=os.getpid(), started_at=clock.now())
+        host, pid = socket.gethostname(), os.getpid()
+        self.owner = Owner(replica=replica_id, instance=f"{uuid.uuid4().hex}@{host}/{pid}", host=host, pid=pid,
+                           started_at=clock.now())
         self.lock_path = Path(lock_dir) / f"{replica_id}.lock"
         self._lock_file: IO[bytes] | None = None
         self._stop = threading.Event()
@@ -92,30 +121,60 @@ class Replica:
 
     # ---- life cycle -----------------------------------------------------------------------------------
     def start(self) -> Replica:
-        """Take the replica lock (refusing a second live process with the same id), then the lease."""
+        """Take the replica lock (refusing a second live process with the same id and data folder), then the
+        lease (refusing one with the same id elsewhere, whose lease is held and not expired)."""
         self.lock_path.parent.mkdir(parents=True, exist_ok=True)
         handle = self.lock_path.open("a+b")
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            handle.seek(0)
+            held = handle.read().decode(errors="replace").strip().splitlines()
             handle.close()
+            holder = f" by {describe_holder(held[-1].split()[-1])}" if held and held[-1].split() else ""
             raise ConfigError(
-                f"another rollback-bot process is already running as replica `{self.owner.replica}` "
-                f"(lock {self.lock_path}); give each replica its own ROLLBACK_REPLICA_ID") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"{self.owner.pid} {self.owner.instance}\n".encode())
-        handle.flush()
+                f"replica id `{self.owner.replica}` is already in use{holder} (lock {self.lock_path}); "
+                "give each replica its own ROLLBACK_REPLICA_ID") from None
+        try:
+            handle.seek(0)
+            earlier = [line.split()[-1] for line in handle.read().decode(errors="replace").splitlines()
+                       if line.split()][-LOCK_HISTORY:]
+            # Remembered before the lease is taken: a kill -9 between the two still leaves this instance known.
+            handle.seek(0)
+            handle.truncate()
+            handle.write("".join(f"{line}\n" for line in [*earlier[1 - LOCK_HISTORY:],
+                                                          f"{self.owner.pid} {self.owner.instance}"]).encode())
+            handle.flush()
+            os.fsync(handle.fileno())
+            self._take_lease(set(earlier))
+        except BaseException:
+            handle.close()
+            raise
         self._lock_file = handle
-        self.leases.set_lease(self.lease_name, self.owner.instance, self.clock.now(), self.lease_s)
         self._thread = threading.Thread(target=self._beat_loop, name=f"replica-{self.id}", daemon=True)
         self._thread.start()
         return self
 
+    def _take_lease(self, earlier: set[str]) -> None:
+        """The lease ``replica:<id>``, unless a live process that is not an earlier incarnation of this one (it
+        is not in the lock file) holds it: then two processes would share the id, so this one does not start."""
+        now = self.clock.now()
+        if self.leases.try_lease(self.lease_name, self.owner.instance, now, self.lease_s):
+            return
+        held = self.leases.lease(self.lease_name)
+        if held is not None and held[0] not in earlier and held[1] > now:
+            raise ConfigError(
+                f"replica id `{self.owner.replica}` is in use by a live process: {describe_holder(held[0])} holds "
+                f"its lease in the state store (until {held[1]:%H:%M:%S} UTC; it renews it while it runs). Give "
+                "each replica its own ROLLBACK_REPLICA_ID, or leave it unset for the default (host name and data "
+                "folder)")
+        self.leases.set_lease(self.lease_name, self.owner.instance, now, self.lease_s)  # our own dead incarnation
+
     def beat(self) -> None:
         if not self.leases.try_lease(self.lease_name, self.owner.instance, self.clock.now(), self.lease_s):
-            log.error("the lease of replica %s is held by another process; two processes share one replica id",
-                      self.id)
+            held = self.leases.lease(self.lease_name)
+            log.error("the lease of replica %s is held by another process (%s); two processes share one replica id",
+                      self.id, describe_holder(held[0]) if held else "unknown")
 
     def _beat_loop(self) -> None:
         while not self._stop.wait(self.heartbeat_s):

@@ -1,17 +1,22 @@
 """Stakeholder updates, exactly once: the runbook's template filled with the times the bot recorded.
 
-Each post (a milestone: rollback started, completed, system restored, incident closed; or a person's
-"Post now" click) is first *claimed* on the incident under its key, with the claiming process as owner,
-by a conditional write; then it is posted with Slack message metadata naming the incident and the key;
-then its ts is recorded. If the process dies between Slack accepting the post and the bot recording it,
-the next owner (this replica at once, another after the lease) finds the post with
-``conversations.history`` and records it instead of posting twice. A live owner's claim is left alone.
+Each post (a milestone: rollback started, completed, system restored, incident closed; or a preview's
+"Post now", keyed by the preview, never by the click) is first *claimed* on the incident under its key,
+with the claiming process as owner, by a conditional write; then it is posted with Slack message metadata
+naming the incident and the key; then its ts is recorded. If the process dies between Slack accepting the
+post and the bot recording it, the next owner (this replica at once, another after the lease) finds the
+post with ``conversations.history`` and records it instead of posting twice. Slack's history can show a
+post late, so one miss proves nothing: it is looked for again for ``comms.lookup_s`` before it is sent. A
+lookup that fails concludes nothing either: the claim stays, and the next sweep looks again. A live
+owner's claim is left alone.
 """
 
 from __future__ import annotations
 
 import logging
 import smtplib
+import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 
@@ -23,11 +28,15 @@ from bot.domain.incident import MILESTONE_LABELS, CommsDetails, CommsPost, Incid
 from bot.domain.ownership import Owner
 from bot.domain.ports import FormValues, PostKey, form_text
 from bot.domain.updates import Update, build_update
+from bot.errors import Conflict
 from bot.text import Code, Link, Person, Rich, rich
 
 log = logging.getLogger(__name__)
 UPDATE_EVENT = "rollback_bot_update"
 SEARCH_SLACK_S = 120  # how far before the claim a lost post is looked for (clock skew between replicas)
+LOOKUPS = 6  # looks at Slack's history within comms.lookup_s, at most, before a lost post is sent again
+PREVIEW_SEP = "#"  # a preview's id: <incident>#<posts the incident had when it was shown>
+WAIT_FOR_POST_S = 10  # a second click waits this long, at most, for the first click's post to have its link
 MAX_FIELD = 2000
 
 ANNOUNCED: dict[Milestone, str] = {
@@ -38,6 +47,10 @@ ANNOUNCED: dict[Milestone, str] = {
 
 def post_key(incident_id: str, key: str) -> PostKey:
     return PostKey(UPDATE_EVENT, {"incident": incident_id, "key": key})
+
+
+class _Outdated(Exception):
+    """The preview was posted already, or a newer update was."""
 
 
 class Stakeholders:
@@ -62,13 +75,17 @@ class Stakeholders:
             if milestone in incident.milestones and milestone.value not in incident.comms:
                 self.post(incident_id, milestone.value, incident.label(milestone).lower(), "bot")
 
-    def post(self, incident_id: str, key: str, headline: str, actor: str) -> CommsPost | None:
-        """Claim ``key``, then post; None when it was already claimed (by anyone, at any time)."""
+    def post(self, incident_id: str, key: str, headline: str, actor: str,
+             guard: Callable[[Incident], None] | None = None) -> CommsPost | None:
+        """Claim ``key``, then post; None when it was already claimed (by anyone, at any time). ``guard`` may
+        refuse the claim (by raising) on the very version the claim is written over."""
         now = self.deps.clock.now()
         claimed = False
 
         def claim(incident: Incident) -> None:
             nonlocal claimed
+            if guard is not None:
+                guard(incident)
             claimed = key not in incident.comms
             if claimed:
                 incident.comms[key] = CommsPost(claimed_at=now, headline=headline, owner=self.deps.replica.owner)
@@ -138,18 +155,55 @@ class Stakeholders:
             return False
 
     # ---- people ------------------------------------------------------------------------------------------
-    def preview(self, actor: str, channel: str) -> tuple[Incident, Update]:
+    def preview(self, actor: str, channel: str) -> tuple[Incident, Update, str]:
+        """The next update as it would go out now, and the preview's id for its *Post now* button: the
+        incident and how many posts it had, so the preview posts at most once and never after a newer one."""
         self.deps.access.require(Act.COMMS, actor, channel)
         incident = self.desk.active_in(channel)
-        return incident, self.update_for(incident)
+        return incident, self.update_for(incident), f"{incident.id}{PREVIEW_SEP}{len(incident.comms)}"
 
-    def post_now(self, actor: str, channel: str, incident_id: str, click: str) -> CommsPost | None:
-        """A status update outside the milestones. The key comes from the click, so the same click
-        delivered twice (or replayed) posts once."""
+    def post_now(self, actor: str, channel: str, preview: str) -> CommsPost:
+        """A status update outside the milestones, from a preview. The key comes from the preview, not the
+        click: a second click, a redelivery, a replay or another copy of the same preview finds it claimed,
+        and a preview shown before a later post is out of date; both are refused with a link to that post."""
         self.deps.access.require(Act.COMMS, actor, channel)
+        incident_id, _, seen = preview.partition(PREVIEW_SEP)
         incident = self.desk.get(incident_id)
         require_active(incident)
-        return self.post(incident.id, f"update-{click}", "status update", actor)
+        if not seen.isdigit():  # a preview shown by a release before previews had ids
+            raise Conflict("This preview is out of date.", hint=rich(Code("/rollback comms"), " shows a fresh one."))
+        key = f"update-after-{seen}"
+
+        def unseen(fresh: Incident) -> None:
+            if key in fresh.comms or len(fresh.comms) != int(seen):
+                raise _Outdated
+
+        try:
+            posted = self.post(incident.id, key, "status update", actor, guard=unseen)
+        except _Outdated:
+            raise self._outdated(incident.id, key) from None
+        assert posted is not None  # the guard refused every claim that could have been taken
+        return posted
+
+    def _outdated(self, incident_id: str, key: str) -> Conflict:
+        """Why a preview will not post again: it was posted (a link, once Slack has it) or a newer one was."""
+        deadline = time.monotonic() + WAIT_FOR_POST_S
+        incident = self.desk.get(incident_id)
+        while (mine := incident.comms.get(key)) is not None and not mine.posted and time.monotonic() < deadline:
+            time.sleep(0.2)  # the first click is posting it right now: answer with its link once it has one
+            incident = self.desk.get(incident_id)
+        again = rich(Code("/rollback comms"), " previews the next update.")
+        latest = max(incident.comms.values(), key=lambda p: p.claimed_at, default=None)
+        if latest is None:  # an id no preview gave
+            return Conflict("This preview is out of date.", hint=again)
+        if mine is not None and mine is latest:
+            if not mine.posted:
+                return Conflict("This update is being posted right now.")
+            where = Link(mine.link, "posted") if mine.link else "posted"
+            return Conflict(rich("This update was already ", where, f" at {mine.claimed_at:%H:%M} UTC."), hint=again)
+        what = Link(latest.link, latest.headline) if latest.link else latest.headline
+        return Conflict(rich("A newer stakeholder update has gone out since this preview: ", what,
+                             f" ({latest.claimed_at:%H:%M} UTC)."), hint=again)
 
     def validate_details(self, values: FormValues) -> dict[str, Rich]:
         """Field-level problems of a submitted stakeholder-details form (empty when it is fine)."""
@@ -213,7 +267,7 @@ class Stakeholders:
         for key, post in list(incident.comms.items()):
             if post.posted or self.deps.replica.is_alive(post.owner, f"post:{incident.id}:{key}"):
                 continue
-            dead, now = post.owner, self.deps.clock.now()
+            dead = post.owner
             taken = False
 
             def take(fresh: Incident, key: str = key, dead: Owner | None = dead) -> None:
@@ -227,10 +281,22 @@ class Stakeholders:
             if not taken:
                 continue
             with self.deps.replica.running(f"post:{incident.id}:{key}"):
-                found = None
-                if self.channel:
-                    found = self.deps.messenger.find_post(self.channel, post_key(incident.id, key),
-                                                          post.claimed_at - timedelta(seconds=SEARCH_SLACK_S))
-                self.desk.audit(now, "bot", "comms.recovered", incident.id, key=key, found=bool(found),
-                                previous_owner=dead.describe() if dead else "unknown")
+                found, looks = self._look_up(incident.id, key, post.claimed_at) if self.channel else (None, 0)
+                self.desk.audit(self.deps.clock.now(), "bot", "comms.recovered", incident.id, key=key,
+                                found=bool(found), lookups=looks, previous_owner=dead.describe() if dead else "unknown")
                 self._send(incident, key, post.headline, "bot", found_ts=found)
+
+    def _look_up(self, incident_id: str, key: str, claimed_at: datetime) -> tuple[str | None, int]:
+        """The post in Slack's history, looked for until found or ``comms.lookup_s`` has passed (Slack may
+        record it late); the ts (None: never sent) and how many looks it took. A failing look raises."""
+        assert self.channel is not None
+        window = self.deps.config.comms.lookup_s
+        deadline, looks = time.monotonic() + window, 0
+        while True:
+            looks += 1
+            found = self.deps.messenger.find_post(self.channel, post_key(incident_id, key),
+                                                  claimed_at - timedelta(seconds=SEARCH_SLACK_S))
+            left = deadline - time.monotonic()
+            if found or left <= 0:
+                return found, looks
+            time.sleep(min(left, window / LOOKUPS))

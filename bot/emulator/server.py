@@ -98,6 +98,9 @@ class Emulator(WebApi, UserSide):
         self._scope_uses: dict[str, set[str]] = {}
         self._faults: dict[str, deque[Fault]] = {}
         self._slow_acks: float = 0.0
+        self._slow_calls: dict[str, float] = {}
+        self._late: tuple[float, str | None] = (0.0, None)
+        self._hidden_until: dict[tuple[str, str], float] = {}
         self._tickets: set[str] = set()
         self._sockets: list[web.WebSocketResponse] = []
         self._rr = itertools.count()
@@ -211,6 +214,18 @@ class Emulator(WebApi, UserSide):
     def slow_acks(self, seconds: float) -> None:
         """Hold every ack this long before counting it (makes acks late without touching the bot)."""
         self._slow_acks = seconds
+
+    def slow_calls(self, method: str, seconds: float) -> None:
+        """Every call of ``method`` answers ``seconds`` late (0 to stop), as a slow Slack would."""
+        with self._lock:
+            self._slow_calls[method] = seconds
+
+    def record_late(self, seconds: float, channel: str | None = None) -> None:
+        """Messages posted from now on (in ``channel``, or anywhere) stay out of ``conversations.history`` and
+        ``conversations.replies`` for ``seconds`` after Slack accepted them, as when Slack records a post late.
+        ``chat.postMessage`` still answers at once with the ts, and ``ws`` shows the message. 0 to stop."""
+        with self._lock:
+            self._late = (seconds, channel)
 
     def set_request_url(self, url: str | None) -> None:
         """Deliver to ``url`` over signed HTTP; None goes back to Socket Mode."""

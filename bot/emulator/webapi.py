@@ -25,6 +25,7 @@ Over 300 lines: one short handler per Slack method, kept together like Slack's o
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import itertools
@@ -140,6 +141,9 @@ class WebApi:
     rejections: list[Rejection]
     connections_opened: int
     _faults: dict[str, deque[Fault]]
+    _slow_calls: dict[str, float]
+    _late: tuple[float, str | None]
+    _hidden_until: dict[tuple[str, str], float]
     _lock: threading.Lock
     _ids: itertools.count[int]
     _tickets: set[str]
@@ -235,6 +239,9 @@ class WebApi:
             body = {"ok": False, "error": "ratelimited"}
             self._reject(method, {**body, "retry_after": wait})
             return web.json_response(body, status=429, headers={**headers, "Retry-After": str(wait)})
+        slow = self._slow_calls.get(method)
+        if slow:
+            await asyncio.sleep(slow)  # a slow answer (``slow_calls``); what it says is read after the wait
         try:
             self._check_scope(method, params)
             result = handler(params)
@@ -377,7 +384,17 @@ class WebApi:
             self._used(PUBLIC_POST_SCOPE, "chat.postMessage")
         self._check_content(params)
         message = self.ws.post(channel.id, self._bot_message(params))
+        with self._lock:
+            late, where = self._late
+            if late > 0 and where in (None, channel.id):
+                self._hidden_until[(channel.id, message["ts"])] = self._clock() + late
         return {"channel": channel.id, "ts": message["ts"], "message": api_message(message, metadata=True)}
+
+    def _recorded(self, channel: str, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """What history shows: without the messages Slack has not recorded yet (``record_late``)."""
+        now = self._clock()
+        with self._lock:
+            return [m for m in messages if self._hidden_until.get((channel, m["ts"]), 0.0) <= now]
 
     def _m_chat_update(self, params: dict[str, Any]) -> dict[str, Any]:
         channel = self._conversation(params)
@@ -421,7 +438,7 @@ class WebApi:
     def _m_conversations_history(self, params: dict[str, Any]) -> dict[str, Any]:
         channel = self._conversation(params)
         self._member(channel)
-        newest_first = list(reversed(self.ws.top_level(channel.id)))
+        newest_first = list(reversed(self._recorded(channel.id, self.ws.top_level(channel.id))))
         return {**self._paged(newest_first, params, newest_first=True), "pin_count": 0,
                 "channel_actions_ts": None, "channel_actions_count": 0}
 
@@ -433,7 +450,7 @@ class WebApi:
             raise ApiError("thread_not_found")
         root_ts = str(found.get("thread_ts") or found["ts"])
         root = self.ws.message(channel.id, root_ts) or found
-        replies = sorted(self.ws.thread(channel.id, root_ts), key=lambda m: ts_key(m["ts"]))
+        replies = sorted(self._recorded(channel.id, self.ws.thread(channel.id, root_ts)), key=lambda m: ts_key(m["ts"]))
         return self._paged([root, *replies], params, newest_first=False, keep_first=True)
 
     def _m_conversations_info(self, params: dict[str, Any]) -> dict[str, Any]:

@@ -47,12 +47,13 @@ def email(update: Update) -> tuple[str, str]:
     return f"{subject(update)} ({update.headline})", render("stakeholder.txt.j2", u=update)
 
 
-def comms_preview(incident: Incident, update: Update, stakeholder_channel: str | None) -> Message:
+def comms_preview(incident: Incident, update: Update, stakeholder_channel: str | None, preview: str) -> Message:
+    """``preview`` (the domain's id of this preview) is what *Post now* sends back: it posts at most once."""
     where = channel_ref(stakeholder_channel) if stakeholder_channel else \
         "no stakeholder channel (set `slack.stakeholder_channel`)"
     body = stakeholder_update(update)
     blocks: list[Block] = [context(f"Preview of the next stakeholder update for {where}:"), *body.blocks,
                            {"type": "actions", "elements": [
-                               button("Post now", Action.COMMS_POST, incident.id, style="primary"),
+                               button("Post now", Action.COMMS_POST, preview, style="primary"),
                                button("Edit details", Action.COMMS_EDIT, incident.id)]}]
     return message(f"Preview: {subject(update)}", blocks)

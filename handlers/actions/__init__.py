@@ -138,6 +138,5 @@ def register(app: App, ctx: Ctx) -> None:
     @acked(ctx, action_key)
     def comms_post(body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
         user, channel = _who(body)
-        click = str((body.get("actions") or [{}])[0].get("action_ts", ""))
-        api.comms_post(user, channel, str(action.get("value")), click)
+        api.comms_post(user, channel, str(action.get("value")))  # the preview's id: it posts once
         respond(text="📣 Posted to the stakeholders.", response_type="ephemeral", replace_original=True)

@@ -53,8 +53,9 @@ def _comms(ctx: Ctx, user: str, channel: str, command: dict[str, Any], parsed: P
     if parsed.args == ["edit"]:
         ctx.api.open_comms_form(user, channel, command["trigger_id"])
         return
-    incident, update = ctx.api.comms_preview(user, channel)
-    _private(respond, stakeholder.comms_preview(incident, update, ctx.settings.runbook.slack.stakeholder_channel))
+    incident, update, preview = ctx.api.comms_preview(user, channel)
+    _private(respond, stakeholder.comms_preview(incident, update, ctx.settings.runbook.slack.stakeholder_channel,
+                                                preview))
 
 
 def _rca(ctx: Ctx, user: str, channel: str, command: dict[str, Any], parsed: Parsed, respond: Respond) -> None:

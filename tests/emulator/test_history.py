@@ -136,3 +136,43 @@ def test_replies_give_the_parent_then_the_thread_oldest_first(slack: Emulator) -
     assert [m["text"] for m in rest["messages"]] == ["r1", "r2"] and not rest["has_more"]
     assert refused(lambda: client.conversations_replies(channel=INCIDENT, ts="1.000001")) \
         .response["error"] == "thread_not_found"
+
+
+def test_a_post_recorded_late_is_missing_from_history_until_its_delay_has_passed(slack: Emulator,
+                                                                                 clock: ManualClock) -> None:
+    client = web(slack)
+    slack.record_late(10.0, INCIDENT)
+    posted = client.chat_postMessage(channel=INCIDENT, text="Update", metadata=RUN)["ts"]
+    reply = client.chat_postMessage(channel=INCIDENT, text="in the thread", thread_ts=posted)["ts"]
+    elsewhere = client.chat_postMessage(channel=RANDOM, text="not late here")["ts"]
+    assert slack.ws.message(INCIDENT, posted) is not None  # Slack accepted it: the ts is real
+    assert client.conversations_history(channel=INCIDENT)["messages"] == []
+    assert [m["ts"] for m in client.conversations_replies(channel=INCIDENT, ts=posted)["messages"]] == [posted]
+    assert [m["ts"] for m in client.conversations_history(channel=RANDOM)["messages"]] == [elsewhere]
+
+    clock.advance(10.0)
+    shown = client.conversations_history(channel=INCIDENT, include_all_metadata=True)["messages"]
+    assert [(m["ts"], m.get("metadata")) for m in shown] == [(posted, RUN)]
+    assert [m["ts"] for m in client.conversations_replies(channel=INCIDENT, ts=posted)["messages"]] == [posted, reply]
+    slack.record_late(0)
+    clock.advance(1.0)
+    later = client.chat_postMessage(channel=INCIDENT, text="on time")["ts"]
+    assert [m["ts"] for m in client.conversations_history(channel=INCIDENT)["messages"]] == [later, posted]
+
+
+def test_slow_calls_answer_late_and_a_client_that_gives_up_first_gets_a_timeout(slack: Emulator) -> None:
+    import time
+
+    from slack_sdk import WebClient
+
+    web(slack).chat_postMessage(channel=INCIDENT, text="m")
+    slack.slow_calls("conversations.history", 1.0)
+    began = time.monotonic()
+    assert len(web(slack).conversations_history(channel=INCIDENT)["messages"]) == 1
+    assert time.monotonic() - began >= 1.0
+    impatient = WebClient(token=slack.ws.app.bot_token, base_url=slack.api_url, timeout=0.2)
+    with pytest.raises(TimeoutError):
+        impatient.conversations_history(channel=INCIDENT)
+    impatient.chat_postMessage(channel=INCIDENT, text="other methods stay fast")
+    slack.slow_calls("conversations.history", 0)
+    assert len(impatient.conversations_history(channel=INCIDENT)["messages"]) == 2
