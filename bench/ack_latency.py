@@ -10,7 +10,7 @@ Five processes, each doing one thing:
   or a body (HTTP) is a failure, since that is how Bolt answers when it did *not* run the listener (e.g. it
   could not authorize). It serves nothing else (the bare app's one ``apps.connections.open`` at start-up is
   answered before any measurement).
-- **the emulated Slack** (``--emulator``): ``bot.emulator.Emulator(rate_limits=False)`` in its own process. It
+- **the emulated Slack** (``--emulator``): ``bot.dev.emulator.Emulator(rate_limits=False)`` in its own process. It
   takes all of the bot's follow-up traffic (``response_url`` replies, ``chat.getPermalink``, posts), and
   made the slash-command payloads (valid ``response_url`` and ``trigger_id`` each). Its
   ``apps.connections.open`` hands the bot the load generator's WebSocket URL.
@@ -205,7 +205,7 @@ def loadgen(port_file: Path) -> int:
 
 # ---- the emulated Slack -------------------------------------------------------------------------------------
 def emulator(out: Path, ws_url: str, payloads: int) -> int:
-    from bot.emulator import Emulator
+    from bot.dev.emulator import Emulator
 
     class BenchEmulator(Emulator):
         def _m_apps_connections_open(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -448,8 +448,8 @@ def measure_mode(mode: str, tmp: Path, config: dict[str, Any], loadgen_url: str,
 
 
 def run(rounds: int, bursts: int, n: int, warmup: int) -> list[Row]:
-    from bot.localmongo import LocalMongo
-    from bot.sandbox import create_sandbox, start_apps, stop_apps
+    from bot.dev.localmongo import LocalMongo
+    from bot.dev.sandbox import create_sandbox, start_apps, stop_apps
 
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="ack-bench-") as name:

@@ -90,9 +90,9 @@ class Side:
 
     def __init__(self, size: int, root: Path, mongo_uri: str, client: Any) -> None:
         from bot.app import socket_mode_bot
+        from bot.dev.emulator import Emulator
+        from bot.dev.sandbox import create_sandbox
         from bot.domain.danger import plans
-        from bot.emulator import Emulator
-        from bot.sandbox import create_sandbox
 
         plans.PLAN_PARALLEL = PLAN_PARALLEL
         self.size, self.client = size, client
@@ -204,7 +204,7 @@ class Side:
         return self._finish(approval_id)
 
     def close(self) -> None:
-        from bot.sandbox import drop_tenants, stop_apps
+        from bot.dev.sandbox import drop_tenants, stop_apps
 
         self.bot.close()
         self.emulator.close()
@@ -217,7 +217,7 @@ class Side:
 def run(rounds: int) -> list[Row]:
     from pymongo import MongoClient
 
-    from bot.localmongo import LocalMongo
+    from bot.dev.localmongo import LocalMongo
 
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="cleanup-bench-") as name, LocalMongo(Path(name) / "mongo") as mongo:

@@ -266,7 +266,7 @@ ORDERS = [("short", "long", "baseline"), ("baseline", "short", "long"), ("long",
 
 def run(rounds: int, saturate: bool) -> list[Row]:
     from bot.config import parse_runbook
-    from bot.emulator import Emulator
+    from bot.dev.emulator import Emulator
 
     started = time.monotonic()
     defaults = parse_runbook({}).monitor

@@ -61,7 +61,7 @@ STEPS = [("backup", "Backup current state"), ("revert", "Revert code"), ("rebuil
 # ---- the bot ---------------------------------------------------------------------------------------------------
 def bot_side(sandbox: Any, data_dir: Path) -> dict[str, Any]:
     from bot.app import socket_mode_bot
-    from bot.emulator import Emulator
+    from bot.dev.emulator import Emulator
 
     with Emulator(rate_limits=False) as emulator:
         bot = socket_mode_bot(bot_settings(emulator, bot_config(sandbox, data_dir))).start()
@@ -220,8 +220,8 @@ def plain_script(sandbox: Any, out: Path) -> dict[str, Any]:
 
 # ---- the benchmark -----------------------------------------------------------------------------------------------
 def one_round(index: int, tmp: Path, mongo_uri: str) -> dict[str, Any]:
+    from bot.dev.sandbox import create_sandbox, drop_tenants, start_apps, stop_apps
     from bot.ops.health import probe
-    from bot.sandbox import create_sandbox, drop_tenants, start_apps, stop_apps
 
     folder = tmp / f"round-{index}"
     sandboxes = [create_sandbox(folder / side, mongo_uri=mongo_uri, local_server=True) for side in ("bot", "script")]
@@ -243,7 +243,7 @@ def one_round(index: int, tmp: Path, mongo_uri: str) -> dict[str, Any]:
 
 
 def run(rounds: int) -> list[Row]:
-    from bot.localmongo import LocalMongo
+    from bot.dev.localmongo import LocalMongo
 
     started = time.monotonic()
     results = []

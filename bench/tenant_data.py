@@ -364,8 +364,8 @@ class Target:
 
     def __init__(self, root: Path, uri: str, client: Any, docs: int, small: list[str], label: str,
                  small_exists: bool) -> None:
+        from bot.dev.sandbox import create_sandbox
         from bot.ops import tenants
-        from bot.sandbox import create_sandbox
 
         self.sandbox = create_sandbox(root / label, mongo_uri=uri, local_server=True)
         central = tenants.default_database(self.sandbox.central_uri)
@@ -402,7 +402,7 @@ class Target:
 def run(rounds: int, docs: int, informational: int) -> list[Row]:
     from pymongo import MongoClient
 
-    from bot.localmongo import LocalMongo
+    from bot.dev.localmongo import LocalMongo
 
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="tenant-bench-") as name:

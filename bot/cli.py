@@ -26,7 +26,7 @@ from bot.config import Settings, load_settings
 from bot.errors import ConfigError
 
 if TYPE_CHECKING:
-    from bot.sandbox import Sandbox
+    from bot.dev.sandbox import Sandbox
 
 log = logging.getLogger("rollback_bot")
 LEVELS = ("debug", "info", "warning", "error")
@@ -170,7 +170,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_emulator(args: argparse.Namespace) -> int:
-    from bot.emulator import Emulator
+    from bot.dev.emulator import Emulator
 
     _logging(None, args.log_level)
     stop = _stop_on_signals()
@@ -204,7 +204,7 @@ def local_config(root: Path, sandbox: Sandbox) -> Path:
 def open_sandbox(root: Path, mongo_uri: str, *, mongo_dir: Path | None = None) -> Sandbox:
     """The sandbox in ``root`` (made on first use, its tenant data on ``mongo_uri``), built and running under
     its own pm2. ``mongo_dir``: ``mongo_uri`` is the sandbox's own local server, keeping its data there."""
-    from bot.sandbox import Sandbox, create_sandbox, has_tenants, seed_tenants, start_apps, stop_apps
+    from bot.dev.sandbox import Sandbox, create_sandbox, has_tenants, seed_tenants, start_apps, stop_apps
 
     if (root / "sandbox.json").exists():
         sandbox = Sandbox.load(root)
@@ -221,9 +221,9 @@ def open_sandbox(root: Path, mongo_uri: str, *, mongo_dir: Path | None = None) -
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
-    from bot.localmongo import LocalMongoError, running_server, start_detached, stop_detached
+    from bot.dev.localmongo import LocalMongoError, running_server, start_detached, stop_detached
+    from bot.dev.sandbox import Sandbox, stop_apps
     from bot.ops.tenants import describe
-    from bot.sandbox import Sandbox, stop_apps
 
     root = Path(args.dir).resolve()
     existing = Sandbox.find(root)
@@ -277,11 +277,11 @@ def cmd_local(args: argparse.Namespace) -> int:
     from contextlib import ExitStack
 
     from bot.app import socket_mode_bot
-    from bot.emulator import Emulator
-    from bot.local import claim, prepare, release, repl
-    from bot.localmongo import LocalMongo, LocalMongoError
+    from bot.dev.emulator import Emulator
+    from bot.dev.local import claim, prepare, release, repl
+    from bot.dev.localmongo import LocalMongo, LocalMongoError
+    from bot.dev.sandbox import Sandbox, stop_apps
     from bot.ops.tenants import describe
-    from bot.sandbox import Sandbox, stop_apps
 
     _interrupt_on_sigterm()
     root = Path(args.dir).resolve()

@@ -21,11 +21,11 @@ import pytest
 
 from bot.app import HttpBot, SocketModeBot, socket_mode_bot
 from bot.config import Secrets, Settings, parse_runbook
+from bot.dev.emulator import Emulator
+from bot.dev.localmongo import LocalMongo, LocalMongoError, stop_detached
+from bot.dev.sandbox import Sandbox, create_sandbox, drop_tenants, start_apps, stop_apps
 from bot.domain.incident import Incident
 from bot.domain.runs import StepName
-from bot.emulator import Emulator
-from bot.localmongo import LocalMongo, LocalMongoError, stop_detached
-from bot.sandbox import Sandbox, create_sandbox, drop_tenants, start_apps, stop_apps
 from bot.store import Store
 from bot.store.sqlite import SQLiteStore
 

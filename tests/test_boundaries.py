@@ -36,10 +36,10 @@ SLACK = ("slack_bolt", "slack_sdk")
 
 @pytest.mark.parametrize(("package", "forbidden", "allowed"), [
     # The domain: no Slack library, no presenter, no Slack adapter, no wiring, no handlers.
-    ("bot/domain", (*SLACK, "bot.slack_ui", "bot.slack.", "bot.slack", "bot.app", "handlers", "bot.emulator"), ()),
-    ("bot/runbook", (*SLACK, "bot.slack_ui", "bot.slack", "bot.app", "handlers", "bot.emulator", "bot.store"), ()),
+    ("bot/domain", (*SLACK, "bot.slack_ui", "bot.slack.", "bot.slack", "bot.app", "handlers", "bot.dev"), ()),
+    ("bot/runbook", (*SLACK, "bot.slack_ui", "bot.slack", "bot.app", "handlers", "bot.dev", "bot.store"), ()),
     # Handlers speak to the domain through its narrow API only: no store, no adapters, no steps.
-    ("handlers", ("bot.store", "bot.ops", "bot.runbook", "bot.slack.", "bot.domain", "bot.emulator"),
+    ("handlers", ("bot.store", "bot.ops", "bot.runbook", "bot.slack.", "bot.domain", "bot.dev"),
      ("bot.domain.api", "bot.domain.checklists")),
     # Adapters to the outside world know nothing of the domain or of Slack.
     ("bot/ops", ("bot.domain", "bot.runbook", "bot.slack", "bot.store", "bot.app", "handlers", *SLACK), ()),

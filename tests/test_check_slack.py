@@ -12,10 +12,10 @@ import yaml
 
 from bot.app import SocketModeBot
 from bot.check import CheckLine, run_checks
-from bot.emulator import Emulator
-from bot.emulator.workspace import DEFAULT_SEED
+from bot.dev.emulator import Emulator
+from bot.dev.emulator.workspace import DEFAULT_SEED
+from bot.dev.sandbox import Sandbox
 from bot.resources import manifest_scopes
-from bot.sandbox import Sandbox
 from tests.conftest import COMMANDER, INCIDENT, make_settings
 
 

@@ -17,9 +17,9 @@ import pytest
 import yaml
 
 from bot.cli import parser
-from bot.emulator import Emulator
+from bot.dev.emulator import Emulator
+from bot.dev.sandbox import Sandbox
 from bot.resources import manifest_scopes
-from bot.sandbox import Sandbox
 from tests.conftest import INCIDENT, STAKEHOLDERS
 
 CLEARED = ("SLACK_", "ROLLBACK_CONFIG", "LOG_LEVEL", "STATE_STORE_URI")

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from bot.app import SocketModeBot
-from bot.emulator import Emulator
-from bot.local import repl
+from bot.dev.emulator import Emulator
+from bot.dev.local import repl
 
 
 def test_the_prompt_drives_commands_ticks_and_forms(emulator: Emulator, bot: SocketModeBot,

@@ -15,12 +15,12 @@ from bot.app import SocketModeBot
 from bot.check import run_checks
 from bot.clock import SystemClock
 from bot.commands import CATALOG
+from bot.dev.emulator import Emulator
+from bot.dev.sandbox import Sandbox
 from bot.domain.approvals import ApprovalStatus
 from bot.domain.ownership import LEGACY_OWNER
-from bot.emulator import Emulator
 from bot.ids import Action, View
 from bot.resources import http_manifest_path, manifest_path, manifest_scopes
-from bot.sandbox import Sandbox
 from bot.store import open_store
 from tests.conftest import COMMANDER, make_settings
 from tests.danger.test_cleanup import Drill

@@ -13,10 +13,10 @@ from slack_bolt import BoltRequest, BoltResponse
 
 from bot.app import build_app, build_services
 from bot.config import Settings
-from bot.emulator import Emulator
+from bot.dev.emulator import Emulator
+from bot.dev.sandbox import Sandbox
 from bot.ids import SLASH_COMMAND
 from bot.resources import manifest_path
-from bot.sandbox import Sandbox
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -48,8 +48,8 @@ def test_an_installed_wheel_finds_templates_and_manifest(tmp_path: Path) -> None
     wheel = next(out.glob("rollback_bot-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     assert "bot/_resources/manifest.yml" in names and "bot/_resources/templates/panel.md.j2" in names
-    assert {"bot/emulator/web/index.html", "bot/emulator/web/app.js", "bot/emulator/web/style.css",
-            "bot/emulator/web/favicon.svg"} <= set(names)
+    assert {"bot/dev/emulator/web/index.html", "bot/dev/emulator/web/app.js", "bot/dev/emulator/web/style.css",
+            "bot/dev/emulator/web/favicon.svg"} <= set(names)
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
     probe = ("import bot.resources as r, bot.slack_ui.render as c; print(r.manifest_path()); "

@@ -1,7 +1,7 @@
 """The target's multi-tenant MongoDB, through pymongo: tenant discovery and mongorestore-compatible dumps.
 
 Every URI goes to a real server through pymongo: the production MongoDB, or the local nx-27017 server that
-the sandbox, `make local` and the tests start (``bot.localmongo``).
+the sandbox, `make local` and the tests start (``bot.dev.localmongo``).
 """
 
 from __future__ import annotations

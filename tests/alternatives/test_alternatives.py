@@ -9,10 +9,10 @@ import git
 import pytest
 
 from bot.app import SocketModeBot
-from bot.emulator import Emulator
+from bot.dev.emulator import Emulator
+from bot.dev.sandbox import Sandbox
 from bot.ids import Action
 from bot.ops.health import probe
-from bot.sandbox import Sandbox
 from tests.conftest import COMMANDER, INCIDENT, content
 from tests.runbook.test_full_rollback import panel_ts
 

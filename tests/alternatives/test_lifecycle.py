@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 
 from bot.app import SocketModeBot
+from bot.dev.emulator import Emulator
+from bot.dev.sandbox import Sandbox
 from bot.domain.checklists import SUCCESS_CRITERIA
 from bot.domain.incident import Milestone
 from bot.domain.lifecycle import Fix, Phase
-from bot.emulator import Emulator
 from bot.ids import Action
-from bot.sandbox import Sandbox
 from tests.alternatives.test_alternatives import finished, started
 from tests.comms.test_closeout import incident_of, posts
 from tests.conftest import INCIDENT

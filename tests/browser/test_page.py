@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from bot.emulator import Emulator
+from bot.dev.emulator import Emulator
 from tests.browser.console import watch
 
 pytestmark = pytest.mark.slow

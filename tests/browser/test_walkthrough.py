@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 
 from bot.app import SocketModeBot
+from bot.dev.emulator import Emulator
+from bot.dev.sandbox import Sandbox
 from bot.domain.approvals import ApprovalStatus
 from bot.domain.incident import Milestone
-from bot.emulator import Emulator
-from bot.sandbox import Sandbox
 from tests.browser.console import watch
 from tests.conftest import INCIDENT, STAKEHOLDERS
 

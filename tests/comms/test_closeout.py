@@ -11,11 +11,11 @@ import pytest
 from bot.app import SocketModeBot
 from bot.clock import FakeClock
 from bot.config import Settings
+from bot.dev.emulator import Emulator
+from bot.dev.sandbox import Sandbox
 from bot.domain.checklists import SUCCESS_CRITERIA
 from bot.domain.incident import Milestone
-from bot.emulator import Emulator
 from bot.ids import Action, View
-from bot.sandbox import Sandbox
 from tests.conftest import COMMANDER, INCIDENT, STAKEHOLDERS, checklists_message, content, make_settings
 from tests.runbook.test_full_rollback import panel_ts, run_step
 

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from bot.app import SocketModeBot
+from bot.dev.emulator import Emulator
+from bot.dev.sandbox import Sandbox
 from bot.domain.incident import Incident, Milestone, RestoredBy
-from bot.emulator import Emulator
-from bot.sandbox import Sandbox
 from tests.conftest import APPROVER, COMMANDER, DBA, INCIDENT, STAKEHOLDERS, content, make_settings, restore_service
 
 HEADER = "🚨 Rollback RB-0001"

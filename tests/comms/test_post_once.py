@@ -8,9 +8,9 @@ from collections.abc import Callable
 from typing import Any
 
 from bot.app import SocketModeBot
-from bot.emulator import Emulator
+from bot.dev.emulator import Emulator
+from bot.dev.sandbox import Sandbox
 from bot.ids import Action
-from bot.sandbox import Sandbox
 from tests.comms.test_closeout import ephemeral, panel_ts, posts, wait_recorded
 from tests.conftest import COMMANDER, STAKEHOLDERS
 

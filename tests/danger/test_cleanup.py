@@ -17,10 +17,10 @@ import pytest
 
 from bot.app import SocketModeBot
 from bot.clock import FakeClock, SystemClock
+from bot.dev.emulator import Delivery, Emulator
+from bot.dev.sandbox import Sandbox
 from bot.domain.approvals import Approval, ApprovalStatus, TenantResult
-from bot.emulator import Delivery, Emulator
 from bot.ops import tenants
-from bot.sandbox import Sandbox
 from tests.conftest import APPROVER, COMMANDER, DBA, INCIDENT, make_settings
 
 FIELDS_QUERY = {"$or": [{f: {"$exists": True}} for f in ("step", "case_type", "patient_state")]}

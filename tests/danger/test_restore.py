@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
+from bot.dev.sandbox import Sandbox
 from bot.domain.approvals import ApprovalStatus
 from bot.ops import tenants
-from bot.sandbox import Sandbox
 from tests.conftest import COMMANDER, INCIDENT
 from tests.danger.test_cleanup import Drill, snapshot, with_fields
 from tests.danger.test_cleanup import drill as drill  # noqa: PLC0414 - the fixture, shared with test_cleanup

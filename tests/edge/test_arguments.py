@@ -13,8 +13,8 @@ import git
 import pytest
 
 from bot.app import SocketModeBot
-from bot.emulator import Emulator
-from bot.sandbox import Sandbox
+from bot.dev.emulator import Emulator
+from bot.dev.sandbox import Sandbox
 from tests.conftest import COMMANDER, INCIDENT
 from tests.edge.corpus import CORPUS, SLACK, TAKING_WORDS
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from bot.emulator import Emulator
+from bot.dev.emulator import Emulator
 from tests.conftest import COMMANDER, INCIDENT
 
 

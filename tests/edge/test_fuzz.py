@@ -14,10 +14,10 @@ import pytest
 
 from bot.app import SocketModeBot
 from bot.commands import parse
-from bot.emulator import Emulator
+from bot.dev.emulator import Emulator
+from bot.dev.sandbox import Sandbox
 from bot.errors import BotError
 from bot.ids import Subcommand
-from bot.sandbox import Sandbox
 from tests.conftest import COMMANDER, INCIDENT
 from tests.edge.corpus import CORPUS
 

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.config import parse_runbook
+from bot.dev.emulator import Emulator
 from bot.domain.approvals import (
     Approval,
     ApprovalStatus,
@@ -24,7 +25,6 @@ from bot.domain.approvals import (
 )
 from bot.domain.incident import CommsDetails, Incident, Milestone, Rca
 from bot.domain.updates import build_update
-from bot.emulator import Emulator
 from bot.slack import web_client
 from bot.slack.messenger import SlackMessenger
 from bot.slack_ui import SlackPresenter

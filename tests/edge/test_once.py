@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from bot.emulator import Delivery, Emulator
+from bot.dev.emulator import Delivery, Emulator
 from tests.conftest import COMMANDER, INCIDENT, STAKEHOLDERS, checklists_message
 
 

@@ -15,8 +15,8 @@ import pytest
 from bot.app import SocketModeBot
 from bot.app.logs import configure
 from bot.config import Settings
-from bot.emulator import Emulator
-from bot.sandbox import Sandbox
+from bot.dev.emulator import Emulator
+from bot.dev.sandbox import Sandbox
 from tests.conftest import INCIDENT
 
 LEAKY_BUILD = """\

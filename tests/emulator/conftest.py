@@ -9,8 +9,8 @@ import pytest
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.emulator import Emulator, ManualClock
-from bot.emulator.policy import default_manifest
+from bot.dev.emulator import Emulator, ManualClock
+from bot.dev.emulator.policy import default_manifest
 
 #: The app's manifest scopes plus the history scopes that reading a channel's messages needs.
 WITH_HISTORY = default_manifest().scopes | {"channels:history", "groups:history"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.emulator.blockkit import is_block_list, message_errors, view_errors
+from bot.dev.emulator.blockkit import is_block_list, message_errors, view_errors
 
 
 def plain(text: str) -> dict[str, Any]:

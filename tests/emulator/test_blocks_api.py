@@ -7,7 +7,7 @@ from typing import Any
 
 from slack_sdk.webhook import WebhookClient
 
-from bot.emulator import Emulator
+from bot.dev.emulator import Emulator
 from tests.conftest import COMMANDER, INCIDENT
 from tests.emulator.conftest import refused, web
 

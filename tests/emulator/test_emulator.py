@@ -15,7 +15,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.app import SocketModeBot
 from bot.config import Settings
-from bot.emulator import Emulator
+from bot.dev.emulator import Emulator
 from tests.conftest import COMMANDER, INCIDENT, wait_for_log
 
 

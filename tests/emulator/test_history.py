@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from bot.emulator import Emulator, ManualClock
+from bot.dev.emulator import Emulator, ManualClock
 from tests.conftest import INCIDENT, RANDOM
 from tests.emulator.conftest import WITH_HISTORY, refused, web
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from bot.emulator import Emulator
+from bot.dev.emulator import Emulator
 from tests.conftest import COMMANDER, INCIDENT
 from tests.emulator.conftest import WITH_HISTORY, refused, web
 

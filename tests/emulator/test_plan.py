@@ -7,8 +7,8 @@ from pathlib import Path
 
 import yaml
 
-from bot.emulator import Emulator
-from bot.emulator.workspace import DEFAULT_SEED
+from bot.dev.emulator import Emulator
+from bot.dev.emulator.workspace import DEFAULT_SEED
 from tests.emulator.conftest import refused, web
 
 

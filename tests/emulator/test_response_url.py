@@ -11,7 +11,7 @@ from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 from slack_sdk.webhook import WebhookClient
 
-from bot.emulator import Emulator, ManualClock
+from bot.dev.emulator import Emulator, ManualClock
 from tests.conftest import COMMANDER
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import yaml
 
 from bot.app import SocketModeBot
-from bot.emulator import Emulator
-from bot.emulator.policy import default_manifest
+from bot.dev.emulator import Emulator
+from bot.dev.emulator.policy import default_manifest
 from bot.resources import manifest_path
 from tests.conftest import COMMANDER, INCIDENT
 from tests.emulator.conftest import WITH_HISTORY, refused, web

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from bot.emulator import Emulator, ManualClock
+from bot.dev.emulator import Emulator, ManualClock
 from tests.emulator.conftest import refused, web
 
 VIEW = {"type": "modal", "title": {"type": "plain_text", "text": "RCA"}, "blocks": []}

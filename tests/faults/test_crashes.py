@@ -19,11 +19,11 @@ from typing import Any
 import pytest
 import yaml
 
+from bot.dev.emulator import Emulator
+from bot.dev.sandbox import Sandbox
 from bot.domain.approvals import ApprovalStatus
 from bot.domain.runs import StepName, StepStatus
-from bot.emulator import Emulator
 from bot.ops import tenants
-from bot.sandbox import Sandbox
 from bot.store import Store, open_store
 from tests.conftest import COMMANDER, INCIDENT, STAKEHOLDERS
 

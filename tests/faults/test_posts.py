@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from bot.emulator import Emulator
-from bot.sandbox import Sandbox
+from bot.dev.emulator import Emulator
+from bot.dev.sandbox import Sandbox
 from tests.conftest import STAKEHOLDERS
 from tests.faults.test_crashes import Case
 

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 
 from bot.clock import from_iso
+from bot.dev.emulator import Emulator
+from bot.dev.sandbox import Sandbox
 from bot.domain.ownership import default_replica_id
-from bot.emulator import Emulator
-from bot.sandbox import Sandbox
 from tests.faults.test_crashes import Case, _database_uri
 
 pytestmark = pytest.mark.slow

@@ -11,7 +11,7 @@ import pytest
 
 from bot.app import HttpBot, SocketModeBot
 from bot.config import Settings
-from bot.emulator import Delivery, Emulator
+from bot.dev.emulator import Delivery, Emulator
 from tests.conftest import COMMANDER, INCIDENT, RANDOM, checklists_message, wait_for_log
 
 Mode = Callable[[], Any]

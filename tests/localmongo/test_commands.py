@@ -16,10 +16,10 @@ from typing import IO, Any
 
 import pytest
 
-from bot import localmongo
-from bot.localmongo import running_server
+from bot.dev import localmongo
+from bot.dev.localmongo import running_server
+from bot.dev.sandbox import Sandbox
 from bot.ops import tenants
-from bot.sandbox import Sandbox
 from tests.conftest import local_mongo_servers
 
 pytestmark = pytest.mark.slow
@@ -89,7 +89,7 @@ def test_sandbox_on_a_given_server_starts_none_of_its_own(tmp_path: Path, mongo_
         assert tenant_counts(sandbox)["schools"] == 4
     finally:
         stopped = cli("sandbox", str(root), "--stop")
-        from bot.sandbox import drop_tenants
+        from bot.dev.sandbox import drop_tenants
 
         drop_tenants(Sandbox.load(root))
     assert stopped.returncode == 0 and "local MongoDB" not in stopped.stdout

@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from bot import localmongo
 from bot.cli import local_config
+from bot.dev import localmongo
+from bot.dev.local import LOCK, RUN_PARTS, prepare
+from bot.dev.localmongo import running_server, start_detached, stop_detached
+from bot.dev.sandbox import Sandbox, create_sandbox
 from bot.errors import ConfigError
-from bot.local import LOCK, RUN_PARTS, prepare
-from bot.localmongo import running_server, start_detached, stop_detached
 from bot.ops.pm2 import Pm2
 from bot.ops.process import find_executable
-from bot.sandbox import Sandbox, create_sandbox
 from bot.store.sqlite import SQLiteStore
 
 pytestmark = pytest.mark.slow

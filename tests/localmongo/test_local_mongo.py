@@ -1,4 +1,4 @@
-"""bot.localmongo: a real nx-27017 process per test, started, used over TCP by pymongo, and stopped."""
+"""bot.dev.localmongo: a real nx-27017 process per test, started, used over TCP by pymongo, and stopped."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from pymongo import MongoClient
 
-from bot import localmongo
-from bot.localmongo import LocalMongo, LocalMongoError, running_server, start_detached, stop_detached
+from bot.dev import localmongo
+from bot.dev.localmongo import LocalMongo, LocalMongoError, running_server, start_detached, stop_detached
 from tests.conftest import local_mongo_servers
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -129,7 +129,7 @@ def test_the_context_manager_stops_the_server_when_the_block_fails(tmp_path: Pat
 
 
 def test_a_server_stops_by_itself_when_the_process_that_started_it_is_killed(tmp_path: Path) -> None:
-    code = ("import sys, time; from pathlib import Path; from bot.localmongo import LocalMongo; "
+    code = ("import sys, time; from pathlib import Path; from bot.dev.localmongo import LocalMongo; "
             "server = LocalMongo(Path(sys.argv[1])).start(); print(server.pid, flush=True); time.sleep(120)")
     starter = subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "mongo")], cwd=ROOT,
                                stdout=subprocess.PIPE, text=True)
@@ -159,7 +159,7 @@ def test_a_second_server_for_the_same_folder_is_refused(tmp_path: Path) -> None:
 
 def test_a_detached_server_outlives_its_starter_and_is_stopped_from_another_process(tmp_path: Path) -> None:
     folder = tmp_path / "mongo"
-    code = ("import sys; from pathlib import Path; from bot.localmongo import start_detached; "
+    code = ("import sys; from pathlib import Path; from bot.dev.localmongo import start_detached; "
             "print(start_detached(Path(sys.argv[1])).uri)")
     started = subprocess.run([sys.executable, "-c", code, str(folder)], cwd=ROOT, capture_output=True, text=True,
                              check=True, timeout=60)

@@ -24,7 +24,7 @@ from pymongo import ASCENDING, DESCENDING, InsertOne, MongoClient, ReturnDocumen
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
-from bot.localmongo import LocalMongo
+from bot.dev.localmongo import LocalMongo
 
 pytestmark = pytest.mark.mongodb
 Client = MongoClient[dict[str, Any]]

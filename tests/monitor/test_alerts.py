@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from bot.app import SocketModeBot
+from bot.dev.emulator import Emulator
+from bot.dev.sandbox import Sandbox, free_port
 from bot.domain.monitor import Monitor
-from bot.emulator import Emulator
-from bot.sandbox import Sandbox, free_port
 from tests.conftest import INCIDENT, content, make_settings
 from tests.monitor.conftest import Backend
 from tests.monitor.test_monitor import ALERTS, MONITOR, alerts

@@ -12,11 +12,11 @@ from typing import Any
 
 from bot.app import SocketModeBot
 from bot.clock import FakeClock
+from bot.dev.emulator import Emulator
+from bot.dev.emulator.workspace import Ephemeral
+from bot.dev.sandbox import Sandbox
 from bot.domain.checks import ChartPlace, CheckView
 from bot.domain.monitor import check_limits
-from bot.emulator import Emulator
-from bot.emulator.workspace import Ephemeral
-from bot.sandbox import Sandbox
 from bot.slack_ui.health import chart_figure
 from tests.conftest import COMMANDER, INCIDENT, make_settings
 from tests.monitor.conftest import Backend

@@ -17,12 +17,12 @@ import pytest
 
 from bot.app import SocketModeBot, build_services
 from bot.clock import FakeClock
+from bot.dev.emulator import Emulator
+from bot.dev.sandbox import Sandbox
 from bot.domain.incident import Milestone
 from bot.domain.monitor import schedule_lines
-from bot.emulator import Emulator
 from bot.ids import Action
 from bot.ops.pm2 import Pm2
-from bot.sandbox import Sandbox
 from tests.conftest import INCIDENT, STAKEHOLDERS, make_settings, restore_service
 from tests.monitor.conftest import Backend
 

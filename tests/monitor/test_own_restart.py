@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 
 from bot.app import SocketModeBot
+from bot.dev.emulator import Emulator
+from bot.dev.sandbox import Sandbox
 from bot.domain.checks import CheckResult
-from bot.emulator import Emulator
 from bot.ops.pm2 import AppState, Pm2
-from bot.sandbox import Sandbox
 from tests.conftest import make_settings
 from tests.monitor.conftest import Backend
 from tests.monitor.test_alerts import labels, next_alert

@@ -12,11 +12,11 @@ import pytest
 
 from bot.app import SocketModeBot
 from bot.config import Settings
+from bot.dev.emulator import Emulator
+from bot.dev.sandbox import Sandbox
 from bot.domain.incident import Milestone
-from bot.emulator import Emulator
 from bot.ops import tenants
 from bot.ops.health import probe
-from bot.sandbox import Sandbox
 from tests.conftest import COMMANDER, INCIDENT, checklists_message
 
 pytestmark = pytest.mark.slow

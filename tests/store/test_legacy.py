@@ -21,13 +21,13 @@ import pytest
 from pymongo import MongoClient
 
 from bot.app import SocketModeBot
+from bot.dev.emulator import Emulator
+from bot.dev.sandbox import Sandbox
 from bot.domain.approvals import ApprovalStatus
 from bot.domain.incident import BusyKind, DatabaseState
 from bot.domain.lifecycle import Phase
 from bot.domain.ownership import LEGACY_OWNER
 from bot.domain.runs import BackupArtifacts, StepName, StepStatus
-from bot.emulator import Emulator
-from bot.sandbox import Sandbox
 from bot.store import Store
 from bot.store.mongo import MongoStore
 from bot.store.sqlite import SQLiteStore

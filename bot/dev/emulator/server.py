@@ -49,12 +49,12 @@ from typing import Any
 
 from aiohttp import ClientSession, ClientTimeout, WSMsgType, web
 
-from bot.emulator.blockkit import view_errors
-from bot.emulator.policy import COMMANDS_SCOPE, EVENT_SCOPES, AppManifest, default_manifest
-from bot.emulator.ratelimit import POST_MESSAGE_BURST, Clock, RateLimiter
-from bot.emulator.users import Delivery, UserSide
-from bot.emulator.webapi import Fault, Rejection, Trigger, WebApi, block_problems
-from bot.emulator.workspace import Ephemeral, Workspace
+from bot.dev.emulator.blockkit import view_errors
+from bot.dev.emulator.policy import COMMANDS_SCOPE, EVENT_SCOPES, AppManifest, default_manifest
+from bot.dev.emulator.ratelimit import POST_MESSAGE_BURST, Clock, RateLimiter
+from bot.dev.emulator.users import Delivery, UserSide
+from bot.dev.emulator.webapi import Fault, Rejection, Trigger, WebApi, block_problems
+from bot.dev.emulator.workspace import Ephemeral, Workspace
 
 log = logging.getLogger(__name__)
 

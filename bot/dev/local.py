@@ -11,9 +11,9 @@ import signal
 import time
 from pathlib import Path
 
-from bot.emulator import Emulator
+from bot.dev.emulator import Emulator
+from bot.dev.localmongo import alive
 from bot.errors import ConfigError
-from bot.localmongo import alive
 
 #: What a run of `rollback-bot local` makes in its folder: the sandbox target (git repository, pm2 home), its
 #: local MongoDB's data (the tenant databases), the bot's state, and the config written for it.
@@ -53,9 +53,9 @@ def prepare(root: Path, *, keep: bool) -> str:
 def stop_leftovers(root: Path) -> list[str]:
     """Stop the pm2 daemon and the local MongoDB an earlier run of ``root`` left running (killed, or a crash);
     what was stopped, in words."""
-    from bot.localmongo import stop_detached
+    from bot.dev.localmongo import stop_detached
+    from bot.dev.sandbox import Sandbox
     from bot.ops.pm2 import Pm2
-    from bot.sandbox import Sandbox
 
     stopped = []
     try:

@@ -39,8 +39,8 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.emulator.blockkit import is_block_list, message_errors, view_errors
-from bot.emulator.policy import (
+from bot.dev.emulator.blockkit import is_block_list, message_errors, view_errors
+from bot.dev.emulator.policy import (
     METHODS,
     PUBLIC_POST_SCOPE,
     UNLISTED_HISTORY_LIMIT,
@@ -48,8 +48,8 @@ from bot.emulator.policy import (
     ByChannel,
     tier_for,
 )
-from bot.emulator.ratelimit import Clock, RateLimiter
-from bot.emulator.workspace import Channel, Ephemeral, Workspace, ts_key
+from bot.dev.emulator.ratelimit import Clock, RateLimiter
+from bot.dev.emulator.workspace import Channel, Ephemeral, Workspace, ts_key
 
 log = logging.getLogger("bot.emulator")
 

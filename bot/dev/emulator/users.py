@@ -3,7 +3,7 @@
 Each action (a slash command, a click, a filled-in modal, a mention, a reaction) becomes a
 ``Delivery`` of Slack's real payload to the app. The same actions are reachable from Python (tests),
 from the control API under ``/_emulator`` (tools, the terminal prompt) and from the browser page at
-``/`` that ``make local`` opens. ``Emulator`` (bot.emulator.server) supplies the transport.
+``/`` that ``make local`` opens. ``Emulator`` (bot.dev.emulator.server) supplies the transport.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.emulator.ratelimit import Clock
-from bot.emulator.webapi import Trigger
-from bot.emulator.workspace import Workspace
+from bot.dev.emulator.ratelimit import Clock
+from bot.dev.emulator.webapi import Trigger
+from bot.dev.emulator.workspace import Workspace
 
 WEB = Path(__file__).resolve().parent / "web"
 

@@ -42,7 +42,7 @@ from typing import Any
 
 import yaml
 
-from bot.emulator.ratelimit import POST_MESSAGE, TIER1, TIER2, TIER3, TIER4, Tier
+from bot.dev.emulator.ratelimit import POST_MESSAGE, TIER1, TIER2, TIER3, TIER4, Tier
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 History: a known-good commit, then "Phase 1–3" commits that break it (the health endpoint answers
 500). A `.env` with canary secrets, tenant data on a real MongoDB-protocol server (a local nx-27017
-from ``bot.localmongo``, or a MongoDB), and both pm2 apps under the sandbox's own PM2_HOME.
+from ``bot.dev.localmongo``, or a MongoDB), and both pm2 apps under the sandbox's own PM2_HOME.
 Used by the tests, the benchmarks, `rollback-bot sandbox` and `rollback-bot local`.
 """
 
@@ -168,7 +168,7 @@ def create_sandbox(root: Path, *, mongo_uri: str, local_server: bool = False, mo
     """Write the target repository under ``root/ai-professor-backend`` and return what was made.
 
     Tenant data goes to the server at ``mongo_uri``, in databases named for this sandbox. ``local_server``:
-    that server is a ``bot.localmongo`` one (canary credentials, above); ``mongo_dir``: it is the sandbox's
+    that server is a ``bot.dev.localmongo`` one (canary credentials, above); ``mongo_dir``: it is the sandbox's
     own, keeping its data there (recorded, so stopping the sandbox stops it too).
     Nothing runs yet: ``start_apps`` builds the broken HEAD and starts it under pm2.
     """
