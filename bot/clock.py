@@ -1,9 +1,8 @@
-"""Time, injectable so tests can move it instead of sleeping."""
+"""Time, injectable so tests can move it instead of sleeping (``bot.dev.fakeclock.FakeClock``)."""
 
 from __future__ import annotations
 
-import threading
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Protocol
 
 
@@ -14,23 +13,6 @@ class Clock(Protocol):
 class SystemClock:
     def now(self) -> datetime:
         return datetime.now(UTC)
-
-
-class FakeClock:
-    """A clock that only moves when told to."""
-
-    def __init__(self, start: datetime | None = None) -> None:
-        self._now = start or datetime(2026, 2, 7, 3, 0, tzinfo=UTC)
-        self._lock = threading.Lock()
-
-    def now(self) -> datetime:
-        with self._lock:
-            return self._now
-
-    def advance(self, **delta: float) -> datetime:
-        with self._lock:
-            self._now += timedelta(**delta)
-            return self._now
 
 
 def to_iso(moment: datetime) -> str:

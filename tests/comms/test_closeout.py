@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from bot.app import SocketModeBot
-from bot.clock import FakeClock
 from bot.config import Settings
 from bot.dev.emulator import Emulator
+from bot.dev.fakeclock import FakeClock
 from bot.dev.sandbox import Sandbox
 from bot.domain.checklists import SUCCESS_CRITERIA
 from bot.domain.incident import Milestone

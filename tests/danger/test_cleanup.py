@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 
 from bot.app import SocketModeBot
-from bot.clock import FakeClock, SystemClock
+from bot.clock import SystemClock
 from bot.dev.emulator import Delivery, Emulator
+from bot.dev.fakeclock import FakeClock
 from bot.dev.sandbox import Sandbox
 from bot.domain.approvals import Approval, ApprovalStatus, TenantResult
 from bot.ops import tenants

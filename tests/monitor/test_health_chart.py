@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from bot.app import SocketModeBot
-from bot.clock import FakeClock
 from bot.dev.emulator import Emulator
 from bot.dev.emulator.workspace import Ephemeral
+from bot.dev.fakeclock import FakeClock
 from bot.dev.sandbox import Sandbox
 from bot.domain.checks import ChartPlace, CheckView
 from bot.domain.monitor import check_limits

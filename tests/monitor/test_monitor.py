@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from bot.app import SocketModeBot, build_services
-from bot.clock import FakeClock
 from bot.dev.emulator import Emulator
+from bot.dev.fakeclock import FakeClock
 from bot.dev.sandbox import Sandbox
 from bot.domain.incident import Milestone
 from bot.domain.monitor import schedule_lines
