@@ -1,10 +1,12 @@
 """rollback-bot: the emergency rollback runbook as a Slack bot.
 
-Start with `check`, then `run` (Socket Mode) or `serve` (HTTP). `local` tries
-everything on this machine, against an emulated Slack workspace."""
+Start with `check`, then `run` (Socket Mode) or `serve` (HTTP). From a checkout,
+`local` tries everything on this machine, against an emulated Slack workspace."""
 
 # One module of this size on purpose: each subcommand is a short function next to the parser that states its
 # options and help, over shared start-up (settings, logging, signals); split, the help would drift from the code.
+# The development subcommands (emulator, sandbox, local) keep their options here, so the help is the same
+# everywhere, and their bodies in bot/dev/commands.py, which the wheel does not hold.
 from __future__ import annotations
 
 import argparse
@@ -17,16 +19,9 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
-from typing import TYPE_CHECKING
-
-import yaml
 
 from bot.config import Settings, load_settings
 from bot.errors import ConfigError
-
-if TYPE_CHECKING:
-    from bot.dev.sandbox import Sandbox
 
 log = logging.getLogger("rollback_bot")
 LEVELS = ("debug", "info", "warning", "error")
@@ -51,7 +46,7 @@ def _logging(settings: Settings | None, level: str) -> None:
     configure(settings, level)
 
 
-def _started() -> None:
+def started() -> None:
     """Start-up is over: what it built (modules, settings, the app, its clients and pools, ~80k objects) lives
     as long as the process. Frozen out of the garbage collector's sight, it is no longer walked by every full
     collection — 20-50 ms of holding the interpreter each time, while no request can be acknowledged (under
@@ -60,21 +55,13 @@ def _started() -> None:
     gc.freeze()
 
 
-def _stop_on_signals() -> threading.Event:
+def stop_on_signals() -> threading.Event:
     """From now on Ctrl-C and SIGTERM set the returned event instead of ending the process where it stands, so a
     signal that comes while the bot is still starting stops it cleanly once it has started."""
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     return stop
-
-
-def _interrupt_on_sigterm() -> None:
-    """SIGTERM as Ctrl-C: a long start-up (`local` builds the sandbox) unwinds and undoes what it started."""
-    def interrupt(*_: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, interrupt)
 
 
 def _debugging() -> bool:
@@ -104,7 +91,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     _logging(settings, args.log_level)
     settings.require("slack_bot_token", "slack_app_token")
     who = check_bot_token(settings)
-    stop = _stop_on_signals()
+    stop = stop_on_signals()
     bot = socket_mode_bot(settings)
     try:
         try:  # Socket Mode's first call is the only one made with the app token
@@ -117,7 +104,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise problem from error
         log.info("connected over Socket Mode to %s as %s of team %s", settings.api_url, who.get("user"),
                  who.get("team"))
-        _started()
+        started()
         stop.wait()
     finally:
         bot.close()
@@ -132,7 +119,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     _logging(settings, args.log_level)
     settings.require("slack_bot_token", "slack_signing_secret")
     who = check_bot_token(settings)
-    stop = _stop_on_signals()
+    stop = stop_on_signals()
     try:
         bot = HttpBot(settings, host=args.host, port=args.port)
     except OSError as error:
@@ -144,7 +131,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         bot.start()
         log.info("listening for Slack on http://%s:%s/slack/events as %s of team %s", args.host, bot.port,
                  who.get("user"), who.get("team"))
-        _started()
+        started()
         stop.wait()
     finally:
         bot.close()
@@ -169,158 +156,35 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def cmd_emulator(args: argparse.Namespace) -> int:
-    from bot.dev.emulator import Emulator
-
-    _logging(None, args.log_level)
-    stop = _stop_on_signals()
-    emulator = Emulator(Path(args.seed) if args.seed else None, port=args.port).start()
+@contextmanager
+def _dev_tooling(name: str, where: str) -> Iterator[None]:
+    """Around the import of bot.dev, which only a checkout has: the wheel holds the product alone, so there a
+    development subcommand says where it runs (and exits 2) instead of failing on the import."""
     try:
-        if args.request_url:
-            emulator.set_request_url(args.request_url)
-        for key, value in emulator.bot_env().items():
-            print(f"{key}={value}")
-        print(f"# emulated Slack at {emulator.url} (Ctrl-C to stop)", flush=True)
-        stop.wait()
-    finally:
-        emulator.close()
-    return 0
+        yield
+    except ModuleNotFoundError as error:
+        if error.name not in ("bot.dev", "bot.dev.commands"):
+            raise
+        raise ConfigError(f"`rollback-bot {name}` is development tooling: run it from a checkout with {where}") \
+            from None
 
 
-def local_config(root: Path, sandbox: Sandbox) -> Path:
-    config = {
-        **sandbox.config(),
-        "access": {"incident_channels": ["C0INCIDENT"], "commanders": ["@oncall", "U0COMMANDER"],
-                   "approvers": ["@backend-leads"]},
-        "slack": {"stakeholder_channel": "C0STAKEHOLD", "alerts_channel": "C0ALERTS"},
-        "contacts": {"backend_lead": ["U0APPROVER1"], "database_admin": ["U0APPROVER2"]},
-        "store": {"data_dir": str(root / "data")},
-    }
-    path = root / "rollback.yml"
-    path.write_text("# written by `rollback-bot local`\n" + yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
-    return path
-
-
-def open_sandbox(root: Path, mongo_uri: str, *, mongo_dir: Path | None = None) -> Sandbox:
-    """The sandbox in ``root`` (made on first use, its tenant data on ``mongo_uri``), built and running under
-    its own pm2. ``mongo_dir``: ``mongo_uri`` is the sandbox's own local server, keeping its data there."""
-    from bot.dev.sandbox import Sandbox, create_sandbox, has_tenants, seed_tenants, start_apps, stop_apps
-
-    if (root / "sandbox.json").exists():
-        sandbox = Sandbox.load(root)
-        if not sandbox.central_uri.startswith(("mongodb://", "mongodb+srv://")):
-            raise ConfigError(f"{root} was made for the old in-process MongoDB stand-in; remove it and run again "
-                              "for a sandbox on a real server (`rollback-bot local` without --keep does that)")
-        stop_apps(sandbox)  # a clean pm2 daemon for this run
-        if not has_tenants(sandbox):  # e.g. its local server's data folder was removed
-            seed_tenants(sandbox)
-    else:
-        sandbox = create_sandbox(root, mongo_uri=mongo_uri, local_server=mongo_dir is not None, mongo_dir=mongo_dir)
-    start_apps(sandbox)
-    return sandbox
+def cmd_emulator(args: argparse.Namespace) -> int:
+    with _dev_tooling("emulator", "`make deps`, then `.venv/bin/rollback-bot emulator`"):
+        from bot.dev.commands import run_emulator
+    return run_emulator(args)
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
-    from bot.dev.localmongo import LocalMongoError, running_server, start_detached, stop_detached
-    from bot.dev.sandbox import Sandbox, stop_apps
-    from bot.ops.tenants import describe
-
-    root = Path(args.dir).resolve()
-    existing = Sandbox.find(root)
-    if args.stop:
-        if existing is not None:
-            stop_apps(existing)
-            print(f"stopped the sandbox's pm2 daemon ({existing.pm2_home})")
-        # its own server; also one left by a `sandbox DIR` that failed before it wrote sandbox.json
-        for folder in dict.fromkeys([root / "mongo", *([existing.mongo_dir] if existing and existing.mongo_dir
-                                                        else [])]):
-            if stop_detached(folder):
-                print(f"stopped the sandbox's local MongoDB (its data stays in {folder / 'db'})")
-        return 0
-    if root.exists() and any(root.iterdir()) and existing is None:
-        raise ConfigError(f"{root} is not empty; give a new folder for the sandbox")
-    if existing is not None and args.mongo_uri:
-        print(f"note: {root} already has a sandbox; its tenant data stays where it is (--mongo-uri is ignored)")
-    mongo_dir: Path | None = None
-    started = False
-    if existing is None and args.mongo_uri:
-        mongo_uri = args.mongo_uri
-    elif existing is not None and existing.mongo_dir is None:
-        mongo_uri = existing.central_uri  # the server given with --mongo-uri when it was made
-    else:  # the sandbox's own local server, detached: it outlives this command; `--stop` stops it
-        mongo_dir = existing.mongo_dir if existing and existing.mongo_dir else root / "mongo"
-        try:
-            started = running_server(mongo_dir) is None
-            mongo_uri = start_detached(mongo_dir, port=existing.mongo_port if existing else None).uri
-        except LocalMongoError as error:
-            raise ConfigError(str(error)) from None
-    try:
-        sandbox = open_sandbox(root, mongo_uri, mongo_dir=mongo_dir)
-    except BaseException:
-        if started and mongo_dir is not None:
-            stop_detached(mongo_dir)
-        raise
-    config = local_config(root, sandbox)
-    where = (f"a local MongoDB (nx-27017) at {describe(sandbox.central_uri)}, data in {sandbox.mongo_dir / 'db'}"
-             if sandbox.mongo_dir else describe(sandbox.central_uri))
-    print(f"sandbox target in {sandbox.repo}\n"
-          f"  HEAD is the broken {sandbox.broken_commit[:7]}; the known-good commit is {sandbox.good_commit[:7]}\n"
-          f"  health: {sandbox.health_url} (answers 500 until rolled back)\n"
-          f"  pm2 apps {', '.join(sandbox.apps)} under PM2_HOME={sandbox.pm2_home}\n"
-          f"  tenants: {', '.join(sandbox.tenant_dbs)} on {where}\n"
-          f"  config: {config}\n"
-          f"stop it with: rollback-bot sandbox {args.dir} --stop")
-    return 0
+    with _dev_tooling("sandbox", "`make deps`, then `.venv/bin/rollback-bot sandbox DIR`"):
+        from bot.dev.commands import run_sandbox
+    return run_sandbox(args)
 
 
 def cmd_local(args: argparse.Namespace) -> int:
-    from contextlib import ExitStack
-
-    from bot.app import socket_mode_bot
-    from bot.dev.emulator import Emulator
-    from bot.dev.local import claim, prepare, release, repl
-    from bot.dev.localmongo import LocalMongo, LocalMongoError
-    from bot.dev.sandbox import Sandbox, stop_apps
-    from bot.ops.tenants import describe
-
-    _interrupt_on_sigterm()
-    root = Path(args.dir).resolve()
-    print(prepare(root, keep=args.keep), flush=True)
-    mongo_dir = root / "mongo"
-    existing = Sandbox.find(root / "target")
-    # its data outlives the run; the same port, so the sandbox's URI (in its .env) finds it again
-    mongo = LocalMongo(mongo_dir, port=existing.mongo_port if existing and existing.mongo_dir else None)
-    with ExitStack() as running:  # undone in reverse however this ends: Ctrl-C, SIGTERM, an error
-        claim(root)
-        running.callback(release, root)
-        try:
-            running.enter_context(mongo)
-        except LocalMongoError as error:
-            raise ConfigError(str(error)) from None
-        sandbox = open_sandbox(root / "target", mongo.uri, mongo_dir=mongo_dir)
-        running.callback(stop_apps, sandbox)
-        config = local_config(root, sandbox)
-        emulator = Emulator(port=args.port).start()
-        running.callback(emulator.close)
-        os.environ.update(emulator.bot_env())
-        settings = load_settings(config, env_file=False)
-        _logging(settings, args.log_level)
-        bot = socket_mode_bot(settings).start()
-        running.callback(bot.close)
-        _started()
-        print(f"\n  Open {emulator.url}/ in a browser\n\n"
-              f"  (local Slack emulator; state: {settings.data_dir}; target: {sandbox.repo};\n"
-              f"   tenants: a local MongoDB at {describe(mongo.uri)}, data in {mongo_dir / 'db'})", flush=True)
-        if sys.stdin.isatty() and not args.no_prompt:
-            repl(emulator)
-        else:
-            stop = _stop_on_signals()
-            print("No terminal attached: serving until Ctrl-C. Drive it with POST "
-                  f"{emulator.url}/_emulator/slash {{\"user\": \"casey\", \"channel\": \"incident-rollback\", "
-                  "\"text\": \"start\"}", flush=True)
-            stop.wait()
-    return 0
-
+    with _dev_tooling("local", "`make local`"):
+        from bot.dev.commands import run_local
+    return run_local(args)
 
 def _level(text: str) -> str:
     level = text.strip().lower()
@@ -387,7 +251,8 @@ def parser() -> argparse.ArgumentParser:
         "one, then a summary. Exits 1 if a required item fails; warnings alone exit 0.").set_defaults(
         func=cmd_check)
     emu = add("emulator", "run the local Slack emulator",
-              "Run the local Slack emulator alone and print the environment a bot needs to use it.")
+              "Run the local Slack emulator alone and print the environment a bot needs to use it. Development "
+              "tooling: it runs from a checkout (`make deps`), not from an installed wheel.")
     emu.add_argument("--port", type=int, default=3100, help="the port to listen on (default 3100; 0 picks a free one)")
     emu.add_argument("--seed", metavar="YAML", help="workspace seed: users, channels, groups (default: the "
                                                     "emulator's seed.yml)")
@@ -396,7 +261,8 @@ def parser() -> argparse.ArgumentParser:
     emu.set_defaults(func=cmd_emulator)
     sandbox = add("sandbox", "create a runbook-like target in DIR and start it under pm2",
                   "Create a runbook-like target (a broken Node backend in git, tenant databases) in DIR and start "
-                  "it under its own pm2. Run again to start it again; --stop stops it.")
+                  "it under its own pm2. Run again to start it again; --stop stops it. Development tooling: it "
+                  "runs from a checkout (`make deps`), not from an installed wheel.")
     sandbox.add_argument("dir", metavar="DIR", help="the folder for the sandbox (new or empty, or one made before)")
     sandbox.add_argument("--mongo-uri", metavar="URI",
                          help="put the tenant data on this MongoDB server (default: a local nx-27017 server "
@@ -407,7 +273,8 @@ def parser() -> argparse.ArgumentParser:
                          "machine",
                 "Everything on this machine: the emulated Slack workspace (a page in the browser), the bot over "
                 "Socket Mode, SQLite state and a sandbox target whose tenant data is on a local MongoDB "
-                "(nx-27017). Each run starts from a fresh, broken sandbox unless --keep is given.")
+                "(nx-27017). Each run starts from a fresh, broken sandbox unless --keep is given. Development "
+                "tooling: it runs from a checkout (`make local`), not from an installed wheel.")
     local.add_argument("--dir", default=".local", help="where local state and the sandbox live (default .local)")
     local.add_argument("--port", type=int, default=3100,
                        help="the emulator's port: the page is at http://127.0.0.1:PORT/ (default 3100)")

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli import local_config
 from bot.dev import localmongo
+from bot.dev.commands import local_config
 from bot.dev.local import LOCK, RUN_PARTS, prepare
 from bot.dev.localmongo import running_server, start_detached, stop_detached
 from bot.dev.sandbox import Sandbox, create_sandbox
