@@ -1,13 +1,17 @@
-"""The package as users get it: manifest listeners, resources in an installed wheel, `rollback-bot check`."""
+"""The package as users get it: manifest listeners; the wheel, installed alone (the product, no bot/dev; its
+resources, `rollback-bot run`, the development subcommands saying where they run); `rollback-bot check`."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import sysconfig
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 import yaml
 from slack_bolt import BoltRequest, BoltResponse
 
@@ -19,6 +23,7 @@ from bot.ids import SLASH_COMMAND
 from bot.resources import manifest_path
 
 ROOT = Path(__file__).resolve().parent.parent
+CLEARED = ("SLACK_", "ROLLBACK_CONFIG", "LOG_LEVEL", "STATE_STORE_URI", "PYTHONPATH")
 
 
 def test_every_manifest_command_and_event_has_a_listener(settings: Settings) -> None:
@@ -41,23 +46,116 @@ def test_every_manifest_command_and_event_has_a_listener(settings: Settings) -> 
         services.close()
 
 
-def test_an_installed_wheel_finds_templates_and_manifest(tmp_path: Path) -> None:
-    out = tmp_path / "dist"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out),
-                    str(ROOT)], check=True, capture_output=True)
-    wheel = next(out.glob("rollback_bot-*.whl"))
-    names = zipfile.ZipFile(wheel).namelist()
-    assert "bot/_resources/manifest.yml" in names and "bot/_resources/templates/panel.md.j2" in names
-    assert {"bot/dev/emulator/web/index.html", "bot/dev/emulator/web/app.js", "bot/dev/emulator/web/style.css",
-            "bot/dev/emulator/web/favicon.svg"} <= set(names)
-    site = tmp_path / "site"
-    zipfile.ZipFile(wheel).extractall(site)
+@dataclass(frozen=True)
+class Installed:
+    """The built wheel, installed alone into a fresh virtual environment."""
+
+    wheel: Path
+    venv: Path
+
+    def run(self, *argv: str, cwd: Path, env: dict[str, str] | None = None,
+            timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        """``ARGV[0]`` from the environment's bin folder, with none of this machine's Slack settings or PYTHONPATH."""
+        return subprocess.run([str(self.venv / "bin" / argv[0]), *argv[1:]], cwd=cwd, env=self.env(env),
+                              capture_output=True, text=True, timeout=timeout)
+
+    def env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        base = {k: v for k, v in os.environ.items() if not k.startswith(CLEARED)}
+        return {**base, **(extra or {})}
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
+    """``pip install`` of the wheel as a user gets it: built from this checkout, installed with --no-deps into a new
+    venv (without pip: this one's pip installs into it). The dependencies come from this venv's site-packages by a
+    .pth line, which adds that folder alone: its own .pth files, among them the editable install's path to this
+    checkout, are not read, so the checkout's bot/dev is out of reach."""
+    base = tmp_path_factory.mktemp("wheel")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                    str(base / "dist"), str(ROOT)], check=True, capture_output=True)
+    wheel = next((base / "dist").glob("rollback_bot-*.whl"))
+    venv = base / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, capture_output=True)
+    python = venv / "bin" / "python"
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index", "-q",
+                    str(wheel)], check=True, capture_output=True)
+    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          check=True, capture_output=True, text=True).stdout.strip()
+    ours = dict.fromkeys([sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]])
+    (Path(site) / "_rollback_bot_test_deps.pth").write_text("".join(f"{path}\n" for path in ours))
+    return Installed(wheel, venv)
+
+
+def test_the_wheel_holds_the_product_and_no_development_tooling(installed: Installed) -> None:
+    names = zipfile.ZipFile(installed.wheel).namelist()
+    assert {"bot/cli.py", "bot/app/__init__.py", "handlers/__init__.py", "bot/_resources/manifest.yml",
+            "bot/_resources/templates/panel.md.j2"} <= set(names)
+    assert [n for n in names if n.startswith("bot/dev/")] == []
+    assert [n for n in names if any(word in n for word in ("emulator", "localmongo", "sandbox", "fakeclock",
+                                                            "FakeClock", ".html", ".js", ".css"))] == []
+
+
+def test_every_module_of_an_installed_wheel_imports_without_bot_dev(installed: Installed, tmp_path: Path) -> None:
+    """No product module imports bot/dev when it loads: every one imports where bot/dev is missing."""
+    probe = ("import importlib, importlib.util, pkgutil, bot, handlers\n"
+             "assert importlib.util.find_spec('bot.dev') is None\n"
+             "names = [m.name for p in (bot, handlers) for m in pkgutil.walk_packages(p.__path__, p.__name__ + '.')]\n"
+             "for name in names:\n"
+             "    importlib.import_module(name)\n"
+             "print(bot.__file__, len(names))\n")
+    result = installed.run("python", "-c", probe, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    where, count = result.stdout.split()
+    assert Path(where).is_relative_to(installed.venv) and int(count) > 50
+
+
+def test_an_installed_wheel_finds_templates_and_manifest(installed: Installed, tmp_path: Path) -> None:
     probe = ("import bot.resources as r, bot.slack_ui.render as c; print(r.manifest_path()); "
              "print(c.render('help.md.j2', command='/rollback', subcommands=[]))")
-    result = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, check=True,
-                            env={**os.environ, "PYTHONPATH": str(site)})
-    assert str(site / "bot" / "_resources" / "manifest.yml") in result.stdout
+    result = installed.run("python", "-c", probe, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert Path(result.stdout.splitlines()[0]).is_relative_to(installed.venv)
+    assert result.stdout.splitlines()[0].endswith("bot/_resources/manifest.yml")
     assert "the emergency rollback runbook" in result.stdout
+
+
+def test_an_installed_wheels_run_checks_slack_and_connects_over_socket_mode(installed: Installed, tmp_path: Path,
+                                                                           emulator: Emulator) -> None:
+    """Stopping it cleanly is test_cli's to check: here the process is only ended once it has connected."""
+    config = tmp_path / "rollback.yml"
+    config.write_text(yaml.safe_dump({"store": {"data_dir": str(tmp_path / "data")},
+                                      "health": {"url": "http://127.0.0.1:9/api/health"}}))
+    assert installed.run("rollback-bot", "run", "--help", cwd=tmp_path).returncode == 0
+    process = subprocess.Popen([str(installed.venv / "bin" / "rollback-bot"), "run", "--config", str(config)],
+                               cwd=tmp_path, env=installed.env(emulator.bot_env()), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+    seen: list[str] = []
+    try:
+        assert process.stderr is not None
+        for line in process.stderr:  # until it says it is connected (or exits: the stream ends)
+            seen.append(line)
+            if "connected over Socket Mode" in line:
+                break
+    finally:
+        process.kill()
+        process.communicate(timeout=30)
+    assert seen and "connected over Socket Mode" in seen[-1], "".join(seen)
+    assert emulator.connections_opened == 1
+
+
+@pytest.mark.parametrize(("argv", "where"), [
+    (["local"], "`make local`"),
+    (["local", "--keep", "--no-prompt"], "`make local`"),
+    (["sandbox", "target"], "`make deps`, then `.venv/bin/rollback-bot sandbox DIR`"),
+    (["emulator"], "`make deps`, then `.venv/bin/rollback-bot emulator`"),
+])
+def test_an_installed_wheel_says_the_development_subcommands_run_from_a_checkout(
+        installed: Installed, tmp_path: Path, argv: list[str], where: str) -> None:
+    result = installed.run("rollback-bot", *argv, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [f"rollback-bot: `rollback-bot {argv[0]}` is development tooling: run it "
+                                          f"from a checkout with {where}"]
+    assert list(tmp_path.iterdir()) == []  # it made nothing
 
 
 def test_check_reports_each_item_and_fails_on_what_is_missing(tmp_path: Path, emulator: Emulator,
