@@ -111,7 +111,7 @@ class Side:
         self._hook()
 
     def _hook(self) -> None:
-        executor, store, messenger = self.services.danger.executor, self.services.store, self.services.messenger
+        executor, store, messenger = self.services.executor, self.services.store, self.services.messenger
         run, update = executor._run, messenger.update
 
         def timed_run(*args: Any, **kwargs: Any) -> Any:

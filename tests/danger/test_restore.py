@@ -159,7 +159,7 @@ def test_a_cleanup_that_fails_after_one_tenant_is_recorded_for_that_tenant_and_r
     incident = drill()
     original = snapshot(sandbox)
     before = with_fields(sandbox)
-    executor = incident.bot.services.danger.executor
+    executor = incident.bot.services.executor
 
     def store_down(approval: Any) -> Any:
         raise RuntimeError("the state store did not answer")

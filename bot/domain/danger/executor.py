@@ -22,6 +22,7 @@ from pathlib import Path
 
 from bot import faults
 from bot.domain.approvals import Approval, ApprovalStatus, DangerAction, DangerPlan, TenantPlan, TenantResult
+from bot.domain.changes import Changes
 from bot.domain.danger.gate import Gate
 from bot.domain.danger.plans import Planner, drift
 from bot.domain.danger.upkeep import Upkeep
@@ -38,8 +39,8 @@ PROGRESS_EVERY_S = 1.0
 
 
 class Executor:
-    def __init__(self, deps: Deps, desk: Desk, planner: Planner, gate: Gate) -> None:
-        self.deps, self.desk, self.planner, self.gate = deps, desk, planner, gate
+    def __init__(self, deps: Deps, desk: Desk, planner: Planner, gate: Gate, changes: Changes) -> None:
+        self.deps, self.desk, self.planner, self.gate, self.changes = deps, desk, planner, gate, changes
         self.upkeep = Upkeep(gate)
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="danger")
         self._stop = threading.Event()
@@ -267,7 +268,7 @@ class Executor:
                                                                               len(plan.tenants), None))
         self.desk.thread(incident, deps.ui.danger_outcome(finished, plan, results))
         self.gate.refresh(approval_id)
-        self.desk.changed(incident.id)
+        self.changes.after(incident.id)
 
     def _data_change(self, incident_id: str, plan: DangerPlan,
                      results: list[TenantResult]) -> Callable[[Incident], None]:
@@ -327,7 +328,7 @@ class Executor:
         if incident is not None:
             self.desk.tell(approval.requester, approval.channel, rich(Person(approval.requester), " ", message),
                            thread_ts=None)
-            self.desk.changed(incident.id)
+            self.changes.after(incident.id)
 
     def _void_for_drift(self, approval: Approval, grown: list[str]) -> None:
         voided = self.gate.void(approval.id, "the plan changed: " + "; ".join(grown),
@@ -347,7 +348,7 @@ class Executor:
             self.desk.tell(approval.requester, approval.channel,
                            rich("The approved cleanup was void because the data changed, and a new request could "
                                 "not be made: ", why))
-        self.desk.changed(approval.incident_id)
+        self.changes.after(approval.incident_id)
 
 
 def _from_data(tenant: TenantPlan, cleaned: cleanup.Cleaned,

@@ -39,6 +39,7 @@ from bot.domain.deps import Deps
 from bot.domain.desk import Desk, busy_conflict
 from bot.domain.incident import Incident
 from bot.domain.ports import PostKey
+from bot.domain.recovery import Recovery
 from bot.errors import BadInput, Conflict, NotFound, StaleState, echo
 from bot.ids import SLASH_COMMAND
 from bot.text import Code, Link, Person, Rich, join, rich
@@ -56,8 +57,8 @@ REJECT_LIKE = frozenset({"-1", "thumbsdown", "x", "heavy_multiplication_x", "neg
 
 
 class Gate:
-    def __init__(self, deps: Deps, desk: Desk, planner: Planner) -> None:
-        self.deps, self.desk, self.planner = deps, desk, planner
+    def __init__(self, deps: Deps, desk: Desk, planner: Planner, recovery: Recovery) -> None:
+        self.deps, self.desk, self.planner, self.recovery = deps, desk, planner, recovery
         self._posting = threading.Lock()  # a request is posted and recorded before this process reads reactions
         # Redraws one at a time, each reading the state inside the lock: a redraw that read an older state can
         # no longer land after a newer one and leave the request showing what is no longer true.
@@ -71,7 +72,7 @@ class Gate:
     def request(self, actor: str, channel: str, action: DangerAction, args: list[str], note: str = "") -> Approval:
         deps = self.deps
         deps.access.require(Act.DANGER_REQUEST, actor, channel)
-        incident = self.desk.settle(self.desk.active_in(channel).id)
+        incident = self.recovery.settle(self.desk.active_in(channel).id)
         if action is DangerAction.CLEANUP and args:
             raise BadInput("cleanup takes no words; it always covers every tenant.",
                            hint=("Type ", Code(f"{SLASH_COMMAND} cleanup"), "."))
