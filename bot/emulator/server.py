@@ -97,6 +97,7 @@ class Emulator(WebApi, UserSide):
         self.rejections: list[Rejection] = []
         self._scope_uses: dict[str, set[str]] = {}
         self._faults: dict[str, deque[Fault]] = {}
+        self._outages: dict[str, tuple[float, Fault]] = {}
         self._slow_acks: float = 0.0
         self._tickets: set[str] = set()
         self._sockets: list[web.WebSocketResponse] = []
@@ -207,6 +208,15 @@ class Emulator(WebApi, UserSide):
             queue = self._faults.setdefault(method, deque())
             for _ in range(times):
                 queue.append(Fault(status, retry_after if status == 429 else None))
+
+    def outage(self, methods: str | list[str], seconds: float, status: int = 429, *,
+               retry_after: int | None = 1) -> None:
+        """Every call of ``methods`` answers ``status`` (with ``Retry-After`` when given, on any status) for
+        the next ``seconds`` of the emulator's clock; ``seconds=0`` ends an outage now."""
+        until = self._clock() + seconds
+        with self._lock:
+            for method in [methods] if isinstance(methods, str) else methods:
+                self._outages[method] = (until, Fault(status, retry_after))
 
     def slow_acks(self, seconds: float) -> None:
         """Hold every ack this long before counting it (makes acks late without touching the bot)."""
