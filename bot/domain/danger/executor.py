@@ -19,6 +19,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 from bot import faults
@@ -49,6 +50,7 @@ class Executor:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._notices: list[Notices] = []
+        self._claims: dict[str, tuple[int, AbstractContextManager[None]]] = {}
 
     def close(self) -> None:
         """Stop at the next tenant boundary; the run stays `running` and is resumed by the next owner."""
@@ -115,9 +117,11 @@ class Executor:
                 self.gate.note(voided, ("🚫 The approved ", voided.action.value, " did not run: the incident is "
                                         "closed. Nothing was changed."))
             return False
+        self._claim_here(approval.id)  # before the hold: a sweep meanwhile must not take this run for dead
         try:
             self.desk.hold(incident.id, BusyKind.DANGER, approval.id, approval.action.value, approval.requester)
         except BotError:  # closed or busy right now: the next sweep tries again (or voids it once closed)
+            self._unclaim_here(approval.id)
             return False
 
         def start(fresh: Approval) -> bool:
@@ -130,6 +134,7 @@ class Executor:
         started = self.gate.transition(approval.id, start)
         if started is None:
             self.desk.release(incident.id, approval.id)
+            self._unclaim_here(approval.id)
             return False
         faults.point("danger.claimed")
         self.desk.audit(now, "bot", "danger.started", incident.id, approval=approval.id, action=approval.action.value)
@@ -146,8 +151,10 @@ class Executor:
             fresh.owner, fresh.heartbeat_at = deps.replica.owner, now
             return True
 
+        self._claim_here(approval.id)
         taken = self.gate.transition(approval.id, claim)
         if taken is None:
+            self._unclaim_here(approval.id)
             return False
 
         def own(incident: Incident) -> None:
@@ -169,7 +176,7 @@ class Executor:
     def _submit(self, approval: Approval, *, resumed: bool, first: Rich | None = None) -> None:
         """Run it on the pool; ``first``: a note for the thread before the run's own messages."""
         def guarded() -> None:
-            with self.deps.replica.running(approval.id):
+            try:
                 notices = self.notices(approval)
                 if first is not None:
                     self._say(approval, first, notices=notices)
@@ -179,11 +186,32 @@ class Executor:
                     self._fail(approval.id, error, notices)
                 finally:
                     notices.close()  # its worker delivers what is owed, then ends
+            finally:
+                self._unclaim_here(approval.id)
 
         try:
             self._pool.submit(guarded)
         except RuntimeError:  # shutting down: the run stays `running` and the next owner resumes it
+            self._unclaim_here(approval.id)
             log.info("not starting %s: shutting down", approval.id)
+
+    def _claim_here(self, ref: str) -> None:
+        """Mark the run as this process's from before its claim until its thread ends (counted: two sweeps of
+        this process may race to start it). Marked only from the pool thread, a sweep running between the claim
+        and the thread would find it owned by this process yet not running here, and take it over: twice."""
+        with self._lock:
+            count, running = self._claims.get(ref, (0, self.deps.replica.running(ref)))
+            if count == 0:
+                running.__enter__()
+            self._claims[ref] = (count + 1, running)
+
+    def _unclaim_here(self, ref: str) -> None:
+        with self._lock:
+            count, running = self._claims.pop(ref, (1, self.deps.replica.running(ref)))
+            if count > 1:
+                self._claims[ref] = (count - 1, running)
+            else:
+                running.__exit__(None, None, None)
 
     # ---- the run itself --------------------------------------------------------------------------------
     def _run(self, approval: Approval, resumed: bool, notices: Notices) -> None:
