@@ -259,6 +259,13 @@ class Emulator(WebApi, UserSide):
         return f"{self.url}/respond/{token}"
 
     async def _respond(self, request: web.Request) -> web.Response:
+        with self._lock:  # fail_next("response_url", …): Slack's end of a response_url fails too
+            queue = self._faults.get("response_url")
+            fault = queue.popleft() if queue else None
+        if fault is not None:
+            headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
+            return web.json_response({"ok": False, "error": "ratelimited" if fault.status == 429 else "internal_error"},
+                                     status=fault.status, headers=headers)
         target = self._response_urls.get(request.match_info["token"])
         refusal: dict[str, Any] | None = None
         status = 404
