@@ -7,7 +7,10 @@ people see catches up once Slack answers again.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
+
+import pytest
 
 from bot.clock import FakeClock
 from bot.domain.approvals import ApprovalStatus
@@ -73,3 +76,26 @@ def test_an_approval_under_a_rate_limited_group_lookup_is_recorded_and_never_ans
     emulator.ws.wait_for(lambda: "🏁 Done" in str(emulator.ws.message(INCIDENT, ts)), 20, "the request redrawn")
     # the reaction's listener answered before it nudged the run: an error reply would be here by now
     assert not [e.text for e in emulator.ws.ephemerals_for(APPROVER) if "went wrong" in e.text]
+
+
+def test_a_withdrawal_whose_thread_note_slack_refuses_is_recorded_and_never_answered_as_an_error(
+        drill: Callable[..., Drill], emulator: Emulator, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="bot.domain.danger.gate")
+    clock = FakeClock()
+    incident = drill(clock=clock, start_delay_s=30)
+    ts = incident.request()
+    incident.react("alex", ts)
+    incident.wait_status(ts, ApprovalStatus.APPROVED)
+    emulator.outage("chat.postMessage", 600, 429, retry_after=0)  # the note in the thread cannot be posted
+    incident.react("alex", ts, added=False)
+    assert "is withdrawn" in incident.ephemeral(APPROVER, "withdrawn")  # told privately (chat.postEphemeral)
+
+
+    def errors() -> list[str]:
+        return [e.text for e in emulator.ws.ephemerals_for(APPROVER) if "went wrong" in e.text]
+
+    # the withdrawal's last step: its note given up (logged), or (the bug) an error reply
+    emulator.ws.wait_for(lambda: errors() or any("could not post a note about" in r.getMessage()
+                                                 for r in list(caplog.records)), 20, "the note's outcome")
+    assert errors() == []
+    assert incident.approval(ts).status is ApprovalStatus.PENDING and len(incident.audit("approval.withdrawn")) == 1

@@ -355,10 +355,18 @@ class Gate:
                 return False
             return True
 
-    def note(self, approval: Approval, text: Rich) -> None:
+    def note(self, approval: Approval, text: Rich) -> bool:
+        """A line in the incident's thread, after the change it tells of was recorded: best effort, so a
+        recorded rejection or withdrawal is never answered as an error. False when Slack did not take it."""
         incident = self.deps.store.get_incident(approval.incident_id)
-        if incident is not None:
+        if incident is None:
+            return True
+        try:
             self.desk.thread(incident, text)
+        except Exception:  # logged; a danger run's notes are retried by its notices worker
+            log.warning("could not post a note about %s in the thread", approval.id, exc_info=True)
+            return False
+        return True
 
 
 def _set_ts(approval: Approval, ts: str) -> bool:
