@@ -27,6 +27,9 @@ from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 
 RETRIES = 3
+# A 429 is retried more often (still within the budget): chat.postMessage's ~1/s per channel is shared with the
+# bot's own other posts in that channel (a danger run's progress, thread notes), so a post can lose a few turns.
+RATE_LIMIT_RETRIES = 8
 BUDGET_S = 10.0  # the most one call waits between its attempts, all retries together
 TIMEOUT_S = 15  # one attempt
 
@@ -127,7 +130,8 @@ class BoundedConnectionErrorRetryHandler(_Backoff, ConnectionErrorRetryHandler):
 
 def retry_handlers(*, retries: int = RETRIES, budget_s: float = BUDGET_S) -> list[RetryHandler]:
     budget = _Budget(budget_s)
-    return [BoundedConnectionErrorRetryHandler(budget, retries), BoundedRateLimitRetryHandler(budget, retries),
+    return [BoundedConnectionErrorRetryHandler(budget, retries),
+            BoundedRateLimitRetryHandler(budget, RATE_LIMIT_RETRIES if retries >= RETRIES else retries),
             BoundedServerErrorRetryHandler(budget, retries)]
 
 

@@ -19,13 +19,13 @@ def test_a_sweep_between_the_claim_and_the_run_does_not_take_over_this_processs_
     incident = drill()
     before = with_fields(sandbox)
     services = incident.bot.services
-    pool = services.danger.executor._pool
+    pool = services.executor._pool
     real_submit = pool.submit
     swept: list[str] = []
 
     def sweep_first(fn: Callable[[], Any]) -> Any:  # the scheduler's sweep lands right after the claim
         swept.append("settle")
-        services.recovery.settle("RB-0001")
+        services.executor.sweep()
         return real_submit(fn)
 
     monkeypatch.setattr(pool, "submit", sweep_first)
