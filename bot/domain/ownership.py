@@ -90,7 +90,7 @@ def describe_holder(holder: str) -> str:
     host, _, pid = where.rpartition("/")
     if at and host and pid.isdigit():
         return f"pid {pid} on host {host}"
-    return f"instance {holder}"  # written by a release that did not name the process
+    return f"instance {holder}"  # a holder that names no host and pid (as before eef014a, never released)
 
 
 class Replica:
