@@ -190,7 +190,7 @@ class Closer:
         for user in sorted(p for p in people if p and p != "bot"):
             try:
                 name = self.deps.directory.display_name(user)
-            except Exception:  # a name is nice to have; the id is kept either way
+            except Exception:  # noqa: BLE001 - a name is nice to have; the id is kept either way
                 name = None
             if name:
                 names[user] = name

@@ -119,7 +119,7 @@ class StepRunner:
             result = step.run(ctx, plan)
         except BotError as error:
             result = StepResult(ok=False, summary=error.user_text())
-        except Exception as error:  # noqa: BLE001 - a step failure is recorded, never lost
+        except Exception as error:  # a step failure is recorded, never lost
             correlation = uuid.uuid4().hex[:12]
             log.error("step %s failed (correlation id %s)", step.name, correlation, exc_info=error)
             result = StepResult(ok=False, summary=("unexpected error (correlation id ", Code(correlation), "): ",

@@ -19,7 +19,7 @@ from bot.ops import tenants
 from bot.sandbox import Sandbox
 from tests.conftest import COMMANDER, INCIDENT
 from tests.danger.test_cleanup import Drill, snapshot, with_fields
-from tests.danger.test_cleanup import drill as drill  # noqa: PLC0414 - the fixture, shared with test_cleanup
+from tests.danger.test_cleanup import drill as drill  # the fixture, shared with test_cleanup
 
 
 def cleaned(incident: Drill, text: str = "cleanup", count: int = 1, approver: str = "alex") -> str:
