@@ -92,7 +92,7 @@ class Services:
         for sweep in (self.recovery.sweep, self.executor.sweep):
             try:
                 sweep()
-            except Exception:  # noqa: BLE001 - the scheduled sweeps retry
+            except Exception:  # the scheduled sweeps retry
                 log.exception("start-up recovery failed; the scheduled sweep will retry")
 
     def close(self) -> None:

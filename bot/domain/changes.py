@@ -25,6 +25,6 @@ class Changes:
     def after(self, incident_id: str) -> None:
         try:
             self.stakeholders.sync(incident_id)
-        except Exception:  # noqa: BLE001 - announced again by the recovery sweep; the panel still redraws
+        except Exception:  # announced again by the recovery sweep; the panel still redraws
             log.exception("could not announce the milestones of %s", incident_id)
         self.desk.redraw(incident_id)

@@ -54,7 +54,7 @@ class Recovery:
         """Let go of what a dead process held on this incident, then return the incident fresh."""
         try:
             self._settle(incident_id)
-        except Exception:  # noqa: BLE001 - the sweep settles it again; the caller still gets an answer
+        except Exception:  # the sweep settles it again; the caller still gets an answer
             log.exception("could not settle %s", incident_id)
         return self.desk.get(incident_id)
 

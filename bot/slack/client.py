@@ -74,7 +74,7 @@ class BoundedRateLimitRetryHandler(RateLimitErrorRetryHandler):
 
     def _wait_s(self, response: HttpResponse | None) -> float:
         after = _retry_after(response)
-        return (1.0 if after is None else after) + random.uniform(0, 0.25)  # noqa: S311 - jitter, not crypto
+        return (1.0 if after is None else after) + random.uniform(0, 0.25)  # jitter, not crypto
 
     def _can_retry(self, *, state: RetryState, request: HttpRequest, response: HttpResponse | None = None,
                    error: Exception | None = None) -> bool:
@@ -95,7 +95,7 @@ class _Backoff(RetryHandler):
         after = _retry_after(response)
         if after is not None:
             return after
-        return 0.5 * (2 ** state.current_attempt) * random.uniform(0.8, 1.2)  # noqa: S311 - jitter, not crypto
+        return 0.5 * (2 ** state.current_attempt) * random.uniform(0.8, 1.2)  # jitter
 
     def can_retry(self, *, state: RetryState, request: HttpRequest, response: HttpResponse | None = None,
                   error: Exception | None = None) -> bool:

@@ -54,7 +54,7 @@ def test_a_read_timeout_is_retried() -> None:
     release = threading.Event()
 
     class Slow(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        def do_POST(self) -> None:  # http.server's name
             self.rfile.read(int(self.headers.get("Content-Length") or 0))
             seen.append(self.path)
             if len(seen) == 1:

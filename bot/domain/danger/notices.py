@@ -110,6 +110,6 @@ class Notices:
 def _attempt(name: str, key: str, deliver: Deliver) -> bool:
     try:
         return deliver() is not False
-    except Exception:  # noqa: BLE001 - Slack's trouble never reaches the run; this worker tries again
+    except Exception:
         log.warning("%s: could not deliver %s; trying again", name, key, exc_info=True)
         return False
