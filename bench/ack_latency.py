@@ -56,7 +56,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import (  # noqa: E402
+from bench.common import (
     DEFAULT_ROUNDS,
     ROOT,
     Row,
@@ -299,7 +299,7 @@ def _wait_http(port: int, process: subprocess.Popen[bytes], what: str, timeout: 
     deadline = time.monotonic() + timeout
     while True:
         try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/slack/events", timeout=2)  # noqa: S310
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/slack/events", timeout=2)
             return
         except urllib.error.HTTPError:
             return  # it answers (404/405 for a GET): it is up

@@ -32,7 +32,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import (  # noqa: E402
+from bench.common import (
     DEFAULT_ROUNDS,
     INCIDENT_CHANNEL,
     Row,
@@ -111,7 +111,7 @@ class Side:
         self._hook()
 
     def _hook(self) -> None:
-        executor, store, messenger = self.services.danger.executor, self.services.store, self.services.messenger
+        executor, store, messenger = self.services.executor, self.services.store, self.services.messenger
         run, update = executor._run, messenger.update
 
         def timed_run(*args: Any, **kwargs: Any) -> Any:

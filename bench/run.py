@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import ROOT, load_rows, markdown, print_table  # noqa: E402
+from bench.common import ROOT, load_rows, markdown, print_table
 
 BENCHMARKS = ["ack_latency", "rollback_overhead", "health_checks", "tenant_data", "cleanup_scale"]
 

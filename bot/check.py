@@ -68,7 +68,7 @@ def _mongo(settings: Settings) -> CheckLine:
             found = tenant_ops.list_tenants(client, uri, settings.runbook.tenants)
         finally:
             tenant_ops.close(client)
-    except Exception as error:  # noqa: BLE001
+    except Exception as error:  # noqa: BLE001 - the database may be what is broken: whatever it raises is the line
         return CheckLine("tenant MongoDB", False, f"{redact_uri(uri)} did not answer ping: "
                          f"{redact_uri(str(error))[:200]}")
     return CheckLine("tenant MongoDB", True, f"{redact_uri(uri)} answers ping; {len(found)} tenant database(s): "

@@ -304,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("rollback-bot: interrupted", file=sys.stderr)
         return 130
-    except Exception as error:  # noqa: BLE001 - one line; the traceback at --log-level debug
+    except Exception as error:  # one line; the traceback at --log-level debug
         from bot.preflight import one_line
 
         log.debug("the error behind the line below", exc_info=True)

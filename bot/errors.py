@@ -67,7 +67,3 @@ class StaleState(Exception):
 
 class StepFailed(BotError):
     """A runbook step failed; the message says why."""
-
-
-class ApprovalExpired(BotError):
-    """An approval came too late."""

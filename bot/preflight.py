@@ -143,7 +143,7 @@ def check_bot_token(settings: Settings) -> dict[str, Any]:
                         timeout=10, logger=quiet_logger())
     try:
         answer = client.auth_test()
-    except Exception as error:  # noqa: BLE001 - said as one line, or let through unchanged
+    except Exception as error:  # said as one line, or let through unchanged
         problem = slack_problem(settings, error, env_name="SLACK_BOT_TOKEN")
         if problem is None:
             raise

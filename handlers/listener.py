@@ -20,6 +20,7 @@ from slack_bolt.kwargs_injection.args import Args
 from bot.logctx import bound
 from handlers.context import Ctx
 from handlers.errors import reply_privately
+from handlers.respond import retrying
 
 log = logging.getLogger("rollback_bot.listeners")
 Key = Callable[[dict[str, Any]], str | None]
@@ -71,12 +72,13 @@ def acked(ctx: Ctx, key: Key) -> Callable[[Callable[..., None]], Callable[[Args]
             with bound(user=args.context.user_id, channel=args.context.channel_id, listener=func.__name__):
                 try:
                     if first_time(ctx, args, key):
-                        func(**{name: getattr(args, name) for name in names})
+                        func(**{name: retrying(args.respond, args.client) if name == "respond" else getattr(args, name)
+                                for name in names})
                 except Exception as error:  # noqa: BLE001 - answered here; see below
                     # The same reply the app's error handler gives. The work runs after the listener has
                     # returned, so Bolt's own error handling (which could also reset an acknowledgement its
                     # runner has not polled yet) never sees it.
-                    reply_privately(ctx, error, args.context, args.respond, args.body)
+                    reply_privately(ctx, error, args.context, retrying(args.respond, args.client), args.body)
 
         def listener(args: Args) -> None:
             args.ack()

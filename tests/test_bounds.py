@@ -165,7 +165,7 @@ def test_fifty_threads_share_one_sqlite_connection_closed_with_the_store(tmp_pat
         try:
             store.get_incident("RB-0001")
             store.claim(f"t:{threading.get_ident()}", datetime.now(UTC))
-        except BaseException as error:  # noqa: BLE001 - reported below
+        except BaseException as error:  # noqa: BLE001 - a thread's error would only be printed; asserted below
             errors.append(error)
 
     threads = [threading.Thread(target=use) for _ in range(50)]

@@ -14,9 +14,10 @@ from bot.config import Settings
 from bot.domain.access import Access
 from bot.domain.alternatives import Alternatives
 from bot.domain.api import Rollback
+from bot.domain.changes import Changes
 from bot.domain.closeout import Closer
 from bot.domain.coordination import Coordination
-from bot.domain.danger import DangerZone
+from bot.domain.danger import Executor, Gate, Planner
 from bot.domain.deps import Deps
 from bot.domain.desk import Desk
 from bot.domain.incidents import Incidents
@@ -34,6 +35,7 @@ from handlers.acks import AcksFirst
 
 log = logging.getLogger(__name__)
 LISTENER_THREADS = 32
+DANGER_JOB = "danger-starts"
 
 
 class SchedulerJobs:
@@ -46,7 +48,7 @@ class SchedulerJobs:
         if self.scheduler is None:
             return
         try:
-            self.scheduler.modify_job("sweep", next_run_time=datetime.now(UTC))
+            self.scheduler.modify_job(DANGER_JOB, next_run_time=datetime.now(UTC))
         except Exception:  # the regular sweep comes within sweep_s anyway
             log.debug("could not nudge the sweep", exc_info=True)
 
@@ -62,7 +64,9 @@ class Services:
     incidents: Incidents
     runner: StepRunner
     alternatives: Alternatives
-    danger: DangerZone
+    planner: Planner
+    gate: Gate
+    executor: Executor
     stakeholders: Stakeholders
     closer: Closer
     monitor: Monitor
@@ -85,10 +89,11 @@ class Services:
         return self
 
     def _recover(self) -> None:
-        try:
-            self.recovery.sweep()
-        except Exception:
-            log.exception("start-up recovery failed; the scheduled sweep will retry")
+        for sweep in (self.recovery.sweep, self.executor.sweep):
+            try:
+                sweep()
+            except Exception:  # the scheduled sweeps retry
+                log.exception("start-up recovery failed; the scheduled sweep will retry")
 
     def close(self) -> None:
         if self._closed:
@@ -100,7 +105,7 @@ class Services:
             self._startup.join(timeout=30)
         self.listeners.shutdown(wait=True, cancel_futures=False)
         self.acks.close()
-        self.danger.close()
+        self.executor.close()
         self.monitor.close()
         self.deps.replica.stop()
         self.store.close()
@@ -126,22 +131,25 @@ def build_services(settings: Settings, *, store: Store | None = None, clock: Clo
     jobs = SchedulerJobs()
     deps = Deps(settings=settings, store=store, clock=clock, messenger=messenger, directory=directory, access=access,
                 ui=presenter, jobs=jobs, replica=replica, secrets=book)
+    # Built bottom-up: each service gets exactly the ones it calls, so every consequence is a visible call.
     desk = Desk(deps)
-    incidents = Incidents(deps, desk)
-    runner = StepRunner(deps, desk)
-    alternatives = Alternatives(deps, desk, runner)
-    danger = DangerZone(deps, desk)
     stakeholders = Stakeholders(deps, desk)
-    closer = Closer(deps, desk, danger.gate)
-    monitor = Monitor(deps, desk)
-    recovery = Recovery(deps, desk, stakeholders, danger)
-    desk.on_change(stakeholders.sync)
-    desk.on_settle(recovery.settle)
-    api = Rollback(deps, desk, incidents, runner, alternatives, danger, stakeholders, closer, monitor,
-                   Coordination(deps, desk))
+    changes = Changes(desk, stakeholders)
+    recovery = Recovery(deps, desk, stakeholders, changes)
+    incidents = Incidents(deps, desk, changes)
+    runner = StepRunner(deps, desk, recovery, changes)
+    alternatives = Alternatives(deps, desk, runner)
+    planner = Planner(deps)
+    gate = Gate(deps, desk, planner, recovery)
+    executor = Executor(deps, desk, planner, gate, changes)
+    closer = Closer(deps, desk, gate, recovery, changes)
+    monitor = Monitor(deps, desk, changes)
+    api = Rollback(deps, desk, incidents, runner, alternatives, gate, stakeholders, closer, monitor,
+                   Coordination(deps, desk, changes))
     listeners = ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="rollback-listener")
     return Services(settings=settings, store=store, clock=clock, deps=deps, desk=desk, api=api, incidents=incidents,
-                    runner=runner, alternatives=alternatives, danger=danger, stakeholders=stakeholders, closer=closer,
+                    runner=runner, alternatives=alternatives, planner=planner, gate=gate, executor=executor,
+                    stakeholders=stakeholders, closer=closer,
                     monitor=monitor, recovery=recovery, messenger=messenger, listeners=listeners, acks=AcksFirst(),
                     jobs=jobs)
 
@@ -155,7 +163,9 @@ def start_scheduler(services: Services) -> Any:
     scheduler = BackgroundScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1,
                                                                    "misfire_grace_time": 60})
     scheduler.add_job(services.recovery.sweep, "interval", seconds=config.store.sweep_s, id="sweep",
-                      name="recovery and due danger-zone starts")
+                      name="recovery: interrupted steps, unrecorded posts, unannounced milestones")
+    scheduler.add_job(services.executor.sweep, "interval", seconds=config.store.sweep_s, id=DANGER_JOB,
+                      name="danger zone: start approved requests whose delay passed, resume runs whose owner died")
     scheduler.add_job(services.stakeholders.tick, "interval", seconds=60, jitter=5, id="comms-reminder",
                       name="stakeholder update reminder")
     scheduler.add_job(lambda: services.store.prune(services.clock.now()), "interval", hours=1, id="prune",

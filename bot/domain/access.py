@@ -15,6 +15,7 @@ The rule, as the README's "Who may do what" states it:
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass
@@ -22,9 +23,11 @@ from enum import StrEnum
 
 from bot.config import AccessConfig
 from bot.domain.ports import Directory
-from bot.errors import NotAllowed
+from bot.errors import ConfigError, NotAllowed
 from bot.ids import SLASH_COMMAND, STEP_SUBCOMMANDS, Subcommand
 from bot.text import ChannelRef, Code, Person, Rich, join, rich
+
+log = logging.getLogger(__name__)
 
 
 class Role(StrEnum):
@@ -187,7 +190,13 @@ class Access:
         """A user id, or a user-group handle resolved to its id (a `<!subteam^ID>` mention needs the id)."""
         if not entry.startswith("@"):
             return Person(entry)
-        group = self.directory.group_id(entry)
+        try:
+            group = self.directory.group_id(entry)
+        except ConfigError:  # the workspace has no groups at all: that is for people to fix, so it is told
+            raise
+        except Exception:  # a mention is decoration: the plain @handle rather than a failed message
+            log.warning("could not resolve the user group %s; showing it as typed", entry, exc_info=True)
+            group = None
         return Person(f"subteam:{group}" if group else entry)
 
     def approver_mentions(self) -> list[Person]:

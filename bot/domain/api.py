@@ -18,7 +18,7 @@ from bot.domain.approvals import DangerAction
 from bot.domain.checks import HealthReport
 from bot.domain.closeout import Closer
 from bot.domain.coordination import Coordination
-from bot.domain.danger import DangerZone
+from bot.domain.danger import Gate
 from bot.domain.deps import Deps
 from bot.domain.desk import Desk, require_active
 from bot.domain.incident import Incident
@@ -102,11 +102,11 @@ class Rollback:
     """Every entry point, each delegating to the one service that owns it."""
 
     def __init__(self, deps: Deps, desk: Desk, incidents: Incidents, runner: StepRunner, alternatives: Alternatives,
-                 danger: DangerZone, stakeholders: Stakeholders, closer: Closer, monitor: Monitor,
+                 gate: Gate, stakeholders: Stakeholders, closer: Closer, monitor: Monitor,
                  coordination: Coordination) -> None:
         self.deps, self.desk, self.coordination = deps, desk, coordination
         self.incidents, self.runner, self.alternatives = incidents, runner, alternatives
-        self.danger, self.stakeholders, self.closer, self.monitor = danger, stakeholders, closer, monitor
+        self.gate, self.stakeholders, self.closer, self.monitor = gate, stakeholders, closer, monitor
 
     def start(self, actor: str, channel: str, reason: str, detected: str | None) -> Started:
         return self.incidents.start(actor, channel, reason, detected)
@@ -137,13 +137,13 @@ class Rollback:
         self.alternatives.push_hotfix(actor, channel, branch)
 
     def request_cleanup(self, actor: str, channel: str, args: list[str]) -> None:
-        self.danger.request(actor, channel, DangerAction.CLEANUP, args)
+        self.gate.request(actor, channel, DangerAction.CLEANUP, args)
 
     def request_restore(self, actor: str, channel: str, args: list[str]) -> None:
-        self.danger.request(actor, channel, DangerAction.RESTORE, args)
+        self.gate.request(actor, channel, DangerAction.RESTORE, args)
 
     def react(self, user: str, channel: str, ts: str, emoji: str, added: bool) -> None:
-        self.danger.react(user, channel, ts, emoji, added)
+        self.gate.on_reaction(user, channel, ts, emoji, added)
 
     def set_criteria(self, actor: str, channel: str, incident_id: str, group: set[str], ticked: set[str]) -> None:
         self.incidents.set_criteria(actor, channel, incident_id, group, ticked)

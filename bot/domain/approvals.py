@@ -33,8 +33,6 @@ class ApprovalStatus(StrEnum):
 
 OPEN = (ApprovalStatus.PENDING, ApprovalStatus.APPROVED)
 BUSY = (*OPEN, ApprovalStatus.RUNNING)
-FINAL = (ApprovalStatus.EXECUTED, ApprovalStatus.REJECTED, ApprovalStatus.EXPIRED, ApprovalStatus.VOID,
-         ApprovalStatus.FAILED, ApprovalStatus.REVOKED)
 
 
 class RefusalReason(StrEnum):

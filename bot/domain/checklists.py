@@ -71,8 +71,6 @@ RCA_CAUSES = {"dependency": "Missing dependency", "ai_server": "AI server issue"
               "schema": "Database schema conflict", "frontend": "Frontend compatibility", "other": "Something else"}
 
 CRITERIA_KEYS = {item.key for item in ROLLBACK_CRITERIA}
-SUCCESS_KEYS = {item.key for item in SUCCESS_CRITERIA}
-CHECKLIST_KEYS = {item.key for item in PRE_ROLLBACK_CHECKLIST}
 CRITERIA_TEXT = {item.key: item.text for item in ROLLBACK_CRITERIA}
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from bot.domain.access import Act
+from bot.domain.changes import Changes
 from bot.domain.checklists import PREVENTION_CHECKLIST, RCA_CAUSES, RCA_PHASES, SUCCESS_CRITERIA
 from bot.domain.danger.gate import Gate
 from bot.domain.deps import Deps
@@ -13,6 +14,7 @@ from bot.domain.guide import next_action
 from bot.domain.incident import CloseCheck, CloseOut, Incident, Rca, RestoredBy
 from bot.domain.lifecycle import Event, Phase
 from bot.domain.ports import FormValues, form_choices, form_text
+from bot.domain.recovery import Recovery
 from bot.domain.runs import CheckOutcome, StepName
 from bot.errors import BadInput, Conflict, echo
 from bot.ids import SLASH_COMMAND
@@ -29,8 +31,8 @@ MAX_ANSWER = 2000  # an answer in the RCA form (the form's own max_length)
 
 
 class Closer:
-    def __init__(self, deps: Deps, desk: Desk, gate: Gate) -> None:
-        self.deps, self.desk, self.gate = deps, desk, gate
+    def __init__(self, deps: Deps, desk: Desk, gate: Gate, recovery: Recovery, changes: Changes) -> None:
+        self.deps, self.desk, self.gate, self.recovery, self.changes = deps, desk, gate, recovery, changes
 
     # ---- the success criteria the bot checks live -----------------------------------------------------
     def live_checks(self, incident: Incident) -> dict[str, list[CheckOutcome]]:
@@ -103,7 +105,7 @@ class Closer:
     # ---- close ----------------------------------------------------------------------------------------------
     def close(self, actor: str, channel: str, force: str | None) -> Incident:
         self.deps.access.require(Act.CLOSE, actor, channel)
-        incident = self.desk.settle(self.desk.active_in(channel).id)
+        incident = self.recovery.settle(self.desk.active_in(channel).id)
         if force is not None and not force.strip():
             raise BadInput("Say why you close with failing criteria.",
                            hint=("Example: ", Code(f'{SLASH_COMMAND} close --force "frontend check tomorrow, backend '
@@ -146,7 +148,7 @@ class Closer:
         self.gate.void_open(incident.id, "the incident was closed")
         self.desk.audit(now, actor, "incident.closed", incident.id, forced=forced, reason=reason, failing=failing,
                         unconfirmed=unconfirmed)
-        self.desk.changed(incident.id)  # also posts the final stakeholder update
+        self.changes.after(incident.id)  # also posts the final stakeholder update
         self.desk.thread(incident, self.deps.ui.follow_ups(incident, PREVENTION_CHECKLIST))
         self._postmortem(incident.id)
         return self.desk.get(incident.id)
@@ -188,7 +190,7 @@ class Closer:
         for user in sorted(p for p in people if p and p != "bot"):
             try:
                 name = self.deps.directory.display_name(user)
-            except Exception:  # a name is nice to have; the id is kept either way
+            except Exception:  # noqa: BLE001 - a name is nice to have; the id is kept either way
                 name = None
             if name:
                 names[user] = name

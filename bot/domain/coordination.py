@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 
 from bot.domain.access import Act
+from bot.domain.changes import Changes
 from bot.domain.deps import Deps
 from bot.domain.desk import Desk, require_active
 from bot.domain.incident import FollowUp, Incident, Milestone, RestoredBy
@@ -21,8 +22,8 @@ USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 
 
 class Coordination:
-    def __init__(self, deps: Deps, desk: Desk) -> None:
-        self.deps, self.desk = deps, desk
+    def __init__(self, deps: Deps, desk: Desk, changes: Changes) -> None:
+        self.deps, self.desk, self.changes = deps, desk, changes
 
     # ---- who ---------------------------------------------------------------------------------------------
     def person(self, ref: str) -> str:
@@ -62,7 +63,7 @@ class Coordination:
         incident = self.desk.mutate(incident.id, confirm)
         self.desk.audit(now, actor, "incident.restored", incident.id, by="commander")
         self.desk.thread(incident, rich("✅ ", Person(actor), " confirmed the system is restored."))
-        self.desk.changed(incident.id)  # the stakeholders hear it
+        self.changes.after(incident.id)  # the stakeholders hear it
         return incident
 
     # ---- handover ----------------------------------------------------------------------------------------

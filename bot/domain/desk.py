@@ -1,8 +1,9 @@
 """What every feature service needs about incidents, in one place.
 
 "The active incident in this channel", "change it with a conditional write", "hold it busy for one run",
-"tell the thread", "tell a person privately", "something changed: redraw the panel and announce
-milestones", "record it in the audit log". Services call these; none reaches into another's privates.
+"tell the thread", "tell a person privately", "redraw the panel", "record it in the audit log". Services
+call these; none reaches into another's privates. What follows a change (milestones announced, the panel
+redrawn) is :mod:`bot.domain.changes`; recovering a dead process's hold is :mod:`bot.domain.recovery`.
 """
 
 from __future__ import annotations
@@ -25,25 +26,13 @@ PANEL_WAIT_S = 5.0  # how long a command waits for a just-started incident's con
 MUTATE_ATTEMPTS = 12
 
 Change = Callable[[Incident], None]
-Listener = Callable[[str], None]
 
 
 class Desk:
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
-        self._listeners: list[Listener] = []
-        self._settlers: list[Listener] = []
         self._drawing: dict[str, threading.Lock] = {}
         self._drawing_guard = threading.Lock()
-
-    # ---- wiring ---------------------------------------------------------------------------------------
-    def on_change(self, listener: Listener) -> None:
-        """Called with the incident id after every visible change (stakeholder milestones listen here)."""
-        self._listeners.append(listener)
-
-    def on_settle(self, settler: Listener) -> None:
-        """Called before an action needs the incident idle: work whose owner died is recovered first."""
-        self._settlers.append(settler)
 
     # ---- finding incidents ------------------------------------------------------------------------------
     def get(self, incident_id: str) -> Incident:
@@ -99,15 +88,6 @@ class Desk:
                 time.sleep(min(0.2, 0.005 * (2 ** attempt)))
         raise Conflict((Code(incident_id), " is changing too fast right now; try again in a moment."))
 
-    def settle(self, incident_id: str) -> Incident:
-        """Recover dead owners' work on this incident, then return it fresh."""
-        for settler in self._settlers:
-            try:
-                settler(incident_id)
-            except Exception:  # recovery is retried by the sweep; the caller still gets an answer
-                log.exception("could not settle %s", incident_id)
-        return self.get(incident_id)
-
     def hold(self, incident_id: str, kind: BusyKind, ref: str, name: str, actor: str) -> Incident:
         """Hold the incident busy for one run (one step or danger run at a time), owned by this process."""
         now = self.deps.clock.now()
@@ -130,15 +110,6 @@ class Desk:
                 change(incident)
 
         return self.mutate(incident_id, let_go)
-
-    def changed(self, incident_id: str) -> None:
-        """Something people see changed: announce milestones, then redraw the control panel."""
-        for listener in self._listeners:
-            try:
-                listener(incident_id)
-            except Exception:  # announced again at the next change and by the sweep; the panel still redraws
-                log.exception("a change listener failed for %s", incident_id)
-        self.redraw(incident_id)
 
     def redraw(self, incident_id: str) -> None:
         """The panel and the checklists message, from the record. One redraw at a time per incident, each

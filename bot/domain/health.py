@@ -59,7 +59,7 @@ class HealthCharts:
             upload = self.deps.ui.health_chart(views, now, CHART_WINDOW)
             self.deps.messenger.upload(incident.channel, incident.panel_ts, upload.filename, upload.content,
                                        upload.title, upload.comment, alt_text=upload.alt_text)
-        except Exception as error:  # noqa: BLE001 - the words still answer; the chart is tried again next time
+        except Exception as error:  # the words still answer; the chart is tried again next time
             log.exception("could not post the health chart into %s's thread", incident.id)
             self.desk.audit(now, actor, FAILED, incident.id, error=type(error).__name__)
             return ChartPlace(incident.id, incident.channel, self.desk.link(incident), None, failed=True)

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from bot.commands import parse_moment
 from bot.domain.access import Act
+from bot.domain.changes import Changes
 from bot.domain.checklists import CRITERIA_KEYS, CRITERIA_TEXT, PRE_ROLLBACK_CHECKLIST, SUCCESS_CRITERIA, Item
 from bot.domain.deps import Deps
 from bot.domain.desk import Desk, require_active
@@ -31,8 +32,8 @@ class StatusView:
 
 
 class Incidents:
-    def __init__(self, deps: Deps, desk: Desk) -> None:
-        self.deps, self.desk = deps, desk
+    def __init__(self, deps: Deps, desk: Desk, changes: Changes) -> None:
+        self.deps, self.desk, self.changes = deps, desk, changes
 
     # ---- /rollback start ------------------------------------------------------------------------------
     def start(self, actor: str, channel: str, reason: str, detected: str | None = None, *,
@@ -77,7 +78,7 @@ class Incidents:
         incident = self.desk.mutate(incident.id, set_panel)
         self.desk.post_checklists(incident)
         self.desk.thread(incident, deps.ui.kickoff(incident, self._contacts()))
-        self.desk.changed(incident.id)  # announces "rollback started" to the stakeholders
+        self.changes.after(incident.id)  # announces "rollback started" to the stakeholders
         incident = self.desk.get(incident.id)
         return Started(incident, self.desk.link(incident))
 

@@ -34,9 +34,6 @@ def incident(raw: object) -> object:
         data["database"] = {"cleaned": cleaned, "restored": restored}
     if "lifecycle" not in data:
         data["lifecycle"] = _lifecycle(data)
-    watch = data.get("watch")
-    if isinstance(watch, dict) and "healthy_since" in watch and watch["healthy_since"] == "":
-        watch["healthy_since"] = None
     return data
 
 

@@ -26,6 +26,7 @@ from urllib.parse import urljoin
 
 from bot.config import MongoProbe, MonitorConfig, RunbookConfig
 from bot.domain.access import Act
+from bot.domain.changes import Changes
 from bot.domain.checklists import CRITERIA_KEYS
 from bot.domain.checks import (
     ActiveRollback,
@@ -116,8 +117,8 @@ def check_limits(config: RunbookConfig, names: list[str]) -> dict[str, CheckLimi
 
 
 class Monitor:
-    def __init__(self, deps: Deps, desk: Desk) -> None:
-        self.deps, self.desk = deps, desk
+    def __init__(self, deps: Deps, desk: Desk, changes: Changes) -> None:
+        self.deps, self.desk, self.changes = deps, desk, changes
         self.charts = HealthCharts(deps, desk)
         self._pool: ThreadPoolExecutor | None = None
 
@@ -373,4 +374,4 @@ class Monitor:
         if Milestone.SYSTEM_RESTORED in updated.milestones:
             self.desk.audit(now, "bot", "incident.system_restored", updated.id, by="watch",
                             checks=updated.watch.checks)
-            self.desk.changed(updated.id)
+            self.changes.after(updated.id)

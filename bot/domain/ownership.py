@@ -28,7 +28,7 @@ import re
 import socket
 import threading
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Protocol
 
@@ -90,7 +90,7 @@ def describe_holder(holder: str) -> str:
     host, _, pid = where.rpartition("/")
     if at and host and pid.isdigit():
         return f"pid {pid} on host {host}"
-    return f"instance {holder}"  # written by a release that did not name the process
+    return f"instance {holder}"  # a holder that names no host and pid (as before eef014a, never released)
 
 
 class Replica:
@@ -208,9 +208,6 @@ class Replica:
             return ref in self._running
 
     # ---- liveness ---------------------------------------------------------------------------------
-    def is_mine(self, owner: Owner | None) -> bool:
-        return owner is not None and owner.instance == self.owner.instance
-
     def is_alive(self, owner: Owner | None, ref: str | None = None) -> bool:
         """Whether the process that owns a piece of work still runs it."""
         if owner is None:
@@ -221,15 +218,6 @@ class Replica:
             return False  # an earlier incarnation of this replica: we hold the lock, so it is dead
         held = self.leases.lease(f"replica:{owner.replica}")
         return held is not None and held[0] == owner.instance and held[1] > self.clock.now()
-
-    def takeover_after(self, owner: Owner | None) -> datetime | None:
-        """When another replica's lease runs out (None when it already has or never existed)."""
-        if owner is None or owner.replica == self.owner.replica:
-            return None
-        held = self.leases.lease(f"replica:{owner.replica}")
-        if held is None or held[0] != owner.instance:
-            return None
-        return held[1]
 
 
 class _Running:
@@ -243,7 +231,3 @@ class _Running:
     def __exit__(self, *exc: object) -> None:
         with self.replica._running_lock:
             self.replica._running.discard(self.ref)
-
-
-def lease_until(now: datetime, ttl_s: float) -> datetime:
-    return now + timedelta(seconds=ttl_s)

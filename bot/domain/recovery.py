@@ -1,15 +1,18 @@
 """Recovery across crashes, restarts and replicas: work whose owner died is settled, exactly once.
 
-Run at start-up (at once: this replica's own earlier incarnation is known dead because this process
-holds the replica lock) and then every ``store.sweep_s`` by the scheduler, and before any action that
-needs an incident idle. For each piece of work whose owner is dead:
+:meth:`Recovery.sweep` runs at start-up (at once: this replica's own earlier incarnation is known dead
+because this process holds the replica lock) and then every ``store.sweep_s`` by the scheduler;
+:meth:`Recovery.settle` runs before any action that needs an incident idle (a step, a close, a danger-zone
+request). For each piece of work whose owner is dead:
 
 - a step run → marked *interrupted* (it can simply be run again) and the incident let go;
-- a danger-zone run → taken over and resumed with the tenants not yet done;
+- a hold for a danger-zone run that never started (or already ended) → let go;
 - a stakeholder post claimed but not recorded → found in Slack by its metadata and recorded, or sent;
-- an approved request whose delay passed → started (the delay is a stored due time, not a timer).
+- a milestone reached but not announced (the announcement failed) → announced.
 
-Work a live replica owns is left alone; another replica's work is taken over only after its lease.
+A danger-zone run whose owner died, and an approved request whose delay passed, are the danger zone's own
+scheduled job (:meth:`bot.domain.danger.executor.Executor.sweep`), not this one. Work a live replica owns is
+left alone; another replica's work is taken over only after its lease.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from __future__ import annotations
 import logging
 
 from bot.domain.approvals import ApprovalStatus
-from bot.domain.danger import DangerZone
+from bot.domain.changes import Changes
 from bot.domain.deps import Deps
 from bot.domain.desk import Desk
 from bot.domain.incident import Busy, BusyKind, Incident
@@ -30,28 +33,32 @@ log = logging.getLogger(__name__)
 
 
 class Recovery:
-    def __init__(self, deps: Deps, desk: Desk, stakeholders: Stakeholders, danger: DangerZone) -> None:
-        self.deps, self.desk, self.stakeholders, self.danger = deps, desk, stakeholders, danger
+    def __init__(self, deps: Deps, desk: Desk, stakeholders: Stakeholders, changes: Changes) -> None:
+        self.deps, self.desk, self.stakeholders, self.changes = deps, desk, stakeholders, changes
 
     def sweep(self) -> None:
         for incident in self.deps.store.active_incidents():
             try:
-                self.settle(incident.id)
+                self._settle(incident.id)
                 if any(m in incident.milestones and m.value not in incident.comms for m in ANNOUNCED):
                     self.stakeholders.sync(incident.id)
             except Exception:  # one incident's trouble must not stop the others; the next sweep retries
                 log.exception("recovery of %s failed", incident.id)
-        try:
-            self.danger.sweep()
-        except Exception:
-            log.exception("danger-zone sweep failed")
         for incident in self.deps.store.incidents_with_pending_posts():
             try:
                 self.stakeholders.reconcile(incident)
             except Exception:
                 log.exception("stakeholder post recovery failed for %s", incident.id)
 
-    def settle(self, incident_id: str) -> None:
+    def settle(self, incident_id: str) -> Incident:
+        """Let go of what a dead process held on this incident, then return the incident fresh."""
+        try:
+            self._settle(incident_id)
+        except Exception:  # the sweep settles it again; the caller still gets an answer
+            log.exception("could not settle %s", incident_id)
+        return self.desk.get(incident_id)
+
+    def _settle(self, incident_id: str) -> None:
         incident = self.deps.store.get_incident(incident_id)
         if incident is None or incident.busy is None:
             return
@@ -63,9 +70,7 @@ class Recovery:
             return
         approval = self.deps.store.get_approval(busy.ref)
         if approval is not None and approval.status is ApprovalStatus.RUNNING:
-            if not self.deps.replica.is_alive(approval.owner, approval.id):
-                self.danger.executor.take_over(approval)
-            return
+            return  # a danger-zone run: the danger zone's sweep takes it over and resumes it
         self._let_go(incident.id, busy)  # held for a run that never started (or already ended): free it
 
     def _let_go(self, incident_id: str, busy: Busy, text: str | None = None) -> Incident | None:
@@ -102,4 +107,4 @@ class Recovery:
             return
         deps.store.audit(now, "bot", "step.interrupted", incident.id, step=busy.name, run=busy.ref, owner=who)
         self.desk.thread(freed, deps.ui.step_interrupted(busy.name, who))
-        self.desk.changed(freed.id)
+        self.changes.after(freed.id)

@@ -17,10 +17,12 @@ from dataclasses import dataclass
 
 from bot import faults
 from bot.domain.access import Act
+from bot.domain.changes import Changes
 from bot.domain.deps import Deps
 from bot.domain.desk import Desk
 from bot.domain.incident import BusyKind, Incident
 from bot.domain.ports import Message
+from bot.domain.recovery import Recovery
 from bot.domain.runs import RUNBOOK_STEPS, HotfixArtifacts, StepName, StepRun, StepStatus
 from bot.errors import BadInput, BotError, Conflict, echo
 from bot.ids import SLASH_COMMAND
@@ -44,8 +46,8 @@ def _when(run: StepRun) -> Rich:
 
 
 class StepRunner:
-    def __init__(self, deps: Deps, desk: Desk) -> None:
-        self.deps, self.desk = deps, desk
+    def __init__(self, deps: Deps, desk: Desk, recovery: Recovery, changes: Changes) -> None:
+        self.deps, self.desk, self.recovery, self.changes = deps, desk, recovery, changes
 
     # ---- the rules --------------------------------------------------------------------------------------
     def check_allowed(self, step: Step, history: list[StepRun], again: bool) -> None:
@@ -83,7 +85,7 @@ class StepRunner:
 
     def run(self, incident: Incident, step: Step, actor: str, args: list[str], again: bool) -> Outcome:
         deps = self.deps
-        incident = self.desk.settle(incident.id)
+        incident = self.recovery.settle(incident.id)
         history = deps.store.step_runs(incident.id)
         ctx = StepContext(incident=incident, actor=actor, config=deps.config, data_dir=deps.settings.data_dir,
                           args=args, history=history, secrets=deps.secrets)
@@ -117,7 +119,7 @@ class StepRunner:
             result = step.run(ctx, plan)
         except BotError as error:
             result = StepResult(ok=False, summary=error.user_text())
-        except Exception as error:  # noqa: BLE001 - a step failure is recorded, never lost
+        except Exception as error:  # a step failure is recorded, never lost
             correlation = uuid.uuid4().hex[:12]
             log.error("step %s failed (correlation id %s)", step.name, correlation, exc_info=error)
             result = StepResult(ok=False, summary=("unexpected error (correlation id ", Code(correlation), "): ",
@@ -152,7 +154,7 @@ class StepRunner:
         self.desk.audit(now, run.actor, "step.finished", incident_id, step=step.name.value, run=run_id,
                         ok=result.ok, summary=summary,
                         checks=[c.model_dump() for c in run.checks])
-        self.desk.changed(incident_id)
+        self.changes.after(incident_id)
         return run
 
 

@@ -43,12 +43,6 @@ class CheckOutcome(BaseModel):
     detail: str
 
 
-class BackupCollection(BaseModel):
-    count: int
-    bytes: int
-    sha256: str
-
-
 class BackupArtifacts(BaseModel):
     """One immutable backup run: ``<data_dir>/backups/<incident>/<run_id>/`` with ``manifest.json`` last."""
 

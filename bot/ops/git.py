@@ -126,9 +126,6 @@ class WorkTree(GitRepo):
         top = repo.git.rev_parse("--verify", "--quiet", "refs/stash", **KILL)
         return str(top) if top else None
 
-    def stashes(self) -> list[str]:
-        return [line for line in self._repo().git.stash("list", **KILL).splitlines() if line]
-
     def reset_hard(self, sha: str) -> None:
         self._repo().git.reset("--hard", validate_commit_id(sha), **KILL)
 

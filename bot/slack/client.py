@@ -1,8 +1,19 @@
-"""A Slack Web API client that retries 429 (honouring Retry-After), 5xx and dropped connections."""
+"""A Slack Web API client that retries, within bounds: 429 honouring Retry-After, 5xx, timeouts and dropped
+connections.
+
+slack_sdk's own retry handlers do the retrying; the ones here only bound them. Every call runs after its
+ack, so waiting cannot make an ack late, but it holds a worker: a call gives up once its retries would wait
+past ``budget_s`` in total (a Retry-After longer than what is left is not waited for at all) and the caller's
+best-effort path takes over (a redraw catches up at the next change, a danger run carries on).
+"""
 
 from __future__ import annotations
 
 import logging
+import random
+import time
+from http.client import RemoteDisconnected
+from urllib.error import URLError
 
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import (
@@ -10,19 +21,123 @@ from slack_sdk.http_retry.builtin_handlers import (
     RateLimitErrorRetryHandler,
     ServerErrorRetryHandler,
 )
+from slack_sdk.http_retry.handler import RetryHandler
+from slack_sdk.http_retry.request import HttpRequest
+from slack_sdk.http_retry.response import HttpResponse
+from slack_sdk.http_retry.state import RetryState
+
+RETRIES = 3
+# A 429 is retried more often (still within the budget): chat.postMessage's ~1/s per channel is shared with the
+# bot's own other posts in that channel (a danger run's progress, thread notes), so a post can lose a few turns.
+RATE_LIMIT_RETRIES = 8
+BUDGET_S = 10.0  # the most one call waits between its attempts, all retries together
+TIMEOUT_S = 15  # one attempt
 
 
-def web_client(token: str | None, base_url: str, *, retries: int = 3, timeout: int = 15,
-               logger: logging.Logger | None = None) -> WebClient:
-    """``logger``: where slack_sdk logs each request and failed attempt (default: its own module logger)."""
-    return WebClient(
-        token=token,
-        base_url=base_url,
-        timeout=timeout,
-        logger=logger,
-        retry_handlers=[
-            ConnectionErrorRetryHandler(max_retry_count=retries),
-            RateLimitErrorRetryHandler(max_retry_count=retries),
-            ServerErrorRetryHandler(max_retry_count=retries),
-        ],
-    )
+def _retry_after(response: HttpResponse | None) -> float | None:
+    if response is None:
+        return None
+    for name, values in response.headers.items():
+        if name.lower() == "retry-after" and values:
+            try:
+                return max(0.0, float(values[0]))
+            except ValueError:
+                return None
+    return None
+
+
+class _Budget:
+    """The wait shared by every handler of one call (slack_sdk gives each call its own RetryState)."""
+
+    def __init__(self, budget_s: float) -> None:
+        self.budget_s = budget_s
+
+    def left(self, state: RetryState) -> float:
+        values = state.custom_values if state.custom_values is not None else {}
+        return self.budget_s - float(values.get("waited_s", 0.0))
+
+    def wait(self, state: RetryState, seconds: float) -> None:
+        if state.custom_values is None:
+            state.custom_values = {}
+        state.custom_values["waited_s"] = float(state.custom_values.get("waited_s", 0.0)) + seconds
+        time.sleep(seconds)
+        state.next_attempt_requested = True
+        state.increment_current_attempt()
+
+
+class BoundedRateLimitRetryHandler(RateLimitErrorRetryHandler):
+    """429: wait what Retry-After says (plus a little jitter), unless that is more than the budget left."""
+
+    def __init__(self, budget: _Budget, max_retry_count: int) -> None:
+        super().__init__(max_retry_count=max_retry_count)
+        self.budget = budget
+
+    def _wait_s(self, response: HttpResponse | None) -> float:
+        after = _retry_after(response)
+        return (1.0 if after is None else after) + random.uniform(0, 0.25)  # jitter, not crypto
+
+    def _can_retry(self, *, state: RetryState, request: HttpRequest, response: HttpResponse | None = None,
+                   error: Exception | None = None) -> bool:
+        return (super()._can_retry(state=state, request=request, response=response, error=error)
+                and self._wait_s(response) - 0.25 <= self.budget.left(state))
+
+    def prepare_for_next_attempt(self, *, state: RetryState, request: HttpRequest,
+                                 response: HttpResponse | None = None, error: Exception | None = None) -> None:
+        self.budget.wait(state, min(self._wait_s(response), max(0.0, self.budget.left(state))))
+
+
+class _Backoff(RetryHandler):
+    """Exponential backoff (0.5 s, 1 s, 2 s…) with jitter, inside the call's budget; a Retry-After is honoured."""
+
+    budget: _Budget
+
+    def _wait_s(self, state: RetryState, response: HttpResponse | None) -> float:
+        after = _retry_after(response)
+        if after is not None:
+            return after
+        return 0.5 * (2 ** state.current_attempt) * random.uniform(0.8, 1.2)  # jitter
+
+    def can_retry(self, *, state: RetryState, request: HttpRequest, response: HttpResponse | None = None,
+                  error: Exception | None = None) -> bool:
+        return (super().can_retry(state=state, request=request, response=response, error=error)
+                and self._wait_s(state, response) <= self.budget.left(state))
+
+    def prepare_for_next_attempt(self, *, state: RetryState, request: HttpRequest,
+                                 response: HttpResponse | None = None, error: Exception | None = None) -> None:
+        self.budget.wait(state, min(self._wait_s(state, response), max(0.0, self.budget.left(state))))
+
+
+class BoundedServerErrorRetryHandler(_Backoff, ServerErrorRetryHandler):
+    """Any 5xx but 501 (slack_sdk's own handler knows only 500 and 503; gateways answer 502 and 504)."""
+
+    def __init__(self, budget: _Budget, max_retry_count: int) -> None:
+        ServerErrorRetryHandler.__init__(self, max_retry_count=max_retry_count)
+        self.budget = budget
+
+    def _can_retry(self, *, state: RetryState, request: HttpRequest, response: HttpResponse | None = None,
+                   error: Exception | None = None) -> bool:
+        return response is not None and 500 <= response.status_code < 600 and response.status_code != 501
+
+
+class BoundedConnectionErrorRetryHandler(_Backoff, ConnectionErrorRetryHandler):
+    """Dropped connections, as slack_sdk's handler, and timeouts too (a read timeout is no URLError)."""
+
+    def __init__(self, budget: _Budget, max_retry_count: int) -> None:
+        ConnectionErrorRetryHandler.__init__(self, max_retry_count=max_retry_count, error_types=[
+            URLError, ConnectionError, RemoteDisconnected, TimeoutError])
+        self.budget = budget
+
+
+def retry_handlers(*, retries: int = RETRIES, budget_s: float = BUDGET_S) -> list[RetryHandler]:
+    budget = _Budget(budget_s)
+    return [BoundedConnectionErrorRetryHandler(budget, retries),
+            BoundedRateLimitRetryHandler(budget, RATE_LIMIT_RETRIES if retries >= RETRIES else retries),
+            BoundedServerErrorRetryHandler(budget, retries)]
+
+
+def web_client(token: str | None, base_url: str, *, retries: int = RETRIES, timeout: int = TIMEOUT_S,
+               budget_s: float = BUDGET_S, logger: logging.Logger | None = None) -> WebClient:
+    """``logger``: where slack_sdk logs each request and failed attempt (default: its own module logger).
+    Bolt copies these handlers into the client it gives listeners, so ``say`` and ``respond``… retry alike."""
+    return WebClient(token=token, base_url=base_url, timeout=timeout, logger=logger,
+                     retry_handlers=retry_handlers(retries=retries, budget_s=budget_s))

@@ -1,8 +1,16 @@
-"""The Directory port over Slack: user groups (`@backend-leads`) and people's names."""
+"""The Directory port over Slack: user groups (`@backend-leads`) and people's names.
+
+The workspace's groups (``usergroups.list``) and people's names (``users.info``) are cached for ``cache_s``
+(5 minutes): a redraw that mentions the approvers' group does not call Slack each time. When Slack fails
+(rate-limited past the client's retries, 5xx, unreachable), the last value it gave is used, however old,
+and the failure is logged; only a lookup Slack never answered raises.
+"""
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -13,20 +21,44 @@ from bot.text import Code
 log = logging.getLogger(__name__)
 
 
+CACHE_S = 300.0
+
+
 class SlackDirectory:
-    def __init__(self, client: WebClient) -> None:
+    def __init__(self, client: WebClient, *, cache_s: float = CACHE_S) -> None:
         self.client = client
+        self.cache_s = cache_s
+        self._lock = threading.Lock()
+        self._group_list: tuple[float, list[dict[str, object]]] | None = None
+        self._names: dict[str, tuple[float, str | None]] = {}
 
     def _groups(self, handle: str) -> list[dict[str, object]]:
+        with self._lock:
+            cached = self._group_list
+        if cached is not None and time.monotonic() - cached[0] < self.cache_s:
+            return cached[1]
         try:
-            return list(self.client.usergroups_list().get("usergroups") or [])
+            groups = list(self.client.usergroups_list().get("usergroups") or [])
         except SlackApiError as error:
             if error.response.get("error") == "plan_upgrade_required":
                 raise ConfigError(("This Slack workspace's plan has no user groups, so ", Code(handle),
                                    " and any other @group handle in rollback.yml cannot be resolved."),
                                   hint=("Use user ids (like ", Code("U012ABCDEF"), ") in ", Code("access.*"), " and ",
                                         Code("contacts.*"), " instead of @groups.")) from None
-            raise
+            return self._last_known_groups(cached, error)
+        except Exception as error:  # noqa: BLE001 - timeouts, dropped connections: the same fallback
+            return self._last_known_groups(cached, error)
+        with self._lock:
+            self._group_list = (time.monotonic(), groups)
+        return groups
+
+    def _last_known_groups(self, cached: tuple[float, list[dict[str, object]]] | None,
+                           error: Exception) -> list[dict[str, object]]:
+        if cached is None:
+            raise error
+        log.warning("usergroups.list failed (%s); using the user groups as Slack gave them %.0f s ago", error,
+                    time.monotonic() - cached[0])
+        return cached[1]
 
     def group_id(self, handle: str) -> str | None:
         wanted = handle.lstrip("@")
@@ -60,9 +92,17 @@ class SlackDirectory:
         return matches.pop() if len(matches) == 1 else None
 
     def display_name(self, user: str) -> str | None:
+        with self._lock:
+            cached = self._names.get(user)
+        if cached is not None and time.monotonic() - cached[0] < self.cache_s:
+            return cached[1]
         try:
             found = self.client.users_info(user=user).get("user") or {}
-        except SlackApiError:
-            return None
+        except Exception as error:  # noqa: BLE001 - a name is decoration: the last one known, or none
+            log.warning("users.info failed for %s (%s)", user, error)
+            return cached[1] if cached is not None else None
         profile = found.get("profile") or {}
-        return str(profile.get("real_name") or found.get("real_name") or found.get("name") or "") or None
+        name = str(profile.get("real_name") or found.get("real_name") or found.get("name") or "") or None
+        with self._lock:
+            self._names[user] = (time.monotonic(), name)
+        return name

@@ -10,7 +10,7 @@ from bot.ids import Action
 from bot.slack_ui.blocks import button, confirm, message, sections, text_message
 from bot.slack_ui.escape import code, escape, mrkdwn, person
 from bot.slack_ui.render import render
-from bot.text import Person, Rich, rich
+from bot.text import Rich
 
 
 def note(text: Rich) -> Message:
@@ -77,7 +77,3 @@ def private(text: Rich) -> Message:
 
 def error(text: Rich) -> Message:
     return text_message(f":warning: {mrkdwn(text)}")
-
-
-def mention_list(users: list[str]) -> str:
-    return " ".join(mrkdwn(rich(Person(u))) for u in users)

@@ -70,11 +70,6 @@ class SQLiteStore(Store):
         self.upgrade()
 
     # ---- the connection -------------------------------------------------------------------------
-    @property
-    def connections(self) -> int:
-        """How many SQLite connections this store holds open (1 until closed, then 0)."""
-        return 0 if self._conn is None else 1
-
     def _db(self) -> sqlite3.Connection:
         if self._conn is None:
             raise RuntimeError("the SQLite store is closed")

@@ -208,7 +208,7 @@ def test_the_update_is_emailed_in_plain_text_through_a_real_smtp_server(
         def __init__(self) -> None:
             self.received: list[Any] = []
 
-        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's name
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # aiosmtpd's name
             self.received.append(envelope)
             return "250 Message accepted for delivery"
 

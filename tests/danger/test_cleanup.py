@@ -104,7 +104,7 @@ class Drill:
 
     def sweep(self) -> None:
         """What the scheduler does every few seconds, right now (the test moves the clock, not the wall)."""
-        self.bot.services.danger.sweep()
+        self.bot.services.executor.sweep()
 
 
 @pytest.fixture
@@ -360,7 +360,7 @@ def test_an_error_while_planning_the_run_marks_it_failed_and_is_told(
     def broken(*_args: Any, **_kwargs: Any) -> Any:
         raise RuntimeError("the tenant databases did not answer")
 
-    monkeypatch.setattr(incident.bot.services.danger.planner, "cleanup_plan", broken)
+    monkeypatch.setattr(incident.bot.services.planner, "cleanup_plan", broken)
     incident.react("alex", ts)
     failed = incident.wait_status(ts, ApprovalStatus.FAILED)
     assert "did not answer" in (failed.failure or "")
@@ -395,7 +395,7 @@ def test_a_run_whose_owner_died_is_taken_over_and_never_repeats_a_tenant(
 
     incident = drill()
     before = with_fields(sandbox)
-    executor = incident.bot.services.danger.executor
+    executor = incident.bot.services.executor
     real = cleanup_ops.clean_tenant
     calls: list[str] = []
     stop = threading.Event()

@@ -19,7 +19,7 @@ from bot.domain.approvals import ApprovalStatus
 from bot.ops import tenants
 from tests.conftest import COMMANDER, INCIDENT
 from tests.danger.test_cleanup import Drill, snapshot, with_fields
-from tests.danger.test_cleanup import drill as drill  # noqa: PLC0414 - the fixture, shared with test_cleanup
+from tests.danger.test_cleanup import drill as drill  # the fixture, shared with test_cleanup
 
 
 def cleaned(incident: Drill, text: str = "cleanup", count: int = 1, approver: str = "alex") -> str:
@@ -159,7 +159,7 @@ def test_a_cleanup_that_fails_after_one_tenant_is_recorded_for_that_tenant_and_r
     incident = drill()
     original = snapshot(sandbox)
     before = with_fields(sandbox)
-    executor = incident.bot.services.danger.executor
+    executor = incident.bot.services.executor
 
     def store_down(approval: Any) -> Any:
         raise RuntimeError("the state store did not answer")

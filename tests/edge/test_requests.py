@@ -31,7 +31,7 @@ class Listener:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            def do_POST(self) -> None:  # http.server's name
                 outer.hits.append(self.path)
                 self.send_response(200)
                 self.end_headers()

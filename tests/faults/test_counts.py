@@ -13,7 +13,7 @@ from bot.domain.approvals import ApprovalStatus
 from bot.ops import tenants
 from tests.conftest import COMMANDER
 from tests.faults.test_crashes import Case
-from tests.faults.test_crashes import case as case  # noqa: PLC0414 - the fixture, shared with test_crashes
+from tests.faults.test_crashes import case as case  # the fixture, shared with test_crashes
 
 pytestmark = pytest.mark.slow
 ATTEMPTS = "internship_case_attempts"

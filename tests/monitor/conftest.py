@@ -23,7 +23,7 @@ class Backend:
         backend = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            def do_GET(self) -> None:  # http.server's name
                 backend.requests.append((self.path, time.monotonic()))
                 mode = backend.paths.get(self.path, backend.mode)
                 if mode == "hung":

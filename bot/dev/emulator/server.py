@@ -97,6 +97,7 @@ class Emulator(WebApi, UserSide):
         self.rejections: list[Rejection] = []
         self._scope_uses: dict[str, set[str]] = {}
         self._faults: dict[str, deque[Fault]] = {}
+        self._outages: dict[str, tuple[float, Fault]] = {}
         self._slow_acks: float = 0.0
         self._slow_calls: dict[str, float] = {}
         self._late: tuple[float, str | None] = (0.0, None)
@@ -211,6 +212,15 @@ class Emulator(WebApi, UserSide):
             for _ in range(times):
                 queue.append(Fault(status, retry_after if status == 429 else None))
 
+    def outage(self, methods: str | list[str], seconds: float, status: int = 429, *,
+               retry_after: int | None = 1) -> None:
+        """Every call of ``methods`` answers ``status`` (with ``Retry-After`` when given, on any status) for
+        the next ``seconds`` of the emulator's clock; ``seconds=0`` ends an outage now."""
+        until = self._clock() + seconds
+        with self._lock:
+            for method in [methods] if isinstance(methods, str) else methods:
+                self._outages[method] = (until, Fault(status, retry_after))
+
     def slow_acks(self, seconds: float) -> None:
         """Hold every ack this long before counting it (makes acks late without touching the bot)."""
         self._slow_acks = seconds
@@ -264,6 +274,13 @@ class Emulator(WebApi, UserSide):
         return f"{self.url}/respond/{token}"
 
     async def _respond(self, request: web.Request) -> web.Response:
+        with self._lock:  # fail_next("response_url", …): Slack's end of a response_url fails too
+            queue = self._faults.get("response_url")
+            fault = queue.popleft() if queue else None
+        if fault is not None:
+            headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
+            return web.json_response({"ok": False, "error": "ratelimited" if fault.status == 429 else "internal_error"},
+                                     status=fault.status, headers=headers)
         target = self._response_urls.get(request.match_info["token"])
         refusal: dict[str, Any] | None = None
         status = 404

@@ -144,6 +144,7 @@ class WebApi:
     _slow_calls: dict[str, float]
     _late: tuple[float, str | None]
     _hidden_until: dict[tuple[str, str], float]
+    _outages: dict[str, tuple[float, Fault]]
     _lock: threading.Lock
     _ids: itertools.count[int]
     _tickets: set[str]
@@ -218,6 +219,9 @@ class WebApi:
         headers = self._headers(method)
         with self._lock:
             fault = self._faults.get(method, deque()).popleft() if self._faults.get(method) else None
+            outage = self._outages.get(method)
+            if fault is None and outage is not None and self._clock() < outage[0]:
+                fault = outage[1]
         self.ws.record_call(method, {k: v for k, v in params.items() if k != "token"})
         if fault is not None:
             if fault.retry_after is not None:

@@ -6,6 +6,8 @@ and due; if that loses (withdrawn, voided, expired, started elsewhere) the incid
 Each tenant's outcome is inserted as its own record once, so a run resumed after a crash (by this
 replica at start-up, or by another after the owner's lease expired) skips finished tenants and never
 repeats one. Any exception marks the approval failed, says so in the thread and tells the requester.
+Messages are best effort (:mod:`.notices`): Slack failing never fails, stops or slows a run; what went stale
+catches up when Slack answers again.
 
 Start, takeover, the run and its two endings share the ownership rules, so they stay in one module.
 """
@@ -18,16 +20,20 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 from bot import faults
 from bot.domain.approvals import Approval, ApprovalStatus, DangerAction, DangerPlan, TenantPlan, TenantResult
+from bot.domain.changes import Changes
 from bot.domain.danger.gate import Gate
+from bot.domain.danger.notices import Deliver, Notices
 from bot.domain.danger.plans import Planner, drift
 from bot.domain.danger.upkeep import Upkeep
 from bot.domain.deps import Deps
 from bot.domain.desk import Desk
 from bot.domain.incident import Busy, BusyKind, Incident
+from bot.domain.ports import Message
 from bot.errors import BotError, Conflict
 from bot.ops import cleanup, tenants
 from bot.runbook.target import central_uri
@@ -35,20 +41,55 @@ from bot.text import Code, Person, Rich, plain, rich
 
 log = logging.getLogger(__name__)
 PROGRESS_EVERY_S = 1.0
+CLOSE_GRACE_S = 3.0
 
 
 class Executor:
-    def __init__(self, deps: Deps, desk: Desk, planner: Planner, gate: Gate) -> None:
-        self.deps, self.desk, self.planner, self.gate = deps, desk, planner, gate
+    def __init__(self, deps: Deps, desk: Desk, planner: Planner, gate: Gate, changes: Changes) -> None:
+        self.deps, self.desk, self.planner, self.gate, self.changes = deps, desk, planner, gate, changes
         self.upkeep = Upkeep(gate)
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="danger")
         self._stop = threading.Event()
         self._lock = threading.Lock()
+        self._notices: list[Notices] = []
+        self._claims: dict[str, tuple[int, AbstractContextManager[None]]] = {}
 
     def close(self) -> None:
         """Stop at the next tenant boundary; the run stays `running` and is resumed by the next owner."""
         self._stop.set()
         self._pool.shutdown(wait=True, cancel_futures=True)
+        with self._lock:
+            notices, self._notices = self._notices, []
+        deadline = time.monotonic() + CLOSE_GRACE_S  # what Slack takes at once is still delivered
+        for each in notices:
+            if not each.wait(max(0.0, deadline - time.monotonic())):
+                each.stop()
+
+    def notices(self, approval: Approval) -> Notices:
+        """Where this run's messages go: delivered in order, retried while Slack fails, never raising here."""
+        incident = self.deps.store.get_incident(approval.incident_id)
+
+        def recovered(away_s: float) -> None:
+            if incident is not None:
+                self.desk.thread(incident, rich(f"⚠️ Slack was unavailable for {max(1, round(away_s))} s during "
+                                                f"the {approval.action.value}; the messages above caught up."))
+
+        made = Notices(approval.id, recovered)
+        with self._lock:
+            self._notices = [n for n in self._notices if not n.done] + [made]
+        return made
+
+    def _say(self, approval: Approval, text: Rich, *, requester: bool = False, notices: Notices | None = None) -> None:
+        """A note in the thread (and to the requester), best effort: retried until Slack takes it."""
+        mine = notices is None
+        notices = notices or self.notices(approval)
+        notices.send("note", lambda: self.gate.note(approval, text))
+        if requester:
+            notices.send("requester", lambda: self.deps.messenger.ephemeral(
+                approval.channel, approval.requester, self.deps.ui.private(rich(Person(approval.requester), " ",
+                                                                                text))))
+        if mine:
+            notices.close()
 
     # ---- the sweep ------------------------------------------------------------------------------------
     def sweep(self) -> None:
@@ -78,9 +119,11 @@ class Executor:
                 self.gate.note(voided, ("🚫 The approved ", voided.action.value, " did not run: the incident is "
                                         "closed. Nothing was changed."))
             return False
+        self._claim_here(approval.id)  # before the hold: a sweep meanwhile must not take this run for dead
         try:
             self.desk.hold(incident.id, BusyKind.DANGER, approval.id, approval.action.value, approval.requester)
         except BotError:  # closed or busy right now: the next sweep tries again (or voids it once closed)
+            self._unclaim_here(approval.id)
             return False
 
         def start(fresh: Approval) -> bool:
@@ -93,6 +136,7 @@ class Executor:
         started = self.gate.transition(approval.id, start)
         if started is None:
             self.desk.release(incident.id, approval.id)
+            self._unclaim_here(approval.id)
             return False
         faults.point("danger.claimed")
         self.desk.audit(now, "bot", "danger.started", incident.id, approval=approval.id, action=approval.action.value)
@@ -109,8 +153,10 @@ class Executor:
             fresh.owner, fresh.heartbeat_at = deps.replica.owner, now
             return True
 
+        self._claim_here(approval.id)
         taken = self.gate.transition(approval.id, claim)
         if taken is None:
+            self._unclaim_here(approval.id)
             return False
 
         def own(incident: Incident) -> None:
@@ -131,28 +177,53 @@ class Executor:
         done = len(deps.store.tenant_results(approval.id))
         self.desk.audit(now, "bot", "danger.resumed", approval.incident_id, approval=approval.id, done=done,
                         previous_owner=dead.describe() if dead else "unknown")
-        self.gate.note(taken, rich("🔁 Resuming the ", taken.action.value, " after ",
-                                   dead.describe() if dead else "its previous owner",
-                                   f" stopped: {done} of {taken.tenants} tenants were already done and are not "
-                                   "repeated."))
-        self._submit(taken, resumed=True)
+        self._submit(taken, resumed=True, first=rich(
+            "🔁 Resuming the ", taken.action.value, " after ", dead.describe() if dead else "its previous owner",
+            f" stopped: {done} of {taken.tenants} tenants were already done and are not repeated."))
         return True
 
-    def _submit(self, approval: Approval, *, resumed: bool) -> None:
+    def _submit(self, approval: Approval, *, resumed: bool, first: Rich | None = None) -> None:
+        """Run it on the pool; ``first``: a note for the thread before the run's own messages."""
         def guarded() -> None:
-            with self.deps.replica.running(approval.id):
+            try:
+                notices = self.notices(approval)
+                if first is not None:
+                    self._say(approval, first, notices=notices)
                 try:
-                    self._run(approval, resumed)
+                    self._run(approval, resumed, notices)
                 except Exception as error:  # noqa: BLE001 - every failure is recorded and told, never lost
-                    self._fail(approval.id, error)
+                    self._fail(approval.id, error, notices)
+                finally:
+                    notices.close()  # its worker delivers what is owed, then ends
+            finally:
+                self._unclaim_here(approval.id)
 
         try:
             self._pool.submit(guarded)
         except RuntimeError:  # shutting down: the run stays `running` and the next owner resumes it
+            self._unclaim_here(approval.id)
             log.info("not starting %s: shutting down", approval.id)
 
+    def _claim_here(self, ref: str) -> None:
+        """Mark the run as this process's from before its claim until its thread ends (counted: two sweeps of
+        this process may race to start it). Marked only from the pool thread, a sweep running between the claim
+        and the thread would find it owned by this process yet not running here, and take it over: twice."""
+        with self._lock:
+            count, running = self._claims.get(ref, (0, self.deps.replica.running(ref)))
+            if count == 0:
+                running.__enter__()
+            self._claims[ref] = (count + 1, running)
+
+    def _unclaim_here(self, ref: str) -> None:
+        with self._lock:
+            count, running = self._claims.pop(ref, (1, self.deps.replica.running(ref)))
+            if count > 1:
+                self._claims[ref] = (count - 1, running)
+            else:
+                running.__exit__(None, None, None)
+
     # ---- the run itself --------------------------------------------------------------------------------
-    def _run(self, approval: Approval, resumed: bool) -> None:
+    def _run(self, approval: Approval, resumed: bool, notices: Notices) -> None:
         deps = self.deps
         plan = deps.store.get_plan(approval.id)
         if plan is None:
@@ -166,9 +237,9 @@ class Executor:
                 self._void_for_drift(approval, grown)
                 return
         self.planner.verify(plan.backup, [t.db for t in plan.tenants])  # again, right before anything changes
-        self.gate.refresh(approval.id)
-        progress_ts = self.desk.thread(incident, deps.ui.danger_progress(approval, len(done), len(plan.tenants),
-                                                                         None))
+        progress = _ThreadMessage(self.desk, incident)
+        self._redraw(notices, approval.id)
+        notices.send("progress", progress.show(deps.ui.danger_progress(approval, len(done), len(plan.tenants), None)))
         last_update = 0.0
         uri = central_uri(deps.config)
         client = tenants.connect(uri)
@@ -190,12 +261,15 @@ class Executor:
                 if time.monotonic() - last_update >= PROGRESS_EVERY_S or len(done) == len(plan.tenants):
                     last_update = time.monotonic()
                     approval = self._beat(approval)
-                    self.desk.update_thread(incident, progress_ts, deps.ui.danger_progress(
-                        approval, len(done), len(plan.tenants), tenant.db))
-                    self.gate.refresh(approval.id)
+                    notices.send("progress", progress.show(deps.ui.danger_progress(
+                        approval, len(done), len(plan.tenants), tenant.db)))
+                    self._redraw(notices, approval.id)
         finally:
             tenants.close(client)
-        self._finish(approval.id, plan, incident, progress_ts)
+        self._finish(approval.id, plan, incident, progress, notices)
+
+    def _redraw(self, notices: Notices, approval_id: str) -> None:
+        notices.send("request", lambda: self.gate.refresh(approval_id))
 
     def _one(self, client: object, approval: Approval, plan: DangerPlan, tenant: TenantPlan,
              resumed: bool) -> TenantResult:
@@ -238,7 +312,8 @@ class Executor:
         return self.gate.transition(approval.id, beat) or approval
 
     # ---- endings ----------------------------------------------------------------------------------------
-    def _finish(self, approval_id: str, plan: DangerPlan, incident: Incident, progress_ts: str) -> None:
+    def _finish(self, approval_id: str, plan: DangerPlan, incident: Incident, progress: _ThreadMessage,
+                notices: Notices) -> None:
         deps, now = self.deps, self.deps.clock.now()
         results = deps.store.tenant_results(approval_id)
         failed = [r.db for r in results if not r.ok]
@@ -263,11 +338,13 @@ class Executor:
         self.desk.release(incident.id, approval_id, record)
         self.desk.audit(now, "bot", f"{plan.action.value}.finished", incident.id, approval=approval_id,
                         failures=failed, tenants=len(results))
-        self.desk.update_thread(incident, progress_ts, deps.ui.danger_progress(finished, len(results),
-                                                                              len(plan.tenants), None))
-        self.desk.thread(incident, deps.ui.danger_outcome(finished, plan, results))
-        self.gate.refresh(approval_id)
-        self.desk.changed(incident.id)
+        # Recorded above; what people see follows, however Slack is doing (the worker is closed, not gone).
+        notices.send("progress", progress.show(deps.ui.danger_progress(finished, len(results), len(plan.tenants),
+                                                                       None)))
+        outcome = deps.ui.danger_outcome(finished, plan, results)
+        notices.send("outcome", lambda: self.desk.thread(incident, outcome))
+        self._redraw(notices, approval_id)
+        self.changes.after(incident.id)
 
     def _data_change(self, incident_id: str, plan: DangerPlan,
                      results: list[TenantResult]) -> Callable[[Incident], None]:
@@ -292,7 +369,7 @@ class Executor:
 
         return change
 
-    def _fail(self, approval_id: str, error: Exception) -> None:
+    def _fail(self, approval_id: str, error: Exception, notices: Notices | None = None) -> None:
         deps, now = self.deps, self.deps.clock.now()
         correlation = uuid.uuid4().hex[:12]
         text = plain(error.user_text()) if isinstance(error, BotError) else f"unexpected error: {error}"
@@ -317,17 +394,18 @@ class Executor:
         self.desk.release(approval.incident_id, approval_id, data)
         self.desk.audit(now, "bot", "approval.failed", approval.incident_id, approval=approval_id, error=text,
                         tenants_done=done, correlation=correlation)
-        self.gate.refresh(approval_id)
         message: Rich = rich("❌ The ", approval.action.value,
                              f" failed after {done} of {approval.tenants} tenant(s): ",
                              text, " — nothing more was done after the failure (correlation id ", Code(correlation),
                              ").")
-        self.gate.note(approval, message)
-        incident = deps.store.get_incident(approval.incident_id)
-        if incident is not None:
-            self.desk.tell(approval.requester, approval.channel, rich(Person(approval.requester), " ", message),
-                           thread_ts=None)
-            self.desk.changed(incident.id)
+        own = notices is None
+        notices = notices or self.notices(approval)
+        self._redraw(notices, approval_id)
+        self._say(approval, message, requester=True, notices=notices)
+        if own:
+            notices.close()
+        if deps.store.get_incident(approval.incident_id) is not None:
+            self.changes.after(approval.incident_id)
 
     def _void_for_drift(self, approval: Approval, grown: list[str]) -> None:
         voided = self.gate.void(approval.id, "the plan changed: " + "; ".join(grown),
@@ -335,8 +413,8 @@ class Executor:
         self.desk.release(approval.incident_id, approval.id)
         if voided is None:
             return
-        self.gate.note(voided, ("⚠️ The data changed since the cleanup was approved (" + "; ".join(grown)
-                                + "), so that approval is void and nothing was changed. A new request follows.",))
+        self._say(voided, ("⚠️ The data changed since the cleanup was approved (" + "; ".join(grown)
+                           + "), so that approval is void and nothing was changed. A new request follows.",))
         try:
             self.gate.request(approval.requester, approval.channel, DangerAction.CLEANUP, [],
                               note="A new request because the plan changed since the last approval: "
@@ -347,7 +425,7 @@ class Executor:
             self.desk.tell(approval.requester, approval.channel,
                            rich("The approved cleanup was void because the data changed, and a new request could "
                                 "not be made: ", why))
-        self.desk.changed(approval.incident_id)
+        self.changes.after(approval.incident_id)
 
 
 def _from_data(tenant: TenantPlan, cleaned: cleanup.Cleaned,
@@ -380,3 +458,20 @@ def _shortfall(tenant: TenantPlan, restored: cleanup.Restored, run_id: str) -> l
     if short:
         short.append(f"the backup run {run_id} does not hold the rest")
     return short
+
+
+class _ThreadMessage:
+    """The run's progress message in the incident thread: posted on the first delivery, then updated."""
+
+    def __init__(self, desk: Desk, incident: Incident) -> None:
+        self.desk, self.incident = desk, incident
+        self.ts: str | None = None
+
+    def show(self, message: Message) -> Deliver:
+        def deliver() -> None:
+            if self.ts is None:
+                self.ts = self.desk.thread(self.incident, message)
+            else:
+                self.desk.deps.messenger.update(self.incident.channel, self.ts, message)
+
+        return deliver

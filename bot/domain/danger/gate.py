@@ -39,6 +39,7 @@ from bot.domain.deps import Deps
 from bot.domain.desk import Desk, busy_conflict
 from bot.domain.incident import Incident
 from bot.domain.ports import PostKey
+from bot.domain.recovery import Recovery
 from bot.errors import BadInput, Conflict, NotFound, StaleState, echo
 from bot.ids import SLASH_COMMAND
 from bot.text import Code, Link, Person, Rich, join, rich
@@ -56,8 +57,8 @@ REJECT_LIKE = frozenset({"-1", "thumbsdown", "x", "heavy_multiplication_x", "neg
 
 
 class Gate:
-    def __init__(self, deps: Deps, desk: Desk, planner: Planner) -> None:
-        self.deps, self.desk, self.planner = deps, desk, planner
+    def __init__(self, deps: Deps, desk: Desk, planner: Planner, recovery: Recovery) -> None:
+        self.deps, self.desk, self.planner, self.recovery = deps, desk, planner, recovery
         self._posting = threading.Lock()  # a request is posted and recorded before this process reads reactions
         # Redraws one at a time, each reading the state inside the lock: a redraw that read an older state can
         # no longer land after a newer one and leave the request showing what is no longer true.
@@ -71,7 +72,7 @@ class Gate:
     def request(self, actor: str, channel: str, action: DangerAction, args: list[str], note: str = "") -> Approval:
         deps = self.deps
         deps.access.require(Act.DANGER_REQUEST, actor, channel)
-        incident = self.desk.settle(self.desk.active_in(channel).id)
+        incident = self.recovery.settle(self.desk.active_in(channel).id)
         if action is DangerAction.CLEANUP and args:
             raise BadInput("cleanup takes no words; it always covers every tenant.",
                            hint=("Type ", Code(f"{SLASH_COMMAND} cleanup"), "."))
@@ -359,24 +360,35 @@ class Gate:
         outcome, fresh = self.decide(approval_id, lambda a: "changed" if change(a) else None)
         return fresh if outcome else None
 
-    def refresh(self, approval_id: str) -> None:
-        """Redraw the request message from the stored approval, plan and tenant results."""
+    def refresh(self, approval_id: str) -> bool:
+        """Redraw the request message from the stored approval, plan and tenant results. Best effort, drawing
+        included (it may look up the approvers' group): False when Slack failed; the next redraw catches up."""
         deps = self.deps
         with self._redrawing:
             approval = deps.store.get_approval(approval_id)
             plan = deps.store.get_plan(approval_id)
             if approval is None or plan is None or not approval.message_ts:
-                return
-            message = deps.ui.approval_request(approval, plan, deps.store.tenant_results(approval_id))
+                return True
             try:
+                message = deps.ui.approval_request(approval, plan, deps.store.tenant_results(approval_id))
                 deps.messenger.update(approval.channel, approval.message_ts, message)
             except Exception:  # the request is redrawn at its next change
                 log.warning("could not redraw the request %s", approval_id, exc_info=True)
+                return False
+            return True
 
-    def note(self, approval: Approval, text: Rich) -> None:
+    def note(self, approval: Approval, text: Rich) -> bool:
+        """A line in the incident's thread, after the change it tells of was recorded: best effort, so a
+        recorded rejection or withdrawal is never answered as an error. False when Slack did not take it."""
         incident = self.deps.store.get_incident(approval.incident_id)
-        if incident is not None:
+        if incident is None:
+            return True
+        try:
             self.desk.thread(incident, text)
+        except Exception:  # logged; a danger run's notes are retried by its notices worker
+            log.warning("could not post a note about %s in the thread", approval.id, exc_info=True)
+            return False
+        return True
 
 
 def _set_ts(approval: Approval, ts: str) -> bool:
