@@ -4,19 +4,17 @@ Start with `check`, then `run` (Socket Mode) or `serve` (HTTP). From a checkout,
 `local` tries everything on this machine, against an emulated Slack workspace."""
 
 # One module of this size on purpose: each subcommand is a short function next to the parser that states its
-# options and help, over shared start-up (settings, logging, signals); split, the help would drift from the code.
+# options and help, over shared start-up (settings, logging; signals in bot/app/process.py); split, the help would
+# drift from the code.
 # The development subcommands (emulator, sandbox, local) keep their options here, so the help is the same
 # everywhere, and their bodies in bot/dev/commands.py, which the wheel does not hold.
 from __future__ import annotations
 
 import argparse
 import errno
-import gc
 import logging
 import os
-import signal
 import sys
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -46,24 +44,6 @@ def _logging(settings: Settings | None, level: str) -> None:
     configure(settings, level)
 
 
-def started() -> None:
-    """Start-up is over: what it built (modules, settings, the app, its clients and pools, ~80k objects) lives
-    as long as the process. Frozen out of the garbage collector's sight, it is no longer walked by every full
-    collection — 20-50 ms of holding the interpreter each time, while no request can be acknowledged (under
-    1 ms once frozen). Objects made from now on are collected as before."""
-    gc.collect()
-    gc.freeze()
-
-
-def stop_on_signals() -> threading.Event:
-    """From now on Ctrl-C and SIGTERM set the returned event instead of ending the process where it stands, so a
-    signal that comes while the bot is still starting stops it cleanly once it has started."""
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    return stop
-
-
 def _debugging() -> bool:
     return logging.getLogger().isEnabledFor(logging.DEBUG)
 
@@ -85,6 +65,7 @@ def _without(logger_name: str, prefix: str) -> Iterator[None]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from bot.app import socket_mode_bot
+    from bot.app.process import started, stop_on_signals
     from bot.preflight import check_bot_token, slack_problem
 
     settings = load_settings(args.config)
@@ -113,6 +94,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from bot.app import HttpBot
+    from bot.app.process import started, stop_on_signals
     from bot.preflight import check_bot_token
 
     settings = load_settings(args.config)

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import yaml
 
-from bot import cli
 from bot.app import socket_mode_bot
 from bot.app.logs import configure
+from bot.app.process import started, stop_on_signals
 from bot.config import load_settings
 from bot.dev.emulator import Emulator
 from bot.dev.local import claim, prepare, release, repl
@@ -37,7 +37,7 @@ def _interrupt_on_sigterm() -> None:
 
 def run_emulator(args: argparse.Namespace) -> int:
     configure(None, args.log_level)
-    stop = cli.stop_on_signals()
+    stop = stop_on_signals()
     emulator = Emulator(Path(args.seed) if args.seed else None, port=args.port).start()
     try:
         if args.request_url:
@@ -100,7 +100,7 @@ def run_sandbox(args: argparse.Namespace) -> int:
     if existing is not None and args.mongo_uri:
         print(f"note: {root} already has a sandbox; its tenant data stays where it is (--mongo-uri is ignored)")
     mongo_dir: Path | None = None
-    started = False
+    started_server = False
     if existing is None and args.mongo_uri:
         mongo_uri = args.mongo_uri
     elif existing is not None and existing.mongo_dir is None:
@@ -108,14 +108,14 @@ def run_sandbox(args: argparse.Namespace) -> int:
     else:  # the sandbox's own local server, detached: it outlives this command; `--stop` stops it
         mongo_dir = existing.mongo_dir if existing and existing.mongo_dir else root / "mongo"
         try:
-            started = running_server(mongo_dir) is None
+            started_server = running_server(mongo_dir) is None
             mongo_uri = start_detached(mongo_dir, port=existing.mongo_port if existing else None).uri
         except LocalMongoError as error:
             raise ConfigError(str(error)) from None
     try:
         sandbox = open_sandbox(root, mongo_uri, mongo_dir=mongo_dir)
     except BaseException:
-        if started and mongo_dir is not None:
+        if started_server and mongo_dir is not None:
             stop_detached(mongo_dir)
         raise
     config = local_config(root, sandbox)
@@ -156,14 +156,14 @@ def run_local(args: argparse.Namespace) -> int:
         configure(settings, args.log_level)
         bot = socket_mode_bot(settings).start()
         running.callback(bot.close)
-        cli.started()
+        started()
         print(f"\n  Open {emulator.url}/ in a browser\n\n"
               f"  (local Slack emulator; state: {settings.data_dir}; target: {sandbox.repo};\n"
               f"   tenants: a local MongoDB at {describe(mongo.uri)}, data in {mongo_dir / 'db'})", flush=True)
         if sys.stdin.isatty() and not args.no_prompt:
             repl(emulator)
         else:
-            stop = cli.stop_on_signals()
+            stop = stop_on_signals()
             print("No terminal attached: serving until Ctrl-C. Drive it with POST "
                   f"{emulator.url}/_emulator/slash {{\"user\": \"casey\", \"channel\": \"incident-rollback\", "
                   "\"text\": \"start\"}", flush=True)
