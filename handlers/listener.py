@@ -1,7 +1,8 @@
-"""Bolt's way: every listener acks first on Bolt's listener executor; then each interaction runs once.
+"""One ack path: every listener acks on Bolt's listener executor; then each interaction runs once.
 
-``acked(ctx, key)`` wraps a listener: ``ack()`` at once (nothing is written before it); the rest runs after
-the acks due (``handlers.acks``), on a pool of its own, so Bolt's listener threads are free for acks. The delivery
+``acked(ctx, key)`` wraps a listener: ``ack()`` at once (nothing is written before it; a form is first checked
+for field errors, which Slack only shows in the ack); the rest runs after the acks due (``handlers.acks``), on
+a pool of its own, so Bolt's listener threads are free for acks. The delivery
 is claimed in the store by a key from Slack's own ids (a slash command's ``trigger_id``, a click's
 ``action_ts``, a form's ``view.id``+``hash``, an event's ``event_id``) and, in HTTP mode, by the request
 signature. A redelivery, a repeat or a replay finds its claim taken and does nothing. Errors are answered
@@ -64,7 +65,13 @@ def first_time(ctx: Ctx, args: Args, key: Key) -> bool:
     return True
 
 
-def acked(ctx: Ctx, key: Key) -> Callable[[Callable[..., None]], Callable[[Args], None]]:
+Check = Callable[[Args], dict[str, Any] | None]
+
+
+def acked(ctx: Ctx, key: Key, check: Check | None = None) -> Callable[[Callable[..., None]], Callable[[Args], None]]:
+    """The one ack path of every listener. ``check`` is for forms alone: Slack shows a form's field errors only
+    when they come *in* the ack, so a submitted form is validated (pure, no store, no Slack call) and acked with
+    its errors (nothing else happens) or acked plainly; everything else is acked at once."""
     def decorate(func: Callable[..., None]) -> Callable[[Args], None]:
         names = list(inspect.signature(func).parameters)
 
@@ -81,6 +88,10 @@ def acked(ctx: Ctx, key: Key) -> Callable[[Callable[..., None]], Callable[[Args]
                     reply_privately(ctx, error, args.context, retrying(args.respond, args.client), args.body)
 
         def listener(args: Args) -> None:
+            problems = check(args) if check is not None else None
+            if problems:
+                args.ack(**problems)
+                return
             args.ack()
             ctx.acks.after_ack(lambda: answer(args))
 

@@ -1,38 +1,36 @@
-"""Form submissions: validated before the ack (field-level errors in the form), then saved once."""
+"""Form submissions: checked before the ack (field-level errors go back in the ack, in the form), then saved
+once after it, on the same path as every other listener (:func:`handlers.listener.acked`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from slack_bolt import Ack, App
+from slack_bolt import App
+from slack_bolt.kwargs_injection.args import Args
 
 from bot.ids import View
 from bot.slack_ui.forms import form_errors, view_values
 from handlers.context import Ctx
-from handlers.listener import first_time, view_key
+from handlers.listener import acked, view_key
 
 
 def register(app: App, ctx: Ctx) -> None:
     api = ctx.api
 
+    def comms_problems(args: Args) -> dict[str, Any] | None:
+        problems = api.check_comms(view_values(args.view or {}))
+        return form_errors(problems) if problems else None
+
+    def rca_problems(args: Args) -> dict[str, Any] | None:
+        problems = api.check_rca(view_values(args.view or {}))
+        return form_errors(problems) if problems else None
+
     @app.view(View.COMMS_EDIT)
-    def comms_saved(ack: Ack, body: dict[str, Any], view: dict[str, Any], args: Any) -> None:
-        values = view_values(view)
-        problems = api.check_comms(values)
-        if problems:
-            ack(**form_errors(problems))
-            return
-        ack()
-        if first_time(ctx, args, view_key):
-            api.save_comms(body["user"]["id"], str(view["private_metadata"]), values)
+    @acked(ctx, view_key, check=comms_problems)
+    def comms_saved(body: dict[str, Any], view: dict[str, Any]) -> None:
+        api.save_comms(body["user"]["id"], str(view["private_metadata"]), view_values(view))
 
     @app.view(View.RCA)
-    def rca_saved(ack: Ack, body: dict[str, Any], view: dict[str, Any], args: Any) -> None:
-        values = view_values(view)
-        problems = api.check_rca(values)
-        if problems:
-            ack(**form_errors(problems))
-            return
-        ack()
-        if first_time(ctx, args, view_key):
-            api.save_rca(body["user"]["id"], str(view["private_metadata"]), values)
+    @acked(ctx, view_key, check=rca_problems)
+    def rca_saved(body: dict[str, Any], view: dict[str, Any]) -> None:
+        api.save_rca(body["user"]["id"], str(view["private_metadata"]), view_values(view))
