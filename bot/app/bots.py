@@ -33,6 +33,7 @@ WINDOW_S = 300
 MAX_BODY = 1 << 20
 TIMESTAMP = re.compile(r"^\d{1,12}$")
 SIGNATURE = re.compile(r"^v0=[0-9a-f]{64}$")
+SOCKET_CLOSE_S = 5.0  # the longest a stop waits for slack_sdk's Socket Mode client to close
 
 
 def _not_token_unused(record: logging.LogRecord) -> bool:
@@ -100,7 +101,16 @@ class SocketModeBot:
 
     def close(self) -> None:
         if self.handler is not None:
-            self.handler.close()
+            # slack_sdk's built-in client can deadlock in close(): disconnect() takes the receive lock that its
+            # session thread holds while it waits in recv(), and close() then joins that thread with no time
+            # limit (seen as `rollback-bot run` hanging on SIGTERM about one time in five). Its threads are
+            # daemons, so past a bounded wait the bot closes everything else and the process can exit.
+            closing = threading.Thread(target=self.handler.close, name="socket-mode-close", daemon=True)
+            closing.start()
+            closing.join(SOCKET_CLOSE_S)
+            if closing.is_alive():
+                log.warning("Slack's Socket Mode client did not close within %.0f s; going on without it",
+                            SOCKET_CLOSE_S)
         self.services.close()
         self._closed.set()
 
