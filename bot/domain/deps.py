@@ -14,8 +14,8 @@ from bot.config import RunbookConfig, Settings
 from bot.domain.access import Access
 from bot.domain.ownership import Replica
 from bot.domain.ports import Directory, Jobs, Messenger, Presenter
+from bot.domain.store import Store
 from bot.redact import SecretBook
-from bot.store.base import Store
 
 
 @dataclass(frozen=True)

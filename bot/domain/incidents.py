@@ -12,10 +12,10 @@ from bot.domain.checklists import CRITERIA_KEYS, CRITERIA_TEXT, PRE_ROLLBACK_CHE
 from bot.domain.deps import Deps
 from bot.domain.desk import Desk, require_active
 from bot.domain.incident import Incident, Milestone, Tick, format_incident_id, looks_like_incident_id
+from bot.domain.store import ActiveIncidentExists
 from bot.errors import BadInput, Conflict, NotFound, echo
 from bot.ids import SLASH_COMMAND
 from bot.ops.git import GitRepo
-from bot.store.base import ActiveIncidentExists
 from bot.text import ChannelRef, Code, Link, Person, Rich, rich
 
 
