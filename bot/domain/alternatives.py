@@ -15,7 +15,6 @@ from bot.domain.runner import Outcome, StepRunner
 from bot.domain.runs import HotfixArtifacts, PartialArtifacts, StepName
 from bot.errors import BadInput, Conflict, echo
 from bot.ops.git import WorkTree, validate_hotfix_name
-from bot.runbook import STEPS
 from bot.text import Code, Person, rich
 
 SHIP_FOLLOW_UPS = (StepName.REBUILD, StepName.RESTART, StepName.VERIFY)
@@ -28,7 +27,7 @@ class Alternatives:
     def run(self, actor: str, channel: str, name: StepName, args: list[str]) -> list[Outcome]:
         """flag, partial, safe_revert, hotfix: the change, then the follow-ups it needs, each a recorded step."""
         self.deps.access.require(Act.ALTERNATIVE, actor, channel)
-        step = STEPS[name]
+        step = self.deps.steps[name]
         incident = self.desk.active_in(channel)
         outcomes = [self.runner.run(incident, step, actor, args, again=True)]
         first = outcomes[0]
@@ -46,7 +45,7 @@ class Alternatives:
         shipping = isinstance(artifacts, HotfixArtifacts) and artifacts.ship
         for follow_up in step.follow_ups or (SHIP_FOLLOW_UPS if shipping else ()):
             fresh = self.desk.get(incident.id)
-            outcomes.append(self.runner.run(fresh, STEPS[follow_up], actor, [], again=True))
+            outcomes.append(self.runner.run(fresh, self.deps.steps[follow_up], actor, [], again=True))
             if not outcomes[-1].result.ok:
                 break
         if shipping and isinstance(artifacts, HotfixArtifacts) and all(o.result.ok for o in outcomes):

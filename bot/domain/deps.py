@@ -14,6 +14,7 @@ from bot.config import RunbookConfig, Settings
 from bot.domain.access import Access
 from bot.domain.ownership import Replica
 from bot.domain.ports import Directory, Jobs, Messenger, Presenter
+from bot.domain.steps import Steps
 from bot.domain.store import Store
 from bot.redact import SecretBook
 
@@ -30,6 +31,7 @@ class Deps:
     jobs: Jobs
     replica: Replica
     secrets: SecretBook
+    steps: Steps  # the runbook's steps by name (bot/runbook), handed in by the composition root
 
     @property
     def config(self) -> RunbookConfig:
