@@ -14,7 +14,6 @@ from bot.domain.incident import Incident
 from bot.domain.runner import Outcome, StepRunner
 from bot.domain.runs import HotfixArtifacts, PartialArtifacts, StepName
 from bot.errors import BadInput, Conflict, echo
-from bot.ops.git import WorkTree, validate_hotfix_name
 from bot.text import Code, Person, rich
 
 SHIP_FOLLOW_UPS = (StepName.REBUILD, StepName.RESTART, StepName.VERIFY)
@@ -58,15 +57,15 @@ class Alternatives:
         incident = self.desk.active_in(channel)
         if not branch.startswith("hotfix/"):
             raise BadInput((echo(branch), " is not a hotfix branch."))
-        validate_hotfix_name(branch.removeprefix("hotfix/"))
-        tree = WorkTree(self.deps.config.target.repo_path)
+        target = self.deps.target
+        target.validate_hotfix_name(branch.removeprefix("hotfix/"))
         remote = self.deps.config.target.remote
-        if not tree.has_remote(remote):
+        if not target.has_remote(remote):
             raise BadInput(("The repository has no remote ", Code(remote), "."),
                            hint=("Set ", Code("target.remote"), " in rollback.yml."))
         now = self.deps.clock.now()
         try:
-            output = tree.push(remote, branch)
+            output = target.push(remote, branch)
         except Exception as error:  # noqa: BLE001 - a refused push is reported, never forced
             self.desk.audit(now, actor, "hotfix.push_refused", incident.id, branch=branch, remote=remote)
             raise Conflict((Code(f"git push {remote} {branch}"), " was refused: ",

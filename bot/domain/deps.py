@@ -16,6 +16,7 @@ from bot.domain.ownership import Replica
 from bot.domain.ports import Directory, Jobs, Messenger, Presenter
 from bot.domain.steps import Steps
 from bot.domain.store import Store
+from bot.domain.systems import Target, TenantData
 from bot.redact import SecretBook
 
 
@@ -31,6 +32,8 @@ class Deps:
     jobs: Jobs
     replica: Replica
     secrets: SecretBook
+    target: Target  # the deployed code: git, .env, pm2, its HTTP endpoints
+    tenant_data: TenantData  # the tenants' databases
     steps: Steps  # the runbook's steps by name (bot/runbook), handed in by the composition root
 
     @property

@@ -15,7 +15,6 @@ from bot.domain.incident import Incident, Milestone, Tick, format_incident_id, l
 from bot.domain.store import ActiveIncidentExists
 from bot.errors import BadInput, Conflict, NotFound, echo
 from bot.ids import SLASH_COMMAND
-from bot.ops.git import GitRepo
 from bot.text import ChannelRef, Code, Link, Person, Rich, rich
 
 
@@ -47,7 +46,7 @@ class Incidents:
             f"target:{deps.config.target.repo_path}")
         if existing is not None:
             self._refuse_second(existing)
-        head = GitRepo(deps.config.target.repo_path).head()
+        head = deps.target.head()
         number = deps.store.next_number("incident")
         incident = Incident(
             id=format_incident_id(deps.config.store.incident_prefix, number), number=number, channel=channel,
