@@ -188,8 +188,8 @@ def child(op: str, spec: dict[str, Any]) -> dict[str, Any]:
     work: Any
     if op == "backup-bot":
         from bot.domain.incident import Incident
+        from bot.domain.steps import StepContext
         from bot.runbook.backup import Backup
-        from bot.runbook.base import StepContext
 
         incident = Incident(id="RB-0001", number=1, channel="C0INCIDENT", target="bench", commander="U0COMMANDER",
                             reason="tenant data benchmark", created_at=datetime.now(UTC))

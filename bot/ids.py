@@ -34,8 +34,6 @@ class Subcommand(StrEnum):
     HELP = "help"
 
 
-STEP_SUBCOMMANDS = (Subcommand.BACKUP, Subcommand.REVERT, Subcommand.REBUILD, Subcommand.RESTART, Subcommand.VERIFY)
-
 
 class Action(StrEnum):
     """action_id of every interactive element."""

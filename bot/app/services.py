@@ -28,6 +28,8 @@ from bot.domain.runner import StepRunner
 from bot.domain.stakeholders import Stakeholders
 from bot.ops.envfile import read_env_file
 from bot.redact import SecretBook
+from bot.runbook import registry
+from bot.runbook.systems import DeployedTarget, TenantDatabases
 from bot.slack import SlackDirectory, SlackMessenger, web_client
 from bot.slack_ui import SlackPresenter
 from bot.store import Store, open_store
@@ -130,7 +132,8 @@ def build_services(settings: Settings, *, store: Store | None = None, clock: Clo
                       heartbeat_s=settings.runbook.store.heartbeat_s).start()
     jobs = SchedulerJobs()
     deps = Deps(settings=settings, store=store, clock=clock, messenger=messenger, directory=directory, access=access,
-                ui=presenter, jobs=jobs, replica=replica, secrets=book)
+                ui=presenter, jobs=jobs, replica=replica, secrets=book, steps=registry(),
+                target=DeployedTarget(settings.runbook), tenant_data=TenantDatabases(settings.runbook))
     # Built bottom-up: each service gets exactly the ones it calls, so every consequence is a visible call.
     desk = Desk(deps)
     stakeholders = Stakeholders(deps, desk)

@@ -23,8 +23,9 @@ from enum import StrEnum
 
 from bot.config import AccessConfig
 from bot.domain.ports import Directory
+from bot.domain.steps import STEP_SUBCOMMANDS
 from bot.errors import ConfigError, NotAllowed
-from bot.ids import SLASH_COMMAND, STEP_SUBCOMMANDS, Subcommand
+from bot.ids import SLASH_COMMAND, Subcommand
 from bot.text import ChannelRef, Code, Person, Rich, join, rich
 
 log = logging.getLogger(__name__)

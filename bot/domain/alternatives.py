@@ -14,8 +14,6 @@ from bot.domain.incident import Incident
 from bot.domain.runner import Outcome, StepRunner
 from bot.domain.runs import HotfixArtifacts, PartialArtifacts, StepName
 from bot.errors import BadInput, Conflict, echo
-from bot.ops.git import WorkTree, validate_hotfix_name
-from bot.runbook import STEPS
 from bot.text import Code, Person, rich
 
 SHIP_FOLLOW_UPS = (StepName.REBUILD, StepName.RESTART, StepName.VERIFY)
@@ -28,7 +26,7 @@ class Alternatives:
     def run(self, actor: str, channel: str, name: StepName, args: list[str]) -> list[Outcome]:
         """flag, partial, safe_revert, hotfix: the change, then the follow-ups it needs, each a recorded step."""
         self.deps.access.require(Act.ALTERNATIVE, actor, channel)
-        step = STEPS[name]
+        step = self.deps.steps[name]
         incident = self.desk.active_in(channel)
         outcomes = [self.runner.run(incident, step, actor, args, again=True)]
         first = outcomes[0]
@@ -46,7 +44,7 @@ class Alternatives:
         shipping = isinstance(artifacts, HotfixArtifacts) and artifacts.ship
         for follow_up in step.follow_ups or (SHIP_FOLLOW_UPS if shipping else ()):
             fresh = self.desk.get(incident.id)
-            outcomes.append(self.runner.run(fresh, STEPS[follow_up], actor, [], again=True))
+            outcomes.append(self.runner.run(fresh, self.deps.steps[follow_up], actor, [], again=True))
             if not outcomes[-1].result.ok:
                 break
         if shipping and isinstance(artifacts, HotfixArtifacts) and all(o.result.ok for o in outcomes):
@@ -59,15 +57,15 @@ class Alternatives:
         incident = self.desk.active_in(channel)
         if not branch.startswith("hotfix/"):
             raise BadInput((echo(branch), " is not a hotfix branch."))
-        validate_hotfix_name(branch.removeprefix("hotfix/"))
-        tree = WorkTree(self.deps.config.target.repo_path)
+        target = self.deps.target
+        target.validate_hotfix_name(branch.removeprefix("hotfix/"))
         remote = self.deps.config.target.remote
-        if not tree.has_remote(remote):
+        if not target.has_remote(remote):
             raise BadInput(("The repository has no remote ", Code(remote), "."),
                            hint=("Set ", Code("target.remote"), " in rollback.yml."))
         now = self.deps.clock.now()
         try:
-            output = tree.push(remote, branch)
+            output = target.push(remote, branch)
         except Exception as error:  # noqa: BLE001 - a refused push is reported, never forced
             self.desk.audit(now, actor, "hotfix.push_refused", incident.id, branch=branch, remote=remote)
             raise Conflict((Code(f"git push {remote} {branch}"), " was refused: ",

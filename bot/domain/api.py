@@ -28,6 +28,7 @@ from bot.domain.ports import FormValues
 from bot.domain.runner import StepRunner
 from bot.domain.runs import StepName
 from bot.domain.stakeholders import Stakeholders
+from bot.domain.steps import STEP_SUBCOMMANDS as STEP_SUBCOMMANDS  # handlers route these to one method
 from bot.domain.updates import Update
 from bot.errors import BadInput
 from bot.ids import SLASH_COMMAND

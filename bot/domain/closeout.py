@@ -18,11 +18,7 @@ from bot.domain.recovery import Recovery
 from bot.domain.runs import CheckOutcome, StepName
 from bot.errors import BadInput, Conflict, echo
 from bot.ids import SLASH_COMMAND
-from bot.ops import tenants
-from bot.ops.pm2 import Pm2
 from bot.redact import redact_uri
-from bot.runbook.target import central_uri
-from bot.runbook.verify import health_checks, log_checks
 from bot.text import Code, Rich, plain, rich
 
 log = logging.getLogger(__name__)
@@ -36,17 +32,17 @@ class Closer:
 
     # ---- the success criteria the bot checks live -----------------------------------------------------
     def live_checks(self, incident: Incident) -> dict[str, list[CheckOutcome]]:
-        config = self.deps.config
-        health, _, _ = health_checks(config)
+        target = self.deps.target
         restart = next((r for r in reversed(self.deps.store.step_runs(incident.id))
                         if r.step is StepName.RESTART and r.succeeded), None)
-        return {"backend_running": health + self._apps_online(), "no_log_errors": log_checks(config, restart),
+        return {"backend_running": target.health_checks() + self._apps_online(),
+                "no_log_errors": target.log_checks(restart),
                 "db_queries": [self._databases()]}
 
     def _apps_online(self) -> list[CheckOutcome]:
         pm2 = self.deps.config.pm2
         try:
-            states = {s.name: s for s in Pm2(pm2.executable, pm2.home).jlist()}
+            states = self.deps.target.apps()
         except Exception as error:  # noqa: BLE001 - reported as a failed criterion
             return [CheckOutcome(name="pm2", ok=False, detail=str(error)[:200])]
         return [CheckOutcome(name=f"pm2 {app}", ok=app in states and states[app].online,
@@ -54,17 +50,10 @@ class Closer:
 
     def _databases(self) -> CheckOutcome:
         try:
-            uri = central_uri(self.deps.config)
-            client = tenants.connect(uri)
-            try:
-                found = tenants.list_tenants(client, uri, self.deps.config.tenants)
-                for tenant in found:
-                    client[tenant.db_name].command("ping")
-            finally:
-                tenants.close(client)
+            answering = self.deps.tenant_data.ping_all()
         except Exception as error:  # noqa: BLE001 - reported as a failed criterion
             return CheckOutcome(name="tenant databases", ok=False, detail=redact_uri(str(error))[:200])
-        return CheckOutcome(name="tenant databases", ok=True, detail=f"{len(found)} tenant database(s) answer queries")
+        return CheckOutcome(name="tenant databases", ok=True, detail=f"{answering} tenant database(s) answer queries")
 
     # ---- RCA ----------------------------------------------------------------------------------------------
     def validate_rca(self, values: FormValues) -> dict[str, Rich]:

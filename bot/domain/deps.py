@@ -14,8 +14,10 @@ from bot.config import RunbookConfig, Settings
 from bot.domain.access import Access
 from bot.domain.ownership import Replica
 from bot.domain.ports import Directory, Jobs, Messenger, Presenter
+from bot.domain.steps import Steps
+from bot.domain.store import Store
+from bot.domain.systems import Target, TenantData
 from bot.redact import SecretBook
-from bot.store.base import Store
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,9 @@ class Deps:
     jobs: Jobs
     replica: Replica
     secrets: SecretBook
+    target: Target  # the deployed code: git, .env, pm2, its HTTP endpoints
+    tenant_data: TenantData  # the tenants' databases
+    steps: Steps  # the runbook's steps by name (bot/runbook), handed in by the composition root
 
     @property
     def config(self) -> RunbookConfig:

@@ -9,7 +9,8 @@ from enum import StrEnum
 from bot.domain.checklists import SUCCESS_CRITERIA
 from bot.domain.incident import BusyKind, DatabaseState, Incident
 from bot.domain.lifecycle import Fix, Phase
-from bot.domain.runs import RUNBOOK_STEPS, StepName
+from bot.domain.runs import StepName
+from bot.domain.steps import RUNBOOK_STEPS
 from bot.ids import SLASH_COMMAND
 from bot.text import Code, Person, Rich, rich
 

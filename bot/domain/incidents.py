@@ -12,10 +12,9 @@ from bot.domain.checklists import CRITERIA_KEYS, CRITERIA_TEXT, PRE_ROLLBACK_CHE
 from bot.domain.deps import Deps
 from bot.domain.desk import Desk, require_active
 from bot.domain.incident import Incident, Milestone, Tick, format_incident_id, looks_like_incident_id
+from bot.domain.store import ActiveIncidentExists
 from bot.errors import BadInput, Conflict, NotFound, echo
 from bot.ids import SLASH_COMMAND
-from bot.ops.git import GitRepo
-from bot.store.base import ActiveIncidentExists
 from bot.text import ChannelRef, Code, Link, Person, Rich, rich
 
 
@@ -47,7 +46,7 @@ class Incidents:
             f"target:{deps.config.target.repo_path}")
         if existing is not None:
             self._refuse_second(existing)
-        head = GitRepo(deps.config.target.repo_path).head()
+        head = deps.target.head()
         number = deps.store.next_number("incident")
         incident = Incident(
             id=format_incident_id(deps.config.store.incident_prefix, number), number=number, channel=channel,

@@ -44,13 +44,9 @@ from bot.domain.health import CHART_WINDOW, HealthCharts
 from bot.domain.incident import Incident, Milestone, RestoredBy
 from bot.domain.lifecycle import Event, Phase
 from bot.domain.runs import RestartArtifacts, StepName, StepStatus
+from bot.domain.systems import HttpAnswer, HttpCheck
 from bot.errors import StaleState
-from bot.ops import tenants
-from bot.ops.envfile import env_value
-from bot.ops.health import HttpCheck, Probe, probe_many
-from bot.ops.pm2 import Pm2
 from bot.redact import redact_uri
-from bot.runbook.target import central_uri
 
 log = logging.getLogger(__name__)
 GRACE_S = 0.5  # beyond a thread check's own limit before it is reported as hung
@@ -92,7 +88,7 @@ def _specs(config: RunbookConfig, monitor: Monitor | None) -> list[CheckSpec]:
                        criterion=HEALTH_CRITERION)]
     for endpoint in config.health.core_endpoints:
         url = urljoin(health_url, endpoint.path)
-        bearer = env_value(endpoint.bearer_token_env, config.target.env_path) if monitor else None
+        bearer = monitor.deps.target.env_value(endpoint.bearer_token_env) if monitor else None
         specs.append(CheckSpec(f"GET {endpoint.path}", f"GET {url} expects {endpoint.expect_status}",
                                http=HttpCheck(url, expect_status=endpoint.expect_status, bearer=bearer,
                                               slow_after=slow), criterion=HEALTH_CRITERION))
@@ -160,8 +156,8 @@ class Monitor:
         threaded: dict[Future[list[CheckResult]], CheckSpec] = {
             self.pool.submit(spec.measure, now): spec for spec in specs if spec.measure is not None}
         http = [spec for spec in specs if spec.http is not None]
-        probes = probe_many([spec.http for spec in http if spec.http], timeout=timeout,
-                            concurrency=self.cfg.http_concurrency)
+        probes = self.deps.target.probe([spec.http for spec in http if spec.http], timeout=timeout,
+                                        concurrency=self.cfg.http_concurrency)
         results = [self._http_result(spec, probe, now) for spec, probe in zip(http, probes, strict=True)]
         done, _ = wait_all(threaded, timeout=timeout + GRACE_S)
         for future, spec in threaded.items():
@@ -178,7 +174,7 @@ class Monitor:
                                            detail=redact_uri(str(error))[:200]))
         return results
 
-    def _http_result(self, spec: CheckSpec, probe: Probe, at: datetime) -> CheckResult:
+    def _http_result(self, spec: CheckSpec, probe: HttpAnswer, at: datetime) -> CheckResult:
         slow = self.deps.config.thresholds.backend_response_s
         criteria: list[str] = []
         if not probe.ok:
@@ -193,7 +189,7 @@ class Monitor:
     def pm2_check(self, at: datetime) -> list[CheckResult]:
         config = self.deps.config
         started = time.monotonic()
-        states = {s.name: s for s in Pm2(config.pm2.executable, config.pm2.home).jlist()}
+        states = self.deps.target.apps()
         latency = round((time.monotonic() - started) * 1000, 1)
         own, restarting = self._own_restarts()
         results = []
@@ -239,21 +235,12 @@ class Monitor:
         return lambda at: [self.mongo_check(spec, at)]
 
     def mongo_check(self, spec: MongoProbe, at: datetime) -> CheckResult:
-        config = self.deps.config
-        uri = central_uri(config)
+        window: dict[str, dict[str, datetime]] = {}
+        if spec.time_field:
+            window = {spec.time_field: {"$gte": at - timedelta(minutes=spec.window_minutes)}}
         started = time.monotonic()
-        client = tenants.connect(uri)
-        try:
-            window: dict[str, dict[str, datetime]] = {}
-            if spec.time_field:
-                window = {spec.time_field: {"$gte": at - timedelta(minutes=spec.window_minutes)}}
-            failed = total = 0
-            for tenant in tenants.list_tenants(client, uri, config.tenants):
-                collection = client[tenant.db_name][spec.collection]
-                failed += collection.count_documents({**spec.failed_filter, **window})
-                total += collection.count_documents({**spec.total_filter, **window})
-        finally:
-            tenants.close(client)
+        failed, total = self.deps.tenant_data.count(spec.collection, {**spec.failed_filter, **window},
+                                                    {**spec.total_filter, **window})
         latency = round((time.monotonic() - started) * 1000, 1)
         ratio = failed / total if total else 0.0
         ok = total < spec.min_total or ratio <= spec.max_ratio

@@ -23,11 +23,11 @@ from bot.domain.desk import Desk
 from bot.domain.incident import BusyKind, Incident
 from bot.domain.ports import Message
 from bot.domain.recovery import Recovery
-from bot.domain.runs import RUNBOOK_STEPS, HotfixArtifacts, StepName, StepRun, StepStatus
+from bot.domain.runs import HotfixArtifacts, StepName, StepRun, StepStatus
+from bot.domain.steps import RUNBOOK_STEPS, TITLES, Planned, RegisteredStep, StepContext, StepResult
 from bot.errors import BadInput, BotError, Conflict, echo
 from bot.ids import SLASH_COMMAND
 from bot.logctx import bound
-from bot.runbook import STEPS, Plan, Step, StepContext, StepResult
 from bot.text import Code, Person, Rich, plain, rich
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ class StepRunner:
         self.deps, self.desk, self.recovery, self.changes = deps, desk, recovery, changes
 
     # ---- the rules --------------------------------------------------------------------------------------
-    def check_allowed(self, step: Step, history: list[StepRun], again: bool) -> None:
+    def check_allowed(self, step: RegisteredStep, history: list[StepRun], again: bool) -> None:
         """A step runs only when it makes sense. Refusals say why and what to run instead."""
         def last(*names: StepName) -> StepRun | None:
             done = [r for r in history if r.step in names and r.succeeded]
@@ -76,20 +76,20 @@ class StepRunner:
         """backup, revert, rebuild, restart, verify: the same call for the subcommand and the panel button."""
         self.deps.access.require(Act.STEP, actor, channel)
         try:
-            step = STEPS[StepName(name)]
+            step = self.deps.steps[StepName(name)]
         except ValueError:
             raise BadInput((echo(name), " is not a runbook step."),
                            hint=("Try ", Code(f"{SLASH_COMMAND} help"), ".")) from None
         incident = self.desk.active_in(channel)
         return self.run(incident, step, actor, args, again)
 
-    def run(self, incident: Incident, step: Step, actor: str, args: list[str], again: bool) -> Outcome:
+    def run(self, incident: Incident, step: RegisteredStep, actor: str, args: list[str], again: bool) -> Outcome:
         deps = self.deps
         incident = self.recovery.settle(incident.id)
         history = deps.store.step_runs(incident.id)
         ctx = StepContext(incident=incident, actor=actor, config=deps.config, data_dir=deps.settings.data_dir,
                           args=args, history=history, secrets=deps.secrets)
-        plan = step.plan(ctx)  # validates the arguments and looks; nothing has changed yet
+        plan = step.prepare(ctx)  # validates the arguments and looks; nothing has changed yet
         self.check_allowed(step, history, again)
         run_id = f"{incident.id}-{step.name.value}-{uuid.uuid4().hex[:6]}"
         now = deps.clock.now()
@@ -104,11 +104,12 @@ class StepRunner:
             self.desk.redraw(incident.id)
             return self._execute(incident, step, ctx, plan, run)
 
-    def _execute(self, incident: Incident, step: Step, ctx: StepContext, plan: Plan, run: StepRun) -> Outcome:
+    def _execute(self, incident: Incident, step: RegisteredStep, ctx: StepContext, plan: Planned,
+                 run: StepRun) -> Outcome:
         deps = self.deps
 
         def render(state: str, text: Rich, details: list[Rich] | None = None) -> Message:
-            return deps.ui.step(step.title, run.actor, plan.summary, plan.lines, state, text, details or [])
+            return deps.ui.step(TITLES[step.name], run.actor, plan.summary, plan.lines, state, text, details or [])
 
         ts = self.desk.thread(incident, render("running", ("starting",)))
         reporter = _Progress(self.desk, incident, ts, lambda text: render("running", text))
@@ -116,7 +117,7 @@ class StepRunner:
         ctx.run_id = run.id
         faults.point(f"step.{step.name.value}.started")
         try:
-            result = step.run(ctx, plan)
+            result = plan.carry_out(ctx)
         except BotError as error:
             result = StepResult(ok=False, summary=error.user_text())
         except Exception as error:  # a step failure is recorded, never lost
@@ -128,7 +129,7 @@ class StepRunner:
         reporter.finish(render("succeeded" if result.ok else "failed", result.summary, result.details))
         return Outcome(finished, result)
 
-    def _record(self, incident_id: str, run_id: str, step: Step, result: StepResult) -> StepRun:
+    def _record(self, incident_id: str, run_id: str, step: RegisteredStep, result: StepResult) -> StepRun:
         deps = self.deps
         now = deps.clock.now()
         summary = self.desk.clean(plain(result.summary))
@@ -144,7 +145,8 @@ class StepRunner:
         ships = isinstance(result.artifacts, HotfixArtifacts) and result.artifacts.ship
 
         def finish(incident: Incident) -> None:
-            incident.record(now, run.actor, f"{step.title}: {'succeeded' if result.ok else 'failed'} — {summary}")
+            outcome = "succeeded" if result.ok else "failed"
+            incident.record(now, run.actor, f"{TITLES[step.name]}: {outcome} — {summary}")
             incident.step_finished(step.name, result.ok, now, run.actor, ships=ships)
             if result.ok:
                 for key in result.ticks:

@@ -27,8 +27,6 @@ class StepName(StrEnum):
     HOTFIX = "hotfix"
 
 
-RUNBOOK_STEPS = (StepName.BACKUP, StepName.REVERT, StepName.REBUILD, StepName.RESTART, StepName.VERIFY)
-
 
 class StepStatus(StrEnum):
     RUNNING = "running"

@@ -1,11 +1,12 @@
-"""The runbook's steps and its safer alternatives, one module each. The runner (bot.domain.runner) decides
-when each may run, records it and runs the follow-ups an alternative needs."""
+"""The runbook's steps and its safer alternatives, one module each, implementing the domain's step contract
+(:mod:`bot.domain.steps`). The composition root hands their registry to the runner (``Deps.steps``), which
+decides when each may run, records it and runs the follow-ups an alternative needs."""
 
 from __future__ import annotations
 
 from bot.domain.runs import StepName
+from bot.domain.steps import RegisteredStep, register
 from bot.runbook.backup import Backup
-from bot.runbook.base import Plan, Step, StepContext, StepResult
 from bot.runbook.flag import Flag
 from bot.runbook.hotfix import Hotfix
 from bot.runbook.partial import Partial
@@ -15,9 +16,12 @@ from bot.runbook.revert import Revert
 from bot.runbook.safe_revert import SafeRevert
 from bot.runbook.verify import Verify
 
-_ALL: list[Step] = [Backup(), Revert(), Rebuild(), Restart(), Verify(), Flag(), Partial(), SafeRevert(), Hotfix()]
-STEPS: dict[StepName, Step] = {step.name: step for step in _ALL}
-RUNBOOK_ORDER = (StepName.BACKUP, StepName.REVERT, StepName.REBUILD, StepName.RESTART, StepName.VERIFY)
-ALTERNATIVES = (StepName.FLAG, StepName.PARTIAL, StepName.SAFE_REVERT, StepName.HOTFIX)
 
-__all__ = ["ALTERNATIVES", "RUNBOOK_ORDER", "STEPS", "Plan", "Step", "StepContext", "StepResult"]
+def registry() -> dict[StepName, RegisteredStep]:
+    """Every step by name: the runbook's rollback and the safer alternatives."""
+    steps = [register(Backup()), register(Revert()), register(Rebuild()), register(Restart()), register(Verify()),
+             register(Flag()), register(Partial()), register(SafeRevert()), register(Hotfix())]
+    return {step.name: step for step in steps}
+
+
+__all__ = ["registry"]

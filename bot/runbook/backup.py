@@ -14,12 +14,12 @@ from pathlib import Path
 
 from bot import faults
 from bot.domain.runs import BackupArtifacts, StepName
+from bot.domain.steps import Plan, StepContext, StepResult, check
 from bot.errors import Conflict, StepFailed
 from bot.ops import bsonfiles, dump, tenants
 from bot.ops.git import GitRepo
 from bot.ops.pm2 import Pm2, tail_file
 from bot.ops.process import find_executable
-from bot.runbook.base import Plan, StepContext, StepResult, check
 from bot.runbook.target import central_uri, list_tenants
 from bot.text import Code, Rich, join, rich
 
@@ -28,10 +28,9 @@ SHOWN_DATABASES = 12  # longer lists are summarised in the thread; the manifest 
 
 class Backup:
     name = StepName.BACKUP
-    title = "Backup current state"
     follow_ups: tuple[StepName, ...] = ()
 
-    def plan(self, ctx: StepContext) -> Plan:
+    def plan(self, ctx: StepContext) -> Plan[list[str]]:
         cfg = ctx.config
         found = list_tenants(cfg)
         names: list[Rich] = [(Code(t.db_name),) for t in found[:SHOWN_DATABASES]]
@@ -45,13 +44,12 @@ class Backup:
                         join([(Code(a),) for a in cfg.pm2.apps])),
                    rich("copy ", Code(cfg.target.env_file), " (mode 0600; its contents are never shown)"),
                    ("earlier backup runs are kept as they are; this one is used only once its manifest is written",)],
-            data=[t.db_name for t in found],
+            facts=[t.db_name for t in found],
         )
 
-    def run(self, ctx: StepContext, plan: Plan) -> StepResult:
+    def run(self, ctx: StepContext, plan: Plan[list[str]]) -> StepResult:
         cfg = ctx.config
-        dbs = plan.data
-        assert isinstance(dbs, list)
+        dbs = plan.facts
         run = ctx.backups / ctx.run_id
         if run.exists():
             raise Conflict(("backup run ", Code(ctx.run_id), " already exists; runs are never overwritten"))

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.domain.runs import FlagArtifacts, StepName
+from bot.domain.steps import Plan, StepContext, StepResult, check
 from bot.errors import BadInput, Conflict, StepFailed, echo
 from bot.ops import bsonfiles
 from bot.ops.envfile import read_env_file, set_env_value
-from bot.runbook.base import Plan, StepContext, StepResult, check
 from bot.text import Code, Rich, join, rich
 
 FLAG_NAME = re.compile(r"^[A-Z_][A-Z0-9_]{0,63}$")
@@ -49,10 +49,9 @@ class FlagPlan:
 
 class Flag:
     name = StepName.FLAG
-    title = "Feature flag"
     follow_ups: tuple[StepName, ...] = (StepName.RESTART, StepName.VERIFY)
 
-    def plan(self, ctx: StepContext) -> Plan:
+    def plan(self, ctx: StepContext) -> Plan[FlagPlan]:
         env_path = ctx.config.target.env_path
         current = read_env_file(env_path) if env_path.exists() else {}
         if ctx.args == ["undo"]:
@@ -83,9 +82,9 @@ class Flag:
                            ("back up .env first (mode 0600), edit it in place (other lines and comments kept, "
                             "no duplicate key appended)",),
                            ("then restart the pm2 app(s) and verify",)],
-                    data=FlagPlan(key, value, key in current))
+                    facts=FlagPlan(key, value, key in current))
 
-    def _undo_plan(self, ctx: StepContext, current: dict[str, str]) -> Plan:
+    def _undo_plan(self, ctx: StepContext, current: dict[str, str]) -> Plan[FlagPlan]:
         last = _last_flag(ctx)
         if last is None:
             raise Conflict("No flag change of this incident is left to undo.")
@@ -94,11 +93,10 @@ class Flag:
                     lines=[rich(Code(last.key), ": ", _mask(last.key, current.get(last.key)), " → ",
                                 _mask(last.key, old)),
                            ("back up .env first (mode 0600), edit it in place, then restart and verify",)],
-                    data=FlagPlan(last.key, old, last.existed, undo_of=_run_of(ctx, last)))
+                    facts=FlagPlan(last.key, old, last.existed, undo_of=_run_of(ctx, last)))
 
-    def run(self, ctx: StepContext, plan: Plan) -> StepResult:
-        facts = plan.data
-        assert isinstance(facts, FlagPlan)
+    def run(self, ctx: StepContext, plan: Plan[FlagPlan]) -> StepResult:
+        facts = plan.facts
         env_path = ctx.config.target.env_path
         before = read_env_file(env_path).get(facts.key) if env_path.exists() else None
         folder = bsonfiles.private_dir(ctx.backups / "env")

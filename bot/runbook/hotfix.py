@@ -6,9 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.domain.runs import HotfixArtifacts, StepName
+from bot.domain.steps import Plan, StepContext, StepResult, check
 from bot.errors import BadInput, Conflict
 from bot.ops.git import WorkTree, validate_hotfix_name
-from bot.runbook.base import Plan, StepContext, StepResult, check
 from bot.text import Code, rich
 
 
@@ -22,10 +22,9 @@ class HotfixPlan:
 
 class Hotfix:
     name = StepName.HOTFIX
-    title = "Hotfix branch"
     follow_ups: tuple[StepName, ...] = ()  # `ship` is followed by rebuild, restart, verify (see the runner)
 
-    def plan(self, ctx: StepContext) -> Plan:
+    def plan(self, ctx: StepContext) -> Plan[HotfixPlan]:
         tree = WorkTree(ctx.repo)
         if len(ctx.args) != 1:
             raise BadInput("Say the hotfix's name, or ship.",
@@ -42,16 +41,15 @@ class Hotfix:
                                ("restart the pm2 app(s) and verify",),
                                ("then offer to push ", Code(branch), " to ", Code(ctx.config.target.remote),
                                 " (never forced)")],
-                        data=HotfixPlan(True, branch, head.sha))
+                        facts=HotfixPlan(True, branch, head.sha))
         name = validate_hotfix_name(ctx.args[0])
         return Plan(summary=rich("Create ", Code(f"hotfix/{name}"), " from ", Code(head.oneline())),
                     lines=[(Code(f"git checkout -b hotfix/{name}"), " at ", Code(head.oneline())),
                            ("commit the fix there, then ", Code("/rollback hotfix ship"))],
-                    data=HotfixPlan(False, f"hotfix/{name}", head.sha, name))
+                    facts=HotfixPlan(False, f"hotfix/{name}", head.sha, name))
 
-    def run(self, ctx: StepContext, plan: Plan) -> StepResult:
-        facts = plan.data
-        assert isinstance(facts, HotfixPlan)
+    def run(self, ctx: StepContext, plan: Plan[HotfixPlan]) -> StepResult:
+        facts = plan.facts
         tree = WorkTree(ctx.repo)
         if facts.ship:
             head = tree.head()

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from bot.domain.runs import PartialArtifacts, StepName
+from bot.domain.steps import Plan, StepContext, StepResult, check
 from bot.errors import BadInput, echo
 from bot.ops.git import WorkTree
-from bot.runbook.base import Plan, StepContext, StepResult, check
 from bot.text import Code, Rich, rich
 
 EXAMPLE = Code("/rollback partial src/modules/internship/internship-feedback.service.ts")
@@ -43,10 +43,9 @@ class PartialPlan:
 
 class Partial:
     name = StepName.PARTIAL
-    title = "Partial rollback"
     follow_ups: tuple[StepName, ...] = (StepName.REBUILD, StepName.RESTART, StepName.VERIFY)
 
-    def plan(self, ctx: StepContext) -> Plan:
+    def plan(self, ctx: StepContext) -> Plan[PartialPlan]:
         if not ctx.args or len(ctx.args) > 2:
             raise BadInput("Say which file to roll back, and optionally from which commit.",
                            hint=("Example: ", EXAMPLE, "."))
@@ -62,11 +61,10 @@ class Partial:
             lines.append(("first stashes the uncommitted changes to ", Code(path)))
         lines.append(("then rebuild, restart and verify",))
         return Plan(summary=rich("Roll ", Code(path), " back to ", Code(target.oneline())), lines=lines,
-                    data=PartialPlan(path, target.sha))
+                    facts=PartialPlan(path, target.sha))
 
-    def run(self, ctx: StepContext, plan: Plan) -> StepResult:
-        facts = plan.data
-        assert isinstance(facts, PartialPlan)
+    def run(self, ctx: StepContext, plan: Plan[PartialPlan]) -> StepResult:
+        facts = plan.facts
         tree = WorkTree(ctx.repo)
         stash = None
         if facts.path in tree.dirty_files():

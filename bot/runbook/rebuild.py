@@ -4,8 +4,8 @@ reported as it starts, and the first build's error kept)."""
 from __future__ import annotations
 
 from bot.domain.runs import BuildAttempt, RebuildArtifacts, StepName
+from bot.domain.steps import Plan, StepContext, StepResult, check
 from bot.ops.build import Yarn
-from bot.runbook.base import Plan, StepContext, StepResult, check
 from bot.text import Code, Rich, rich
 
 TAIL = 20
@@ -13,16 +13,15 @@ TAIL = 20
 
 class Rebuild:
     name = StepName.REBUILD
-    title = "Rebuild backend"
     follow_ups: tuple[StepName, ...] = ()
 
-    def plan(self, ctx: StepContext) -> Plan:
-        return Plan(summary=rich(Code("yarn build"), " in ", Code(str(ctx.repo))),
+    def plan(self, ctx: StepContext) -> Plan[None]:
+        return Plan(facts=None, summary=rich(Code("yarn build"), " in ", Code(str(ctx.repo))),
                     lines=[(Code("yarn build"),),
                            ("if it fails: remove ", Code("node_modules"), " and ", Code("dist"), ", ",
                             Code("yarn install"), ", ", Code("yarn build"), " (as the runbook does)")])
 
-    def run(self, ctx: StepContext, plan: Plan) -> StepResult:
+    def run(self, ctx: StepContext, plan: Plan[None]) -> StepResult:
         yarn = Yarn(ctx.config.build.executable, ctx.config.build.timeout_s)
         outcome = yarn.rebuild(ctx.repo, on_phase=lambda phase: ctx.progress((phase,)))
         attempts = [BuildAttempt(phase=a.phase, command="yarn " + " ".join(a.completed.argv[1:]),

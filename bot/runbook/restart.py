@@ -9,26 +9,25 @@ from __future__ import annotations
 from pathlib import Path
 
 from bot.domain.runs import CheckOutcome, RestartArtifacts, RestartedApp, StepName
+from bot.domain.steps import Plan, StepContext, StepResult, check
 from bot.errors import StepFailed
 from bot.ops.pm2 import Pm2, critical_lines, tail_file
-from bot.runbook.base import Plan, StepContext, StepResult, check
 from bot.text import Code, Rich, join, rich
 
 
 class Restart:
     name = StepName.RESTART
-    title = "Restart backend"
     follow_ups: tuple[StepName, ...] = ()
 
-    def plan(self, ctx: StepContext) -> Plan:
+    def plan(self, ctx: StepContext) -> Plan[None]:
         apps = ctx.config.pm2.to_restart
-        return Plan(summary=rich(Code("pm2 restart"), " ", join([(Code(a),) for a in apps])),
+        return Plan(facts=None, summary=rich(Code("pm2 restart"), " ", join([(Code(a),) for a in apps])),
                     lines=[(Code(f"pm2 restart {a}"),) for a in apps]
                     + [(f"wait up to {ctx.config.pm2.restart_timeout_s:g}s for each to be ", Code("online"),
                         " (pm2 jlist)",),
                        ("scan the log lines written since the restart for errors",)])
 
-    def run(self, ctx: StepContext, plan: Plan) -> StepResult:
+    def run(self, ctx: StepContext, plan: Plan[None]) -> StepResult:
         cfg = ctx.config
         apps = cfg.pm2.to_restart
         pm2 = Pm2(cfg.pm2.executable, cfg.pm2.home)

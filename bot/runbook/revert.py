@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.domain.runs import RevertArtifacts, StepName
+from bot.domain.steps import Plan, StepContext, StepResult, check
 from bot.errors import BadInput, Conflict
 from bot.ops.git import WorkTree
-from bot.runbook.base import Plan, StepContext, StepResult, check
 from bot.text import Code, Rich, join, rich
 
 
@@ -20,10 +20,9 @@ class RevertPlan:
 
 class Revert:
     name = StepName.REVERT
-    title = "Revert code"
     follow_ups: tuple[StepName, ...] = ()
 
-    def plan(self, ctx: StepContext) -> Plan:
+    def plan(self, ctx: StepContext) -> Plan[RevertPlan]:
         if len(ctx.args) > 1:
             raise BadInput("revert takes one commit id.", hint=("Example: ", Code("/rollback revert df5b229"), "."))
         tree = WorkTree(ctx.repo)
@@ -45,11 +44,10 @@ class Revert:
                               Code(f"rollback-bot {ctx.incident.id}: before revert to {target.short}"), ": ",
                               join([(Code(f),) for f in dirty[:8]])))
         return Plan(summary=rich("Reset to ", Code(target.oneline()), f", dropping {len(dropped)} commit(s)"),
-                    lines=lines, data=RevertPlan(target.sha, head.sha, [c.oneline() for c in dropped]))
+                    lines=lines, facts=RevertPlan(target.sha, head.sha, [c.oneline() for c in dropped]))
 
-    def run(self, ctx: StepContext, plan: Plan) -> StepResult:
-        facts = plan.data
-        assert isinstance(facts, RevertPlan)
+    def run(self, ctx: StepContext, plan: Plan[RevertPlan]) -> StepResult:
+        facts = plan.facts
         tree = WorkTree(ctx.repo)
         if tree.head().sha != facts.head:
             raise Conflict("HEAD moved since the plan was made; run revert again to see the new plan.")

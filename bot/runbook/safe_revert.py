@@ -6,9 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.domain.runs import SafeRevertArtifacts, StepName
+from bot.domain.steps import Plan, StepContext, StepResult, check
 from bot.errors import BadInput, Conflict
 from bot.ops.git import WorkTree
-from bot.runbook.base import Plan, StepContext, StepResult, check
 from bot.text import Code, Rich, join, rich
 
 
@@ -20,10 +20,9 @@ class SafeRevertPlan:
 
 class SafeRevert:
     name = StepName.SAFE_REVERT
-    title = "Safe revert"
     follow_ups: tuple[StepName, ...] = (StepName.REBUILD, StepName.RESTART, StepName.VERIFY)
 
-    def plan(self, ctx: StepContext) -> Plan:
+    def plan(self, ctx: StepContext) -> Plan[SafeRevertPlan]:
         tree = WorkTree(ctx.repo)
         head = tree.head()
         if ctx.args:
@@ -50,11 +49,10 @@ class SafeRevert:
             lines.append((f"first stashes {len(dirty)} uncommitted file(s)",))
         lines.append(("a conflict aborts the revert and leaves the tree as it was; then rebuild, restart, verify",))
         return Plan(summary=(f"Revert {len(commits)} commit(s) with new commits",), lines=lines,
-                    data=SafeRevertPlan([c.sha for c in commits], head.sha))
+                    facts=SafeRevertPlan([c.sha for c in commits], head.sha))
 
-    def run(self, ctx: StepContext, plan: Plan) -> StepResult:
-        facts = plan.data
-        assert isinstance(facts, SafeRevertPlan)
+    def run(self, ctx: StepContext, plan: Plan[SafeRevertPlan]) -> StepResult:
+        facts = plan.facts
         tree = WorkTree(ctx.repo)
         if tree.head().sha != facts.head:
             raise Conflict("HEAD moved since the plan was made; run it again to see the new plan.")

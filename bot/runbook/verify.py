@@ -6,10 +6,10 @@ from urllib.parse import urljoin
 
 from bot.config import RunbookConfig
 from bot.domain.runs import CheckOutcome, RestartArtifacts, StepName, StepRun, VerifyArtifacts
+from bot.domain.steps import Plan, StepContext, StepResult, check
 from bot.ops.envfile import env_value
 from bot.ops.health import probe
 from bot.ops.pm2 import Pm2, critical_lines, tail_file
-from bot.runbook.base import Plan, StepContext, StepResult, check
 from bot.text import Code, Rich
 
 
@@ -50,18 +50,17 @@ def log_checks(config: RunbookConfig, restart: StepRun | None) -> list[CheckOutc
 
 class Verify:
     name = StepName.VERIFY
-    title = "Verify rollback"
     follow_ups: tuple[StepName, ...] = ()
 
-    def plan(self, ctx: StepContext) -> Plan:
+    def plan(self, ctx: StepContext) -> Plan[None]:
         cfg = ctx.config
         lines: list[Rich] = [(Code(f"GET {cfg.health.url}"), f" expects {cfg.health.expect_json} within "
                               f"{cfg.thresholds.backend_response_s:g}s")]
         lines += [(Code(f"GET {e.path}"), f" expects {e.expect_status}") for e in cfg.health.core_endpoints]
         lines.append(("pm2 error logs since the last restart: no critical errors",))
-        return Plan(summary=("Check health, core endpoints and pm2 error logs",), lines=lines)
+        return Plan(facts=None, summary=("Check health, core endpoints and pm2 error logs",), lines=lines)
 
-    def run(self, ctx: StepContext, plan: Plan) -> StepResult:
+    def run(self, ctx: StepContext, plan: Plan[None]) -> StepResult:
         ctx.progress(("health endpoint and core endpoints",))
         checks, health_ms, status = health_checks(ctx.config)
         ctx.progress(("pm2 error logs",))

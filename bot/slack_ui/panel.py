@@ -11,17 +11,14 @@ from bot.domain.incident import Incident, Milestone
 from bot.domain.lifecycle import Fix
 from bot.domain.ports import Message
 from bot.domain.runs import StepName, StepRun, StepStatus
+from bot.domain.steps import RUNBOOK_STEPS, SHORT_NAMES, TITLES
 from bot.domain.updates import database_status
 from bot.ids import SLASH_COMMAND, Action, Block
-from bot.runbook import RUNBOOK_ORDER, STEPS
 from bot.slack_ui.blocks import button, confirm, context, header, message, mrkdwn_obj, option, plain_obj
 from bot.slack_ui.escape import clock, escape, mrkdwn
 from bot.slack_ui.render import render
 
 Blocks = list[dict[str, Any]]
-SHORT = {StepName.BACKUP: "Backup", StepName.REVERT: "Revert", StepName.REBUILD: "Rebuild",
-         StepName.RESTART: "Restart", StepName.VERIFY: "Verify", StepName.FLAG: "Feature flag",
-         StepName.PARTIAL: "Partial rollback", StepName.SAFE_REVERT: "Safe revert", StepName.HOTFIX: "Hotfix"}
 MARK = {StepStatus.SUCCEEDED: "✅", StepStatus.RUNNING: "⏳", StepStatus.INTERRUPTED: "⚠️", StepStatus.FAILED: "❌"}
 MILESTONES = [(Milestone.ISSUE_DETECTED, "Detected"), (Milestone.ROLLBACK_STARTED, "Started"),
               (Milestone.ROLLBACK_COMPLETED, "Rolled back"), (Milestone.SYSTEM_RESTORED, "Restored"),
@@ -38,7 +35,7 @@ def progress(incident: Incident, runs: list[StepRun]) -> str:
     """✅ Backup → ✅ Revert → ⏳ Rebuild → ⬜ Restart → ⬜ Verify: backup, then the path of the fix under way (the
     runbook's rollback until one is chosen; a feature flag's is flag → restart → verify), from the lifecycle."""
     latest = {run.step: run for run in runs}
-    return "  →  ".join(f"{MARK[latest[s].status] if s in latest else '⬜'} {SHORT[s]}"
+    return "  →  ".join(f"{MARK[latest[s].status] if s in latest else '⬜'} {SHORT_NAMES[s]}"
                         for s in incident.lifecycle.path())
 
 
@@ -62,11 +59,11 @@ def _step_buttons(incident: Incident, upcoming: Next, target: str) -> Blocks:
                             "The bot shows the commits it drops and stashes uncommitted work first.", "Revert",
                             danger=True)
     buttons: Blocks = []
-    for name in RUNBOOK_ORDER:
+    for name in RUNBOOK_STEPS:
         revert = name is StepName.REVERT
         style = "primary" if upcoming.step is name else None  # only the next step draws the eye; revert's
         # weight is in its confirm dialog (red), which names the commit and the folder before anything happens
-        buttons.append(button(STEPS[name].title, f"{Action.STEP}:{name.value}", incident.id, style=style,
+        buttons.append(button(TITLES[name], f"{Action.STEP}:{name.value}", incident.id, style=style,
                               confirm=revert_dialog if revert else None))
     cleanup = button("DB cleanup (danger zone)", Action.CLEANUP, incident.id, confirm=confirm(
         "Prepare the database cleanup?", "This computes a dry run per tenant and asks a second approver. "

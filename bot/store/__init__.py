@@ -1,11 +1,12 @@
-"""State store factory: SQLite in the data dir by default, MongoDB when STATE_STORE_URI says so."""
+"""State store factory: SQLite in the data dir by default, MongoDB when STATE_STORE_URI says so. Both implement
+the domain's contract, :class:`bot.domain.store.Store`."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from bot.domain.store import ActiveIncidentExists, Store
 from bot.errors import ConfigError
-from bot.store.base import ActiveIncidentExists, Store
 
 SQLITE_FILE = "rollback-bot.sqlite3"
 

@@ -1,8 +1,9 @@
-"""The state store: one small interface, two backends (SQLite, MongoDB).
+"""The state store's shared half: the domain's contract (:class:`bot.domain.store.Store`) built once on a
+handful of primitives, two backends (SQLite, MongoDB) implementing the primitives.
 
-A backend implements a handful of primitives (versioned documents with two indexed tags, a counter,
-active-incident keys, expiring claims, leases, the audit log); the typed operations the domain uses are
-built once here on top of them, so both backends behave the same and one contract suite tests both.
+A backend implements the primitives (versioned documents with two indexed tags, a counter, active-incident
+keys, expiring claims, leases, the audit log); the typed operations the domain uses are built here on top
+of them, so both backends behave the same and one contract suite tests both.
 """
 
 from __future__ import annotations
@@ -20,23 +21,16 @@ from bot.domain.approvals import Approval, ApprovalStatus, DangerPlan, TenantRes
 from bot.domain.checks import CheckResult, CheckState
 from bot.domain.incident import Incident, IncidentState
 from bot.domain.runs import StepRun
+from bot.domain.store import ActiveIncidentExists
 from bot.errors import StaleState
 
 Model = TypeVar("Model", bound=BaseModel)
 AuditBuilder = Callable[[int, str], AuditEvent]
 
 
-class ActiveIncidentExists(Exception):
-    """Another active incident already holds the channel or the target."""
-
-    def __init__(self, key: str, incident_id: str) -> None:
-        super().__init__(f"{key} is held by {incident_id}")
-        self.key = key
-        self.incident_id = incident_id
-
-
-class Store(ABC):
-    """Persistence of incidents, step runs, approvals, plans, tenant results, checks, claims and the audit log."""
+class DocumentStore(ABC):
+    """The domain's Store on versioned documents: persistence of incidents, step runs, approvals, plans, tenant
+    results, checks, claims and the audit log."""
 
     # ---- primitives every backend implements -------------------------------------------------
     @abstractmethod
@@ -283,4 +277,4 @@ class Store(ABC):
         return saved
 
 
-__all__ = ["GENESIS", "ActiveIncidentExists", "StaleState", "Store"]
+__all__ = ["GENESIS", "ActiveIncidentExists", "DocumentStore", "StaleState"]

@@ -16,8 +16,9 @@ from pymongo.errors import DuplicateKeyError
 
 from bot.audit import GENESIS, AuditEvent
 from bot.clock import from_iso, to_iso
+from bot.domain.store import ActiveIncidentExists
 from bot.errors import StaleState
-from bot.store.base import ActiveIncidentExists, AuditBuilder, Store
+from bot.store.base import AuditBuilder, DocumentStore
 
 DEFAULT_DB = "rollback_bot"
 
@@ -26,7 +27,7 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-class MongoStore(Store):
+class MongoStore(DocumentStore):
     def __init__(self, client: MongoClient[dict[str, Any]], database: str = DEFAULT_DB,
                  *, owns_client: bool = True) -> None:
         self.client = client

@@ -18,8 +18,9 @@ from typing import Any
 
 from bot.audit import GENESIS, AuditEvent
 from bot.clock import from_iso, to_iso
+from bot.domain.store import ActiveIncidentExists
 from bot.errors import StaleState
-from bot.store.base import ActiveIncidentExists, AuditBuilder, Store
+from bot.store.base import AuditBuilder, DocumentStore
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -50,7 +51,7 @@ CREATE INDEX IF NOT EXISTS audit_incident ON audit (incident_id, seq);
 """
 
 
-class SQLiteStore(Store):
+class SQLiteStore(DocumentStore):
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,8 @@ from slack_bolt import App
 from slack_bolt.context.respond import Respond
 
 from bot.commands import Parsed, parse
-from bot.ids import SLASH_COMMAND, STEP_SUBCOMMANDS, Subcommand
+from bot.domain.api import STEP_SUBCOMMANDS
+from bot.ids import SLASH_COMMAND, Subcommand
 from bot.slack_ui import health, stakeholder, status
 from handlers.context import Ctx
 from handlers.listener import acked, command_key

@@ -1,0 +1,86 @@
+"""The domain's ports to the target and the tenant databases (:mod:`bot.domain.systems`), over ``bot/ops``:
+git, pm2, the target's ``.env``, HTTP probes and MongoDB, configured by the runbook's config."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from bot.config import RunbookConfig
+from bot.domain.runs import CheckOutcome, StepRun
+from bot.domain.systems import AppState, Commit, HttpAnswer, HttpCheck
+from bot.ops import health, tenants
+from bot.ops.envfile import env_value
+from bot.ops.git import GitRepo, WorkTree, validate_hotfix_name
+from bot.ops.pm2 import Pm2
+from bot.runbook.target import central_uri
+from bot.runbook.verify import health_checks, log_checks
+
+
+class DeployedTarget:
+    """:class:`bot.domain.systems.Target` for the folder, pm2 apps and URLs in rollback.yml."""
+
+    def __init__(self, config: RunbookConfig) -> None:
+        self.config = config
+
+    def head(self) -> Commit:
+        return GitRepo(self.config.target.repo_path).head()
+
+    def validate_hotfix_name(self, name: str) -> str:
+        return validate_hotfix_name(name)
+
+    def has_remote(self, remote: str) -> bool:
+        return WorkTree(self.config.target.repo_path).has_remote(remote)
+
+    def push(self, remote: str, branch: str) -> str:
+        return WorkTree(self.config.target.repo_path).push(remote, branch)
+
+    def env_value(self, name: str | None) -> str | None:
+        return env_value(name, self.config.target.env_path)
+
+    def apps(self) -> dict[str, AppState]:
+        return {s.name: s for s in Pm2(self.config.pm2.executable, self.config.pm2.home).jlist()}
+
+    def probe(self, checks: Sequence[HttpCheck], *, timeout: float, concurrency: int) -> list[HttpAnswer]:
+        asked = [health.HttpCheck(c.url, expect_json=dict(c.expect_json) if c.expect_json is not None else None,
+                                  expect_status=c.expect_status, bearer=c.bearer, slow_after=c.slow_after)
+                 for c in checks]
+        return list(health.probe_many(asked, timeout=timeout, concurrency=concurrency))
+
+    def health_checks(self) -> list[CheckOutcome]:
+        checks, _, _ = health_checks(self.config)
+        return checks
+
+    def log_checks(self, restart: StepRun | None) -> list[CheckOutcome]:
+        return log_checks(self.config, restart)
+
+
+class TenantDatabases:
+    """:class:`bot.domain.systems.TenantData`: the tenants listed in the central database of the target's .env."""
+
+    def __init__(self, config: RunbookConfig) -> None:
+        self.config = config
+
+    def ping_all(self) -> int:
+        uri = central_uri(self.config)
+        client = tenants.connect(uri)
+        try:
+            found = tenants.list_tenants(client, uri, self.config.tenants)
+            for tenant in found:
+                client[tenant.db_name].command("ping")
+        finally:
+            tenants.close(client)
+        return len(found)
+
+    def count(self, collection: str, failed: Mapping[str, object],
+              total: Mapping[str, object]) -> tuple[int, int]:
+        uri = central_uri(self.config)
+        client = tenants.connect(uri)
+        try:
+            failures = matches = 0
+            for tenant in tenants.list_tenants(client, uri, self.config.tenants):
+                documents = client[tenant.db_name][collection]
+                failures += documents.count_documents(dict(failed))
+                matches += documents.count_documents(dict(total))
+        finally:
+            tenants.close(client)
+        return failures, matches
