@@ -59,11 +59,14 @@ class Report:
     violations: Counter[str] = field(default_factory=Counter)
     known: set[str] = field(default_factory=set)
     failures: dict[str, str] = field(default_factory=dict)  # invariant → the shortest sequence Hypothesis printed
+    first_seen: dict[str, str] = field(default_factory=dict)  # invariant → its first violation, unshrunk
+    last_log: list[str] = field(default_factory=list)  # the last sequence run, in words (after a failure: shrunk)
     started: float = field(default_factory=time.monotonic)
 
     def as_json(self) -> dict[str, Any]:
         return {"sequences": self.sequences, "steps": self.steps, "rules": dict(self.rules.most_common()),
                 "violations": dict(self.violations), "failures": self.failures,
+                "first_seen": self.first_seen,
                 "seconds": round(time.monotonic() - self.started, 1)}
 
 
@@ -182,6 +185,9 @@ class RollbackMachine(RuleBasedStateMachine):
 
     def violate(self, name: str, detail: str) -> None:
         self.report.violations[name] += 1
+        if name not in self.report.first_seen:  # kept even if Hypothesis ends up reporting another failure
+            said = "\n".join(f"  {line}" for line in self.log)
+            self.report.first_seen[name] = f"{detail}\nafter:\n{said}"
         if name not in self.report.known:
             raise Violation(name, detail)
 
@@ -223,6 +229,7 @@ class RollbackMachine(RuleBasedStateMachine):
             self.violate("silent", "/rollback start opened no incident")
 
     def teardown(self) -> None:
+        self.report.last_log = list(self.log)
         try:
             if self.world.bot is not None:
                 self.settle("the end of the example", None, sign=False)

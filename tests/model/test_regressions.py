@@ -1,0 +1,66 @@
+"""Paths the model-based search found, replayed deterministically (the shortest sequence Hypothesis printed).
+
+Each is a strict xfail naming the bullet of issue 20 it reproduces: the fix turns it into a pass, and the strict
+marker then fails the run until the marker is removed. They run on the fast tier (tests/model/world.py: the
+real Bolt app, emulator, store, git, backups and tenant data; rebuild, restart and verify by stand-ins).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.conftest import TestServer
+from tests.model.machine import Report, RollbackMachine, Violation
+from tests.model.test_model import machine_for
+from tests.model.world import World, fast_steps
+
+
+@pytest.fixture(scope="module")
+def fast_world(tmp_path_factory: pytest.TempPathFactory, mongo_server: TestServer) -> Iterator[World]:
+    made = World(tmp_path_factory.mktemp("model"), mongo_server.uri, local_server=mongo_server.local,
+                 real_ops=False)
+    with fast_steps():
+        yield made
+    made.close()
+
+
+def issue20(what: str) -> pytest.MarkDecorator:
+    """A path that breaks an invariant today: strict, and only for a violation (a harness error still fails)."""
+    return pytest.mark.xfail(strict=True, raises=Violation, reason=f"issue 20: {what}")
+
+
+def replay(world: World, *calls: tuple[str, dict[str, Any]]) -> RollbackMachine:
+    """Run the rules in order, checking every invariant after each, as Hypothesis does; then end the example."""
+    machine = machine_for(world, Report())()
+    try:
+        machine.begin()
+        machine.check_all()
+        for name, arguments in calls:
+            getattr(machine, name)(**arguments)
+            machine.check_all()
+    finally:
+        machine.teardown()
+    return machine
+
+
+@issue20("after `flag` passes verify the Next line still says  `/rollback backup` (bullet 1, lifecycle)")
+def test_after_a_flag_restores_service_the_next_line_does_not_send_people_back_to_backup(fast_world: World) -> None:
+    replay(fast_world, ("alternative", {"text": "flag ENABLE_REALTIME_TIPS=false"}))
+
+
+@issue20("an approver who is not a commander can add a note (bullet 7, roles)")
+def test_an_approver_who_is_no_commander_cannot_add_a_note(fast_world: World) -> None:
+    replay(fast_world, ("not_a_commander", {"user": "alex", "text": "note I was here"}))
+
+
+@issue20("an approver who is not a commander can close --force  (bullet 7, roles)")
+def test_an_approver_who_is_no_commander_cannot_force_the_close(fast_world: World) -> None:
+    replay(fast_world, ("not_a_commander", {"user": "alex", "text": "close --force why"}))
+
+
+@issue20("an approver who is not a commander can hand the commander role  to themselves (bullet 7, roles)")
+def test_an_approver_who_is_no_commander_cannot_take_the_commander_role(fast_world: World) -> None:
+    replay(fast_world, ("not_a_commander", {"user": "alex", "text": "handover @alex"}))
