@@ -356,6 +356,12 @@ class RollbackMachine(RuleBasedStateMachine):
         self.settle(f"{user}'s :{emoji}:", before, sign=decides)
         self.check_no_false_error(user, audit, f":{emoji}: on a request")
 
+    @precondition(lambda self: bool(self.requests))
+    @rule(user=st.sampled_from(["alex", "dana"]))
+    def approve(self, user: str) -> None:
+        """What usually happens next: an approver ✅ on the newest request (the generic `react` reaches the rest)."""
+        self.react(user, "white_check_mark", 0)
+
     @precondition(lambda self: bool(self.reactions))
     @rule(data=st.data())
     def unreact(self, data: st.DataObject) -> None:

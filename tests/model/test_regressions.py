@@ -46,7 +46,7 @@ def replay(world: World, *calls: tuple[str, dict[str, Any]]) -> RollbackMachine:
     return machine
 
 
-@issue20("after `flag` passes verify the Next line still says  `/rollback backup` (bullet 1, lifecycle)")
+@issue20("after `flag` passes verify the Next line still says `/rollback backup` (bullet 1, lifecycle)")
 def test_after_a_flag_restores_service_the_next_line_does_not_send_people_back_to_backup(fast_world: World) -> None:
     replay(fast_world, ("alternative", {"text": "flag ENABLE_REALTIME_TIPS=false"}))
 
@@ -56,11 +56,11 @@ def test_an_approver_who_is_no_commander_cannot_add_a_note(fast_world: World) ->
     replay(fast_world, ("not_a_commander", {"user": "alex", "text": "note I was here"}))
 
 
-@issue20("an approver who is not a commander can close --force  (bullet 7, roles)")
+@issue20("an approver who is not a commander can close --force (bullet 7, roles)")
 def test_an_approver_who_is_no_commander_cannot_force_the_close(fast_world: World) -> None:
     replay(fast_world, ("not_a_commander", {"user": "alex", "text": "close --force why"}))
 
 
-@issue20("an approver who is not a commander can hand the commander role  to themselves (bullet 7, roles)")
+@issue20("an approver who is not a commander can hand the commander role to themselves (bullet 7, roles)")
 def test_an_approver_who_is_no_commander_cannot_take_the_commander_role(fast_world: World) -> None:
     replay(fast_world, ("not_a_commander", {"user": "alex", "text": "handover @alex"}))
