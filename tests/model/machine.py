@@ -54,6 +54,7 @@ class Report:
     """What a run tried and found: printed at the end of the soak and written to build/soak-report.json."""
 
     rules: Counter[str] = field(default_factory=Counter)
+    seconds: Counter[str] = field(default_factory=Counter)  # rule → wall time spent in it (and its checks)
     sequences: int = 0
     steps: int = 0
     violations: Counter[str] = field(default_factory=Counter)
@@ -65,6 +66,7 @@ class Report:
 
     def as_json(self) -> dict[str, Any]:
         return {"sequences": self.sequences, "steps": self.steps, "rules": dict(self.rules.most_common()),
+                "rule_seconds": {k: round(v, 1) for k, v in self.seconds.most_common()},
                 "violations": dict(self.violations), "failures": self.failures,
                 "first_seen": self.first_seen,
                 "seconds": round(time.monotonic() - self.started, 1)}
@@ -119,7 +121,7 @@ class RollbackMachine(RuleBasedStateMachine):
         self.requests: list[str] = []  # the DANGER ZONE requests' ts, oldest first
         self.reactions: set[tuple[str, str, str]] = set()  # (user name, ts, emoji) currently on a request
         self.previews: list[str] = []  # ts of *Post now* previews shown to casey
-        self.fault_queued = False
+        self.last_rule: tuple[str, float] | None = None
         self.log: list[str] = []
 
     # ---- plumbing ------------------------------------------------------------------------------------------
@@ -191,7 +193,15 @@ class RollbackMachine(RuleBasedStateMachine):
         if name not in self.report.known:
             raise Violation(name, detail)
 
+    def lap(self, name: str | None) -> None:
+        """The wall time of the rule that ran last (with its waits and checks) goes to its name."""
+        now = time.monotonic()
+        if self.last_rule is not None:
+            self.report.seconds[self.last_rule[0]] += now - self.last_rule[1]
+        self.last_rule = (name, now) if name else None
+
     def did(self, name: str, text: str) -> None:
+        self.lap(name)
         self.report.rules[name] += 1
         self.report.steps += 1
         self.log.append(text)
@@ -218,6 +228,7 @@ class RollbackMachine(RuleBasedStateMachine):
     # ---- examples begin and end ------------------------------------------------------------------------------
     @initialize()
     def begin(self) -> None:
+        self.last_rule = ("(begin the example)", time.monotonic())
         self.world.begin()
         self.report.sequences += 1
         self.errors_seen: dict[str, int] = {}
@@ -229,6 +240,7 @@ class RollbackMachine(RuleBasedStateMachine):
             self.violate("silent", "/rollback start opened no incident")
 
     def teardown(self) -> None:
+        self.lap("(end of the example)")
         self.report.last_log = list(self.log)
         try:
             if self.world.bot is not None:
@@ -236,6 +248,7 @@ class RollbackMachine(RuleBasedStateMachine):
                 self.check_all()
         finally:
             self.world.end()
+            self.lap(None)
 
     # ---- rules: the commander's commands ---------------------------------------------------------------------
     @rule(reason=st.sampled_from(["health 500 after Phase 3", "model run"]))
