@@ -394,6 +394,27 @@ class RollbackMachine(RuleBasedStateMachine):
         self._track()
         self.settle("the restart", None, sign=False)
 
+    @precondition(lambda self: self.started)
+    @rule(what=st.sampled_from(["backup --again", "flag ENABLE_REALTIME_TIPS=false", "approve"]))
+    def restart_mid_work(self, what: str) -> None:
+        """The bot stops while it is working: a step, an alternative, or the danger run an approval starts."""
+        self.did(f"restart during {what.split()[0]}", f"casey/alex: {what}, and the bot restarts as soon as it shows")
+        before = self.fingerprint()
+        if what == "approve":
+            ts = self.requests[-1] if self.requests else None
+            if ts is None or ("alex", ts, "white_check_mark") in self.reactions:
+                return
+            self.emu.react("alex", "incident-rollback", ts, "white_check_mark").wait(30)
+            self.reactions.add(("alex", ts, "white_check_mark"))
+        else:
+            self.emu.slash("casey", "incident-rollback", what).wait(30)
+        deadline = time.monotonic() + REPLY_S
+        while self.fingerprint() == before and time.monotonic() < deadline:  # it has begun (or answered)
+            time.sleep(0.02)
+        self.world.restart_bot()
+        self._track()
+        self.settle(f"the restart during {what}", None, sign=False)
+
     @rule(method=st.sampled_from(["chat.postMessage", "chat.update", "chat.postEphemeral", "usergroups.list",
                                   "conversations.history", "usergroups.users.list"]),
           status=st.sampled_from([429, 500]), times=st.integers(min_value=1, max_value=2))
