@@ -326,8 +326,10 @@ class RollbackMachine(RuleBasedStateMachine):
     # ---- rules: the wrong people ---------------------------------------------------------------------------
     @precondition(lambda self: self.started)
     @rule(user=st.sampled_from(["alex", "blake"]),
-          text=st.sampled_from(["backup", "revert", "cleanup", "restore all", "note I was here", "close --force why",
-                                "restored", "flag ENABLE_REALTIME_TIPS=false", "handover @alex"]))
+          text=st.sampled_from(["backup", "backup --again", "revert", "verify", "cleanup", "restore all",
+                                "note I was here", "followup @alex check the logs", "close --force why", "restored",
+                                "flag ENABLE_REALTIME_TIPS=false", "partial src/server.js", "revert --safe",
+                                "handover @alex"]))
     def not_a_commander(self, user: str, text: str) -> None:
         """Only commanders run commands (README, Security model): anyone else is refused and nothing changes."""
         self.did(f"{'approver' if user == 'alex' else 'bystander'} command", f"{user}: /rollback {text}")

@@ -46,21 +46,17 @@ def replay(world: World, *calls: tuple[str, dict[str, Any]]) -> RollbackMachine:
     return machine
 
 
-@issue20("after `flag` passes verify the Next line still says `/rollback backup` (bullet 1, lifecycle)")
-def test_after_a_flag_restores_service_the_next_line_does_not_send_people_back_to_backup(fast_world: World) -> None:
-    replay(fast_world, ("alternative", {"text": "flag ENABLE_REALTIME_TIPS=false"}))
+@issue20("after a safer alternative passes verify the Next line still says `/rollback backup` (bullet 1, lifecycle)")
+@pytest.mark.parametrize("alternative", ["flag ENABLE_REALTIME_TIPS=false", "partial src/server.js", "revert --safe"])
+def test_after_an_alternative_restores_service_the_next_line_does_not_send_people_back_to_backup(
+        fast_world: World, alternative: str) -> None:
+    replay(fast_world, ("alternative", {"text": alternative}))
 
 
-@issue20("an approver who is not a commander can add a note (bullet 7, roles)")
-def test_an_approver_who_is_no_commander_cannot_add_a_note(fast_world: World) -> None:
-    replay(fast_world, ("not_a_commander", {"user": "alex", "text": "note I was here"}))
-
-
-@issue20("an approver who is not a commander can close --force (bullet 7, roles)")
-def test_an_approver_who_is_no_commander_cannot_force_the_close(fast_world: World) -> None:
-    replay(fast_world, ("not_a_commander", {"user": "alex", "text": "close --force why"}))
-
-
-@issue20("an approver who is not a commander can hand the commander role to themselves (bullet 7, roles)")
-def test_an_approver_who_is_no_commander_cannot_take_the_commander_role(fast_world: World) -> None:
-    replay(fast_world, ("not_a_commander", {"user": "alex", "text": "handover @alex"}))
+@issue20("an approver who is not a commander runs commands only commanders may run (bullet 7, roles)")
+@pytest.mark.parametrize("command", ["backup", "backup --again", "verify", "flag ENABLE_REALTIME_TIPS=false",
+                                     "partial src/server.js", "revert --safe", "restore all", "note I was here",
+                                     "followup @alex check the logs", "close --force why", "handover @alex"])
+def test_an_approver_who_is_no_commander_changes_nothing_with_a_command(fast_world: World, command: str) -> None:
+    first = [("step", {"step": "backup"})] if command == "restore all" else []  # else it is refused for want of one
+    replay(fast_world, *first, ("not_a_commander", {"user": "alex", "text": command}))
