@@ -120,7 +120,7 @@ class RollbackMachine(RuleBasedStateMachine):
         self.closed = False
         self.requests: list[str] = []  # the DANGER ZONE requests' ts, oldest first
         self.reactions: set[tuple[str, str, str]] = set()  # (user name, ts, emoji) currently on a request
-        self.previews: list[str] = []  # ts of *Post now* previews shown to casey
+        self.posted_previews: dict[str, int] = {}  # comms preview ts → stakeholder posts its Post now made
         self.last_rule: tuple[str, float] | None = None
         self.log: list[str] = []
 
@@ -300,12 +300,23 @@ class RollbackMachine(RuleBasedStateMachine):
             return
         ts = previews[0] if old else previews[-1]
         for _ in range(clicks):
-            before = self.fingerprint()
+            before, posts = self.fingerprint(), self.update_posts()
             try:
                 self.emu.click("casey", "incident-rollback", ts, "rollback_comms_post").wait(30)
             except KeyError:
                 return
             self.settle("Post now", before)
+            if self.update_posts() > posts:
+                self.posted_previews[ts] = self.posted_previews.get(ts, 0) + self.update_posts() - posts
+        again = {ts: n for ts, n in self.posted_previews.items() if n > 1}
+        if again:
+            self.violate("posted-twice", f"one comms preview was posted {max(again.values())} times (a preview "
+                                         "posts at most once, whatever the clicks)")
+
+    def update_posts(self) -> int:
+        """Stakeholder posts made by *Post now* (their metadata key is `update-<click>`)."""
+        return sum(str(((m.get("metadata") or {}).get("event_payload") or {}).get("key", "")).startswith("update-")
+                   for m in self.emu.ws.channel_messages(STAKEHOLDERS))
 
     @precondition(lambda self: self.started)
     @rule(step=st.sampled_from(["backup", "revert", "rebuild", "restart", "verify"]))

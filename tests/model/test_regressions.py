@@ -60,3 +60,21 @@ def test_after_an_alternative_restores_service_the_next_line_does_not_send_peopl
 def test_an_approver_who_is_no_commander_changes_nothing_with_a_command(fast_world: World, command: str) -> None:
     first = [("step", {"step": "backup"})] if command == "restore all" else []  # else it is refused for want of one
     replay(fast_world, *first, ("not_a_commander", {"user": "alex", "text": command}))
+
+
+@issue20("`restore all` after a second cleanup (nothing left to clean) restores from the backup taken after the "
+         "first, so the original data stays gone (bullet 3, restore)")
+def test_restore_all_after_a_second_cleanup_gives_back_the_data_from_before_the_first(fast_world: World) -> None:
+    replay(fast_world, ("step", {"step": "backup"}), ("danger", {"text": "cleanup"}), ("approve", {"user": "alex"}),
+           ("step", {"step": "backup --again"}), ("danger", {"text": "cleanup"}), ("approve", {"user": "alex"}),
+           ("danger", {"text": "restore all"}), ("approve", {"user": "dana"}))
+
+
+@issue20("a double click on *Post now* posts the update twice (bullet 5, exactly once)")
+def test_a_double_click_on_post_now_posts_once(fast_world: World) -> None:
+    replay(fast_world, ("comms_post", {"clicks": 2, "old": False}))
+
+
+@issue20("an old comms preview can be posted again (bullet 5, exactly once)")
+def test_an_old_preview_posts_once(fast_world: World) -> None:
+    replay(fast_world, ("comms_post", {"clicks": 1, "old": False}), ("comms_post", {"clicks": 1, "old": True}))
