@@ -281,6 +281,15 @@ class RollbackMachine(RuleBasedStateMachine):
         self.requests += [str(m["ts"]) for m in self.request_messages() if str(m["ts"]) not in known]
 
     @precondition(lambda self: self.started)
+    @rule(text=st.sampled_from(["cleanup", "restore all"]), approver=st.sampled_from(["alex", "dana"]))
+    def danger_run(self, text: str, approver: str) -> None:
+        """The usual danger-zone path in one rule (request, then an approver's ✅), so the search reaches what
+        comes after an executed cleanup (backup --again, a second cleanup, restore all) in few steps."""
+        self.danger(text)
+        if self.requests:
+            self.react(approver, "white_check_mark", 0)
+
+    @precondition(lambda self: self.started)
     @rule(text=st.sampled_from(["restored", "close", "close --force the model says so", "note checked the logs",
                                 "status"]))
     def lifecycle(self, text: str) -> None:
