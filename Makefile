@@ -34,7 +34,8 @@ SOAK_STEPS ?= 12
 SOAK_BATCH ?= 25
 soak: deps
 	SOAK_SEQUENCES=$(SOAK_SEQUENCES) SOAK_MINUTES=$(SOAK_MINUTES) SOAK_STEPS=$(SOAK_STEPS) SOAK_BATCH=$(SOAK_BATCH) \
-	  $(BIN)/python -m pytest tests/model/test_soak.py -s -p no:cacheprovider --basetemp=build/soak-tmp $(PYTEST_ARGS)
+	  $(BIN)/python -m pytest tests/model/test_soak.py -s -p no:cacheprovider --basetemp=build/soak-tmp $(PYTEST_ARGS); \
+	  status=$$?; rm -rf build/soak-tmp; exit $$status
 
 lint: deps
 	$(BIN)/ruff check bot handlers tests bench
