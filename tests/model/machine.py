@@ -226,8 +226,10 @@ class RollbackMachine(RuleBasedStateMachine):
                                             f"{done} done by them")
 
     # ---- examples begin and end ------------------------------------------------------------------------------
-    @initialize()
-    def begin(self) -> None:
+    @initialize(backed_up=st.booleans())
+    def begin(self, backed_up: bool = False) -> None:
+        """A started incident; in half the examples with a backup already taken, so the danger zone (which needs
+        one) is in reach of the search: in the first 1,250 soak steps, no request was ever reacted to."""
         self.last_rule = ("(begin the example)", time.monotonic())
         self.world.begin()
         self.report.sequences += 1
@@ -238,6 +240,9 @@ class RollbackMachine(RuleBasedStateMachine):
         self.started = self.store.get_incident(INCIDENT_ID) is not None
         if not self.started:
             self.violate("silent", "/rollback start opened no incident")
+        if backed_up:
+            self.log.append("casey: /rollback backup")
+            self.slash("casey", "backup")
 
     def teardown(self) -> None:
         self.lap("(end of the example)")
