@@ -324,8 +324,8 @@ class RollbackMachine(RuleBasedStateMachine):
                 self.posted_previews[ts] = self.posted_previews.get(ts, 0) + self.update_posts() - posts
         again = {ts: n for ts, n in self.posted_previews.items() if n > 1}
         if again:
-            self.violate("posted-twice", f"one comms preview was posted {max(again.values())} times (a preview "
-                                         "posts at most once, whatever the clicks)")
+            self.violate("preview-posted-twice", f"one comms preview was posted {max(again.values())} times "
+                                                 "(a preview posts at most once, whatever the clicks)")
 
     def update_posts(self) -> int:
         """Stakeholder posts made by *Post now* (their metadata key is `update-<click>`)."""

@@ -21,7 +21,8 @@ STEPS = int(os.environ.get("MODEL_STEPS", "12"))
 SEED = int(os.environ.get("MODEL_SEED", "20"))  # a fixed seed: CI runs the same sequences every time
 #: invariants whose violations the bot is known to have (issue 20; each has a strict xfail in test_regressions.py):
 #: counted in the report, not failing the bounded run, until the fixes are merged and this list is emptied
-KNOWN = {name for name in os.environ.get("MODEL_KNOWN", "next-line,role").split(",") if name}
+KNOWN = {name for name in os.environ.get("MODEL_KNOWN", "next-line,role,preview-posted-twice,restore").split(",")
+         if name}
 
 
 @pytest.fixture
