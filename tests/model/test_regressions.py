@@ -8,24 +8,13 @@ real Bolt app, emulator, store, git, backups and tenant data; rebuild, restart a
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.conftest import TestServer
 from tests.model.machine import Report, RollbackMachine, Violation
 from tests.model.test_model import machine_for
-from tests.model.world import World, fast_steps
-
-
-@pytest.fixture(scope="module")
-def fast_world(tmp_path_factory: pytest.TempPathFactory, mongo_server: TestServer) -> Iterator[World]:
-    made = World(tmp_path_factory.mktemp("model"), mongo_server.uri, local_server=mongo_server.local,
-                 real_ops=False)
-    with fast_steps():
-        yield made
-    made.close()
+from tests.model.world import World
 
 
 def issue20(what: str) -> pytest.MarkDecorator:
