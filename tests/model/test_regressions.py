@@ -48,10 +48,11 @@ def test_after_an_alternative_restores_service_the_next_line_does_not_send_peopl
 
 @issue20("an approver who is not a commander runs commands only commanders may run (bullet 7, roles)")
 @pytest.mark.parametrize("command", ["backup", "backup --again", "verify", "flag ENABLE_REALTIME_TIPS=false",
-                                     "partial src/server.js", "revert --safe", "restore all", "note I was here",
+                                     "partial src/server.js", "revert --safe", "cleanup", "restore all",
+                                     "note I was here",
                                      "followup @alex check the logs", "close --force why", "handover @alex"])
 def test_an_approver_who_is_no_commander_changes_nothing_with_a_command(fast_world: World, command: str) -> None:
-    first = [("step", {"step": "backup"})] if command == "restore all" else []  # else it is refused for want of one
+    first = [("step", {"step": "backup"})] if command in ("cleanup", "restore all") else []  # both need one
     replay(fast_world, *first, ("not_a_commander", {"user": "alex", "text": command}))
 
 
