@@ -9,7 +9,7 @@ TOOLS  := .tools
 NODE_BIN := $(abspath $(TOOLS)/node_modules/.bin)
 export PATH := $(NODE_BIN):$(PATH)
 
-.PHONY: local test lint bench deps clean
+.PHONY: local test lint bench soak deps clean
 
 ## make local: the emulated Slack workspace, the bot in Socket Mode, SQLite state, a sandbox target whose
 ## tenant data is on a local MongoDB-protocol server (nx-27017, in .local/mongo; stopped when it exits)
@@ -23,6 +23,19 @@ test: deps $(TOOLS)/.browser
 	$(BIN)/ruff check bot handlers tests bench
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+
+## make soak: the model-based search (tests/model) for long, on its fast tier: SOAK_SEQUENCES random sequences
+## (default 2000) or SOAK_MINUTES (default 600), whichever comes first; prints how often each rule ran, the
+## number of sequences and every invariant violation (with the shortest sequence found), and writes
+## build/soak-report.json. Fails if any invariant was violated.
+SOAK_SEQUENCES ?= 2000
+SOAK_MINUTES ?= 600
+SOAK_STEPS ?= 12
+SOAK_BATCH ?= 25
+soak: deps
+	SOAK_SEQUENCES=$(SOAK_SEQUENCES) SOAK_MINUTES=$(SOAK_MINUTES) SOAK_STEPS=$(SOAK_STEPS) SOAK_BATCH=$(SOAK_BATCH) \
+	  $(BIN)/python -m pytest tests/model/test_soak.py -s -p no:cacheprovider --basetemp=build/soak-tmp $(PYTEST_ARGS); \
+	  status=$$?; rm -rf build/soak-tmp; exit $$status
 
 lint: deps
 	$(BIN)/ruff check bot handlers tests bench

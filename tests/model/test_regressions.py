@@ -1,0 +1,63 @@
+"""Paths the model-based search found, replayed deterministically (the shortest sequence Hypothesis printed).
+
+Each names the bullet of issue 20 it reproduces; each failed before that bullet was fixed (as a strict xfail) and
+must pass now. They run on the fast tier (tests/model/world.py: the
+real Bolt app, emulator, store, git, backups and tenant data; rebuild, restart and verify by stand-ins).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import pytest
+
+from tests.model.machine import Report, RollbackMachine, Violation
+from tests.model.test_model import machine_for
+from tests.model.world import World
+
+
+def replay(world: World, *calls: tuple[str, dict[str, Any]]) -> RollbackMachine:
+    """Run the rules in order, checking every invariant after each, as Hypothesis does; then end the example."""
+    machine = machine_for(world, Report())()
+    try:
+        machine.begin()
+        machine.check_all()
+        for name, arguments in calls:
+            getattr(machine, name)(**arguments)
+            machine.check_all()
+    except BaseException:
+        with contextlib.suppress(Violation):  # the first violation is the finding, not what the end finds after it
+            machine.teardown()
+        raise
+    machine.teardown()
+    return machine
+
+
+@pytest.mark.parametrize("alternative", ["flag ENABLE_REALTIME_TIPS=false", "partial src/server.js", "revert --safe"])
+def test_after_an_alternative_restores_service_the_next_line_does_not_send_people_back_to_backup(
+        fast_world: World, alternative: str) -> None:
+    replay(fast_world, ("alternative", {"text": alternative}))
+
+
+@pytest.mark.parametrize("command", ["backup", "backup --again", "verify", "flag ENABLE_REALTIME_TIPS=false",
+                                     "partial src/server.js", "revert --safe", "cleanup", "restore all",
+                                     "note I was here",
+                                     "followup @alex check the logs", "close --force why", "handover @alex"])
+def test_an_approver_who_is_no_commander_changes_nothing_with_a_command(fast_world: World, command: str) -> None:
+    first = [("step", {"step": "backup"})] if command in ("cleanup", "restore all") else []  # both need one
+    replay(fast_world, *first, ("not_a_commander", {"user": "alex", "text": command}))
+
+
+def test_restore_all_after_a_second_cleanup_gives_back_the_data_from_before_the_first(fast_world: World) -> None:
+    replay(fast_world, ("step", {"step": "backup"}), ("danger", {"text": "cleanup"}), ("approve", {"user": "alex"}),
+           ("step", {"step": "backup --again"}), ("danger", {"text": "cleanup"}), ("approve", {"user": "alex"}),
+           ("danger", {"text": "restore all"}), ("approve", {"user": "dana"}))
+
+
+def test_a_double_click_on_post_now_posts_once(fast_world: World) -> None:
+    replay(fast_world, ("comms_post", {"clicks": 2, "old": False}))
+
+
+def test_an_old_preview_posts_once(fast_world: World) -> None:
+    replay(fast_world, ("comms_post", {"clicks": 1, "old": False}), ("comms_post", {"clicks": 1, "old": True}))

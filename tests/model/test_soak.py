@@ -1,0 +1,87 @@
+"""`make soak`: the model-based search for long, on the fast tier (see tests/model/world.py), in batches.
+
+Each batch is one Hypothesis run of ``SOAK_BATCH`` sequences with a fresh random seed. A batch that finds a
+violation shrinks it, and the shortest sequence Hypothesis printed is kept in the report; the invariant then
+joins ``known`` (counted, no longer failing), so the search goes on past it. It stops after ``SOAK_SEQUENCES``
+sequences or ``SOAK_MINUTES``, prints how often each rule ran, the number of sequences and every violation,
+writes build/soak-report.json, and fails if anything was violated.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import traceback
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis.stateful import run_state_machine_as_test
+
+from tests.conftest import TestServer
+from tests.model.machine import Report, Violation
+from tests.model.test_model import machine_for
+from tests.model.world import World, fast_steps
+
+pytestmark = pytest.mark.skipif(not os.environ.get("SOAK_SEQUENCES"), reason="make soak runs it (SOAK_SEQUENCES)")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def fast_world(tmp_path: Path, mongo_server: TestServer) -> Iterator[World]:
+    made = World(tmp_path, mongo_server.uri, local_server=mongo_server.local, real_ops=False)
+    yield made
+    made.close()
+
+
+def test_soak(fast_world: World) -> None:
+    target = int(os.environ["SOAK_SEQUENCES"])
+    budget = float(os.environ.get("SOAK_MINUTES", "60")) * 60
+    batch = int(os.environ.get("SOAK_BATCH", "25"))
+    steps = int(os.environ.get("SOAK_STEPS", "12"))
+    out = Path(os.environ.get("SOAK_REPORT", ROOT / "build" / "soak-report.json"))
+    report = Report(known={name for name in os.environ.get("SOAK_KNOWN", "").split(",") if name})
+    machine = machine_for(fast_world, report)
+    began = time.monotonic()
+    with fast_steps():
+        while report.sequences < target and time.monotonic() - began < budget:
+            sequences = report.sequences
+            try:
+                run_state_machine_as_test(machine, settings=settings(
+                    max_examples=min(batch, target - report.sequences), stateful_step_count=steps, deadline=None,
+                    database=None, suppress_health_check=list(HealthCheck), report_multiple_bugs=False))
+            except Violation as found:
+                _keep(report, found.name, found)
+            except Exception as error:  # noqa: BLE001 - a crash of a rule is a finding too; keep searching
+                _keep(report, f"error:{type(error).__name__}", error)
+                if report.sequences == sequences + 1:  # not one sequence got through: the world itself is broken
+                    break
+            _write(report, out)
+    _write(report, out)
+    print(f"\nsoak: {report.sequences} sequences ({report.steps} steps) in {time.monotonic() - began:.0f}s")
+    for name, count in report.rules.most_common():
+        print(f"  {count:6d}  {name}")
+    print(f"invariant violations: {dict(report.violations) or 0}")
+    for name, sequence in report.failures.items():
+        print(f"\n--- {name}: the shortest sequence found ---\n{sequence}")
+    for name, first in report.first_seen.items():
+        if name not in report.failures:
+            print(f"\n--- {name}: first seen (another failure was shrunk in that batch) ---\n{first}")
+    print(f"report: {out}")
+    assert not report.violations and not report.failures, f"violations: {dict(report.violations)}"
+
+
+def _keep(report: Report, name: str, error: BaseException) -> None:
+    notes = "\n".join(getattr(error, "__notes__", []))
+    said = "\n".join(f"  {line}" for line in report.last_log)
+    report.failures.setdefault(name, f"{error}\n{notes}\nin words:\n{said}\n" + (
+        "" if isinstance(error, Violation) else "".join(traceback.format_exception(error))[-3000:]))
+    report.violations[name] += 0 if isinstance(error, Violation) else 1
+    report.known.add(name)
+
+
+def _write(report: Report, out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report.as_json(), indent=2), encoding="utf-8")
