@@ -33,6 +33,7 @@ SOAK_MINUTES ?= 600
 SOAK_STEPS ?= 12
 SOAK_BATCH ?= 25
 soak: deps
+	mkdir -p build
 	SOAK_SEQUENCES=$(SOAK_SEQUENCES) SOAK_MINUTES=$(SOAK_MINUTES) SOAK_STEPS=$(SOAK_STEPS) SOAK_BATCH=$(SOAK_BATCH) \
 	  $(BIN)/python -m pytest tests/model/test_soak.py -s -p no:cacheprovider --basetemp=build/soak-tmp $(PYTEST_ARGS); \
 	  status=$$?; rm -rf build/soak-tmp; exit $$status
