@@ -8,7 +8,7 @@ from typing import Any
 
 from bot.domain.guide import Next, NextKind, next_action
 from bot.domain.incident import Incident, Milestone
-from bot.domain.lifecycle import Fix
+from bot.domain.lifecycle import FIX_NAMES, Fix, Phase
 from bot.domain.ports import Message
 from bot.domain.runs import StepName, StepRun, StepStatus
 from bot.domain.steps import RUNBOOK_STEPS, SHORT_NAMES, TITLES
@@ -37,6 +37,19 @@ def progress(incident: Incident, runs: list[StepRun]) -> str:
     latest = {run.step: run for run in runs}
     return "  →  ".join(f"{MARK[latest[s].status] if s in latest else '⬜'} {SHORT_NAMES[s]}"
                         for s in incident.lifecycle.path())
+
+
+def phase_title(incident: Incident) -> str:
+    """The lifecycle's phase in words: active, mitigating (rollback), service restored (feature flag), …"""
+    life = incident.lifecycle
+    fix = FIX_NAMES[life.fix] if life.fix else None
+    if life.phase is Phase.MITIGATING and fix:
+        return f"mitigating ({fix})"
+    if life.phase is Phase.RESTORED and fix:
+        return f"service restored ({fix}), watching"
+    if life.phase is Phase.CONFIRMED:
+        return "service restored and confirmed"
+    return "closed" if life.phase is Phase.CLOSED or not incident.active else "active"
 
 
 def next_line(upcoming: Next) -> str:
@@ -78,8 +91,7 @@ def _step_buttons(incident: Incident, upcoming: Next, target: str) -> Blocks:
 
 def panel(incident: Incident, runs: list[StepRun], target: str) -> Message:
     upcoming = next_action(incident)
-    state = "active" if incident.active else "closed"
-    title = f"🚨 Rollback {incident.id} — {state}"
+    title = f"{'🚨' if incident.active else '🏁'} Rollback {incident.id} — {phase_title(incident)}"
     blocks: Blocks = [
         header(title, Block.PANEL_HEADER),
         {"type": "section", "text": mrkdwn_obj(render("panel.md.j2", incident=incident,

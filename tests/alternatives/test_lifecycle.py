@@ -43,6 +43,7 @@ def test_a_feature_flag_fix_restores_service_tells_stakeholders_is_watched_and_c
     assert "/rollback backup" not in panel.split("*Next:*")[1].split("'")[0]  # before: Next said backup forever
     assert "*Next:* confirm the success criteria" in panel
     assert "✅ Feature flag  →  ✅ Restart  →  ✅ Verify" in panel
+    assert "🚨 Rollback RB-0001 — service restored (feature flag), watching" in panel  # the phase, in words
     assert f"Flag off <!date^{int(fixed_at.timestamp())}^" in panel  # before: *Rolled back* stayed "—"
 
     update = emulator.ws.wait_for(lambda: posts(emulator, "(fix applied: feature flag)"), 10, "the update")[0]
