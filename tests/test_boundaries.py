@@ -91,16 +91,6 @@ MAY_WRITE_SLACK = ("slack_ui", "dev")
 #: the test subtracts exactly these, and fails if one of them is gone (so the set only shrinks, and whoever
 #: merges empties it). Each entry is "module imports name", or "module is in no layer".
 KNOWN_UNTIL_MERGED: frozenset[str] = frozenset({
-    # R1 (the domain owns its contracts): the danger zone still calls bot/ops (cleanup, dump, tenants) and the
-    # steps' tenant list directly; these go once engineer A's danger changes land and it asks Deps.tenant_data.
-    "bot/domain/danger/executor.py imports bot.ops.cleanup",
-    "bot/domain/danger/executor.py imports bot.ops.tenants",
-    "bot/domain/danger/executor.py imports bot.runbook.target.central_uri",
-    "bot/domain/danger/plans.py imports bot.ops.cleanup",
-    "bot/domain/danger/plans.py imports bot.ops.dump",
-    "bot/domain/danger/plans.py imports bot.ops.tenants",
-    "bot/domain/danger/plans.py imports bot.runbook.target.central_uri",
-    "bot/domain/danger/plans.py imports bot.runbook.target.list_tenants",
     # R2 (development tooling into bot/dev, out of the wheel): the emulator, local MongoDB, sandbox and
     # `rollback-bot local` are in no layer yet, and the command line imports them by their old names.
     "bot/cli.py imports bot.emulator.Emulator",
