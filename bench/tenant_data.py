@@ -162,9 +162,11 @@ def _planner(config: Any) -> Any:
 
     from bot.domain.danger import plans
     from bot.domain.danger.plans import Planner
+    from bot.runbook.systems import RunbookCleanup
 
     plans.PLAN_PARALLEL = PLAN_PARALLEL
-    return Planner(SimpleNamespace(config=config, secrets=_book(config)))  # the planner reads only these two
+    # the planner reads only these three
+    return Planner(SimpleNamespace(config=config, secrets=_book(config), tenant_cleanup=RunbookCleanup(config)))
 
 
 def _backup_ref(spec: dict[str, Any]) -> Any:

@@ -87,22 +87,6 @@ DOMAIN_PORTS_BUNDLE = "bot.domain.deps"
 #: Where Block Kit and Slack markup may be written (bot/dev: the emulator reads and draws them).
 MAY_WRITE_SLACK = ("slack_ui", "dev")
 
-#: Violations of the target layering that the code still has while other branches of issue 21 are unmerged;
-#: the test subtracts exactly these, and fails if one of them is gone (so the set only shrinks, and whoever
-#: merges empties it). Each entry is "module imports name", or "module is in no layer".
-KNOWN_UNTIL_MERGED: frozenset[str] = frozenset({
-    # R1 (the domain owns its contracts): the danger zone still calls bot/ops (cleanup, dump, tenants) and the
-    # steps' tenant list directly; these go once engineer A's danger changes land and it asks Deps.tenant_data.
-    "bot/domain/danger/executor.py imports bot.ops.cleanup",
-    "bot/domain/danger/executor.py imports bot.ops.tenants",
-    "bot/domain/danger/executor.py imports bot.runbook.target.central_uri",
-    "bot/domain/danger/plans.py imports bot.ops.cleanup",
-    "bot/domain/danger/plans.py imports bot.ops.dump",
-    "bot/domain/danger/plans.py imports bot.ops.tenants",
-    "bot/domain/danger/plans.py imports bot.runbook.target.central_uri",
-    "bot/domain/danger/plans.py imports bot.runbook.target.list_tenants",
-})
-
 BLOCK_KIT_TYPES = frozenset({
     # blocks
     "section", "actions", "context", "header", "divider", "image", "input", "rich_text", "file", "video",
@@ -360,8 +344,7 @@ def test_the_table_points_only_down() -> None:
 
 def test_every_module_is_in_one_layer_and_imports_only_what_it_may() -> None:
     found = layer_violations() + slack_writers()
-    assert sorted({str(v) for v in found if v.text not in KNOWN_UNTIL_MERGED}) == []
-    assert sorted(KNOWN_UNTIL_MERGED - {v.text for v in found}) == [], "fixed: remove these from KNOWN_UNTIL_MERGED"
+    assert sorted(str(v) for v in found) == []
 
 
 def test_the_presenter_writes_block_kit() -> None:

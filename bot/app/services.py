@@ -29,7 +29,7 @@ from bot.domain.stakeholders import Stakeholders
 from bot.ops.envfile import read_env_file
 from bot.redact import SecretBook
 from bot.runbook import registry
-from bot.runbook.systems import DeployedTarget, TenantDatabases
+from bot.runbook.systems import DeployedTarget, RunbookCleanup, TenantDatabases
 from bot.slack import SlackDirectory, SlackMessenger, web_client
 from bot.slack_ui import SlackPresenter
 from bot.store import Store, open_store
@@ -133,7 +133,8 @@ def build_services(settings: Settings, *, store: Store | None = None, clock: Clo
     jobs = SchedulerJobs()
     deps = Deps(settings=settings, store=store, clock=clock, messenger=messenger, directory=directory, access=access,
                 ui=presenter, jobs=jobs, replica=replica, secrets=book, steps=registry(),
-                target=DeployedTarget(settings.runbook), tenant_data=TenantDatabases(settings.runbook))
+                target=DeployedTarget(settings.runbook), tenant_data=TenantDatabases(settings.runbook),
+                tenant_cleanup=RunbookCleanup(settings.runbook))
     # Built bottom-up: each service gets exactly the ones it calls, so every consequence is a visible call.
     desk = Desk(deps)
     stakeholders = Stakeholders(deps, desk)

@@ -16,7 +16,7 @@ from bot.domain.ownership import Replica
 from bot.domain.ports import Directory, Jobs, Messenger, Presenter
 from bot.domain.steps import Steps
 from bot.domain.store import Store
-from bot.domain.systems import Target, TenantData
+from bot.domain.systems import Target, TenantCleanup, TenantData
 from bot.redact import SecretBook
 
 
@@ -34,6 +34,7 @@ class Deps:
     secrets: SecretBook
     target: Target  # the deployed code: git, .env, pm2, its HTTP endpoints
     tenant_data: TenantData  # the tenants' databases
+    tenant_cleanup: TenantCleanup  # runbook step 6 and its undo on them, and the backup runs they rely on
     steps: Steps  # the runbook's steps by name (bot/runbook), handed in by the composition root
 
     @property

@@ -1,8 +1,12 @@
-"""The systems the runbook acts on, as the domain sees them: two ports in ``Deps``.
+"""The systems the runbook acts on, as the domain sees them: three ports in ``Deps``.
 
 - :class:`Target` — the deployed code and what runs it: its git work tree (the commit, hotfix branches and
   pushes), its ``.env``, its pm2 apps and its HTTP health endpoints.
-- :class:`TenantData` — the tenants' MongoDB databases, found through the central database.
+- :class:`TenantData` — the tenants' MongoDB databases, found through the central database: do they answer,
+  how many documents match (the monitor, the close-out).
+- :class:`TenantCleanup` — runbook step 6 and its undo on those databases, for the danger zone: the tenant
+  list, a session on the central server (dry run, cleanup, restore of one tenant), and the backup runs they
+  rely on (what a run holds, its re-verification against its manifest).
 
 The adapters over git, pm2, HTTP and MongoDB (``bot/ops``) implement them in ``bot/runbook/systems.py``;
 the composition root wires them. Unit tests of the domain can hand in fakes.
@@ -11,9 +15,12 @@ the composition root wires them. Unit tests of the domain can hand in fakes.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
+from bot.domain.approvals import TenantCount
 from bot.domain.runs import CheckOutcome, StepRun
 
 
@@ -117,4 +124,72 @@ class TenantData(Protocol):
     def count(self, collection: str, failed: Mapping[str, object],
               total: Mapping[str, object]) -> tuple[int, int]:
         """Documents of ``collection`` matching ``failed`` and ``total``, summed over every tenant."""
+        ...
+
+
+@dataclass(frozen=True)
+class Tenant:
+    """One tenant: its name as people know it, and its database."""
+
+    name: str
+    db: str
+
+
+@dataclass(frozen=True)
+class Cleaned:
+    """What cleaning one tenant changed: the cases whose fields were unset, and per collection to drop the
+    documents it held when dropped (None: it did not exist)."""
+
+    modified: int
+    dropped: dict[str, int | None]
+
+
+@dataclass(frozen=True)
+class Restored:
+    """What restoring one tenant put back: documents per collection re-inserted, and the cases whose fields were
+    set again."""
+
+    collections: dict[str, int]
+    cases: int
+
+
+class TenantSession(Protocol):
+    """One connection to the central server, shared by the tenants of a plan or a run (and by its threads).
+
+    Each method works on one tenant database, with the cleanup that rollback.yml configures."""
+
+    def dry_run(self, db: str) -> TenantCount:
+        """What a cleanup would change in ``db``. Reads only."""
+        ...
+
+    def clean(self, db: str) -> Cleaned:
+        """Unset the fields, then drop the collections, as the runbook's script does. Idempotent: run again on a
+        tenant a killed run was inside of, it changes what is left."""
+        ...
+
+    def restore(self, db: str, run: Path) -> Restored:
+        """Put back what the cleanup removed, from the backup run folder ``run``. A re-run gives the same result."""
+        ...
+
+
+class TenantCleanup(Protocol):
+    """Runbook step 6 and its undo: what the danger zone asks of the tenant databases and the backup runs."""
+
+    def tenants(self) -> list[Tenant]:
+        """The tenant databases now (raises StepFailed saying why when they cannot be listed)."""
+        ...
+
+    def session(self) -> AbstractContextManager[TenantSession]:
+        """A session on the central server; closed when the ``with`` block ends."""
+        ...
+
+    def backed_up(self, run: Path, db: str) -> TenantCount:
+        """The dry run's numbers as the backup run ``run`` holds them for ``db``: what a complete restore gives
+        back. Reads the files."""
+        ...
+
+    def verify_backup(self, run: Path, manifest_sha256: str | None, databases: Sequence[str]) -> list[str]:
+        """Re-read the backup run on disk: what differs from its manifest (the manifest not the recorded one, a
+        file of ``databases`` missing, or not of the manifest's size, document count and sha256). Empty: every
+        file matches."""
         ...

@@ -1,18 +1,23 @@
 """The domain's ports to the target and the tenant databases (:mod:`bot.domain.systems`), over ``bot/ops``:
-git, pm2, the target's ``.env``, HTTP probes and MongoDB, configured by the runbook's config."""
+git, pm2, the target's ``.env``, HTTP probes, MongoDB and the backup runs, configured by the runbook's config."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
 
-from bot.config import RunbookConfig
+from pymongo import MongoClient
+
+from bot.config import CleanupConfig, RunbookConfig
+from bot.domain.approvals import TenantCount
 from bot.domain.runs import CheckOutcome, StepRun
-from bot.domain.systems import AppState, Commit, HttpAnswer, HttpCheck
-from bot.ops import health, tenants
+from bot.domain.systems import AppState, Cleaned, Commit, HttpAnswer, HttpCheck, Restored, Tenant, TenantSession
+from bot.ops import cleanup, dump, health, tenants
 from bot.ops.envfile import env_value
 from bot.ops.git import GitRepo, WorkTree, validate_hotfix_name
 from bot.ops.pm2 import Pm2
-from bot.runbook.target import central_uri
+from bot.runbook.target import central_uri, list_tenants
 from bot.runbook.verify import health_checks, log_checks
 
 
@@ -84,3 +89,52 @@ class TenantDatabases:
         finally:
             tenants.close(client)
         return failures, matches
+
+
+def _count(counts: cleanup.Counts) -> TenantCount:
+    return TenantCount(cases=counts.cases, fields=dict(counts.fields), collections=dict(counts.collections))
+
+
+class CentralSession:
+    """:class:`bot.domain.systems.TenantSession`: one pymongo client on the central server (thread-safe)."""
+
+    def __init__(self, client: MongoClient[dict[str, object]], config: CleanupConfig) -> None:
+        self.client, self.config = client, config
+
+    # The module's functions are looked up at each call (``cleanup.clean_tenant``), so a test can wrap them.
+    def dry_run(self, db: str) -> TenantCount:
+        return _count(cleanup.dry_run(self.client, db, self.config))
+
+    def clean(self, db: str) -> Cleaned:
+        cleaned = cleanup.clean_tenant(self.client, db, self.config)  # the fault point cleanup.fields_unset is inside
+        return Cleaned(modified=cleaned.modified, dropped=dict(cleaned.dropped))
+
+    def restore(self, db: str, run: Path) -> Restored:
+        restored = cleanup.restore_tenant(self.client, db, run, self.config)
+        return Restored(collections=dict(restored.collections), cases=restored.cases)
+
+
+class RunbookCleanup:
+    """:class:`bot.domain.systems.TenantCleanup`: step 6 as rollback.yml configures it, on the tenants listed in the
+    central database of the target's .env, and the backup runs on disk (``bot.ops.dump``)."""
+
+    def __init__(self, config: RunbookConfig) -> None:
+        self.config = config
+
+    def tenants(self) -> list[Tenant]:
+        return [Tenant(name=t.name, db=t.db_name) for t in list_tenants(self.config)]
+
+    @contextmanager
+    def session(self) -> Iterator[TenantSession]:
+        uri = central_uri(self.config)
+        client = tenants.connect(uri)
+        try:
+            yield CentralSession(client, self.config.cleanup)
+        finally:
+            tenants.close(client)
+
+    def backed_up(self, run: Path, db: str) -> TenantCount:
+        return _count(cleanup.backed_up_view(run, db, self.config.cleanup))
+
+    def verify_backup(self, run: Path, manifest_sha256: str | None, databases: Sequence[str]) -> list[str]:
+        return list(dump.verify_run(run, manifest_sha256, databases).problems)

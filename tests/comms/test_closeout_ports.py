@@ -80,7 +80,8 @@ def closer(tmp_path: Path, target: FakeTarget, tenants: FakeTenants) -> Closer:
     settings = Settings(runbook=parse_runbook({}), secrets=Secrets(_env_file=None))
     store = SQLiteStore(tmp_path / "state.sqlite3")
     deps = Deps(settings=settings, store=store, clock=SystemClock(), messenger=None, directory=None, access=None,
-                ui=None, jobs=None, replica=None, secrets=None, target=target, tenant_data=tenants, steps={})
+                ui=None, jobs=None, replica=None, secrets=None, target=target, tenant_data=tenants,
+                tenant_cleanup=None, steps={})
     return Closer(deps, desk=None, gate=None, recovery=None, changes=None)
 
 

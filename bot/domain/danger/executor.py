@@ -24,7 +24,15 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 
 from bot import faults
-from bot.domain.approvals import Approval, ApprovalStatus, DangerAction, DangerPlan, TenantPlan, TenantResult
+from bot.domain.approvals import (
+    Approval,
+    ApprovalStatus,
+    DangerAction,
+    DangerPlan,
+    TenantCount,
+    TenantPlan,
+    TenantResult,
+)
 from bot.domain.changes import Changes
 from bot.domain.danger.gate import Gate
 from bot.domain.danger.notices import Deliver, Notices
@@ -34,9 +42,8 @@ from bot.domain.deps import Deps
 from bot.domain.desk import Desk
 from bot.domain.incident import Busy, BusyKind, Incident
 from bot.domain.ports import Message
+from bot.domain.systems import Cleaned, Restored, TenantSession
 from bot.errors import BotError, Conflict
-from bot.ops import cleanup, tenants
-from bot.runbook.target import central_uri
 from bot.text import Code, Person, Rich, plain, rich
 
 log = logging.getLogger(__name__)
@@ -241,16 +248,14 @@ class Executor:
         self._redraw(notices, approval.id)
         notices.send("progress", progress.show(deps.ui.danger_progress(approval, len(done), len(plan.tenants), None)))
         last_update = 0.0
-        uri = central_uri(deps.config)
-        client = tenants.connect(uri)
-        try:
+        with deps.tenant_cleanup.session() as session:  # closed when the run ends, stops or fails
             for tenant in plan.tenants:
                 if tenant.db in done:
                     continue  # finished before a crash or a takeover: never repeated
                 if self._stop.is_set():
                     return  # stays `running`; the next owner resumes with the tenants left
                 faults.point(f"danger.{plan.action.value}.tenant")
-                result = self._one(client, approval, plan, tenant, resumed)
+                result = self._one(session, approval, plan, tenant, resumed)
                 if deps.store.add_tenant_result(result):
                     self.desk.audit(result.at, "bot", f"{plan.action.value}.tenant", approval.incident_id,
                                     approval=approval.id, tenant=tenant.db, ok=result.ok, modified=result.modified,
@@ -264,27 +269,24 @@ class Executor:
                     notices.send("progress", progress.show(deps.ui.danger_progress(
                         approval, len(done), len(plan.tenants), tenant.db)))
                     self._redraw(notices, approval.id)
-        finally:
-            tenants.close(client)
         self._finish(approval.id, plan, incident, progress, notices)
 
     def _redraw(self, notices: Notices, approval_id: str) -> None:
         notices.send("request", lambda: self.gate.refresh(approval_id))
 
-    def _one(self, client: object, approval: Approval, plan: DangerPlan, tenant: TenantPlan,
+    def _one(self, session: TenantSession, approval: Approval, plan: DangerPlan, tenant: TenantPlan,
              resumed: bool) -> TenantResult:
         deps = self.deps
-        config = deps.config.cleanup
         base = {"approval_id": approval.id, "incident_id": approval.incident_id, "db": tenant.db, "resumed": resumed}
         try:
             if plan.action is DangerAction.CLEANUP:
-                cleaned = cleanup.clean_tenant(client, tenant.db, config)
+                cleaned = session.clean(tenant.db)
                 modified, dropped = cleaned.modified, cleaned.dropped
                 if resumed:  # the previous owner may have stopped inside this tenant: count from the data
-                    modified, dropped = _from_data(tenant, cleaned, cleanup.dry_run(client, tenant.db, config))
+                    modified, dropped = _from_data(tenant, cleaned, session.dry_run(tenant.db))
                 return TenantResult(ok=True, at=deps.clock.now(), modified=modified, dropped=dropped, **base)
-            restored = cleanup.restore_tenant(client, tenant.db, Path(plan.backup.path), config)
-            after = cleanup.dry_run(client, tenant.db, config)
+            restored = session.restore(tenant.db, Path(plan.backup.path))
+            after = session.dry_run(tenant.db)
             expected = tenant.backup
             problems = [] if expected is not None and (after.cases, after.fields, after.collections) == (
                 expected.cases, expected.fields, expected.collections) else [
@@ -428,8 +430,7 @@ class Executor:
         self.changes.after(approval.incident_id)
 
 
-def _from_data(tenant: TenantPlan, cleaned: cleanup.Cleaned,
-               after: cleanup.Counts) -> tuple[int, dict[str, int | None]]:
+def _from_data(tenant: TenantPlan, cleaned: Cleaned, after: TenantCount) -> tuple[int, dict[str, int | None]]:
     """One tenant's outcome in a resumed run, from what the data shows: a previous owner killed between the
     `$unset` and recording the result left this call nothing to change, yet the tenant did lose its fields.
     Before: the approved dry run (re-checked not to have grown right before the run started); after: a dry run
@@ -442,7 +443,7 @@ def _from_data(tenant: TenantPlan, cleaned: cleanup.Cleaned,
     return modified, dropped
 
 
-def _shortfall(tenant: TenantPlan, restored: cleanup.Restored, run_id: str) -> list[str]:
+def _shortfall(tenant: TenantPlan, restored: Restored, run_id: str) -> list[str]:
     """What a restore put back short of what the cleanups removed from the tenant (the plan's ``removed``)."""
     removed = tenant.removed
     if removed is None:

@@ -1,7 +1,7 @@
 """Danger-zone plans: which backup run a request relies on, its re-verification on disk, the dry runs.
 
 A request names one exact backup run. Before the request is posted and again right before it runs, that
-run is re-read on disk (:func:`bot.ops.dump.verify_run`): every file present with the manifest's size,
+run is re-read on disk (``Deps.tenant_cleanup.verify_backup``): every file present with the manifest's size,
 document count and sha256. A run that fails is never relied on; the refusal says why and what to do.
 
 What a restore must bring back is the :class:`Ledger`: read from the incident's cleanup and restore runs in the
@@ -28,18 +28,13 @@ from bot.domain.approvals import (
 from bot.domain.deps import Deps
 from bot.domain.incident import Incident
 from bot.domain.runs import BackupArtifacts, StepName
+from bot.domain.systems import Tenant
 from bot.errors import BadInput, Conflict, StepFailed, echo
 from bot.ids import SLASH_COMMAND
-from bot.ops import cleanup, dump, tenants
-from bot.runbook.target import central_uri, list_tenants
 from bot.text import Code, Rich, join, rich
 
 PLAN_PARALLEL = 8
 BACKUP_AGAIN: Rich = ("Run ", Code(f"{SLASH_COMMAND} backup --again"), " first.")
-
-
-def _count(counts: cleanup.Counts) -> TenantCount:
-    return TenantCount(cases=counts.cases, fields=dict(counts.fields), collections=dict(counts.collections))
 
 
 @dataclass(frozen=True)
@@ -146,22 +141,21 @@ class Planner:
 
     def verify(self, backup: BackupRef, databases: list[str]) -> None:
         """Re-read the run on disk; refuse (saying why) unless every file matches its manifest."""
-        check = dump.verify_run(Path(backup.path), backup.manifest_sha256, databases)
-        if not check.ok:
-            shown = "; ".join(check.problems[:5]) + (f"; and {len(check.problems) - 5} more"
-                                                    if len(check.problems) > 5 else "")
+        problems = self.deps.tenant_cleanup.verify_backup(Path(backup.path), backup.manifest_sha256, databases)
+        if problems:
+            shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
             raise Conflict(("The backup run ", Code(backup.run_id), " cannot be relied on: ", shown, "."),
                            hint=BACKUP_AGAIN)
 
     # ---- dry runs --------------------------------------------------------------------------------------------
-    def tenants_now(self) -> list[tenants.Tenant]:
-        return list_tenants(self.deps.config)
+    def tenants_now(self) -> list[Tenant]:
+        return self.deps.tenant_cleanup.tenants()
 
     def survey(self) -> list[TenantPlan]:
         """Every tenant now, with its dry run."""
         found = self.tenants_now()
-        counts = self._dry_runs([t.db_name for t in found])
-        return [TenantPlan(db=t.db_name, name=t.name, now=counts[t.db_name]) for t in found]
+        counts = self._dry_runs([t.db for t in found])
+        return [TenantPlan(db=t.db, name=t.name, now=counts[t.db]) for t in found]
 
     def cleanup_plan(self, approval_id: str, backup: BackupRef, survey: list[TenantPlan] | None = None) -> DangerPlan:
         per = self.survey() if survey is None else survey
@@ -175,12 +169,11 @@ class Planner:
         if which != "all" and which not in available:
             raise BadInput((echo(which), " is not a tenant database in the backup run ", Code(backup.run_id), "."),
                            hint=rich("One of: ", join([(Code(db),) for db in available]), ", or ", Code("all"), "."))
-        names = {t.db_name: t.name for t in self.tenants_now()}
+        names = {t.db: t.name for t in self.tenants_now()}
         now = self._dry_runs(chosen)
-        config = self.deps.config.cleanup
+        data, run = self.deps.tenant_cleanup, Path(backup.path)
         with ThreadPoolExecutor(max_workers=PLAN_PARALLEL, thread_name_prefix="restore-plan") as pool:
-            views = dict(zip(chosen, pool.map(
-                lambda db: _count(cleanup.backed_up_view(Path(backup.path), db, config)), chosen), strict=True))
+            views = dict(zip(chosen, pool.map(lambda db: data.backed_up(run, db), chosen), strict=True))
         missing = removed or {}
         per = [TenantPlan(db=db, name=names.get(db, db), now=now[db], backup=views[db], removed=missing.get(db))
                for db in chosen]
@@ -188,17 +181,13 @@ class Planner:
                           totals=_totals(per))
 
     def _dry_runs(self, dbs: list[str]) -> dict[str, TenantCount]:
-        uri = central_uri(self.deps.config)
-        client = tenants.connect(uri)
-        config = self.deps.config.cleanup
-        try:
-            with ThreadPoolExecutor(max_workers=PLAN_PARALLEL, thread_name_prefix="dry-run") as pool:
-                counts = list(pool.map(lambda db: _count(cleanup.dry_run(client, db, config)), dbs))
-        except Exception as error:  # noqa: BLE001 - the database may be what is broken; nothing changed
-            raise StepFailed(("the dry run could not read the tenant databases: ",
-                              self.deps.secrets.redact(str(error))[:200])) from None
-        finally:
-            tenants.close(client)
+        with self.deps.tenant_cleanup.session() as session:  # closed after the dry runs, however they end
+            try:
+                with ThreadPoolExecutor(max_workers=PLAN_PARALLEL, thread_name_prefix="dry-run") as pool:
+                    counts = list(pool.map(session.dry_run, dbs))
+            except Exception as error:  # noqa: BLE001 - the database may be what is broken; nothing changed
+                raise StepFailed(("the dry run could not read the tenant databases: ",
+                                  self.deps.secrets.redact(str(error))[:200])) from None
         return dict(zip(dbs, counts, strict=True))
 
 
