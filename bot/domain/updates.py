@@ -64,9 +64,8 @@ def _backend(incident: Incident, runs: list[StepRun]) -> str:
         return "not verified yet (checks run after the rollback)"
     if verifies[-1].succeeded:
         life = incident.lifecycle
-        if not life.service_back:
-            return "STABLE (health checks pass)"
-        return STABLE_BY.get(life.fix, "STABLE (health checks pass)") if life.fix else "STABLE (health checks pass)"
+        stable = STABLE_BY.get(life.fix) if life.service_back and life.fix is not None else None
+        return stable or "STABLE (health checks pass)"
     return f"NOT STABLE — the last check failed: {verifies[-1].summary}"
 
 
@@ -86,8 +85,8 @@ DONE_BY = {
 def _opening(system: str, completed: bool, fix: Fix | None) -> str:
     if not completed:
         return f"We are performing an emergency rollback of the {system}"
-    return DONE_BY.get(fix, "We have performed an emergency rollback of the {system}").format(system=system) \
-        if fix else f"We have performed an emergency rollback of the {system}"
+    done = DONE_BY.get(fix) if fix is not None else None
+    return (done or "We have performed an emergency rollback of the {system}").format(system=system)
 
 
 def database_status(incident: Incident) -> tuple[str, str, str]:
