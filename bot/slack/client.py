@@ -120,12 +120,32 @@ class BoundedServerErrorRetryHandler(_Backoff, ServerErrorRetryHandler):
 
 
 class BoundedConnectionErrorRetryHandler(_Backoff, ConnectionErrorRetryHandler):
-    """Dropped connections, as slack_sdk's handler, and timeouts too (a read timeout is no URLError)."""
+    """Dropped connections, as slack_sdk's handler, and timeouts too (a read timeout is no URLError).
+
+    Except a post that may have reached Slack: a ``chat.postMessage`` whose answer timed out or whose connection
+    dropped after it was sent may well be in the channel, and sending it again would post it twice. Only a
+    connection that was refused (nothing was sent) is tried again; otherwise the caller decides — a keyed post
+    (a stakeholder update, a request) stays claimed and is looked up in the channel's history before it is sent
+    again (:mod:`bot.domain.stakeholders`)."""
 
     def __init__(self, budget: _Budget, max_retry_count: int) -> None:
         ConnectionErrorRetryHandler.__init__(self, max_retry_count=max_retry_count, error_types=[
             URLError, ConnectionError, RemoteDisconnected, TimeoutError])
         self.budget = budget
+
+    def _can_retry(self, *, state: RetryState, request: HttpRequest, response: HttpResponse | None = None,
+                   error: Exception | None = None) -> bool:
+        if request.url.rstrip("/").endswith(NOT_REPEATED) and not _never_sent(error):
+            return False
+        return super()._can_retry(state=state, request=request, response=response, error=error)
+
+
+NOT_REPEATED = ("chat.postMessage",)  # methods whose second attempt could double what the first one did
+
+
+def _never_sent(error: Exception | None) -> bool:
+    reason = error.reason if isinstance(error, URLError) else error
+    return isinstance(reason, ConnectionRefusedError)
 
 
 def retry_handlers(*, retries: int = RETRIES, budget_s: float = BUDGET_S) -> list[RetryHandler]:

@@ -81,3 +81,33 @@ def test_a_read_timeout_is_retried() -> None:
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+def test_a_post_whose_answer_timed_out_is_not_sent_again() -> None:
+    """It may be in the channel already: a second attempt would post it twice (the keyed posts are looked up in
+    the channel's history instead, see tests/faults/test_posts.py)."""
+    seen: list[str] = []
+    release = threading.Event()
+
+    class Accepts(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # http.server's name
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            seen.append(self.path)
+            release.wait(5)  # longer than the client's 1 s timeout: Slack took it, the answer is late
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Accepts)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        client = web_client("xoxb-test", f"http://127.0.0.1:{server.server_port}/api/", timeout=1)
+        with pytest.raises(TimeoutError):
+            client.chat_postMessage(channel="C0STAKEHOLD", text="status update")
+        assert seen == ["/api/chat.postMessage"]
+    finally:
+        release.set()
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
