@@ -115,7 +115,8 @@ def live_sandbox(sandbox: Sandbox) -> Iterator[Sandbox]:
     yield sandbox
 
 
-def make_settings(emulator: Emulator, sandbox: Sandbox, data_dir: Path, **overrides: Any) -> Settings:
+def make_config(sandbox: Sandbox, data_dir: Path, **overrides: Any) -> dict[str, Any]:
+    """The tests' rollback.yml, as a dict: the sandbox target, the emulator's channels and groups."""
     config: dict[str, Any] = {
         **sandbox.config(),
         "access": {"incident_channels": [INCIDENT], "commanders": ["@oncall"], "approvers": ["@backend-leads"]},
@@ -125,11 +126,19 @@ def make_settings(emulator: Emulator, sandbox: Sandbox, data_dir: Path, **overri
     }
     for section, values in overrides.items():
         config.setdefault(section, {}).update(values)
-    env = emulator.bot_env()
+    return config
+
+
+def settings_for(config: dict[str, Any], env: dict[str, str]) -> Settings:
+    """Settings from a config dict and the emulator's ``bot_env()`` (no .env file is read)."""
     secrets = Secrets(_env_file=None, slack_bot_token=env["SLACK_BOT_TOKEN"],  # type: ignore[call-arg]
                       slack_app_token=env["SLACK_APP_TOKEN"], slack_signing_secret=env["SLACK_SIGNING_SECRET"],
                       slack_api_url=env["SLACK_API_URL"])
     return Settings(runbook=parse_runbook(config), secrets=secrets)
+
+
+def make_settings(emulator: Emulator, sandbox: Sandbox, data_dir: Path, **overrides: Any) -> Settings:
+    return settings_for(make_config(sandbox, data_dir, **overrides), emulator.bot_env())
 
 
 @pytest.fixture

@@ -441,12 +441,56 @@ class RollbackMachine(RuleBasedStateMachine):
         self._track()
         self.settle(f"the restart during {what}", None, sign=False)
 
+    @precondition(lambda self: self.started and self.world.killable)
+    @rule(what=st.sampled_from(["backup --again", "flag ENABLE_REALTIME_TIPS=false", "approve", "restore all"]),
+          after=st.sampled_from([0.0, 0.05, 0.2, 0.6]))
+    def kill_mid_work(self, what: str, after: float) -> None:
+        """The bot's own OS process is killed with SIGKILL while it works (a step, an alternative, the danger
+        run an approval starts, a restore), ``after`` seconds into it; a new process recovers on the same store."""
+        self.did(f"kill -9 during {what.split()[0]}",
+                 f"casey/alex: {what}, and the bot process is killed (SIGKILL) {after}s after it shows")
+        before = self.fingerprint()
+        if what == "approve":
+            ts = self.requests[-1] if self.requests else None
+            if ts is None or ("alex", ts, "white_check_mark") in self.reactions:
+                return
+
+        def act() -> None:
+            if what == "approve":
+                assert ts is not None
+                self.emu.react("alex", "incident-rollback", ts, "white_check_mark").wait(30)
+                self.reactions.add(("alex", ts, "white_check_mark"))
+            else:
+                self.emu.slash("casey", "incident-rollback", what).wait(30)
+
+        shown: list[float] = []
+
+        def begun() -> bool:
+            if not shown and self.fingerprint() != before:
+                shown.append(time.monotonic())
+            return bool(shown) and time.monotonic() - shown[0] >= after
+
+        self.world.kill_mid(act, begun, within=REPLY_S)
+        self._track()
+        self.settle(f"the kill -9 during {what}", None, sign=False)
+
     @rule(method=st.sampled_from(["chat.postMessage", "chat.update", "chat.postEphemeral", "usergroups.list",
                                   "conversations.history", "usergroups.users.list"]),
           status=st.sampled_from([429, 500]), times=st.integers(min_value=1, max_value=2))
     def slack_fault(self, method: str, status: int, times: int) -> None:
         self.did(f"fault {status}", f"Slack: the next {times} {method} call(s) answer {status}")
         self.emu.fail_next(method, status, retry_after=1, times=times)
+
+    @rule(seconds=st.sampled_from([1.0, 3.0, 6.0]))
+    def slack_records_late(self, seconds: float) -> None:
+        """Slack accepts posts at once but shows them in history only later (within comms.lookup_s)."""
+        self.did("fault post recorded late", f"Slack: posts from now on reach the history {seconds}s late")
+        self.emu.record_late(seconds)
+
+    @rule(seconds=st.sampled_from([0.5, 1.5]))
+    def slack_slow_history(self, seconds: float) -> None:
+        self.did("fault slow history", f"Slack: conversations.history answers {seconds}s late from now on")
+        self.emu.slow_calls("conversations.history", seconds)
 
     # ---- invariants --------------------------------------------------------------------------------------------
     @invariant()

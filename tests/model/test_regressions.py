@@ -61,3 +61,20 @@ def test_a_double_click_on_post_now_posts_once(fast_world: World) -> None:
 
 def test_an_old_preview_posts_once(fast_world: World) -> None:
     replay(fast_world, ("comms_post", {"clicks": 1, "old": False}), ("comms_post", {"clicks": 1, "old": True}))
+
+
+@pytest.mark.parametrize("after", [0.0, 0.2])
+def test_a_bot_process_killed_in_the_approved_cleanup_finishes_it_and_restore_gives_the_data_back(
+        fast_world: World, after: float) -> None:
+    """The soak's kill rule on its own: a real OS process, SIGKILL while the cleanup runs, a new one recovers."""
+    kills = fast_world.kills
+    replay(fast_world, ("step", {"step": "backup"}), ("danger", {"text": "cleanup"}),
+           ("kill_mid_work", {"what": "approve", "after": after}),
+           ("danger", {"text": "restore all"}), ("approve", {"user": "dana"}))
+    assert fast_world.kills == kills + 1
+
+
+def test_a_stakeholder_post_recorded_late_is_not_posted_again_by_the_restarted_bot(fast_world: World) -> None:
+    replay(fast_world, ("slack_records_late", {"seconds": 6.0}), ("comms_post", {"clicks": 1, "old": False}),
+           ("restart_bot", {}), ("kill_mid_work", {"what": "flag ENABLE_REALTIME_TIPS=false", "after": 0.05}),
+           ("slack_slow_history", {"seconds": 1.5}), ("restart_bot", {}))

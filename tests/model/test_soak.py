@@ -1,10 +1,12 @@
-"""`make soak`: the model-based search for long, on the fast tier (see tests/model/world.py), in batches.
+"""`make soak`: the model-based search for long, on the fast tier (see tests/model/world.py), in batches, in
+``SOAK_WORKERS`` shards at once (pytest-xdist processes, each with its own world; an example mostly waits on the
+bot, so shards share a core well). ``python -m tests.model.soak_total`` adds their reports up afterwards.
 
 Each batch is one Hypothesis run of ``SOAK_BATCH`` sequences with a fresh random seed. A batch that finds a
 violation shrinks it, and the shortest sequence Hypothesis printed is kept in the report; the invariant then
 joins ``known`` (counted, no longer failing), so the search goes on past it. It stops after ``SOAK_SEQUENCES``
-sequences or ``SOAK_MINUTES``, prints how often each rule ran, the number of sequences and every violation,
-writes build/soak-report.json, and fails if anything was violated.
+sequences (over all shards) or ``SOAK_MINUTES``, prints how often each rule ran, the number of sequences and every
+violation, writes build/soak-report-<shard>.json, and fails if anything was violated.
 """
 
 from __future__ import annotations
@@ -22,11 +24,13 @@ from hypothesis.stateful import run_state_machine_as_test
 
 from tests.conftest import TestServer
 from tests.model.machine import Report, Violation
+from tests.model.soak_total import summary
 from tests.model.test_model import machine_for
 from tests.model.world import World, fast_steps
 
 pytestmark = pytest.mark.skipif(not os.environ.get("SOAK_SEQUENCES"), reason="make soak runs it (SOAK_SEQUENCES)")
 ROOT = Path(__file__).resolve().parents[2]
+WORKERS = max(1, int(os.environ.get("SOAK_WORKERS", "1")))
 
 
 @pytest.fixture
@@ -36,12 +40,14 @@ def fast_world(tmp_path: Path, mongo_server: TestServer) -> Iterator[World]:
     made.close()
 
 
-def test_soak(fast_world: World) -> None:
-    target = int(os.environ["SOAK_SEQUENCES"])
+@pytest.mark.parametrize("shard", range(WORKERS))
+def test_soak(fast_world: World, shard: int) -> None:
+    total = int(os.environ["SOAK_SEQUENCES"])
+    target = total // WORKERS + (shard < total % WORKERS)
     budget = float(os.environ.get("SOAK_MINUTES", "60")) * 60
     batch = int(os.environ.get("SOAK_BATCH", "25"))
     steps = int(os.environ.get("SOAK_STEPS", "12"))
-    out = Path(os.environ.get("SOAK_REPORT", ROOT / "build" / "soak-report.json"))
+    out = Path(os.environ.get("SOAK_REPORT", ROOT / "build" / f"soak-report-{shard}.json"))
     report = Report(known={name for name in os.environ.get("SOAK_KNOWN", "").split(",") if name})
     machine = machine_for(fast_world, report)
     began = time.monotonic()
@@ -60,16 +66,7 @@ def test_soak(fast_world: World) -> None:
                     break
             _write(report, out)
     _write(report, out)
-    print(f"\nsoak: {report.sequences} sequences ({report.steps} steps) in {time.monotonic() - began:.0f}s")
-    for name, count in report.rules.most_common():
-        print(f"  {count:6d}  {name}")
-    print(f"invariant violations: {dict(report.violations) or 0}")
-    for name, sequence in report.failures.items():
-        print(f"\n--- {name}: the shortest sequence found ---\n{sequence}")
-    for name, first in report.first_seen.items():
-        if name not in report.failures:
-            print(f"\n--- {name}: first seen (another failure was shrunk in that batch) ---\n{first}")
-    print(f"report: {out}")
+    print(f"\nshard {shard}: {summary(report.as_json())}report: {out}")
     assert not report.violations and not report.failures, f"violations: {dict(report.violations)}"
 
 

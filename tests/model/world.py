@@ -16,8 +16,14 @@ Two tiers (``real_ops``):
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
-from collections.abc import Iterator
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -34,7 +40,7 @@ from bot.ops import tenants
 from bot.runbook.rebuild import Rebuild
 from bot.runbook.restart import Restart
 from bot.runbook.verify import Verify
-from tests.conftest import make_settings
+from tests.conftest import make_config, settings_for
 
 BROKEN_MARK = "assessment service failed"  # what the Phase 3 server answers on /api/health
 
@@ -106,7 +112,9 @@ class World:
         self.settings: Settings | None = None
         self.data_dir: Path | None = None
         self.start_data: dict[str, dict[str, list[dict[str, Any]]]] = {}
+        self.config: dict[str, Any] = {}
         self.restarts = 0
+        self.kills = 0
 
     # ---- per example --------------------------------------------------------------------------------------
     def begin(self) -> None:
@@ -116,8 +124,8 @@ class World:
         # the fast tier lets Slack's rate limits run ten times faster (injected 429s still test the retries)
         self.emulator = Emulator(ack_timeout=3.0, rate_limits=True if self.real_ops else 10.0).start()
         self.data_dir = self.root / f"example-{self.examples}"
-        self.settings = make_settings(self.emulator, self.sandbox, self.data_dir,
-                                      cleanup={"start_delay_s": 0}, monitor={"enabled": False})
+        self.config = make_config(self.sandbox, self.data_dir, cleanup={"start_delay_s": 0}, monitor={"enabled": False})
+        self.settings = settings_for(self.config, self.emulator.bot_env())
         self.bot = self._start_bot()
 
     def _start_bot(self) -> SocketModeBot | HttpBot:
@@ -151,6 +159,48 @@ class World:
         if startup is not None:
             startup.join(timeout=60)  # the start-up recovery sweep has run
         return self.bot
+
+    @property
+    def killable(self) -> bool:
+        """The fast tier runs a bot process it can SIGKILL (its stand-in steps need no pm2 apps of their own)."""
+        return not self.real_ops
+
+    def kill_mid(self, act: Callable[[], None], begun: Callable[[], bool], *, within: float = 30.0) -> bool:
+        """Hand the bot's work to a bot in its own OS process (same store, same data folder, so the same replica
+        id), do ``act``, SIGKILL that process as soon as ``begun()`` (or ``within`` seconds), and start the
+        in-process bot again, which recovers what the killed one left. True if the work had begun."""
+        assert self.bot is not None and self.emulator is not None and self.data_dir is not None
+        self.bot.close()
+        self.bot = None
+        spec = self.data_dir.parent / f"{self.data_dir.name}-process.json"
+        spec.write_text(json.dumps({"config": self.config, "env": self.emulator.bot_env()}), encoding="utf-8")
+        root = Path(__file__).resolve().parents[2]
+        process = subprocess.Popen([sys.executable, "-m", "tests.model.process", str(spec)], cwd=root,
+                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                                   start_new_session=True)
+        seen = False
+        try:
+            assert process.stdout is not None
+            url = process.stdout.readline().strip()  # one line once it serves (EOF if it died starting)
+            if not url:
+                raise RuntimeError(f"the bot process did not start (exit {process.wait(timeout=10)})")
+            self.emulator.set_request_url(url)
+            act()
+            deadline = time.monotonic() + within
+            while not (seen := begun()) and time.monotonic() < deadline:
+                time.sleep(0.01)
+        finally:
+            os.kill(process.pid, signal.SIGKILL)  # no handler runs, nothing is flushed or released
+            process.wait(timeout=10)
+            if process.stdout is not None:
+                process.stdout.close()
+            spec.unlink(missing_ok=True)
+            self.kills += 1
+            self.bot = self._start_bot()
+            startup = self.bot.services._startup
+            if startup is not None:
+                startup.join(timeout=60)
+        return seen
 
     def _reset_target(self) -> None:
         repo = git.Repo(self.sandbox.repo)
