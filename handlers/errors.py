@@ -27,7 +27,7 @@ def _where(ctx: Ctx, context: BoltContext, body: dict[str, Any]) -> tuple[str | 
     channel = context.channel_id or event.get("channel") or (event.get("item") or {}).get("channel")
     view = body.get("view") or {}
     if channel is None and view.get("private_metadata"):
-        channel = ctx.api.incident_channel(str(view["private_metadata"]))
+        channel = ctx.features.desk.channel_of(str(view["private_metadata"]))
     return channel, context.user_id or event.get("user")
 
 
@@ -49,7 +49,7 @@ def reply_privately(ctx: Ctx, error: BaseException, context: BoltContext, respon
             return
         channel, user = _where(ctx, context, body or {})
         if channel and user:
-            ctx.api.tell(user, channel, text)
+            ctx.features.desk.tell(user, channel, text)
     except Exception:  # the reply itself failed; the log still has the cause
         log.exception("could not deliver the error reply")
 

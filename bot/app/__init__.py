@@ -1,6 +1,6 @@
 """The composition root: builds the one dependency bundle, the services, the scheduler and the Bolt app.
 
-It sits outside the domain package; handlers receive only the narrow ``RollbackApi`` it builds.
+It sits outside the domain package; handlers receive only the feature services (``bot.domain.api.Features``).
 """
 
 from bot.app.bots import HttpBot, SocketModeBot, build_app, http_bot, socket_mode_bot

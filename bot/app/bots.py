@@ -60,7 +60,7 @@ def build_app(services: Services, *, socket_mode: bool) -> App:
                   listener_executor=services.listeners)
     finally:
         bolt_log.removeFilter(_not_token_unused)
-    register_all(app, Ctx(api=services.api, settings=services.settings, acks=services.acks))
+    register_all(app, Ctx(features=services.features, settings=services.settings, acks=services.acks))
     return app
 
 

@@ -13,7 +13,7 @@ from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.domain.access import Access
 from bot.domain.alternatives import Alternatives
-from bot.domain.api import Rollback
+from bot.domain.api import Features
 from bot.domain.changes import Changes
 from bot.domain.closeout import Closer
 from bot.domain.coordination import Coordination
@@ -62,7 +62,7 @@ class Services:
     clock: Clock
     deps: Deps
     desk: Desk
-    api: Rollback
+    features: Features  # what the handlers call
     incidents: Incidents
     runner: StepRunner
     alternatives: Alternatives
@@ -148,12 +148,13 @@ def build_services(settings: Settings, *, store: Store | None = None, clock: Clo
     executor = Executor(deps, desk, planner, gate, changes)
     closer = Closer(deps, desk, gate, recovery, changes)
     monitor = Monitor(deps, desk, changes)
-    api = Rollback(deps, desk, incidents, runner, alternatives, gate, stakeholders, closer, monitor,
-                   Coordination(deps, desk, changes))
+    features = Features(desk=desk, incidents=incidents, runner=runner, alternatives=alternatives, danger=gate,
+                        stakeholders=stakeholders, closer=closer, coordination=Coordination(deps, desk, changes),
+                        monitor=monitor)
     listeners = ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="rollback-listener")
-    return Services(settings=settings, store=store, clock=clock, deps=deps, desk=desk, api=api, incidents=incidents,
-                    runner=runner, alternatives=alternatives, planner=planner, gate=gate, executor=executor,
-                    stakeholders=stakeholders, closer=closer,
+    return Services(settings=settings, store=store, clock=clock, deps=deps, desk=desk, features=features,
+                    incidents=incidents, runner=runner, alternatives=alternatives, planner=planner, gate=gate,
+                    executor=executor, stakeholders=stakeholders, closer=closer,
                     monitor=monitor, recovery=recovery, messenger=messenger, listeners=listeners, acks=AcksFirst(),
                     jobs=jobs)
 

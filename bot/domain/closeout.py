@@ -56,6 +56,12 @@ class Closer:
         return CheckOutcome(name="tenant databases", ok=True, detail=f"{answering} tenant database(s) answer queries")
 
     # ---- RCA ----------------------------------------------------------------------------------------------
+    def open_rca_form(self, actor: str, channel: str, trigger_id: str) -> None:
+        """`/rollback rca`: the runbook's RCA questions in a form, for the channel's latest incident (closed ones
+        too: the RCA is often written after the close)."""
+        self.deps.access.require(Act.RCA, actor, channel)
+        self.deps.messenger.open_view(trigger_id, self.deps.ui.rca_form(self.desk.latest_in(channel)))
+
     def validate_rca(self, values: FormValues) -> dict[str, Rich]:
         """Field-level problems of a submitted RCA form (empty when it is fine)."""
         errors: dict[str, Rich] = {}

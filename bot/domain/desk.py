@@ -158,6 +158,16 @@ class Desk:
         except Exception:
             log.warning("could not tell %s privately", user, exc_info=True)
 
+    def once(self, key: str) -> bool:
+        """True the first time ``key`` (a delivery, a click, a form submission, a signed request) is seen, on any
+        replica: a store claim, kept a day (Slack retries and replays come within minutes)."""
+        return self.deps.store.claim(key, self.deps.clock.now(), ttl_s=86_400)
+
+    def channel_of(self, incident_id: str) -> str | None:
+        """The channel an incident lives in (None for an unknown id): where a form's error reply goes."""
+        incident = self.deps.store.get_incident(incident_id)
+        return incident.channel if incident else None
+
     def link(self, incident: Incident) -> str | None:
         return self.link_to(incident.channel, incident.panel_ts) if incident.panel_ts else None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -81,14 +82,22 @@ class Incidents:
         incident = self.desk.get(incident.id)
         return Started(incident, self.desk.link(incident))
 
-    def start_from_alert(self, actor: str, criterion: str, check: str, detected_at: datetime) -> Started:
-        """An alert's "Start rollback" button: an incident in the first incident channel, pre-filled."""
+    def start_from_alert(self, actor: str, value: str) -> Started:
+        """An alert's "Start rollback" button (its value: the criterion, the check and when it was detected, as
+        JSON): an incident in the first incident channel, pre-filled. A damaged value is refused."""
+        damaged = BadInput("That alert button is damaged.", hint=("Use ", Code(f"{SLASH_COMMAND} start"), " instead."))
+        try:
+            data = json.loads(value)
+            detected_at = datetime.fromisoformat(data["detected"])
+            criterion, check = str(data["criterion"]), str(data.get("check", "a scheduled check"))
+        except (ValueError, KeyError, TypeError):
+            raise damaged from None
         channels = self.deps.config.access.incident_channels
         if not channels:
             raise BadInput("No incident channel is configured.",
                            hint=("Add one to ", Code("access.incident_channels"), "."))
         if criterion not in CRITERIA_KEYS:
-            raise BadInput("That alert button is damaged.", hint=("Use ", Code(f"{SLASH_COMMAND} start"), " instead."))
+            raise damaged
         return self.start(actor, channels[0], f"{CRITERIA_TEXT[criterion]} (alert from {check})",
                           detected_at=detected_at, criteria=[criterion])
 

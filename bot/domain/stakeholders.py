@@ -205,6 +205,11 @@ class Stakeholders:
         return Conflict(rich("A newer stakeholder update has gone out since this preview: ", what,
                              f" ({latest.claimed_at:%H:%M} UTC)."), hint=again)
 
+    def open_form(self, actor: str, channel: str, trigger_id: str) -> None:
+        """`/rollback comms edit`: the form for the update's impact, next steps and ETA, for the active incident."""
+        self.deps.access.require(Act.COMMS, actor, channel)
+        self.deps.messenger.open_view(trigger_id, self.deps.ui.comms_form(self.desk.active_in(channel)))
+
     def validate_details(self, values: FormValues) -> dict[str, Rich]:
         """Field-level problems of a submitted stakeholder-details form (empty when it is fine)."""
         return {name: (f"At most {MAX_FIELD} characters, please.",) for name in values

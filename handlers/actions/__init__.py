@@ -8,6 +8,8 @@ from typing import Any
 from slack_bolt import App
 from slack_bolt.context.respond import Respond
 
+from bot.commands import CATALOG
+from bot.domain.api import DangerAction
 from bot.domain.checklists import ROLLBACK_CRITERIA
 from bot.ids import Action, Block
 from bot.slack_ui import status
@@ -49,7 +51,7 @@ def _options(body: dict[str, Any], action_id: str) -> list[dict[str, Any]]:
 
 
 def register(app: App, ctx: Ctx) -> None:
-    api = ctx.api
+    features = ctx.features
 
     @app.action(Action.OPEN_CHECKLISTS)
     def open_checklists(ack: Any) -> None:
@@ -59,67 +61,67 @@ def register(app: App, ctx: Ctx) -> None:
     @acked(ctx, action_key)
     def status_(body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
         user, channel = _who(body)
-        view = api.status(user, channel, action.get("value"))
+        view = features.incidents.status(user, channel, action.get("value"))
         _private(respond, status.status(view.incident, view.panel_link))
 
     @app.action(Action.HELP)
     @acked(ctx, action_key)
     def help_(respond: Respond) -> None:
-        _private(respond, status.help_text(api.help()))
+        _private(respond, status.help_text(CATALOG))
 
     @app.action(re.compile(rf"^{Action.STEP}:[a-z_]+$"))
     @acked(ctx, action_key)
     def step(body: dict[str, Any], action: dict[str, Any]) -> None:
         user, channel = _who(body)
-        api.run_step(user, channel, action["action_id"].split(":", 1)[1], [], False)
+        features.runner.run_named(user, channel, action["action_id"].split(":", 1)[1], [], False)
 
     @app.action(Action.CLEANUP)
     @acked(ctx, action_key)
     def cleanup(body: dict[str, Any]) -> None:
         user, channel = _who(body)
-        api.request_cleanup(user, channel, [])
+        features.danger.request(user, channel, DangerAction.CLEANUP, [])
 
     @app.action(re.compile(rf"^{Action.CRITERION}:\d+$"))
     @acked(ctx, action_key)
     def criteria(body: dict[str, Any], action: dict[str, Any]) -> None:
         user, channel = _who(body)
         group = {i.key for i in ROLLBACK_CRITERIA} & {o["value"] for o in _options(body, action["action_id"])}
-        api.set_criteria(user, channel, _incident_id(body), group, _selected(action))
+        features.incidents.set_criteria(user, channel, _incident_id(body), group, _selected(action))
 
     @app.action(Action.CHECKLIST)
     @acked(ctx, action_key)
     def checklist(body: dict[str, Any], action: dict[str, Any]) -> None:
         user, channel = _who(body)
-        api.set_checklist(user, channel, _incident_id(body), _selected(action))
+        features.incidents.set_checklist(user, channel, _incident_id(body), _selected(action))
 
     @app.action(Action.SUCCESS)
     @acked(ctx, action_key)
     def success(body: dict[str, Any], action: dict[str, Any]) -> None:
         user, channel = _who(body)
-        api.set_success(user, channel, _incident_id(body), _selected(action))
+        features.incidents.set_success(user, channel, _incident_id(body), _selected(action))
 
     @app.action(Action.CLOSE)
     @acked(ctx, action_key)
     def close(body: dict[str, Any]) -> None:
         user, channel = _who(body)
-        api.close(user, channel, None)
+        features.closer.close(user, channel, None)
 
     @app.action(Action.COMMS_EDIT)
     @acked(ctx, action_key)
     def comms_edit(body: dict[str, Any]) -> None:
         user, channel = _who(body)
-        api.open_comms_form(user, channel, body["trigger_id"])
+        features.stakeholders.open_form(user, channel, body["trigger_id"])
 
     @app.action(Action.RCA)
     @acked(ctx, action_key)
     def rca(body: dict[str, Any]) -> None:
         user, channel = _who(body)
-        api.open_rca_form(user, channel, body["trigger_id"])
+        features.closer.open_rca_form(user, channel, body["trigger_id"])
 
     @app.action(re.compile(rf"^{Action.START_FROM_ALERT}(:\d+)?$"))
     @acked(ctx, action_key)
     def start_from_alert(body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
-        started = api.start_from_alert(body["user"]["id"], str(action.get("value")))
+        started = features.incidents.start_from_alert(body["user"]["id"], str(action.get("value")))
         link = Link(started.panel_link, started.incident.id) if started.panel_link else started.incident.id
         _private(respond, status.started(("🚨 Started ", link, ".")))
 
@@ -132,11 +134,11 @@ def register(app: App, ctx: Ctx) -> None:
     @acked(ctx, action_key)
     def hotfix_push(body: dict[str, Any], action: dict[str, Any]) -> None:
         user, channel = _who(body)
-        api.push_hotfix(user, channel, str(action.get("value")))
+        features.alternatives.push_hotfix(user, channel, str(action.get("value")))
 
     @app.action(Action.COMMS_POST)
     @acked(ctx, action_key)
     def comms_post(body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
         user, channel = _who(body)
-        api.comms_post(user, channel, str(action.get("value")))  # the preview's id: it posts once
+        features.stakeholders.post_now(user, channel, str(action.get("value")))  # the preview's id: it posts once
         respond(text="📣 Posted to the stakeholders.", response_type="ephemeral", replace_original=True)

@@ -8,8 +8,8 @@ from typing import Any
 from slack_bolt import App
 from slack_bolt.context.respond import Respond
 
-from bot.commands import Parsed, parse
-from bot.domain.api import STEP_SUBCOMMANDS
+from bot.commands import CATALOG, Parsed, parse
+from bot.domain.api import STEP_SUBCOMMANDS, DangerAction, StepName
 from bot.ids import SLASH_COMMAND, Subcommand
 from bot.slack_ui import health, stakeholder, status
 from handlers.context import Ctx
@@ -23,74 +23,74 @@ def _private(respond: Respond, message: Any) -> None:
 
 
 def _start(ctx: Ctx, user: str, channel: str, command: dict[str, Any], parsed: Parsed, respond: Respond) -> None:
-    ctx.api.start(user, channel, " ".join(parsed.args), parsed.options.get("--detected"))
+    ctx.features.incidents.start(user, channel, " ".join(parsed.args), parsed.options.get("--detected"))
 
 
 def _status(ctx: Ctx, user: str, channel: str, command: dict[str, Any], parsed: Parsed, respond: Respond) -> None:
-    view = ctx.api.status(user, channel, parsed.args[0] if parsed.args else None)
+    view = ctx.features.incidents.status(user, channel, parsed.args[0] if parsed.args else None)
     _private(respond, status.status(view.incident, view.panel_link))
 
 
 def _help(ctx: Ctx, user: str, channel: str, command: dict[str, Any], parsed: Parsed, respond: Respond) -> None:
-    _private(respond, status.help_text(ctx.api.help()))
+    _private(respond, status.help_text(CATALOG))
 
 
 def _step(ctx: Ctx, user: str, channel: str, command: dict[str, Any], parsed: Parsed, respond: Respond) -> None:
     if parsed.sub is Subcommand.REVERT and "--safe" in parsed.options:
-        ctx.api.run_alternative(user, channel, "safe_revert", parsed.args)
+        ctx.features.alternatives.run(user, channel, StepName.SAFE_REVERT, parsed.args)
         return
-    ctx.api.run_step(user, channel, parsed.sub.value, parsed.args, "--again" in parsed.options)
+    ctx.features.runner.run_named(user, channel, parsed.sub.value, parsed.args, "--again" in parsed.options)
 
 
 def _cleanup(ctx: Ctx, user: str, channel: str, command: dict[str, Any], parsed: Parsed, respond: Respond) -> None:
-    ctx.api.request_cleanup(user, channel, parsed.args)
+    ctx.features.danger.request(user, channel, DangerAction.CLEANUP, parsed.args)
 
 
 def _restore(ctx: Ctx, user: str, channel: str, command: dict[str, Any], parsed: Parsed, respond: Respond) -> None:
-    ctx.api.request_restore(user, channel, parsed.args)
+    ctx.features.danger.request(user, channel, DangerAction.RESTORE, parsed.args)
 
 
 def _comms(ctx: Ctx, user: str, channel: str, command: dict[str, Any], parsed: Parsed, respond: Respond) -> None:
     if parsed.args == ["edit"]:
-        ctx.api.open_comms_form(user, channel, command["trigger_id"])
+        ctx.features.stakeholders.open_form(user, channel, command["trigger_id"])
         return
-    incident, update, preview = ctx.api.comms_preview(user, channel)
+    incident, update, preview = ctx.features.stakeholders.preview(user, channel)
     _private(respond, stakeholder.comms_preview(incident, update, ctx.settings.runbook.slack.stakeholder_channel,
                                                 preview))
 
 
 def _rca(ctx: Ctx, user: str, channel: str, command: dict[str, Any], parsed: Parsed, respond: Respond) -> None:
-    ctx.api.open_rca_form(user, channel, command["trigger_id"])
+    ctx.features.closer.open_rca_form(user, channel, command["trigger_id"])
 
 
 def _close(ctx: Ctx, user: str, channel: str, command: dict[str, Any], parsed: Parsed, respond: Respond) -> None:
-    ctx.api.close(user, channel, parsed.options.get("--force"))
+    ctx.features.closer.close(user, channel, parsed.options.get("--force"))
 
 
 def _alternative(ctx: Ctx, user: str, channel: str, command: dict[str, Any], parsed: Parsed,
                  respond: Respond) -> None:
-    ctx.api.run_alternative(user, channel, parsed.sub.value, parsed.args)
+    ctx.features.alternatives.run(user, channel, StepName(parsed.sub.value), parsed.args)
 
 
 def _health(ctx: Ctx, user: str, channel: str, command: dict[str, Any], parsed: Parsed, respond: Respond) -> None:
     # Privately: every check in words, and where the chart is (the incident's thread, at most once a minute).
-    _private(respond, health.health(ctx.api.health(user, channel), ctx.settings.runbook.monitor))
+    _private(respond, health.health(ctx.features.monitor.report(user, channel), ctx.settings.runbook.monitor))
 
 
 def _restored(ctx: Ctx, user: str, channel: str, command: dict[str, Any], parsed: Parsed, respond: Respond) -> None:
-    ctx.api.restored(user, channel)
+    ctx.features.coordination.restored(user, channel)
 
 
 def _handover(ctx: Ctx, user: str, channel: str, command: dict[str, Any], parsed: Parsed, respond: Respond) -> None:
-    ctx.api.handover(user, channel, parsed.args[0])
+    ctx.features.coordination.handover(user, channel, parsed.args[0])
 
 
 def _note(ctx: Ctx, user: str, channel: str, command: dict[str, Any], parsed: Parsed, respond: Respond) -> None:
-    ctx.api.note(user, channel, " ".join(parsed.args))
+    ctx.features.coordination.note(user, channel, " ".join(parsed.args))
 
 
 def _followup(ctx: Ctx, user: str, channel: str, command: dict[str, Any], parsed: Parsed, respond: Respond) -> None:
-    ctx.api.followup(user, channel, parsed.args[0], " ".join(parsed.args[1:]))
+    ctx.features.coordination.followup(user, channel, parsed.args[0], " ".join(parsed.args[1:]))
 
 
 ROUTES: dict[Subcommand, Route] = {

@@ -7,6 +7,7 @@ from typing import Any
 
 from slack_bolt import App, Say
 
+from bot.commands import CATALOG
 from bot.ids import Event
 from bot.slack_ui import status
 from handlers.context import Ctx
@@ -16,7 +17,7 @@ _MENTION = re.compile(r"<@[A-Z0-9]+>")
 
 
 def register(app: App, ctx: Ctx) -> None:
-    api = ctx.api
+    features = ctx.features
 
     @app.event(Event.APP_MENTION)
     @acked(ctx, event_key)
@@ -24,10 +25,10 @@ def register(app: App, ctx: Ctx) -> None:
         words = _MENTION.sub("", event.get("text", "")).split()
         thread = event.get("thread_ts") or event["ts"]
         if words and words[0].lower() == "status":
-            view = api.status(event["user"], event["channel"], words[1] if len(words) > 1 else None)
+            view = features.incidents.status(event["user"], event["channel"], words[1] if len(words) > 1 else None)
             message = status.status(view.incident, view.panel_link)
         else:
-            message = status.help_text(api.help())
+            message = status.help_text(CATALOG)
         say(text=message.text, blocks=list(message.blocks), thread_ts=thread)
 
     @app.event(Event.REACTION_ADDED)
@@ -35,11 +36,11 @@ def register(app: App, ctx: Ctx) -> None:
     def reaction_added(event: dict[str, Any]) -> None:
         item = event.get("item") or {}
         if item.get("type") == "message":
-            api.react(event["user"], item["channel"], item["ts"], event["reaction"], added=True)
+            features.danger.on_reaction(event["user"], item["channel"], item["ts"], event["reaction"], True)
 
     @app.event(Event.REACTION_REMOVED)
     @acked(ctx, event_key)
     def reaction_removed(event: dict[str, Any]) -> None:
         item = event.get("item") or {}
         if item.get("type") == "message":
-            api.react(event["user"], item["channel"], item["ts"], event["reaction"], added=False)
+            features.danger.on_reaction(event["user"], item["channel"], item["ts"], event["reaction"], False)

@@ -15,22 +15,22 @@ from handlers.listener import acked, view_key
 
 
 def register(app: App, ctx: Ctx) -> None:
-    api = ctx.api
+    stakeholders, closer = ctx.features.stakeholders, ctx.features.closer
 
     def comms_problems(args: Args) -> dict[str, Any] | None:
-        problems = api.check_comms(view_values(args.view or {}))
+        problems = stakeholders.validate_details(view_values(args.view or {}))
         return form_errors(problems) if problems else None
 
     def rca_problems(args: Args) -> dict[str, Any] | None:
-        problems = api.check_rca(view_values(args.view or {}))
+        problems = closer.validate_rca(view_values(args.view or {}))
         return form_errors(problems) if problems else None
 
     @app.view(View.COMMS_EDIT)
     @acked(ctx, view_key, check=comms_problems)
     def comms_saved(body: dict[str, Any], view: dict[str, Any]) -> None:
-        api.save_comms(body["user"]["id"], str(view["private_metadata"]), view_values(view))
+        stakeholders.save_details(body["user"]["id"], str(view["private_metadata"]), view_values(view))
 
     @app.view(View.RCA)
     @acked(ctx, view_key, check=rca_problems)
     def rca_saved(body: dict[str, Any], view: dict[str, Any]) -> None:
-        api.save_rca(body["user"]["id"], str(view["private_metadata"]), view_values(view))
+        closer.save_rca(body["user"]["id"], str(view["private_metadata"]), view_values(view))

@@ -92,7 +92,7 @@ def test_notes_and_follow_ups_with_owners_reach_the_timeline_and_the_postmortem(
 
 
 def test_person_references_are_resolved_exactly(emulator: Emulator, sandbox: Sandbox, bot: SocketModeBot) -> None:
-    coordination = bot.services.api.coordination
+    coordination = bot.services.features.coordination
     assert coordination.person("<@U0APPROVER2|dana>") == "U0APPROVER2"  # a pasted mention
     assert coordination.person("U0APPROVER1") == APPROVER
     assert coordination.person("@DANA") == "U0APPROVER2"  # a handle, any case (users.list)

@@ -201,7 +201,7 @@ def test_an_unexpected_failure_tells_the_user_a_correlation_id_kept_in_the_log(
     def broken(*_: object, **__: object) -> None:
         raise RuntimeError("the store's disk vanished")
 
-    monkeypatch.setattr(bot.services.api, "status", broken)
+    monkeypatch.setattr(bot.services.incidents, "status", broken)
     emulator.slash("casey", "incident-rollback", "status").wait()
     text = wait_ephemeral(emulator, COMMANDER, 0, "correlation id")
     correlation = text.split("correlation id ", 1)[1][:12]
