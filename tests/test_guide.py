@@ -109,3 +109,22 @@ def test_after_the_close_the_root_cause_then_nothing() -> None:
     closed.advance(Event.CLOSED, T0, "U0COMMANDER")
     assert next_action(closed).kind is NextKind.RCA
     assert next_action(closed.model_copy(update={"rca": Rca(phase="Phase 2")})).kind is NextKind.DONE
+
+
+def test_a_backup_that_fails_after_service_is_back_does_not_send_people_back_to_the_start() -> None:
+    """Found by the soak: a flag restored service, then a `backup --again` was killed; the Next line said "run
+    /rollback backup again, or pick one of the Alternatives" while service was back."""
+    restored = after(StepName.FLAG, StepName.RESTART, StepName.VERIFY, (StepName.BACKUP, False))
+    upcoming = next_action(restored)
+    assert upcoming.kind is NextKind.CONFIRM and "/rollback close" in plain(upcoming.text)
+    assert "backup failed" in plain(upcoming.also) and "nothing waits on it" in plain(upcoming.also)
+    assert "/rollback backup" not in plain(upcoming.text) and "Alternatives" not in plain(upcoming.text)
+    rolled_back = after(*RUNBOOK, (StepName.BACKUP, False))
+    both = next_action(rolled_back).also  # the cleanup offer stays, after the note
+    assert "backup failed" in plain(both) and "/rollback cleanup" in plain(both)
+
+
+def test_a_restart_that_fails_after_service_is_back_is_named_without_offering_alternatives() -> None:
+    upcoming = next_action(after(*RUNBOOK, (StepName.RESTART, False)))
+    assert upcoming.step is StepName.RESTART and "restart failed" in plain(upcoming.text)
+    assert "Alternatives" not in plain(upcoming.text)

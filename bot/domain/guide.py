@@ -59,11 +59,15 @@ def next_action(incident: Incident) -> Next:
         what = "the database " + incident.busy.name if incident.busy.kind is BusyKind.DANGER else incident.busy.name
         return Next(NextKind.WAIT, rich("wait: ", what, " is running (started by ", Person(incident.busy.actor),
                                         "); its progress and result appear in the thread."))
-    if life.stall is not None:
+    aside: Rich = ()
+    if life.stall is not None and life.service_back and life.stall.step is StepName.BACKUP:
+        # a backup after service is back (`backup --again`) is for the record: the incident does not wait on it
+        aside = rich("backup ", life.stall.how, " (read why in the thread); service is back, so nothing waits on it.")
+    elif life.stall is not None:
         step = life.stall.step
         return Next(NextKind.STEP, rich(step.value.replace("_", " "), " ", life.stall.how,
                                         ": read why in the thread, then run ", _command(COMMANDS.get(step, step.value)),
-                                        " again, or pick one of the Alternatives…"),
+                                        " again", "." if life.service_back else ", or pick one of the Alternatives…"),
                     step=step if step in RUNBOOK_STEPS else None)
     if life.phase is Phase.OPEN:
         if not life.backed_up:
@@ -74,10 +78,10 @@ def next_action(incident: Incident) -> Next:
                           "a hotfix)",))
     if life.phase is Phase.MITIGATING:
         return _step(life.needs[0] if life.needs else StepName.VERIFY)
-    cleanup: Rich = ()
+    cleanup: Rich = aside
     if incident.database.state is DatabaseState.UNCHANGED and life.fix in CLEANUP_AFTER:
-        cleanup = rich(_command("cleanup"), " if the new fields must go (danger zone: a second approver reacts "
-                       "first).")
+        cleanup = rich(aside, " " if aside else (), _command("cleanup"), " if the new fields must go (danger zone: a "
+                       "second approver reacts first).")
     unconfirmed = [item for item in SUCCESS_CRITERIA if not item.automatic and item.key not in incident.success]
     if unconfirmed:
         return Next(NextKind.CONFIRM, rich("confirm the success criteria people checked (", str(len(unconfirmed)),

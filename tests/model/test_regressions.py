@@ -78,3 +78,12 @@ def test_a_stakeholder_post_recorded_late_is_not_posted_again_by_the_restarted_b
     replay(fast_world, ("slack_records_late", {"seconds": 6.0}), ("comms_post", {"clicks": 1, "old": False}),
            ("restart_bot", {}), ("kill_mid_work", {"what": "flag ENABLE_REALTIME_TIPS=false", "after": 0.05}),
            ("slack_slow_history", {"seconds": 1.5}), ("restart_bot", {}))
+
+
+def test_a_backup_killed_after_a_flag_restored_service_leaves_the_next_line_on_the_restored_incident(
+        fast_world: World) -> None:
+    """Found by the soak (kill -9 rule): the Next line sent people back to `/rollback backup` and the Alternatives
+    after the flag had restored service."""
+    replay(fast_world, ("panel_button", {"step": "verify"}),
+           ("alternative", {"text": "flag ENABLE_REALTIME_TIPS=false"}),
+           ("kill_mid_work", {"what": "backup --again", "after": 0.05}))
