@@ -14,7 +14,7 @@ Three jobs per round, never at the same time, in an order that rotates from roun
   bot's own ``SchedulerJobs.nudge`` does, and the lag is the job's start minus that due time.
 - **bot, long history**: the same on a second bot whose store already holds the full history (120 results for
   each of the 1,000 checks, a million runs counted): its round time must not depend on it.
-- **baseline**: a plain loop calling the same ``bot.ops.health.probe_many`` over the same 1,000 checks with the
+- **baseline**: a plain loop calling the same ``bot.ops.probe.probe_many`` over the same 1,000 checks with the
   same concurrency and time limit, and nothing else.
 
 Reported: round time and checks/s (bot vs baseline, per-round ratio), the schedule lag, how many healthy
@@ -244,7 +244,7 @@ def judge(results: list[tuple[str, bool, str, float]]) -> dict[str, Any]:
 
 # ---- the baseline --------------------------------------------------------------------------------------------
 def baseline_round(urls: list[str], timeout: float, concurrency: int, slow_after: float) -> dict[str, Any]:
-    from bot.ops.health import HttpCheck, probe_many
+    from bot.ops.probe import HttpCheck, probe_many
 
     checks = [HttpCheck(urls[0], expect_json={"status": "ok"}, slow_after=slow_after)]
     checks += [HttpCheck(url, expect_status=200, slow_after=slow_after) for url in urls[1:]]

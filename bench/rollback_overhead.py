@@ -121,7 +121,7 @@ def plain_script(sandbox: Any, out: Path) -> dict[str, Any]:
     import bson
     from pymongo import MongoClient
 
-    from bot.ops.health import probe
+    from bot.ops.probe import probe
     from bot.ops.process import child_env, find_executable
 
     pm2, yarn = find_executable("pm2"), find_executable("yarn")
@@ -221,7 +221,7 @@ def plain_script(sandbox: Any, out: Path) -> dict[str, Any]:
 # ---- the benchmark -----------------------------------------------------------------------------------------------
 def one_round(index: int, tmp: Path, mongo_uri: str) -> dict[str, Any]:
     from bot.dev.sandbox import create_sandbox, drop_tenants, start_apps, stop_apps
-    from bot.ops.health import probe
+    from bot.ops.probe import probe
 
     folder = tmp / f"round-{index}"
     sandboxes = [create_sandbox(folder / side, mongo_uri=mongo_uri, local_server=True) for side in ("bot", "script")]

@@ -76,7 +76,7 @@ def _mongo(settings: Settings) -> CheckLine:
 
 
 def _health(settings: Settings) -> CheckLine:
-    from bot.ops.health import probe
+    from bot.ops.probe import probe
 
     health = settings.runbook.health
     result = probe(str(health.url), timeout=health.timeout_s, expect_json=health.expect_json,

@@ -1,4 +1,5 @@
-"""The `/rollback` subcommands: their usage and the words each takes, and parsing of what people type.
+"""The `/rollback` subcommands: their names, their usage and the words each takes, and parsing of what people
+type. A new subcommand starts here (see CONTRIBUTING.md).
 
 Parsing never runs anything. A subcommand given words or options it does not take is refused with its
 usage, before anything looks at the incident.
@@ -11,13 +12,38 @@ import re
 import shlex
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 from bot.errors import BadInput, echo
-from bot.ids import SLASH_COMMAND, Subcommand
+from bot.ids import SLASH_COMMAND
 from bot.text import Code, Rich, rich
 
 MAX_TEXT = 500
 MANY = 99
+
+
+class Subcommand(StrEnum):
+    START = "start"
+    STATUS = "status"
+    BACKUP = "backup"
+    REVERT = "revert"
+    REBUILD = "rebuild"
+    RESTART = "restart"
+    VERIFY = "verify"
+    CLEANUP = "cleanup"
+    RESTORE = "restore"
+    COMMS = "comms"
+    RCA = "rca"
+    CLOSE = "close"
+    HEALTH = "health"
+    RESTORED = "restored"
+    HANDOVER = "handover"
+    NOTE = "note"
+    FOLLOWUP = "followup"
+    FLAG = "flag"
+    PARTIAL = "partial"
+    HOTFIX = "hotfix"
+    HELP = "help"
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Every Slack identifier the bot uses, in one place.
+"""Every Slack identifier the bot uses, in one place (the subcommands' own words are in :mod:`bot.commands`).
 
 Handlers register listeners with these; renderers put them in Block Kit; a test checks the manifest.
 """
@@ -8,31 +8,6 @@ from __future__ import annotations
 from enum import StrEnum
 
 SLASH_COMMAND = "/rollback"
-
-
-class Subcommand(StrEnum):
-    START = "start"
-    STATUS = "status"
-    BACKUP = "backup"
-    REVERT = "revert"
-    REBUILD = "rebuild"
-    RESTART = "restart"
-    VERIFY = "verify"
-    CLEANUP = "cleanup"
-    RESTORE = "restore"
-    COMMS = "comms"
-    RCA = "rca"
-    CLOSE = "close"
-    HEALTH = "health"
-    RESTORED = "restored"
-    HANDOVER = "handover"
-    NOTE = "note"
-    FOLLOWUP = "followup"
-    FLAG = "flag"
-    PARTIAL = "partial"
-    HOTFIX = "hotfix"
-    HELP = "help"
-
 
 
 class Action(StrEnum):

@@ -22,7 +22,7 @@ from bot.config import CleanupConfig
 from bot.ops import bsonfiles, tenants
 from bot.ops.build import Yarn
 from bot.ops.cleanup import backed_up_view, restore_tenant
-from bot.ops.health import HttpCheck, probe_many
+from bot.ops.probe import HttpCheck, probe_many
 from bot.store.sqlite import SQLiteStore
 
 

@@ -6,9 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.commands import parse, parse_moment
+from bot.commands import Subcommand, parse, parse_moment
 from bot.errors import BadInput
-from bot.ids import Subcommand
 
 NOW = datetime(2026, 2, 7, 3, 30, tzinfo=UTC)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from bot.commands import Subcommand
 from bot.domain.runs import StepName
 from bot.domain.steps import (
     RUNBOOK_STEPS,
@@ -16,7 +17,6 @@ from bot.domain.steps import (
     StepResult,
     register,
 )
-from bot.ids import Subcommand
 
 
 @dataclass(frozen=True)

@@ -261,8 +261,8 @@ def has_tenants(sandbox: Sandbox) -> bool:
 def start_apps(sandbox: Sandbox) -> None:
     """Build the checked-out code with the real yarn and start both apps under the real pm2."""
     from bot.ops.build import Yarn
-    from bot.ops.health import probe
     from bot.ops.pm2 import Pm2
+    from bot.ops.probe import probe
 
     build = Yarn().rebuild(sandbox.repo)
     if not build.ok:

@@ -21,11 +21,12 @@ import time
 from dataclasses import dataclass
 from enum import StrEnum
 
+from bot.commands import Subcommand
 from bot.config import AccessConfig
 from bot.domain.ports import Directory
 from bot.domain.steps import STEP_SUBCOMMANDS
 from bot.errors import ConfigError, NotAllowed
-from bot.ids import SLASH_COMMAND, Subcommand
+from bot.ids import SLASH_COMMAND
 from bot.text import ChannelRef, Code, Person, Rich, join, rich
 
 log = logging.getLogger(__name__)

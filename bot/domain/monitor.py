@@ -6,7 +6,7 @@ limit from its own start); pm2 and MongoDB checks on a bounded thread pool. A ch
 store and its history in ring-buffer slots, so a round costs the same however long the history is.
 Alerts go out only when a check changes state; restarts the bot itself made during a step do not count
 as a crash loop. Each failure carries the runbook criteria it meets, so an alert can offer to start a
-rollback for each. `/rollback health` reads the states and the last hour of history (:mod:`bot.domain.health`
+rollback for each. `/rollback health` reads the states and the last hour of history (:mod:`bot.domain.charts`
 places the chart).
 
 Why one module of this size: the round, the state transitions and the alert decisions share the lease,
@@ -27,6 +27,7 @@ from urllib.parse import urljoin
 from bot.config import MongoProbe, MonitorConfig, RunbookConfig
 from bot.domain.access import Act
 from bot.domain.changes import Changes
+from bot.domain.charts import CHART_WINDOW, HealthCharts
 from bot.domain.checklists import CRITERIA_KEYS
 from bot.domain.checks import (
     ActiveRollback,
@@ -40,7 +41,6 @@ from bot.domain.checks import (
 )
 from bot.domain.deps import Deps
 from bot.domain.desk import Desk
-from bot.domain.health import CHART_WINDOW, HealthCharts
 from bot.domain.incident import Incident, Milestone, RestoredBy
 from bot.domain.lifecycle import Event, Phase
 from bot.domain.runs import RestartArtifacts, StepName, StepStatus
@@ -317,7 +317,7 @@ class Monitor:
     # ---- /rollback health -------------------------------------------------------------------------------
     def report(self, actor: str, channel: str) -> HealthReport:
         """Every check with its last hour, and the chart: into this channel's incident thread, at most once a
-        minute (see :class:`bot.domain.health.HealthCharts`)."""
+        minute (see :class:`bot.domain.charts.HealthCharts`)."""
         self.deps.access.require(Act.HEALTH, actor, channel)
         now = self.deps.clock.now()
         states = self.deps.store.checks()

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Generic, Protocol, TypeVar
 
+from bot.commands import Subcommand
 from bot.config import RunbookConfig
 from bot.domain.incident import Incident
 from bot.domain.runs import Artifacts, CheckOutcome, StepName, StepRun
-from bot.ids import Subcommand
 from bot.redact import SecretBook
 from bot.text import Rich
 

@@ -13,7 +13,7 @@ from bot.config import CleanupConfig, RunbookConfig
 from bot.domain.approvals import TenantCount
 from bot.domain.runs import CheckOutcome, StepRun
 from bot.domain.systems import AppState, Cleaned, Commit, HttpAnswer, HttpCheck, Restored, Tenant, TenantSession
-from bot.ops import cleanup, dump, health, tenants
+from bot.ops import cleanup, dump, probe, tenants
 from bot.ops.envfile import env_value
 from bot.ops.git import GitRepo, WorkTree, validate_hotfix_name
 from bot.ops.pm2 import Pm2
@@ -46,10 +46,10 @@ class DeployedTarget:
         return {s.name: s for s in Pm2(self.config.pm2.executable, self.config.pm2.home).jlist()}
 
     def probe(self, checks: Sequence[HttpCheck], *, timeout: float, concurrency: int) -> list[HttpAnswer]:
-        asked = [health.HttpCheck(c.url, expect_json=dict(c.expect_json) if c.expect_json is not None else None,
+        asked = [probe.HttpCheck(c.url, expect_json=dict(c.expect_json) if c.expect_json is not None else None,
                                   expect_status=c.expect_status, bearer=c.bearer, slow_after=c.slow_after)
                  for c in checks]
-        return list(health.probe_many(asked, timeout=timeout, concurrency=concurrency))
+        return list(probe.probe_many(asked, timeout=timeout, concurrency=concurrency))
 
     def health_checks(self) -> list[CheckOutcome]:
         checks, _, _ = health_checks(self.config)

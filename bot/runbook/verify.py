@@ -8,8 +8,8 @@ from bot.config import RunbookConfig
 from bot.domain.runs import CheckOutcome, RestartArtifacts, StepName, StepRun, VerifyArtifacts
 from bot.domain.steps import Plan, StepContext, StepResult, check
 from bot.ops.envfile import env_value
-from bot.ops.health import probe
 from bot.ops.pm2 import Pm2, critical_lines, tail_file
+from bot.ops.probe import probe
 from bot.text import Code, Rich
 
 

@@ -8,10 +8,10 @@ from typing import Any
 from slack_bolt import App
 from slack_bolt.context.respond import Respond
 
-from bot.commands import CATALOG, Parsed, parse
+from bot.commands import CATALOG, Parsed, Subcommand, parse
 from bot.domain.api import STEP_SUBCOMMANDS, DangerAction, StepName
-from bot.ids import SLASH_COMMAND, Subcommand
-from bot.slack_ui import health, stakeholder, status
+from bot.ids import SLASH_COMMAND
+from bot.slack_ui import checks, stakeholder, status
 from handlers.context import Ctx
 from handlers.listener import acked, command_key
 
@@ -74,7 +74,7 @@ def _alternative(ctx: Ctx, user: str, channel: str, command: dict[str, Any], par
 
 def _health(ctx: Ctx, user: str, channel: str, command: dict[str, Any], parsed: Parsed, respond: Respond) -> None:
     # Privately: every check in words, and where the chart is (the incident's thread, at most once a minute).
-    _private(respond, health.health(ctx.features.monitor.report(user, channel), ctx.settings.runbook.monitor))
+    _private(respond, checks.health(ctx.features.monitor.report(user, channel), ctx.settings.runbook.monitor))
 
 
 def _restored(ctx: Ctx, user: str, channel: str, command: dict[str, Any], parsed: Parsed, respond: Respond) -> None:

@@ -12,7 +12,7 @@ from bot.app import SocketModeBot
 from bot.dev.emulator import Emulator
 from bot.dev.sandbox import Sandbox
 from bot.ids import Action
-from bot.ops.health import probe
+from bot.ops.probe import probe
 from tests.conftest import COMMANDER, INCIDENT, content
 from tests.runbook.test_full_rollback import panel_ts
 

@@ -13,11 +13,10 @@ import git
 import pytest
 
 from bot.app import SocketModeBot
-from bot.commands import parse
+from bot.commands import Subcommand, parse
 from bot.dev.emulator import Emulator
 from bot.dev.sandbox import Sandbox
 from bot.errors import BotError
-from bot.ids import Subcommand
 from tests.conftest import COMMANDER, INCIDENT
 from tests.edge.corpus import CORPUS
 

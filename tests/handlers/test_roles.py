@@ -11,12 +11,13 @@ from typing import Any
 import pytest
 
 from bot.app import SocketModeBot
+from bot.commands import Subcommand
 from bot.config import Settings
 from bot.dev.emulator import Emulator
 from bot.dev.sandbox import Sandbox
 from bot.domain.access import RULES, SUBCOMMANDS
 from bot.domain.incident import Incident
-from bot.ids import Action, Subcommand
+from bot.ids import Action
 from tests.conftest import APPROVER, BYSTANDER, COMMANDER, DBA, INCIDENT, content, make_settings
 
 README = Path(__file__).resolve().parents[2] / "README.md"

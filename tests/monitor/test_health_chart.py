@@ -17,7 +17,7 @@ from bot.dev.fakeclock import FakeClock
 from bot.dev.sandbox import Sandbox
 from bot.domain.checks import ChartPlace, CheckView
 from bot.domain.monitor import check_limits
-from bot.slack_ui.health import chart_figure
+from bot.slack_ui.checks import chart_figure
 from tests.conftest import COMMANDER, INCIDENT, make_settings
 from tests.monitor.conftest import Backend
 from tests.monitor.test_monitor import ALERTS, MONITOR

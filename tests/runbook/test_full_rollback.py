@@ -16,7 +16,7 @@ from bot.dev.emulator import Emulator
 from bot.dev.sandbox import Sandbox
 from bot.domain.incident import Milestone
 from bot.ops import tenants
-from bot.ops.health import probe
+from bot.ops.probe import probe
 from tests.conftest import COMMANDER, INCIDENT, checklists_message
 
 pytestmark = pytest.mark.slow
