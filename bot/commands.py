@@ -25,6 +25,7 @@ MANY = 99
 class Subcommand(StrEnum):
     START = "start"
     STATUS = "status"
+    NEXT = "next"
     BACKUP = "backup"
     REVERT = "revert"
     REBUILD = "rebuild"
@@ -64,6 +65,8 @@ CATALOG: list[Usage] = [
           "open a rollback incident in this channel and post its control panel "
           "(<time>: 14:05 or 2026-02-07T14:05Z in UTC, or 20m ago)", max_args=MANY, options=frozenset({"--detected"})),
     Usage(Subcommand.STATUS, "status [RB-0007]", "show the incident's timeline with real times", max_args=1),
+    Usage(Subcommand.NEXT, "next", "what to do now, privately: the panel's Next line and why, with a link to the "
+                                   "panel (when it has scrolled away)"),
     Usage(Subcommand.BACKUP, "backup [--again]", "runbook step 1: record the commit, dump every tenant database, "
                                                  "save pm2 logs and .env as a new backup run; counts verified",
           flags=_AGAIN),

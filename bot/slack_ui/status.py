@@ -1,13 +1,16 @@
-"""Private answers: the incident's status, help, and the alternatives menu's explanations."""
+"""Private answers: the incident's status, what to do next, help, and the alternatives menu's explanations."""
 
 from __future__ import annotations
 
 from bot.commands import Usage
 from bot.domain.checklists import ROLLBACK_CRITERIA
+from bot.domain.guide import next_action
 from bot.domain.incident import Incident
 from bot.domain.ports import Message
 from bot.ids import SLASH_COMMAND
 from bot.slack_ui.blocks import text_message
+from bot.slack_ui.escape import escape, link
+from bot.slack_ui.panel import next_line, phase_title
 from bot.slack_ui.render import render
 
 ALTERNATIVE_HELP = {
@@ -42,3 +45,12 @@ def started(text: tuple[object, ...]) -> Message:
     from bot.slack_ui.escape import mrkdwn
 
     return text_message(mrkdwn(text))  # type: ignore[arg-type]
+
+
+def next_step(incident: Incident, panel_link: str | None) -> Message:
+    """`/rollback next`: the panel's Next line (and its optional hint), privately, under the incident's id and
+    phase, with a link back to the panel for its buttons."""
+    lines = [f"*{escape(incident.id)} — {escape(phase_title(incident))}*", next_line(next_action(incident))]
+    if panel_link:
+        lines.append(link(panel_link, "Open the control panel") + " for its buttons.")
+    return text_message("\n".join(lines))

@@ -31,6 +31,11 @@ def _status(ctx: Ctx, user: str, channel: str, command: dict[str, Any], parsed: 
     _private(respond, status.status(view.incident, view.panel_link))
 
 
+def _next(ctx: Ctx, user: str, channel: str, command: dict[str, Any], parsed: Parsed, respond: Respond) -> None:
+    view = ctx.features.incidents.status(user, channel, None)  # the active incident here, for anyone who may read it
+    _private(respond, status.next_step(view.incident, view.panel_link))
+
+
 def _help(ctx: Ctx, user: str, channel: str, command: dict[str, Any], parsed: Parsed, respond: Respond) -> None:
     _private(respond, status.help_text(CATALOG))
 
@@ -94,7 +99,7 @@ def _followup(ctx: Ctx, user: str, channel: str, command: dict[str, Any], parsed
 
 
 ROUTES: dict[Subcommand, Route] = {
-    Subcommand.START: _start, Subcommand.STATUS: _status, Subcommand.HELP: _help,
+    Subcommand.START: _start, Subcommand.STATUS: _status, Subcommand.NEXT: _next, Subcommand.HELP: _help,
     **{sub: _step for sub in STEP_SUBCOMMANDS}, Subcommand.CLEANUP: _cleanup, Subcommand.RESTORE: _restore,
     Subcommand.COMMS: _comms, Subcommand.RCA: _rca, Subcommand.CLOSE: _close, Subcommand.HEALTH: _health,
     Subcommand.FLAG: _alternative, Subcommand.PARTIAL: _alternative, Subcommand.HOTFIX: _alternative,
