@@ -19,6 +19,9 @@ log = logging.getLogger(__name__)
 
 
 class Changes:
+    """What follows a change to an incident, as explicit calls: the panel redrawn, a milestone said to the
+    stakeholders."""
+
     def __init__(self, desk: Desk, stakeholders: Stakeholders) -> None:
         self.desk, self.stakeholders = desk, stakeholders
 

@@ -27,6 +27,9 @@ MAX_ANSWER = 2000  # an answer in the RCA form (the form's own max_length)
 
 
 class Closer:
+    """Closing an incident: the success criteria checked, the RCA form and record, the prevention follow-ups,
+    the final stakeholder update and the postmortem."""
+
     def __init__(self, deps: Deps, desk: Desk, gate: Gate, recovery: Recovery, changes: Changes) -> None:
         self.deps, self.desk, self.gate, self.recovery, self.changes = deps, desk, gate, recovery, changes
 

@@ -22,6 +22,9 @@ USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 
 
 class Coordination:
+    """The commander's own records beyond the runbook's steps: *system restored*, the handover of the role,
+    timeline notes and follow-ups with owners."""
+
     def __init__(self, deps: Deps, desk: Desk, changes: Changes) -> None:
         self.deps, self.desk, self.changes = deps, desk, changes
 

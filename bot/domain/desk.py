@@ -29,6 +29,9 @@ Change = Callable[[Incident], None]
 
 
 class Desk:
+    """The incident access every feature service shares: look an incident up, change it with a conditional
+    write, hold it busy for one run, say things in its thread or privately, redraw its panel, audit."""
+
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
         self._drawing: dict[str, threading.Lock] = {}

@@ -32,6 +32,9 @@ class StatusView:
 
 
 class Incidents:
+    """Opening an incident (a command or an alert's button), looking one up for `status`/`next`, and the ticks
+    people make on its panel."""
+
     def __init__(self, deps: Deps, desk: Desk, changes: Changes) -> None:
         self.deps, self.desk, self.changes = deps, desk, changes
 

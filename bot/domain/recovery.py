@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 
 
 class Recovery:
+    """What a dead process left: its step marked interrupted, its busy hold released, its unposted update sent;
+    run by the sweep and at start-up."""
+
     def __init__(self, deps: Deps, desk: Desk, stakeholders: Stakeholders, changes: Changes) -> None:
         self.deps, self.desk, self.stakeholders, self.changes = deps, desk, stakeholders, changes
 

@@ -46,6 +46,9 @@ def _when(run: StepRun) -> Rich:
 
 
 class StepRunner:
+    """Runs one runbook step or safer alternative at a time per incident: checks, holds the incident busy,
+    runs it, records the result everywhere it shows."""
+
     def __init__(self, deps: Deps, desk: Desk, recovery: Recovery, changes: Changes) -> None:
         self.deps, self.desk, self.recovery, self.changes = deps, desk, recovery, changes
 

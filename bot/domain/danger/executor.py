@@ -52,6 +52,9 @@ CLOSE_GRACE_S = 3.0
 
 
 class Executor:
+    """Runs an approved danger-zone request tenant by tenant, once, resumable after a crash, with progress in
+    the thread and the counts from the data."""
+
     def __init__(self, deps: Deps, desk: Desk, planner: Planner, gate: Gate, changes: Changes) -> None:
         self.deps, self.desk, self.planner, self.gate, self.changes = deps, desk, planner, gate, changes
         self.upkeep = Upkeep(gate)

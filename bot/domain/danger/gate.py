@@ -57,6 +57,9 @@ REJECT_LIKE = frozenset({"-1", "thumbsdown", "x", "heavy_multiplication_x", "neg
 
 
 class Gate:
+    """The two-person rule: a danger-zone request (cleanup or restore) is posted with its plan, and the
+    reactions on it approve, reject or withdraw it; an approved request is due for the executor."""
+
     def __init__(self, deps: Deps, desk: Desk, planner: Planner, recovery: Recovery) -> None:
         self.deps, self.desk, self.planner, self.recovery = deps, desk, planner, recovery
         self._posting = threading.Lock()  # a request is posted and recorded before this process reads reactions

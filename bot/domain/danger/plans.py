@@ -70,6 +70,8 @@ def nothing_to_clean(survey: list[TenantPlan]) -> bool:
 
 
 class Planner:
+    """A danger-zone request's plan: the dry run per tenant, the backup run it relies on, stored with the request."""
+
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
 

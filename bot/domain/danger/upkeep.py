@@ -14,6 +14,9 @@ from bot.text import Code
 
 
 class Upkeep:
+    """The sweep's housekeeping of danger-zone requests (not running them): a request message a crash left
+    unrecorded is found in Slack again or voided; requests an older version stored without a plan are retired."""
+
     def __init__(self, gate: Gate) -> None:
         self.gate = gate
 
