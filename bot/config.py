@@ -161,6 +161,9 @@ class HealthConfig(_Section):
         default_factory=lambda: [Endpoint(path="/api/internship", bearer_token_env="HEALTH_BEARER_TOKEN")]  # noqa: S106
     )
     timeout_s: float = Field(default=10.0, gt=0)
+    # Right after a restart the app may still be starting: verify asks the health URL and the core endpoints
+    # again (every 1-3 s) for up to this long before it fails. The thresholds still decide pass or fail.
+    settle_s: float = Field(default=30.0, ge=0, le=600)
 
 
 class TenantsConfig(_Section):

@@ -137,7 +137,7 @@ class Sandbox:
             "target": {"repo_path": str(self.repo), "rollback_target": self.good_commit[:7]},
             "pm2": {"apps": list(self.apps), "home": str(self.pm2_home) if self.pm2_home else None,
                     "restart_timeout_s": 20},
-            "health": {"url": self.health_url, "timeout_s": 8},
+            "health": {"url": self.health_url, "timeout_s": 8, "settle_s": 5},  # its app starts in under 1 s
         }
 
 

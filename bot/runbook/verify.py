@@ -1,7 +1,14 @@
-"""Step 5: verify — health endpoint under the threshold, core endpoints 2xx, no critical errors in pm2 logs."""
+"""Step 5: verify — health endpoint under the threshold, core endpoints 2xx, no critical errors in pm2 logs.
+
+Right after a restart (the last step that finished was a restart) the app may still be starting, so the HTTP
+checks are asked again, every 1-3 s, for up to ``health.settle_s``; the first round where all pass counts, or
+the last one when the window ends. Any other verify (e.g. `verify --again` after a failure) asks once.
+"""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from urllib.parse import urljoin
 
 from bot.config import RunbookConfig
@@ -48,6 +55,36 @@ def log_checks(config: RunbookConfig, restart: StepRun | None) -> list[CheckOutc
     return checks
 
 
+def settled_health_checks(config: RunbookConfig, window: float,
+                          progress: Callable[[Rich], None]) -> tuple[list[CheckOutcome], float, int | None]:
+    """:func:`health_checks`, asked again every 1-3 s while any fails, for up to ``window`` seconds (0: once).
+    A check that passed only on a later attempt says so in its detail."""
+    began = time.monotonic()
+    checks, health_ms, status = health_checks(config)
+    attempts, pause = 1, 1.0
+    while not all(c.ok for c in checks) and time.monotonic() - began + pause <= window:
+        progress((f"the app may still be starting: health and core endpoints again (attempt {attempts + 1}, "
+                  f"up to {window:g}s after the restart)",))
+        time.sleep(pause)
+        pause = min(pause * 1.5, 3.0)
+        attempts += 1
+        checks, health_ms, status = health_checks(config)
+    if attempts > 1:
+        waited = f"{time.monotonic() - began:.1f}s"
+        checks = [check(c.name, c.ok, f"{c.detail} (attempt {attempts}, {waited} into the start-up window)")
+                  for c in checks]
+    return checks, health_ms, status
+
+
+def just_restarted(history: list[StepRun]) -> bool:
+    """The last step run that finished was a successful restart: the app may still be starting."""
+    finished = [r for r in history if r.finished_at is not None]
+    if not finished:
+        return False
+    last = max(finished, key=lambda r: r.finished_at or r.started_at)
+    return last.step is StepName.RESTART and last.succeeded
+
+
 class Verify:
     name = StepName.VERIFY
     follow_ups: tuple[StepName, ...] = ()
@@ -58,11 +95,15 @@ class Verify:
                               f"{cfg.thresholds.backend_response_s:g}s")]
         lines += [(Code(f"GET {e.path}"), f" expects {e.expect_status}") for e in cfg.health.core_endpoints]
         lines.append(("pm2 error logs since the last restart: no critical errors",))
+        if just_restarted(ctx.history) and cfg.health.settle_s:
+            lines.append(("right after the restart: the HTTP checks are asked again for up to "
+                          f"{cfg.health.settle_s:g}s while the app starts",))
         return Plan(facts=None, summary=("Check health, core endpoints and pm2 error logs",), lines=lines)
 
     def run(self, ctx: StepContext, plan: Plan[None]) -> StepResult:
         ctx.progress(("health endpoint and core endpoints",))
-        checks, health_ms, status = health_checks(ctx.config)
+        window = ctx.config.health.settle_s if just_restarted(ctx.history) else 0.0
+        checks, health_ms, status = settled_health_checks(ctx.config, window, ctx.progress)
         ctx.progress(("pm2 error logs",))
         checks += log_checks(ctx.config, ctx.last_success(StepName.RESTART))
         checks = [check(c.name, c.ok, ctx.secrets.redact(c.detail)) for c in checks]

@@ -1,0 +1,102 @@
+"""Verify right after a restart waits for the app to come up (within `health.settle_s`), against a real HTTP
+server; any other verify asks once. The runbook's checks stay the pass criteria."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from bot.config import RunbookConfig, parse_runbook
+from bot.domain.runs import StepName, StepRun, StepStatus
+from bot.runbook.verify import just_restarted, settled_health_checks
+from bot.text import Rich
+
+T0 = datetime(2026, 12, 3, 3, 0, tzinfo=UTC)
+
+
+class Starting:
+    """A backend that answers 503 to its first ``down_for`` health requests, then {"status": "ok"}."""
+
+    def __init__(self, down_for: int) -> None:
+        self.down_for, self.seen = down_for, 0
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                outer.seen += 1
+                up = outer.seen > outer.down_for
+                body = json.dumps({"status": "ok"} if up else {"status": "starting"}).encode()
+                self.send_response(200 if up else 503)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/api/health"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def backend(request: pytest.FixtureRequest) -> Iterator[Starting]:
+    server = Starting(down_for=request.param)
+    yield server
+    server.close()
+
+
+def config(url: str, settle_s: float) -> RunbookConfig:
+    return parse_runbook({"health": {"url": url, "core_endpoints": [], "settle_s": settle_s}})
+
+
+def run(step: StepName, minute: int, ok: bool = True) -> StepRun:
+    at = T0 + timedelta(minutes=minute)
+    return StepRun(id=f"r{minute}", incident_id="RB-0001", step=step, actor="U0COMMANDER",
+                   status=StepStatus.SUCCEEDED if ok else StepStatus.FAILED, started_at=at, finished_at=at)
+
+
+@pytest.mark.parametrize("backend", [2], indirect=True)
+def test_an_app_still_starting_after_the_restart_passes_once_it_answers(backend: Starting) -> None:
+    said: list[Rich] = []
+    checks, _, status = settled_health_checks(config(backend.url, 20), 20, said.append)
+    assert [c.ok for c in checks] == [True] and status == 200
+    assert backend.seen == 3 and "(attempt 3," in checks[0].detail  # it says it needed the window
+    assert len(said) == 2 and "may still be starting" in str(said[0])
+
+
+@pytest.mark.parametrize("backend", [1_000], indirect=True)
+def test_an_app_that_never_comes_up_fails_when_the_window_ends(backend: Starting) -> None:
+    checks, _, status = settled_health_checks(config(backend.url, 2.4), 2.4, lambda _: None)
+    assert [c.ok for c in checks] == [False] and status == 503
+    assert backend.seen == 2  # asked at 0 s and again at 1 s; a third pause (1.5 s) would end past 2.4 s
+
+
+@pytest.mark.parametrize("backend", [1], indirect=True)
+def test_without_a_window_it_asks_once(backend: Starting) -> None:
+    checks, _, _ = settled_health_checks(config(backend.url, 0), 0, lambda _: None)
+    assert [c.ok for c in checks] == [False] and backend.seen == 1 and "attempt" not in checks[0].detail
+
+
+def test_the_window_applies_only_when_the_last_step_that_finished_was_a_successful_restart() -> None:
+    assert just_restarted([run(StepName.REVERT, 0), run(StepName.REBUILD, 1), run(StepName.RESTART, 2)])
+    assert not just_restarted([run(StepName.RESTART, 2), run(StepName.VERIFY, 3, ok=False)])  # verify --again
+    assert not just_restarted([run(StepName.RESTART, 2, ok=False)])
+    assert not just_restarted([])
+    flag_path = [run(StepName.FLAG, 0), run(StepName.RESTART, 1)]  # an alternative's restart counts the same
+    assert just_restarted(flag_path)
