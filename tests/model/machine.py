@@ -61,13 +61,14 @@ class Report:
     failures: dict[str, str] = field(default_factory=dict)  # invariant → the shortest sequence Hypothesis printed
     first_seen: dict[str, str] = field(default_factory=dict)  # invariant → its first violation, unshrunk
     last_log: list[str] = field(default_factory=list)  # the last sequence run, in words (after a failure: shrunk)
+    flaky: int = 0  # batches Hypothesis could not replay the same way (timing), with no violation and no crash
     started: float = field(default_factory=time.monotonic)
 
     def as_json(self) -> dict[str, Any]:
         return {"sequences": self.sequences, "steps": self.steps, "rules": dict(self.rules.most_common()),
                 "rule_seconds": {k: round(v, 1) for k, v in self.seconds.most_common()},
                 "violations": dict(self.violations), "failures": self.failures,
-                "first_seen": self.first_seen,
+                "first_seen": self.first_seen, "flaky": self.flaky,
                 "seconds": round(time.monotonic() - self.started, 1)}
 
 
@@ -121,6 +122,7 @@ class RollbackMachine(RuleBasedStateMachine):
         self.reactions: set[tuple[str, str, str]] = set()  # (user name, ts, emoji) currently on a request
         self.posted_previews: dict[str, int] = {}  # comms preview ts → stakeholder posts its Post now made
         self.last_rule: tuple[str, float] | None = None
+        self.stalls: list[Any] = []  # the incident's stalled step after each kill -9 (None: nothing stalled)
         self.log: list[str] = []
 
     # ---- plumbing ------------------------------------------------------------------------------------------
@@ -447,13 +449,12 @@ class RollbackMachine(RuleBasedStateMachine):
     def kill_mid_work(self, what: str, after: float) -> None:
         """The bot's own OS process is killed with SIGKILL while it works (a step, an alternative, the danger
         run an approval starts, a restore), ``after`` seconds into it; a new process recovers on the same store."""
+        ts = self.requests[-1] if self.requests else None
+        if what == "approve" and (ts is None or ("alex", ts, "white_check_mark") in self.reactions):
+            return  # nothing to approve: no kill either, and none counted
         self.did(f"kill -9 during {what.split()[0]}",
                  f"casey/alex: {what}, and the bot process is killed (SIGKILL) {after}s after it shows")
         before = self.fingerprint()
-        if what == "approve":
-            ts = self.requests[-1] if self.requests else None
-            if ts is None or ("alex", ts, "white_check_mark") in self.reactions:
-                return
 
         def act() -> None:
             if what == "approve":
@@ -473,6 +474,8 @@ class RollbackMachine(RuleBasedStateMachine):
         self.world.kill_mid(act, begun, within=REPLY_S)
         self._track()
         self.settle(f"the kill -9 during {what}", None, sign=False)
+        incident = self.store.get_incident(INCIDENT_ID)
+        self.stalls.append(incident.lifecycle.stall if incident else None)  # what the kill left, for regressions
 
     @rule(method=st.sampled_from(["chat.postMessage", "chat.update", "chat.postEphemeral", "usergroups.list",
                                   "conversations.history", "usergroups.users.list"]),

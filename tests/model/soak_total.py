@@ -20,9 +20,13 @@ def summary(report: dict[str, Any]) -> str:
     lines = [f"{report['sequences']} sequences ({report['steps']} steps) in {report['seconds']:.0f}s"]
     lines += [f"  {count:6d}  {name}" for name, count in report["rules"].items()]
     lines.append(f"invariant violations: {report['violations'] or 0}")
+    if report.get("flaky"):
+        lines.append(f"batches Hypothesis could not replay the same way (timing; no violation, no crash in them): "
+                     f"{report['flaky']}")
     lines += [f"\n--- {name}: the shortest sequence found ---\n{sequence}"
               for name, sequence in report["failures"].items()]
-    lines += [f"\n--- {name}: first seen (another failure was shrunk in that batch) ---\n{first}"
+    lines += [f"\n--- {name}: the sequence Hypothesis could not replay ---\n{first}" if name.startswith("harness:")
+              else f"\n--- {name}: first seen (another failure was shrunk in that batch) ---\n{first}"
               for name, first in report["first_seen"].items() if name not in report["failures"]]
     return "\n".join(lines) + "\n"
 
@@ -45,6 +49,7 @@ def total(reports: list[dict[str, Any]]) -> dict[str, Any]:
             "steps": sum(r["steps"] for r in reports), "rules": dict(rules.most_common()),
             "rule_seconds": {k: round(v, 1) for k, v in seconds.most_common()},
             "violations": dict(violations), "failures": failures, "first_seen": first_seen,
+            "flaky": sum(r.get("flaky", 0) for r in reports),
             "seconds": max((r["seconds"] for r in reports), default=0.0)}
 
 

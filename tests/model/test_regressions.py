@@ -84,6 +84,8 @@ def test_a_backup_killed_after_a_flag_restored_service_leaves_the_next_line_on_t
         fast_world: World) -> None:
     """Found by the soak (kill -9 rule): the Next line sent people back to `/rollback backup` and the Alternatives
     after the flag had restored service."""
-    replay(fast_world, ("panel_button", {"step": "verify"}),
-           ("alternative", {"text": "flag ENABLE_REALTIME_TIPS=false"}),
-           ("kill_mid_work", {"what": "backup --again", "after": 0.05}))
+    machine = replay(fast_world, ("panel_button", {"step": "verify"}),
+                     ("alternative", {"text": "flag ENABLE_REALTIME_TIPS=false"}),
+                     ("kill_mid_work", {"what": "backup --again", "after": 0.05}))
+    stall = machine.stalls[-1]  # the kill landed inside the backup (else this path was not tried)
+    assert stall is not None and stall.step.value == "backup" and stall.how == "was interrupted"

@@ -17,9 +17,8 @@ Two tiers (``real_ops``):
 from __future__ import annotations
 
 import json
-import os
+import select
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -172,25 +171,26 @@ class World:
         assert self.bot is not None and self.emulator is not None and self.data_dir is not None
         self.bot.close()
         self.bot = None
-        spec = self.data_dir.parent / f"{self.data_dir.name}-process.json"
+        spec = self.data_dir / "killed-bot.json"  # inside the example's data folder: removed with it
         spec.write_text(json.dumps({"config": self.config, "env": self.emulator.bot_env()}), encoding="utf-8")
+        log = self.data_dir / "killed-bot.log"
         root = Path(__file__).resolve().parents[2]
-        process = subprocess.Popen([sys.executable, "-m", "tests.model.process", str(spec)], cwd=root,
-                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                                   start_new_session=True)
+        with log.open("ab") as errors:  # its traceback, if it dies starting
+            process = subprocess.Popen([sys.executable, "-m", "tests.model.process", str(spec)], cwd=root,
+                                       stdout=subprocess.PIPE, stderr=errors, text=True)
         seen = False
         try:
-            assert process.stdout is not None
-            url = process.stdout.readline().strip()  # one line once it serves (EOF if it died starting)
+            url = self._first_line(process, within=60.0)
             if not url:
-                raise RuntimeError(f"the bot process did not start (exit {process.wait(timeout=10)})")
+                raise RuntimeError(f"the bot process did not start (exit {process.poll()}): "
+                                   f"{log.read_text(errors='replace')[-2000:]}")
             self.emulator.set_request_url(url)
             act()
             deadline = time.monotonic() + within
             while not (seen := begun()) and time.monotonic() < deadline:
                 time.sleep(0.01)
         finally:
-            os.kill(process.pid, signal.SIGKILL)  # no handler runs, nothing is flushed or released
+            process.kill()  # SIGKILL: no handler runs, nothing is flushed or released (a no-op once it is gone)
             process.wait(timeout=10)
             if process.stdout is not None:
                 process.stdout.close()
@@ -201,6 +201,13 @@ class World:
             if startup is not None:
                 startup.join(timeout=60)
         return seen
+
+    @staticmethod
+    def _first_line(process: subprocess.Popen[str], *, within: float) -> str:
+        """The process's first line of output, or "" if it ends (or says nothing) within ``within`` seconds."""
+        assert process.stdout is not None
+        ready, _, _ = select.select([process.stdout], [], [], within)
+        return process.stdout.readline().strip() if ready else ""
 
     def _reset_target(self) -> None:
         repo = git.Repo(self.sandbox.repo)
