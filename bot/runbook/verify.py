@@ -1,8 +1,9 @@
 """Step 5: verify — health endpoint under the threshold, core endpoints 2xx, no critical errors in pm2 logs.
 
-Right after a restart (the last step that finished was a restart) the app may still be starting, so the HTTP
-checks are asked again, every 1-3 s, for up to ``health.settle_s``; the first round where all pass counts, or
-the last one when the window ends. Any other verify (e.g. `verify --again` after a failure) asks once.
+Right after a restart (the last step that finished was a restart) the app may still be starting, so while the
+HTTP checks fail the way a starting app fails (no answer, 502-504) they are asked again, every 1-3 s, for up to
+``health.settle_s``; a pass after a failure must hold once more. Any other verify (e.g. `verify --again` after
+a failure) asks once.
 """
 
 from __future__ import annotations
@@ -22,16 +23,55 @@ from bot.text import Code, Rich
 
 def health_checks(config: RunbookConfig) -> tuple[list[CheckOutcome], float, int | None]:
     """The health URL and every core endpoint, each with its latency: (checks, health ms, health status)."""
-    health = probe(str(config.health.url), timeout=config.health.timeout_s, expect_json=config.health.expect_json,
+    checks, health_ms, status, _ = _probe_all(config, config.health.timeout_s)
+    return checks, health_ms, status
+
+
+STARTING = (None, 502, 503, 504)  # no answer, or a proxy/app saying it is not ready yet
+
+
+def _probe_all(config: RunbookConfig, timeout: float) -> tuple[list[CheckOutcome], float, int | None, bool]:
+    """As :func:`health_checks`, plus whether every failure looks like an app still starting (no answer, 502,
+    503, 504) rather than a definite answer such as a 401, a 500 or a body that does not match."""
+    health = probe(str(config.health.url), timeout=timeout, expect_json=config.health.expect_json,
                    slow_after=config.thresholds.backend_response_s)
-    checks = [check(f"GET {config.health.url}", health.ok, f"{health.detail} in {health.seconds * 1000:.0f} ms")]
+    probes = [(f"GET {config.health.url}", health)]
     for endpoint in config.health.core_endpoints:
         token = env_value(endpoint.bearer_token_env, config.target.env_path)
         url = urljoin(str(config.health.url), endpoint.path)
-        result = probe(url, timeout=config.health.timeout_s, expect_status=endpoint.expect_status, bearer=token,
-                       slow_after=config.thresholds.backend_response_s)
-        checks.append(check(f"GET {endpoint.path}", result.ok, f"{result.detail} in {result.seconds * 1000:.0f} ms"))
-    return checks, round(health.seconds * 1000, 1), health.status
+        probes.append((f"GET {endpoint.path}", probe(url, timeout=timeout, expect_status=endpoint.expect_status,
+                                                     bearer=token, slow_after=config.thresholds.backend_response_s)))
+    checks = [check(name, result.ok, f"{result.detail} in {result.seconds * 1000:.0f} ms") for name, result in probes]
+    starting = all(result.status in STARTING for _, result in probes if not result.ok)
+    return checks, round(health.seconds * 1000, 1), health.status, starting
+
+
+def settled_health_checks(config: RunbookConfig, window: float,
+                          progress: Callable[[Rich], None]) -> tuple[list[CheckOutcome], float, int | None]:
+    """:func:`health_checks`, asked again every 1-3 s for up to ``window`` seconds (0: once) while the failures
+    look like an app still starting; a definite failure (a 401, a 500, a body that does not match) ends it at
+    once. A pass after a failure is asked once more before it counts (an app that fails now and then must not
+    pass on a lucky round), unless the window ends first. A check that needed the window says so."""
+    began = time.monotonic()
+    checks, health_ms, status, starting = _probe_all(config, config.health.timeout_s)
+    attempts, pause, confirmed = 1, 1.0, True
+    while True:
+        ok = all(c.ok for c in checks)
+        left = window - (time.monotonic() - began)
+        if (ok and confirmed) or (not ok and not starting) or left < pause:
+            break
+        progress((("a pass after a failure: asking once more" if ok else "the app may still be starting: asking "
+                   "again") + f" (attempt {attempts + 1}, for up to {window:g}s from the start of verify)",))
+        time.sleep(pause)
+        pause = min(pause * 1.5, 3.0)
+        attempts += 1
+        confirmed = ok
+        checks, health_ms, status, starting = _probe_all(config, min(config.health.timeout_s, max(left - pause, 1.0)))
+    if attempts > 1:
+        waited = f"{time.monotonic() - began:.1f}s"
+        checks = [check(c.name, c.ok, f"{c.detail} (attempt {attempts}, {waited} into the start-up window)")
+                  for c in checks]
+    return checks, health_ms, status
 
 
 def log_checks(config: RunbookConfig, restart: StepRun | None) -> list[CheckOutcome]:
@@ -53,27 +93,6 @@ def log_checks(config: RunbookConfig, restart: StepRun | None) -> list[CheckOutc
                             f"{state.status}; " + (f"{len(errors)} critical line(s), last: {errors[-1][:120]}"
                                                    if errors else "no critical errors")))
     return checks
-
-
-def settled_health_checks(config: RunbookConfig, window: float,
-                          progress: Callable[[Rich], None]) -> tuple[list[CheckOutcome], float, int | None]:
-    """:func:`health_checks`, asked again every 1-3 s while any fails, for up to ``window`` seconds (0: once).
-    A check that passed only on a later attempt says so in its detail."""
-    began = time.monotonic()
-    checks, health_ms, status = health_checks(config)
-    attempts, pause = 1, 1.0
-    while not all(c.ok for c in checks) and time.monotonic() - began + pause <= window:
-        progress((f"the app may still be starting: health and core endpoints again (attempt {attempts + 1}, "
-                  f"up to {window:g}s after the restart)",))
-        time.sleep(pause)
-        pause = min(pause * 1.5, 3.0)
-        attempts += 1
-        checks, health_ms, status = health_checks(config)
-    if attempts > 1:
-        waited = f"{time.monotonic() - began:.1f}s"
-        checks = [check(c.name, c.ok, f"{c.detail} (attempt {attempts}, {waited} into the start-up window)")
-                  for c in checks]
-    return checks, health_ms, status
 
 
 def just_restarted(history: list[StepRun]) -> bool:

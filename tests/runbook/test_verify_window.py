@@ -21,18 +21,19 @@ T0 = datetime(2026, 12, 3, 3, 0, tzinfo=UTC)
 
 
 class Starting:
-    """A backend that answers 503 to its first ``down_for`` health requests, then {"status": "ok"}."""
+    """A backend whose n-th health answer has the n-th status of ``statuses`` (the last one repeats); 200 comes
+    with {"status": "ok"}."""
 
-    def __init__(self, down_for: int) -> None:
-        self.down_for, self.seen = down_for, 0
+    def __init__(self, statuses: list[int]) -> None:
+        self.statuses, self.seen = statuses, 0
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 outer.seen += 1
-                up = outer.seen > outer.down_for
-                body = json.dumps({"status": "ok"} if up else {"status": "starting"}).encode()
-                self.send_response(200 if up else 503)
+                code = outer.statuses[min(outer.seen, len(outer.statuses)) - 1]
+                body = json.dumps({"status": "ok"} if code == 200 else {"status": "starting"}).encode()
+                self.send_response(code)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
@@ -56,7 +57,7 @@ class Starting:
 
 @pytest.fixture
 def backend(request: pytest.FixtureRequest) -> Iterator[Starting]:
-    server = Starting(down_for=request.param)
+    server = Starting(request.param)
     yield server
     server.close()
 
@@ -71,23 +72,36 @@ def run(step: StepName, minute: int, ok: bool = True) -> StepRun:
                    status=StepStatus.SUCCEEDED if ok else StepStatus.FAILED, started_at=at, finished_at=at)
 
 
-@pytest.mark.parametrize("backend", [2], indirect=True)
-def test_an_app_still_starting_after_the_restart_passes_once_it_answers(backend: Starting) -> None:
+@pytest.mark.parametrize("backend", [[503, 503, 200]], indirect=True)
+def test_an_app_still_starting_after_the_restart_passes_once_it_answers_twice(backend: Starting) -> None:
     said: list[Rich] = []
     checks, _, status = settled_health_checks(config(backend.url, 20), 20, said.append)
     assert [c.ok for c in checks] == [True] and status == 200
-    assert backend.seen == 3 and "(attempt 3," in checks[0].detail  # it says it needed the window
-    assert len(said) == 2 and "may still be starting" in str(said[0])
+    assert backend.seen == 4 and "(attempt 4," in checks[0].detail  # two failures, a pass, and the pass again
+    assert len(said) == 3 and "may still be starting" in str(said[0]) and "asking once more" in str(said[-1])
 
 
-@pytest.mark.parametrize("backend", [1_000], indirect=True)
+@pytest.mark.parametrize("backend", [[503]], indirect=True)
 def test_an_app_that_never_comes_up_fails_when_the_window_ends(backend: Starting) -> None:
     checks, _, status = settled_health_checks(config(backend.url, 2.4), 2.4, lambda _: None)
     assert [c.ok for c in checks] == [False] and status == 503
     assert backend.seen == 2  # asked at 0 s and again at 1 s; a third pause (1.5 s) would end past 2.4 s
 
 
-@pytest.mark.parametrize("backend", [1], indirect=True)
+@pytest.mark.parametrize("backend", [[500]], indirect=True)
+def test_a_definite_failure_is_not_waited_on(backend: Starting) -> None:
+    """A 500 (the Phase 3 bug), a 401 or a wrong body is an answer, not a slow start: verify fails at once."""
+    checks, _, status = settled_health_checks(config(backend.url, 20), 20, lambda _: None)
+    assert [c.ok for c in checks] == [False] and status == 500 and backend.seen == 1
+
+
+@pytest.mark.parametrize("backend", [[503, 200, 503]], indirect=True)
+def test_a_pass_that_does_not_hold_does_not_count(backend: Starting) -> None:
+    checks, _, status = settled_health_checks(config(backend.url, 3.0), 3.0, lambda _: None)
+    assert [c.ok for c in checks] == [False] and status == 503 and backend.seen == 3
+
+
+@pytest.mark.parametrize("backend", [[503]], indirect=True)
 def test_without_a_window_it_asks_once(backend: Starting) -> None:
     checks, _, _ = settled_health_checks(config(backend.url, 0), 0, lambda _: None)
     assert [c.ok for c in checks] == [False] and backend.seen == 1 and "attempt" not in checks[0].detail
