@@ -71,6 +71,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     _logging(settings, args.log_level)
     settings.require("slack_bot_token", "slack_app_token")
+    settings.require_people()
     who = check_bot_token(settings)
     stop = stop_on_signals()
     bot = socket_mode_bot(settings)
@@ -100,6 +101,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     _logging(settings, args.log_level)
     settings.require("slack_bot_token", "slack_signing_secret")
+    settings.require_people()
     who = check_bot_token(settings)
     stop = stop_on_signals()
     try:

@@ -374,6 +374,20 @@ class Settings(BaseModel):
             data_dir = self.source.parent / data_dir
         return data_dir
 
+    def require_people(self) -> None:
+        """Fail at start-up when nobody could do anything: no incident channel, commander or approver."""
+        access = self.runbook.access
+        empty = [f"access.{key}" for key, value in (("incident_channels", access.incident_channels),
+                                                    ("commanders", access.commanders),
+                                                    ("approvers", access.approvers)) if not value]
+        if empty:
+            verb = "is" if len(empty) == 1 else "are"
+            raise ConfigError(
+                f"{', '.join(empty)} {verb} empty in {self.source or 'the config'}: the bot would answer every "
+                "command with a refusal. Add the incident channel ids (C…), and user ids (U…) or @group handles "
+                "for the commanders and the approvers (see rollback.example.yml)"
+            )
+
     def require(self, *names: Literal["slack_bot_token", "slack_app_token", "slack_signing_secret"]) -> None:
         """Fail at start-up, naming the variable, when a secret the mode needs is missing."""
         missing = [name.upper() for name in names if getattr(self.secrets, name) is None]

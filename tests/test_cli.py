@@ -46,7 +46,9 @@ def config(tmp_path: Path, closed_port: int) -> Path:
     """A config that parses, with the state in the test's folder and a health URL nobody answers."""
     path = tmp_path / "rollback.yml"
     path.write_text(yaml.safe_dump({"store": {"data_dir": str(tmp_path / "data")},
-                                    "health": {"url": f"http://127.0.0.1:{closed_port}/api/health"}}))
+                                    "health": {"url": f"http://127.0.0.1:{closed_port}/api/health"},
+                                    "access": {"incident_channels": [INCIDENT], "commanders": ["@oncall"],
+                                               "approvers": ["@backend-leads"]}}))
     return path
 
 
@@ -184,6 +186,20 @@ def test_missing_scopes_are_listed_with_the_fix(tmp_path: Path, config: Path) ->
     missing = sorted(manifest_scopes() - granted)
     assert f"SLACK_BOT_TOKEN lacks the scope(s) {', '.join(missing)} — add them from manifest.yml and reinstall " \
            "the app" in line
+
+
+@pytest.mark.parametrize("command", ["run", "serve"])
+def test_a_config_that_names_nobody_is_refused_at_start_up(tmp_path: Path, emulator: Emulator,
+                                                           command: str) -> None:
+    """An empty rollback.yml parses (the runbook's own target), but with no incident channel, commander or
+    approver every command would be refused: the bot says so and does not start."""
+    empty = tmp_path / "rollback.yml"
+    empty.write_text(yaml.safe_dump({"store": {"data_dir": str(tmp_path / "data")},
+                                     "access": {"commanders": ["@oncall"]}}))
+    argv = [command, "--config", str(empty), *(["--port", "0"] if command == "serve" else [])]
+    line = one_line(cli(*argv, cwd=tmp_path, env=emulator.bot_env()))
+    assert "access.incident_channels, access.approvers are empty" in line and "rollback.example.yml" in line
+    assert emulator.connections_opened == 0
 
 
 def test_run_connects_when_everything_is_right(tmp_path: Path, config: Path, emulator: Emulator) -> None:
