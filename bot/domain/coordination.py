@@ -116,11 +116,14 @@ class Coordination:
         self.desk.thread(incident, rich("📝 ", Person(actor), ": ", clean))
         return incident
 
-    def followup(self, actor: str, channel: str, owner: str, text: str) -> Incident:
+    def followup(self, actor: str, channel: str, words: list[str]) -> Incident:
+        """`followup [@person] <text>`: a follow-up with its owner; without one named, it is the author's."""
         self.deps.access.require(Act.FOLLOWUP, actor, channel)
         incident = self.desk.latest_in(channel)  # follow-ups are often agreed after the close
-        user = self.person(owner)
-        clean = self._text(text, "follow-up", f"{SLASH_COMMAND} followup @alex add a staging test with the AI server")
+        named = bool(words) and (words[0].startswith(("@", "<@")) or bool(USER_ID.match(words[0])))
+        user = self.person(words[0]) if named else actor
+        clean = self._text(" ".join(words[1:] if named else words), "follow-up",
+                           f"{SLASH_COMMAND} followup @alex add a staging test with the AI server")
         now = self.deps.clock.now()
         item = FollowUp(text=clean, owner=user, by=actor, at=now)
 
@@ -135,6 +138,9 @@ class Coordination:
                  "posted.")
         self.desk.thread(incident, rich("📌 Follow-up for ", Person(user), ": ", clean, " (added by ", Person(actor),
                                         ")", where))
+        if not named:
+            self.desk.tell(actor, channel, rich("📌 Noted as yours, since no owner was named first: ",
+                                                Code(f"{SLASH_COMMAND} followup @person <text>"), " names one."))
         return incident
 
     def _text(self, text: str, what: str, example: str) -> str:

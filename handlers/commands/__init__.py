@@ -95,7 +95,7 @@ def _note(ctx: Ctx, user: str, channel: str, command: dict[str, Any], parsed: Pa
 
 
 def _followup(ctx: Ctx, user: str, channel: str, command: dict[str, Any], parsed: Parsed, respond: Respond) -> None:
-    ctx.features.coordination.followup(user, channel, parsed.args[0], " ".join(parsed.args[1:]))
+    ctx.features.coordination.followup(user, channel, parsed.args)
 
 
 ROUTES: dict[Subcommand, Route] = {

@@ -79,7 +79,10 @@ def test_notes_and_follow_ups_with_owners_reach_the_timeline_and_the_postmortem(
     emulator.slash("casey", "incident-rollback", "followup @alex add a staging test with the AI server").wait()
     in_thread(emulator, incident, "Follow-up for")
     emulator.slash("casey", "incident-rollback", "followup @alex").wait()
-    assert "/rollback followup" in private(emulator, COMMANDER, "Usage")  # an owner and no text: its usage
+    assert "/rollback followup @alex" in private(emulator, COMMANDER, "Say what the follow-up is")  # no text
+    emulator.slash("casey", "incident-rollback", "followup add a staging soak test").wait()  # no owner: casey's
+    in_thread(emulator, incident, "add a staging soak test")
+    assert "no owner was named" in private(emulator, COMMANDER, "Noted as yours")
     emulator.slash("casey", "incident-rollback", "close --force drill over").wait()
     closed = emulator.ws.wait_for(lambda: (i := bot.services.store.get_incident(incident.id)) and i.close_out
                                   and i.close_out.postmortem and i, 60, "the postmortem")
@@ -87,6 +90,9 @@ def test_notes_and_follow_ups_with_owners_reach_the_timeline_and_the_postmortem(
     text = Path(closed.close_out.postmortem).read_text()
     assert "note: customers can't log in since 14:02 <!channel> (Casey Commander (U0COMMANDER))" in text
     assert "- [ ] add a staging test with the AI server — owner: Alex Approver (U0APPROVER1)" in text
+    assert "- [ ] add a staging soak test — owner: Casey Commander (U0COMMANDER)" in text
+    close_out = in_thread(emulator, incident, "Agreed during the incident")  # the close-out post lists them too
+    assert "add a staging test with the AI server — <@U0APPROVER1>" in content(close_out)
     emulator.slash("casey", "incident-rollback", "followup @dana rotate the DB password").wait()  # after the close
     assert "not in the postmortem already posted" in content(in_thread(emulator, incident, "rotate the DB"))
 
