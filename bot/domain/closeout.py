@@ -19,7 +19,7 @@ from bot.domain.runs import CheckOutcome, StepName
 from bot.errors import BadInput, Conflict, echo
 from bot.ids import SLASH_COMMAND
 from bot.redact import redact_uri
-from bot.text import Code, Rich, plain, rich
+from bot.text import Code, Link, Rich, plain, rich
 
 log = logging.getLogger(__name__)
 MAX_FIELD = 3000  # a --force reason
@@ -120,10 +120,12 @@ class Closer:
                                f"next: {plain(next_action(incident).text)})")
         if (failing or unconfirmed) and force is None:
             lines = [f"❌ {line}" for line in failing] + [f"⬜ not confirmed yet: {text}" for text in unconfirmed]
+            boxes: Rich = (Link(incident.checklist_link, "📋 Checklists"),) if incident.checklist_link else (
+                "📋 Checklists (the panel's first thread reply)",)
             raise Conflict((f"Not closing {incident.id} yet:\n" + "\n".join(lines),),
-                           hint=("Fix what fails, tick what people confirmed under Rollback success criteria on "
-                                 "the panel, or close anyway with ", Code(f"{SLASH_COMMAND} close --force <reason>"),
-                                 " (the reason is recorded)."))
+                           hint=rich("Fix what fails, tick what people confirmed under Rollback success criteria in ",
+                                     boxes, ", or close anyway with ",
+                                     Code(f"{SLASH_COMMAND} close --force <reason>"), " (the reason is recorded)."))
         now = self.deps.clock.now()
         checks = [CloseCheck(criterion=item.key, text=item.text, ok=all(c.ok for c in live[item.key]),
                              detail=self.desk.clean("; ".join(f"{c.name}: {c.detail}" for c in live[item.key])))

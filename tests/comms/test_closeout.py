@@ -69,6 +69,8 @@ def test_each_milestone_is_announced_once_across_restarts_and_close_writes_the_p
     emulator.slash("casey", "incident-rollback", "close").wait()
     refusal = ephemeral(emulator, COMMANDER, "Not closing")
     assert "not confirmed yet: Students can complete sessions" in refusal.text
+    link = incident_of(bot).checklist_link  # the refusal links where the boxes are, not the panel
+    assert link and f"<{link}|📋 Checklists>" in refusal.text
     assert incident_of(bot).active
 
     emulator.click("casey", "incident-rollback", checklists_message(emulator)["ts"], Action.SUCCESS,
