@@ -8,9 +8,10 @@ of them, so both backends behave the same and one contract suite tests both.
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -22,10 +23,39 @@ from bot.domain.checks import CheckResult, CheckState
 from bot.domain.incident import Incident, IncidentState
 from bot.domain.runs import StepRun
 from bot.domain.store import ActiveIncidentExists
-from bot.errors import StaleState
+from bot.errors import ConfigError, StaleState
 
+log = logging.getLogger(__name__)
 Model = TypeVar("Model", bound=BaseModel)
 AuditBuilder = Callable[[int, str], AuditEvent]
+
+# The layout of the stored state. Version 1 is every store written before the store carried a version (records
+# maybe without the indexed status, claims maybe without an expiry); version 2 is labelled and stamped. A change
+# to the layout that an older bot would misread raises it, with the step that brings a store up to it in migrate().
+SCHEMA_VERSION = 2
+UNVERSIONED = 1
+
+
+def _bot_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("rollback-bot")
+    except PackageNotFoundError:
+        return "from a source tree"
+
+
+class StoreTooNew(ConfigError):
+    """The store was written by a newer release, whose layout this bot would misread: refused at start-up, with
+    the store left unchanged."""
+
+    def __init__(self, where: str, found: int) -> None:
+        super().__init__(
+            f"{where} has schema version {found}, but this rollback-bot ({_bot_version()}) supports schema version "
+            f"{SCHEMA_VERSION} at most",
+            hint="a newer rollback-bot wrote it: run that release or a later one (`rollback-bot --version` shows "
+                 "this one); a store is never migrated back, and this one was left unchanged")
+        self.found = found
 
 
 class DocumentStore(ABC):
@@ -118,11 +148,40 @@ class DocumentStore(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
-    # ---- upgrading older records ------------------------------------------------------------------
+    @abstractmethod
+    def _stamp_schema(self, expected: int | None, version: int) -> bool:
+        """Stamp the store with schema ``version`` if its stamp is still ``expected`` (None: no stamp); False
+        when another process stamped it first."""
+
+    # ---- upgrading older stores --------------------------------------------------------------------
+    def refuse_newer(self, where: str, found: int | None) -> None:
+        """Raise :class:`StoreTooNew` for a store stamped with a schema version newer than this bot's."""
+        if found is not None and found > SCHEMA_VERSION:
+            raise StoreTooNew(where, found)
+
+    def migrate(self, found: int | None) -> bool:
+        """Bring a store stamped ``found`` (None: written before stores carried a version) up to SCHEMA_VERSION.
+
+        Every step is idempotent, and the stamp is a conditional write, so of several replicas starting on the
+        same old store exactly one records the migration: an audit event ``store.migrated`` and a log line.
+        Returns True for that one."""
+        if found == SCHEMA_VERSION:
+            return False
+        old = UNVERSIONED if found is None else found
+        labelled = self.upgrade()  # 1 → 2: records without the indexed status get it
+        if not self._stamp_schema(found, SCHEMA_VERSION):
+            return False
+        self.audit(datetime.now(UTC), "bot", "store.migrated", None, from_version=old, to_version=SCHEMA_VERSION,
+                   labelled=labelled)
+        log.info("state store migrated from schema version %s to %s (%s record(s) labelled)", old, SCHEMA_VERSION,
+                 labelled)
+        return True
+
     def upgrade(self) -> int:
         """Label records an older version wrote without the indexed status, from the record itself, so the
         queries by status (incidents with pending posts, open approvals, sweeps) find them. Idempotent, and a
-        single indexed query once done; every backend runs it when it opens. Returns how many it labelled."""
+        single indexed query once done; :meth:`migrate` runs it on a store from before schema version 2. Returns
+        how many it labelled."""
         labelled = 0
         for doc in self._unlabelled("incident"):
             self._label("incident", str(doc["id"]), Incident.model_validate(doc).store_status())
@@ -277,4 +336,4 @@ class DocumentStore(ABC):
         return saved
 
 
-__all__ = ["GENESIS", "ActiveIncidentExists", "DocumentStore", "StaleState"]
+__all__ = ["GENESIS", "SCHEMA_VERSION", "ActiveIncidentExists", "DocumentStore", "StaleState", "StoreTooNew"]

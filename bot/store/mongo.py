@@ -18,7 +18,7 @@ from bot.audit import GENESIS, AuditEvent
 from bot.clock import from_iso, to_iso
 from bot.domain.store import ActiveIncidentExists
 from bot.errors import StaleState
-from bot.store.base import AuditBuilder, DocumentStore
+from bot.store.base import SCHEMA_VERSION, AuditBuilder, DocumentStore
 
 DEFAULT_DB = "rollback_bot"
 
@@ -28,17 +28,31 @@ def _aware(moment: datetime) -> datetime:
 
 
 class MongoStore(DocumentStore):
+    """The schema version is the ``meta`` document ``{_id: "schema", version: N}`` (none: written before stores
+    carried one)."""
+
     def __init__(self, client: MongoClient[dict[str, Any]], database: str = DEFAULT_DB,
                  *, owns_client: bool = True) -> None:
         self.client = client
         self._owns_client = owns_client
         self.db: Database[dict[str, Any]] = client[database]
+        found = self._schema_version()
+        try:  # before anything is written: a newer release's store is left exactly as it is
+            self.refuse_newer(f"the MongoDB state store (database {database})", found)
+        except BaseException:
+            self.close()
+            raise
+        # A new store is stamped before its first collection exists, so another replica opening it at the same
+        # moment never takes it for an old one.
+        if "records" not in self.db.list_collection_names() and found is None:
+            self._stamp_schema(None, SCHEMA_VERSION)
+            found = self._schema_version()
         self.db.records.create_index([("kind", ASCENDING), ("incident_id", ASCENDING)])
         self.db.records.create_index([("kind", ASCENDING), ("lookup", ASCENDING)])
         self.db.records.create_index([("kind", ASCENDING), ("status", ASCENDING)])
         self.db.audit.create_index([("incident_id", ASCENDING), ("seq", ASCENDING)])
         self.db.claims.create_index("expires_at", expireAfterSeconds=0)
-        self.upgrade()
+        self.migrate(found)
 
     @classmethod
     def from_uri(cls, uri: str) -> MongoStore:
@@ -50,6 +64,20 @@ class MongoStore(DocumentStore):
     def close(self) -> None:
         if self._owns_client:
             self.client.close()
+
+    def _schema_version(self) -> int | None:
+        row = self.db.meta.find_one({"_id": "schema"})
+        return int(row["version"]) if row else None
+
+    def _stamp_schema(self, expected: int | None, version: int) -> bool:
+        if expected is None:
+            try:
+                self.db.meta.insert_one({"_id": "schema", "version": version})
+            except DuplicateKeyError:
+                return False
+            return True
+        return bool(self.db.meta.update_one({"_id": "schema", "version": expected},
+                                            {"$set": {"version": version}}).matched_count)
 
     # ---- documents -------------------------------------------------------------------------------
     def _insert(self, kind: str, doc_id: str, doc: dict[str, Any], *, lookup: str | None = None,

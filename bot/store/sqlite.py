@@ -20,7 +20,7 @@ from bot.audit import GENESIS, AuditEvent
 from bot.clock import from_iso, to_iso
 from bot.domain.store import ActiveIncidentExists
 from bot.errors import StaleState
-from bot.store.base import AuditBuilder, DocumentStore
+from bot.store.base import SCHEMA_VERSION, AuditBuilder, DocumentStore
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -52,23 +52,39 @@ CREATE INDEX IF NOT EXISTS audit_incident ON audit (incident_id, seq);
 
 
 class SQLiteStore(DocumentStore):
+    """The schema version is the file's ``PRAGMA user_version`` (0: written before stores carried one)."""
+
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = sqlite3.connect(
             self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        try:  # before anything writes to the file: a newer release's store is left exactly as it is
+            self.refuse_newer(f"the SQLite state store {self.path}", self._schema_version())
+        except BaseException:
+            self.close()
+            raise
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute("PRAGMA busy_timeout=30000")
-        with self._lock:
-            self._conn.executescript(SCHEMA)
+        with self._tx() as db:  # one transaction: a second process sees a new file stamped, or not at all
+            found = self._schema_version()
+            new = db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='records'").fetchone() is None
+            for statement in SCHEMA.split(";\n"):
+                if statement.strip():
+                    db.execute(statement)
             for table, column, kind in MIGRATIONS:
-                have = {row[1] for row in self._conn.execute(f"PRAGMA table_info({table})")}
+                have = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
                 if column not in have:
-                    self._conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
-            self._conn.executescript(INDEXES)
-        self.upgrade()
+                    db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+            for statement in INDEXES.split(";\n"):
+                if statement.strip():
+                    db.execute(statement)
+            if new:
+                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        if not new:
+            self.migrate(found)
 
     # ---- the connection -------------------------------------------------------------------------
     def _db(self) -> sqlite3.Connection:
@@ -92,6 +108,18 @@ class SQLiteStore(DocumentStore):
     def _read(self, sql: str, args: tuple[Any, ...] | list[Any] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
             return list(self._db().execute(sql, args))
+
+    def _schema_version(self) -> int | None:
+        with self._lock:
+            version = int(self._db().execute("PRAGMA user_version").fetchone()[0])
+        return version or None
+
+    def _stamp_schema(self, expected: int | None, version: int) -> bool:
+        with self._tx() as db:
+            if (int(db.execute("PRAGMA user_version").fetchone()[0]) or None) != expected:
+                return False
+            db.execute(f"PRAGMA user_version = {int(version)}")
+            return True
 
     def close(self) -> None:
         with self._lock:
