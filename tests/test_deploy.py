@@ -25,6 +25,7 @@ import yaml
 from bot.dev.emulator import Emulator
 from bot.ops.pm2 import AppState, Pm2
 from bot.ops.process import find_executable
+from tests.conftest import INCIDENT
 from tests.test_packaging import ROOT, Installed, installed  # noqa: F401 - the module's wheel fixture, shared
 
 UNIT = ROOT / "deploy" / "rollback-bot.service"
@@ -212,8 +213,9 @@ def test_pm2_runs_the_installed_bot_from_the_ecosystem_file_and_retries_until_it
     assert pm2, "pm2 is missing: `make deps` installs it into .tools/"
     home = tmp_path / "bot"
     home.mkdir()
-    (home / "rollback.yml").write_text(yaml.safe_dump({"store": {"data_dir": "./data"},
-                                                       "health": {"url": "http://127.0.0.1:9/api/health"}}))
+    (home / "rollback.yml").write_text(yaml.safe_dump({
+        "store": {"data_dir": "./data"}, "health": {"url": "http://127.0.0.1:9/api/health"},
+        "access": {"incident_channels": [INCIDENT], "commanders": ["@oncall"], "approvers": ["@backend-leads"]}}))
     secrets = emulator.bot_env()
     env = {**installed.env(), "PM2_HOME": str(pm2_home), "ROLLBACK_BOT_BIN": str(installed.venv / "bin" /
                                                                                   "rollback-bot"),

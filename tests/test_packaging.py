@@ -124,7 +124,9 @@ def test_an_installed_wheels_run_checks_slack_and_connects_over_socket_mode(inst
     """Stopping it cleanly is test_cli's to check: here the process is only ended once it has connected."""
     config = tmp_path / "rollback.yml"
     config.write_text(yaml.safe_dump({"store": {"data_dir": str(tmp_path / "data")},
-                                      "health": {"url": "http://127.0.0.1:9/api/health"}}))
+                                      "health": {"url": "http://127.0.0.1:9/api/health"},
+                                      "access": {"incident_channels": ["C0INCIDENT"], "commanders": ["@oncall"],
+                                                 "approvers": ["@backend-leads"]}}))
     assert installed.run("rollback-bot", "run", "--help", cwd=tmp_path).returncode == 0
     process = subprocess.Popen([str(installed.venv / "bin" / "rollback-bot"), "run", "--config", str(config)],
                                cwd=tmp_path, env=installed.env(emulator.bot_env()), stdout=subprocess.DEVNULL,

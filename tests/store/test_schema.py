@@ -32,10 +32,11 @@ from bot.store import Store
 from bot.store.base import SCHEMA_VERSION, StoreTooNew
 from bot.store.mongo import MongoStore
 from bot.store.sqlite import SQLiteStore
-from tests.conftest import TestServer
+from tests.conftest import INCIDENT, TestServer
 from tests.test_cli import cli, one_line
 
 LEGACY = Path(__file__).parent / "legacy"
+ACCESS = {"incident_channels": [INCIDENT], "commanders": ["@oncall"], "approvers": ["@backend-leads"]}
 
 
 def migrations(store: Store) -> list[dict[str, Any]]:
@@ -178,7 +179,7 @@ def test_rollback_bot_run_on_a_newer_store_says_so_in_one_line(tmp_path: Path, e
     with closing(sqlite3.connect(data / "rollback-bot.sqlite3")) as db:
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     config = tmp_path / "rollback.yml"
-    config.write_text(yaml.safe_dump({"store": {"data_dir": str(data)}}))
+    config.write_text(yaml.safe_dump({"store": {"data_dir": str(data)}, "access": ACCESS}))
     result = cli("run", "--config", str(config), cwd=tmp_path, env=emulator.bot_env())
     assert result.returncode == 2
     assert one_line(result) == (
