@@ -93,7 +93,12 @@ class Row:
 
 def ratio_row(bench: str, figure: str, rounds: list[dict[str, Any]], bot_key: str, base_key: str, unit: str,
               limit: float | None, *, fmt: str = "{:.3g}", note: str = "", target: str | None = None) -> Row:
-    """A row whose target is `median per-round ratio <= limit` (holds only if the median ratio does)."""
+    """A row whose target is `median per-round ratio <= limit` (holds only if the median ratio does). With no
+    rounds (an informational figure asked for 0 times) the row says it was not measured and holds nothing."""
+    if not rounds:
+        return Row(bench, figure, "not measured", "not measured", None,
+                   target if target is not None else ("-" if limit is None else f"ratio <= {limit:g}"),
+                   None if limit is None else False, note or "0 rounds in this run")
     per = ratios(rounds, bot_key, base_key)
     bot = statistics.median(r[bot_key] for r in rounds)
     base = statistics.median(r[base_key] for r in rounds)
