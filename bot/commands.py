@@ -57,46 +57,55 @@ class Usage:
     flags: frozenset[str] = frozenset()  # options without a value
     options: frozenset[str] = frozenset()  # options that take a value
     words: frozenset[str] = frozenset()  # the only words allowed as the first argument (empty: any)
+    group: str = "During the incident"  # the heading `help` lists it under (GROUPS)
 
 
+#: `help`'s headings, in order: the runbook's path first, the alternatives apart from it.
+GROUPS = ("The runbook, in order", "Safer alternatives", "During the incident", "Closing")
+RUNBOOK, ALTERNATIVES, CLOSING = GROUPS[0], GROUPS[1], GROUPS[3]
 _AGAIN = frozenset({"--again"})
 CATALOG: list[Usage] = [
     Usage(Subcommand.START, "start [reason] [--detected <time>]",
           "open a rollback incident in this channel and post its control panel "
-          "(<time>: 14:05 or 2026-02-07T14:05Z in UTC, or 20m ago)", max_args=MANY, options=frozenset({"--detected"})),
+          "(<time>: 14:05 or 2026-02-07T14:05Z in UTC, or 20m ago)", max_args=MANY, options=frozenset({"--detected"}),
+          group=RUNBOOK),
     Usage(Subcommand.STATUS, "status [RB-0007]", "show the incident's timeline with real times", max_args=1),
     Usage(Subcommand.NEXT, "next", "what to do now, privately: the panel's Next line and why, with a link to the "
                                    "panel (when it has scrolled away)"),
     Usage(Subcommand.BACKUP, "backup [--again]", "runbook step 1: record the commit, dump every tenant database, "
                                                  "save pm2 logs and .env as a new backup run; counts verified",
-          flags=_AGAIN),
+          flags=_AGAIN, group=RUNBOOK),
     Usage(Subcommand.REVERT, "revert [commit] [--again] | revert --safe [commit…]",
           "step 2: reset the code to the rollback target (default from the config); uncommitted work is stashed "
           "first. --safe: git revert the commits as new ones instead, no history rewritten",
-          max_args=MANY, flags=frozenset({"--again", "--safe"})),
+          max_args=MANY, flags=frozenset({"--again", "--safe"}), group=RUNBOOK),
     Usage(Subcommand.REBUILD, "rebuild [--again]", "step 3: yarn build (clean install and build again if it fails)",
-          flags=_AGAIN),
+          flags=_AGAIN, group=RUNBOOK),
     Usage(Subcommand.RESTART, "restart [--again]", "step 4: pm2 restart the backend and wait until it is online",
-          flags=_AGAIN),
+          flags=_AGAIN, group=RUNBOOK),
     Usage(Subcommand.VERIFY, "verify [--again]", "step 5: health endpoint, core endpoints and pm2 error logs",
-          flags=_AGAIN),
+          flags=_AGAIN, group=RUNBOOK),
     Usage(Subcommand.CLEANUP, "cleanup", "step 6, the danger zone: dry run per tenant, then a second approver "
-                                         "must react to the request; needs a verified backup"),
+                                         "must react to the request; needs a verified backup", group=RUNBOOK),
     Usage(Subcommand.RESTORE, "restore <tenant|all> [backup run]",
-          "undo the cleanup from the backup run it relied on (same two-person rule)", min_args=1, max_args=2),
+          "undo the cleanup from the backup run it relied on (same two-person rule)", min_args=1, max_args=2,
+          group=RUNBOOK),
     Usage(Subcommand.COMMS, "comms [edit]", "preview the next stakeholder update privately (with a button to post "
                                             "it now); edit fills in impact, next steps and ETA", max_args=1,
           words=frozenset({"edit"})),
-    Usage(Subcommand.RCA, "rca", "record the root-cause analysis (the runbook's questions, in a form)"),
+    Usage(Subcommand.RCA, "rca", "record the root-cause analysis (the runbook's questions, in a form)", group=CLOSING),
     Usage(Subcommand.CLOSE, "close [--force <reason>]", "check the success criteria and close: final update, "
                                                         "prevention follow-ups, postmortem",
-          max_args=MANY, options=frozenset({"--force"})),
+          max_args=MANY, options=frozenset({"--force"}), group=CLOSING),
     Usage(Subcommand.FLAG, "flag NAME=value | flag undo", "safer alternative: set a feature flag in .env (backed up "
-                                                            "first), then restart and verify", min_args=1, max_args=1),
+                                                            "first), then restart and verify", min_args=1, max_args=1,
+          group=ALTERNATIVES),
     Usage(Subcommand.PARTIAL, "partial <path> [commit]", "safer alternative: one file back from a commit, then "
-                                                         "rebuild, restart, verify", min_args=1, max_args=2),
+                                                         "rebuild, restart, verify", min_args=1, max_args=2,
+          group=ALTERNATIVES),
     Usage(Subcommand.HOTFIX, "hotfix <name> | hotfix ship", "forward fix: a hotfix/<name> branch from HEAD; ship "
-                                                            "builds, restarts and verifies it", min_args=1, max_args=1),
+                                                            "builds, restarts and verifies it", min_args=1, max_args=1,
+          group=ALTERNATIVES),
     Usage(Subcommand.RESTORED, "restored", "confirm the system is restored (after verify; the post-rollback watch "
                                            "records it too when enough checks pass in a row)"),
     Usage(Subcommand.HANDOVER, "handover @person", "hand the commander role to another commander", min_args=1,

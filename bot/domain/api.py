@@ -24,6 +24,7 @@ from bot.domain.closeout import Closer
 from bot.domain.coordination import Coordination
 from bot.domain.danger import Gate
 from bot.domain.desk import Desk
+from bot.domain.incident import Incident as Incident  # the record listeners render
 from bot.domain.incidents import Incidents
 from bot.domain.monitor import Monitor
 from bot.domain.runner import StepRunner
@@ -45,4 +46,4 @@ class Features:
     monitor: Monitor
 
 
-__all__ = ["STEP_SUBCOMMANDS", "DangerAction", "Features", "StepName"]
+__all__ = ["STEP_SUBCOMMANDS", "DangerAction", "Features", "Incident", "StepName"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.commands import Usage
+from bot.commands import GROUPS, Usage
 from bot.domain.checklists import ROLLBACK_CRITERIA
 from bot.domain.guide import next_action
 from bot.domain.incident import Incident
@@ -33,8 +33,13 @@ def status(incident: Incident, panel_link: str | None) -> Message:
     return text_message(render("status.md.j2", incident=incident, criteria=criteria, panel_link=panel_link))
 
 
-def help_text(subcommands: list[Usage]) -> Message:
-    return text_message(render("help.md.j2", command=SLASH_COMMAND, subcommands=subcommands))
+def help_text(subcommands: list[Usage], incident: Incident | None = None) -> Message:
+    """The subcommands under their headings (the runbook's path first, the alternatives apart), and, in a channel
+    with an active incident, what to do next there."""
+    groups = [(group, [u for u in subcommands if u.group == group]) for group in GROUPS]
+    return text_message(render("help.md.j2", command=SLASH_COMMAND, groups=[g for g in groups if g[1]],
+                               incident=incident if incident is not None and incident.active else None,
+                               upcoming=next_action(incident) if incident is not None else None))
 
 
 def alternative_help(value: str) -> Message:

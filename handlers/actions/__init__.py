@@ -14,7 +14,7 @@ from bot.domain.checklists import ROLLBACK_CRITERIA
 from bot.ids import Action, Block
 from bot.slack_ui import status
 from bot.text import Link
-from handlers.context import Ctx
+from handlers.context import Ctx, incident_here
 from handlers.listener import acked, action_key
 
 
@@ -66,8 +66,9 @@ def register(app: App, ctx: Ctx) -> None:
 
     @app.action(Action.HELP)
     @acked(ctx, action_key)
-    def help_(respond: Respond) -> None:
-        _private(respond, status.help_text(CATALOG))
+    def help_(body: dict[str, Any], respond: Respond) -> None:
+        user, channel = _who(body)
+        _private(respond, status.help_text(CATALOG, incident_here(ctx, user, channel)))
 
     @app.action(re.compile(rf"^{Action.STEP}:[a-z_]+$"))
     @acked(ctx, action_key)

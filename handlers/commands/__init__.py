@@ -12,7 +12,7 @@ from bot.commands import CATALOG, Parsed, Subcommand, parse
 from bot.domain.api import STEP_SUBCOMMANDS, DangerAction, StepName
 from bot.ids import SLASH_COMMAND
 from bot.slack_ui import checks, stakeholder, status
-from handlers.context import Ctx
+from handlers.context import Ctx, incident_here
 from handlers.listener import acked, command_key
 
 Route = Callable[[Ctx, str, str, dict[str, Any], Parsed, Respond], None]
@@ -37,7 +37,7 @@ def _next(ctx: Ctx, user: str, channel: str, command: dict[str, Any], parsed: Pa
 
 
 def _help(ctx: Ctx, user: str, channel: str, command: dict[str, Any], parsed: Parsed, respond: Respond) -> None:
-    _private(respond, status.help_text(CATALOG))
+    _private(respond, status.help_text(CATALOG, incident_here(ctx, user, channel)))
 
 
 def _step(ctx: Ctx, user: str, channel: str, command: dict[str, Any], parsed: Parsed, respond: Respond) -> None:

@@ -10,7 +10,7 @@ from slack_bolt import App, Say
 from bot.commands import CATALOG
 from bot.ids import Event
 from bot.slack_ui import status
-from handlers.context import Ctx
+from handlers.context import Ctx, incident_here
 from handlers.listener import acked, event_key
 
 _MENTION = re.compile(r"<@[A-Z0-9]+>")
@@ -28,7 +28,7 @@ def register(app: App, ctx: Ctx) -> None:
             view = features.incidents.status(event["user"], event["channel"], words[1] if len(words) > 1 else None)
             message = status.status(view.incident, view.panel_link)
         else:
-            message = status.help_text(CATALOG)
+            message = status.help_text(CATALOG, incident_here(ctx, event["user"], event["channel"]))
         say(text=message.text, blocks=list(message.blocks), thread_ts=thread)
 
     @app.event(Event.REACTION_ADDED)
