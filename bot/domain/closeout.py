@@ -149,7 +149,9 @@ class Closer:
         self.desk.audit(now, actor, "incident.closed", incident.id, forced=forced, reason=reason, failing=failing,
                         unconfirmed=unconfirmed)
         self.changes.after(incident.id)  # also posts the final stakeholder update
-        self.desk.thread(incident, self.deps.ui.follow_ups(incident, PREVENTION_CHECKLIST))
+        ts = self.desk.thread(incident, self.deps.ui.follow_ups(incident, PREVENTION_CHECKLIST))
+        self.desk.done_in_thread(actor, incident, ts, rich("Closed ", incident.id, (" (forced: ", reason, ")") if reason
+                                                           else (), "; the follow-ups and the postmortem follow"))
         self._postmortem(incident.id)
         return self.desk.get(incident.id)
 

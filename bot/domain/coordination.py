@@ -14,7 +14,7 @@ from bot.domain.incident import FollowUp, Incident, Milestone, RestoredBy
 from bot.domain.lifecycle import Event, Phase
 from bot.errors import BadInput, Conflict, NotFound, echo
 from bot.ids import SLASH_COMMAND
-from bot.text import Code, Person, When, rich
+from bot.text import Code, Person, Rich, When, rich
 
 MAX_NOTE = 1000
 MENTION = re.compile(r"^<@([UW][A-Z0-9]{2,})(?:\|[^>]*)?>$")
@@ -113,7 +113,8 @@ class Coordination:
         now = self.deps.clock.now()
         incident = self.desk.mutate(incident.id, lambda fresh: fresh.record(now, actor, clean, note=True))
         self.desk.audit(now, actor, "incident.note", incident.id)
-        self.desk.thread(incident, rich("📝 ", Person(actor), ": ", clean))
+        ts = self.desk.thread(incident, rich("📝 ", Person(actor), ": ", clean))
+        self.desk.done_in_thread(actor, incident, ts, ("Noted in the timeline of ", incident.id))
         return incident
 
     def followup(self, actor: str, channel: str, words: list[str]) -> Incident:
@@ -136,11 +137,12 @@ class Coordination:
         where = ("; it will be in the postmortem." if incident.active else
                  "; the incident is closed, so it is in its record and timeline but not in the postmortem already "
                  "posted.")
-        self.desk.thread(incident, rich("📌 Follow-up for ", Person(user), ": ", clean, " (added by ", Person(actor),
-                                        ")", where))
-        if not named:
-            self.desk.tell(actor, channel, rich("📌 Noted as yours, since no owner was named first: ",
-                                                Code(f"{SLASH_COMMAND} followup @person <text>"), " names one."))
+        ts = self.desk.thread(incident, rich("📌 Follow-up for ", Person(user), ": ", clean, " (added by ",
+                                             Person(actor), ")", where))
+        mine: Rich = ("; noted as yours, since no owner was named first (", Code(f"{SLASH_COMMAND} followup @person "
+                                                                              "<text>"), " names one)")
+        self.desk.done_in_thread(actor, incident, ts, rich("Follow-up for ", Person(user), " added",
+                                                           () if named else mine))
         return incident
 
     def _text(self, text: str, what: str, example: str) -> str:

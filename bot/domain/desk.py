@@ -19,7 +19,7 @@ from bot.domain.incident import Busy, BusyKind, Incident
 from bot.domain.ports import Message
 from bot.errors import Conflict, NotFound
 from bot.ids import SLASH_COMMAND
-from bot.text import Code, Person, Rich, rich
+from bot.text import Code, Link, Person, Rich, rich
 
 log = logging.getLogger(__name__)
 PANEL_WAIT_S = 5.0  # how long a command waits for a just-started incident's control panel
@@ -153,6 +153,12 @@ class Desk:
             self.deps.messenger.update(incident.channel, ts, message)
         except Exception:  # progress is best effort; the result is recorded regardless
             log.warning("could not update a thread message of %s", incident.id, exc_info=True)
+
+    def done_in_thread(self, actor: str, incident: Incident, ts: str, what: Rich) -> None:
+        """Say privately, where the person typed, that what they did is in the incident's thread (linked)."""
+        link = self.link_to(incident.channel, ts)
+        self.tell(actor, incident.channel, rich("✅ ", what, " — ", Link(link, "in the thread") if link else
+                                                "in the incident's thread", "."))
 
     def tell(self, user: str, channel: str, text: Rich, *, thread_ts: str | None = None) -> None:
         """A private message to one person in a channel."""

@@ -228,8 +228,10 @@ class Stakeholders:
 
         incident = self.desk.mutate(incident_id, apply)
         self.desk.audit(now, actor, "comms.details", incident_id, fields=sorted(k for k, v in clean.items() if v))
-        self.desk.thread(incident, rich("📝 ", Person(actor), " updated the stakeholder details; ",
-                                        Code("/rollback comms"), " previews the next update."))
+        ts = self.desk.thread(incident, rich("📝 ", Person(actor), " updated the stakeholder details; ",
+                                             Code("/rollback comms"), " previews the next update."))
+        self.desk.done_in_thread(actor, incident, ts, ("Saved: the next update uses them; ", Code("/rollback comms"),
+                                                       " previews it (an older preview still shows the old details)"))
         return incident
 
     # ---- the reminder -----------------------------------------------------------------------------------

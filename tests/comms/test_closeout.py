@@ -133,6 +133,7 @@ def test_comms_preview_edit_and_post_now(emulator: Emulator, sandbox: Sandbox,
                                                "professors": "could not validate feedback", "eta": "Friday 12:00"}
                          ).wait()
     emulator.ws.wait_for(lambda: incident_of(bot).comms_details.eta == "Friday 12:00", 10, "the details saved")
+    assert "/rollback comms" in ephemeral(emulator, COMMANDER, "Saved: the next update uses them").text  # said
 
     emulator.slash("casey", "incident-rollback", "comms").wait()
     preview = ephemeral(emulator, COMMANDER, "Preview")

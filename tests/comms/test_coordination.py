@@ -82,8 +82,10 @@ def test_notes_and_follow_ups_with_owners_reach_the_timeline_and_the_postmortem(
     assert "/rollback followup @alex" in private(emulator, COMMANDER, "Say what the follow-up is")  # no text
     emulator.slash("casey", "incident-rollback", "followup add a staging soak test").wait()  # no owner: casey's
     in_thread(emulator, incident, "add a staging soak test")
-    assert "no owner was named" in private(emulator, COMMANDER, "Noted as yours")
+    assert "no owner was named" in private(emulator, COMMANDER, "noted as yours")
+    assert "in the thread" in private(emulator, COMMANDER, "Noted in the timeline of RB-0001")  # where they typed
     emulator.slash("casey", "incident-rollback", "close --force drill over").wait()
+    assert "(forced: drill over)" in private(emulator, COMMANDER, "Closed RB-0001")
     closed = emulator.ws.wait_for(lambda: (i := bot.services.store.get_incident(incident.id)) and i.close_out
                                   and i.close_out.postmortem and i, 60, "the postmortem")
     assert closed.follow_ups[0].owner == APPROVER
