@@ -9,6 +9,7 @@ from bot.domain.incident import Incident, Milestone
 from bot.domain.lifecycle import FIX_NAMES
 from bot.domain.runs import StepRun
 from bot.domain.updates import RESTORED_HOW, database_status
+from bot.slack_ui.escape import IDS_IN_TEXT
 from bot.slack_ui.render import environment
 
 
@@ -24,6 +25,7 @@ def postmortem(incident: Incident, runs: list[StepRun], approvals: list[Approval
     database, data_loss, _ = database_status(incident)
     env = environment().overlay()
     env.filters["name"] = name
+    env.filters["names"] = lambda text: IDS_IN_TEXT.sub(lambda m: name(m.group(0)), str(text))  # recorded lines
     return env.get_template("postmortem.md.j2").render(
                            incident=incident, runs=runs, approvals=approvals, events=events, causes=RCA_CAUSES,
                            criteria=SUCCESS_CRITERIA, prevention=PREVENTION_CHECKLIST, database=database,

@@ -22,6 +22,15 @@ def escape(text: object) -> str:
     return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+IDS_IN_TEXT = re.compile(r"\b[UW][A-Z0-9]{8,}\b")
+
+
+def recorded(text: object) -> str:
+    """A line the bot recorded (``Commander handed over from U0… to U0…``), escaped, with each user id shown as
+    the person (Slack draws their name), never as a bare id."""
+    return IDS_IN_TEXT.sub(lambda m: f"<@{m.group(0)}>", escape(text))
+
+
 def code(text: str) -> str:
     """A code span; backticks inside cannot end it early."""
     inner = escape(text).replace("`", "ˋ")

@@ -15,7 +15,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from bot.clock import to_iso
 from bot.resources import templates_dir
-from bot.slack_ui.escape import code, date, escape, link, mrkdwn, person
+from bot.slack_ui.escape import code, date, escape, link, mrkdwn, person, recorded
 
 
 def utc(moment: datetime | None, missing: str = "not yet") -> str:
@@ -33,6 +33,7 @@ def environment() -> Environment:
         keep_trailing_newline=False,
     )
     env.filters.update(slack=escape, slack_date=date, who=person, mrkdwn=mrkdwn, code=code, utc=utc, iso=to_iso,
+                       recorded=recorded,
                        link=lambda url, label: link(url, label))
     return env
 

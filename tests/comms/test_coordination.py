@@ -65,6 +65,8 @@ def test_handover_moves_the_commander_role_and_refuses_whom_it_cannot(
     record = bot.services.store.get_incident(incident.id)
     assert record is not None and record.commander == DBA
     assert any("Commander handed over" in e.text for e in record.timeline)
+    emulator.slash("dana", "incident-rollback", "status").wait()  # people as people, not bare ids
+    assert f"Commander handed over from <@{COMMANDER}> to <@{DBA}>" in private(emulator, DBA, "Timeline")
     panel = emulator.ws.wait_for(lambda: (m := emulator.ws.message(INCIDENT, incident.panel_ts or "")) and
                                  f"*Commander:* <@{DBA}>" in content(m) and m, 10, "the panel's new commander")
     assert panel
@@ -93,6 +95,7 @@ def test_notes_and_follow_ups_with_owners_reach_the_timeline_and_the_postmortem(
     assert "note: customers can't log in since 14:02 <!channel> (Casey Commander (U0COMMANDER))" in text
     assert "- [ ] add a staging test with the AI server — owner: Alex Approver (U0APPROVER1)" in text
     assert "- [ ] add a staging soak test — owner: Casey Commander (U0COMMANDER)" in text
+    assert "Follow-up for Alex Approver (U0APPROVER1): add a staging test" in text  # the timeline, by name
     close_out = in_thread(emulator, incident, "Agreed during the incident")  # the close-out post lists them too
     assert "add a staging test with the AI server — <@U0APPROVER1>" in content(close_out)
     emulator.slash("casey", "incident-rollback", "followup @dana rotate the DB password").wait()  # after the close
