@@ -26,6 +26,8 @@ class Subcommand(StrEnum):
     START = "start"
     STATUS = "status"
     NEXT = "next"
+    AUTO = "auto"
+    PAUSE = "pause"
     BACKUP = "backup"
     REVERT = "revert"
     REBUILD = "rebuild"
@@ -65,10 +67,14 @@ GROUPS = ("The runbook, in order", "Safer alternatives", "During the incident", 
 RUNBOOK, ALTERNATIVES, CLOSING = GROUPS[0], GROUPS[1], GROUPS[3]
 _AGAIN = frozenset({"--again"})
 CATALOG: list[Usage] = [
-    Usage(Subcommand.START, "start [reason] [--detected <time>]",
+    Usage(Subcommand.START, "start [reason] [--detected <time>] [--auto]",
           "open a rollback incident in this channel and post its control panel "
-          "(<time>: 14:05 or 2026-02-07T14:05Z in UTC, or 20m ago)", max_args=MANY, options=frozenset({"--detected"}),
-          group=RUNBOOK),
+          "(<time>: 14:05 or 2026-02-07T14:05Z in UTC, or 20m ago); --auto then runs the steps one after the other",
+          max_args=MANY, options=frozenset({"--detected"}), flags=frozenset({"--auto"}), group=RUNBOOK),
+    Usage(Subcommand.AUTO, "auto", "the autopilot: run what the incident still needs (backup, revert, rebuild, "
+                                   "restart, verify) one step after the other, stopping at the first failure; never "
+                                   "the danger zone", group=RUNBOOK),
+    Usage(Subcommand.PAUSE, "pause", "stop the autopilot once the step it is running has finished", group=RUNBOOK),
     Usage(Subcommand.STATUS, "status [RB-0007]", "show the incident's timeline with real times", max_args=1),
     Usage(Subcommand.NEXT, "next", "what to do now, privately: the panel's Next line and why, with a link to the "
                                    "panel (when it has scrolled away)"),

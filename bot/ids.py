@@ -28,6 +28,8 @@ class Action(StrEnum):
     START_FROM_ALERT = "rollback_start_from_alert"
     ALTERNATIVES = "rollback_alternatives"
     HOTFIX_PUSH = "rollback_hotfix_push"
+    RUN_REST = "rollback_run_rest"  # the autopilot: run the remaining steps one after the other
+    PAUSE = "rollback_pause"  # stop the autopilot after the running step
 
 
 class View(StrEnum):

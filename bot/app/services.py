@@ -14,6 +14,7 @@ from bot.config import Settings
 from bot.domain.access import Access
 from bot.domain.alternatives import Alternatives
 from bot.domain.api import Features
+from bot.domain.autopilot import Autopilots
 from bot.domain.changes import Changes
 from bot.domain.closeout import Closer
 from bot.domain.coordination import Coordination
@@ -143,12 +144,14 @@ def build_services(settings: Settings, *, store: Store | None = None, clock: Clo
     incidents = Incidents(deps, desk, changes)
     runner = StepRunner(deps, desk, recovery, changes)
     alternatives = Alternatives(deps, desk, runner)
+    autopilot = Autopilots(deps, desk, runner)
     planner = Planner(deps)
     gate = Gate(deps, desk, planner, recovery)
     executor = Executor(deps, desk, planner, gate, changes)
     closer = Closer(deps, desk, gate, recovery, changes)
     monitor = Monitor(deps, desk, changes)
-    features = Features(desk=desk, incidents=incidents, runner=runner, alternatives=alternatives, danger=gate,
+    features = Features(desk=desk, incidents=incidents, runner=runner, autopilot=autopilot,
+                        alternatives=alternatives, danger=gate,
                         stakeholders=stakeholders, closer=closer, coordination=Coordination(deps, desk, changes),
                         monitor=monitor)
     listeners = ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="rollback-listener")

@@ -94,7 +94,7 @@ RULES: dict[Act, Rule] = {
 # Each subcommand's act: the README's "Who may do what" table is checked against this.
 SUBCOMMANDS: dict[Subcommand, Act] = {
     Subcommand.HELP: Act.HELP, Subcommand.STATUS: Act.STATUS, Subcommand.NEXT: Act.STATUS, Subcommand.START: Act.START,
-    **{sub: Act.STEP for sub in STEP_SUBCOMMANDS},
+    **{sub: Act.STEP for sub in STEP_SUBCOMMANDS}, Subcommand.AUTO: Act.STEP, Subcommand.PAUSE: Act.STEP,
     Subcommand.FLAG: Act.ALTERNATIVE, Subcommand.PARTIAL: Act.ALTERNATIVE, Subcommand.HOTFIX: Act.ALTERNATIVE,
     Subcommand.CLEANUP: Act.DANGER_REQUEST, Subcommand.RESTORE: Act.DANGER_REQUEST,
     Subcommand.COMMS: Act.COMMS, Subcommand.RCA: Act.RCA, Subcommand.CLOSE: Act.CLOSE,

@@ -4,7 +4,8 @@ A listener reads the Slack payload, calls the service method that owns the behav
 back; there is no delegation layer in between. Each service checks access, decides and records on its own:
 
 - ``incidents``: open an incident (from `/rollback start` or an alert's button), look one up, panel ticks;
-- ``runner``: the runbook's steps; ``alternatives``: the safer alternatives and the hotfix;
+- ``runner``: the runbook's steps; ``autopilot``: them one after the other; ``alternatives``: the safer
+  alternatives and the hotfix;
 - ``danger``: the two-person cleanup and restore: requests and the reactions that decide them;
 - ``stakeholders``: the update's preview, *Post now* and its form; ``closer``: the RCA and the close;
 - ``coordination``: restored, handover, notes, follow-ups; ``monitor``: `/rollback health`;
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 
 from bot.domain.alternatives import Alternatives
 from bot.domain.approvals import DangerAction as DangerAction
+from bot.domain.autopilot import Autopilots
 from bot.domain.closeout import Closer
 from bot.domain.coordination import Coordination
 from bot.domain.danger import Gate
@@ -38,6 +40,7 @@ class Features:
     desk: Desk
     incidents: Incidents
     runner: StepRunner
+    autopilot: Autopilots
     alternatives: Alternatives
     danger: Gate
     stakeholders: Stakeholders

@@ -57,8 +57,11 @@ def next_action(incident: Incident) -> Next:
         return Next(NextKind.DONE, ("Nothing left: the postmortem and the follow-ups are in the thread.",))
     if incident.busy is not None:
         what = "the database " + incident.busy.name if incident.busy.kind is BusyKind.DANGER else incident.busy.name
+        pilot: Rich = () if incident.autopilot is None else rich(
+            "the autopilot (started by ", Person(incident.autopilot.by), ") runs the next steps by itself; ",
+            _command("pause"), " stops it after this one.")
         return Next(NextKind.WAIT, rich("wait: ", what, " is running (started by ", Person(incident.busy.actor),
-                                        "); its progress and result appear in the thread."))
+                                        "); its progress and result appear in the thread."), also=pilot)
     aside: Rich = ()
     if life.stall is not None and life.service_back and life.stall.step is StepName.BACKUP:
         # a backup after service is back (`backup --again`) is for the record: the incident does not wait on it
@@ -92,3 +95,17 @@ def next_action(incident: Incident) -> Next:
 
 def _step(step: StepName) -> Next:
     return Next(NextKind.STEP, rich(_command(step.value), " — ", WHY[step]), step=step)
+
+
+def next_step(incident: Incident) -> StepName | None:
+    """The runbook step the incident needs next, or None when nothing is for the autopilot to do (service is
+    back, a step failed or was interrupted, or something is running)."""
+    life = incident.lifecycle
+    if not incident.active or incident.busy is not None or life.stall is not None or life.service_back:
+        return None
+    if not life.backed_up:
+        return StepName.BACKUP
+    if life.phase is Phase.OPEN:
+        return StepName.REVERT
+    step = life.needs[0] if life.needs else StepName.VERIFY
+    return step if step in RUNBOOK_STEPS else None

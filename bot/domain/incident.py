@@ -76,6 +76,19 @@ class BusyKind(StrEnum):
     DANGER = "danger"
 
 
+class Autopilot(BaseModel):
+    """The runbook's steps running one after the other (`start --auto`, *Run the rest*), by one process."""
+
+    by: str
+    since: AwareDatetime
+    owner: Owner
+
+    @staticmethod
+    def work(incident_id: str) -> str:
+        """What the driving process marks as its own work (``Replica.running``) while the autopilot runs."""
+        return f"autopilot-{incident_id}"
+
+
 class Busy(BaseModel):
     """What holds the incident right now: one step or danger-zone run at a time, owned by one process."""
 
@@ -226,6 +239,7 @@ class Incident(BaseModel):
     rolled_back_files: list[str] = Field(default_factory=list)
     follow_ups: list[FollowUp] = Field(default_factory=list)
     lifecycle: Lifecycle = Field(default_factory=Lifecycle)
+    autopilot: Autopilot | None = None
     version: int = 0
 
     @model_validator(mode="before")

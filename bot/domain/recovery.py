@@ -23,11 +23,12 @@ from bot.domain.approvals import ApprovalStatus
 from bot.domain.changes import Changes
 from bot.domain.deps import Deps
 from bot.domain.desk import Desk
-from bot.domain.incident import Busy, BusyKind, Incident
+from bot.domain.incident import Autopilot, Busy, BusyKind, Incident
 from bot.domain.lifecycle import Stall
 from bot.domain.runs import StepName, StepStatus
 from bot.domain.stakeholders import ANNOUNCED, Stakeholders
 from bot.errors import StaleState
+from bot.text import rich
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,9 @@ class Recovery:
 
     def _settle(self, incident_id: str) -> None:
         incident = self.deps.store.get_incident(incident_id)
+        if incident is not None and incident.autopilot is not None and not self.deps.replica.is_alive(
+                incident.autopilot.owner, Autopilot.work(incident.id)):
+            self._autopilot_died(incident)
         if incident is None or incident.busy is None:
             return
         busy = incident.busy
@@ -75,6 +79,27 @@ class Recovery:
         if approval is not None and approval.status is ApprovalStatus.RUNNING:
             return  # a danger-zone run: the danger zone's sweep takes it over and resumes it
         self._let_go(incident.id, busy)  # held for a run that never started (or already ended): free it
+
+    def _autopilot_died(self, incident: Incident) -> None:
+        """The process driving the autopilot stopped: the autopilot stops with it (nothing runs by itself)."""
+        pilot = incident.autopilot
+        assert pilot is not None
+        now, stopped = self.deps.clock.now(), False
+
+        def off(fresh: Incident) -> None:
+            nonlocal stopped
+            stopped = fresh.autopilot is not None and fresh.autopilot.owner == pilot.owner
+            if stopped:
+                fresh.autopilot = None
+                fresh.record(now, "bot", "Autopilot stopped: the process running it stopped "
+                                         f"({pilot.owner.describe()})")
+
+        fresh = self.desk.mutate(incident.id, off)
+        if stopped:
+            self.deps.store.audit(now, "bot", "autopilot.stopped", incident.id, why="its process stopped")
+            self.desk.thread(fresh, rich("🤖 The autopilot stopped: the process running it stopped (",
+                                         pilot.owner.describe(), "). Nothing else runs by itself; see the Next line."))
+            self.changes.after(fresh.id)
 
     def _let_go(self, incident_id: str, busy: Busy, text: str | None = None) -> Incident | None:
         released = False

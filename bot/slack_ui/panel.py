@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.domain.guide import Next, NextKind, next_action
+from bot.domain.guide import Next, NextKind, next_action, next_step
 from bot.domain.incident import Incident, Milestone
 from bot.domain.lifecycle import FIX_NAMES, Fix, Phase
 from bot.domain.ports import Message
@@ -86,6 +86,14 @@ def _step_buttons(incident: Incident, upcoming: Next, target: str) -> Blocks:
                     "options": [option(text, value) for value, text in (
                         ("flag", "Disable a feature flag"), ("partial", "Partial rollback (one file)"),
                         ("safe_revert", "Safe revert (git revert)"), ("hotfix", "Forward fix (hotfix branch)"))]}
+    if incident.autopilot is not None:
+        buttons.append(button("⏸️ Pause autopilot", Action.PAUSE, incident.id))
+    elif (first := next_step(incident)) is not None:
+        buttons.append(button("▶️ Run the rest", Action.RUN_REST, incident.id, confirm=confirm(
+            "Run the remaining steps?", f"From {first.value} on, each step runs as if typed, with its plan and result "
+            "in the thread" + (f"; revert resets the code to {escape(target)}" if first in (StepName.BACKUP,
+                                                                                       StepName.REVERT) else "")
+            + ". It stops at the first failure, and any commander can pause it. Never the danger zone.", "Run them")))
     return [*buttons, cleanup, alternatives]
 
 

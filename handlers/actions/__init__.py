@@ -76,6 +76,18 @@ def register(app: App, ctx: Ctx) -> None:
         user, channel = _who(body)
         features.runner.run_named(user, channel, action["action_id"].split(":", 1)[1], [], False)
 
+    @app.action(Action.RUN_REST)
+    @acked(ctx, action_key)
+    def run_rest(body: dict[str, Any]) -> None:
+        user, channel = _who(body)
+        features.autopilot.run_rest(user, channel)
+
+    @app.action(Action.PAUSE)
+    @acked(ctx, action_key)
+    def pause(body: dict[str, Any]) -> None:
+        user, channel = _who(body)
+        features.autopilot.pause(user, channel)
+
     @app.action(Action.CLEANUP)
     @acked(ctx, action_key)
     def cleanup(body: dict[str, Any]) -> None:

@@ -24,6 +24,16 @@ def _private(respond: Respond, message: Any) -> None:
 
 def _start(ctx: Ctx, user: str, channel: str, command: dict[str, Any], parsed: Parsed, respond: Respond) -> None:
     ctx.features.incidents.start(user, channel, " ".join(parsed.args), parsed.options.get("--detected"))
+    if "--auto" in parsed.options:
+        ctx.features.autopilot.run_rest(user, channel)
+
+
+def _auto(ctx: Ctx, user: str, channel: str, command: dict[str, Any], parsed: Parsed, respond: Respond) -> None:
+    ctx.features.autopilot.run_rest(user, channel)
+
+
+def _pause(ctx: Ctx, user: str, channel: str, command: dict[str, Any], parsed: Parsed, respond: Respond) -> None:
+    ctx.features.autopilot.pause(user, channel)
 
 
 def _status(ctx: Ctx, user: str, channel: str, command: dict[str, Any], parsed: Parsed, respond: Respond) -> None:
@@ -100,6 +110,7 @@ def _followup(ctx: Ctx, user: str, channel: str, command: dict[str, Any], parsed
 
 ROUTES: dict[Subcommand, Route] = {
     Subcommand.START: _start, Subcommand.STATUS: _status, Subcommand.NEXT: _next, Subcommand.HELP: _help,
+    Subcommand.AUTO: _auto, Subcommand.PAUSE: _pause,
     **{sub: _step for sub in STEP_SUBCOMMANDS}, Subcommand.CLEANUP: _cleanup, Subcommand.RESTORE: _restore,
     Subcommand.COMMS: _comms, Subcommand.RCA: _rca, Subcommand.CLOSE: _close, Subcommand.HEALTH: _health,
     Subcommand.FLAG: _alternative, Subcommand.PARTIAL: _alternative, Subcommand.HOTFIX: _alternative,
