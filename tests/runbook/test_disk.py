@@ -144,3 +144,22 @@ def test_without_collstats_the_estimate_is_a_sample_times_the_count(
     written, estimate = _dumped_bytes(sandbox, tmp_path)
     assert estimate.from_stats == 0 and estimate.sampled == estimate.collections > 0
     assert 0.8 * written <= estimate.bytes <= 1.2 * written, (written, estimate)
+
+
+def test_check_shows_the_free_space_and_the_last_backups_size_and_fails_below_the_reserve(
+        small_fs: Callable[[int], Path], emulator: Emulator, sandbox: Sandbox,
+        start_bot: Callable[..., SocketModeBot]) -> None:
+    from bot.check import _disk
+
+    data = small_fs(16)
+    settings = make_settings(emulator, sandbox, data, backup={"reserve_mb": 4}, store={"sweep_s": 600})
+    before = _disk(settings)
+    assert before.ok and "no backup run yet" in str(before) and "of 16.0 MiB, reserve 4.0 MiB" in str(before)
+    run = Drill(emulator, start_bot(settings)).backup()
+    size = sum(p.stat().st_size for p in run.rglob("*") if p.is_file())
+
+    line = str(_disk(settings))
+    assert line.startswith("[ok  ] data folder: ") and f"last backup {run.name}: {size / MIB:,.1f} MiB" in line
+    full = str(_disk(make_settings(emulator, sandbox, data, backup={"reserve_mb": 32})))
+    assert full.startswith("[FAIL] data folder: ") and "below the reserve, every backup is refused" in full
+    assert "rollback-bot backups prune --dry-run" in full

@@ -145,3 +145,14 @@ def test_the_command_line_lists_why_each_run_is_kept_and_prunes_only_with_yes(
     assert done.returncode == 0, done.stderr
     assert f"removed {middle}" in done.stdout and runs(drill) == [first, latest]
     assert [(e.actor.startswith("cli:"), e.data["run"]) for e in pruned(drill)] == [(True, middle)]
+
+
+def test_the_scheduled_prune_runs_on_one_replica_at_a_time(incident: Callable[[], Drill]) -> None:
+    drill = incident()
+    first, middle, latest = backups(drill, 3)
+    retention = drill.bot.services.retention
+    done = retention.scheduled("replica-a")
+    assert done is not None and [v.run.run_id for v in done.removed] == [middle]
+    assert retention.scheduled("replica-b") is None  # the lease is held: another replica does nothing
+    assert runs(drill) == [first, latest]
+    assert [(e.actor, e.data["run"]) for e in pruned(drill)] == [("bot", middle)]
