@@ -299,7 +299,8 @@ def parser() -> argparse.ArgumentParser:
                   "would remove and `prune --yes` removes it, each removal in the audit log. Never removed, "
                   "whatever the limits: a run an open incident relies on, one an executed cleanup that is not "
                   "restored relied on, one a pending request names, one being written or unknown to the store.")
-    action = backups.add_subparsers(dest="action", metavar="ACTION", required=True)
+    action = backups.add_subparsers(dest="action", metavar="ACTION", required=True,
+                                    help="list: every run and why it is kept; prune: remove what backup.keep lets go")
     action.add_parser("list", parents=[common], help="every run, its size and why it is kept")
     prune = action.add_parser("prune", parents=[common], help="remove the runs backup.keep lets go")
     how = prune.add_mutually_exclusive_group()
