@@ -77,14 +77,14 @@ def _mongo(settings: Settings) -> CheckLine:
 
 def _disk(settings: Settings) -> CheckLine:
     """The data folder's free space against ``backup.reserve_mb``, and the size of the last backup run."""
-    from bot.domain.backups import LIST, MIB, PRUNE, mib
+    from bot.domain.backups import LIST, MIB, PRUNE, mib, size
     from bot.ops import disk
 
     reserve = settings.runbook.backup.reserve_mb * MIB
     space = disk.space(settings.data_dir)
     runs = [run for run in disk.run_folders(settings.data_dir / "backups") if run.complete]
     last = max(runs, key=lambda run: run.modified, default=None)
-    shown = (f"last backup {last.run_id}: {mib(last.bytes)} ({last.modified:%Y-%m-%d %H:%M} UTC)" if last else
+    shown = (f"last backup {last.run_id}: {size(last.bytes)} ({last.modified:%Y-%m-%d %H:%M} UTC)" if last else
              "no backup run yet")
     detail = (f"{space.path}: {mib(space.free)} free of {mib(space.total)}, reserve {mib(reserve)} "
               f"(backup.reserve_mb); {shown}")

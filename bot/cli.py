@@ -166,7 +166,7 @@ def _space_lines(settings: Settings, retention: Any) -> list[str]:
 def cmd_backups(args: argparse.Namespace) -> int:
     import getpass
 
-    from bot.domain.backups import mib
+    from bot.domain.backups import size
 
     settings = load_settings(args.config)
     _logging(settings, args.log_level)
@@ -182,17 +182,17 @@ def cmd_backups(args: argparse.Namespace) -> int:
             verdicts = retention.review()
             for v in verdicts:
                 state = "kept" if v.keep else "prune"
-                print(f"{v.run.run_id}  {mib(v.run.bytes):>12}  {v.created:%Y-%m-%d %H:%M} UTC  {state}: {v.why}")
+                print(f"{v.run.run_id}  {size(v.run.bytes):>12}  {v.created:%Y-%m-%d %H:%M} UTC  {state}: {v.why}")
             going = [v for v in verdicts if not v.keep]
-            print(f"\n{len(verdicts)} run(s), {mib(sum(v.run.bytes for v in verdicts))}; {len(going)} would be "
-                  f"removed by `rollback-bot backups prune --yes` ({mib(sum(v.run.bytes for v in going))})")
+            print(f"\n{len(verdicts)} run(s), {size(sum(v.run.bytes for v in verdicts))}; {len(going)} would be "
+                  f"removed by `rollback-bot backups prune --yes` ({size(sum(v.run.bytes for v in going))})")
             return 0
         pruned = retention.prune(f"cli:{getpass.getuser()}", dry_run=args.dry_run)
         verb = "would remove" if pruned.dry_run else "removed"
         for v in pruned.removed:
-            print(f"{verb} {v.run.run_id}  {mib(v.run.bytes)}: {'; '.join(v.reasons)}")
+            print(f"{verb} {v.run.run_id}  {size(v.run.bytes)}: {'; '.join(v.reasons)}")
         kept_relied = sum(1 for v in pruned.kept if v.relied_on)
-        print(f"\n{verb} {len(pruned.removed)} run(s), {mib(pruned.freed)}; kept {len(pruned.kept)} "
+        print(f"\n{verb} {len(pruned.removed)} run(s), {size(pruned.freed)}; kept {len(pruned.kept)} "
               f"({kept_relied} relied on: `rollback-bot backups list` says why)")
         return 0
     finally:

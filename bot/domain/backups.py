@@ -45,6 +45,14 @@ def mib(count: int) -> str:
     return f"{count / MIB:,.1f} MiB"
 
 
+def size(count: int) -> str:
+    """Bytes for a listing: B, KiB, MiB or GiB, whichever reads best."""
+    for unit, scale in (("GiB", 1 << 30), ("MiB", MIB), ("KiB", 1 << 10)):
+        if count >= scale:
+            return f"{count / scale:,.1f} {unit}"
+    return f"{count} B"
+
+
 def require_room(estimate: int, space: DiskSpace, reserve_mb: int, *, how: str) -> None:
     """Refuse (Conflict, with the figures and what to free) unless ``estimate`` bytes leave at least
     ``reserve_mb`` MiB free on the data folder's file system. ``how``: how the estimate was made."""
@@ -72,9 +80,12 @@ class Verdict:
     keep: bool
     relied_on: list[str] = field(default_factory=list)  # reasons it must never be removed
     reasons: list[str] = field(default_factory=list)  # the limits: within them, or why it may go
+    over_limits: bool = False  # backup.keep alone would remove it
 
     @property
     def why(self) -> str:
+        if self.relied_on and self.over_limits:
+            return "; ".join(self.relied_on) + " (backup.keep alone would remove it: " + "; ".join(self.reasons) + ")"
         return "; ".join(self.relied_on + self.reasons)
 
 
@@ -174,7 +185,7 @@ class Retention:
                 over.append(f"older than {keep.max_age_days:g} days ({days:.1f})")
             within = [f"within backup.keep: number {rank + 1} of {incident_id}, {days:.1f} days old"]
             verdicts.append(Verdict(run=run, created=created[run.run_id], keep=bool(why_kept) or not over,
-                                    relied_on=why_kept, reasons=over or within))
+                                    relied_on=why_kept, reasons=over or within, over_limits=bool(over)))
         return verdicts
 
     # ---- removing ----------------------------------------------------------------------------------------

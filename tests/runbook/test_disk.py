@@ -150,6 +150,7 @@ def test_check_shows_the_free_space_and_the_last_backups_size_and_fails_below_th
         small_fs: Callable[[int], Path], emulator: Emulator, sandbox: Sandbox,
         start_bot: Callable[..., SocketModeBot]) -> None:
     from bot.check import _disk
+    from bot.domain.backups import size as shown
 
     data = small_fs(16)
     settings = make_settings(emulator, sandbox, data, backup={"reserve_mb": 4}, store={"sweep_s": 600})
@@ -159,7 +160,7 @@ def test_check_shows_the_free_space_and_the_last_backups_size_and_fails_below_th
     size = sum(p.stat().st_size for p in run.rglob("*") if p.is_file())
 
     line = str(_disk(settings))
-    assert line.startswith("[ok  ] data folder: ") and f"last backup {run.name}: {size / MIB:,.1f} MiB" in line
+    assert line.startswith("[ok  ] data folder: ") and f"last backup {run.name}: {shown(size)} (" in line
     full = str(_disk(make_settings(emulator, sandbox, data, backup={"reserve_mb": 32})))
     assert full.startswith("[FAIL] data folder: ") and "below the reserve, every backup is refused" in full
     assert "rollback-bot backups prune --dry-run" in full
