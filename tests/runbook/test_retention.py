@@ -145,6 +145,7 @@ def test_the_command_line_lists_why_each_run_is_kept_and_prunes_only_with_yes(
     assert done.returncode == 0, done.stderr
     assert f"removed {middle}" in done.stdout and runs(drill) == [first, latest]
     assert [(e.actor.startswith("cli:"), e.data["run"]) for e in pruned(drill)] == [(True, middle)]
+    assert drill.store.verify_audit().ok  # the command line's event chains onto the running bot's
 
 
 def test_the_scheduled_prune_runs_on_one_replica_at_a_time(incident: Callable[[], Drill]) -> None:
