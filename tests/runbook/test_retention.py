@@ -83,6 +83,11 @@ def test_an_open_incidents_first_and_latest_verified_runs_are_never_pruned(
     assert events[0].data["bytes"] == done.freed > 0 and "beyond the newest 1" in events[0].data["reason"]
     assert drill.store.verify_audit().ok
 
+    drill.slash(f"restore all {middle}")  # naming the removed run is refused, saying what happened to it
+    refusal = drill.ephemeral(COMMANDER, "was removed by retention")
+    assert middle in refusal and "backup.keep" in refusal and "restore all" in refusal
+    assert drill.store.approvals("RB-0001") == []
+
 
 def test_the_run_an_executed_cleanup_relied_on_is_kept_until_it_is_restored_even_after_the_close(
         incident: Callable[[], Drill]) -> None:

@@ -154,6 +154,14 @@ class Planner:
         """Re-read the run on disk; refuse (saying why) unless every file matches its manifest."""
         problems = self.deps.tenant_cleanup.verify_backup(Path(backup.path), backup.manifest_sha256, databases)
         if problems:
+            pruned = next((e for e in self.deps.store.audit_events(_incident_of(backup))
+                           if e.action == "backup.pruned" and e.data.get("run") == backup.run_id), None)
+            if pruned is not None:  # retention removed it: say so, not "the run never finished"
+                raise Conflict(("The backup run ", Code(backup.run_id), f" was removed by retention (backup.keep) at "
+                                f"{pruned.at[:16].replace('T', ' ')} UTC, by {pruned.actor}."),
+                               hint=("Leave the run out (", Code(f"{SLASH_COMMAND} restore all"), ") to use the run "
+                                     "the incident relies on, which retention never removes, or take a new one: ",
+                                     Code(f"{SLASH_COMMAND} backup --again"), "."))
             shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
             raise Conflict(("The backup run ", Code(backup.run_id), " cannot be relied on: ", shown, "."),
                            hint=BACKUP_AGAIN)
@@ -200,6 +208,11 @@ class Planner:
                 raise StepFailed(("the dry run could not read the tenant databases: ",
                                   self.deps.secrets.redact(str(error))[:200])) from None
         return dict(zip(dbs, counts, strict=True))
+
+
+def _incident_of(backup: BackupRef) -> str:
+    """The incident a backup run belongs to: its folder is ``<data_dir>/backups/<incident>/<run id>``."""
+    return Path(backup.path).parent.name
 
 
 def _totals(per: list[TenantPlan]) -> PlanTotals:
