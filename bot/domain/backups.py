@@ -12,7 +12,8 @@ What a run is relied on for (never removed):
 1. **an open incident**: its first verified run (the state before the rollback) and its latest verified run (the
    one ``/rollback cleanup`` relies on);
 2. **an executed cleanup not yet restored**: the run the first cleanup since the data was last whole relied on
-   (``restore all`` uses it), and the run each cleanup relied on for each tenant whose data is still missing;
+   (``restore all`` uses it), the run each cleanup relied on for each tenant whose data is still missing, and the
+   run ``Incident.database`` names while it records tenants as CLEANED;
 3. **a pending request**: the run a pending, approved or running cleanup or restore request names;
 4. **a run being written** (its backup step is running), and **a run the state store has no record of** (another
    store's, or older than it): the bot cannot tell what relies on those, so it leaves them to a person.
@@ -20,6 +21,7 @@ What a run is relied on for (never removed):
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -34,6 +36,7 @@ from bot.domain.systems import BackupRuns, DiskSpace, RunOnDisk
 from bot.errors import Conflict
 from bot.text import Code, rich
 
+log = logging.getLogger(__name__)
 MIB = 1 << 20
 PRUNE_LEASE = "backups-prune"
 LIST = "rollback-bot backups list"
@@ -139,6 +142,12 @@ class Retention:
             if held.origin is None or run_id != held.origin.run_id:
                 reasons[run_id].append(f"a cleanup of {incident_id} relied on it and {', '.join(sorted(dbs))} "
                                        "is not restored")
+        database = incident.database if incident is not None else None
+        if database is not None and database.lost and database.backup_run and database.backup_run not in reasons:
+            # the incident's own record (what the panel and the update say) agrees with the ledger as a rule; if it
+            # ever did not, the run it names as holding the missing data is kept all the same
+            reasons[database.backup_run].append(f"{incident_id} records {len(database.lost)} tenant(s) as CLEANED "
+                                                "with their data in this run")
         for approval in store.approvals(incident_id):
             if approval.status not in BUSY:
                 continue
@@ -206,7 +215,8 @@ class Retention:
                 continue
             try:
                 size = self.runs.remove(verdict.run)
-            except (FileNotFoundError, ValueError):  # another prune (a replica, the command line) was first
+            except (FileNotFoundError, ValueError) as error:  # another prune (a replica, the command line) was first
+                log.info("backup run %s not removed: %s", verdict.run.run_id, error)
                 continue
             freed += size
             removed.append(verdict)
