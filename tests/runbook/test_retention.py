@@ -9,6 +9,7 @@ cleanup and restore through the two-person gate); retention keeps the newest run
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -162,3 +163,61 @@ def test_the_scheduled_prune_runs_on_one_replica_at_a_time(incident: Callable[[]
     assert retention.scheduled("replica-b") is None  # the lease is held: another replica does nothing
     assert runs(drill) == [first, latest]
     assert [(e.actor, e.data["run"]) for e in pruned(drill)] == [("bot", middle)]
+
+
+# ---- the age limit, on records written straight into a store (no Slack, no MongoDB) ----------------------------
+def _age_world(tmp_path: Path, *, active: bool) -> tuple[Any, Any, dict[str, Path]]:
+    from datetime import UTC, datetime, timedelta
+
+    from bot.config import BackupConfig
+    from bot.dev.fakeclock import FakeClock
+    from bot.domain.backups import Retention
+    from bot.domain.incident import Incident, IncidentState
+    from bot.domain.runs import BackupArtifacts, StepName, StepRun, StepStatus
+    from bot.runbook.systems import BackupFolder
+    from bot.store.sqlite import SQLiteStore
+
+    now = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
+    store = SQLiteStore(tmp_path / "state.sqlite3")
+    incident = Incident(id="RB-0001", number=1, channel="C0INCIDENT", target="t", commander=COMMANDER,
+                        reason="age", created_at=now - timedelta(days=41))
+    store.create_incident(incident, ["C0INCIDENT"])
+    if not active:
+        closed = store.get_incident("RB-0001")
+        assert closed is not None
+        closed.state = IncidentState.CLOSED
+        store.save_incident(closed)
+    folders = {}
+    for name, days in (("old", 40), ("middle", 35), ("new", 1), ("stray", 50)):
+        run_id = f"RB-0001-backup-{name}"
+        folder = tmp_path / "data" / "backups" / "RB-0001" / run_id
+        folder.mkdir(parents=True)
+        (folder / "manifest.json").write_text("{}")
+        folders[name] = folder
+        if name == "stray":  # on disk, unknown to the store; its age is its folder's
+            when = (now - timedelta(days=days)).timestamp()
+            os.utime(folder, (when, when))
+            continue
+        store.add_step_run(StepRun(
+            id=run_id, incident_id="RB-0001", step=StepName.BACKUP, actor=COMMANDER, status=StepStatus.SUCCEEDED,
+            started_at=now - timedelta(days=days), finished_at=now - timedelta(days=days),
+            artifacts=BackupArtifacts(run_id=run_id, path=str(folder), manifest_sha256="ab" * 32, verified=True)))
+    keep = BackupConfig.model_validate({"keep": {"per_incident": None, "max_age_days": 30, "schedule": False}})
+    return store, Retention(store, FakeClock(now), keep, BackupFolder(tmp_path / "data")), folders
+
+
+@pytest.mark.parametrize("active", [False, True])
+def test_the_age_limit_removes_old_runs_but_not_an_open_incidents_nor_one_the_store_does_not_know(
+        tmp_path: Path, active: bool) -> None:
+    store, retention, folders = _age_world(tmp_path, active=active)
+    try:
+        done = retention.prune("bot", dry_run=False)
+        gone = {"middle"} | (set() if active else {"old"})  # open: its first verified run stays
+        assert {name for name, path in folders.items() if not path.exists()} == gone
+        assert sorted(e.data["run"] for e in store.audit_events("RB-0001") if e.action == "backup.pruned") == \
+            sorted(f"RB-0001-backup-{name}" for name in gone)
+        assert all("older than 30 days" in v.why for v in done.removed)
+        stray = next(v for v in done.kept if v.run.run_id.endswith("stray"))
+        assert "no record of it" in stray.why and "older than 30 days (50.0)" in stray.why
+    finally:
+        store.close()
