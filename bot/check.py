@@ -75,6 +75,28 @@ def _mongo(settings: Settings) -> CheckLine:
                      + ", ".join(t.db_name for t in found))
 
 
+def _disk(settings: Settings) -> CheckLine:
+    """The data folder's free space against ``backup.reserve_mb``, and the size of the last backup run."""
+    from bot.domain.backups import LIST, MIB, PRUNE, mib, size
+    from bot.ops import disk
+
+    reserve = settings.runbook.backup.reserve_mb * MIB
+    space = disk.space(settings.data_dir)
+    runs = [run for run in disk.run_folders(settings.data_dir / "backups") if run.complete]
+    last = max(runs, key=lambda run: run.modified, default=None)
+    shown = (f"last backup {last.run_id}: {size(last.bytes)} ({last.modified:%Y-%m-%d %H:%M} UTC)" if last else
+             "no backup run yet")
+    detail = (f"{space.path}: {mib(space.free)} free of {mib(space.total)}, reserve {mib(reserve)} "
+              f"(backup.reserve_mb); {shown}")
+    fix = f"free space (`{PRUNE} --dry-run`, `{LIST}`) or lower backup.reserve_mb"
+    if space.free < reserve:
+        return CheckLine("data folder", False, f"{detail} — below the reserve, every backup is refused: {fix}")
+    if last is not None and space.free - last.bytes < reserve:
+        return CheckLine("data folder", False, f"{detail} — another backup of that size would cross the reserve: "
+                         f"{fix}", required=False)
+    return CheckLine("data folder", True, detail)
+
+
 def _health(settings: Settings) -> CheckLine:
     from bot.ops.probe import probe
 
@@ -175,7 +197,8 @@ def _access(settings: Settings) -> list[CheckLine]:
     ]
 
 
-CHECKS: list[Callable[[Settings], CheckLine | list[CheckLine]]] = [_access, _git, _tools, _mongo, _health, _slack]
+CHECKS: list[Callable[[Settings], CheckLine | list[CheckLine]]] = [_access, _git, _tools, _mongo, _disk, _health,
+                                                                    _slack]
 
 
 def run_checks(settings: Settings) -> list[CheckLine]:

@@ -17,6 +17,7 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from bot.config import Settings, load_settings
 from bot.errors import ConfigError
@@ -140,6 +141,64 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _retention(settings: Settings) -> Any:
+    from bot.clock import SystemClock
+    from bot.domain.backups import Retention
+    from bot.runbook.systems import BackupFolder
+    from bot.store import open_store
+
+    uri = settings.secrets.state_store_uri
+    store = open_store(uri.get_secret_value() if uri else None, settings.data_dir)
+    return Retention(store, SystemClock(), settings.runbook.backup, BackupFolder(settings.data_dir))
+
+
+def _space_lines(settings: Settings, retention: Any) -> list[str]:
+    from bot.domain.backups import MIB, mib
+
+    keep, space = settings.runbook.backup.keep, retention.space()
+    count = f"the newest {keep.per_incident} run(s) per incident" if keep.per_incident else "every run"
+    age = f"none older than {keep.max_age_days:g} days" if keep.max_age_days else "whatever its age"
+    return [f"data folder {space.folder}: {mib(space.free)} free of {mib(space.total)}; reserve "
+            f"{mib(settings.runbook.backup.reserve_mb * MIB)} (backup.reserve_mb)",
+            f"backup.keep: {count}, {age}; never a run something relies on"]
+
+
+def cmd_backups(args: argparse.Namespace) -> int:
+    import getpass
+
+    from bot.domain.backups import size
+
+    settings = load_settings(args.config)
+    _logging(settings, args.log_level)
+    if args.action == "prune" and args.dry_run == args.yes:
+        raise ConfigError("say `rollback-bot backups prune --dry-run` to see what would be removed, or "
+                          "`rollback-bot backups prune --yes` to remove it")
+    retention = _retention(settings)
+    try:
+        for line in _space_lines(settings, retention):
+            print(line)
+        print()
+        if args.action == "list":
+            verdicts = retention.review()
+            for v in verdicts:
+                state = "kept" if v.keep else "prune"
+                print(f"{v.run.run_id}  {size(v.run.bytes):>12}  {v.created:%Y-%m-%d %H:%M} UTC  {state}: {v.why}")
+            going = [v for v in verdicts if not v.keep]
+            print(f"\n{len(verdicts)} run(s), {size(sum(v.run.bytes for v in verdicts))}; {len(going)} would be "
+                  f"removed by `rollback-bot backups prune --yes` ({size(sum(v.run.bytes for v in going))})")
+            return 0
+        pruned = retention.prune(f"cli:{getpass.getuser()}", dry_run=args.dry_run)
+        verb = "would remove" if pruned.dry_run else "removed"
+        for v in pruned.removed:
+            print(f"{verb} {v.run.run_id}  {size(v.run.bytes)}: {'; '.join(v.reasons)}")
+        kept_relied = sum(1 for v in pruned.kept if v.relied_on)
+        print(f"\n{verb} {len(pruned.removed)} run(s), {size(pruned.freed)}; kept {len(pruned.kept)} "
+              f"({kept_relied} relied on: `rollback-bot backups list` says why)")
+        return 0
+    finally:
+        retention.store.close()
+
+
 @contextmanager
 def _dev_tooling(name: str, where: str) -> Iterator[None]:
     """Around the import of bot.dev, which only a checkout has: the wheel holds the product alone, so there a
@@ -234,6 +293,20 @@ def parser() -> argparse.ArgumentParser:
         "health URL, Slack (token, scopes, channels, groups). One line per item, with the fix on every failing "
         "one, then a summary. Exits 1 if a required item fails; warnings alone exit 0.").set_defaults(
         func=cmd_check)
+    backups = add("backups", "list the backup runs and why each is kept, or prune them (backup.keep)",
+                  "The backup runs under the data folder (store.data_dir/backups): `list` shows each run, its size "
+                  "and why it is kept or would be removed; `prune --dry-run` shows what retention (backup.keep) "
+                  "would remove and `prune --yes` removes it, each removal in the audit log. Never removed, "
+                  "whatever the limits: a run an open incident relies on, one an executed cleanup that is not "
+                  "restored relied on, one a pending request names, one being written or unknown to the store.")
+    action = backups.add_subparsers(dest="action", metavar="ACTION", required=True,
+                                    help="list: every run and why it is kept; prune: remove what backup.keep lets go")
+    action.add_parser("list", parents=[common], help="every run, its size and why it is kept")
+    prune = action.add_parser("prune", parents=[common], help="remove the runs backup.keep lets go")
+    how = prune.add_mutually_exclusive_group()
+    how.add_argument("--dry-run", action="store_true", help="show what would be removed; remove nothing")
+    how.add_argument("--yes", action="store_true", help="remove them (each removal is audited)")
+    backups.set_defaults(func=cmd_backups)
     emu = add("emulator", "run the local Slack emulator",
               "Run the local Slack emulator alone and print the environment a bot needs to use it. Development "
               "tooling: it runs from a checkout (`make deps`), not from an installed wheel.")

@@ -132,8 +132,23 @@ class Pm2Config(_Section):
         return list(self.restart_apps or self.apps[:1])
 
 
+class BackupKeep(_Section):
+    """Retention: which backup runs the scheduled prune (and ``rollback-bot backups prune``) may remove. A run is
+    removed when it is beyond its incident's newest ``per_incident`` runs or older than ``max_age_days`` (null:
+    no such limit), unless something relies on it (``bot/domain/backups.py``: never removed)."""
+
+    per_incident: int | None = Field(default=3, ge=1)
+    max_age_days: float | None = Field(default=30.0, gt=0)
+    schedule: bool = True  # prune every `every_h` hours; false: only `rollback-bot backups prune --yes` does
+    every_h: float = Field(default=6.0, gt=0, le=24 * 7)
+
+
 class BackupConfig(_Section):
     parallel: int = Field(default=4, ge=1, le=64)  # tenant databases dumped at the same time
+    # A backup is refused when its estimated size would leave less than this free on the data folder's file
+    # system (MiB: 1,048,576 bytes). The state store and the postmortems live there too.
+    reserve_mb: int = Field(default=1024, ge=0)
+    keep: BackupKeep = Field(default_factory=BackupKeep)
 
 
 class BuildConfig(_Section):

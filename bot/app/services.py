@@ -15,6 +15,7 @@ from bot.domain.access import Access
 from bot.domain.alternatives import Alternatives
 from bot.domain.api import Features
 from bot.domain.autopilot import Autopilots
+from bot.domain.backups import Retention
 from bot.domain.changes import Changes
 from bot.domain.closeout import Closer
 from bot.domain.coordination import Coordination
@@ -30,7 +31,7 @@ from bot.domain.stakeholders import Stakeholders
 from bot.ops.envfile import read_env_file
 from bot.redact import SecretBook
 from bot.runbook import registry
-from bot.runbook.systems import DeployedTarget, RunbookCleanup, TenantDatabases
+from bot.runbook.systems import BackupFolder, DeployedTarget, RunbookCleanup, TenantDatabases
 from bot.slack import SlackDirectory, SlackMessenger, web_client
 from bot.slack_ui import SlackPresenter
 from bot.store import Store, open_store
@@ -74,6 +75,7 @@ class Services:
     closer: Closer
     monitor: Monitor
     recovery: Recovery
+    retention: Retention  # backup.keep over the backup runs on disk
     messenger: SlackMessenger
     listeners: ThreadPoolExecutor  # Bolt's listener threads: they ack
     acks: AcksFirst  # the work after an ack, once the acks due are out
@@ -158,7 +160,9 @@ def build_services(settings: Settings, *, store: Store | None = None, clock: Clo
     return Services(settings=settings, store=store, clock=clock, deps=deps, desk=desk, features=features,
                     incidents=incidents, runner=runner, alternatives=alternatives, planner=planner, gate=gate,
                     executor=executor, stakeholders=stakeholders, closer=closer,
-                    monitor=monitor, recovery=recovery, messenger=messenger, listeners=listeners, acks=AcksFirst(),
+                    monitor=monitor, recovery=recovery, messenger=messenger,
+                    retention=Retention(store, clock, settings.runbook.backup, BackupFolder(settings.data_dir)),
+                    listeners=listeners, acks=AcksFirst(),
                     jobs=jobs)
 
 
@@ -178,6 +182,11 @@ def start_scheduler(services: Services) -> Any:
                       name="stakeholder update reminder")
     scheduler.add_job(lambda: services.store.prune(services.clock.now()), "interval", hours=1, id="prune",
                       name="expire old delivery claims")
+    keep = config.backup.keep
+    if keep.schedule:
+        scheduler.add_job(lambda: services.retention.scheduled(services.deps.replica.owner.instance), "interval",
+                          hours=keep.every_h, jitter=60, id="backups-prune",
+                          name="backup retention: remove runs backup.keep lets go, never one something relies on")
     if config.monitor.enabled:
         scheduler.add_job(services.monitor.run_once, "interval", seconds=config.monitor.interval_s,
                           jitter=config.monitor.jitter_s, id="health-checks", name="scheduled health checks")

@@ -7,6 +7,8 @@
 - :class:`TenantCleanup` — runbook step 6 and its undo on those databases, for the danger zone: the tenant
   list, a session on the central server (dry run, cleanup, restore of one tenant), and the backup runs they
   rely on (what a run holds, its re-verification against its manifest).
+- :class:`BackupRuns` — the backup run folders on the data folder's file system, for retention: what is there,
+  how big, the free space, and removing one run the domain decided may go.
 
 The adapters over git, pm2, HTTP and MongoDB (``bot/ops``) implement them in ``bot/runbook/systems.py``;
 the composition root wires them. Unit tests of the domain can hand in fakes.
@@ -17,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -192,4 +195,39 @@ class TenantCleanup(Protocol):
         """Re-read the backup run on disk: what differs from its manifest (the manifest not the recorded one, a
         file of ``databases`` missing, or not of the manifest's size, document count and sha256). Empty: every
         file matches."""
+        ...
+
+
+@dataclass(frozen=True)
+class RunOnDisk:
+    """One backup run folder ``<data_dir>/backups/<incident>/<run id>/`` as it is on disk."""
+
+    incident: str
+    run_id: str
+    path: Path
+    bytes: int
+    modified: datetime
+    complete: bool  # its manifest is written (a run without one never finished, or is being written)
+
+
+@dataclass(frozen=True)
+class DiskSpace:
+    """The data folder's file system: bytes still free to write (for an ordinary process) and its size."""
+
+    folder: Path
+    free: int
+    total: int
+
+
+class BackupRuns(Protocol):
+    """The backup runs on disk. Only the domain decides which one may be removed (``bot/domain/backups.py``)."""
+
+    def runs(self) -> list[RunOnDisk]:
+        """Every run folder, whatever its state."""
+        ...
+
+    def space(self) -> DiskSpace: ...
+
+    def remove(self, run: RunOnDisk) -> int:
+        """Delete the run's folder and everything in it; the bytes freed."""
         ...

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bot import faults
+from bot.domain.backups import MIB, mib, require_room
 from bot.domain.runs import BackupArtifacts, StepName
 from bot.domain.steps import Plan, StepContext, StepResult, check
 from bot.errors import Conflict, StepFailed
@@ -20,6 +21,7 @@ from bot.ops import bsonfiles, dump, tenants
 from bot.ops.git import GitRepo
 from bot.ops.pm2 import Pm2, tail_file
 from bot.ops.process import find_executable
+from bot.runbook.systems import BackupFolder
 from bot.runbook.target import central_uri, list_tenants
 from bot.text import Code, Rich, join, rich
 
@@ -33,6 +35,7 @@ class Backup:
     def plan(self, ctx: StepContext) -> Plan[list[str]]:
         cfg = ctx.config
         found = list_tenants(cfg)
+        room = self._room(ctx, [t.db_name for t in found])  # refuses, privately, before anything is written
         names: list[Rich] = [(Code(t.db_name),) for t in found[:SHOWN_DATABASES]]
         more = f" and {len(found) - SHOWN_DATABASES} more" if len(found) > SHOWN_DATABASES else ""
         return Plan(
@@ -43,9 +46,33 @@ class Backup:
                    rich(f"save the last {cfg.pm2.log_lines} lines of each pm2 app's logs: ",
                         join([(Code(a),) for a in cfg.pm2.apps])),
                    rich("copy ", Code(cfg.target.env_file), " (mode 0600; its contents are never shown)"),
-                   ("earlier backup runs are kept as they are; this one is used only once its manifest is written",)],
+                   ("earlier backup runs are kept as they are; this one is used only once its manifest is written",),
+                   room],
             facts=[t.db_name for t in found],
         )
+
+    def _room(self, ctx: StepContext, dbs: list[str]) -> Rich:
+        """Estimate the run's size from the server's collection statistics and refuse when it would leave the
+        data folder's file system below ``backup.reserve_mb``; the plan's line saying the figures otherwise."""
+        cfg = ctx.config
+        uri = central_uri(cfg)
+        client = tenants.connect(uri)
+        try:
+            jobs: list[tuple[str, list[str] | None]] = [(tenants.default_database(uri),
+                                                         [cfg.tenants.schools_collection])]
+            jobs += [(db, None) for db in dbs]
+            estimate = dump.estimate_databases(client, jobs, parallel=cfg.backup.parallel)
+        finally:
+            tenants.close(client)
+        env = cfg.target.env_path
+        total = estimate.bytes + (env.stat().st_size if env.is_file() else 0)
+        how = (f"collStats of {estimate.from_stats} collection(s)" if not estimate.sampled else
+               f"collStats of {estimate.from_stats} collection(s), {estimate.sampled} sized from a sample of "
+               "their documents")
+        space = BackupFolder(ctx.data_dir).space()
+        require_room(total, space, cfg.backup.reserve_mb, how=how)
+        return (f"room: estimated {mib(total)} ({how}); {mib(space.free)} free on the data folder's file system, "
+                f"reserve {mib(cfg.backup.reserve_mb * MIB)}",)
 
     def run(self, ctx: StepContext, plan: Plan[list[str]]) -> StepResult:
         cfg = ctx.config

@@ -12,8 +12,19 @@ from pymongo import MongoClient
 from bot.config import CleanupConfig, RunbookConfig
 from bot.domain.approvals import TenantCount
 from bot.domain.runs import CheckOutcome, StepRun
-from bot.domain.systems import AppState, Cleaned, Commit, HttpAnswer, HttpCheck, Restored, Tenant, TenantSession
-from bot.ops import cleanup, dump, probe, tenants
+from bot.domain.systems import (
+    AppState,
+    Cleaned,
+    Commit,
+    DiskSpace,
+    HttpAnswer,
+    HttpCheck,
+    Restored,
+    RunOnDisk,
+    Tenant,
+    TenantSession,
+)
+from bot.ops import cleanup, disk, dump, probe, tenants
 from bot.ops.envfile import env_value
 from bot.ops.git import GitRepo, WorkTree, validate_hotfix_name
 from bot.ops.pm2 import Pm2
@@ -138,3 +149,22 @@ class RunbookCleanup:
 
     def verify_backup(self, run: Path, manifest_sha256: str | None, databases: Sequence[str]) -> list[str]:
         return list(dump.verify_run(run, manifest_sha256, databases).problems)
+
+
+class BackupFolder:
+    """:class:`bot.domain.systems.BackupRuns`: the run folders under ``<data_dir>/backups`` (``bot.ops.disk``)."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.backups = data_dir / "backups"
+
+    def runs(self) -> list[RunOnDisk]:
+        return [RunOnDisk(incident=f.incident, run_id=f.run_id, path=f.path, bytes=f.bytes, modified=f.modified,
+                          complete=f.complete) for f in disk.run_folders(self.backups)]
+
+    def space(self) -> DiskSpace:
+        found = disk.space(self.data_dir)
+        return DiskSpace(folder=found.path, free=found.free, total=found.total)
+
+    def remove(self, run: RunOnDisk) -> int:
+        return disk.remove_run(self.backups, run.incident, run.run_id)

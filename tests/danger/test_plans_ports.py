@@ -69,9 +69,16 @@ class FakeCleanup:
         return self.problems
 
 
+class NoAudit:
+    """The store as the planner's refusal reads it: an audit log with no event (no run was pruned)."""
+
+    def audit_events(self, incident_id: str | None = None) -> list[object]:
+        return []
+
+
 def planner(cleanup: FakeCleanup) -> Planner:
     settings = Settings(runbook=parse_runbook({}), secrets=Secrets(_env_file=None))
-    deps = Deps(settings=settings, store=None, clock=None, messenger=None, directory=None, access=None, ui=None,
+    deps = Deps(settings=settings, store=NoAudit(), clock=None, messenger=None, directory=None, access=None, ui=None,
                 jobs=None, replica=None, secrets=SecretBook([SECRET]), target=None, tenant_data=None,
                 tenant_cleanup=cleanup, steps={})
     return Planner(deps)

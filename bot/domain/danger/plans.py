@@ -28,6 +28,7 @@ from bot.domain.approvals import (
 from bot.domain.deps import Deps
 from bot.domain.incident import Incident
 from bot.domain.runs import BackupArtifacts, StepName
+from bot.domain.store import Store
 from bot.domain.systems import Tenant
 from bot.errors import BadInput, Conflict, StepFailed, echo
 from bot.ids import SLASH_COMMAND
@@ -49,6 +50,8 @@ class Ledger:
 
     origin: BackupRef | None = None
     removed: dict[str, TenantCount] = field(default_factory=dict)
+    # per tenant in ``removed``: the backup run the cleanup that removed its data relied on (it holds that data)
+    sources: dict[str, BackupRef] = field(default_factory=dict)
 
     @property
     def cases(self) -> int:
@@ -62,6 +65,33 @@ class Ledger:
 def _changed(result: TenantResult) -> bool:
     """A cleanup result that changed the tenant: fields removed from a case, or a collection dropped."""
     return result.ok and (result.modified > 0 or any(c is not None for c in result.dropped.values()))
+
+
+def ledger(store: Store, incident_id: str) -> Ledger:
+    """Replay the incident's cleanups and restores in the order they ran (one ran at a time: each held the
+    incident). A cleanup adds the tenants it changed that were not missing already; a verified restore of a
+    tenant takes it out; the first cleanup that changes data while nothing is missing sets the origin."""
+    runs = sorted((a for a in store.approvals(incident_id) if a.started_at is not None and a.status in (
+        ApprovalStatus.RUNNING, ApprovalStatus.EXECUTED, ApprovalStatus.FAILED)),
+        key=lambda a: a.started_at or a.requested_at)
+    origin: BackupRef | None = None
+    removed: dict[str, TenantCount] = {}
+    sources: dict[str, BackupRef] = {}
+    for approval in runs:
+        plan = store.get_plan(approval.id)
+        if plan is None:
+            continue
+        for result in store.tenant_results(approval.id):
+            if approval.action is DangerAction.RESTORE:
+                if result.ok:
+                    removed.pop(result.db, None)
+                    sources.pop(result.db, None)
+            elif _changed(result) and result.db not in removed:
+                if not removed:
+                    origin = plan.backup
+                removed[result.db] = TenantCount(cases=result.modified, collections=dict(result.dropped))
+                sources[result.db] = plan.backup
+    return Ledger(origin, removed, sources)
 
 
 def nothing_to_clean(survey: list[TenantPlan]) -> bool:
@@ -118,33 +148,20 @@ class Planner:
         return refs[-1]
 
     def ledger(self, incident_id: str) -> Ledger:
-        """Replay the incident's cleanups and restores in the order they ran (one ran at a time: each held the
-        incident). A cleanup adds the tenants it changed that were not missing already; a verified restore of a
-        tenant takes it out; the first cleanup that changes data while nothing is missing sets the origin."""
-        store = self.deps.store
-        runs = sorted((a for a in store.approvals(incident_id) if a.started_at is not None and a.status in (
-            ApprovalStatus.RUNNING, ApprovalStatus.EXECUTED, ApprovalStatus.FAILED)),
-            key=lambda a: a.started_at or a.requested_at)
-        origin: BackupRef | None = None
-        removed: dict[str, TenantCount] = {}
-        for approval in runs:
-            plan = store.get_plan(approval.id)
-            if plan is None:
-                continue
-            for result in store.tenant_results(approval.id):
-                if approval.action is DangerAction.RESTORE:
-                    if result.ok:
-                        removed.pop(result.db, None)
-                elif _changed(result) and result.db not in removed:
-                    if not removed:
-                        origin = plan.backup
-                    removed[result.db] = TenantCount(cases=result.modified, collections=dict(result.dropped))
-        return Ledger(origin, removed)
+        return ledger(self.deps.store, incident_id)
 
     def verify(self, backup: BackupRef, databases: list[str]) -> None:
         """Re-read the run on disk; refuse (saying why) unless every file matches its manifest."""
         problems = self.deps.tenant_cleanup.verify_backup(Path(backup.path), backup.manifest_sha256, databases)
         if problems:
+            pruned = next((e for e in self.deps.store.audit_events(_incident_of(backup))
+                           if e.action == "backup.pruned" and e.data.get("run") == backup.run_id), None)
+            if pruned is not None:  # retention removed it: say so, not "the run never finished"
+                raise Conflict(("The backup run ", Code(backup.run_id), f" was removed by retention (backup.keep) at "
+                                f"{pruned.at[:16].replace('T', ' ')} UTC, by {pruned.actor}."),
+                               hint=("Leave the run out (", Code(f"{SLASH_COMMAND} restore all"), ") to use the run "
+                                     "the incident relies on, which retention never removes, or take a new one: ",
+                                     Code(f"{SLASH_COMMAND} backup --again"), "."))
             shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
             raise Conflict(("The backup run ", Code(backup.run_id), " cannot be relied on: ", shown, "."),
                            hint=BACKUP_AGAIN)
@@ -191,6 +208,11 @@ class Planner:
                 raise StepFailed(("the dry run could not read the tenant databases: ",
                                   self.deps.secrets.redact(str(error))[:200])) from None
         return dict(zip(dbs, counts, strict=True))
+
+
+def _incident_of(backup: BackupRef) -> str:
+    """The incident a backup run belongs to: its folder is ``<data_dir>/backups/<incident>/<run id>``."""
+    return Path(backup.path).parent.name
 
 
 def _totals(per: list[TenantPlan]) -> PlanTotals:
