@@ -138,6 +138,9 @@ class Sandbox:
             "pm2": {"apps": list(self.apps), "home": str(self.pm2_home) if self.pm2_home else None,
                     "restart_timeout_s": 20},
             "health": {"url": self.health_url, "timeout_s": 8, "settle_s": 5},  # its app starts in under 1 s
+            # its backups are a few MB: a 64 MiB reserve still refuses a backup into a nearly full disk, without
+            # refusing every one on a small machine (the product's default is 1 GiB)
+            "backup": {"reserve_mb": 64},
         }
 
 
