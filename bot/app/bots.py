@@ -28,6 +28,7 @@ from urllib.parse import parse_qsl
 from bot.app import opsweb
 from bot.app.services import Services, build_services
 from bot.config import Settings
+from bot.errors import ConfigError
 
 if TYPE_CHECKING:
     from slack_bolt import App
@@ -103,7 +104,13 @@ class SocketModeBot:
         self.handler = socket_mode_handler(self.app, token.get_secret_value(), self.services, concurrency)
         config = self.services.settings.runbook.ops
         if config.port is not None:
-            self.ops = opsweb.OpsServer(self.readiness(), self.services.metrics, config.host, config.port).start()
+            try:
+                server = opsweb.OpsServer(self.readiness(), self.services.metrics, config.host, config.port)
+            except OSError as error:
+                raise ConfigError(f"cannot serve /healthz, /readyz and /metrics on {config.host}:{config.port} "
+                                  f"({(error.strerror or str(error)).lower()}) — choose another ops.port or "
+                                  "ops.host in rollback.yml") from error
+            self.ops = server.start()
         self.handler.connect()
         return self
 

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
 
 from bot.commands import Subcommand
 from bot.ids import Action, Event, View
@@ -94,8 +96,8 @@ class BotMetrics:
                                          registry=r)
         self.scheduler_errors = Counter("rollback_bot_scheduler_job_errors", "Scheduled runs that raised",
                                         ["job"], registry=r)
-        self.ready = Gauge("rollback_bot_ready", "1 when the component was ready at the last /readyz, else 0",
-                           ["component"], registry=r)
+        self.readiness: Callable[[], Mapping[str, str | None]] | None = None  # set by bot.app.opsweb.Readiness
+        r.register(_Ready(self))
         self._lock = threading.Lock()
         self._last_call: tuple[float, str, bool, str | None] | None = None  # monotonic, method, reached, error
 
@@ -104,10 +106,6 @@ class BotMetrics:
         kind, name = request_kind(body)
         self.requests.labels(kind, name).inc()
         self.ack_seconds.labels(kind).observe(ack_s)
-
-    def readiness(self, components: Mapping[str, str | None]) -> None:
-        for component, problem in components.items():
-            self.ready.labels(component).set(0 if problem else 1)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -177,3 +175,27 @@ class BotMetrics:
             self.scheduler_skipped.labels(job, "still_running").inc()
         elif event.code == EVENT_JOB_ERROR:
             self.scheduler_errors.labels(job).inc()
+
+
+class _Ready(Collector):
+    """``rollback_bot_ready{component}``: what /readyz would answer, worked out at each scrape (from memory only),
+    so an alert needs no one to have called /readyz."""
+
+    def __init__(self, metrics: BotMetrics) -> None:
+        self.metrics = metrics
+
+    def describe(self) -> list[GaugeMetricFamily]:
+        return [self._family()]
+
+    def collect(self) -> list[GaugeMetricFamily]:
+        family = self._family()
+        readiness = self.metrics.readiness
+        if readiness is not None:
+            for component, problem in readiness().items():
+                family.add_metric([component], 0.0 if problem else 1.0)
+        return [family]
+
+    @staticmethod
+    def _family() -> GaugeMetricFamily:
+        return GaugeMetricFamily("rollback_bot_ready", "1 when the component is ready (as /readyz says), else 0",
+                                 labels=["component"])

@@ -33,19 +33,18 @@ class Readiness:
     """Whether the bot can do its work now, component by component, from what each already knows."""
 
     def __init__(self, replica: Replica, scheduler: Callable[[], Any], slack: Problem, metrics: BotMetrics) -> None:
-        self.replica, self.scheduler, self.slack, self.metrics = replica, scheduler, slack, metrics
+        self.replica, self.scheduler, self.slack = replica, scheduler, slack
+        metrics.readiness = self.check  # rollback_bot_ready at each scrape
 
     def check(self) -> dict[str, str | None]:
         live = self.replica.liveness()
         scheduler = self.scheduler()
-        components = {
+        return {
             "store": live.store,
             "slack": self.slack(),
             "scheduler": None if scheduler is not None and scheduler.running else "the scheduler is not running",
             "lease": live.lease,
         }
-        self.metrics.readiness(components)
-        return components
 
 
 def answer(path: str, method: str, readiness: Readiness, metrics: BotMetrics) -> tuple[str, str, bytes]:

@@ -14,10 +14,11 @@ from typing import Any
 
 import pytest
 
-from bot.app import HttpBot, SocketModeBot
+from bot.app import HttpBot, SocketModeBot, socket_mode_bot
 from bot.dev.emulator import Emulator
 from bot.dev.localmongo import LocalMongo, LocalMongoError
 from bot.dev.sandbox import Sandbox
+from bot.errors import ConfigError
 from bot.store.mongo import MongoStore
 from tests.conftest import make_settings
 
@@ -86,11 +87,14 @@ def test_socket_mode_readyz_turns_unready_within_a_heartbeat_of_the_store_going_
     assert set(body["not_ready"]) == {"store"}, body  # Slack, the scheduler and the (unexpired) lease are fine
     assert "store" in body["not_ready"]["store"] and body["components"]["store"] == "not ready"
     assert get(f"{base}/healthz")[0] == 200  # the process is up, only not ready
+    assert 'rollback_bot_ready{component="store"} 0.0' in get(f"{base}/metrics")[2]  # worked out at the scrape
 
     again = LocalMongo(folder, port=port)
     try:
+        restarted = time.monotonic()
         again.start()
-        back, body = wait_readyz(base, 200, 30)
+        _, body = wait_readyz(base, 200, 30)
+        back = time.monotonic() - restarted
         assert body["not_ready"] == {}
         metrics = get(f"{base}/metrics")[2]
         assert 'rollback_bot_ready{component="store"} 1.0' in metrics
@@ -98,7 +102,7 @@ def test_socket_mode_readyz_turns_unready_within_a_heartbeat_of_the_store_going_
         bot.close()  # while the store is there to release the lease
         again.stop()
     print(f"unready {took:.2f} s after the store stopped (heartbeat {HEARTBEAT_S:g} s); ready {back:.2f} s after "
-          "it started again")
+          "starting it again (its own start included)")
 
 
 def test_socket_mode_serves_only_its_three_paths_and_no_server_without_ops_port(
@@ -111,6 +115,14 @@ def test_socket_mode_serves_only_its_three_paths_and_no_server_without_ops_port(
     assert get(f"{bot.ops.url}/readyz", method="POST")[0] == 405
     status, kind, text = get(f"{bot.ops.url}/metrics")
     assert status == 200 and kind.startswith("text/plain") and "# TYPE rollback_bot_requests_total counter" in text
+    taken = socket_mode_bot(make_settings(emulator, sandbox, tmp_path / "third", ops={"port": bot.ops.port}),
+                            replica_id="third")
+    try:
+        with pytest.raises(ConfigError, match=f"cannot serve /healthz, /readyz and /metrics on 127.0.0.1:{bot.ops.port}"
+                                              ".*choose another ops.port"):
+            taken.start()
+    finally:
+        taken.close()
     bot.close()
     with pytest.raises(urllib.error.URLError):  # closed with the bot
         urllib.request.urlopen(f"{bot.ops.url}/healthz", timeout=2)  # noqa: S310
