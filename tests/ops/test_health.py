@@ -66,6 +66,7 @@ def state_server(tmp_path: Path) -> Iterator[LocalMongo]:
         started.stop()
 
 
+@pytest.mark.slow  # starts and stops a MongoDB-protocol server of its own
 def test_socket_mode_readyz_turns_unready_within_a_heartbeat_of_the_store_going_away_and_ready_after(
         emulator: Emulator, sandbox: Sandbox, tmp_path: Path, state_server: LocalMongo,
         start_bot: Callable[..., SocketModeBot]) -> None:
