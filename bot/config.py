@@ -330,6 +330,13 @@ class StoreConfig(_Section):
         return self
 
 
+class OpsConfig(_Section):
+    """Where Socket Mode serves /healthz, /readyz and /metrics (HTTP mode serves them beside /slack/events)."""
+
+    host: str = "127.0.0.1"
+    port: int | None = Field(default=None, ge=0, le=65535)  # None: no such server in Socket Mode; 0: any free port
+
+
 class RunbookConfig(_Section):
     """Everything in ``rollback.yml``. Secrets never live here."""
 
@@ -347,6 +354,7 @@ class RunbookConfig(_Section):
     comms: CommsConfig = Field(default_factory=CommsConfig)
     monitor: MonitorConfig = Field(default_factory=MonitorConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
+    ops: OpsConfig = Field(default_factory=OpsConfig)
 
 
 class Secrets(BaseSettings):

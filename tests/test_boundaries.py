@@ -27,7 +27,8 @@ class Unit:
     """Modules that are judged together: a folder (`"bot/app/"`) or single files, in one layer.
 
     A module may import its own unit, the units named in `may_import`, and anything outside `bot/` and
-    `handlers/` except the Slack libraries (`SLACK_LIBRARIES`, a unit of its own here)."""
+    `handlers/` except the Slack libraries (`SLACK_LIBRARIES`, a unit of its own here) and the metrics library
+    (`METRICS_LIBRARIES`: only the composition root counts with it; the domain has its `Metrics` port)."""
 
     name: str
     layer: float
@@ -36,6 +37,8 @@ class Unit:
 
 
 SLACK_LIBRARIES = ("slack_bolt", "slack_sdk")
+METRICS_LIBRARIES = ("prometheus_client",)
+LIBRARY_UNITS = ("slack_libraries", "metrics_library")
 FOUNDATION_LEAVES = ("text", "ids", "clock", "faults", "logctx", "audit", "redact", "resources", "bot")
 FOUNDATION = ("config", "commands", "errors", *FOUNDATION_LEAVES)
 DOMAIN_AND_BELOW = ("domain", *FOUNDATION)
@@ -52,7 +55,8 @@ LAYERS: tuple[Unit, ...] = (
     Unit("cli", 1, ("bot/cli.py",), ("dev", "check", "app", *EVERYTHING_BELOW_APP, "slack_libraries")),
     Unit("check", 1, ("bot/check.py",), ("app", *EVERYTHING_BELOW_APP, "slack_libraries")),
     # 2. The composition root: builds Deps, the services, the scheduler, the Bolt app, logging.
-    Unit("app", 2, ("bot/app/",), (*EVERYTHING_BELOW_APP, "slack_libraries")),
+    #    bot/app/metrics.py and bot/app/opsweb.py: the bot's own metrics (prometheus_client), /healthz, /readyz.
+    Unit("app", 2, ("bot/app/",), (*EVERYTHING_BELOW_APP, "slack_libraries", "metrics_library")),
     # 3. Bolt listeners: parse, one call to the domain's API (`HANDLERS_SEE_OF_THE_DOMAIN`), render.
     Unit("handlers", 3, ("handlers/",), ("slack_ui", "domain", *FOUNDATION, "slack_libraries")),
     # 4. Adapters: each the domain's and what is below it, never another adapter.
@@ -217,6 +221,8 @@ def layer_violations(root: Path = ROOT) -> list[Violation]:
             target = units[0].name
         elif imp.target in SLACK_LIBRARIES:
             target = "slack_libraries"
+        elif imp.target in METRICS_LIBRARIES:
+            target = "metrics_library"
         else:
             continue  # the standard library and other libraries
         text = f"{imp.path} imports {imp.name}"
@@ -337,7 +343,7 @@ def test_the_table_points_only_down() -> None:
     assert len(by_name) == len(LAYERS)
     for unit in LAYERS:
         for target in unit.may_import:
-            if target in ("*", "slack_libraries"):
+            if target in ("*", *LIBRARY_UNITS):
                 continue
             assert by_name[target].layer > unit.layer or (unit.name, target) in stated_same_layer, (unit, target)
 
@@ -411,6 +417,14 @@ def test_the_checker_catches_the_domain_importing_the_presenter(tmp_path: Path, 
     """The issue's first case: `from ..slack_ui import escape` inside bot/domain passed the old test."""
     root = tree(tmp_path, {**ESCAPE, "bot/domain/probe.py": source})
     assert violations(root) == [f"bot/domain/probe.py imports {expected}"]
+
+
+@pytest.mark.parametrize("where", ["bot/domain/runner.py", "bot/slack/client.py", "handlers/listener.py"])
+def test_the_checker_catches_prometheus_client_outside_the_composition_root(tmp_path: Path, where: str) -> None:
+    """The domain records through its `Metrics` port; only bot/app (the port's implementation) uses the library."""
+    root = tree(tmp_path, {where: "from prometheus_client import Counter\n",
+                           "bot/app/metrics.py": "from prometheus_client import Counter\n"})
+    assert violations(root) == [f"{where} imports prometheus_client.Counter"]
 
 
 @pytest.mark.parametrize(("source", "expected"), [

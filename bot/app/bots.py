@@ -5,6 +5,10 @@ future timestamp, or a signature that does not match, gets 401 with one INFO log
 (no reply, no outbound call). A verified request seen before within the window is a replay: 401 too.
 The body is then parsed the way Slack sends it (a form with a JSON ``payload`` for interactions, a form
 for slash commands, JSON for events) — Bolt's own HTTP parser drops any form body containing "payload".
+
+Both modes answer ``/healthz``, ``/readyz`` and ``/metrics`` (``bot.app.opsweb``): HTTP mode on its own server,
+Socket Mode on a small one at ``ops.host``:``ops.port`` when that is set. Each request is counted by kind, with
+the time to its ack, once the ack is out (``bot.app.metrics``).
 """
 
 from __future__ import annotations
@@ -21,8 +25,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
+from bot.app import opsweb
 from bot.app.services import Services, build_services
 from bot.config import Settings
+from bot.errors import ConfigError
 
 if TYPE_CHECKING:
     from slack_bolt import App
@@ -70,12 +76,14 @@ def socket_mode_handler(app: App, app_token: str, services: Services, concurrenc
     from slack_sdk.socket_mode import SocketModeClient
     from slack_sdk.socket_mode.request import SocketModeRequest
 
-    acks = services.acks
+    acks, metrics = services.acks, services.metrics
 
     class Handler(SocketModeHandler):
         def handle(self, client: SocketModeClient, req: SocketModeRequest) -> None:  # type: ignore[override]
+            started = time.monotonic()
             with acks.due():
-                super().handle(client, req)
+                super().handle(client, req)  # returns once the ack is sent
+            metrics.request(req.payload or {}, time.monotonic() - started)
 
     return Handler(app, app_token, web_client=services.messenger.client, concurrency=concurrency, ping_interval=5)
 
@@ -87,14 +95,34 @@ class SocketModeBot:
     services: Services
     app: App
     handler: SocketModeHandler | None = None
+    ops: opsweb.OpsServer | None = None  # /healthz, /readyz, /metrics when ops.port is set
     _closed: threading.Event = field(default_factory=threading.Event)
 
     def start(self, concurrency: int = 10) -> SocketModeBot:
         token = self.services.settings.secrets.slack_app_token
         assert token is not None
         self.handler = socket_mode_handler(self.app, token.get_secret_value(), self.services, concurrency)
+        config = self.services.settings.runbook.ops
+        if config.port is not None:
+            try:
+                server = opsweb.OpsServer(self.readiness(), self.services.metrics, config.host, config.port)
+            except OSError as error:
+                raise ConfigError(f"cannot serve /healthz, /readyz and /metrics on {config.host}:{config.port} "
+                                  f"({(error.strerror or str(error)).lower()}) — choose another ops.port or "
+                                  "ops.host in rollback.yml") from error
+            self.ops = server.start()
         self.handler.connect()
         return self
+
+    def readiness(self) -> opsweb.Readiness:
+        return opsweb.Readiness(self.services.deps.replica, lambda: self.services.scheduler, self._slack_problem,
+                                self.services.metrics)
+
+    def _slack_problem(self) -> str | None:
+        handler = self.handler
+        if handler is None or not handler.client.is_connected():
+            return "not connected to Slack over Socket Mode"
+        return None
 
     def wait(self) -> None:
         self._closed.wait()
@@ -111,6 +139,8 @@ class SocketModeBot:
             if closing.is_alive():
                 log.warning("Slack's Socket Mode client did not close within %.0f s; going on without it",
                             SOCKET_CLOSE_S)
+        if self.ops is not None:
+            self.ops.close()
         self.services.close()
         self._closed.set()
 
@@ -180,6 +210,12 @@ class HttpBot:
         secret = settings.secrets.slack_signing_secret
         assert secret is not None
         self.verifier = Verifier(secret.get_secret_value())
+        self.readiness = opsweb.Readiness(self.services.deps.replica, lambda: self.services.scheduler,
+                                          self.services.metrics.slack_unreached, self.services.metrics)
+        if self.services.scheduler is not None:  # Slack calls this bot: whether it answers us is only seen in calls
+            self.services.scheduler.add_job(self.probe_slack, "interval", id="slack-probe",
+                                            seconds=settings.runbook.store.heartbeat_s,
+                                            name="auth.test while the last Web API call got no answer")
         self.server = create_server(self.wsgi, host=host, port=port, threads=16, ident="rollback-bot")
         self.port = int(self.server.effective_port)
         self._thread: threading.Thread | None = None
@@ -189,11 +225,24 @@ class HttpBot:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/slack/events"
 
-    def wsgi(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
-        with self.services.acks.due():  # until the ack is out, the answers of earlier requests wait
-            return self._handle(environ, start_response)
+    def probe_slack(self) -> None:
+        """While the last Web API call got no answer, ask ``auth.test`` (observed like every call), so /readyz
+        turns ready again once Slack answers, without waiting for the next thing the bot posts."""
+        if self.services.metrics.slack_unreached() is None:
+            return
+        try:
+            self.services.messenger.client.auth_test()
+        except Exception:  # recorded by the client's observer; the next probe asks again
+            log.debug("auth.test got no answer", exc_info=True)
 
-    def _handle(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    def wsgi(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        if environ.get("PATH_INFO") in opsweb.PATHS:  # a probe or a scrape: no Slack request, nothing due
+            return opsweb.wsgi_answer(environ, start_response, self.readiness, self.services.metrics)
+        started = time.monotonic()
+        with self.services.acks.due():  # until the ack is out, the answers of earlier requests wait
+            return self._handle(environ, start_response, started)
+
+    def _handle(self, environ: dict[str, Any], start_response: Any, started: float) -> list[bytes]:
         from slack_bolt import BoltContext, BoltRequest
         from slack_bolt.request.internals import build_context
 
@@ -233,6 +282,7 @@ class HttpBot:
         retry = bool(environ.get("HTTP_X_SLACK_RETRY_NUM"))
         request.context = build_context(BoltContext({} if retry else {"request_signature": signature}), request.body)
         response = self.app.dispatch(request)
+        self.services.metrics.request(request.body, time.monotonic() - started)
         out_headers = [(k, v) for k, values in response.headers.items() for v in values if k.lower() != "content-type"]
         kind = response.headers.get("content-type", ["text/plain"])[0]
         return answer(f"{response.status} {'OK' if response.status == 200 else 'Error'}",

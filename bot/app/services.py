@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from bot.app.metrics import BotMetrics
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.domain.access import Access
@@ -80,6 +81,7 @@ class Services:
     listeners: ThreadPoolExecutor  # Bolt's listener threads: they ack
     acks: AcksFirst  # the work after an ack, once the acks due are out
     jobs: SchedulerJobs
+    metrics: BotMetrics  # this bot's own registry: /metrics
     scheduler: Any = None
     _startup: threading.Thread | None = None
     _closed: bool = False
@@ -122,7 +124,8 @@ def build_services(settings: Settings, *, store: Store | None = None, clock: Clo
     secrets = settings.secrets
     book = SecretBook(secrets.values(), settings.runbook.target.env_path, read_env_file)
     token = secrets.slack_bot_token.get_secret_value() if secrets.slack_bot_token else None
-    client = web_client(token, settings.api_url)
+    metrics = BotMetrics()
+    client = web_client(token, settings.api_url, observer=metrics)
     store = store or open_store(secrets.state_store_uri.get_secret_value() if secrets.state_store_uri else None,
                                 settings.data_dir)
     messenger = SlackMessenger(client, book.redact)
@@ -137,7 +140,7 @@ def build_services(settings: Settings, *, store: Store | None = None, clock: Clo
     deps = Deps(settings=settings, store=store, clock=clock, messenger=messenger, directory=directory, access=access,
                 ui=presenter, jobs=jobs, replica=replica, secrets=book, steps=registry(),
                 target=DeployedTarget(settings.runbook), tenant_data=TenantDatabases(settings.runbook),
-                tenant_cleanup=RunbookCleanup(settings.runbook))
+                tenant_cleanup=RunbookCleanup(settings.runbook), metrics=metrics)
     # Built bottom-up: each service gets exactly the ones it calls, so every consequence is a visible call.
     desk = Desk(deps)
     stakeholders = Stakeholders(deps, desk)
@@ -162,13 +165,13 @@ def build_services(settings: Settings, *, store: Store | None = None, clock: Clo
                     executor=executor, stakeholders=stakeholders, closer=closer,
                     monitor=monitor, recovery=recovery, messenger=messenger,
                     retention=Retention(store, clock, settings.runbook.backup, BackupFolder(settings.data_dir)),
-                    listeners=listeners, acks=AcksFirst(),
-                    jobs=jobs)
+                    listeners=listeners, acks=AcksFirst(), jobs=jobs, metrics=metrics)
 
 
 def start_scheduler(services: Services) -> Any:
     """APScheduler runs the periodic jobs; the monitor and the reminder also take a store lease, so replicas
     measure and remind once. The sweep runs on every replica: its actions are conditional writes."""
+    from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, EVENT_JOB_SUBMITTED
     from apscheduler.schedulers.background import BackgroundScheduler
 
     config = services.settings.runbook
@@ -190,5 +193,7 @@ def start_scheduler(services: Services) -> Any:
     if config.monitor.enabled:
         scheduler.add_job(services.monitor.run_once, "interval", seconds=config.monitor.interval_s,
                           jitter=config.monitor.jitter_s, id="health-checks", name="scheduled health checks")
+    scheduler.add_listener(services.metrics.scheduler_event,
+                           EVENT_JOB_SUBMITTED | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES | EVENT_JOB_ERROR)
     scheduler.start()
     return scheduler

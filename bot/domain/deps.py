@@ -7,13 +7,13 @@ several of them need about incidents lives in :class:`bot.domain.desk.Desk`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bot.clock import Clock
 from bot.config import RunbookConfig, Settings
 from bot.domain.access import Access
 from bot.domain.ownership import Replica
-from bot.domain.ports import Directory, Jobs, Messenger, Presenter
+from bot.domain.ports import Directory, Jobs, Messenger, Metrics, NoMetrics, Presenter
 from bot.domain.steps import Steps
 from bot.domain.store import Store
 from bot.domain.systems import Target, TenantCleanup, TenantData
@@ -36,6 +36,7 @@ class Deps:
     tenant_data: TenantData  # the tenants' databases
     tenant_cleanup: TenantCleanup  # runbook step 6 and its undo on them, and the backup runs they rely on
     steps: Steps  # the runbook's steps by name (bot/runbook), handed in by the composition root
+    metrics: Metrics = field(default_factory=NoMetrics)  # what the operators' dashboards count (bot/app/metrics.py)
 
     @property
     def config(self) -> RunbookConfig:

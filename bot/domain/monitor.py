@@ -141,6 +141,8 @@ class Monitor:
         specs = _specs(self.deps.config, self)
         results = self.measure(specs, now)
         for result in results:
+            self.deps.metrics.check_result(result.name, result.ok,
+                                           None if result.latency_ms is None else result.latency_ms / 1000)
             try:
                 self._record(result)
             except Exception:

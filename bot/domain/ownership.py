@@ -27,7 +27,9 @@ import os
 import re
 import socket
 import threading
+import time
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Protocol
@@ -71,6 +73,14 @@ class Leases(Protocol):
     def release_lease(self, name: str, holder: str, now: datetime) -> None: ...
 
 
+@dataclass(frozen=True)
+class Liveness:
+    """What this replica's heartbeat knows about the store and its lease: None where all is well, else why not."""
+
+    store: str | None
+    lease: str | None
+
+
 LOCK_HISTORY = 20  # instances remembered in the lock file: this replica's earlier incarnations
 
 
@@ -110,6 +120,11 @@ class Replica:
         self._thread: threading.Thread | None = None
         self._running: set[str] = set()  # refs of work this process is executing right now
         self._running_lock = threading.Lock()
+        # The heartbeat's last word (time.monotonic()): when a beat last reached the store, whether it held the
+        # lease then, and why the last beat failed, if it did.
+        self._reached_at: float | None = None
+        self._held = False
+        self._beat_error: str | None = None
 
     @property
     def id(self) -> str:
@@ -147,6 +162,7 @@ class Replica:
             handle.flush()
             os.fsync(handle.fileno())
             self._take_lease(set(earlier))
+            self._reached_at, self._held = time.monotonic(), True
         except BaseException:
             handle.close()
             raise
@@ -171,7 +187,13 @@ class Replica:
         self.leases.set_lease(self.lease_name, self.owner.instance, now, self.lease_s)  # our own dead incarnation
 
     def beat(self) -> None:
-        if not self.leases.try_lease(self.lease_name, self.owner.instance, self.clock.now(), self.lease_s):
+        try:
+            ours = self.leases.try_lease(self.lease_name, self.owner.instance, self.clock.now(), self.lease_s)
+        except Exception as error:
+            self._beat_error = f"{type(error).__name__}: {str(error)[:200]}"
+            raise
+        self._reached_at, self._held, self._beat_error = time.monotonic(), ours, None
+        if not ours:
             held = self.leases.lease(self.lease_name)
             log.error("the lease of replica %s is held by another process (%s); two processes share one replica id",
                       self.id, describe_holder(held[0]) if held else "unknown")
@@ -182,6 +204,31 @@ class Replica:
                 self.beat()
             except Exception:  # a missed beat only makes this replica look dead sooner
                 log.warning("replica heartbeat failed", exc_info=True)
+
+    def liveness(self) -> Liveness:
+        """From the heartbeat alone (no store call, so it answers at once). The store is reachable when the last
+        beat reached it and the next one is not overdue: a beat stuck on a store that went away counts as failed
+        ``heartbeat_s`` plus half a beat (at most a second) after the last good one. The lease is held while the
+        store granted it at the last beat and it has not run out since."""
+        if self._stop.is_set():
+            return Liveness(store="this replica has stopped", lease="released: this replica has stopped")
+        age = None if self._reached_at is None else time.monotonic() - self._reached_at
+        grace = min(1.0, self.heartbeat_s / 2)
+        if self._beat_error is not None:
+            store: str | None = f"the last heartbeat could not reach the store ({self._beat_error})"
+        elif age is None:
+            store = "no heartbeat has reached the store yet"
+        elif age > self.heartbeat_s + grace:
+            store = f"no heartbeat has reached the store for {age:.1f} s (one is due every {self.heartbeat_s:g} s)"
+        else:
+            store = None
+        if age is None or age > self.lease_s:
+            lease: str | None = f"not renewed for over {self.lease_s:g} s: it has run out"
+        elif not self._held:
+            lease = f"held by another process: two processes share replica id {self.id}"
+        else:
+            lease = None
+        return Liveness(store=store, lease=lease)
 
     def stop(self) -> None:
         """Give up the lease and the lock: other replicas may take over at once. Idempotent."""

@@ -4,7 +4,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
@@ -110,6 +111,45 @@ class Jobs(Protocol):
     """Background jobs the composition root schedules; the domain can only ask for a sweep soon."""
 
     def nudge(self) -> None: ...
+
+
+class Metrics(Protocol):
+    """What the domain counts about its own work, for the operators' dashboards (``bot.app.metrics`` implements it
+    with Prometheus). Each call is a few additions in memory: it never waits on anything."""
+
+    def step_finished(self, step: str, ok: bool, seconds: float) -> None:
+        """A runbook step ended, succeeded or failed, after ``seconds``."""
+        ...
+
+    def danger_run(self, action: str, event: str) -> None:
+        """A danger-zone run (``cleanup``/``restore``): ``started``, ``resumed`` (taken over or after a restart),
+        ``tenant_done``, ``finished`` or ``failed``."""
+        ...
+
+    def danger_running(self, action: str) -> AbstractContextManager[None]:
+        """``with metrics.danger_running(action):`` around the time this process executes a danger-zone run."""
+        ...
+
+    def check_result(self, check: str, ok: bool, seconds: float | None) -> None:
+        """A scheduled health check measured the target (``seconds``: its latency, None if it never answered)."""
+        ...
+
+
+class NoMetrics:
+    """Counts nothing: for domain unit tests that build their own ``Deps``."""
+
+    def step_finished(self, step: str, ok: bool, seconds: float) -> None:
+        return None
+
+    def danger_run(self, action: str, event: str) -> None:
+        return None
+
+    @contextmanager
+    def danger_running(self, action: str) -> Iterator[None]:
+        yield
+
+    def check_result(self, check: str, ok: bool, seconds: float | None) -> None:
+        return None
 
 
 class Presenter(Protocol):

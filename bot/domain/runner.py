@@ -159,6 +159,7 @@ class StepRunner:
         self.desk.audit(now, run.actor, "step.finished", incident_id, step=step.name.value, run=run_id,
                         ok=result.ok, summary=summary,
                         checks=[c.model_dump() for c in run.checks])
+        deps.metrics.step_finished(step.name.value, result.ok, (now - run.started_at).total_seconds())
         self.changes.after(incident_id)
         return run
 

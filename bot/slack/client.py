@@ -5,6 +5,9 @@ slack_sdk's own retry handlers do the retrying; the ones here only bound them. E
 ack, so waiting cannot make an ack late, but it holds a worker: a call gives up once its retries would wait
 past ``budget_s`` in total (a Retry-After longer than what is left is not waited for at all) and the caller's
 best-effort path takes over (a redraw catches up at the next change, a danger run carries on).
+
+An optional :class:`CallObserver` hears of every call's outcome and every retry (the bot's metrics, and its
+readiness in HTTP mode: whether Slack answered the last call).
 """
 
 from __future__ import annotations
@@ -13,9 +16,11 @@ import logging
 import random
 import time
 from http.client import RemoteDisconnected
+from typing import Any, Protocol
 from urllib.error import URLError
 
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import (
     ConnectionErrorRetryHandler,
     RateLimitErrorRetryHandler,
@@ -25,6 +30,7 @@ from slack_sdk.http_retry.handler import RetryHandler
 from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
+from slack_sdk.web import SlackResponse
 
 RETRIES = 3
 # A 429 is retried more often (still within the budget): chat.postMessage's ~1/s per channel is shared with the
@@ -32,6 +38,23 @@ RETRIES = 3
 RATE_LIMIT_RETRIES = 8
 BUDGET_S = 10.0  # the most one call waits between its attempts, all retries together
 TIMEOUT_S = 15  # one attempt
+
+
+class CallObserver(Protocol):
+    """Told of each Web API call's end and each retry; it must not block (it runs on the caller's thread)."""
+
+    def api_call(self, method: str, error: str | None, reached: bool) -> None:
+        """A call ended: ``error`` None when Slack said ok, else its error code (``ratelimited``, ``not_in_channel``,
+        ``http_503``, ``unreachable``…); ``reached``: whether Slack answered at all (a 5xx or no answer: False)."""
+        ...
+
+    def api_retry(self, method: str, reason: str) -> None:
+        """A call is tried again: ``ratelimited``, ``server_error`` or ``connection``."""
+        ...
+
+
+def _method(request: HttpRequest) -> str:
+    return request.url.rstrip("/").rsplit("/", 1)[-1]
 
 
 def _retry_after(response: HttpResponse | None) -> float | None:
@@ -49,8 +72,13 @@ def _retry_after(response: HttpResponse | None) -> float | None:
 class _Budget:
     """The wait shared by every handler of one call (slack_sdk gives each call its own RetryState)."""
 
-    def __init__(self, budget_s: float) -> None:
+    def __init__(self, budget_s: float, observer: CallObserver | None = None) -> None:
         self.budget_s = budget_s
+        self.observer = observer
+
+    def retrying(self, request: HttpRequest, reason: str) -> None:
+        if self.observer is not None:
+            self.observer.api_retry(_method(request), reason)
 
     def left(self, state: RetryState) -> float:
         values = state.custom_values if state.custom_values is not None else {}
@@ -83,6 +111,7 @@ class BoundedRateLimitRetryHandler(RateLimitErrorRetryHandler):
 
     def prepare_for_next_attempt(self, *, state: RetryState, request: HttpRequest,
                                  response: HttpResponse | None = None, error: Exception | None = None) -> None:
+        self.budget.retrying(request, "ratelimited")
         self.budget.wait(state, min(self._wait_s(response), max(0.0, self.budget.left(state))))
 
 
@@ -104,6 +133,7 @@ class _Backoff(RetryHandler):
 
     def prepare_for_next_attempt(self, *, state: RetryState, request: HttpRequest,
                                  response: HttpResponse | None = None, error: Exception | None = None) -> None:
+        self.budget.retrying(request, "server_error" if response is not None else "connection")
         self.budget.wait(state, min(self._wait_s(state, response), max(0.0, self.budget.left(state))))
 
 
@@ -148,16 +178,44 @@ def _never_sent(error: Exception | None) -> bool:
     return isinstance(reason, ConnectionRefusedError)
 
 
-def retry_handlers(*, retries: int = RETRIES, budget_s: float = BUDGET_S) -> list[RetryHandler]:
-    budget = _Budget(budget_s)
+def retry_handlers(*, retries: int = RETRIES, budget_s: float = BUDGET_S,
+                   observer: CallObserver | None = None) -> list[RetryHandler]:
+    budget = _Budget(budget_s, observer)
     return [BoundedConnectionErrorRetryHandler(budget, retries),
             BoundedRateLimitRetryHandler(budget, RATE_LIMIT_RETRIES if retries >= RETRIES else retries),
             BoundedServerErrorRetryHandler(budget, retries)]
 
 
+class ObservedWebClient(WebClient):
+    """A WebClient that tells its observer how each call ended (after slack_sdk's retries)."""
+
+    observer: CallObserver | None = None
+
+    def api_call(self, api_method: str, *args: Any, **kwargs: Any) -> SlackResponse:
+        observer = self.observer
+        if observer is None:
+            return super().api_call(api_method, *args, **kwargs)
+        try:
+            response = super().api_call(api_method, *args, **kwargs)
+        except SlackApiError as error:
+            status = error.response.status_code
+            code = error.response.get("error") if status < 500 else None
+            observer.api_call(api_method, str(code or f"http_{status}"), status < 500)
+            raise
+        except Exception:
+            observer.api_call(api_method, "unreachable", False)
+            raise
+        observer.api_call(api_method, None, True)
+        return response
+
+
 def web_client(token: str | None, base_url: str, *, retries: int = RETRIES, timeout: int = TIMEOUT_S,
-               budget_s: float = BUDGET_S, logger: logging.Logger | None = None) -> WebClient:
+               budget_s: float = BUDGET_S, logger: logging.Logger | None = None,
+               observer: CallObserver | None = None) -> WebClient:
     """``logger``: where slack_sdk logs each request and failed attempt (default: its own module logger).
-    Bolt copies these handlers into the client it gives listeners, so ``say`` and ``respond``… retry alike."""
-    return WebClient(token=token, base_url=base_url, timeout=timeout, logger=logger,
-                     retry_handlers=retry_handlers(retries=retries, budget_s=budget_s))
+    Bolt copies these handlers into the client it gives listeners, so ``say`` and ``respond``… retry alike (and
+    their retries are observed; their outcomes are not: Bolt's per-request client is a plain WebClient)."""
+    client = ObservedWebClient(token=token, base_url=base_url, timeout=timeout, logger=logger,
+                               retry_handlers=retry_handlers(retries=retries, budget_s=budget_s, observer=observer))
+    client.observer = observer
+    return client

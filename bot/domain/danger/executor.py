@@ -150,6 +150,7 @@ class Executor:
             return False
         faults.point("danger.claimed")
         self.desk.audit(now, "bot", "danger.started", incident.id, approval=approval.id, action=approval.action.value)
+        deps.metrics.danger_run(approval.action.value, "started")
         self._submit(started, resumed=False)
         return True
 
@@ -187,6 +188,7 @@ class Executor:
         done = len(deps.store.tenant_results(approval.id))
         self.desk.audit(now, "bot", "danger.resumed", approval.incident_id, approval=approval.id, done=done,
                         previous_owner=dead.describe() if dead else "unknown")
+        deps.metrics.danger_run(approval.action.value, "resumed")
         self._submit(taken, resumed=True, first=rich(
             "🔁 Resuming the ", taken.action.value, " after ", dead.describe() if dead else "its previous owner",
             f" stopped: {done} of {taken.tenants} tenants were already done and are not repeated."))
@@ -200,7 +202,8 @@ class Executor:
                 if first is not None:
                     self._say(approval, first, notices=notices)
                 try:
-                    self._run(approval, resumed, notices)
+                    with self.deps.metrics.danger_running(approval.action.value):
+                        self._run(approval, resumed, notices)
                 except Exception as error:  # noqa: BLE001 - every failure is recorded and told, never lost
                     self._fail(approval.id, error, notices)
                 finally:
@@ -265,6 +268,7 @@ class Executor:
                                     dropped=result.dropped, restored=result.restored, verified=result.verified,
                                     error=result.error)
                 done.add(tenant.db)
+                deps.metrics.danger_run(plan.action.value, "tenant_done")
                 faults.point(f"danger.{plan.action.value}.tenant_done")
                 if time.monotonic() - last_update >= PROGRESS_EVERY_S or len(done) == len(plan.tenants):
                     last_update = time.monotonic()
@@ -343,6 +347,7 @@ class Executor:
         self.desk.release(incident.id, approval_id, record)
         self.desk.audit(now, "bot", f"{plan.action.value}.finished", incident.id, approval=approval_id,
                         failures=failed, tenants=len(results))
+        deps.metrics.danger_run(plan.action.value, "finished")
         # Recorded above; what people see follows, however Slack is doing (the worker is closed, not gone).
         notices.send("progress", progress.show(deps.ui.danger_progress(finished, len(results), len(plan.tenants),
                                                                        None)))
@@ -399,6 +404,8 @@ class Executor:
         self.desk.release(approval.incident_id, approval_id, data)
         self.desk.audit(now, "bot", "approval.failed", approval.incident_id, approval=approval_id, error=text,
                         tenants_done=done, correlation=correlation)
+        if failed is not None:
+            deps.metrics.danger_run(approval.action.value, "failed")
         message: Rich = rich("❌ The ", approval.action.value,
                              f" failed after {done} of {approval.tenants} tenant(s): ",
                              text, " — nothing more was done after the failure (correlation id ", Code(correlation),
