@@ -111,7 +111,7 @@ def test_every_module_of_an_installed_wheel_imports_without_bot_dev(installed: I
 
 def test_an_installed_wheel_finds_templates_and_manifest(installed: Installed, tmp_path: Path) -> None:
     probe = ("import bot.resources as r, bot.slack_ui.render as c; print(r.manifest_path()); "
-             "print(c.render('help.md.j2', command='/rollback', subcommands=[]))")
+             "print(c.render('help.md.j2', command='/rollback', groups=[], incident=None, upcoming=None))")
     result = installed.run("python", "-c", probe, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert Path(result.stdout.splitlines()[0]).is_relative_to(installed.venv)

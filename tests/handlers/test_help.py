@@ -6,7 +6,14 @@ from __future__ import annotations
 from bot.app import SocketModeBot
 from bot.dev.emulator import Emulator
 from tests.conftest import BYSTANDER, COMMANDER
-from tests.handlers.test_roles import private, started
+from tests.handlers.test_roles import started
+
+
+def private(emulator: Emulator, user: str, contains: str, after: int = 0) -> str:
+    """The whole answer as the person sees it (its blocks: the plain-text fallback is cut short)."""
+    found = emulator.ws.wait_for(lambda: next((e for e in emulator.ws.ephemerals_for(user)[after:]
+                                               if contains in e.text), None), 10, f"{contains!r} to {user}")
+    return "\n".join(str((b.get("text") or {}).get("text", "")) for b in found.blocks)
 
 
 def test_help_groups_the_subcommands_and_says_what_is_next_in_this_incident(
