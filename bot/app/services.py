@@ -106,6 +106,7 @@ class Services:
         if self._closed:
             return
         self._closed = True
+        self.features.autopilot.stop()  # no autopilot starts another step while the bot stops
         if self.scheduler is not None and self.scheduler.running:
             self.scheduler.shutdown(wait=True)
         if self._startup is not None:

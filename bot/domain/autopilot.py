@@ -14,6 +14,8 @@ The incident records the autopilot with the process running it; a process that d
 from __future__ import annotations
 
 import logging
+import threading
+import uuid
 
 from bot.domain.access import Act
 from bot.domain.deps import Deps
@@ -21,6 +23,7 @@ from bot.domain.desk import Desk, busy_conflict, require_active
 from bot.domain.guide import next_step
 from bot.domain.incident import Autopilot, Incident
 from bot.domain.runner import StepRunner
+from bot.domain.runs import StepName
 from bot.errors import BotError, Conflict
 from bot.ids import SLASH_COMMAND
 from bot.text import Code, Person, Rich, rich
@@ -33,58 +36,79 @@ class Autopilots:
 
     def __init__(self, deps: Deps, desk: Desk, runner: StepRunner) -> None:
         self.deps, self.desk, self.runner = deps, desk, runner
+        self._stopping = threading.Event()
+
+    def stop(self) -> None:
+        """The bot is stopping: no autopilot starts another step (the running one finishes, or is interrupted)."""
+        self._stopping.set()
 
     def run_rest(self, actor: str, channel: str) -> Incident:
         deps = self.deps
         deps.access.require(Act.STEP, actor, channel)
         incident = self.desk.active_in(channel)
-        if incident.busy is not None:
+        if incident.busy is not None and incident.autopilot is None:
             raise busy_conflict(incident.busy)
         first = next_step(incident)
-        if first is None:
+        if first is None and incident.autopilot is None:
             raise Conflict("There is nothing for the autopilot to run: " + _why_not(incident),
                            hint=("See the panel's Next line, or ", Code(f"{SLASH_COMMAND} next"), "."))
-        now = deps.clock.now()
+        now, token = deps.clock.now(), uuid.uuid4().hex[:12]
+        pilot = Autopilot(by=actor, since=now, owner=deps.replica.owner, token=token)
+
+        def mine(fresh: Incident) -> bool:
+            return fresh.autopilot is not None and fresh.autopilot.token == token
 
         def engage(fresh: Incident) -> None:
             require_active(fresh)
             if fresh.autopilot is not None:
                 raise Conflict(rich("The autopilot is already running (started by ", Person(fresh.autopilot.by),
                                     ")."), hint=("Pause it with ", Code(f"{SLASH_COMMAND} pause"), "."))
-            fresh.autopilot = Autopilot(by=actor, since=now, owner=deps.replica.owner)
+            fresh.autopilot = pilot
             fresh.record(now, actor, "Autopilot started: the runbook's steps one after the other")
 
-        with deps.replica.running(Autopilot.work(incident.id)):
+        why = "it stopped unexpectedly (see the bot's log)"
+        with deps.replica.running(pilot.work):  # marked as this process's before anyone can see it engaged
             incident = self.desk.mutate(incident.id, engage)
-            self.desk.audit(now, actor, "autopilot.started", incident.id, first=first.value)
-            self.desk.thread(incident, rich("🤖 ", Person(actor), " started the autopilot: ", _path(incident),
-                                            " one after the other, each with its plan and result here. It stops at "
-                                            "the first failure; any commander can pause it with ",
-                                            Code(f"{SLASH_COMMAND} pause"), ". The danger zone is never part of it."))
-            self.desk.redraw(incident.id)
-            why = "service is back"
             try:
+                self.desk.audit(now, actor, "autopilot.started", incident.id, first=first.value if first else None)
+                ts = self.desk.thread(incident, rich(
+                    "🤖 ", Person(actor), " started the autopilot: ", _path(incident), " one after the other, each "
+                    "with its plan and result here. It stops at the first failure; any commander can pause it with ",
+                    Code(f"{SLASH_COMMAND} pause"), ". The danger zone is never part of it."))
+                self.desk.done_in_thread(actor, incident, ts, ("Started the autopilot",))
+                self.desk.redraw(incident.id)
                 while True:
+                    if self._stopping.is_set():
+                        why = "the bot is stopping; start it again once the bot is back"
+                        break
                     incident = self.desk.get(incident.id)
-                    if incident.autopilot is None:
-                        why = "paused"
-                        break
-                    step = next_step(incident)
+                    step = next_step(incident) if mine(incident) else None
                     if step is None:
-                        why = "service is back" if incident.lifecycle.service_back else _why_not(incident)
+                        why = ("paused" if not mine(incident) else "service is back" if
+                               incident.lifecycle.service_back else _why_not(incident))
                         break
-                    outcome = self.runner.run(incident, deps.steps[step], actor, [], again=False)
+
+                    def still_next(fresh: Incident, step: StepName = step) -> None:
+                        if not mine(fresh):
+                            raise Conflict("The autopilot was paused before the next step started.")
+                        if next_step(fresh) is not step:
+                            raise Conflict(f"The incident changed: {step.value} is no longer the next step.")
+
+                    outcome = self.runner.run(incident, deps.steps[step], actor, [], again=False, guard=still_next)
                     if not outcome.result.ok:
                         why = f"{step.value} failed"
                         break
-            except BotError as error:  # a step refused (someone ran one by hand meanwhile): stop, say why
-                why = "a step was refused: " + error.plain()
+            except BotError as error:  # a step refused (paused, or someone ran one by hand meanwhile): say why
+                why = "paused" if not mine(self.desk.get(incident.id)) else "a step was refused: " + error.plain()
+            except Exception:
+                log.exception("the autopilot of %s stopped on an error", incident.id)
+                raise
             finally:
-                self._disengage(incident.id, actor, why)
+                self._disengage(incident.id, token, actor, why)
         return self.desk.get(incident.id)
 
     def pause(self, actor: str, channel: str) -> Incident:
-        """Stop the autopilot after the step it is running (any commander)."""
+        """Stop the autopilot before its next step (any commander); a running step finishes."""
         self.deps.access.require(Act.STEP, actor, channel)
         incident = self.desk.active_in(channel)
         now = self.deps.clock.now()
@@ -105,21 +129,22 @@ class Autopilots:
         self.desk.redraw(incident.id)
         return incident
 
-    def _disengage(self, incident_id: str, actor: str, why: str) -> None:
+    def _disengage(self, incident_id: str, token: str, actor: str, why: str) -> None:
+        """This engagement ends (a pause already ended it; a newer one is not touched)."""
         now = self.deps.clock.now()
         stopped = False
 
         def off(fresh: Incident) -> None:
             nonlocal stopped
-            stopped = fresh.autopilot is not None
-            fresh.autopilot = None
+            stopped = fresh.autopilot is not None and fresh.autopilot.token == token
             if stopped:
+                fresh.autopilot = None
                 fresh.record(now, "bot", f"Autopilot stopped: {why}")
 
         try:
             incident = self.desk.mutate(incident_id, off)
-            self.desk.audit(now, actor, "autopilot.stopped", incident_id, why=why)
-            if stopped:  # a pause said so itself
+            if stopped:
+                self.desk.audit(now, actor, "autopilot.stopped", incident_id, why=why)
                 self.desk.thread(incident, rich("🤖 The autopilot stopped: ", why, "."))
             self.desk.redraw(incident_id)
         except Exception:  # the recovery sweep clears an autopilot whose process no longer drives it
@@ -142,6 +167,8 @@ def _why_not(incident: Incident) -> str:
         return f"{incident.busy.name} is running"
     if life.stall is not None:
         return f"{life.stall.step.value} {life.stall.how}; run it again by hand first"
+    if not incident.active:
+        return "the incident is closed"
     if life.service_back:
         return "service is already back"
     return "the fix under way needs a step the autopilot does not run"

@@ -91,13 +91,17 @@ class Desk:
                 time.sleep(min(0.2, 0.005 * (2 ** attempt)))
         raise Conflict((Code(incident_id), " is changing too fast right now; try again in a moment."))
 
-    def hold(self, incident_id: str, kind: BusyKind, ref: str, name: str, actor: str) -> Incident:
-        """Hold the incident busy for one run (one step or danger run at a time), owned by this process."""
+    def hold(self, incident_id: str, kind: BusyKind, ref: str, name: str, actor: str, *,
+             guard: Change | None = None) -> Incident:
+        """Hold the incident busy for one run (one step or danger run at a time), owned by this process.
+        ``guard`` may refuse (raise) in the same conditional write, from the incident as it is then."""
         now = self.deps.clock.now()
         busy = Busy(kind=kind, ref=ref, name=name, actor=actor, owner=self.deps.replica.owner, since=now)
 
         def claim(incident: Incident) -> None:
             require_active(incident)
+            if guard is not None:
+                guard(incident)
             if incident.busy is not None and incident.busy.ref != ref:
                 raise busy_conflict(incident.busy)
             incident.busy = busy

@@ -63,6 +63,9 @@ def next_action(incident: Incident) -> Next:
         return Next(NextKind.WAIT, rich("wait: ", what, " is running (started by ", Person(incident.busy.actor),
                                         "); its progress and result appear in the thread."), also=pilot)
     aside: Rich = ()
+    if incident.autopilot is not None:  # between two of its steps: it is about to start the next
+        return Next(NextKind.WAIT, rich("wait: the autopilot (started by ", Person(incident.autopilot.by),
+                                        ") is starting the next step; ", _command("pause"), " stops it."))
     if life.stall is not None and life.service_back and life.stall.step is StepName.BACKUP:
         # a backup after service is back (`backup --again`) is for the record: the incident does not wait on it
         aside = rich("backup ", life.stall.how, " (read why in the thread); service is back, so nothing waits on it.")

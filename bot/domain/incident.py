@@ -82,11 +82,12 @@ class Autopilot(BaseModel):
     by: str
     since: AwareDatetime
     owner: Owner
+    token: str = ""  # this engagement: a pause and a new start are told apart from it
 
-    @staticmethod
-    def work(incident_id: str) -> str:
-        """What the driving process marks as its own work (``Replica.running``) while the autopilot runs."""
-        return f"autopilot-{incident_id}"
+    @property
+    def work(self) -> str:
+        """What the driving process marks as its own work (``Replica.running``) while it runs."""
+        return f"autopilot-{self.token}"
 
 
 class Busy(BaseModel):

@@ -23,7 +23,7 @@ from bot.domain.approvals import ApprovalStatus
 from bot.domain.changes import Changes
 from bot.domain.deps import Deps
 from bot.domain.desk import Desk
-from bot.domain.incident import Autopilot, Busy, BusyKind, Incident
+from bot.domain.incident import Busy, BusyKind, Incident
 from bot.domain.lifecycle import Stall
 from bot.domain.runs import StepName, StepStatus
 from bot.domain.stakeholders import ANNOUNCED, Stakeholders
@@ -65,7 +65,7 @@ class Recovery:
     def _settle(self, incident_id: str) -> None:
         incident = self.deps.store.get_incident(incident_id)
         if incident is not None and incident.autopilot is not None and not self.deps.replica.is_alive(
-                incident.autopilot.owner, Autopilot.work(incident.id)):
+                incident.autopilot.owner, incident.autopilot.work):
             self._autopilot_died(incident)
         if incident is None or incident.busy is None:
             return
@@ -88,7 +88,7 @@ class Recovery:
 
         def off(fresh: Incident) -> None:
             nonlocal stopped
-            stopped = fresh.autopilot is not None and fresh.autopilot.owner == pilot.owner
+            stopped = fresh.autopilot is not None and fresh.autopilot.token == pilot.token
             if stopped:
                 fresh.autopilot = None
                 fresh.record(now, "bot", "Autopilot stopped: the process running it stopped "

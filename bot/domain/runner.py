@@ -19,7 +19,7 @@ from bot import faults
 from bot.domain.access import Act
 from bot.domain.changes import Changes
 from bot.domain.deps import Deps
-from bot.domain.desk import Desk
+from bot.domain.desk import Change, Desk
 from bot.domain.incident import BusyKind, Incident
 from bot.domain.ports import Message
 from bot.domain.recovery import Recovery
@@ -86,7 +86,9 @@ class StepRunner:
         incident = self.desk.active_in(channel)
         return self.run(incident, step, actor, args, again)
 
-    def run(self, incident: Incident, step: RegisteredStep, actor: str, args: list[str], again: bool) -> Outcome:
+    def run(self, incident: Incident, step: RegisteredStep, actor: str, args: list[str], again: bool, *,
+            guard: Change | None = None) -> Outcome:
+        """Run one step. ``guard`` is checked when the incident is taken (see :meth:`Desk.hold`)."""
         deps = self.deps
         incident = self.recovery.settle(incident.id)
         history = deps.store.step_runs(incident.id)
@@ -97,7 +99,7 @@ class StepRunner:
         run_id = f"{incident.id}-{step.name.value}-{uuid.uuid4().hex[:6]}"
         now = deps.clock.now()
         with deps.replica.running(run_id), bound(incident=incident.id, step=step.name.value, run=run_id):
-            incident = self.desk.hold(incident.id, BusyKind.STEP, run_id, step.name.value, actor)
+            incident = self.desk.hold(incident.id, BusyKind.STEP, run_id, step.name.value, actor, guard=guard)
             run = StepRun(id=run_id, incident_id=incident.id, step=step.name, actor=actor, started_at=now,
                           summary=plain(plan.summary), plan=[plain(line) for line in plan.lines],
                           owner=deps.replica.owner)

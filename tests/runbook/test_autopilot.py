@@ -16,6 +16,7 @@ from bot.dev.sandbox import Sandbox
 from bot.domain.guide import next_step
 from bot.domain.lifecycle import Phase
 from bot.domain.runs import StepName, StepStatus
+from bot.domain.steps import RegisteredStep
 from bot.ops.probe import probe
 from tests.conftest import COMMANDER, DBA, INCIDENT, content, make_settings
 from tests.runbook.test_full_rollback import TITLES, panel_ts
@@ -48,6 +49,10 @@ def test_start_auto_runs_the_runbook_to_restored_service_each_step_shown_and_rec
     assert probe(live_sandbox.health_url, timeout=5).status == 500
     emulator.slash("casey", "incident-rollback", "start health 500 after Phase 3 --auto").wait()
     ts = panel_ts(emulator)
+    emulator.slash("casey", "incident-rollback", "auto").wait()  # a second start while it runs: refused, no harm
+    refusal = emulator.ws.wait_for(lambda: next((e.text for e in emulator.ws.ephemerals_for(COMMANDER)
+                                                 if "already running" in e.text), None), 30, "the refusal")
+    assert "/rollback pause" in refusal
     said = stopped(emulator, ts)
     assert "service is back" in said
     for name in ("backup", "revert", "rebuild", "restart", "verify"):
@@ -76,8 +81,8 @@ def test_the_autopilot_stops_at_the_first_failure_and_the_next_line_says_why(
     incident = bot.services.store.get_incident("RB-0001")
     assert incident is not None and incident.lifecycle.stall is not None
     assert incident.lifecycle.stall.step is StepName.VERIFY and next_step(incident) is None
-    panel = emulator.ws.message(INCIDENT, ts)
-    assert panel is not None and "verify failed" in content(panel)  # the Next line names it
+    emulator.ws.wait_for(lambda: (m := emulator.ws.message(INCIDENT, ts)) and "verify failed" in content(m), 10,
+                         "the Next line to name the failed verify")
     emulator.slash("casey", "incident-rollback", "auto").wait()  # nothing it may run now: said privately
     said = emulator.ws.wait_for(lambda: next((e.text for e in emulator.ws.ephemerals_for(COMMANDER)
                                               if "nothing for the autopilot to run" in e.text), None), 10, "why not")
@@ -118,3 +123,36 @@ def test_next_step_follows_the_lifecycle() -> None:
     assert next_step(after(StepName.BACKUP, StepName.REVERT, StepName.REBUILD, StepName.RESTART,
                            StepName.VERIFY)) is None  # service is back
     assert next_step(after(StepName.BACKUP, (StepName.REVERT, False))) is None  # a failure stops it
+
+
+def test_a_pause_while_the_next_step_prepares_stops_it_before_it_takes_the_incident(
+        emulator: Emulator, live_sandbox: Sandbox, tmp_path: Path, start_bot: Callable[..., SocketModeBot],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reported in review: the autopilot chose the revert, a commander paused while it was being prepared, and
+    it ran anyway. The pause now wins in the same conditional write that would take the incident."""
+    import git
+
+    bot = start_bot(make_settings(emulator, live_sandbox, tmp_path / "data", access={"commanders": ["@oncall", DBA]}))
+    emulator.slash("casey", "incident-rollback", "start").wait()
+    ts = panel_ts(emulator)
+    emulator.slash("casey", "incident-rollback", "backup").wait()
+    emulator.ws.wait_for(lambda: finished(emulator, ts, "backup"), 120, "the backup")
+    head = git.Repo(live_sandbox.repo).head.commit.hexsha
+    revert = bot.services.deps.steps[StepName.REVERT]
+    prepare = revert.prepare
+
+    def paused_meanwhile(ctx: object) -> object:
+        bot.services.features.autopilot.pause(DBA, INCIDENT)  # dana pauses while the revert is being planned
+        return prepare(ctx)  # type: ignore[arg-type]
+
+    monkeypatch.setitem(bot.services.deps.steps, StepName.REVERT,  # type: ignore[arg-type]
+                        RegisteredStep(revert.name, revert.follow_ups, paused_meanwhile))  # type: ignore[arg-type]
+    emulator.slash("casey", "incident-rollback", "auto").wait()
+    emulator.ws.wait_for(lambda: any("paused the autopilot" in content(m) for m in emulator.ws.thread(INCIDENT, ts)),
+                         30, "the pause")
+    emulator.ws.wait_for(lambda: (i := bot.services.store.get_incident("RB-0001")) and i.autopilot is None
+                         and any(e.action == "autopilot.paused" for e in bot.services.store.audit_events(i.id)),
+                         30, "the autopilot to end")
+    assert [r.step for r in bot.services.store.step_runs("RB-0001")] == [StepName.BACKUP]  # no revert run
+    assert git.Repo(live_sandbox.repo).head.commit.hexsha == head  # the code was not reset
+    assert not any("autopilot stopped" in content(m) for m in emulator.ws.thread(INCIDENT, ts))  # said once
