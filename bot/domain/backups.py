@@ -181,18 +181,24 @@ class Retention:
                    for run in runs}
         ordered = sorted(runs, key=lambda r: created[r.run_id], reverse=True)
         verdicts = []
-        for rank, run in enumerate(ordered):
+        rank = 0  # among this incident's verified runs, newest first: a failed run never pushes a good one out
+        for run in ordered:
             why_kept = list(relied.get(run.run_id, []))
-            if run.run_id not in records:
+            record = records.get(run.run_id)
+            if record is None:
                 why_kept.append("the state store has no record of it (another store's, or older): left to a person")
             age = now - created[run.run_id]
             days = age / timedelta(days=1)
             over: list[str] = []
-            if keep.per_incident is not None and rank >= keep.per_incident:
-                over.append(f"beyond the newest {keep.per_incident} of {incident_id}")
+            if record is not None and record.status in (StepStatus.FAILED, StepStatus.INTERRUPTED):
+                over.append(f"its backup did not complete ({record.status.value}): nothing can restore from it")
+            elif record is not None and record.succeeded:
+                if keep.per_incident is not None and rank >= keep.per_incident:
+                    over.append(f"beyond the newest {keep.per_incident} verified run(s) of {incident_id}")
+                rank += 1
             if keep.max_age_days is not None and days > keep.max_age_days:
                 over.append(f"older than {keep.max_age_days:g} days ({days:.1f})")
-            within = [f"within backup.keep: number {rank + 1} of {incident_id}, {days:.1f} days old"]
+            within = [f"within backup.keep: verified run {rank} of {incident_id}, {days:.1f} days old"]
             verdicts.append(Verdict(run=run, created=created[run.run_id], keep=bool(why_kept) or not over,
                                     relied_on=why_kept, reasons=over or within, over_limits=bool(over)))
         return verdicts
@@ -215,7 +221,8 @@ class Retention:
                 continue
             try:
                 size = self.runs.remove(verdict.run)
-            except (FileNotFoundError, ValueError) as error:  # another prune (a replica, the command line) was first
+            except (OSError, ValueError) as error:  # another prune (a replica, the command line) was first, or the
+                # disk refused: this run stays, the others are still tried
                 log.info("backup run %s not removed: %s", verdict.run.run_id, error)
                 continue
             freed += size

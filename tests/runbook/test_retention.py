@@ -67,7 +67,7 @@ def test_an_open_incidents_first_and_latest_verified_runs_are_never_pruned(
     drill = incident()
     first, middle, latest = backups(drill, 3)
     seen = verdicts(drill)
-    assert "beyond the newest 1 of RB-0001" in seen[first].why  # the limit alone would remove it
+    assert "beyond the newest 1 verified run(s) of RB-0001" in seen[first].why  # the limit alone would remove it
     assert seen[first].keep and "open incident RB-0001: its first verified backup" in seen[first].why
     assert seen[latest].keep and "open incident RB-0001: its latest verified backup" in seen[latest].why
     assert not seen[middle].keep
@@ -138,7 +138,7 @@ def test_the_command_line_lists_why_each_run_is_kept_and_prunes_only_with_yes(
     assert listed.returncode == 0, listed.stderr
     lines = {line.split()[0]: line for line in listed.stdout.splitlines() if line.startswith("RB-0001-backup-")}
     assert "kept: open incident RB-0001: its first verified backup" in lines[first]
-    assert "prune: beyond the newest 1 of RB-0001" in lines[middle]
+    assert "prune: beyond the newest 1 verified run(s) of RB-0001" in lines[middle]
     assert "MiB free of" in listed.stdout and "1 would be removed" in listed.stdout
 
     neither = cli("backups", "prune", "--config", config, cwd=tmp_path, env=emulator.bot_env())
@@ -219,5 +219,49 @@ def test_the_age_limit_removes_old_runs_but_not_an_open_incidents_nor_one_the_st
         assert all("older than 30 days" in v.why for v in done.removed)
         stray = next(v for v in done.kept if v.run.run_id.endswith("stray"))
         assert "no record of it" in stray.why and "older than 30 days (50.0)" in stray.why
+    finally:
+        store.close()
+
+
+def test_failed_backups_go_first_and_never_push_the_only_verified_run_out(tmp_path: Path) -> None:
+    """From review: with per_incident 1, three failed `backup --again` runs after the one verified run ranked it
+    fourth, so it was pruned while the broken ones stayed."""
+    from datetime import UTC, datetime, timedelta
+
+    from bot.config import BackupConfig
+    from bot.dev.fakeclock import FakeClock
+    from bot.domain.backups import Retention
+    from bot.domain.incident import Incident, IncidentState
+    from bot.domain.runs import BackupArtifacts, StepName, StepRun, StepStatus
+    from bot.runbook.systems import BackupFolder
+    from bot.store.sqlite import SQLiteStore
+
+    now = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
+    store = SQLiteStore(tmp_path / "state.sqlite3")
+    try:
+        store.create_incident(Incident(id="RB-0001", number=1, channel="C0INCIDENT", target="t", commander=COMMANDER,
+                                       reason="r", created_at=now - timedelta(days=2)), ["C0INCIDENT"])
+        closed = store.get_incident("RB-0001")
+        assert closed is not None
+        closed.state = IncidentState.CLOSED
+        store.save_incident(closed)
+        folders = {}
+        for hours, name, status in ((30, "good", StepStatus.SUCCEEDED), (20, "bad1", StepStatus.FAILED),
+                                    (10, "bad2", StepStatus.INTERRUPTED), (5, "bad3", StepStatus.FAILED)):
+            run_id = f"RB-0001-backup-{name}"
+            folder = tmp_path / "data" / "backups" / "RB-0001" / run_id
+            folder.mkdir(parents=True)
+            (folder / "part.bson").write_bytes(b"x" * 10)
+            folders[name] = folder
+            at = now - timedelta(hours=hours)
+            store.add_step_run(StepRun(
+                id=run_id, incident_id="RB-0001", step=StepName.BACKUP, actor=COMMANDER, status=status,
+                started_at=at, finished_at=at,
+                artifacts=BackupArtifacts(run_id=run_id, path=str(folder), manifest_sha256="ab" * 32,
+                                          verified=status is StepStatus.SUCCEEDED)))
+        keep = BackupConfig.model_validate({"keep": {"per_incident": 1, "max_age_days": None, "schedule": False}})
+        done = Retention(store, FakeClock(now), keep, BackupFolder(tmp_path / "data")).prune("bot", dry_run=False)
+        assert {name for name, path in folders.items() if not path.exists()} == {"bad1", "bad2", "bad3"}
+        assert folders["good"].exists() and all("did not complete" in v.why for v in done.removed)
     finally:
         store.close()
