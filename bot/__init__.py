@@ -1,3 +1,3 @@
 """rollback-bot: the emergency rollback runbook as a guided, audited Slack workflow."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
