@@ -89,3 +89,13 @@ def test_a_backup_killed_after_a_flag_restored_service_leaves_the_next_line_on_t
                      ("kill_mid_work", {"what": "backup --again", "after": 0.05}))
     stall = machine.stalls[-1]  # the kill landed inside the backup (else this path was not tried)
     assert stall is not None and stall.step.value == "backup" and stall.how == "was interrupted"
+
+
+def test_a_cleanup_after_a_restore_needs_a_backup_taken_after_that_restore(fast_world: World) -> None:
+    """Found by the soak (restore invariant): backup → cleanup → backup --again (of the cleaned data) → restore all
+    → cleanup relied on the backup --again, which did not hold what the restore had put back, so the next
+    `restore all` gave back cleaned data. A cleanup is now refused until a backup newer than the restore exists."""
+    replay(fast_world, ("step", {"step": "backup"}), ("danger_run", {"text": "cleanup", "approver": "alex"}),
+           ("step", {"step": "backup --again"}), ("danger_run", {"text": "restore all", "approver": "alex"}),
+           ("danger_run", {"text": "cleanup", "approver": "alex"}),
+           ("danger_run", {"text": "restore all", "approver": "alex"}))

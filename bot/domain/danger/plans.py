@@ -124,6 +124,14 @@ class Planner:
             raise Conflict((Code(incident.id), " has no verified backup; the danger zone needs one for every tenant "
                             "it touches."), hint=("Run ", Code(f"{SLASH_COMMAND} backup"), " first."))
         latest = refs[-1]
+        restored = [a for a in self.deps.store.approvals(incident.id)
+                    if a.action is DangerAction.RESTORE and a.started_at is not None
+                    and a.started_at >= latest.finished_at
+                    and any(r.ok for r in self.deps.store.tenant_results(a.id))]
+        if restored:  # the restore put back what this cleanup would remove: the backup before it does not hold it
+            raise Conflict(rich("The tenant data changed after the latest backup run ", Code(latest.run_id), ": ",
+                                Code(restored[-1].id), " restored documents since, so that run does not hold what "
+                                "this cleanup would remove."), hint=BACKUP_AGAIN)
         missing = [db for db in needed if db not in latest.tenants]
         if missing:
             raise Conflict(rich("The latest backup run ", Code(latest.run_id), " does not cover ",
