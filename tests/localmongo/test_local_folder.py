@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -86,6 +87,11 @@ def test_a_folder_another_local_run_uses_is_refused_until_that_run_is_gone(tmp_p
     (root / "data").mkdir(parents=True)
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "local"])
     try:
+        cmdline = Path(f"/proc/{other.pid}/cmdline")
+        deadline = time.monotonic() + 30
+        while b"time.sleep(120)" not in cmdline.read_bytes():  # exec'd (until then it shows pytest's command line)
+            assert time.monotonic() < deadline, "the stand-in process never started"
+            time.sleep(0.01)
         (root / LOCK).write_text(f"{other.pid}\n")
         with pytest.raises(ConfigError, match=f"another `rollback-bot local` \\(pid {other.pid}\\) is running"):
             prepare(root, keep=False)
