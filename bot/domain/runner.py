@@ -116,7 +116,11 @@ class StepRunner:
         def render(state: str, text: Rich, details: list[Rich] | None = None) -> Message:
             return deps.ui.step(TITLES[step.name], run.actor, plan.summary, plan.lines, state, text, details or [])
 
-        ts = self.desk.thread(incident, render("running", ("starting",)))
+        try:
+            ts: str | None = self.desk.thread(incident, render("running", ("starting",)))
+        except Exception:  # Slack's trouble must not stop the step: its result is posted (or recorded) at the end
+            log.warning("could not post the progress message of %s; the step runs regardless", run.id, exc_info=True)
+            ts = None
         reporter = _Progress(self.desk, incident, ts, lambda text: render("running", text))
         ctx.progress = reporter
         ctx.run_id = run.id
@@ -169,16 +173,24 @@ class StepRunner:
 class _Progress:
     """Updates the step's one thread message with its progress, at most every PROGRESS_EVERY_S."""
 
-    def __init__(self, desk: Desk, incident: Incident, ts: str, render: Callable[[Rich], Message]) -> None:
+    def __init__(self, desk: Desk, incident: Incident, ts: str | None, render: Callable[[Rich], Message]) -> None:
         self.desk, self.incident, self.ts, self.render = desk, incident, ts, render
         self._last = 0.0
 
     def __call__(self, text: Rich) -> None:
         now = time.monotonic()
-        if now - self._last < PROGRESS_EVERY_S:
+        if self.ts is None or now - self._last < PROGRESS_EVERY_S:
             return
         self._last = now
         self.desk.update_thread(self.incident, self.ts, self.render(text))
 
     def finish(self, message: Message) -> None:
-        self.desk.update_thread(self.incident, self.ts, message)
+        """The result in the step's message; if that message could not be posted, as a new one (best effort: the
+        result is recorded in any case)."""
+        if self.ts is not None:
+            self.desk.update_thread(self.incident, self.ts, message)
+            return
+        try:
+            self.desk.thread(self.incident, message)
+        except Exception:
+            log.warning("could not post a step's result in %s's thread", self.incident.id, exc_info=True)

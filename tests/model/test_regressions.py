@@ -99,3 +99,13 @@ def test_a_cleanup_after_a_restore_needs_a_backup_taken_after_that_restore(fast_
            ("step", {"step": "backup --again"}), ("danger_run", {"text": "restore all", "approver": "alex"}),
            ("danger_run", {"text": "cleanup", "approver": "alex"}),
            ("danger_run", {"text": "restore all", "approver": "alex"}))
+
+
+def test_a_step_whose_progress_message_slack_refuses_still_runs_and_is_not_reported_as_an_error(
+        fast_world: World) -> None:
+    """Found by the soak (false-error): chat.postMessage answering 500 for the step's first thread message aborted
+    the step after it had started ('Something went wrong', the step left to be marked interrupted). The step now
+    runs regardless and its result is posted when Slack takes it."""
+    replay(fast_world, ("slack_fault", {"method": "chat.postMessage", "status": 500, "times": 2}),
+           ("slack_fault", {"method": "chat.postMessage", "status": 500, "times": 2}),
+           ("panel_button", {"step": "backup"}), ("panel_button", {"step": "revert"}))

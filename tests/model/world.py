@@ -16,9 +16,12 @@ Two tiers (``real_ops``):
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import select
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -177,7 +180,7 @@ class World:
         root = Path(__file__).resolve().parents[2]
         with log.open("ab") as errors:  # its traceback, if it dies starting
             process = subprocess.Popen([sys.executable, "-m", "tests.model.process", str(spec)], cwd=root,
-                                       stdout=subprocess.PIPE, stderr=errors, text=True)
+                                       stdout=subprocess.PIPE, stderr=errors, text=True, start_new_session=True)
         seen = False
         try:
             url = self._first_line(process, within=60.0)
@@ -190,7 +193,10 @@ class World:
             while not (seen := begun()) and time.monotonic() < deadline:
                 time.sleep(0.01)
         finally:
-            process.kill()  # SIGKILL: no handler runs, nothing is flushed or released (a no-op once it is gone)
+            # SIGKILL to its whole process group, as systemd or a container runtime stops a service: a git or pm2
+            # it had just started dies too (one caught between fork and exec would hold the replica lock)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=10)
             if process.stdout is not None:
                 process.stdout.close()
