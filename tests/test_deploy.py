@@ -194,10 +194,26 @@ def pm2_home(tmp_path: Path) -> Iterator[Path]:
         subprocess.run([pm2, "kill"], env={**os.environ, "PM2_HOME": str(home)}, capture_output=True, timeout=150)
     except subprocess.TimeoutExpired:
         pass
-    left = [pid for pid in (daemon, *apps) if _alive(pid)]
+    left = {pid: _cmdline(pid) for pid in (daemon, *apps) if _alive(pid) and _ours(pid, home)}
     for pid in left:
         os.kill(pid, signal.SIGKILL)
     assert not left, f"`pm2 kill` left the daemon or the bot running: {left} (ended with SIGKILL)"
+
+
+def _ours(pid: int, home: Path) -> bool:
+    """The process still runs under this test's PM2_HOME (not another program that got a reused pid)."""
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return f"PM2_HOME={home}".encode() in environ
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")[:200]
+    except OSError:
+        return "?"
 
 
 def _alive(pid: int) -> bool:
