@@ -128,3 +128,14 @@ def test_a_restart_that_fails_after_service_is_back_is_named_without_offering_al
     upcoming = next_action(after(*RUNBOOK, (StepName.RESTART, False)))
     assert upcoming.step is StepName.RESTART and "restart failed" in plain(upcoming.text)
     assert "Alternatives" not in plain(upcoming.text)
+
+
+def test_a_backup_again_that_fails_beside_a_verified_backup_does_not_take_over_the_next_line() -> None:
+    """Found by the soak: after a verified backup, a flag and a killed `backup --again`, the Next line sent people
+    back to `/rollback backup` and the Alternatives while the flag still needed its restart."""
+    upcoming = next_action(after(StepName.BACKUP, StepName.FLAG, (StepName.BACKUP, False)))
+    assert upcoming.step is StepName.RESTART and "/rollback restart" in plain(upcoming.text)
+    assert "earlier verified backup stands" in plain(upcoming.also)
+    opened = next_action(after(StepName.BACKUP, (StepName.BACKUP, False)))  # before any fix: revert is next
+    assert opened.step is StepName.REVERT and "nothing waits on it" in plain(opened.also)
+    assert next_action(after((StepName.BACKUP, False))).step is StepName.BACKUP  # no verified backup yet: it is

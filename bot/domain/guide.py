@@ -66,9 +66,10 @@ def next_action(incident: Incident) -> Next:
     if incident.autopilot is not None:  # between two of its steps: it is about to start the next
         return Next(NextKind.WAIT, rich("wait: the autopilot (started by ", Person(incident.autopilot.by),
                                         ") is starting the next step; ", _command("pause"), " stops it."))
-    if life.stall is not None and life.service_back and life.stall.step is StepName.BACKUP:
-        # a backup after service is back (`backup --again`) is for the record: the incident does not wait on it
-        aside = rich("backup ", life.stall.how, " (read why in the thread); service is back, so nothing waits on it.")
+    if life.stall is not None and life.stall.step is StepName.BACKUP and (life.service_back or life.backed_up):
+        # a `backup --again` beside a verified backup, or after service is back, is for the record: nothing waits on it
+        stands = "service is back" if life.service_back else "the earlier verified backup stands"
+        aside = rich("backup ", life.stall.how, " (read why in the thread); ", stands, ", so nothing waits on it.")
     elif life.stall is not None:
         step = life.stall.step
         return Next(NextKind.STEP, rich(step.value.replace("_", " "), " ", life.stall.how,
@@ -80,10 +81,11 @@ def next_action(incident: Incident) -> Next:
             return _step(StepName.BACKUP)
         return Next(NextKind.STEP, rich(_command(StepName.REVERT.value), " — ", WHY[StepName.REVERT]),
                     step=StepName.REVERT,
-                    also=("or a smaller change from Alternatives… (a feature flag, one file, a safe revert, "
-                          "a hotfix)",))
+                    also=rich(aside, " " if aside else (), "or a smaller change from Alternatives… (a feature flag, "
+                              "one file, a safe revert, a hotfix)"))
     if life.phase is Phase.MITIGATING:
-        return _step(life.needs[0] if life.needs else StepName.VERIFY)
+        step = life.needs[0] if life.needs else StepName.VERIFY
+        return Next(NextKind.STEP, rich(_command(step.value), " — ", WHY[step]), step=step, also=aside)
     cleanup: Rich = aside
     if incident.database.state is DatabaseState.UNCHANGED and life.fix in CLEANUP_AFTER:
         cleanup = rich(aside, " " if aside else (), _command("cleanup"), " if the new fields must go (danger zone: a "

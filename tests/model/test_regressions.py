@@ -109,3 +109,4 @@ def test_a_step_whose_progress_message_slack_refuses_still_runs_and_is_not_repor
     replay(fast_world, ("slack_fault", {"method": "chat.postMessage", "status": 500, "times": 2}),
            ("slack_fault", {"method": "chat.postMessage", "status": 500, "times": 2}),
            ("panel_button", {"step": "backup"}), ("panel_button", {"step": "revert"}))
+
