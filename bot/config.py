@@ -238,16 +238,31 @@ class SlackConfig(_Section):
         return value
 
 
+ContactRole = Literal["backend_lead", "ai_server_team", "frontend_team", "database_admin"]
+AI_SERVER_APP: dict[str, ContactRole] = {"ai-professor-python": "ai_server_team"}
+CONTACT_NAMES: dict[str, str] = {"backend_lead": "the backend lead", "ai_server_team": "the AI server team",
+                                 "frontend_team": "the frontend team", "database_admin": "the database admin"}
+
+
 class ContactsConfig(_Section):
     backend_lead: list[str] = Field(default_factory=list)
     ai_server_team: list[str] = Field(default_factory=list)
     frontend_team: list[str] = Field(default_factory=list)
     database_admin: list[str] = Field(default_factory=list)
+    # Who runs each pm2 app, for a failed verify's "call …" (an app not named here: the backend lead).
+    apps: dict[str, ContactRole] = Field(default_factory=lambda: dict(AI_SERVER_APP))
 
     @field_validator("backend_lead", "ai_server_team", "frontend_team", "database_admin")
     @classmethod
     def _people(cls, value: list[str]) -> list[str]:
         return _check_people(value)
+
+    def people(self, role: ContactRole) -> list[str]:
+        people: list[str] = getattr(self, role)
+        return list(people)
+
+    def role_of(self, app: str) -> ContactRole:
+        return self.apps.get(app, "backend_lead")
 
 
 class EmailConfig(_Section):

@@ -6,13 +6,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from bot.config import CONTACT_NAMES
 from bot.domain.checklists import SUCCESS_CRITERIA
 from bot.domain.incident import BusyKind, DatabaseState, Incident
 from bot.domain.lifecycle import Fix, Phase
-from bot.domain.runs import StepName
+from bot.domain.runs import Advice, StepName
 from bot.domain.steps import RUNBOOK_STEPS
 from bot.ids import SLASH_COMMAND
-from bot.text import Code, Person, Rich, rich
+from bot.text import Code, Part, Person, Rich, rich
 
 WHY = {
     StepName.BACKUP: "record the commit, dump every tenant database and save the logs; nothing irreversible "
@@ -72,9 +73,16 @@ def next_action(incident: Incident) -> Next:
         aside = rich("backup ", life.stall.how, " (read why in the thread); ", stands, ", so nothing waits on it.")
     elif life.stall is not None:
         step = life.stall.step
+        then = rich(_command(COMMANDS.get(step, step.value)), " again",
+                    "." if life.service_back else ", or pick one of the Alternatives…")
+        if life.stall.advice:  # the failure says what it means and whom to call (a failed verify)
+            first, *more = life.stall.advice
+            return Next(NextKind.STEP, rich(step.value.replace("_", " "), " ", life.stall.how, ": ", first.cause,
+                                            ". ", _call(first), ", then run ", then),
+                        step=step if step in RUNBOOK_STEPS else None,
+                        also=rich(*(part for item in more for part in rich("Also: ", item.cause, ". "))))
         return Next(NextKind.STEP, rich(step.value.replace("_", " "), " ", life.stall.how,
-                                        ": read why in the thread, then run ", _command(COMMANDS.get(step, step.value)),
-                                        " again", "." if life.service_back else ", or pick one of the Alternatives…"),
+                                        ": read why in the thread, then run ", then),
                     step=step if step in RUNBOOK_STEPS else None)
     if life.phase is Phase.OPEN:
         if not life.backed_up:
@@ -96,6 +104,18 @@ def next_action(incident: Incident) -> Next:
                                            " left, in 📋 Checklists), then ", _command("close"), "."), also=cleanup)
     return Next(NextKind.CLOSE, rich(_command("close"), " — the bot checks the automatic criteria first."),
                 also=cleanup)
+
+
+def _call(advice: Advice) -> Rich:
+    """"Call the AI server team (@a, @b)", or where to list them when nobody is."""
+    team = CONTACT_NAMES.get(advice.contact, advice.contact)
+    if not advice.people:
+        return rich("Call ", team, " (nobody is listed yet: ", Code(f"contacts.{advice.contact}"), " in rollback.yml)")
+    people: list[Part] = []
+    for index, who in enumerate(advice.people):
+        people += [", "] if index else []
+        people.append(Person(who))
+    return rich("Call ", team, " (", *people, ")")
 
 
 def _step(step: StepName) -> Next:

@@ -24,7 +24,7 @@ from bot.domain.lifecycle import (
     restored_label,
 )
 from bot.domain.ownership import Owner
-from bot.domain.runs import StepName
+from bot.domain.runs import Advice, StepName
 
 
 class Milestone(StrEnum):
@@ -291,11 +291,12 @@ class Incident(BaseModel):
             self.reach(Milestone.CLOSED, at, actor)
         return phase
 
-    def step_finished(self, step: StepName, ok: bool, at: AwareDatetime, actor: str, *, ships: bool = False) -> Phase:
+    def step_finished(self, step: StepName, ok: bool, at: AwareDatetime, actor: str, *, ships: bool = False,
+                      advice: list[Advice] | None = None) -> Phase:
         """What a finished step means for the lifecycle (a hotfix changes the service only when it ships)."""
         life = self.lifecycle
         if not ok:
-            life.stall = Stall(step=step, how="failed")
+            life.stall = Stall(step=step, how="failed", advice=advice or [])
             return self.advance(Event.VERIFY_FAILED, at, actor) if step is StepName.VERIFY else life.phase
         life.stall = None
         fix = FIX_OF_STEP.get(step)

@@ -23,7 +23,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
-from bot.domain.runs import StepName
+from bot.domain.runs import Advice, StepName
 
 
 class Phase(StrEnum):
@@ -96,6 +96,7 @@ class Stall(BaseModel):
 
     step: StepName
     how: str  # "failed" or "was interrupted"
+    advice: list[Advice] = Field(default_factory=list)  # what the failure means and whom to call (verify)
 
 
 class Lifecycle(BaseModel):

@@ -25,7 +25,7 @@ from bot.domain.ports import Message
 from bot.domain.recovery import Recovery
 from bot.domain.runs import HotfixArtifacts, StepName, StepRun, StepStatus
 from bot.domain.steps import RUNBOOK_STEPS, TITLES, Planned, RegisteredStep, StepContext, StepResult
-from bot.errors import BadInput, BotError, Conflict, echo
+from bot.errors import BadInput, BotError, ConfigError, Conflict, echo
 from bot.ids import SLASH_COMMAND
 from bot.logctx import bound
 from bot.text import Code, Person, Rich, plain, rich
@@ -152,11 +152,13 @@ class StepRunner:
         run = deps.store.save_step_run(run)  # only this process writes a run it holds
 
         ships = isinstance(result.artifacts, HotfixArtifacts) and result.artifacts.ship
+        # whom to call, as mentions (a group's handle resolved to its id), before the store's transaction
+        advice = [a.model_copy(update={"people": [self._mention(p) for p in a.people]}) for a in result.advice]
 
         def finish(incident: Incident) -> None:
             outcome = "succeeded" if result.ok else "failed"
             incident.record(now, run.actor, f"{TITLES[step.name]}: {outcome} — {summary}")
-            incident.step_finished(step.name, result.ok, now, run.actor, ships=ships)
+            incident.step_finished(step.name, result.ok, now, run.actor, ships=ships, advice=advice)
             if result.ok:
                 for key in result.ticks:
                     incident.tick(key, "bot", now)
@@ -168,6 +170,12 @@ class StepRunner:
         deps.metrics.step_finished(step.name.value, result.ok, (now - run.started_at).total_seconds())
         self.changes.after(incident_id)
         return run
+
+    def _mention(self, entry: str) -> str:
+        try:
+            return self.deps.access.mention(entry).user
+        except ConfigError:  # a workspace without user groups: the handle as typed (the step's result comes first)
+            return entry
 
 
 class _Progress:

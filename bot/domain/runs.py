@@ -41,6 +41,15 @@ class CheckOutcome(BaseModel):
     detail: str
 
 
+class Advice(BaseModel):
+    """What a failed check most likely means, in words for people (including what the bot will not do about
+    it), and whom to call: a role of ``contacts`` in rollback.yml and that role's people."""
+
+    cause: str
+    contact: str  # backend_lead, ai_server_team, frontend_team or database_admin
+    people: list[str] = Field(default_factory=list)  # user ids, or subteam:<id> / @handle for a group
+
+
 class BackupArtifacts(BaseModel):
     """One immutable backup run: ``<data_dir>/backups/<incident>/<run_id>/`` with ``manifest.json`` last."""
 

@@ -16,7 +16,7 @@ from typing import Generic, Protocol, TypeVar
 from bot.commands import Subcommand
 from bot.config import RunbookConfig
 from bot.domain.incident import Incident
-from bot.domain.runs import Artifacts, CheckOutcome, StepName, StepRun
+from bot.domain.runs import Advice, Artifacts, CheckOutcome, StepName, StepRun
 from bot.redact import SecretBook
 from bot.text import Rich
 
@@ -51,6 +51,7 @@ class StepResult:
     artifacts: Artifacts | None = None
     checks: list[CheckOutcome] = field(default_factory=list)
     ticks: list[str] = field(default_factory=list)
+    advice: list[Advice] = field(default_factory=list)  # on a failure: what it means and whom to call
 
 
 @dataclass

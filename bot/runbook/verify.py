@@ -8,29 +8,38 @@ a failure) asks once.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
+from typing import NamedTuple
 from urllib.parse import urljoin
 
-from bot.config import RunbookConfig
-from bot.domain.runs import CheckOutcome, RestartArtifacts, StepName, StepRun, VerifyArtifacts
+from bot.config import CONTACT_NAMES, ContactRole, RunbookConfig
+from bot.domain.runs import Advice, CheckOutcome, RestartArtifacts, StepName, StepRun, VerifyArtifacts
 from bot.domain.steps import Plan, StepContext, StepResult, check
 from bot.ops.envfile import env_value
 from bot.ops.pm2 import Pm2, critical_lines, tail_file
-from bot.ops.probe import probe
-from bot.text import Code, Rich
+from bot.ops.probe import Probe, probe
+from bot.text import Code, Part, Person, Rich
+
+
+class HttpRound(NamedTuple):
+    checks: list[CheckOutcome]
+    health_ms: float
+    status: int | None  # the health URL's
+    probes: list[tuple[str, Probe]]  # (check name, what it saw), in the order of ``checks``
 
 
 def health_checks(config: RunbookConfig) -> tuple[list[CheckOutcome], float, int | None]:
     """The health URL and every core endpoint, each with its latency: (checks, health ms, health status)."""
-    checks, health_ms, status, _ = _probe_all(config, config.health.timeout_s)
+    checks, health_ms, status, _ = _probe_all(config, config.health.timeout_s)[0]
     return checks, health_ms, status
 
 
 STARTING = (None, 502, 503, 504)  # no answer, or a proxy/app saying it is not ready yet
 
 
-def _probe_all(config: RunbookConfig, timeout: float) -> tuple[list[CheckOutcome], float, int | None, bool]:
+def _probe_all(config: RunbookConfig, timeout: float) -> tuple[HttpRound, bool]:
     """As :func:`health_checks`, plus whether every failure looks like an app still starting (no answer, 502,
     503, 504) rather than a definite answer such as a 401, a 500 or a body that does not match."""
     health = probe(str(config.health.url), timeout=timeout, expect_json=config.health.expect_json,
@@ -43,20 +52,19 @@ def _probe_all(config: RunbookConfig, timeout: float) -> tuple[list[CheckOutcome
                                                      bearer=token, slow_after=config.thresholds.backend_response_s)))
     checks = [check(name, result.ok, f"{result.detail} in {result.seconds * 1000:.0f} ms") for name, result in probes]
     starting = all(result.status in STARTING for _, result in probes if not result.ok)
-    return checks, round(health.seconds * 1000, 1), health.status, starting
+    return HttpRound(checks, round(health.seconds * 1000, 1), health.status, probes), starting
 
 
-def settled_health_checks(config: RunbookConfig, window: float,
-                          progress: Callable[[Rich], None]) -> tuple[list[CheckOutcome], float, int | None]:
+def settled_health_checks(config: RunbookConfig, window: float, progress: Callable[[Rich], None]) -> HttpRound:
     """:func:`health_checks`, asked again every 1-3 s for up to ``window`` seconds (0: once) while the failures
     look like an app still starting; a definite failure (a 401, a 500, a body that does not match) ends it at
     once. A pass after a failure is asked once more before it counts (an app that fails now and then must not
     pass on a lucky round), unless the window ends first. A check that needed the window says so."""
     began = time.monotonic()
-    checks, health_ms, status, starting = _probe_all(config, config.health.timeout_s)
+    seen, starting = _probe_all(config, config.health.timeout_s)
     attempts, pause, confirmed = 1, 1.0, True
     while True:
-        ok = all(c.ok for c in checks)
+        ok = all(c.ok for c in seen.checks)
         left = window - (time.monotonic() - began)
         if (ok and confirmed) or (not ok and not starting) or left < pause:
             break
@@ -66,33 +74,119 @@ def settled_health_checks(config: RunbookConfig, window: float,
         pause = min(pause * 1.5, 3.0)
         attempts += 1
         confirmed = ok
-        checks, health_ms, status, starting = _probe_all(config, min(config.health.timeout_s, max(left - pause, 1.0)))
+        seen, starting = _probe_all(config, min(config.health.timeout_s, max(left - pause, 1.0)))
     if attempts > 1:
         waited = f"{time.monotonic() - began:.1f}s"
-        checks = [check(c.name, c.ok, f"{c.detail} (attempt {attempts}, {waited} into the start-up window)")
-                  for c in checks]
-    return checks, health_ms, status
+        seen = seen._replace(checks=[check(c.name, c.ok, f"{c.detail} (attempt {attempts}, {waited} into the "
+                                                               "start-up window)") for c in seen.checks])
+    return seen
+
+
+DATABASE_TROUBLE = re.compile(r"(?i)mongo|:27017\b")
+
+
+class LogRound(NamedTuple):
+    checks: list[CheckOutcome]
+    advice: list[Advice]
+    backend_down: bool = False  # an app the bot restarts is not online: the HTTP checks fail because of it
 
 
 def log_checks(config: RunbookConfig, restart: StepRun | None) -> list[CheckOutcome]:
     """pm2's error logs since the last restart (or their tail) hold no critical lines, and each app is online."""
+    return _log_round(config, restart).checks
+
+
+def _log_round(config: RunbookConfig, restart: StepRun | None) -> LogRound:
+    """:func:`log_checks`, with what each failure means: an app the bot never restarts is down (call whoever
+    runs it), the restarted backend did not stay up, its log shows database errors (the database admin)."""
     offsets = restart.artifacts.apps if restart and isinstance(restart.artifacts, RestartArtifacts) else {}
     try:
         states = {s.name: s for s in Pm2(config.pm2.executable, config.pm2.home).jlist()}
     except Exception as error:  # noqa: BLE001 - reported as a failed check
-        return [check("pm2", False, str(error)[:200])]
-    checks = []
+        said = str(error)[:200]
+        return LogRound([check("pm2", False, said)], [_advice(
+            config, "backend_lead", f"pm2 does not answer ({said}): the bot can neither see nor restart the apps "
+                                    "— someone on the server has to look at pm2 itself")])
+    checks: list[CheckOutcome] = []
+    down: list[Advice] = []  # an app that is not running explains more than a line in a log: it comes first
+    advice: list[Advice] = []
+    restarted = config.pm2.to_restart
+    backend_down = False
     for app in config.pm2.apps:
+        role = config.contacts.role_of(app)
         state = states.get(app)
         if state is None:
             checks.append(check(f"pm2 {app}", False, "not known to pm2"))
+            down.append(_advice(config, role, f"pm2 does not know {app}: it was deleted, or runs under another "
+                                                "user or PM2_HOME — the bot will not create it"))
             continue
         since = offsets[app].err_offset if app in offsets else 0
         errors = critical_lines(tail_file(state.err_log, 50, since=since))
         checks.append(check(f"pm2 {app} error log", state.online and not errors,
                             f"{state.status}; " + (f"{len(errors)} critical line(s), last: {errors[-1][:120]}"
                                                    if errors else "no critical errors")))
-    return checks
+        if not state.online and app not in restarted:
+            down.append(_advice(config, role, f"{app} is {state.status}, and the bot never starts or restarts "
+                                                f"it (it restarts only {', '.join(restarted)})"))
+        elif not state.online:
+            backend_down = True
+            down.append(_advice(config, role, f"{app} is {state.status} after the restart: its error log is in "
+                                                "the thread; /rollback restart tries once more"))
+        elif errors and any(DATABASE_TROUBLE.search(line) for line in errors):
+            advice.append(_advice(config, "database_admin", f"{app}'s error log shows database errors (last: "
+                                                            f"{errors[-1][:100]}); the bot never touches the "
+                                                            "database server"))
+        elif errors:
+            advice.append(_advice(config, role, f"{app}'s error log has {len(errors)} critical line(s) since the "
+                                                f"restart (last: {errors[-1][:100]})"))
+    return LogRound(checks, down + advice, backend_down)
+
+
+def _http_advice(config: RunbookConfig, probes: list[tuple[str, Probe]]) -> list[Advice]:
+    """What the first failed HTTP check means (the others usually fail for the same reason)."""
+    role = config.contacts.role_of(config.pm2.to_restart[0])
+    for name, seen in probes:
+        if seen.ok:
+            continue
+        if seen.status is None:
+            cause = f"the backend does not answer {name} ({seen.detail}): it is down or not listening"
+        elif seen.status in (401, 403):
+            cause = (f"{name} answers {seen.status}: the backend refuses the check's credentials (a changed JWT "
+                     "secret or token in .env?)")
+        elif seen.status >= 500:
+            cause = f"{name} answers {seen.status}: the backend runs but fails; its error log is in the thread"
+        elif seen.answered_right:
+            cause = f"{name} is too slow ({seen.detail}): the backend is overloaded or waiting on something"
+        else:
+            cause = f"{name} answers, but not as expected ({seen.detail})"
+        return [_advice(config, role, cause)]
+    return []
+
+
+def _advice(config: RunbookConfig, role: ContactRole, cause: str) -> Advice:
+    return Advice(cause=cause, contact=role, people=config.contacts.people(role))
+
+
+def advice_for(config: RunbookConfig, http: list[tuple[str, Probe]], logs: LogRound) -> list[Advice]:
+    """A failed verify's advice, most telling first: an app that is down explains an HTTP check that fails."""
+    return logs.advice + ([] if logs.backend_down else _http_advice(config, http))
+
+
+def advice_lines(advice: list[Advice]) -> list[Rich]:
+    """The advice as the failed result's first lines: the cause, then whom to call."""
+    lines: list[Rich] = []
+    for item in advice:
+        who: Rich = tuple(Person(p) for p in item.people) or (f"nobody is listed (contacts.{item.contact})",)
+        lines.append(("👉 ", item.cause, f". Call {CONTACT_NAMES[item.contact]}: ", *_joined(who)))
+    return lines
+
+
+def _joined(parts: Rich) -> Rich:
+    out: list[Part] = []
+    for index, part in enumerate(parts):
+        out += [", "] if index else []
+        out.append(part)
+    return tuple(out)
 
 
 def just_restarted(history: list[StepRun]) -> bool:
@@ -122,15 +216,18 @@ class Verify:
     def run(self, ctx: StepContext, plan: Plan[None]) -> StepResult:
         ctx.progress(("health endpoint and core endpoints",))
         window = ctx.config.health.settle_s if just_restarted(ctx.history) else 0.0
-        checks, health_ms, status = settled_health_checks(ctx.config, window, ctx.progress)
+        http = settled_health_checks(ctx.config, window, ctx.progress)
         ctx.progress(("pm2 error logs",))
-        checks += log_checks(ctx.config, ctx.last_success(StepName.RESTART))
-        checks = [check(c.name, c.ok, ctx.secrets.redact(c.detail)) for c in checks]
+        logs = _log_round(ctx.config, ctx.last_success(StepName.RESTART))
+        checks = [check(c.name, c.ok, ctx.secrets.redact(c.detail)) for c in http.checks + logs.checks]
         ok = all(c.ok for c in checks)
-        details: list[Rich] = [(f"{'✅' if c.ok else '❌'} {c.name}: {c.detail}",) for c in checks]
+        advice = [] if ok else [a.model_copy(update={"cause": ctx.secrets.redact(a.cause)})
+                                for a in advice_for(ctx.config, http.probes, logs)]
+        details: list[Rich] = advice_lines(advice)
+        details += [(f"{'✅' if c.ok else '❌'} {c.name}: {c.detail}",) for c in checks]
         passed = sum(c.ok for c in checks)
         summary = ((f"all {len(checks)} checks passed",) if ok else
                    (f"{len(checks) - passed} of {len(checks)} checks failed: "
                     + "; ".join(c.name for c in checks if not c.ok),))
-        return StepResult(ok=ok, summary=summary, details=details, checks=checks,
-                          artifacts=VerifyArtifacts(health_ms=health_ms, status=status))
+        return StepResult(ok=ok, summary=summary, details=details, checks=checks, advice=advice,
+                          artifacts=VerifyArtifacts(health_ms=http.health_ms, status=http.status))

@@ -75,7 +75,7 @@ def run(step: StepName, minute: int, ok: bool = True) -> StepRun:
 @pytest.mark.parametrize("backend", [[503, 503, 200]], indirect=True)
 def test_an_app_still_starting_after_the_restart_passes_once_it_answers_twice(backend: Starting) -> None:
     said: list[Rich] = []
-    checks, _, status = settled_health_checks(config(backend.url, 20), 20, said.append)
+    checks, _, status, _ = settled_health_checks(config(backend.url, 20), 20, said.append)
     assert [c.ok for c in checks] == [True] and status == 200
     assert backend.seen == 4 and "(attempt 4," in checks[0].detail  # two failures, a pass, and the pass again
     assert len(said) == 3 and "may still be starting" in str(said[0]) and "asking once more" in str(said[-1])
@@ -83,7 +83,7 @@ def test_an_app_still_starting_after_the_restart_passes_once_it_answers_twice(ba
 
 @pytest.mark.parametrize("backend", [[503]], indirect=True)
 def test_an_app_that_never_comes_up_fails_when_the_window_ends(backend: Starting) -> None:
-    checks, _, status = settled_health_checks(config(backend.url, 2.4), 2.4, lambda _: None)
+    checks, _, status, _ = settled_health_checks(config(backend.url, 2.4), 2.4, lambda _: None)
     assert [c.ok for c in checks] == [False] and status == 503
     assert backend.seen == 2  # asked at 0 s and again at 1 s; a third pause (1.5 s) would end past 2.4 s
 
@@ -91,19 +91,19 @@ def test_an_app_that_never_comes_up_fails_when_the_window_ends(backend: Starting
 @pytest.mark.parametrize("backend", [[500]], indirect=True)
 def test_a_definite_failure_is_not_waited_on(backend: Starting) -> None:
     """A 500 (the Phase 3 bug), a 401 or a wrong body is an answer, not a slow start: verify fails at once."""
-    checks, _, status = settled_health_checks(config(backend.url, 20), 20, lambda _: None)
+    checks, _, status, _ = settled_health_checks(config(backend.url, 20), 20, lambda _: None)
     assert [c.ok for c in checks] == [False] and status == 500 and backend.seen == 1
 
 
 @pytest.mark.parametrize("backend", [[503, 200, 503]], indirect=True)
 def test_a_pass_that_does_not_hold_does_not_count(backend: Starting) -> None:
-    checks, _, status = settled_health_checks(config(backend.url, 3.0), 3.0, lambda _: None)
+    checks, _, status, _ = settled_health_checks(config(backend.url, 3.0), 3.0, lambda _: None)
     assert [c.ok for c in checks] == [False] and status == 503 and backend.seen == 3
 
 
 @pytest.mark.parametrize("backend", [[503]], indirect=True)
 def test_without_a_window_it_asks_once(backend: Starting) -> None:
-    checks, _, _ = settled_health_checks(config(backend.url, 0), 0, lambda _: None)
+    checks, _, _, _ = settled_health_checks(config(backend.url, 0), 0, lambda _: None)
     assert [c.ok for c in checks] == [False] and backend.seen == 1 and "attempt" not in checks[0].detail
 
 
