@@ -46,6 +46,7 @@ class Update:
     next_steps: list[str]
     restored_how: str | None = None
     next_update: datetime | None = None
+    closed: bool = False  # the subject says [RESOLVED] instead of [URGENT]
     not_yet: str = NOT_YET
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -111,6 +112,8 @@ def build_update(config: RunbookConfig, incident: Incident, runs: list[StepRun],
     ms = incident.milestones
     details = incident.comms_details
     steps = list(RUNBOOK_NEXT_STEPS)
+    if incident.rca is not None:  # the analysis is done: say what it found instead of "underway"
+        steps[0] = f"Root cause analysis done: {_root_cause(incident)}"
     if details.next_steps:
         steps = [line.strip(" -•\t") for line in details.next_steps.splitlines() if line.strip(" -•\t")]
     steps.append(f"ETA for fix: {details.eta or 'not set yet'}")
@@ -135,5 +138,12 @@ def build_update(config: RunbookConfig, incident: Incident, runs: list[StepRun],
         students=details.students or NOT_KNOWN, professors=details.professors or NOT_KNOWN,
         data=details.data or data, next_steps=steps,
         restored_how=RESTORED_HOW.get(incident.restored_by) if incident.restored_by else None,
-        next_update=next_update,
+        next_update=next_update, closed=not incident.active,
     )
+
+
+def _root_cause(incident: Incident) -> str:
+    rca = incident.rca
+    assert rca is not None
+    found = rca.what_went_wrong or rca.why or ", ".join(rca.causes) or "recorded in the postmortem"
+    return found.strip().rstrip(".")[:300]

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.config import parse_runbook
-from bot.domain.incident import CloseOut, CommsDetails, DatabaseChange, Incident, IncidentState, Milestone
+from bot.domain.incident import CloseOut, CommsDetails, DatabaseChange, Incident, IncidentState, Milestone, Rca
 from bot.domain.lifecycle import Fix, Lifecycle, Phase
 from bot.domain.runs import StepName, StepRun, StepStatus
 from bot.domain.updates import build_update
@@ -75,7 +75,7 @@ def test_every_state_renders_with_the_recorded_times_and_no_blank_or_placeholder
         assert f"<!date^{int(moment.timestamp())}^" in update.text  # each reader's own local time
         assert moment.strftime("%Y-%m-%d %H:%M:%S UTC") in update.plain
     for text in (update.text, update.plain, update.subject):
-        assert "[" not in text.replace("[URGENT]", "")  # no [TIME], [DESCRIBE], [DATE] left over
+        assert "[" not in text.replace("[URGENT]", "").replace("[RESOLVED]", "")  # no [TIME], [DATE] … left over
         assert "None" not in text
     bullets = [line for line in update.plain.splitlines() if line.startswith("- ")]  # the e-mail: the letter
     bullets += [line for line in update.text.splitlines() if line.startswith("• ")]  # Slack: the impact
@@ -88,7 +88,24 @@ def test_every_state_renders_with_the_recorded_times_and_no_blank_or_placeholder
     assert {"*Backend*", "*Database*", "*Data Loss*"} <= set(labels)
     assert all(re.match(r"^\*[^*]+\*\n\S", f) for f in fields), fields
     assert [b["type"] for b in update.message.blocks][:2] == ["header", "section"]  # the subject once, then fields
-    assert update.subject.startswith("[URGENT] AI Professor Backend Rollback - Comprehensive Assessment System")
+    tag = "[RESOLVED]" if state is CLOSED else "[URGENT]"
+    assert update.subject == (f"{tag} AI Professor Backend Rollback - Comprehensive Assessment System — RB-0042 "
+                              "(status update)")
+    # the Slack version keeps the letter's greeting and apology, as the e-mail does
+    for text in (update.text, update.plain):
+        assert "Dear Team," in text and "Apologies for the disruption." in text
+
+
+def test_once_closed_with_its_root_cause_the_update_says_resolved_and_what_the_analysis_found() -> None:
+    """Reported: the closed update still said [URGENT] and "Root cause analysis underway" after the RCA."""
+    analysed = CLOSED.model_copy(update={"rca": Rca(what_went_wrong="Phase 3 made health depend on the "
+                                                                    "assessment service.", by="U0COMMANDER", at=T0)})
+    update = render_update(CONFIG, analysed, DONE_RUNS, "incident closed")
+    assert update.subject.startswith("[RESOLVED] ") and "[URGENT]" not in update.text + update.plain
+    assert "1. Root cause analysis done: Phase 3 made health depend on the assessment service" in update.plain
+    assert "underway" not in update.plain + update.text
+    assert "Root cause analysis underway" in render_update(CONFIG, CLOSED, DONE_RUNS, "incident closed").plain
+    assert render_update(CONFIG, MID, MID_RUNS, "status update").subject.startswith("[URGENT] ")
 
 
 def test_unknown_fields_say_so_in_words() -> None:
