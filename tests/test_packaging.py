@@ -221,7 +221,8 @@ def test_every_action_id_and_form_the_presenter_emits_has_a_listener(settings: S
     failing = CheckResult(name="health", ok=False, at=T0, detail="HTTP 500", criteria=["sessions"])
     messages.append(ui.alert(CheckState(id="health", status=CheckStatus.FAILING, fails=3,
                                         first_failure_at=T0 - timedelta(minutes=2)), failing, ["sessions"]))
-    messages.append(ui.hotfix_offer("hotfix/login", "1a2b3c4", "origin"))
+    messages.append(ui.hotfix_offer("hotfix/login", "1a2b3c4", "origin", True))
+    messages.append(ui.hotfix_offer("hotfix/login", "1a2b3c4", "origin", False))
     emitted = set().union(*(_action_ids(list(m.blocks)) for m in messages))
     forms = [ui.comms_form(MID).body, ui.rca_form(MID).body]
     assert {a.split(":")[0] for a in emitted} >= {"rollback_step", "rollback_close", "rollback_comms_post",

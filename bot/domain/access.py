@@ -203,3 +203,6 @@ class Access:
 
     def approver_mentions(self) -> list[Person]:
         return [self.mention(entry) for entry in self.config.approvers]
+
+    def commander_mentions(self) -> list[Person]:
+        return [self.mention(entry) for entry in self.config.commanders]

@@ -13,6 +13,7 @@ from bot.domain.desk import Desk
 from bot.domain.incident import Incident
 from bot.domain.runner import Outcome, StepRunner
 from bot.domain.runs import HotfixArtifacts, PartialArtifacts, StepName
+from bot.domain.steps import TITLES, RegisteredStep
 from bot.errors import BadInput, Conflict, echo
 from bot.text import Code, Person, rich
 
@@ -28,6 +29,13 @@ class Alternatives:
         self.deps.access.require(Act.ALTERNATIVE, actor, channel)
         step = self.deps.steps[name]
         incident = self.desk.active_in(channel)
+        outcomes = self._run(incident, step, actor, args)
+        last = outcomes[-1]
+        self.runner.tell_next(actor, incident.id, rich(TITLES[last.run.step], " ", "succeeded" if last.result.ok
+                                                       else "failed"), last.result.ok)
+        return outcomes
+
+    def _run(self, incident: Incident, step: RegisteredStep, actor: str, args: list[str]) -> list[Outcome]:
         outcomes = [self.runner.run(incident, step, actor, args, again=True)]
         first = outcomes[0]
         if not first.result.ok:
@@ -48,8 +56,9 @@ class Alternatives:
             if not outcomes[-1].result.ok:
                 break
         if shipping and isinstance(artifacts, HotfixArtifacts) and all(o.result.ok for o in outcomes):
-            self.desk.thread(incident, self.deps.ui.hotfix_offer(artifacts.branch, artifacts.head or "",
-                                                                 self.deps.config.target.remote))
+            remote = self.deps.config.target.remote
+            self.desk.thread(incident, self.deps.ui.hotfix_offer(artifacts.branch, artifacts.head or "", remote,
+                                                                 self.deps.target.has_remote(remote)))
         return outcomes
 
     def push_hotfix(self, actor: str, channel: str, branch: str) -> str:

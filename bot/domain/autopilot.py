@@ -147,6 +147,9 @@ class Autopilots:
                 self.desk.audit(now, actor, "autopilot.stopped", incident_id, why=why)
                 self.desk.thread(incident, rich("🤖 The autopilot stopped: ", why, "."))
             self.desk.redraw(incident_id)
+            if stopped:
+                self.runner.tell_next(actor, incident_id, rich("The autopilot stopped: ", why),
+                                      why == "service is back")
         except Exception:  # the recovery sweep clears an autopilot whose process no longer drives it
             log.exception("could not record the end of the autopilot of %s", incident_id)
 

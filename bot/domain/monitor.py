@@ -45,7 +45,7 @@ from bot.domain.incident import Incident, Milestone, RestoredBy
 from bot.domain.lifecycle import Event, Phase
 from bot.domain.runs import RestartArtifacts, StepName, StepStatus
 from bot.domain.systems import HttpAnswer, HttpCheck
-from bot.errors import StaleState
+from bot.errors import ConfigError, StaleState
 from bot.redact import redact_uri
 
 log = logging.getLogger(__name__)
@@ -287,7 +287,15 @@ class Monitor:
                          detail=result.detail, criteria=criteria, active=active.incident_id if active else None)
         channel = deps.config.slack.alerts_channel
         if channel:
-            deps.messenger.post(channel, deps.ui.alert(state, result, criteria, active))
+            deps.messenger.post(channel, deps.ui.alert(state, result, criteria, active,
+                                                       self._on_call() if criteria and active is None else []))
+
+    def _on_call(self) -> list[str]:
+        """Whom an alert that meets the rollback criteria wakes: the commanders (a group's handle as its id)."""
+        try:
+            return [p.user for p in self.deps.access.commander_mentions()]
+        except ConfigError:  # a workspace without user groups: the handles as typed
+            return list(self.deps.config.access.commanders)
 
     def _criteria_met(self, state: CheckState, result: CheckResult) -> list[str]:
         """Every runbook criterion the failures since the first one met (a 500, then a timeout: two)."""

@@ -183,9 +183,9 @@ class Presenter(Protocol):
     def email(self, update: Update) -> tuple[str, str]: ...
 
     def alert(self, state: CheckState, result: CheckResult, criteria: list[str],
-              active: ActiveRollback | None = None) -> Message:
+              active: ActiveRollback | None = None, notify: list[str] | None = None) -> Message:
         """A check changed state. When failing: a Start rollback button per criterion met, or, while a rollback
-        is already active (``active``), which one."""
+        is already active (``active``), which one; ``notify``: whom it mentions (the commanders)."""
         ...
 
     def health_chart(self, checks: list[CheckView], now: datetime, window: timedelta) -> Upload:
@@ -198,7 +198,7 @@ class Presenter(Protocol):
 
     def follow_ups(self, incident: Incident, items: list[str]) -> Message: ...
 
-    def hotfix_offer(self, branch: str, head: str, remote: str) -> Message: ...
+    def hotfix_offer(self, branch: str, head: str, remote: str, pushable: bool) -> Message: ...
 
     def comms_form(self, incident: Incident) -> View: ...
 

@@ -20,6 +20,7 @@ from bot.domain.access import Act
 from bot.domain.changes import Changes
 from bot.domain.deps import Deps
 from bot.domain.desk import Change, Desk
+from bot.domain.guide import next_action
 from bot.domain.incident import BusyKind, Incident
 from bot.domain.ports import Message
 from bot.domain.recovery import Recovery
@@ -28,7 +29,7 @@ from bot.domain.steps import RUNBOOK_STEPS, TITLES, Planned, RegisteredStep, Ste
 from bot.errors import BadInput, BotError, ConfigError, Conflict, echo
 from bot.ids import SLASH_COMMAND
 from bot.logctx import bound
-from bot.text import Code, Person, Rich, plain, rich
+from bot.text import Code, Link, Person, Rich, plain, rich
 
 log = logging.getLogger(__name__)
 PROGRESS_EVERY_S = 1.0  # Slack allows about one chat.update per second per message
@@ -84,7 +85,20 @@ class StepRunner:
             raise BadInput((echo(name), " is not a runbook step."),
                            hint=("Try ", Code(f"{SLASH_COMMAND} help"), ".")) from None
         incident = self.desk.active_in(channel)
-        return self.run(incident, step, actor, args, again)
+        outcome = self.run(incident, step, actor, args, again)
+        self.tell_next(actor, incident.id, rich(TITLES[step.name], " ",
+                                                "succeeded" if outcome.result.ok else "failed"), outcome.result.ok)
+        return outcome
+
+    def tell_next(self, actor: str, incident_id: str, what: Rich, ok: bool) -> None:
+        """Privately, where the person typed or clicked: how what they ran ended and the panel's Next line, with a
+        link back to the panel (by then it may have scrolled far up the channel)."""
+        incident = self.desk.get(incident_id)
+        upcoming = next_action(incident)
+        link = self.desk.link(incident)
+        self.desk.tell(actor, incident.channel, rich(
+            "✅ " if ok else "❌ ", what, " (details in the thread).\n👉 Next: ", upcoming.text,
+            *((" · ", Link(link, "Open the control panel")) if link else ())))
 
     def run(self, incident: Incident, step: RegisteredStep, actor: str, args: list[str], again: bool, *,
             guard: Change | None = None) -> Outcome:

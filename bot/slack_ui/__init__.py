@@ -60,8 +60,8 @@ class SlackPresenter:
                                          approvers=[person(m) for m in self.approver_mentions()])
 
     def alert(self, state: CheckState, result: CheckResult, criteria: list[str],
-              active: ActiveRollback | None = None) -> Message:
-        return alerts.alert(state, result, criteria, self.config.monitor.failures_to_alert, active)
+              active: ActiveRollback | None = None, notify: list[str] | None = None) -> Message:
+        return alerts.alert(state, result, criteria, self.config.monitor.failures_to_alert, active, notify or [])
 
 
 __all__ = ["SlackPresenter"]

@@ -5,6 +5,7 @@ active, in which case the alert says which one and links to it."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from bot.domain.checklists import CRITERIA_TEXT
 from bot.domain.checks import ActiveRollback, CheckResult, CheckState, CheckStatus
@@ -17,13 +18,16 @@ BUTTON_PREFIX = "Start rollback: "
 
 
 def alert(state: CheckState, result: CheckResult, criteria: list[str], failures_to_alert: int,
-          active: ActiveRollback | None = None) -> Message:
+          active: ActiveRollback | None = None, notify: list[str] | None = None) -> Message:
     latency = f" in {result.latency_ms:.0f} ms" if result.latency_ms is not None else ""
     if state.status is not CheckStatus.FAILING:
         text = f"🟢 *{escape(state.id)}* is healthy again: {escape(result.detail)}{latency}"
         return message(text, sections(text))
     text = (f"🔴 *{escape(state.id)}* is failing: {failures_to_alert} checks in a row, since "
             f"{date(state.first_failure_at)}. Last: {escape(result.detail)}{latency}")
+    if notify and criteria and active is None:  # in the text itself, so Slack notifies them
+        text += (f"\n{' '.join(person(p) for p in notify)}: the runbook's rollback criteria are met. Start one "
+                 "below (you become its commander), or look first.")
     blocks: list[Block] = sections(text)
     if not criteria:
         return message(text, blocks)
@@ -43,3 +47,18 @@ def alert(state: CheckState, result: CheckResult, criteria: list[str], failures_
         buttons.append(button(BUTTON_PREFIX + meets, action_id, value, style="danger"))
     blocks.append({"type": "actions", "elements": buttons[:25]})
     return message(text, blocks)
+
+
+def alert_used(alert: dict[str, Any], incident_id: str, panel_link: str | None, actor: str,
+               incident_channel: str) -> Message:
+    """The alert once someone started a rollback from it, updated in place for everyone: no more Start buttons
+    (a second press could only be refused), and where the rollback runs instead."""
+    text = str(alert.get("text") or "").replace("🔴", "🚨", 1)
+    blocks = [b for b in alert.get("blocks") or [] if b.get("type") != "actions"]
+    if blocks and blocks[0].get("type") == "section":
+        first = dict(blocks[0], text=dict(blocks[0]["text"]))
+        first["text"]["text"] = str(first["text"]["text"]).replace("🔴", "🚨", 1)
+        blocks[0] = first
+    blocks.append(context(f"🚨 {link(panel_link, incident_id)} started by {person(actor)} in "
+                          f"{channel(incident_channel)}: follow the rollback there."))
+    return message(f"{text} — {incident_id} started", blocks)

@@ -45,9 +45,13 @@ def status_words(approval: Approval, plan: DangerPlan, results: list[TenantResul
     failed = [r for r in results if not r.ok]
     status = approval.status
     if status is ApprovalStatus.PENDING:
-        got = f" ({len(approval.approvers)} of {required}: {' '.join(person(a) for a in approval.approvers)})" \
-            if approval.approvers else ""
-        return f"⏳ Waiting for approval{got} until {date(approval.expires_at)}"
+        # the reaction pill counts every ✅, the requester's too: say plainly how many count
+        counted = f"{len(approval.approvers)} of {required} counted" + (
+            f": {' '.join(person(a) for a in approval.approvers)}" if approval.approvers else "")
+        uncounted = {r.user for r in approval.refused} - set(approval.approvers)
+        if uncounted:
+            counted += f"; {len(uncounted)} reaction(s) on this message do not count, see *Not counted*"
+        return f"⏳ Waiting for approval ({counted}) until {date(approval.expires_at)}"
     if status is ApprovalStatus.APPROVED:
         who = " ".join(person(a) for a in approval.approvers)
         return f"✅ Approved by {who} at {date(approval.approved_at)}; starts at {date(approval.starts_at)}"
@@ -144,6 +148,8 @@ def danger_outcome(approval: Approval, plan: DangerPlan, results: list[TenantRes
     failed = [r for r in results if not r.ok]
     mark = "❌" if failed else "✅"
     head = f"{mark} *{approval.action.value}* — {status_words(approval, plan, results, 0)}"
+    head += (f"\nRequested by {person(approval.requester)}, approved by "
+             f"{', '.join(person(a) for a in approval.approvers) or 'nobody'}")
     shown = results if len(results) <= 20 else failed[:20]
     lines = []
     for r in shown:

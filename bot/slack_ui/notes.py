@@ -63,8 +63,12 @@ def watch_verdict(verdict: WatchVerdict) -> Message:
     return text_message(f"👀 Watch: {text}")
 
 
-def hotfix_offer(branch: str, head: str, remote: str) -> Message:
-    text = (f"🚀 {code(branch)} at {code(head[:7])} is built, running and verified. Push it to {code(remote)}? "
+def hotfix_offer(branch: str, head: str, remote: str, pushable: bool) -> Message:
+    done = f"🚀 {code(branch)} at {code(head[:7])} is built, running and verified."
+    if not pushable:  # no button that can only refuse
+        return text_message(f"{done} The repository has no remote {code(remote)}, so the bot cannot push it: "
+                            f"set {code('target.remote')} in rollback.yml, or push the branch by hand.")
+    text = (f"{done} Push it to {code(remote)}? "
             f"(a plain push: if {code(remote)} has moved on, the push is refused, never forced)")
     push = button(f"Push {branch} to {remote}", Action.HOTFIX_PUSH, branch, confirm=confirm(
         "Push the hotfix?", f"git push {escape(remote)} {escape(branch)} (no force)", "Push", "Not now"))

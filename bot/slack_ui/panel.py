@@ -74,6 +74,8 @@ def _step_buttons(incident: Incident, upcoming: Next, target: str) -> Blocks:
     buttons: Blocks = []
     for name in RUNBOOK_STEPS:
         revert = name is StepName.REVERT
+        if revert and not incident.lifecycle.backed_up:
+            continue  # the runbook backs up before reverting: no button that can only refuse
         style = "primary" if upcoming.step is name else None  # only the next step draws the eye; revert's
         # weight is in its confirm dialog (red), which names the commit and the folder before anything happens
         buttons.append(button(TITLES[name], f"{Action.STEP}:{name.value}", incident.id, style=style,

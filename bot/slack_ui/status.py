@@ -8,7 +8,7 @@ from bot.domain.guide import next_action
 from bot.domain.incident import Incident
 from bot.domain.ports import Message
 from bot.ids import SLASH_COMMAND
-from bot.slack_ui.blocks import text_message
+from bot.slack_ui.blocks import context, text_message
 from bot.slack_ui.escape import escape, link
 from bot.slack_ui.panel import next_line, phase_title
 from bot.slack_ui.render import render
@@ -50,6 +50,16 @@ def started(text: tuple[object, ...]) -> Message:
     from bot.slack_ui.escape import mrkdwn
 
     return text_message(mrkdwn(text))  # type: ignore[arg-type]
+
+
+def with_next(reply: Message, incident: Incident, panel_link: str | None) -> Message:
+    """A private reply (a refusal) with the incident's Next line under it and a link back to the panel."""
+    if not incident.active:
+        return reply
+    line = next_line(next_action(incident))
+    if panel_link:
+        line += " · " + link(panel_link, "Open the control panel")
+    return Message(reply.text, [*reply.blocks, context(line)])
 
 
 def next_step(incident: Incident, panel_link: str | None) -> Message:

@@ -12,7 +12,7 @@ from bot.commands import CATALOG
 from bot.domain.api import DangerAction
 from bot.domain.checklists import ROLLBACK_CRITERIA
 from bot.ids import Action, Block
-from bot.slack_ui import status
+from bot.slack_ui import alerts, status
 from bot.text import Link
 from handlers.context import Ctx, incident_here
 from handlers.listener import acked, action_key
@@ -134,9 +134,14 @@ def register(app: App, ctx: Ctx) -> None:
     @app.action(re.compile(rf"^{Action.START_FROM_ALERT}(:\d+)?$"))
     @acked(ctx, action_key)
     def start_from_alert(body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
-        started = features.incidents.start_from_alert(body["user"]["id"], str(action.get("value")))
-        link = Link(started.panel_link, started.incident.id) if started.panel_link else started.incident.id
-        _private(respond, status.started(("🚨 Started ", link, ".")))
+        user = body["user"]["id"]
+        started = features.incidents.start_from_alert(user, str(action.get("value")))
+        incident = started.incident
+        used = alerts.alert_used(body.get("message") or {}, incident.id, started.panel_link, user, incident.channel)
+        respond(text=used.text, blocks=list(used.blocks), replace_original=True)  # for everyone in the channel
+        link = Link(started.panel_link, incident.id) if started.panel_link else incident.id
+        _private(respond, status.started(("🚨 Started ", link, ": you are its commander; the control panel is "
+                                          "there.")))
 
     @app.action(Action.ALTERNATIVES)
     @acked(ctx, action_key)

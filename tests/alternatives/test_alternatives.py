@@ -223,9 +223,10 @@ def test_a_hotfix_branch_ships_and_is_pushed_only_without_force(
     theirs = clone.index.commit("their change").hexsha
     clone.git.push(str(remote_dir), "theirs:refs/heads/hotfix/fix-health")
     emulator.click("casey", "incident-rollback", offer["ts"], Action.HOTFIX_PUSH).wait()
-    refusal = emulator.ws.wait_for(lambda: next((e.text for e in emulator.ws.ephemerals_for(COMMANDER)
+    refused = emulator.ws.wait_for(lambda: next((e for e in emulator.ws.ephemerals_for(COMMANDER)
                                                  if "was refused" in e.text), None), 30, "the refusal")
-    assert "Nothing was forced" in refusal
+    assert "Nothing was forced" in refused.text
+    assert refused.thread_ts == ts  # said in the thread where the button is, not down in the channel
     assert git.Repo(remote_dir).commit("hotfix/fix-health").hexsha == theirs
 
     git.Repo(remote_dir).git.update_ref("-d", "refs/heads/hotfix/fix-health")  # they deleted it again
@@ -235,3 +236,24 @@ def test_a_hotfix_branch_ships_and_is_pushed_only_without_force(
     assert git.Repo(remote_dir).commit("hotfix/fix-health").hexsha == fix
     events = [e.action for e in bot.services.store.audit_events("RB-0001")]
     assert "hotfix.push_refused" in events and "hotfix.pushed" in events
+
+
+@pytest.mark.slow
+def test_without_a_remote_the_shipped_hotfix_offers_no_push_button_and_says_what_to_set(
+        emulator: Emulator, live_sandbox: Sandbox, start_bot: Callable[..., SocketModeBot]) -> None:
+    repo = git.Repo(live_sandbox.repo)
+    assert not repo.remotes
+    ts = started(emulator, start_bot())
+    emulator.slash("casey", "incident-rollback", "hotfix fix-health").wait()
+    assert "— succeeded" in finished(emulator, ts, "Hotfix branch")
+    server = live_sandbox.repo / "src" / "server.js"
+    server.write_text(repo.commit(live_sandbox.good_commit).tree["src/server.js"].data_stream.read().decode())
+    repo.index.add(["src/server.js"])
+    repo.index.commit("Hotfix: health no longer depends on the assessment service")
+    emulator.slash("casey", "incident-rollback", "hotfix ship").wait()
+    assert "— succeeded" in finished(emulator, ts, "Verify rollback")
+    said = emulator.ws.wait_for(lambda: next((m for m in emulator.ws.thread(INCIDENT, ts)
+                                              if "is built, running and verified" in m["text"]), None), 10,
+                                "the shipped hotfix's message")
+    assert "has no remote `origin`" in said["text"] and "set `target.remote` in rollback.yml" in said["text"]
+    assert Action.HOTFIX_PUSH not in str(said.get("blocks"))

@@ -145,6 +145,11 @@ def test_a_second_person_approves_and_the_cleanup_runs_on_every_tenant(
                                              "cleanup.finished")] == [1, 1, 3, 1]
     assert incident.store.verify_audit().ok
     emulator.ws.wait_for(lambda: "🏁 Done" in str(emulator.ws.message(INCIDENT, ts)), 10, "the request updated")
+    # both people of the two-person rule are named, in the outcome and on the timeline
+    assert f"Requested by <@{COMMANDER}>, approved by <@{APPROVER}>" in incident.thread_note("Requested by")
+    emulator.ws.wait_for(lambda: any(e.text.endswith(f"(requested by {COMMANDER}, approved by {APPROVER})")
+                                     for e in incident.store.get_incident("RB-0001").timeline), 10,  # type: ignore[union-attr]
+                         "the timeline entry")
 
 
 def test_the_requester_cannot_approve_their_own_cleanup(drill: Callable[..., Drill], sandbox: Sandbox,
@@ -158,6 +163,10 @@ def test_the_requester_cannot_approve_their_own_cleanup(drill: Callable[..., Dri
     assert [r.user for r in approval.refused] == [COMMANDER]
     assert all(count > 0 for count in with_fields(sandbox).values())
     assert incident.audit("approval.refused")[0].data["reason"] == "requester"
+    # the ✅ pill reads 1, so the request says plainly that it does not count, and why
+    emulator.ws.wait_for(lambda: "Waiting for approval (0 of 1 counted; 1 reaction(s) on this message do not count"
+                         in str(emulator.ws.message(INCIDENT, ts)), 10, "the request to say what counts")
+    assert "asked for it, so cannot approve it (two-person rule)" in str(emulator.ws.message(INCIDENT, ts))
 
 
 def test_a_non_approver_is_refused_privately(drill: Callable[..., Drill], emulator: Emulator) -> None:

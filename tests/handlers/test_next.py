@@ -34,3 +34,24 @@ def test_next_follows_the_incident_and_refuses_clearly_where_there_is_none(
     assert "`/rollback revert`" in private(emulator, COMMANDER, "Next:", after=1)
     emulator.slash("casey", "incident-rollback", "next now").wait()  # it takes no words
     assert "`/rollback next` takes no words" in private(emulator, COMMANDER, "takes no words")
+
+
+def test_every_private_answer_in_the_incident_carries_the_next_line_and_a_link_to_the_panel(
+        emulator: Emulator, bot: SocketModeBot) -> None:
+    """Reported: private replies pile up under the panel, and after a few commands its Next line is off-screen."""
+    def shown(user: str, contains: str, after: int = 0) -> str:  # what the person sees: the blocks
+        return emulator.ws.wait_for(lambda: next((str(e.blocks) for e in emulator.ws.ephemerals_for(user)[after:]
+                                                  if contains in e.text), None), 10, f"{contains!r} to {user}")
+
+    started(emulator, bot)
+    emulator.slash("casey", "incident-rollback", "revert").wait()  # refused: no backup yet
+    refusal = shown(COMMANDER, "no verified backup yet")
+    assert "👉 *Next:* `/rollback backup`" in refusal and "Open the control panel" in refusal
+    seen = len(emulator.ws.ephemerals_for(COMMANDER))
+    emulator.slash("casey", "incident-rollback", "backup").wait()
+    done = shown(COMMANDER, "Backup current state succeeded", after=seen)
+    assert "(details in the thread)" in done and "👉 Next: `/rollback revert`" in done
+    assert "|Open the control panel>" in done
+
+    emulator.slash("blake", "incident-rollback", "verify").wait()  # a bystander may read the incident: the way on
+    assert "👉 *Next:* `/rollback revert`" in shown(BYSTANDER, "Only commanders")

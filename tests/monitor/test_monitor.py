@@ -23,7 +23,7 @@ from bot.domain.incident import Milestone
 from bot.domain.monitor import schedule_lines
 from bot.ids import Action
 from bot.ops.pm2 import Pm2
-from tests.conftest import INCIDENT, STAKEHOLDERS, make_settings, restore_service
+from tests.conftest import COMMANDER, INCIDENT, STAKEHOLDERS, make_settings, restore_service
 from tests.monitor.conftest import Backend
 
 ALERTS = "C0ALERTS"
@@ -56,6 +56,8 @@ def test_alerts_go_out_on_state_changes_only_and_start_a_prefilled_rollback(
     monitor.run_once()
     alert = emulator.ws.wait_for(lambda: alerts(emulator), 10, "the alert")[0]
     assert "is failing" in alert["text"] and "ms" in alert["text"]
+    # it wakes the commanders (access.commanders: @oncall), in the text Slack notifies from
+    assert "<!subteam^S0ONCALL>: the runbook's rollback criteria are met" in alert["text"]
     assert "Backend response times &gt;5s" in str(alert["blocks"])
     monitor.run_once()
     monitor.run_once()
@@ -67,6 +69,14 @@ def test_alerts_go_out_on_state_changes_only_and_start_a_prefilled_rollback(
 
     emulator.click("casey", "alerts", alert["ts"], Action.START_FROM_ALERT).wait()
     incident = emulator.ws.wait_for(lambda: bot.services.store.get_incident("RB-0001"), 10, "the incident")
+    # the alert is updated in place for everyone: no second Start button, and where the rollback runs
+    used = emulator.ws.wait_for(lambda: (m := emulator.ws.message(ALERTS, alert["ts"])) and "started by" in
+                                str(m["blocks"]) and m, 10, "the alert updated")
+    assert Action.START_FROM_ALERT not in str(used["blocks"]) and used["text"].startswith("🚨")
+    assert f"|RB-0001> started by <@{COMMANDER}> in <#{INCIDENT}>" in str(used["blocks"])
+    started = emulator.ws.wait_for(lambda: next((e.text for e in emulator.ws.ephemerals_for(COMMANDER)
+                                                 if "Started" in e.text), None), 10, "the private answer")
+    assert "|RB-0001>: you are its commander" in started  # a link to its control panel
     assert incident.channel == INCIDENT and set(incident.criteria) == {"slow"}
     assert [c.status.value for c in bot.services.store.checks() if c.id == "health"] == ["healthy"]
     failing_since = [r.at for r in bot.services.store.check_history("health") if not r.ok][0]

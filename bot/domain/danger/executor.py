@@ -342,7 +342,8 @@ class Executor:
             data(fresh)
             ok = [r for r in results if r.ok]
             fresh.record(now, finished.decided_by or "bot", f"{plan.action.value} executed on {len(ok)} of "
-                         f"{len(results)} tenant(s)" + (f"; failed: {', '.join(failed)}" if failed else ""))
+                         f"{len(results)} tenant(s)" + (f"; failed: {', '.join(failed)}" if failed else "")
+                         + f" (requested by {finished.requester}, approved by {', '.join(finished.approvers)})")
 
         self.desk.release(incident.id, approval_id, record)
         self.desk.audit(now, "bot", f"{plan.action.value}.finished", incident.id, approval=approval_id,
