@@ -26,6 +26,7 @@ class Subcommand(StrEnum):
     START = "start"
     STATUS = "status"
     NEXT = "next"
+    SEVERITY = "severity"
     AUTO = "auto"
     PAUSE = "pause"
     BACKUP = "backup"
@@ -67,15 +68,19 @@ GROUPS = ("The runbook, in order", "Safer alternatives", "During the incident", 
 RUNBOOK, ALTERNATIVES, CLOSING = GROUPS[0], GROUPS[1], GROUPS[3]
 _AGAIN = frozenset({"--again"})
 CATALOG: list[Usage] = [
-    Usage(Subcommand.START, "start [reason] [--detected <time>] [--auto]",
+    Usage(Subcommand.START, "start [reason] [--sev 1-4] [--detected <time>] [--auto]",
           "open a rollback incident in this channel and post its control panel "
-          "(<time>: 14:05 or 2026-02-07T14:05Z in UTC, or 20m ago); --auto then runs the steps one after the other",
-          max_args=MANY, options=frozenset({"--detected"}), flags=frozenset({"--auto"}), group=RUNBOOK),
+          "(<time>: 14:05 or 2026-02-07T14:05Z in UTC, or 20m ago); --sev: how bad (1 critical … 4 low); --auto "
+          "then runs the steps one after the other",
+          max_args=MANY, options=frozenset({"--detected", "--sev"}), flags=frozenset({"--auto"}), group=RUNBOOK),
     Usage(Subcommand.AUTO, "auto", "the autopilot: run what the incident still needs (backup, revert, rebuild, "
                                    "restart, verify) one step after the other, stopping at the first failure; never "
                                    "the danger zone", group=RUNBOOK),
     Usage(Subcommand.PAUSE, "pause", "stop the autopilot once the step it is running has finished", group=RUNBOOK),
     Usage(Subcommand.STATUS, "status [RB-0007]", "show the incident's timeline with real times", max_args=1),
+    Usage(Subcommand.SEVERITY, "severity <1-4> [why]", "set how bad it is: 1 critical (most cannot work), 2 major, "
+                                                       "3 minor (a workaround exists), 4 low; on the panel, in "
+                                                       "the updates and the postmortem", min_args=1, max_args=MANY),
     Usage(Subcommand.NEXT, "next", "what to do now, privately: the panel's Next line and why, with a link to the "
                                    "panel (when it has scrolled away)"),
     Usage(Subcommand.BACKUP, "backup [--again]", "runbook step 1: record the commit, dump every tenant database, "
@@ -127,7 +132,7 @@ CATALOG: list[Usage] = [
 BY_NAME = {usage.name: usage for usage in CATALOG}
 #: Subcommands whose words are free text (a reason, a note): an apostrophe in them is just an apostrophe.
 FREE_TEXT = frozenset({Subcommand.START.value, Subcommand.NOTE.value, Subcommand.FOLLOWUP.value,
-                       Subcommand.CLOSE.value})
+                       Subcommand.CLOSE.value, Subcommand.SEVERITY.value})
 
 
 def short_usage(typed: str | None = None) -> Rich:

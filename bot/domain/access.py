@@ -48,6 +48,7 @@ class Act(StrEnum):
     HELP = "help"
     STATUS = "status"
     START = "start"
+    SEVERITY = "severity"
     STEP = "step"
     ALTERNATIVE = "alternative"
     DANGER_REQUEST = "danger request"
@@ -75,6 +76,7 @@ RULES: dict[Act, Rule] = {
     Act.HELP: Rule(Role.ANYONE, "read the help", in_incident_channel=False),
     Act.STATUS: Rule(Role.READER, "read an incident's status"),
     Act.START: Rule(Role.COMMANDER, "start a rollback"),
+    Act.SEVERITY: Rule(Role.COMMANDER, "set the severity"),
     Act.STEP: Rule(Role.COMMANDER, "run rollback steps"),
     Act.ALTERNATIVE: Rule(Role.COMMANDER, "run the safer alternatives"),
     Act.DANGER_REQUEST: Rule(Role.COMMANDER, "ask for a cleanup or a restore"),
@@ -94,6 +96,7 @@ RULES: dict[Act, Rule] = {
 # Each subcommand's act: the README's "Who may do what" table is checked against this.
 SUBCOMMANDS: dict[Subcommand, Act] = {
     Subcommand.HELP: Act.HELP, Subcommand.STATUS: Act.STATUS, Subcommand.NEXT: Act.STATUS, Subcommand.START: Act.START,
+    Subcommand.SEVERITY: Act.SEVERITY,
     **{sub: Act.STEP for sub in STEP_SUBCOMMANDS}, Subcommand.AUTO: Act.STEP, Subcommand.PAUSE: Act.STEP,
     Subcommand.FLAG: Act.ALTERNATIVE, Subcommand.PARTIAL: Act.ALTERNATIVE, Subcommand.HOTFIX: Act.ALTERNATIVE,
     Subcommand.CLEANUP: Act.DANGER_REQUEST, Subcommand.RESTORE: Act.DANGER_REQUEST,

@@ -46,6 +46,32 @@ MILESTONE_LABELS: dict[Milestone, str] = {
 }
 
 
+class Severity(StrEnum):
+    """How bad it is, set at start (``--sev 2``) and changeable (``/rollback severity 1``): shown on the panel, in
+    the status, the stakeholder updates and the postmortem."""
+
+    SEV1 = "SEV1"
+    SEV2 = "SEV2"
+    SEV3 = "SEV3"
+    SEV4 = "SEV4"
+
+    @property
+    def meaning(self) -> str:
+        return SEVERITY_MEANING[self]
+
+
+SEVERITY_MEANING = {Severity.SEV1: "critical: most students or professors cannot work",
+                    Severity.SEV2: "major: a core feature is broken for many",
+                    Severity.SEV3: "minor: degraded, with a workaround",
+                    Severity.SEV4: "low: cosmetic or a few users"}
+
+
+def parse_severity(text: str) -> Severity | None:
+    """1, sev1, SEV1 or S1 (any case) → SEV1; anything else → None."""
+    found = re.fullmatch(r"(?i)(?:sev|s)?\s*([1-4])", text.strip())
+    return Severity(f"SEV{found.group(1)}") if found else None
+
+
 class IncidentState(StrEnum):
     ACTIVE = "active"
     CLOSED = "closed"
@@ -215,6 +241,7 @@ class Incident(BaseModel):
     target: str
     commander: str
     reason: str
+    severity: Severity | None = None
     state: IncidentState = IncidentState.ACTIVE
     created_at: AwareDatetime
     milestones: dict[Milestone, AwareDatetime] = Field(default_factory=dict)

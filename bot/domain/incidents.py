@@ -12,7 +12,16 @@ from bot.domain.changes import Changes
 from bot.domain.checklists import CRITERIA_KEYS, CRITERIA_TEXT, PRE_ROLLBACK_CHECKLIST, SUCCESS_CRITERIA, Item
 from bot.domain.deps import Deps
 from bot.domain.desk import Desk, require_active
-from bot.domain.incident import Incident, Milestone, Tick, format_incident_id, looks_like_incident_id
+from bot.domain.incident import (
+    SEVERITY_MEANING,
+    Incident,
+    Milestone,
+    Severity,
+    Tick,
+    format_incident_id,
+    looks_like_incident_id,
+    parse_severity,
+)
 from bot.domain.store import ActiveIncidentExists
 from bot.errors import BadInput, Conflict, NotFound, echo
 from bot.ids import SLASH_COMMAND
@@ -40,9 +49,11 @@ class Incidents:
 
     # ---- /rollback start ------------------------------------------------------------------------------
     def start(self, actor: str, channel: str, reason: str, detected: str | None = None, *,
-              detected_at: datetime | None = None, criteria: list[str] | None = None) -> Started:
+              detected_at: datetime | None = None, criteria: list[str] | None = None,
+              severity: str | None = None) -> Started:
         deps = self.deps
         deps.access.require(Act.START, actor, channel)
+        sev = _severity(severity, "start the reason --sev 2") if severity is not None else None
         now = deps.clock.now()
         if detected_at is None:
             detected_at = parse_moment(detected, now) if detected else now
@@ -55,7 +66,7 @@ class Incidents:
         incident = Incident(
             id=format_incident_id(deps.config.store.incident_prefix, number), number=number, channel=channel,
             target=str(deps.config.target.repo_path), commander=actor, reason=self.desk.clean(reason.strip()),
-            created_at=now, start_commit=head.sha, start_commit_summary=head.summary,
+            created_at=now, start_commit=head.sha, start_commit_summary=head.summary, severity=sev,
         )
         incident.reach(Milestone.ISSUE_DETECTED, min(detected_at, now), actor)
         for key in criteria or []:
@@ -71,8 +82,11 @@ class Incidents:
             if holder is not None:
                 self._refuse_second(holder)
             raise Conflict("Another rollback is already active for this channel or target.") from None
+        if sev is not None:
+            incident.record(now, actor, f"Severity: {sev.value} ({sev.meaning})")
         self.desk.audit(now, actor, "incident.started", incident.id, channel=channel, reason=incident.reason,
-                        detected_at=detected_at.isoformat(), commit=head.sha, criteria=sorted(incident.criteria))
+                        detected_at=detected_at.isoformat(), commit=head.sha, criteria=sorted(incident.criteria),
+                        severity=sev.value if sev else None)
         ts = deps.messenger.post(channel, deps.ui.panel(incident, []))
 
         def set_panel(fresh: Incident) -> None:
@@ -84,6 +98,35 @@ class Incidents:
         self.changes.after(incident.id)  # announces "rollback started" to the stakeholders
         incident = self.desk.get(incident.id)
         return Started(incident, self.desk.link(incident))
+
+    def severity(self, actor: str, channel: str, words: list[str]) -> Incident:
+        """`severity <1-4> [why]`: recorded on the timeline with who and why, the panel redrawn, and the
+        stakeholders' next update says it."""
+        self.deps.access.require(Act.SEVERITY, actor, channel)
+        incident = self.desk.active_in(channel)
+        sev = _severity(words[0] if words else "", "severity 1 most students cannot start sessions")
+        why = self.desk.clean(" ".join(words[1:]).strip())[:300]
+        now = self.deps.clock.now()
+        before: Severity | None = None
+
+        def change(fresh: Incident) -> None:
+            nonlocal before
+            before = fresh.severity
+            if before is sev:
+                raise Conflict((fresh.id, " is already ", sev.value, "."))
+            fresh.severity = sev
+            fresh.record(now, actor, f"Severity: {before.value + ' → ' if before else ''}{sev.value} ({sev.meaning})"
+                         + (f" — {why}" if why else ""))
+
+        incident = self.desk.mutate(incident.id, change)
+        self.desk.audit(now, actor, "incident.severity", incident.id, severity=sev.value,
+                        before=before.value if before else None)
+        ts = self.desk.thread(incident, rich("🌡️ ", Person(actor), " set the severity to ", sev.value, " (",
+                                             sev.meaning, ")", f" — {why}" if why else "", "."))
+        self.desk.done_in_thread(actor, incident, ts, ("Severity of ", incident.id, " set to ", sev.value))
+        self.desk.redraw(incident.id)
+        self.changes.after(incident.id)
+        return incident
 
     def start_from_alert(self, actor: str, value: str) -> Started:
         """An alert's "Start rollback" button (its value: the criterion, the check and when it was detected, as
@@ -198,3 +241,13 @@ class Incidents:
         self.desk.audit(now, actor, action, incident_id, ticked=sorted(ticked))
         self.desk.redraw(incident.id)
         return incident
+
+
+def _severity(text: str, example: str) -> Severity:
+    sev = parse_severity(text)
+    if sev is None:
+        raise BadInput((echo(text) if text else "No severity", " is not a severity: say 1, 2, 3 or 4."),
+                       hint=rich("1 ", SEVERITY_MEANING[Severity.SEV1], "; 2 ", SEVERITY_MEANING[Severity.SEV2],
+                                 "; 3 ", SEVERITY_MEANING[Severity.SEV3], "; 4 ", SEVERITY_MEANING[Severity.SEV4],
+                                 ". Example: ", Code(f"{SLASH_COMMAND} {example}"), "."))
+    return sev

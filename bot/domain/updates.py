@@ -47,13 +47,15 @@ class Update:
     restored_how: str | None = None
     next_update: datetime | None = None
     closed: bool = False  # the subject says [RESOLVED] instead of [URGENT]
+    severity: str | None = None  # SEV1…SEV4, in the subject
     not_yet: str = NOT_YET
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def digest(self) -> str:
         """What changed, for the reminder: every field except the headline and the next update's time."""
-        parts = [self.opening, self.issue, *(f"{label}={moment}" for label, moment in self.timeline), self.backend,
+        parts = [self.opening, self.issue, self.severity or "",
+                 *(f"{label}={moment}" for label, moment in self.timeline), self.backend,
                  self.database, self.data_loss, self.students, self.professors, self.data, *self.next_steps,
                  self.restored_how or ""]
         return hashlib.sha256("\n".join(parts).encode()).hexdigest()
@@ -139,6 +141,7 @@ def build_update(config: RunbookConfig, incident: Incident, runs: list[StepRun],
         data=details.data or data, next_steps=steps,
         restored_how=RESTORED_HOW.get(incident.restored_by) if incident.restored_by else None,
         next_update=next_update, closed=not incident.active,
+        severity=incident.severity.value if incident.severity else None,
     )
 
 

@@ -101,7 +101,8 @@ def _step_buttons(incident: Incident, upcoming: Next, target: str) -> Blocks:
 
 def panel(incident: Incident, runs: list[StepRun], target: str) -> Message:
     upcoming = next_action(incident)
-    title = f"{'🚨' if incident.active else '🏁'} Rollback {incident.id} — {phase_title(incident)}"
+    sev = f" {incident.severity.value}" if incident.severity else ""
+    title = f"{'🚨' if incident.active else '🏁'} Rollback {incident.id}{sev} — {phase_title(incident)}"
     blocks: Blocks = [
         header(title, Block.PANEL_HEADER),
         {"type": "section", "text": mrkdwn_obj(render("panel.md.j2", incident=incident,

@@ -23,7 +23,8 @@ def _private(respond: Respond, message: Any) -> None:
 
 
 def _start(ctx: Ctx, user: str, channel: str, command: dict[str, Any], parsed: Parsed, respond: Respond) -> None:
-    ctx.features.incidents.start(user, channel, " ".join(parsed.args), parsed.options.get("--detected"))
+    ctx.features.incidents.start(user, channel, " ".join(parsed.args), parsed.options.get("--detected"),
+                                 severity=parsed.options.get("--sev"))
     if "--auto" in parsed.options:
         ctx.features.autopilot.run_rest(user, channel)
 
@@ -44,6 +45,10 @@ def _status(ctx: Ctx, user: str, channel: str, command: dict[str, Any], parsed: 
 def _next(ctx: Ctx, user: str, channel: str, command: dict[str, Any], parsed: Parsed, respond: Respond) -> None:
     view = ctx.features.incidents.status(user, channel, None)  # the active incident here, for anyone who may read it
     _private(respond, status.next_step(view.incident, view.panel_link))
+
+
+def _severity(ctx: Ctx, user: str, channel: str, command: dict[str, Any], parsed: Parsed, respond: Respond) -> None:
+    ctx.features.incidents.severity(user, channel, parsed.args)
 
 
 def _help(ctx: Ctx, user: str, channel: str, command: dict[str, Any], parsed: Parsed, respond: Respond) -> None:
@@ -110,6 +115,7 @@ def _followup(ctx: Ctx, user: str, channel: str, command: dict[str, Any], parsed
 
 ROUTES: dict[Subcommand, Route] = {
     Subcommand.START: _start, Subcommand.STATUS: _status, Subcommand.NEXT: _next, Subcommand.HELP: _help,
+    Subcommand.SEVERITY: _severity,
     Subcommand.AUTO: _auto, Subcommand.PAUSE: _pause,
     **{sub: _step for sub in STEP_SUBCOMMANDS}, Subcommand.CLEANUP: _cleanup, Subcommand.RESTORE: _restore,
     Subcommand.COMMS: _comms, Subcommand.RCA: _rca, Subcommand.CLOSE: _close, Subcommand.HEALTH: _health,
