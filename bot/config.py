@@ -229,6 +229,8 @@ class SlackConfig(_Section):
     api_url: AnyHttpUrl = AnyHttpUrl(DEFAULT_SLACK_API_URL)
     stakeholder_channel: str | None = None
     alerts_channel: str | None = None
+    timeline_emoji: str = Field(default="pushpin", pattern=r"^[a-z0-9_+'-]{1,64}$")  # a commander's reaction adds
+    # the message to the incident's timeline
 
     @field_validator("stakeholder_channel", "alerts_channel")
     @classmethod

@@ -282,6 +282,15 @@ class Incident(BaseModel):
     def record(self, at: AwareDatetime, actor: str, text: str, *, note: bool = False) -> None:
         self.timeline.append(TimelineEntry(at=at, actor=actor, text=text, note=note))
 
+    def pin(self, at: AwareDatetime, actor: str, text: str) -> bool:
+        """A message from the channel, in its place by time (it may be older than what the bot recorded since);
+        the same message twice is kept once."""
+        if any(e.at == at and e.actor == actor and e.text == text for e in self.timeline):
+            return False
+        place = next((i for i, e in enumerate(self.timeline) if e.at > at), len(self.timeline))
+        self.timeline.insert(place, TimelineEntry(at=at, actor=actor, text=text, note=True))
+        return True
+
     def reach(self, milestone: Milestone, at: AwareDatetime, actor: str) -> bool:
         """Record a milestone once; the first real time is the one that counts."""
         if milestone in self.milestones:

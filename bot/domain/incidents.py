@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from bot.commands import parse_moment
 from bot.domain.access import Act
@@ -127,6 +127,42 @@ class Incidents:
         self.desk.redraw(incident.id)
         self.changes.after(incident.id)
         return incident
+
+    def pin(self, user: str, channel: str, ts: str, emoji: str) -> bool:
+        """A reaction with ``slack.timeline_emoji`` (📌) on a message in an incident channel adds that message to
+        the incident's timeline, at its own time, with its author (commanders; also after the close). Returns
+        whether the reaction was this one (others are the danger zone's)."""
+        deps = self.deps
+        if emoji.split("::", 1)[0] != deps.config.slack.timeline_emoji:
+            return False
+        if channel not in deps.config.access.incident_channels:
+            return True  # a 📌 elsewhere is just a 📌
+        deps.access.require(Act.NOTE, user, channel)
+        incident = self.desk.latest_in(channel)
+        said = deps.messenger.said(channel, ts)
+        if said is None or not said.text.strip():
+            raise NotFound("That message could not be read, so nothing was added to the timeline.",
+                           hint=("Add it in words with ", Code(f"{SLASH_COMMAND} note <text>"), "."))
+        at = datetime.fromtimestamp(float(ts), UTC)
+        text = "📌 " + self.desk.clean(said.text.strip())[:500]
+        added = False
+
+        def add(fresh: Incident) -> None:
+            nonlocal added
+            added = fresh.pin(at, said.user, text)
+
+        incident = self.desk.mutate(incident.id, add)
+        if not added:
+            self.desk.tell(user, channel, ("That message is already on the timeline of ", incident.id, "."))
+            return True
+        now = deps.clock.now()
+        self.desk.audit(now, user, "incident.pinned", incident.id, message=ts, author=said.user)
+        link = deps.messenger.permalink(channel, ts)
+        note = self.desk.thread(incident, rich("📌 ", Person(user), " added ", Link(link, "a message") if link else
+                                               "a message", " by ", Person(said.user), " to the timeline: ",
+                                               text.removeprefix("📌 ")[:200]))
+        self.desk.done_in_thread(user, incident, note, ("Added to the timeline of ", incident.id))
+        return True
 
     def start_from_alert(self, actor: str, value: str) -> Started:
         """An alert's "Start rollback" button (its value: the criterion, the check and when it was detected, as

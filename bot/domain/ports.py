@@ -63,6 +63,15 @@ class View:
 
 
 @dataclass(frozen=True)
+class Said:
+    """A message someone posted: who, what (Slack's text, as typed) and when."""
+
+    user: str
+    text: str
+    ts: str
+
+
+@dataclass(frozen=True)
 class PostKey:
     """Identifies a post so it can be found again after a crash (Slack message metadata)."""
 
@@ -89,6 +98,10 @@ class Messenger(Protocol):
 
     def find_post(self, channel: str, key: PostKey, since: datetime) -> str | None:
         """The ts of a message the bot posted with ``key`` since ``since`` (conversations.history)."""
+        ...
+
+    def said(self, channel: str, ts: str) -> Said | None:
+        """One message, top-level or in a thread (conversations.replies), or None if it is not there."""
         ...
 
 

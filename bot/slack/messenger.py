@@ -11,7 +11,7 @@ from typing import Any
 
 from slack_sdk import WebClient
 
-from bot.domain.ports import Message, PostKey, View
+from bot.domain.ports import Message, PostKey, Said, View
 
 log = logging.getLogger(__name__)
 Scrub = Callable[[str], str]
@@ -80,6 +80,21 @@ class SlackMessenger:
 
     def open_view(self, trigger_id: str, view: View) -> None:
         self.client.views_open(trigger_id=trigger_id, view=scrub_tree(view.body, self.scrub))
+
+    def said(self, channel: str, ts: str) -> Said | None:
+        """conversations.replies finds a message by its ts whether it starts a thread, is a reply or stands
+        alone (the thread comes first, then its replies, a page at a time)."""
+        cursor = None
+        for _ in range(HISTORY_PAGES):
+            answer = self.client.conversations_replies(channel=channel, ts=ts, limit=200, cursor=cursor)
+            for item in answer.get("messages") or []:
+                if item.get("ts") == ts:
+                    return Said(user=str(item.get("user") or item.get("bot_id") or "someone"),
+                                text=str(item.get("text") or ""), ts=ts)
+            cursor = (answer.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                return None
+        return None
 
     def find_post(self, channel: str, key: PostKey, since: datetime) -> str | None:
         """The newest message with this metadata since ``since`` (conversations.history, include_all_metadata)."""

@@ -35,7 +35,9 @@ def register(app: App, ctx: Ctx) -> None:
     @acked(ctx, event_key)
     def reaction_added(event: dict[str, Any]) -> None:
         item = event.get("item") or {}
-        if item.get("type") == "message":
+        if item.get("type") != "message":
+            return
+        if not features.incidents.pin(event["user"], item["channel"], item["ts"], event["reaction"]):
             features.danger.on_reaction(event["user"], item["channel"], item["ts"], event["reaction"], True)
 
     @app.event(Event.REACTION_REMOVED)
