@@ -72,7 +72,7 @@ def reply_privately(ctx: Ctx, error: BaseException, context: BoltContext, respon
             return
         channel, user = _where(ctx, context, body or {})
         if channel and user:
-            ctx.features.desk.tell(user, channel, text, thread_ts=thread_ts)
+            ctx.features.desk.tell(user, channel, message, thread_ts=thread_ts)
     except Exception:  # the reply itself failed; the log still has the cause
         log.exception("could not deliver the error reply")
 

@@ -164,10 +164,11 @@ class Desk:
         self.tell(actor, incident.channel, rich("✅ ", what, " — ", Link(link, "in the thread") if link else
                                                 "in the incident's thread", "."))
 
-    def tell(self, user: str, channel: str, text: Rich, *, thread_ts: str | None = None) -> None:
+    def tell(self, user: str, channel: str, text: Rich | Message, *, thread_ts: str | None = None) -> None:
         """A private message to one person in a channel."""
+        message = text if isinstance(text, Message) else self.deps.ui.private(text)
         try:
-            self.deps.messenger.ephemeral(channel, user, self.deps.ui.private(text), thread_ts=thread_ts)
+            self.deps.messenger.ephemeral(channel, user, message, thread_ts=thread_ts)
         except Exception:
             log.warning("could not tell %s privately", user, exc_info=True)
 

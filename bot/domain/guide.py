@@ -42,6 +42,7 @@ class Next:
     text: Rich
     step: StepName | None = None
     also: Rich = ()  # a secondary, optional hint
+    also_is: str = "Optional"  # how the panel labels ``also``
 
 
 def _command(name: str, *words: str) -> Code:
@@ -80,7 +81,8 @@ def next_action(incident: Incident) -> Next:
             return Next(NextKind.STEP, rich(step.value.replace("_", " "), " ", life.stall.how, ": ", first.cause,
                                             ". ", _call(first), ", then run ", then),
                         step=step if step in RUNBOOK_STEPS else None,
-                        also=rich(*(part for item in more for part in rich("Also: ", item.cause, ". "))))
+                        also=rich(*(part for item in more[:2] for part in rich(item.cause, " (", _call(item), "). "))),
+                        also_is="Also seen")
         return Next(NextKind.STEP, rich(step.value.replace("_", " "), " ", life.stall.how,
                                         ": read why in the thread, then run ", then),
                     step=step if step in RUNBOOK_STEPS else None)

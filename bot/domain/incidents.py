@@ -74,6 +74,8 @@ class Incidents:
                 incident.criteria[key] = Tick(by=actor, at=now)
         incident.reach(Milestone.ROLLBACK_STARTED, now, actor)
         incident.record(now, "bot", f"Current commit noted: {head.oneline()}")
+        if sev is not None:
+            incident.record(now, actor, f"Severity: {sev.value} ({sev.meaning})")
         incident.tick("commit", "bot", now)
         try:
             deps.store.create_incident(incident, self.desk.keys(channel))
@@ -82,8 +84,6 @@ class Incidents:
             if holder is not None:
                 self._refuse_second(holder)
             raise Conflict("Another rollback is already active for this channel or target.") from None
-        if sev is not None:
-            incident.record(now, actor, f"Severity: {sev.value} ({sev.meaning})")
         self.desk.audit(now, actor, "incident.started", incident.id, channel=channel, reason=incident.reason,
                         detected_at=detected_at.isoformat(), commit=head.sha, criteria=sorted(incident.criteria),
                         severity=sev.value if sev else None)
@@ -111,6 +111,7 @@ class Incidents:
 
         def change(fresh: Incident) -> None:
             nonlocal before
+            require_active(fresh)  # closed meanwhile: its record stays as it was closed
             before = fresh.severity
             if before is sev:
                 raise Conflict((fresh.id, " is already ", sev.value, "."))

@@ -93,9 +93,13 @@ class StepRunner:
     def tell_next(self, actor: str, incident_id: str, what: Rich, ok: bool) -> None:
         """Privately, where the person typed or clicked: how what they ran ended and the panel's Next line, with a
         link back to the panel (by then it may have scrolled far up the channel)."""
-        incident = self.desk.get(incident_id)
-        upcoming = next_action(incident)
-        link = self.desk.link(incident)
+        try:
+            incident = self.desk.get(incident_id)
+            upcoming = next_action(incident)
+            link = self.desk.link(incident)
+        except Exception:  # a hint: what was done is recorded and said in the thread already
+            log.warning("could not tell %s the Next line of %s", actor, incident_id, exc_info=True)
+            return
         self.desk.tell(actor, incident.channel, rich(
             "✅ " if ok else "❌ ", what, " (details in the thread).\n👉 Next: ", upcoming.text,
             *((" · ", Link(link, "Open the control panel")) if link else ())))

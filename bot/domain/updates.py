@@ -46,7 +46,8 @@ class Update:
     next_steps: list[str]
     restored_how: str | None = None
     next_update: datetime | None = None
-    closed: bool = False  # the subject says [RESOLVED] instead of [URGENT]
+    state: str = "URGENT"  # the subject's tag: URGENT while active, RESOLVED once closed with service back,
+    # CLOSED when closed without (close --force)
     severity: str | None = None  # SEV1…SEV4, in the subject
     not_yet: str = NOT_YET
     extra: dict[str, str] = field(default_factory=dict)
@@ -54,7 +55,7 @@ class Update:
     @property
     def digest(self) -> str:
         """What changed, for the reminder: every field except the headline and the next update's time."""
-        parts = [self.opening, self.issue, self.severity or "",
+        parts = [self.opening, self.issue, *([self.severity] if self.severity else []),  # as before severity
                  *(f"{label}={moment}" for label, moment in self.timeline), self.backend,
                  self.database, self.data_loss, self.students, self.professors, self.data, *self.next_steps,
                  self.restored_how or ""]
@@ -140,7 +141,8 @@ def build_update(config: RunbookConfig, incident: Incident, runs: list[StepRun],
         students=details.students or NOT_KNOWN, professors=details.professors or NOT_KNOWN,
         data=details.data or data, next_steps=steps,
         restored_how=RESTORED_HOW.get(incident.restored_by) if incident.restored_by else None,
-        next_update=next_update, closed=not incident.active,
+        next_update=next_update,
+        state="URGENT" if incident.active else "RESOLVED" if completed else "CLOSED",
         severity=incident.severity.value if incident.severity else None,
     )
 

@@ -96,14 +96,14 @@ def log_checks(config: RunbookConfig, restart: StepRun | None) -> list[CheckOutc
     return _log_round(config, restart).checks
 
 
-def _log_round(config: RunbookConfig, restart: StepRun | None) -> LogRound:
+def _log_round(config: RunbookConfig, restart: StepRun | None, redact: Callable[[str], str] = str) -> LogRound:
     """:func:`log_checks`, with what each failure means: an app the bot never restarts is down (call whoever
     runs it), the restarted backend did not stay up, its log shows database errors (the database admin)."""
     offsets = restart.artifacts.apps if restart and isinstance(restart.artifacts, RestartArtifacts) else {}
     try:
         states = {s.name: s for s in Pm2(config.pm2.executable, config.pm2.home).jlist()}
     except Exception as error:  # noqa: BLE001 - reported as a failed check
-        said = str(error)[:200]
+        said = redact(str(error))[:200]  # secrets out before anything is cut (a cut secret is not found)
         return LogRound([check("pm2", False, said)], [_advice(
             config, "backend_lead", f"pm2 does not answer ({said}): the bot can neither see nor restart the apps "
                                     "— someone on the server has to look at pm2 itself")])
@@ -121,7 +121,7 @@ def _log_round(config: RunbookConfig, restart: StepRun | None) -> LogRound:
                                                 "user or PM2_HOME — the bot will not create it"))
             continue
         since = offsets[app].err_offset if app in offsets else 0
-        errors = critical_lines(tail_file(state.err_log, 50, since=since))
+        errors = [redact(line) for line in critical_lines(tail_file(state.err_log, 50, since=since))]
         checks.append(check(f"pm2 {app} error log", state.online and not errors,
                             f"{state.status}; " + (f"{len(errors)} critical line(s), last: {errors[-1][:120]}"
                                                    if errors else "no critical errors")))
@@ -137,8 +137,9 @@ def _log_round(config: RunbookConfig, restart: StepRun | None) -> LogRound:
                                                             f"{errors[-1][:100]}); the bot never touches the "
                                                             "database server"))
         elif errors:
-            advice.append(_advice(config, role, f"{app}'s error log has {len(errors)} critical line(s) since the "
-                                                f"restart (last: {errors[-1][:100]})"))
+            when = "since the restart" if app in offsets else "in its latest lines"
+            advice.append(_advice(config, role, f"{app}'s error log has {len(errors)} critical line(s) {when} "
+                                                f"(last: {errors[-1][:100]})"))
     return LogRound(checks, down + advice, backend_down)
 
 
@@ -218,7 +219,7 @@ class Verify:
         window = ctx.config.health.settle_s if just_restarted(ctx.history) else 0.0
         http = settled_health_checks(ctx.config, window, ctx.progress)
         ctx.progress(("pm2 error logs",))
-        logs = _log_round(ctx.config, ctx.last_success(StepName.RESTART))
+        logs = _log_round(ctx.config, ctx.last_success(StepName.RESTART), ctx.secrets.redact)
         checks = [check(c.name, c.ok, ctx.secrets.redact(c.detail)) for c in http.checks + logs.checks]
         ok = all(c.ok for c in checks)
         advice = [] if ok else [a.model_copy(update={"cause": ctx.secrets.redact(a.cause)})

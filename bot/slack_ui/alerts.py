@@ -15,6 +15,7 @@ from bot.slack_ui.blocks import Block, button, context, message, sections
 from bot.slack_ui.escape import channel, date, escape, link, person
 
 BUTTON_PREFIX = "Start rollback: "
+START_HINT = "Start one below (you become its commander), or look first."
 
 
 def alert(state: CheckState, result: CheckResult, criteria: list[str], failures_to_alert: int,
@@ -26,8 +27,7 @@ def alert(state: CheckState, result: CheckResult, criteria: list[str], failures_
     text = (f"🔴 *{escape(state.id)}* is failing: {failures_to_alert} checks in a row, since "
             f"{date(state.first_failure_at)}. Last: {escape(result.detail)}{latency}")
     if notify and criteria and active is None:  # in the text itself, so Slack notifies them
-        text += (f"\n{' '.join(person(p) for p in notify)}: the runbook's rollback criteria are met. Start one "
-                 "below (you become its commander), or look first.")
+        text += f"\n{' '.join(person(p) for p in notify)}: the runbook's rollback criteria are met. {START_HINT}"
     blocks: list[Block] = sections(text)
     if not criteria:
         return message(text, blocks)
@@ -53,11 +53,14 @@ def alert_used(alert: dict[str, Any], incident_id: str, panel_link: str | None, 
                incident_channel: str) -> Message:
     """The alert once someone started a rollback from it, updated in place for everyone: no more Start buttons
     (a second press could only be refused), and where the rollback runs instead."""
-    text = str(alert.get("text") or "").replace("🔴", "🚨", 1)
+    def settled(said: str) -> str:  # 🚨 instead of 🔴, and no more "start one below"
+        return "\n".join(line for line in said.replace("🔴", "🚨", 1).split("\n") if not line.endswith(START_HINT))
+
+    text = settled(str(alert.get("text") or ""))
     blocks = [b for b in alert.get("blocks") or [] if b.get("type") != "actions"]
     if blocks and blocks[0].get("type") == "section":
         first = dict(blocks[0], text=dict(blocks[0]["text"]))
-        first["text"]["text"] = str(first["text"]["text"]).replace("🔴", "🚨", 1)
+        first["text"]["text"] = settled(str(first["text"]["text"]))
         blocks[0] = first
     blocks.append(context(f"🚨 {link(panel_link, incident_id)} started by {person(actor)} in "
                           f"{channel(incident_channel)}: follow the rollback there."))

@@ -54,7 +54,7 @@ def phase_title(incident: Incident) -> str:
 
 def next_line(upcoming: Next) -> str:
     text = f"👉 *Next:* {mrkdwn(upcoming.text)}"
-    return text + (f"\n◦ Optional: {mrkdwn(upcoming.also)}" if upcoming.also else "")
+    return text + (f"\n◦ {upcoming.also_is}: {mrkdwn(upcoming.also)}" if upcoming.also else "")
 
 
 def milestones(incident: Incident) -> str:

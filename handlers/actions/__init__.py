@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
@@ -16,6 +17,8 @@ from bot.slack_ui import alerts, status
 from bot.text import Link
 from handlers.context import Ctx, incident_here
 from handlers.listener import acked, action_key
+
+log = logging.getLogger("rollback_bot.actions")
 
 
 def _who(body: dict[str, Any]) -> tuple[str, str]:
@@ -137,8 +140,12 @@ def register(app: App, ctx: Ctx) -> None:
         user = body["user"]["id"]
         started = features.incidents.start_from_alert(user, str(action.get("value")))
         incident = started.incident
-        used = alerts.alert_used(body.get("message") or {}, incident.id, started.panel_link, user, incident.channel)
-        respond(text=used.text, blocks=list(used.blocks), replace_original=True)  # for everyone in the channel
+        if body.get("message"):  # the alert, updated in place for everyone in the channel
+            used = alerts.alert_used(body["message"], incident.id, started.panel_link, user, incident.channel)
+            try:
+                respond(text=used.text, blocks=list(used.blocks), replace_original=True)
+            except Exception:
+                log.warning("could not update the alert after starting %s", incident.id, exc_info=True)
         link = Link(started.panel_link, incident.id) if started.panel_link else incident.id
         _private(respond, status.started(("🚨 Started ", link, ": you are its commander; the control panel is "
                                           "there.")))

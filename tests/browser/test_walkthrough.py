@@ -47,8 +47,8 @@ def test_a_newcomer_runs_a_rollback_with_a_second_approver_in_the_browser(
         emulator.ws.wait_for(lambda: any(f"*{title}* — succeeded" in m["text"] for m in emulator.ws.thread(
             INCIDENT, store.get_incident("RB-0001").panel_ts)), timeout, title)
 
-    type_("/rollback start health returns 500 after Phase 3")
-    page.wait_for_selector("#messages .block-header:has-text('Rollback RB-0001')")
+    type_("/rollback start health returns 500 after Phase 3 --sev 1")
+    page.wait_for_selector("#messages .block-header:has-text('Rollback RB-0001 SEV1')")  # the severity, in view
     # the panel says what to do first, and that step's button is the primary one
     page.wait_for_selector("#messages :text('Next:')")
     assert "/rollback backup" in page.locator("#messages .msg:has(.block-header:has-text('Rollback RB-0001'))")\
@@ -63,6 +63,19 @@ def test_a_newcomer_runs_a_rollback_with_a_second_approver_in_the_browser(
     page.locator("#thread-messages label:has-text('Students cannot complete sessions') input").check()
     emulator.ws.wait_for(lambda: "sessions" in store.get_incident("RB-0001").criteria, 10, "the tick recorded")
     shot(page, "2-checklists")
+    # a verify on the broken deploy fails, and the Next line says what that means and whom to call
+    type_("/rollback verify")
+    page.wait_for_selector("#messages :text('verify failed:')")
+    next_line = page.locator("#messages .msg:has(.block-header:has-text('Rollback RB-0001'))").inner_text()
+    assert "answers 500: the backend runs but fails" in next_line and "Call the backend lead" in next_line
+    shot(page, "2b-verify-failed-says-whom-to-call")
+    # what people say in the channel joins the timeline with a 📌
+    type_("EU customers see 502 on login since 14:02")
+    said = page.locator("#messages .msg:has-text('EU customers see 502')").last
+    said.hover()
+    said.locator(".tools button[data-react='pushpin']").click()
+    emulator.ws.wait_for(lambda: any(e.text == "📌 EU customers see 502 on login since 14:02"
+                                     for e in store.get_incident("RB-0001").timeline), 10, "pinned to the timeline")
     type_("/rollback backup")
     step_done("Backup current state")
     # the panel's revert button sits behind Slack's confirm dialog

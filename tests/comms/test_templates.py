@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import re
 from datetime import UTC, datetime, timedelta
 
@@ -106,6 +108,10 @@ def test_once_closed_with_its_root_cause_the_update_says_resolved_and_what_the_a
     assert "underway" not in update.plain + update.text
     assert "Root cause analysis underway" in render_update(CONFIG, CLOSED, DONE_RUNS, "incident closed").plain
     assert render_update(CONFIG, MID, MID_RUNS, "status update").subject.startswith("[URGENT] ")
+    # closed with `close --force` before service came back: closed, not resolved
+    forced = CLOSED.model_copy(update={"milestones": {k: v for k, v in CLOSED.milestones.items()
+                                                      if k is not Milestone.ROLLBACK_COMPLETED}})
+    assert render_update(CONFIG, forced, MID_RUNS, "incident closed").subject.startswith("[CLOSED] ")
 
 
 def test_unknown_fields_say_so_in_words() -> None:
@@ -186,3 +192,15 @@ def test_the_success_criteria_are_one_per_line_with_their_result_at_close() -> N
     assert len(lines) == len(SUCCESS_CRITERIA)
     assert lines[0] == f"⚙️ {first.text} — ❌ failed at close"
     assert all(line.startswith(("⚙️ ", "⬜ ", "✅ ")) for line in lines)
+
+
+def test_an_update_without_a_severity_has_the_digest_it_had_before_severity_existed() -> None:
+    """Found in review: adding the severity to the digest changed it for every incident without one, so after an
+    upgrade each active incident's next reminder posted an update that changed nothing."""
+    update = build_update(CONFIG, MID, MID_RUNS, "status update")
+    assert update.severity is None
+    before_severity = [update.opening, update.issue, *(f"{label}={moment}" for label, moment in update.timeline),
+                       update.backend, update.database, update.data_loss, update.students, update.professors,
+                       update.data, *update.next_steps, update.restored_how or ""]
+    assert update.digest == hashlib.sha256("\n".join(before_severity).encode()).hexdigest()
+    assert dataclasses.replace(update, severity="SEV1").digest != update.digest  # a severity change is a change

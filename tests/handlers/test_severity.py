@@ -27,6 +27,8 @@ def test_set_at_start_changed_by_a_commander_and_shown_on_the_panel_status_and_s
     incident = emulator.ws.wait_for(lambda: (i := bot.services.store.get_incident("RB-0001")) and i.panel_ts and i,
                                     10, "the incident")
     assert incident.severity is Severity.SEV1 and incident.reason == "login fails for everyone"
+    assert any(e.text == "Severity: SEV1 (critical: most students or professors cannot work)" and e.actor == COMMANDER
+               for e in incident.timeline)  # the starting severity is on the timeline too
     shown = panel(emulator, bot)
     assert shown["blocks"][0]["text"]["text"] == "🚨 Rollback RB-0001 SEV1 — active"
     assert "*Severity:* SEV1 — critical: most students or professors cannot work" in str(shown["blocks"])

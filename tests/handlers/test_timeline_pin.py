@@ -38,6 +38,8 @@ def test_a_commanders_pin_adds_the_message_to_the_timeline_at_its_time_with_its_
 
     emulator.react("dana", "incident-rollback", said["ts"], "pushpin").wait()  # dana is no commander
     assert "Only commanders may add notes to the timeline" in private(emulator, "U0APPROVER2", "Only commanders")
+    refusal = next(e for e in emulator.ws.ephemerals_for("U0APPROVER2") if "Only commanders" in e.text)
+    assert "👉 *Next:*" in str(refusal.blocks)  # a refusal to a reaction carries the way on too
     emulator.react("casey", "incident-rollback", said["ts"], "pushpin", added=False).wait()
     emulator.react("casey", "incident-rollback", said["ts"], "pushpin").wait()  # pinned again: kept once
     assert "already on the timeline" in private(emulator, COMMANDER, "already on the timeline")

@@ -74,6 +74,7 @@ def test_alerts_go_out_on_state_changes_only_and_start_a_prefilled_rollback(
                                 str(m["blocks"]) and m, 10, "the alert updated")
     assert Action.START_FROM_ALERT not in str(used["blocks"]) and used["text"].startswith("🚨")
     assert f"|RB-0001> started by <@{COMMANDER}> in <#{INCIDENT}>" in str(used["blocks"])
+    assert "Start one below" not in used["text"] + str(used["blocks"])  # no button is left to press
     started = emulator.ws.wait_for(lambda: next((e.text for e in emulator.ws.ephemerals_for(COMMANDER)
                                                  if "Started" in e.text), None), 10, "the private answer")
     assert "|RB-0001>: you are its commander" in started  # a link to its control panel

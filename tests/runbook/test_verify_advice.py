@@ -17,10 +17,12 @@ from bot.dev.emulator import Emulator
 from bot.dev.sandbox import Sandbox
 from bot.domain.guide import next_action
 from bot.domain.runs import Advice, StepName
-from bot.ops.pm2 import Pm2
+from bot.ops.envfile import read_env_file
+from bot.ops.pm2 import AppState, Pm2
 from bot.ops.probe import Probe
 from bot.ops.process import find_executable
-from bot.runbook.verify import LogRound, advice_for
+from bot.redact import SecretBook
+from bot.runbook.verify import LogRound, _log_round, advice_for
 from bot.text import plain
 from tests.conftest import APPROVER, DBA, INCIDENT, make_settings
 from tests.runbook.test_full_rollback import panel_ts, run_step
@@ -63,7 +65,9 @@ def test_with_the_ai_server_stopped_verify_names_it_says_the_bot_will_not_start_
     panel = emulator.ws.wait_for(next_line, 10, "the panel's Next line to name the failure")
     assert f"verify failed: {AI} is stopped, and the bot never starts or restarts it" in panel
     assert f"Call the AI server team (<@{DBA}>), then run `/rollback verify` again" in panel
-    assert "Also: GET" in panel and "answers 500" in panel
+    assert "◦ Also seen: " in panel and "answers 500" in panel  # not "Optional": it is part of the failure
+    # no restart has happened in this incident: the log lines are not said to be "since the restart"
+    assert "error log has 2 critical line(s) in its latest lines" in verify
     state = Pm2(home=live_sandbox.pm2_home).state(AI)
     assert state is not None and state.status == "stopped"  # the bot did not start it
 
@@ -93,3 +97,23 @@ def test_a_backend_that_is_down_explains_the_http_failures_so_they_are_not_advis
     assert alone.cause.startswith("the backend does not answer GET /api/health") and alone.contact == "backend_lead"
     [refused] = advice_for(config, [("GET /api/users", _probe(401, "status 401, expected 200"))], LogRound([], []))
     assert "refuses the check's credentials" in refused.cause
+
+
+def test_a_secret_in_a_log_line_is_removed_before_the_advice_quotes_and_cuts_the_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found in review: the advice quoted the line's first 100 characters, and redaction afterwards could not
+    find a secret cut in half (its first part reached the thread, the panel and the stored stall)."""
+    secret = "canary-jwt-5f2a9c0d4e1b7a38"
+    env = tmp_path / ".env"
+    env.write_text(f"JWT_SECRET={secret}\n")
+    book = SecretBook([], env, read_env_file)
+    log = tmp_path / "backend-error.log"
+    log.write_text("Error: " + "x" * 85 + f" token signed with {secret} rejected\n")  # the secret spans the cut
+    apps = [AppState("ai-professor-backend-5000", "online", 0, 1, None, log),
+            AppState(AI, "online", 0, 2, None, None)]
+    monkeypatch.setattr(Pm2, "jlist", lambda self: apps)  # pm2's answer; the log file is real
+    logs = _log_round(parse_runbook({}), None, book.redact)
+    [advice] = logs.advice
+    assert "(last: Error: xxx" in advice.cause
+    said = advice.cause + " ".join(c.detail for c in logs.checks)
+    assert secret[:8] not in said and "canary-j" not in said

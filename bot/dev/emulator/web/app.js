@@ -6,9 +6,9 @@
 const EMOJI = {
   white_check_mark: "✅", x: "❌", rotating_light: "🚨", warning: "⚠️", thumbsup: "👍", "+1": "👍",
   hourglass: "⏳", hourglass_flowing_sand: "⏳", tada: "🎉", mag: "🔍", shield: "🛡️", eyes: "👀",
-  heavy_check_mark: "✔️", red_circle: "🔴", large_green_circle: "🟢", memo: "📝", rocket: "🚀",
+  heavy_check_mark: "✔️", red_circle: "🔴", large_green_circle: "🟢", memo: "📝", rocket: "🚀", pushpin: "📌",
 };
-const QUICK_REACTIONS = ["white_check_mark", "x", "+1", "eyes"];
+const QUICK_REACTIONS = ["white_check_mark", "x", "+1", "eyes", "pushpin"];
 
 const ui = { user: null, channel: null, thread: null, state: null, raw: "", busy: false, done: new Map(), typed: {} };
 const $ = (id) => document.getElementById(id);
