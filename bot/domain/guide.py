@@ -108,6 +108,11 @@ def next_action(incident: Incident) -> Next:
                 also=cleanup)
 
 
+def advice_lines(advice: list[Advice]) -> list[Rich]:
+    """A failed step's advice as the first lines of its result: what it means, then whom to call."""
+    return [rich("👉 ", item.cause, ". ", _call(item), ".") for item in advice]
+
+
 def _call(advice: Advice) -> Rich:
     """"Call the AI server team (@a, @b)", or where to list them when nobody is."""
     team = CONTACT_NAMES.get(advice.contact, advice.contact)

@@ -13,14 +13,14 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bot import faults
 from bot.domain.access import Act
 from bot.domain.changes import Changes
 from bot.domain.deps import Deps
 from bot.domain.desk import Change, Desk
-from bot.domain.guide import next_action
+from bot.domain.guide import advice_lines, next_action
 from bot.domain.incident import BusyKind, Incident
 from bot.domain.ports import Message
 from bot.domain.recovery import Recovery
@@ -152,6 +152,10 @@ class StepRunner:
             log.error("step %s failed (correlation id %s)", step.name, correlation, exc_info=error)
             result = StepResult(ok=False, summary=("unexpected error (correlation id ", Code(correlation), "): ",
                                                    self.desk.clean(str(error))[:200]))
+        if result.advice:  # whom to call: each group's handle resolved once, before anything shows or stores it
+            mentions = {p: self._mention(p) for p in {p for a in result.advice for p in a.people}}
+            advice = [a.model_copy(update={"people": [mentions[p] for p in a.people]}) for a in result.advice]
+            result = replace(result, advice=advice, details=[*advice_lines(advice), *result.details])
         finished = self._record(incident.id, run.id, step, result)
         reporter.finish(render("succeeded" if result.ok else "failed", result.summary, result.details))
         return Outcome(finished, result)
@@ -170,8 +174,7 @@ class StepRunner:
         run = deps.store.save_step_run(run)  # only this process writes a run it holds
 
         ships = isinstance(result.artifacts, HotfixArtifacts) and result.artifacts.ship
-        # whom to call, as mentions (a group's handle resolved to its id), before the store's transaction
-        advice = [a.model_copy(update={"people": [self._mention(p) for p in a.people]}) for a in result.advice]
+        advice = result.advice  # whom to call, already as mentions (see _execute)
 
         def finish(incident: Incident) -> None:
             outcome = "succeeded" if result.ok else "failed"

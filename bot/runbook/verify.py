@@ -14,13 +14,13 @@ from collections.abc import Callable
 from typing import NamedTuple
 from urllib.parse import urljoin
 
-from bot.config import CONTACT_NAMES, ContactRole, RunbookConfig
+from bot.config import ContactRole, RunbookConfig
 from bot.domain.runs import Advice, CheckOutcome, RestartArtifacts, StepName, StepRun, VerifyArtifacts
 from bot.domain.steps import Plan, StepContext, StepResult, check
 from bot.ops.envfile import env_value
 from bot.ops.pm2 import Pm2, critical_lines, tail_file
 from bot.ops.probe import Probe, probe
-from bot.text import Code, Part, Person, Rich
+from bot.text import Code, Rich
 
 
 class HttpRound(NamedTuple):
@@ -173,23 +173,6 @@ def advice_for(config: RunbookConfig, http: list[tuple[str, Probe]], logs: LogRo
     return logs.advice + ([] if logs.backend_down else _http_advice(config, http))
 
 
-def advice_lines(advice: list[Advice]) -> list[Rich]:
-    """The advice as the failed result's first lines: the cause, then whom to call."""
-    lines: list[Rich] = []
-    for item in advice:
-        who: Rich = tuple(Person(p) for p in item.people) or (f"nobody is listed (contacts.{item.contact})",)
-        lines.append(("👉 ", item.cause, f". Call {CONTACT_NAMES[item.contact]}: ", *_joined(who)))
-    return lines
-
-
-def _joined(parts: Rich) -> Rich:
-    out: list[Part] = []
-    for index, part in enumerate(parts):
-        out += [", "] if index else []
-        out.append(part)
-    return tuple(out)
-
-
 def just_restarted(history: list[StepRun]) -> bool:
     """The last step run that finished was a successful restart: the app may still be starting."""
     finished = [r for r in history if r.finished_at is not None]
@@ -224,8 +207,8 @@ class Verify:
         ok = all(c.ok for c in checks)
         advice = [] if ok else [a.model_copy(update={"cause": ctx.secrets.redact(a.cause)})
                                 for a in advice_for(ctx.config, http.probes, logs)]
-        details: list[Rich] = advice_lines(advice)
-        details += [(f"{'✅' if c.ok else '❌'} {c.name}: {c.detail}",) for c in checks]
+        # the runner puts the advice first, once it has named the people to call (a group as its mention)
+        details: list[Rich] = [(f"{'✅' if c.ok else '❌'} {c.name}: {c.detail}",) for c in checks]
         passed = sum(c.ok for c in checks)
         summary = ((f"all {len(checks)} checks passed",) if ok else
                    (f"{len(checks) - passed} of {len(checks)} checks failed: "

@@ -24,7 +24,7 @@ from bot.ops.process import find_executable
 from bot.redact import SecretBook
 from bot.runbook.verify import LogRound, _log_round, advice_for
 from bot.text import plain
-from tests.conftest import APPROVER, DBA, INCIDENT, make_settings
+from tests.conftest import APPROVER, INCIDENT, make_settings
 from tests.runbook.test_full_rollback import panel_ts, run_step
 from tests.test_guide import after
 
@@ -45,7 +45,7 @@ def test_with_the_ai_server_stopped_verify_names_it_says_the_bot_will_not_start_
     subprocess.run([pm2, "stop", AI], env={"PATH": str(Path(pm2).parent) + ":/usr/bin:/bin",
                                            "PM2_HOME": str(live_sandbox.pm2_home)}, check=True, capture_output=True)
     settings = make_settings(emulator, live_sandbox, tmp_path / "data",
-                             contacts={"ai_server_team": [DBA], "backend_lead": [APPROVER]})
+                             contacts={"ai_server_team": ["@backend-leads"], "backend_lead": [APPROVER]})
     start_bot(settings)
     emulator.slash("casey", "incident-rollback", "start AI answers time out").wait()
     ts = panel_ts(emulator)
@@ -54,9 +54,9 @@ def test_with_the_ai_server_stopped_verify_names_it_says_the_bot_will_not_start_
     [verify] = [str(m["blocks"]) for m in emulator.ws.thread(INCIDENT, ts) if "*Verify rollback* —" in m["text"]]
     assert f"{AI} is stopped, and the bot never starts or restarts it (it restarts only ai-professor-backend-5000)" \
         in verify
-    assert f"Call the AI server team: <@{DBA}>" in verify
+    assert "Call the AI server team (<!subteam^S0LEADS>)." in verify  # a group: its mention, resolved once
     # the sandbox's broken deploy answers 500 too: said as well, with the backend lead to call
-    assert "answers 500: the backend runs but fails" in verify and f"Call the backend lead: <@{APPROVER}>" in verify
+    assert "answers 500: the backend runs but fails" in verify and f"Call the backend lead (<@{APPROVER}>)." in verify
 
     def next_line() -> str | None:
         text = panel_text(emulator, ts)
@@ -64,7 +64,7 @@ def test_with_the_ai_server_stopped_verify_names_it_says_the_bot_will_not_start_
 
     panel = emulator.ws.wait_for(next_line, 10, "the panel's Next line to name the failure")
     assert f"verify failed: {AI} is stopped, and the bot never starts or restarts it" in panel
-    assert f"Call the AI server team (<@{DBA}>), then run `/rollback verify` again" in panel
+    assert "Call the AI server team (<!subteam^S0LEADS>), then run `/rollback verify` again" in panel
     assert "◦ Also seen: " in panel and "answers 500" in panel  # not "Optional": it is part of the failure
     # no restart has happened in this incident: the log lines are not said to be "since the restart"
     assert "error log has 2 critical line(s) in its latest lines" in verify
