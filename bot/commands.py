@@ -27,6 +27,7 @@ class Subcommand(StrEnum):
     STATUS = "status"
     NEXT = "next"
     SEVERITY = "severity"
+    ROLE = "role"
     AUTO = "auto"
     PAUSE = "pause"
     BACKUP = "backup"
@@ -121,6 +122,10 @@ CATALOG: list[Usage] = [
                                            "records it too when enough checks pass in a row)"),
     Usage(Subcommand.HANDOVER, "handover @person", "hand the commander role to another commander", min_args=1,
           max_args=1),
+    Usage(Subcommand.ROLE, "role <comms|scribe> @person | role <comms|scribe> none",
+          "give this incident a comms lead (stakeholder updates and their reminders) or a scribe (notes and 📌 "
+          "on the timeline); they may do that even if they are not commanders", min_args=2, max_args=2,
+          words=frozenset({"comms", "scribe"})),
     Usage(Subcommand.NOTE, "note <text>", "add a line to the incident's timeline and postmortem", min_args=1,
           max_args=MANY),
     Usage(Subcommand.FOLLOWUP, "followup [@person] <text>", "a follow-up with its owner (you, unless you name "

@@ -49,6 +49,7 @@ class Act(StrEnum):
     STATUS = "status"
     START = "start"
     SEVERITY = "severity"
+    ROLE = "role"
     STEP = "step"
     ALTERNATIVE = "alternative"
     DANGER_REQUEST = "danger request"
@@ -77,6 +78,7 @@ RULES: dict[Act, Rule] = {
     Act.STATUS: Rule(Role.READER, "read an incident's status"),
     Act.START: Rule(Role.COMMANDER, "start a rollback"),
     Act.SEVERITY: Rule(Role.COMMANDER, "set the severity"),
+    Act.ROLE: Rule(Role.COMMANDER, "give the incident's comms lead and scribe roles"),
     Act.STEP: Rule(Role.COMMANDER, "run rollback steps"),
     Act.ALTERNATIVE: Rule(Role.COMMANDER, "run the safer alternatives"),
     Act.DANGER_REQUEST: Rule(Role.COMMANDER, "ask for a cleanup or a restore"),
@@ -96,7 +98,7 @@ RULES: dict[Act, Rule] = {
 # Each subcommand's act: the README's "Who may do what" table is checked against this.
 SUBCOMMANDS: dict[Subcommand, Act] = {
     Subcommand.HELP: Act.HELP, Subcommand.STATUS: Act.STATUS, Subcommand.NEXT: Act.STATUS, Subcommand.START: Act.START,
-    Subcommand.SEVERITY: Act.SEVERITY,
+    Subcommand.SEVERITY: Act.SEVERITY, Subcommand.ROLE: Act.ROLE,
     **{sub: Act.STEP for sub in STEP_SUBCOMMANDS}, Subcommand.AUTO: Act.STEP, Subcommand.PAUSE: Act.STEP,
     Subcommand.FLAG: Act.ALTERNATIVE, Subcommand.PARTIAL: Act.ALTERNATIVE, Subcommand.HOTFIX: Act.ALTERNATIVE,
     Subcommand.CLEANUP: Act.DANGER_REQUEST, Subcommand.RESTORE: Act.DANGER_REQUEST,
@@ -137,10 +139,11 @@ class Access:
         return members
 
     # ---- the rule ------------------------------------------------------------------------------------------
-    def allows(self, user: str, act: Act, *, commander: str | None = None) -> bool:
-        """Whether ``user`` holds the role ``act`` needs (``commander``: the incident's current commander)."""
+    def allows(self, user: str, act: Act, *, commander: str | None = None, holder: str | None = None) -> bool:
+        """Whether ``user`` holds the role ``act`` needs (``commander``: the incident's current commander;
+        ``holder``: who holds the incident role this act belongs to, e.g. its comms lead for comms)."""
         role = RULES[act].role
-        if role in (Role.ANYONE, Role.READER):
+        if role in (Role.ANYONE, Role.READER) or (holder is not None and user == holder):
             return True
         if role is Role.APPROVER:
             return self.is_approver(user)
@@ -148,12 +151,13 @@ class Access:
             return False
         return self.is_commander(user)
 
-    def require(self, act: Act, user: str, channel: str | None, *, commander: str | None = None) -> None:
+    def require(self, act: Act, user: str, channel: str | None, *, commander: str | None = None,
+                holder: str | None = None) -> None:
         """Refuse (privately, saying who may and what to do) unless ``user`` may do ``act`` in ``channel``."""
         rule = RULES[act]
         if rule.in_incident_channel:
             self.require_channel(channel)
-        if not self.allows(user, act, commander=commander):
+        if not self.allows(user, act, commander=commander, holder=holder):
             raise self.refusal(user, act, commander=commander)
 
     def refusal(self, user: str, act: Act, *, commander: str | None = None) -> NotAllowed:

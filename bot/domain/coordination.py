@@ -10,7 +10,7 @@ from bot.domain.access import Act
 from bot.domain.changes import Changes
 from bot.domain.deps import Deps
 from bot.domain.desk import Desk, require_active
-from bot.domain.incident import FollowUp, Incident, Milestone, RestoredBy
+from bot.domain.incident import ROLE_DUTIES, FollowUp, Incident, IncidentRole, Milestone, RestoredBy
 from bot.domain.lifecycle import Event, Phase
 from bot.errors import BadInput, Conflict, NotFound, echo
 from bot.ids import SLASH_COMMAND
@@ -106,8 +106,37 @@ class Coordination:
         return incident
 
     # ---- notes and follow-ups ------------------------------------------------------------------------------
+    def role(self, actor: str, channel: str, words: list[str]) -> Incident:
+        """`role <comms|scribe> @person|none`: who holds the role in this incident (shown on the panel)."""
+        self.deps.access.require(Act.ROLE, actor, channel)
+        incident = self.desk.active_in(channel)
+        role = IncidentRole(words[0])  # the parser allows only the roles' names
+        user = None if words[1].lower() == "none" else self.person(words[1])
+        now = self.deps.clock.now()
+
+        def give(fresh: Incident) -> None:
+            require_active(fresh)
+            if fresh.roles.get(role) == user:
+                raise Conflict(rich(Person(user), " is already the ", role.named.lower(), ".") if user else
+                               rich(fresh.id, " has no ", role.named.lower(), "."))
+            if user is None:
+                fresh.roles.pop(role, None)
+            else:
+                fresh.roles[role] = user
+            fresh.record(now, actor, f"{role.named}: {user}" if user else f"{role.named}: nobody")
+
+        incident = self.desk.mutate(incident.id, give)
+        self.desk.audit(now, actor, "incident.role", incident.id, role=role.value, user=user)
+        what = ROLE_DUTIES[role]
+        ts = self.desk.thread(incident, rich("🎭 ", Person(actor), " made ", Person(user), " the ",
+                                             role.named.lower(), f" ({what}).") if user else
+                              rich("🎭 ", Person(actor), " left ", incident.id, " without a ", role.named.lower(), "."))
+        self.desk.done_in_thread(actor, incident, ts, (role.named, " of ", incident.id, " set"))
+        self.desk.redraw(incident.id)
+        return incident
+
     def note(self, actor: str, channel: str, text: str) -> Incident:
-        self.deps.access.require(Act.NOTE, actor, channel)
+        self.deps.access.require(Act.NOTE, actor, channel, holder=self.desk.holder(channel, IncidentRole.SCRIBE))
         incident = self.desk.latest_in(channel)
         clean = self._text(text, "note", f"{SLASH_COMMAND} note customers see 502s since 14:02")
         now = self.deps.clock.now()

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from bot.domain.deps import Deps
-from bot.domain.incident import Busy, BusyKind, Incident
+from bot.domain.incident import Busy, BusyKind, Incident, IncidentRole
 from bot.domain.ports import Message
 from bot.errors import Conflict, NotFound
 from bot.ids import SLASH_COMMAND
@@ -176,6 +176,11 @@ class Desk:
         """True the first time ``key`` (a delivery, a click, a form submission, a signed request) is seen, on any
         replica: a store claim, kept a day (Slack retries and replays come within minutes)."""
         return self.deps.store.claim(key, self.deps.clock.now(), ttl_s=86_400)
+
+    def holder(self, channel: str | None, role: IncidentRole) -> str | None:
+        """Who holds ``role`` in the active incident of ``channel`` (None: nobody, or no incident there)."""
+        incident = self.deps.store.active_incident(f"channel:{channel}") if channel else None
+        return incident.roles.get(role) if incident is not None else None
 
     def channel_of(self, incident_id: str) -> str | None:
         """The channel an incident lives in (None for an unknown id): where a form's error reply goes."""

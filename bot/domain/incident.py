@@ -72,6 +72,23 @@ def parse_severity(text: str) -> Severity | None:
     return Severity(f"SEV{found.group(1)}") if found else None
 
 
+class IncidentRole(StrEnum):
+    """Roles besides the commander, given per incident (`/rollback role comms @alex`): the holder may do what the
+    role is for even when not in ``access.commanders``."""
+
+    COMMS = "comms"  # the stakeholder updates: preview, edit, post now; gets the reminders
+    SCRIBE = "scribe"  # the timeline: notes and 📌
+
+    @property
+    def named(self) -> str:
+        return ROLE_TITLES[self]
+
+
+ROLE_TITLES = {IncidentRole.COMMS: "Comms lead", IncidentRole.SCRIBE: "Scribe"}
+ROLE_DUTIES = {IncidentRole.COMMS: "stakeholder updates: preview, edit, post now, and their reminders",
+               IncidentRole.SCRIBE: "the timeline: /rollback note and 📌 on messages"}
+
+
 class IncidentState(StrEnum):
     ACTIVE = "active"
     CLOSED = "closed"
@@ -242,6 +259,7 @@ class Incident(BaseModel):
     commander: str
     reason: str
     severity: Severity | None = None
+    roles: dict[IncidentRole, str] = Field(default_factory=dict)  # who holds each role besides the commander
     state: IncidentState = IncidentState.ACTIVE
     created_at: AwareDatetime
     milestones: dict[Milestone, AwareDatetime] = Field(default_factory=dict)

@@ -15,6 +15,7 @@ from bot.domain.desk import Desk, require_active
 from bot.domain.incident import (
     SEVERITY_MEANING,
     Incident,
+    IncidentRole,
     Milestone,
     Severity,
     Tick,
@@ -138,7 +139,7 @@ class Incidents:
             return False
         if channel not in deps.config.access.incident_channels:
             return True  # a 📌 elsewhere is just a 📌
-        deps.access.require(Act.NOTE, user, channel)
+        deps.access.require(Act.NOTE, user, channel, holder=self.desk.holder(channel, IncidentRole.SCRIBE))
         incident = self.desk.latest_in(channel)
         said = deps.messenger.said(channel, ts)
         if said is None or not said.text.strip():

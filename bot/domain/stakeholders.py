@@ -24,7 +24,7 @@ from bot import faults
 from bot.domain.access import Act
 from bot.domain.deps import Deps
 from bot.domain.desk import Desk, require_active
-from bot.domain.incident import MILESTONE_LABELS, CommsDetails, CommsPost, Incident, Milestone
+from bot.domain.incident import MILESTONE_LABELS, CommsDetails, CommsPost, Incident, IncidentRole, Milestone
 from bot.domain.ownership import Owner
 from bot.domain.ports import FormValues, PostKey, form_text
 from bot.domain.updates import Update, build_update
@@ -158,7 +158,7 @@ class Stakeholders:
     def preview(self, actor: str, channel: str) -> tuple[Incident, Update, str]:
         """The next update as it would go out now, and the preview's id for its *Post now* button: the
         incident and how many posts it had, so the preview posts at most once and never after a newer one."""
-        self.deps.access.require(Act.COMMS, actor, channel)
+        self.deps.access.require(Act.COMMS, actor, channel, holder=self.desk.holder(channel, IncidentRole.COMMS))
         incident = self.desk.active_in(channel)
         return incident, self.update_for(incident), f"{incident.id}{PREVIEW_SEP}{len(incident.comms)}"
 
@@ -166,7 +166,7 @@ class Stakeholders:
         """A status update outside the milestones, from a preview. The key comes from the preview, not the
         click: a second click, a redelivery, a replay or another copy of the same preview finds it claimed,
         and a preview shown before a later post is out of date; both are refused with a link to that post."""
-        self.deps.access.require(Act.COMMS, actor, channel)
+        self.deps.access.require(Act.COMMS, actor, channel, holder=self.desk.holder(channel, IncidentRole.COMMS))
         incident_id, _, seen = preview.partition(PREVIEW_SEP)
         incident = self.desk.get(incident_id)
         require_active(incident)
@@ -207,7 +207,7 @@ class Stakeholders:
 
     def open_form(self, actor: str, channel: str, trigger_id: str) -> None:
         """`/rollback comms edit`: the form for the update's impact, next steps and ETA, for the active incident."""
-        self.deps.access.require(Act.COMMS, actor, channel)
+        self.deps.access.require(Act.COMMS, actor, channel, holder=self.desk.holder(channel, IncidentRole.COMMS))
         self.deps.messenger.open_view(trigger_id, self.deps.ui.comms_form(self.desk.active_in(channel)))
 
     def validate_details(self, values: FormValues) -> dict[str, Rich]:
@@ -216,7 +216,8 @@ class Stakeholders:
                 if len(form_text(values, name)) > MAX_FIELD}
 
     def save_details(self, actor: str, incident_id: str, values: FormValues) -> Incident:
-        self.deps.access.require(Act.COMMS, actor, self.desk.get(incident_id).channel)  # the form's incident
+        channel = self.desk.get(incident_id).channel  # the form's incident
+        self.deps.access.require(Act.COMMS, actor, channel, holder=self.desk.holder(channel, IncidentRole.COMMS))
         now = self.deps.clock.now()
         typed = {name: form_text(values, name).strip() for name in values if name in CommsDetails.model_fields}
         clean = {k: (self.desk.clean(v[:MAX_FIELD]) if v else None) for k, v in typed.items()}
@@ -263,7 +264,7 @@ class Stakeholders:
             fresh.last_reminder_at = now
 
         self.desk.mutate(incident.id, reminded)
-        self.desk.tell(incident.commander, incident.channel, rich(
+        self.desk.tell(incident.roles.get(IncidentRole.COMMS, incident.commander), incident.channel, rich(
             "⏰ ", incident.id, ": nothing changed since the last stakeholder update (",
             f"{latest.claimed_at:%H:%M} UTC), so none was posted. ", Code("/rollback comms"),
             " previews one; ", Code("/rollback comms edit"), " fills in impact, next steps and ETA."))

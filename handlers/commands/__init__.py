@@ -105,6 +105,10 @@ def _handover(ctx: Ctx, user: str, channel: str, command: dict[str, Any], parsed
     ctx.features.coordination.handover(user, channel, parsed.args[0])
 
 
+def _role(ctx: Ctx, user: str, channel: str, command: dict[str, Any], parsed: Parsed, respond: Respond) -> None:
+    ctx.features.coordination.role(user, channel, parsed.args)
+
+
 def _note(ctx: Ctx, user: str, channel: str, command: dict[str, Any], parsed: Parsed, respond: Respond) -> None:
     ctx.features.coordination.note(user, channel, " ".join(parsed.args))
 
@@ -120,7 +124,7 @@ ROUTES: dict[Subcommand, Route] = {
     **{sub: _step for sub in STEP_SUBCOMMANDS}, Subcommand.CLEANUP: _cleanup, Subcommand.RESTORE: _restore,
     Subcommand.COMMS: _comms, Subcommand.RCA: _rca, Subcommand.CLOSE: _close, Subcommand.HEALTH: _health,
     Subcommand.FLAG: _alternative, Subcommand.PARTIAL: _alternative, Subcommand.HOTFIX: _alternative,
-    Subcommand.RESTORED: _restored, Subcommand.HANDOVER: _handover, Subcommand.NOTE: _note,
+    Subcommand.RESTORED: _restored, Subcommand.HANDOVER: _handover, Subcommand.ROLE: _role, Subcommand.NOTE: _note,
     Subcommand.FOLLOWUP: _followup,
 }
 
