@@ -507,6 +507,7 @@ class RollbackMachine(RuleBasedStateMachine):
         self.results_told_truthfully(approvals)
         self.audit_chain()
         self.next_line_agrees()
+        self.buttons_can_work()
 
     def two_people(self, approvals: list[Approval]) -> None:
         for approval in approvals:
@@ -592,6 +593,17 @@ class RollbackMachine(RuleBasedStateMachine):
         if not incident.active and any(f"/rollback {s}`" in line for s in ("backup", "revert", "rebuild", "restart",
                                                                                "verify", "cleanup")):
             self.violate("next-line", f"the incident is closed but the panel says {line!r}")
+
+    def buttons_can_work(self) -> None:
+        """The panel offers *Revert code* only once a backup has succeeded: a button that can only refuse is not
+        offered (issue 23). From the step runs themselves, not the lifecycle that draws the panel."""
+        incident = self.store.get_incident(INCIDENT_ID)
+        if incident is None or incident.panel_ts is None or incident.busy is not None:
+            return
+        panel = self.emu.ws.message(INCIDENT, incident.panel_ts) or {}
+        backed_up = any(r.succeeded and r.step is StepName.BACKUP for r in self.store.step_runs(INCIDENT_ID))
+        if "rollback_step:revert" in str(panel.get("blocks")) and not backed_up:
+            self.violate("buttons", "the panel offers Revert code, but no backup has succeeded")
 
     def request_messages(self) -> list[dict[str, Any]]:
         return [m for m in self.emu.ws.channel_messages(INCIDENT)
