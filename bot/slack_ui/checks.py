@@ -1,9 +1,15 @@
-"""`/rollback health`: every check in words (privately), and a latency chart people can read at 3 a.m.
+"""`/rollback health`: every check in words (privately), and a chart of each check's status and latency people can
+read at 3 a.m.
 
-The chart is one PNG with a panel per check: the last hour of its results, time in UTC on the x axis, latency
-in milliseconds on the y axis, the check's name as the panel's title, its limit drawn and labelled (an HTTP
-check's ``thresholds.backend_response_s``, otherwise ``monitor.check_timeout_s``), failed checks marked with
-a red ✕ (one that never answered: a red ▼ at the top of the panel).
+The chart is one PNG. Its time axis (UTC) runs from shortly before the first result or incident event to now:
+at least 5 minutes, at most the window (an hour). Per check, failing ones first: a status strip, green up,
+amber degraded (the right answer, too slowly), red down (a wrong answer or none); below it the latency in
+milliseconds on a scale set by the data, not by the limit. The limit (an HTTP check's
+``thresholds.backend_response_s``, otherwise ``monitor.check_timeout_s``) is a dashed line when it is within
+3x of the chart's top, else the legend says it is above the chart. Failed checks are red ✕, one that never
+answered a red ▼ at the top, a latency far above the rest a ▲ at the top with its value written. The
+incident's events (``ChartMark``: the alert, the rollback started, revert, restart, verify, cleanup, …) are
+vertical lines across every panel, labelled in a strip at the top.
 """
 
 from __future__ import annotations
@@ -102,18 +108,20 @@ def health(report: HealthReport, monitor: MonitorConfig) -> Message:
 def _where(report: HealthReport) -> str:
     place = report.chart
     if place is not None:
-        thread = f"*{escape(place.incident_id)}*'s thread ({link(place.link, 'open it')})"
+        # Not "*RB-0001*'s thread": a closing asterisk followed by a letter or an apostrophe is not bold in
+        # Slack, and the reply showed the asterisks.
+        thread = f"the thread of *{escape(place.incident_id)}* ({link(place.link, 'open it')})"
         if place.posted_now:
-            return f"📈 Latency chart (a panel per check, the last hour): posted in {thread}."
+            return f"📈 Chart of each check's status and latency: posted in {thread}."
         if place.failed:
-            return (f"📈 The latency chart could not be posted into {thread} (the bot's log says why); "
+            return (f"📈 The chart could not be posted into {thread} (the bot's log says why); "
                     "ask again to retry.")
         if place.pending:
-            return f"📈 Latency chart: someone else's request is posting it into {thread} right now."
+            return f"📈 Chart: someone else's request is posting it into {thread} right now."
         if place.unchanged:
-            return (f"📈 Latency chart: the one posted {date(place.at)} in {thread} is current — no check has run "
+            return (f"📈 Chart: the one posted {date(place.at)} in {thread} is current — no check has run "
                     "since it was drawn.")
-        return (f"📈 Latency chart: posted {date(place.at)} in {thread}; charts go up at most once a minute, "
+        return (f"📈 Chart: posted {date(place.at)} in {thread}; charts go up at most once a minute, "
                 f"ask again from {date(place.next_at)} for a new one.")
     if not any(view.recent for view in report.checks) and not report.elsewhere:
         return "📈 No chart: no check has run in the last hour."
