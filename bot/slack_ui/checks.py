@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import math
 import statistics
 from collections import Counter
 from collections.abc import Sequence
@@ -71,6 +72,10 @@ def summarise(results: list[CheckResult]) -> Summary:
 
 def _ms(value: float) -> str:
     return f"{value:,.0f} ms" if value < 10_000 else f"{value / 1000:,.1f} s"
+
+
+def _seconds(value_ms: float) -> str:
+    return f"{value_ms / 1000:,.1f} s" if value_ms >= 1000 else f"{value_ms:,.0f} ms"
 
 
 def limit_words(view: CheckView) -> str:
@@ -304,8 +309,9 @@ def chart_figure(checks: list[CheckView], now: datetime, window: timedelta,
 
         top, limit_fits = _top(view, results)
         measured = [r for r in results if r.latency_ms is not None]
-        if measured:
-            axes.plot([float(date2num(r.at)) for r in measured], [min(r.latency_ms or 0.0, top) for r in measured],
+        if measured:  # broken where a check got no answer: no line is drawn through a time nothing answered
+            axes.plot([float(date2num(r.at)) for r in results],
+                      [math.nan if r.latency_ms is None else min(r.latency_ms, top) for r in results],
                       color=LINE, linewidth=1.4, marker="o", markersize=3, label="latency", zorder=2)
         failed = [r for r in measured if not r.ok and (r.latency_ms or 0.0) <= top]
         if failed:
@@ -318,8 +324,9 @@ def chart_figure(checks: list[CheckView], now: datetime, window: timedelta,
                          color=FAILED if any(not r.ok for r in above) else LINE, zorder=5,
                          label=f"above the chart ({len(above)}), value written")
             for r in above:
-                axes.annotate(_ms(r.latency_ms or 0.0), (float(date2num(r.at)), top * 0.95), xytext=(6, -4),
-                              textcoords="offset points", fontsize=8, color=FAILED, va="top")
+                axes.annotate(_seconds(r.latency_ms or 0.0), (float(date2num(r.at)), top * 0.95), xytext=(7, 0),
+                              textcoords="offset points", fontsize=9, fontweight="bold", color=FAILED, va="center",
+                              zorder=6, bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none"})
         unanswered = [r for r in results if not r.ok and r.latency_ms is None]
         if unanswered:
             axes.scatter([float(date2num(r.at)) for r in unanswered], [top * 0.95] * len(unanswered),

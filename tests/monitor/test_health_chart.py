@@ -259,7 +259,7 @@ def test_millisecond_latencies_set_the_y_axis_and_a_limit_far_above_them_is_name
     assert axes.get_ylim()[1] <= 100
     above = [c for c in axes.collections if c.get_label().startswith("above the chart")]
     assert above and len(above[0].get_offsets()) == 1
-    assert "8.0 s" in [t.get_text() for t in axes.texts] or "8,000 ms" in [t.get_text() for t in axes.texts]
+    assert "8.0 s" in [t.get_text() for t in axes.texts]  # its value, in seconds
     unanswered = [c for c in axes.collections if c.get_label().startswith("failed, no answer")]
     assert unanswered and unanswered[0].get_offsets()[0][1] > axes.get_ylim()[1] * 0.9
 
