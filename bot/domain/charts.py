@@ -46,7 +46,8 @@ class HealthCharts:
         return HealthReport(views, now, CHART_WINDOW, chart, [])
 
     def _place(self, actor: str, incident: Incident, views: list[CheckView], now: datetime) -> ChartPlace:
-        events = _chart_events(self.deps.store.audit_events(incident.id))
+        history = self.deps.store.audit_events(incident.id)
+        events = _chart_events(history)
         last = events[-1] if events else None
         as_of = max(view.state.last.at for view in views if view.state.last is not None)
         if last is not None and last.action == POSTED:
@@ -61,9 +62,9 @@ class HealthCharts:
                                      ttl_s=CHART_REUSE.total_seconds()):
             return ChartPlace(incident.id, incident.channel, self.desk.link(incident), None, pending=True)
         try:
-            marks = chart_marks(incident, self.deps.store.audit_events(incident.id),
-                                self.deps.store.audit_events(None), {view.state.id for view in views},
-                                now - CHART_WINDOW, now)
+            # The alerts belong to no incident: they are read from the whole log (once a minute at most).
+            marks = chart_marks(incident, history, self.deps.store.audit_events(None),
+                                {view.state.id for view in views}, now - CHART_WINDOW, now)
             upload = self.deps.ui.health_chart(views, now, CHART_WINDOW, marks)
             self.deps.messenger.upload(incident.channel, incident.panel_ts, upload.filename, upload.content,
                                        upload.title, upload.comment, alt_text=upload.alt_text)

@@ -53,6 +53,8 @@ MARK_COLOUR = {"alert": "#cf222e", "step": "#8250df", "step_failed": "#cf222e", 
                "danger": "#bc4c00"}
 MIN_SPAN = timedelta(minutes=5)  # the shortest time the chart shows, however new the data
 TICK_MINUTES = (1, 2, 5, 10, 15, 20, 30)
+LABEL_CHAR = 0.012  # a bold 9 pt character of an event's label, as a fraction of the plot's width
+LABEL_LEFT_AFTER = 0.75  # an event's label to the right of its line, but left of it in the last quarter
 LIMIT_WITHIN = 3  # the limit line is drawn when at most this many times the chart's top; else it is named
 
 
@@ -193,17 +195,25 @@ def _stretches(results: list[CheckResult], right: datetime) -> list[tuple[dateti
     return stretches
 
 
-def _rows(marks: Sequence[ChartMark], span: timedelta) -> list[int]:
-    """A label row per mark, so labels of events close together do not overlap."""
-    close = span * 0.16
-    last: list[datetime] = []
+def _label_extent(mark: ChartMark, start: datetime, right: datetime) -> tuple[float, float]:
+    """Where a mark's label lies across the plot, as fractions of its width (roughly: a bold 9 pt character is
+    ``LABEL_CHAR`` of it); near the right edge the label goes left of its line."""
+    x = (mark.at - start) / (right - start)
+    width = (len(mark.label) + 2) * LABEL_CHAR
+    return (x - width, x) if x > LABEL_LEFT_AFTER else (x, x + width)
+
+
+def _rows(marks: Sequence[ChartMark], start: datetime, right: datetime) -> list[int]:
+    """A label row per mark, the first where its label overlaps no other: labels of events close together
+    are stacked, not printed over each other."""
+    taken: list[list[tuple[float, float]]] = []
     rows = []
     for mark in marks:
-        row = next((i for i, at in enumerate(last) if mark.at - at >= close), len(last))
-        if row == len(last):
-            last.append(mark.at)
-        else:
-            last[row] = mark.at
+        begin, end = _label_extent(mark, start, right)
+        row = next((i for i, spans in enumerate(taken) if all(end < b or begin > e for b, e in spans)), len(taken))
+        if row == len(taken):
+            taken.append([])
+        taken[row].append((begin, end))
         rows.append(row)
     return rows
 
@@ -236,7 +246,7 @@ def chart_figure(checks: list[CheckView], now: datetime, window: timedelta,
     span = end - start
     right = end + span / 40  # the newest point is not on the edge
     marks = [m for m in marks if start <= m.at <= end]
-    rows = _rows(marks, span)
+    rows = _rows(marks, start, right)
     label_rows = max(rows, default=-1) + 1
     events_in = 0.3 + 0.3 * label_rows if marks else 0.0
     # Fixed margins in inches, the same left and right edge for every axes (so the event lines line up), the
@@ -275,7 +285,7 @@ def chart_figure(checks: list[CheckView], now: datetime, window: timedelta,
         lines(events)
         for mark, row in zip(marks, rows, strict=True):
             x = float(date2num(mark.at))
-            late = x > x0 + (x1 - x0) * 0.75  # near the right edge: the label goes left of its line
+            late = (mark.at - start) / (right - start) > LABEL_LEFT_AFTER
             events.text(x, label_rows - row - 0.5, f" {mark.label} ",
                         ha="right" if late else "left", va="center", fontsize=9, fontweight="bold",
                         color=MARK_COLOUR.get(mark.kind, "#57606a"), gid="mark", zorder=5,
