@@ -6,6 +6,11 @@ another upload; so does anyone asking when no check has run since it was drawn. 
 posted is the audit log (``health.chart``), and a store claim per chart makes two requests at the same
 moment (or on two replicas) upload once. Without an incident in the channel the answer is text only, and says
 where the latest chart of each active incident is.
+
+The chart marks what happened in the incident (``chart_marks``): the issue detected, the alerts of the
+checks shown, the rollback started, each step finished (revert, rebuild, restart, verify, …, and whether it
+failed), a danger-zone run (cleanup, restore) and the system restored — so a drop in latency can be read
+against the restart that caused it.
 """
 
 from __future__ import annotations
@@ -15,10 +20,10 @@ from datetime import datetime, timedelta
 
 from bot.audit import AuditEvent
 from bot.clock import from_iso
-from bot.domain.checks import ChartPlace, CheckView, HealthReport
+from bot.domain.checks import ChartMark, ChartPlace, CheckView, HealthReport
 from bot.domain.deps import Deps
 from bot.domain.desk import Desk
-from bot.domain.incident import Incident
+from bot.domain.incident import Incident, Milestone
 
 log = logging.getLogger(__name__)
 CHART_WINDOW = timedelta(hours=1)  # what the chart and the summary cover
@@ -41,7 +46,8 @@ class HealthCharts:
         return HealthReport(views, now, CHART_WINDOW, chart, [])
 
     def _place(self, actor: str, incident: Incident, views: list[CheckView], now: datetime) -> ChartPlace:
-        events = _chart_events(self.deps.store.audit_events(incident.id))
+        history = self.deps.store.audit_events(incident.id)
+        events = _chart_events(history)
         last = events[-1] if events else None
         as_of = max(view.state.last.at for view in views if view.state.last is not None)
         if last is not None and last.action == POSTED:
@@ -56,7 +62,10 @@ class HealthCharts:
                                      ttl_s=CHART_REUSE.total_seconds()):
             return ChartPlace(incident.id, incident.channel, self.desk.link(incident), None, pending=True)
         try:
-            upload = self.deps.ui.health_chart(views, now, CHART_WINDOW)
+            # The alerts belong to no incident: they are read from the whole log (once a minute at most).
+            marks = chart_marks(incident, history, self.deps.store.audit_events(None),
+                                {view.state.id for view in views}, now - CHART_WINDOW, now)
+            upload = self.deps.ui.health_chart(views, now, CHART_WINDOW, marks)
             self.deps.messenger.upload(incident.channel, incident.panel_ts, upload.filename, upload.content,
                                        upload.title, upload.comment, alt_text=upload.alt_text)
         except Exception as error:  # the words still answer; the chart is tried again next time
@@ -77,6 +86,48 @@ class HealthCharts:
             places.append(ChartPlace(incident.id, incident.channel, self.desk.link(incident),
                                      _moment(posted[-1].at) if posted else None))
         return places[:5]
+
+
+STEP_LABELS = {"safe_revert": "safe revert", "partial": "partial revert", "flag": "feature flag"}
+DANGER_LABELS = {"restore": "restore all"}
+
+
+def chart_marks(incident: Incident, events: list[AuditEvent], log_events: list[AuditEvent], checks: set[str],
+                start: datetime, end: datetime) -> list[ChartMark]:
+    """What happened between ``start`` and ``end``, oldest first: the incident's own events, and the alerts
+    (which belong to no incident, so they come from the whole log, ``log_events``) of the checks charted."""
+    marks: list[ChartMark] = []
+    detected = incident.milestones.get(Milestone.ISSUE_DETECTED)
+    if detected is not None:
+        marks.append(ChartMark(detected, "issue detected", "milestone"))
+    for event in events:
+        mark = _mark(event)
+        if mark is not None:
+            marks.append(mark)
+    for event in log_events:
+        if (event.action == "monitor.alert" and event.data.get("status") == "failing"
+                and event.data.get("check") in checks and (at := _moment(event.at)) is not None):
+            marks.append(ChartMark(at, f"alert: {event.data['check']}", "alert"))
+    return sorted((m for m in marks if start <= m.at <= end), key=lambda m: m.at)
+
+
+def _mark(event: AuditEvent) -> ChartMark | None:
+    at = _moment(event.at)
+    if at is None:
+        return None
+    if event.action == "incident.started":
+        return ChartMark(at, "rollback started", "milestone")
+    if event.action == "step.finished":
+        step = str(event.data.get("step", "step"))
+        label = STEP_LABELS.get(step, step)
+        return ChartMark(at, label, "step") if event.data.get("ok") else ChartMark(at, f"{label} failed",
+                                                                                   "step_failed")
+    if event.action == "danger.started":
+        action = str(event.data.get("action", "danger zone"))
+        return ChartMark(at, DANGER_LABELS.get(action, action), "danger")
+    if event.action in ("incident.system_restored", "incident.restored"):
+        return ChartMark(at, "restored", "milestone")
+    return None
 
 
 def _chart_events(events: list[AuditEvent]) -> list[AuditEvent]:

@@ -66,6 +66,35 @@ class WatchVerdict(BaseModel):
     failing: list[CheckResult] = []
 
 
+class Condition(StrEnum):
+    """What one result says about the service, for the chart's status strip."""
+
+    UP = "up"  # the check passed
+    DEGRADED = "degraded"  # it answered right, only too slowly
+    DOWN = "down"  # a wrong answer or none: a 5xx, no connection, an app not online, a failing probe
+
+
+# The criterion of a right answer that came too late (monitor.SLOW_CRITERION, "Backend response times >5s").
+SLOW_CRITERION = "slow"
+
+
+def condition(result: CheckResult) -> Condition:
+    if result.ok:
+        return Condition.UP
+    if result.criteria and all(criterion == SLOW_CRITERION for criterion in result.criteria):
+        return Condition.DEGRADED
+    return Condition.DOWN
+
+
+@dataclass(frozen=True)
+class ChartMark:
+    """Something that happened in the incident, drawn as a labelled vertical line on the health chart."""
+
+    at: datetime
+    label: str  # short: "revert", "restart failed", "alert: health", "cleanup"
+    kind: str  # "alert" | "step" | "step_failed" | "milestone" | "danger": its colour on the chart
+
+
 @dataclass(frozen=True)
 class CheckLimit:
     """The line a check's latency is judged against, and the setting it comes from."""

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from bot.audit import AuditEvent
     from bot.domain.approvals import Approval, DangerPlan, TenantResult
-    from bot.domain.checks import ActiveRollback, CheckResult, CheckState, CheckView, WatchVerdict
+    from bot.domain.checks import ActiveRollback, ChartMark, CheckResult, CheckState, CheckView, WatchVerdict
     from bot.domain.incident import Incident, Rca
     from bot.domain.runs import StepRun
     from bot.domain.updates import Update
@@ -201,8 +201,10 @@ class Presenter(Protocol):
         is already active (``active``), which one; ``notify``: whom it mentions (the commanders)."""
         ...
 
-    def health_chart(self, checks: list[CheckView], now: datetime, window: timedelta) -> Upload:
-        """A PNG of each check's latency over ``window`` up to ``now``, with its limit and its failures."""
+    def health_chart(self, checks: list[CheckView], now: datetime, window: timedelta,
+                     marks: Sequence[ChartMark] = ()) -> Upload:
+        """A PNG of each check's status and latency up to ``now`` (at most ``window``, fitted to the data), with
+        its limit, its failures and the incident's events (``marks``) as labelled lines."""
         ...
 
     def watch_verdict(self, verdict: WatchVerdict) -> Message: ...
