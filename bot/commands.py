@@ -128,8 +128,9 @@ CATALOG: list[Usage] = [
           words=frozenset({"comms", "scribe"})),
     Usage(Subcommand.NOTE, "note <text>", "add a line to the incident's timeline and postmortem", min_args=1,
           max_args=MANY),
-    Usage(Subcommand.FOLLOWUP, "followup [@person] <text>", "a follow-up with its owner (you, unless you name "
-                                                            "someone first), for the postmortem",
+    Usage(Subcommand.FOLLOWUP, "followup [@person] <text> | followup done <n> [RB-0007]",
+          "a follow-up with its owner (you, unless you name someone first), for the postmortem; its owner is "
+          "reminded after the close until it is done (done: by its owner or a commander)",
           min_args=1, max_args=MANY),
     Usage(Subcommand.HEALTH, "health", "the latest scheduled check results and a latency chart (privately)"),
     Usage(Subcommand.HELP, "help", "list the subcommands (add --again to a step to repeat one that succeeded)"),

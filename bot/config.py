@@ -300,6 +300,12 @@ class CommsConfig(_Section):
     email: EmailConfig = Field(default_factory=EmailConfig)
 
 
+class FollowUpsConfig(_Section):
+    """Follow-ups after the close: each open one's owner is reminded every ``remind_days`` until it is done."""
+
+    remind_days: int = Field(default=7, ge=1, le=365)
+
+
 class MongoProbe(_Section):
     """A count ratio over the tenant databases, e.g. failed assessment generations over sessions."""
 
@@ -369,6 +375,7 @@ class RunbookConfig(_Section):
     slack: SlackConfig = Field(default_factory=SlackConfig)
     contacts: ContactsConfig = Field(default_factory=ContactsConfig)
     comms: CommsConfig = Field(default_factory=CommsConfig)
+    followups: FollowUpsConfig = Field(default_factory=FollowUpsConfig)
     monitor: MonitorConfig = Field(default_factory=MonitorConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
     ops: OpsConfig = Field(default_factory=OpsConfig)

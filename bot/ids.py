@@ -30,6 +30,7 @@ class Action(StrEnum):
     HOTFIX_PUSH = "rollback_hotfix_push"
     RUN_REST = "rollback_run_rest"  # the autopilot: run the remaining steps one after the other
     PAUSE = "rollback_pause"  # stop the autopilot after the running step
+    FOLLOWUP_DONE = "rollback_followup_done"  # a follow-up reminder's "Mark done": value "<incident id>:<n>"
 
 
 class View(StrEnum):

@@ -38,6 +38,8 @@ def test_the_example_file_is_valid_and_equals_the_defaults() -> None:
     ({"pm2": {"apps": ["ok", "rm -rf /"]}}, "pm2.apps", "pm2 app name"),
     ({"pm2": {"restart_timeout_s": -1}}, "pm2.restart_timeout_s", "greater than 0"),
     ({"targt": {}}, "targt", "unknown key"),
+    ({"followups": {"remind_days": 0}}, "followups.remind_days", "greater than or equal to 1"),
+    ({"followups": {"remind_days": "weekly"}}, "followups.remind_days", "integer"),
     ({"target": {"env_file": "../../etc/passwd"}}, "target.env_file", "inside the repository"),
 ])
 def test_errors_name_the_key_and_what_is_expected(data: dict[str, object], key: str, expected: str) -> None:

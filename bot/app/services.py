@@ -23,6 +23,7 @@ from bot.domain.coordination import Coordination
 from bot.domain.danger import Executor, Gate, Planner
 from bot.domain.deps import Deps
 from bot.domain.desk import Desk
+from bot.domain.followups import FollowUps
 from bot.domain.incidents import Incidents
 from bot.domain.monitor import Monitor
 from bot.domain.ownership import Replica, default_replica_id
@@ -74,6 +75,7 @@ class Services:
     executor: Executor
     stakeholders: Stakeholders
     closer: Closer
+    followups: FollowUps  # marking follow-ups done; their reminders after the close
     monitor: Monitor
     recovery: Recovery
     retention: Retention  # backup.keep over the backup runs on disk
@@ -155,16 +157,17 @@ def build_services(settings: Settings, *, store: Store | None = None, clock: Clo
     gate = Gate(deps, desk, planner, recovery)
     executor = Executor(deps, desk, planner, gate, changes)
     closer = Closer(deps, desk, gate, recovery, changes)
+    followups = FollowUps(deps, desk, closer)
     monitor = Monitor(deps, desk, changes)
     features = Features(desk=desk, incidents=incidents, runner=runner, autopilot=autopilot,
                         alternatives=alternatives, danger=gate,
                         stakeholders=stakeholders, closer=closer, coordination=Coordination(deps, desk, changes),
-                        monitor=monitor)
+                        followups=followups, monitor=monitor)
     listeners = ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="rollback-listener")
     return Services(settings=settings, store=store, clock=clock, deps=deps, desk=desk, features=features,
                     incidents=incidents, runner=runner, alternatives=alternatives, planner=planner, gate=gate,
                     executor=executor, stakeholders=stakeholders, closer=closer,
-                    monitor=monitor, recovery=recovery, messenger=messenger,
+                    followups=followups, monitor=monitor, recovery=recovery, messenger=messenger,
                     retention=Retention(store, clock, settings.runbook.backup, BackupFolder(settings.data_dir)),
                     listeners=listeners, acks=AcksFirst(), jobs=jobs, metrics=metrics)
 
@@ -184,6 +187,9 @@ def start_scheduler(services: Services) -> Any:
                       name="danger zone: start approved requests whose delay passed, resume runs whose owner died")
     scheduler.add_job(services.stakeholders.tick, "interval", seconds=60, jitter=5, id="comms-reminder",
                       name="stakeholder update reminder")
+    scheduler.add_job(services.followups.remind, "interval", hours=1, jitter=60, id="followup-reminders",
+                      name="follow-up reminders: each open follow-up's owner, every followups.remind_days after the "
+                           "close (each reminder claimed once in the store)")
     scheduler.add_job(lambda: services.store.prune(services.clock.now()), "interval", hours=1, id="prune",
                       name="expire old delivery claims")
     keep = config.backup.keep

@@ -63,6 +63,7 @@ class Act(StrEnum):
     HANDOVER = "handover"
     NOTE = "note"
     FOLLOWUP = "followup"
+    FOLLOWUP_DONE = "followup done"  # its owner may too (bot.domain.followups)
     HEALTH = "health"
 
 
@@ -92,6 +93,7 @@ RULES: dict[Act, Rule] = {
     Act.HANDOVER: Rule(Role.INCIDENT_COMMANDER, "hand the commander role on"),
     Act.NOTE: Rule(Role.COMMANDER, "add notes to the timeline"),
     Act.FOLLOWUP: Rule(Role.COMMANDER, "add follow-ups"),
+    Act.FOLLOWUP_DONE: Rule(Role.COMMANDER, "mark someone else's follow-up done"),
     Act.HEALTH: Rule(Role.COMMANDER, "read the health checks", in_incident_channel=False),
 }
 

@@ -8,7 +8,8 @@ back; there is no delegation layer in between. Each service checks access, decid
   alternatives and the hotfix;
 - ``danger``: the two-person cleanup and restore: requests and the reactions that decide them;
 - ``stakeholders``: the update's preview, *Post now* and its form; ``closer``: the RCA and the close;
-- ``coordination``: restored, handover, notes, follow-ups; ``monitor``: `/rollback health`;
+- ``coordination``: restored, handover, notes, follow-ups; ``followups``: marking one done (their reminders
+  are the scheduler's); ``monitor``: `/rollback health`;
 - ``desk``: claiming a delivery once, private replies, which channel an incident lives in.
 
 The composition root (``bot.app.services``) builds them; handlers import this module (and the runbook's own
@@ -26,6 +27,7 @@ from bot.domain.closeout import Closer
 from bot.domain.coordination import Coordination
 from bot.domain.danger import Gate
 from bot.domain.desk import Desk
+from bot.domain.followups import FollowUps
 from bot.domain.incident import Incident as Incident  # the record listeners render
 from bot.domain.incidents import Incidents
 from bot.domain.monitor import Monitor
@@ -46,6 +48,7 @@ class Features:
     stakeholders: Stakeholders
     closer: Closer
     coordination: Coordination
+    followups: FollowUps
     monitor: Monitor
 
 

@@ -152,10 +152,12 @@ class Closer:
         ts = self.desk.thread(incident, self.deps.ui.follow_ups(incident, PREVENTION_CHECKLIST))
         self.desk.done_in_thread(actor, incident, ts, rich("Closed ", incident.id, (" (forced: ", reason, ")") if reason
                                                            else (), "; the follow-ups and the postmortem follow"))
-        self._postmortem(incident.id)
+        self._postmortem(incident.id, ts)
         return self.desk.get(incident.id)
 
-    def _postmortem(self, incident_id: str) -> None:
+    def save_postmortem(self, incident_id: str, follow_ups_ts: str | None = None) -> tuple[Incident, str]:
+        """Render the postmortem and save it as ``data/postmortems/<incident>.md`` (again when a follow-up is
+        done after the close, so the saved file says so); the incident and the text."""
         deps = self.deps
         incident = self.desk.get(incident_id)
         names = self._names(incident)
@@ -170,8 +172,15 @@ class Closer:
         def saved(fresh: Incident) -> None:
             if fresh.close_out is not None:
                 fresh.close_out.postmortem = str(path)
+                if follow_ups_ts is not None:
+                    fresh.close_out.follow_ups_ts = follow_ups_ts
 
-        self.desk.mutate(incident.id, saved)
+        return self.desk.mutate(incident.id, saved), text
+
+    def _postmortem(self, incident_id: str, follow_ups_ts: str) -> None:
+        deps = self.deps
+        incident, text = self.save_postmortem(incident_id, follow_ups_ts)
+        path = incident.close_out.postmortem if incident.close_out else None
         try:
             deps.messenger.upload(incident.channel, incident.panel_ts, f"{incident.id}-postmortem.md",
                                   text.encode("utf-8"), f"{incident.id} postmortem",
@@ -185,7 +194,8 @@ class Closer:
         """Display names of everyone the postmortem mentions, resolved once at close (ids kept beside them)."""
         people = {incident.commander, *(e.actor for e in incident.timeline), *(t.by for t in incident.success.values()),
                   *(t.by for t in incident.criteria.values()), *(t.by for t in incident.checklist.values()),
-                  *(f.by for f in incident.follow_ups), *(f.owner for f in incident.follow_ups if f.owner)}
+                  *(f.by for f in incident.follow_ups), *(f.owner for f in incident.follow_ups if f.owner),
+                  *(f.done_by for f in incident.follow_ups if f.done_by)}
         people |= {a for approval in self.deps.store.approvals(incident.id) for a in (approval.requester,
                                                                                     *approval.approvers)}
         names = {}

@@ -195,6 +195,7 @@ class CloseOut(BaseModel):
     reason: str | None = None
     checks: list[CloseCheck] = Field(default_factory=list)
     postmortem: str | None = None
+    follow_ups_ts: str | None = None  # the close-out post listing the follow-ups, updated as they are done
 
 
 class Watch(BaseModel):
@@ -234,10 +235,19 @@ class DatabaseChange(BaseModel):
 
 
 class FollowUp(BaseModel):
+    """Something agreed during or after the incident, with its owner. Numbered from 1 in the order added (the
+    list only grows), which is the number people type: `/rollback followup done 2`."""
+
     text: str
     owner: str | None = None
     by: str
     at: AwareDatetime
+    done_by: str | None = None
+    done_at: AwareDatetime | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.done_at is not None
 
 
 _ID = re.compile(r"^([A-Z]{1,6})-(\d{4,})$")

@@ -54,6 +54,10 @@ class Store(Leases, Protocol):
 
     def incidents_in_channel(self, channel: str) -> list[Incident]: ...
 
+    def closed_incidents(self) -> list[Incident]:
+        """Every closed incident, oldest first (the follow-up reminders look through them)."""
+        ...
+
     def save_incident(self, incident: Incident) -> Incident:
         """Conditional write from the version that was read. Raises StaleState if someone else won."""
         ...

@@ -42,6 +42,7 @@ class SlackPresenter:
     watch_verdict = staticmethod(notes.watch_verdict)
     rca = staticmethod(notes.rca)
     follow_ups = staticmethod(notes.follow_ups)
+    followup_reminder = staticmethod(notes.followup_reminder)
     hotfix_offer = staticmethod(notes.hotfix_offer)
     comms_form = staticmethod(forms.comms_edit_view)
     rca_form = staticmethod(forms.rca_view)

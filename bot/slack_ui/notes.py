@@ -52,6 +52,19 @@ def follow_ups(incident: Incident, items: list[str]) -> Message:
     return text_message(render("prevention.md.j2", items=items, incident=incident))
 
 
+def followup_reminder(incident: Incident, number: int, days_open: int, every_days: int) -> Message:
+    """The reminder of one open follow-up, in the incident's thread, mentioning its owner; with *Mark done*."""
+    item = incident.follow_ups[number - 1]
+    owner = person(item.owner or item.by)
+    age = "today" if days_open < 1 else f"{days_open} day{'s' if days_open != 1 else ''} ago"
+    text = (f"⏰ {owner}, follow-up #{number} of {escape(incident.id)} is still open: {escape(item.text)}\n"
+            f"Agreed {age} (added by {person(item.by)}); the incident is closed. Mark it done with the button or "
+            f"{code(f'/rollback followup done {number} {incident.id}')}; until then you are reminded here every "
+            f"{every_days} day{'s' if every_days != 1 else ''}.")
+    done = button("Mark done", Action.FOLLOWUP_DONE, f"{incident.id}:{number}", style="primary")
+    return message(text, [*sections(text), {"type": "actions", "elements": [done]}])
+
+
 def watch_verdict(verdict: WatchVerdict) -> Message:
     if verdict.kind == "restored":
         text = (f"✅ Healthy for {verdict.minutes} min ({verdict.streak} checks in a row): *system restored* "

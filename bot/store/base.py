@@ -224,6 +224,10 @@ class DocumentStore(ABC):
         docs = self._find("incident", lookup=channel)
         return sorted((Incident.model_validate(d) for d in docs), key=lambda i: i.number)
 
+    def closed_incidents(self) -> list[Incident]:
+        docs = self._find("incident", statuses=("closed", "closed-pending"))
+        return sorted((Incident.model_validate(d) for d in docs), key=lambda i: i.number)
+
     def save_incident(self, incident: Incident) -> Incident:
         """Conditional write from the version that was read. Raises StaleState if someone else won."""
         saved = incident.model_copy(update={"version": incident.version + 1})

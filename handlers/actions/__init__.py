@@ -161,6 +161,12 @@ def register(app: App, ctx: Ctx) -> None:
         user, channel = _who(body)
         features.alternatives.push_hotfix(user, channel, str(action.get("value")))
 
+    @app.action(Action.FOLLOWUP_DONE)
+    @acked(ctx, action_key)
+    def followup_done(body: dict[str, Any], action: dict[str, Any]) -> None:
+        user, channel = _who(body)
+        features.followups.done_clicked(user, channel, str(action.get("value")))  # "<incident id>:<n>"
+
     @app.action(Action.COMMS_POST)
     @acked(ctx, action_key)
     def comms_post(body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:

@@ -114,6 +114,9 @@ def _note(ctx: Ctx, user: str, channel: str, command: dict[str, Any], parsed: Pa
 
 
 def _followup(ctx: Ctx, user: str, channel: str, command: dict[str, Any], parsed: Parsed, respond: Respond) -> None:
+    if parsed.args[0].lower() == "done":  # `followup done <n> [RB-0007]`
+        ctx.features.followups.done_typed(user, channel, parsed.args[1:])
+        return
     ctx.features.coordination.followup(user, channel, parsed.args)
 
 

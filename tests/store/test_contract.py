@@ -10,6 +10,7 @@ import pytest
 
 from bot.domain.approvals import Approval
 from bot.domain.incident import Incident, IncidentState, Milestone
+from bot.domain.lifecycle import Event
 from bot.domain.runs import StepRun, StepStatus
 from bot.errors import StaleState
 from bot.store import ActiveIncidentExists, Store
@@ -59,6 +60,18 @@ def test_closing_frees_the_channel_for_a_new_incident(store: Store) -> None:
     store.save_incident(loaded)
     store.create_incident(incident(2), keys(incident(2)))
     assert store.active_incident("channel:C1").id == "RB-0002"  # type: ignore[union-attr]
+
+
+def test_closed_incidents_are_listed_oldest_first_and_only_closed_ones(store_factory: Callable[[], Store]) -> None:
+    store = store_factory()
+    for number, channel in ((1, "C1"), (2, "C2"), (3, "C3")):
+        store.create_incident(incident(number, channel, f"/t{number}"), keys(incident(number, channel, f"/t{number}")))
+    for incident_id in ("RB-0003", "RB-0001"):
+        loaded = store.get_incident(incident_id)
+        assert loaded is not None
+        loaded.advance(Event.CLOSED, NOW, "U1")
+        store.save_incident(loaded)
+    assert [i.id for i in store_factory().closed_incidents()] == ["RB-0001", "RB-0003"]  # RB-0002 is active
 
 
 def test_a_write_from_a_stale_version_loses(store: Store) -> None:
