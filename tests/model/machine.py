@@ -154,9 +154,10 @@ class RollbackMachine(RuleBasedStateMachine):
         incident = self.store.get_incident(INCIDENT_ID)
         if incident is not None and incident.busy is not None:
             return f"the incident is busy with {incident.busy.name}"
-        moving = [a for a in self.store.approvals(INCIDENT_ID)
-                  if a.status is ApprovalStatus.RUNNING or (a.status is ApprovalStatus.APPROVED and incident
-                                                            and incident.active)]
+        active = {i.id for i in self.store.active_incidents()}
+        moving = [a for a in self.store.approvals()  # every incident's, as in check_all
+                  if a.status is ApprovalStatus.RUNNING or (a.status is ApprovalStatus.APPROVED
+                                                            and a.incident_id in active)]
         if moving:
             return f"request {moving[0].id} is {moving[0].status.value}"
         return None
@@ -500,7 +501,7 @@ class RollbackMachine(RuleBasedStateMachine):
     def check_all(self) -> None:
         if self.world.bot is None:
             return
-        approvals = self.store.approvals(INCIDENT_ID)
+        approvals = self.store.approvals()  # every incident's: after a close, `start` opens the next one
         self.two_people(approvals)
         self.restore_gives_back_the_data(approvals)
         self.each_update_once()

@@ -24,6 +24,9 @@ def replay(world: World, *calls: tuple[str, dict[str, Any]]) -> RollbackMachine:
         machine.begin()
         machine.check_all()
         for name, arguments in calls:
+            if name == "look":  # not a rule: the test looks at the world at this point
+                arguments["into"](machine)
+                continue
             getattr(machine, name)(**arguments)
             machine.check_all()
     except BaseException:
@@ -110,3 +113,16 @@ def test_a_step_whose_progress_message_slack_refuses_still_runs_and_is_not_repor
            ("slack_fault", {"method": "chat.postMessage", "status": 500, "times": 2}),
            ("panel_button", {"step": "backup"}), ("panel_button", {"step": "revert"}))
 
+
+
+def test_a_cleanup_approved_in_a_second_incident_after_the_first_was_closed_is_an_approved_change(
+        fast_world: World) -> None:
+    """Found by the soak (two-person): after `close --force` a new `start` opens RB-0002, whose approved cleanup
+    changed the tenant data; the model looked only at RB-0001's requests and took it for a change nobody approved.
+    The invariants now follow every incident of the example (the product was right)."""
+    seen: list[tuple[str, str]] = []
+    replay(fast_world, ("step", {"step": "backup"}), ("lifecycle", {"text": "close --force why"}),
+           ("start", {"reason": "model run"}), ("step", {"step": "backup"}),
+           ("danger_run", {"text": "cleanup", "approver": "alex"}),
+           ("look", {"into": lambda m: seen.extend((a.incident_id, a.status.value) for a in m.store.approvals())}))
+    assert seen == [("RB-0002", "executed")]  # the path was really taken
