@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -54,6 +55,22 @@ CREATE INDEX IF NOT EXISTS audit_incident ON audit (incident_id, seq);
 class SQLiteStore(DocumentStore):
     """The schema version is the file's ``PRAGMA user_version`` (0: written before stores carried one)."""
 
+    def _wal(self) -> None:
+        """Switch the file to WAL. The switch needs the file to itself and SQLite answers "database is locked" at
+        once, without its busy handler, while another process (a replica starting at the same moment) holds it,
+        so it is asked again for up to the busy timeout (found under load: replicas started together on the
+        previous release's store, and one failed to start)."""
+        assert self._conn is not None
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -65,7 +82,7 @@ class SQLiteStore(DocumentStore):
         except BaseException:
             self.close()
             raise
-        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._wal()
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute("PRAGMA busy_timeout=30000")
         with self._tx() as db:  # one transaction: a second process sees a new file stamped, or not at all

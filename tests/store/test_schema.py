@@ -156,6 +156,27 @@ def test_replicas_starting_together_on_the_previous_releases_store_migrate_it_on
     assert len(migrations(store)) == 1 and store.verify_audit().ok
 
 
+def test_replicas_opening_an_sqlite_file_together_all_start(tmp_path: Path) -> None:
+    """Found under load (make test): one of the replicas starting together failed with "database is locked",
+    since SQLite refuses the switch to WAL at once, without its busy handler, while another opener holds the
+    file. 150 rounds of 8 at once failed 4-9 times before the switch was asked again; none may fail now."""
+    from bot.store.sqlite import SQLiteStore
+
+    for round_ in range(150):
+        path = tmp_path / f"state-{round_}.db"
+        with closing(sqlite3.connect(path)) as db:  # a file in SQLite's default (rollback) journal mode
+            db.execute("CREATE TABLE before_the_bot (a)")
+        barrier = threading.Barrier(8)
+
+        def start(path: Path = path, barrier: threading.Barrier = barrier) -> None:
+            barrier.wait()
+            SQLiteStore(path).close()
+
+        with ThreadPoolExecutor(8) as pool:
+            for started in [pool.submit(start) for _ in range(8)]:
+                started.result(timeout=60)  # "database is locked" would be raised here
+
+
 def test_an_older_bot_refuses_a_newer_store_and_leaves_it_unchanged(backend: Backend) -> None:
     backend.stamp_newer()
     before = backend.snapshot()
