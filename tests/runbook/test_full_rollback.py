@@ -228,7 +228,7 @@ def test_the_panel_button_runs_the_same_step_and_one_step_runs_at_a_time(
     ts = panel_ts(emulator)
     emulator.click("casey", "incident-rollback", ts, "rollback_step:rebuild").wait()
     emulator.ws.wait_for(lambda: any("*Rebuild backend* — starting" in m["text"] or "*Rebuild backend* — yarn"
-                                     in m["text"] for m in emulator.ws.thread(INCIDENT, ts)), 10, "rebuild to start")
+                                     in m["text"] for m in emulator.ws.thread(INCIDENT, ts)), 30, "rebuild to start")
     emulator.slash("casey", "incident-rollback", "verify").wait()
     busy = emulator.ws.wait_for(lambda: [e.text for e in emulator.ws.ephemerals_for(COMMANDER)
                                          if "still running" in e.text], 10, "the one-at-a-time refusal")
