@@ -8,7 +8,7 @@ from datetime import timedelta
 from bot.domain.checklists import SUCCESS_CRITERIA
 from bot.domain.guide import NextKind, next_action
 from bot.domain.incident import Busy, BusyKind, DatabaseChange, Incident, Rca, Tick
-from bot.domain.lifecycle import Event
+from bot.domain.lifecycle import Event, Stall
 from bot.domain.ownership import LEGACY_OWNER
 from bot.domain.runs import StepName
 from bot.text import plain
@@ -139,3 +139,18 @@ def test_a_backup_again_that_fails_beside_a_verified_backup_does_not_take_over_t
     opened = next_action(after(StepName.BACKUP, (StepName.BACKUP, False)))  # before any fix: revert is next
     assert opened.step is StepName.REVERT and "nothing waits on it" in plain(opened.also)
     assert next_action(after((StepName.BACKUP, False))).step is StepName.BACKUP  # no verified backup yet: it is
+
+
+def test_a_backup_killed_while_a_fix_that_needs_none_is_under_way_does_not_take_over_the_next_line() -> None:
+    """Found by the final soak (kill -9 rule): no backup yet, a flag whose restart a kill cut off, a verify, then a
+    killed `backup --again`: the Next line said "run /rollback backup again, or pick one of the Alternatives"
+    while the flag, which needs no backup, still needed its restart."""
+    flagged = after(StepName.FLAG, StepName.VERIFY)
+    flagged.lifecycle.stall = Stall(step=StepName.BACKUP, how="was interrupted")  # what recovery records
+    upcoming = next_action(flagged)
+    assert upcoming.step is StepName.RESTART and "/rollback restart" in plain(upcoming.text)
+    assert "Alternatives" not in plain(upcoming.text) and "/rollback backup" not in plain(upcoming.text)
+    assert "backup was interrupted" in plain(upcoming.also) and "fix under way does not need one" in plain(
+        upcoming.also)
+    # before any fix, a backup that failed is still the thing to do
+    assert next_action(after((StepName.BACKUP, False))).step is StepName.BACKUP

@@ -68,9 +68,12 @@ def next_action(incident: Incident) -> Next:
     if incident.autopilot is not None:  # between two of its steps: it is about to start the next
         return Next(NextKind.WAIT, rich("wait: the autopilot (started by ", Person(incident.autopilot.by),
                                         ") is starting the next step; ", _command("pause"), " stops it."))
-    if life.stall is not None and life.stall.step is StepName.BACKUP and (life.service_back or life.backed_up):
-        # a `backup --again` beside a verified backup, or after service is back, is for the record: nothing waits on it
-        stands = "service is back" if life.service_back else "the earlier verified backup stands"
+    if life.stall is not None and life.stall.step is StepName.BACKUP and (
+            life.service_back or life.backed_up or life.phase is Phase.MITIGATING):
+        # a backup beside a verified one, after service is back, or while a fix that needs none is under way (a
+        # flag, one file, a safe revert, a hotfix: only the runbook's revert needs a backup) is for the record
+        stands = ("service is back" if life.service_back else "the earlier verified backup stands" if life.backed_up
+                  else "the fix under way does not need one")
         aside = rich("backup ", life.stall.how, " (read why in the thread); ", stands, ", so nothing waits on it.")
     elif life.stall is not None:
         step = life.stall.step
