@@ -1,6 +1,7 @@
 """The machine's invariants can fail: each is shown a world that breaks it behind the bot's back (a tenant
 changed without a request, a stakeholder post duplicated, a result message contradicting the store, an audit
-event edited). A check that cannot fail would let the search report 0 violations for nothing."""
+event edited, a panel offering a button that can only refuse). A check that cannot fail would let the search
+report 0 violations for nothing."""
 
 from __future__ import annotations
 
@@ -59,4 +60,16 @@ def test_an_edited_audit_event_is_a_violation(machine: RollbackMachine) -> None:
         db.execute("DROP TRIGGER audit_no_update")
         db.execute("UPDATE audit SET event = replace(event, 'incident.started', 'incident.forged') WHERE seq = 1")
     with pytest.raises(Violation, match=r"\[audit\]"):
+        machine.check_all()
+
+
+def test_a_panel_offering_revert_before_any_backup_is_a_violation(machine: RollbackMachine) -> None:
+    incident = machine.store.get_incident("RB-0001")
+    panel = machine.emu.ws.message(INCIDENT, incident.panel_ts)
+    assert "rollback_step:revert" not in str(panel["blocks"])  # the bot does not offer it: no backup yet
+    revert = {"type": "button", "action_id": "rollback_step:revert", "text": {"type": "plain_text", "text": "Revert"},
+              "value": "RB-0001"}
+    blocks = [dict(b, elements=[*b["elements"], revert]) if b.get("type") == "actions" else b for b in panel["blocks"]]
+    machine.emu.ws.update(INCIDENT, panel["ts"], {"blocks": blocks})
+    with pytest.raises(Violation, match=r"\[buttons\] the panel offers Revert code"):
         machine.check_all()
