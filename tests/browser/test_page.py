@@ -11,6 +11,7 @@ import pytest
 
 from bot.dev.emulator import Emulator
 from tests.browser.console import watch
+from tests.emulator.conftest import web
 
 pytestmark = pytest.mark.slow
 
@@ -71,5 +72,49 @@ def test_emoji_come_out_in_colour(emulator: Emulator, browser: Any) -> None:
     page, problems = open_page(emulator, browser)
     assert "Noto Color Emoji" in page.evaluate("getComputedStyle(document.body).fontFamily")
     assert page.evaluate(COLOURED_PIXELS) > 50
+    assert problems == []
+    page.close()
+
+
+def _form(title: str) -> dict[str, Any]:
+    return {"type": "modal", "title": {"type": "plain_text", "text": title},
+            "submit": {"type": "plain_text", "text": "Save"},
+            "blocks": [{"type": "input", "block_id": "eta", "label": {"type": "plain_text", "text": "ETA"},
+                        "element": {"type": "plain_text_input", "action_id": "value"}}]}
+
+
+def _open(emulator: Emulator, title: str) -> str:
+    """Opens a form for casey as the bot would: a fresh trigger of hers, then views.open."""
+    trigger = emulator.slash_payload("casey", "incident-rollback", "comms edit")["trigger_id"]
+    return str(web(emulator).views_open(trigger_id=trigger, view=_form(title))["view"]["id"])
+
+
+def test_a_modal_left_open_is_gone_after_a_reload(emulator: Emulator, browser: Any) -> None:
+    page, problems = open_page(emulator, browser)
+    _open(emulator, "Stakeholder details")
+    page.wait_for_selector("#dialog h3:has-text('Stakeholder details')")
+    page.reload()  # Slack's client drops an open modal when it reloads
+    page.wait_for_selector("#channels li[data-channel='incident-rollback'].active")
+    page.fill("#text", "back after the reload")
+    page.press("#text", "Enter")
+    page.wait_for_selector("#messages .msg:has-text('back after the reload')")  # the page is live
+    assert page.locator("#overlay").is_hidden()
+    _open(emulator, "Root cause")  # a form opened after the reload shows
+    page.wait_for_selector("#dialog h3:has-text('Root cause')")
+    assert problems == []
+    page.close()
+
+
+def test_a_second_form_stacks_on_the_first_and_keeps_what_was_typed(emulator: Emulator, browser: Any) -> None:
+    page, problems = open_page(emulator, browser)
+    _open(emulator, "Stakeholder details")
+    page.wait_for_selector("#dialog h3:has-text('Stakeholder details')")
+    page.fill("#dialog input[name='eta']", "Friday 12:00")
+    _open(emulator, "Root cause")  # another form opens on top
+    page.wait_for_selector("#dialog h3:has-text('Root cause')")
+    assert page.input_value("#dialog input[name='eta']") == ""
+    page.click("#modal-close")
+    page.wait_for_selector("#dialog h3:has-text('Stakeholder details')")  # back to the first, as typed
+    assert page.input_value("#dialog input[name='eta']") == "Friday 12:00"
     assert problems == []
     page.close()

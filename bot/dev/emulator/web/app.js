@@ -10,7 +10,10 @@ const EMOJI = {
 };
 const QUICK_REACTIONS = ["white_check_mark", "x", "+1", "eyes", "pushpin"];
 
-const ui = { user: null, channel: null, thread: null, state: null, raw: "", busy: false, done: new Map(), typed: {} };
+// gone: views open when this page loaded. Slack's client drops an open modal when it reloads (the app is not
+// told; the view is simply no longer on screen), so they never show here again.
+const ui = { user: null, channel: null, thread: null, state: null, raw: "", busy: false, done: new Map(), typed: {},
+  gone: null };
 const $ = (id) => document.getElementById(id);
 
 function esc(text) {
@@ -298,7 +301,9 @@ function renderModal() {
   const me = currentUserId();
   // A view this page just submitted or closed never comes back, even from a state fetched before the server
   // recorded it as closed.
-  const view = (ui.state.views || []).filter((v) => v.user === me && (!ui.done.has(v.id) ||
+  // A modal holds a stack of views and shows the top one: a form opened while another is open goes on top, and
+  // closing it shows the one below as it was typed (ui.typed keeps every field as it is typed).
+  const view = (ui.state.views || []).filter((v) => v.user === me && !ui.gone.has(v.id) && (!ui.done.has(v.id) ||
     (v.errors && ui.done.get(v.id) !== JSON.stringify(v.errors)))).slice(-1)[0];
   const overlay = $("overlay");
   if (!view) { if (!overlay.hidden && overlay.dataset.view) { overlay.hidden = true; overlay.dataset.view = ""; } return; }
@@ -319,20 +324,28 @@ function renderModal() {
       const input = document.createElement(el.multiline ? "textarea" : "input");
       if (!el.multiline) input.type = "text";
       input.name = block.block_id;
-      const typed = (ui.typed[view.id] || {})[block.block_id];  // Slack keeps what was typed when it shows errors
+      const typed = (ui.typed[view.id] || {})[block.block_id];  // Slack keeps what was typed (errors, a stack)
       input.value = typed != null ? typed : el.initial_value || "";
+      input.addEventListener("input", () => { (ui.typed[view.id] = ui.typed[view.id] || {})[block.block_id] = input.value; });
       field.append(input);
     } else if (el.type === "static_select") {
       const select = document.createElement("select");
       select.name = block.block_id;
       select.innerHTML = '<option value="">Choose…</option>' + el.options.map((o) => `<option value="${esc(o.value)}">${esc(o.text.text)}</option>`).join("");
-      if (el.initial_option) select.value = el.initial_option.value;
+      const typed = (ui.typed[view.id] || {})[block.block_id];
+      if (typed != null) select.value = typed; else if (el.initial_option) select.value = el.initial_option.value;
+      select.addEventListener("change", () => { (ui.typed[view.id] = ui.typed[view.id] || {})[block.block_id] = select.value; });
       field.append(select);
     } else if (el.type === "checkboxes") {
-      const initial = new Set((el.initial_options || []).map((o) => o.value));
+      const typed = (ui.typed[view.id] || {})[block.block_id];
+      const initial = new Set(typed != null ? typed : (el.initial_options || []).map((o) => o.value));
       for (const o of el.options) {
         field.insertAdjacentHTML("beforeend", `<label style="font-weight:400"><input type="checkbox" name="${esc(block.block_id)}" value="${esc(o.value)}" ${initial.has(o.value) ? "checked" : ""}> ${esc(o.text.text)}</label>`);
       }
+      field.addEventListener("change", () => {
+        (ui.typed[view.id] = ui.typed[view.id] || {})[block.block_id] =
+          [...field.querySelectorAll("input:checked")].map((b) => b.value);
+      });
     }
     if (block.hint) field.insertAdjacentHTML("beforeend", `<div class="hint">${plain(block.hint)}</div>`);
     const error = (view.errors || {})[block.block_id];
@@ -357,6 +370,7 @@ function renderModal() {
   });
   form.querySelector("#modal-close").addEventListener("click", () => {
     overlay.hidden = true;
+    ui.done.set(view.id, JSON.stringify(view.errors || null));
     control("close_view", { view_id: view.id });
   });
   dialog.append(form);
@@ -403,6 +417,7 @@ async function refresh() {
     if (text !== ui.raw) {
       ui.raw = text;
       ui.state = JSON.parse(text);
+      if (ui.gone === null) ui.gone = new Set((ui.state.views || []).map((v) => v.id));
       if (!ui.channel) {
         const first = ui.state.channels.find((c) => c.name.startsWith("incident")) || ui.state.channels[0];
         ui.channel = first.id;
