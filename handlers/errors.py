@@ -17,6 +17,7 @@ from slack_bolt.context.respond import Respond
 from bot.domain.api import Incident
 from bot.errors import BotError
 from bot.slack_ui import notes, status
+from bot.slack_ui.forms import form_origin
 from handlers.context import Ctx
 
 log = logging.getLogger("rollback_bot.errors")
@@ -28,7 +29,7 @@ def _where(ctx: Ctx, context: BoltContext, body: dict[str, Any]) -> tuple[str | 
     channel = context.channel_id or event.get("channel") or (event.get("item") or {}).get("channel")
     view = body.get("view") or {}
     if channel is None and view.get("private_metadata"):
-        channel = ctx.features.desk.channel_of(str(view["private_metadata"]))
+        channel = ctx.features.desk.channel_of(form_origin(view)[0])
     return channel, context.user_id or event.get("user")
 
 

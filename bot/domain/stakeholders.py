@@ -205,17 +205,20 @@ class Stakeholders:
         return Conflict(rich("A newer stakeholder update has gone out since this preview: ", what,
                              f" ({latest.claimed_at:%H:%M} UTC)."), hint=again)
 
-    def open_form(self, actor: str, channel: str, trigger_id: str) -> None:
-        """`/rollback comms edit`: the form for the update's impact, next steps and ETA, for the active incident."""
+    def open_form(self, actor: str, channel: str, trigger_id: str, reply_to: str | None = None) -> None:
+        """`/rollback comms edit`: the form for the update's impact, next steps and ETA, for the active incident
+        (``reply_to``: the preview it was opened from, which saving the form replaces)."""
         self.deps.access.require(Act.COMMS, actor, channel, holder=self.desk.holder(channel, IncidentRole.COMMS))
-        self.deps.messenger.open_view(trigger_id, self.deps.ui.comms_form(self.desk.active_in(channel)))
+        self.deps.messenger.open_view(trigger_id, self.deps.ui.comms_form(self.desk.active_in(channel), reply_to))
 
     def validate_details(self, values: FormValues) -> dict[str, Rich]:
         """Field-level problems of a submitted stakeholder-details form (empty when it is fine)."""
         return {name: (f"At most {MAX_FIELD} characters, please.",) for name in values
                 if len(form_text(values, name)) > MAX_FIELD}
 
-    def save_details(self, actor: str, incident_id: str, values: FormValues) -> Incident:
+    def save_details(self, actor: str, incident_id: str, values: FormValues, *,
+                     preview_above: bool = False) -> Incident:
+        """``preview_above``: the form came from a preview, which the caller replaces with a fresh one."""
         channel = self.desk.get(incident_id).channel  # the form's incident
         self.deps.access.require(Act.COMMS, actor, channel, holder=self.desk.holder(channel, IncidentRole.COMMS))
         now = self.deps.clock.now()
@@ -231,8 +234,9 @@ class Stakeholders:
         self.desk.audit(now, actor, "comms.details", incident_id, fields=sorted(k for k, v in clean.items() if v))
         ts = self.desk.thread(incident, rich("📝 ", Person(actor), " updated the stakeholder details; ",
                                              Code("/rollback comms"), " previews the next update."))
-        self.desk.done_in_thread(actor, incident, ts, ("Saved: the next update uses them; ", Code("/rollback comms"),
-                                                       " previews it (an older preview still shows the old details)"))
+        self.desk.done_in_thread(actor, incident, ts, ("Saved: the preview above now shows them",) if preview_above
+                                 else ("Saved: the next update uses them; ", Code("/rollback comms"),
+                                       " previews it (an older preview still shows the old details)"))
         return incident
 
     # ---- the reminder -----------------------------------------------------------------------------------

@@ -28,14 +28,24 @@ def _input(block_id: str, label: str, initial: str | None, *, multiline: bool = 
     return block
 
 
-def _modal(callback_id: str, title: str, incident: Incident, blocks: list[dict[str, Any]]) -> View:
-    return View({"type": "modal", "callback_id": callback_id, "private_metadata": incident.id,
+def _modal(callback_id: str, title: str, incident: Incident, blocks: list[dict[str, Any]],
+           reply_to: str | None = None) -> View:
+    metadata = f"{incident.id} {reply_to}" if reply_to else incident.id
+    return View({"type": "modal", "callback_id": callback_id, "private_metadata": metadata,
                  "title": plain_obj(title, 24), "submit": plain_obj("Save", 24), "close": plain_obj("Cancel", 24),
                  "blocks": blocks})
 
 
-def comms_edit_view(incident: Incident) -> View:
-    """`/rollback comms edit`: what only people know, for the stakeholder update."""
+def form_origin(view: dict[str, Any]) -> tuple[str, str | None]:
+    """A submitted form's incident id, and the response_url of the preview it was opened from (None when it was
+    opened another way): the form carries both in its private_metadata."""
+    incident_id, _, reply_to = str(view.get("private_metadata") or "").partition(" ")
+    return incident_id, reply_to or None
+
+
+def comms_edit_view(incident: Incident, reply_to: str | None = None) -> View:
+    """`/rollback comms edit`: what only people know, for the stakeholder update. Opened from a preview's *Edit
+    details*, ``reply_to`` is that click's response_url: saving the form replaces the preview in place."""
     d = incident.comms_details
     return _modal(ViewId.COMMS_EDIT, "Stakeholder details", incident, [
         _input("students", "Impact on students", d.students),
@@ -44,7 +54,7 @@ def comms_edit_view(incident: Incident) -> View:
         _input("next_steps", "Next steps (one per line)", d.next_steps,
                hint="Left empty: the runbook's (RCA underway, fix offline, testing before re-deployment)."),
         _input("eta", "ETA for the fix", d.eta, multiline=False),
-    ])
+    ], reply_to)
 
 
 def rca_view(incident: Incident) -> View:

@@ -126,7 +126,9 @@ def register(app: App, ctx: Ctx) -> None:
     @acked(ctx, action_key)
     def comms_edit(body: dict[str, Any]) -> None:
         user, channel = _who(body)
-        features.stakeholders.open_form(user, channel, body["trigger_id"])
+        in_preview = (body.get("container") or {}).get("is_ephemeral")  # the preview's button, not the panel's
+        features.stakeholders.open_form(user, channel, body["trigger_id"],
+                                        body.get("response_url") if in_preview else None)
 
     @app.action(Action.RCA)
     @acked(ctx, action_key)

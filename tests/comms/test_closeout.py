@@ -239,3 +239,28 @@ def test_the_update_is_emailed_in_plain_text_through_a_real_smtp_server(
         assert emulator.ws.wait_for(lambda: incident_of(bot).comms["rollback_started"].emailed, 10, "recorded")
     finally:
         server.stop()
+
+
+def test_saving_the_form_opened_from_a_preview_updates_that_preview_in_place(
+        emulator: Emulator, sandbox: Sandbox, start_bot: Callable[..., SocketModeBot]) -> None:
+    start_bot()
+    emulator.slash("casey", "incident-rollback", "start feedback generation fails").wait()
+    panel_ts(emulator)
+    emulator.slash("casey", "incident-rollback", "comms").wait()
+    preview = ephemeral(emulator, COMMANDER, "Preview")
+    assert "Students: not assessed yet" in str(preview.blocks)
+    emulator.click("casey", "incident-rollback", preview.ts, Action.COMMS_EDIT).wait()  # the preview's button
+    view = emulator.ws.wait_for(lambda: next((v for v in emulator.ws.views if v["callback_id"] == View.COMMS_EDIT),
+                                             None), 10, "the modal")
+    emulator.submit_view("casey", view["id"], {"students": "sessions failed for 20 minutes"}).wait()
+    ephemeral(emulator, COMMANDER, "Saved")
+
+    def fresh() -> Any:
+        shown = next(e for e in emulator.ws.ephemerals_for(COMMANDER) if e.ts == preview.ts)
+        return shown if "sessions failed for 20 minutes" in str(shown.blocks) else None
+
+    updated = emulator.ws.wait_for(fresh, 10, "the preview updated in place")
+    assert "not assessed yet" not in str(updated.blocks).split("Data")[0]  # the students' line is the new one
+    previews = [e for e in emulator.ws.ephemerals_for(COMMANDER) if "Preview" in e.text]
+    assert len(previews) == 1  # the same message, not a second preview under a stale one
+    assert "preview above" in ephemeral(emulator, COMMANDER, "Saved").text

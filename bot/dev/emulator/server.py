@@ -310,10 +310,14 @@ class Emulator(WebApi, UserSide):
     def _apply_response(self, target: dict[str, Any], body: dict[str, Any]) -> None:
         channel, user = target["channel"], target["user"]
         text, blocks = body.get("text") or "", body.get("blocks")
-        if body.get("delete_original") and target.get("message_ts"):
-            self.ws.delete(channel, target["message_ts"])
-        elif body.get("replace_original") and target.get("message_ts"):
-            self.ws.update(channel, target["message_ts"], {"text": text, "blocks": blocks or []})
+        original = target.get("message_ts")
+        if (body.get("delete_original") or body.get("replace_original")) and original and \
+                self.ws.change_ephemeral(user, original, text, blocks, delete=bool(body.get("delete_original"))):
+            return  # a click in an ephemeral message: its response_url replaces or deletes that message
+        if body.get("delete_original") and original:
+            self.ws.delete(channel, original)
+        elif body.get("replace_original") and original:
+            self.ws.update(channel, original, {"text": text, "blocks": blocks or []})
         elif body.get("response_type") == "in_channel":
             self.ws.post(channel, {"user": self.ws.app.bot_user_id, "bot_id": self.ws.app.bot_id, "text": text,
                                    "blocks": blocks or [], **({"thread_ts": body["thread_ts"]}

@@ -194,6 +194,21 @@ class Workspace:
             self.ephemerals.append(ephemeral)
             self._notify()
 
+    def change_ephemeral(self, user: str, ts: str, text: str | None, blocks: list[dict[str, Any]] | None, *,
+                         delete: bool = False) -> bool:
+        """Replace (or delete) the ephemeral ``ts`` shown to ``user``: what a ``response_url`` of a click in it
+        can do, and nothing else can (``chat.update`` does not reach ephemeral messages)."""
+        with self._cond:
+            found = next((e for e in self.ephemerals if e.user == user and e.ts == ts), None)
+            if found is None:
+                return False
+            if delete:
+                self.ephemerals.remove(found)
+            else:
+                found.text, found.blocks = text or "", blocks or []
+            self._notify()
+            return True
+
     def react(self, channel: str, ts: str, name: str, user: str, add: bool = True) -> bool:
         with self._cond:
             message = self._find(channel, ts)
