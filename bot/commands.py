@@ -132,7 +132,8 @@ CATALOG: list[Usage] = [
           "a follow-up with its owner (you, unless you name someone first), for the postmortem; its owner is "
           "reminded after the close until it is done (done: by its owner or a commander)",
           min_args=1, max_args=MANY),
-    Usage(Subcommand.HEALTH, "health", "the latest scheduled check results and a latency chart (privately)"),
+    Usage(Subcommand.HEALTH, "health", "every scheduled check's state and last hour (privately); in an incident, a "
+          "chart in its thread: each check's status over time, its latency in ms, the incident's events"),
     Usage(Subcommand.HELP, "help", "list the subcommands (add --again to a step to repeat one that succeeded)"),
 ]
 BY_NAME = {usage.name: usage for usage in CATALOG}

@@ -1,4 +1,4 @@
-"""Where `/rollback health`'s latency chart goes, and how often.
+"""Where `/rollback health`'s chart (status, latency, the incident's events) goes, and how often.
 
 The chart goes into the thread of the active incident in the channel where it was asked for, never into the
 channel itself. Several people asking within a minute get a pointer to the chart already there instead of

@@ -115,7 +115,7 @@ class CheckView:
 
 @dataclass(frozen=True)
 class ChartPlace:
-    """Where the latency chart is: the incident thread it went into, and whether this request posted it."""
+    """Where the health chart is: the incident thread it went into, and whether this request posted it."""
 
     incident_id: str
     channel: str

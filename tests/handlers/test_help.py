@@ -28,6 +28,10 @@ def test_help_groups_the_subcommands_and_says_what_is_next_in_this_incident(
     alternatives, rest = rest.split("*During the incident*", 1)
     assert all(f"`/rollback {a}" in alternatives for a in ("flag", "partial", "hotfix"))
     assert "`/rollback flag" not in runbook and "`/rollback note" in rest and "*Closing*" in rest
+    health = next(line for line in before.splitlines() if "`/rollback health" in line)
+    # what the chart shows, and that it goes into the incident's thread (only the words are private)
+    assert all(w in health for w in ("status", "latency in ms", "events", "thread")), health
+    assert "latency chart" not in health
 
     started(emulator, bot)
     emulator.slash("blake", "incident-rollback", "help").wait()  # anyone who may read the incident sees it
