@@ -20,7 +20,8 @@ from bot.app.logs import configure
 from bot.app.process import started, stop_on_signals
 from bot.config import load_settings
 from bot.dev.emulator import Emulator
-from bot.dev.local import claim, prepare, release, repl
+from bot.dev.fakeclock import LaterClock
+from bot.dev.local import claim, later, prepare, release, repl
 from bot.dev.localmongo import LocalMongo, LocalMongoError, running_server, start_detached, stop_detached
 from bot.dev.sandbox import Sandbox, create_sandbox, has_tenants, seed_tenants, start_apps, stop_apps
 from bot.errors import ConfigError
@@ -154,14 +155,15 @@ def run_local(args: argparse.Namespace) -> int:
         os.environ.update(emulator.bot_env())
         settings = load_settings(config, env_file=False)
         configure(settings, args.log_level)
-        bot = socket_mode_bot(settings).start()
+        clock = LaterClock()  # the system's time until `:later 7d` at the prompt moves it ahead
+        bot = socket_mode_bot(settings, clock=clock).start()
         running.callback(bot.close)
         started()
         print(f"\n  Open {emulator.url}/ in a browser\n\n"
               f"  (local Slack emulator; state: {settings.data_dir}; target: {sandbox.repo};\n"
               f"   tenants: a local MongoDB at {describe(mongo.uri)}, data in {mongo_dir / 'db'})", flush=True)
         if sys.stdin.isatty() and not args.no_prompt:
-            repl(emulator)
+            repl(emulator, later(clock, bot))
         else:
             stop = stop_on_signals()
             print("No terminal attached: serving until Ctrl-C. Drive it with POST "

@@ -1,4 +1,4 @@
-"""A clock for tests: it satisfies ``bot.clock.Clock`` and only moves when told to."""
+"""Clocks for tests and walkthroughs: they satisfy ``bot.clock.Clock`` and move forward when told to."""
 
 from __future__ import annotations
 
@@ -21,3 +21,21 @@ class FakeClock:
         with self._lock:
             self._now += timedelta(**delta)
             return self._now
+
+
+class LaterClock:
+    """The system's time, moved forward when told: a walkthrough runs in real time (delays, timeouts, charts)
+    and then jumps days ahead (a follow-up's reminder) without waiting for them."""
+
+    def __init__(self) -> None:
+        self._ahead = timedelta(0)
+        self._lock = threading.Lock()
+
+    def now(self) -> datetime:
+        with self._lock:
+            return datetime.now(UTC) + self._ahead
+
+    def advance(self, **delta: float) -> datetime:
+        with self._lock:
+            self._ahead += timedelta(**delta)
+        return self.now()

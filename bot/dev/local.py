@@ -9,11 +9,17 @@ import re
 import shutil
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.dev.emulator import Emulator
+from bot.dev.fakeclock import LaterClock
 from bot.dev.localmongo import alive
 from bot.errors import ConfigError
+
+if TYPE_CHECKING:
+    from bot.app import SocketModeBot
 
 #: What a run of `rollback-bot local` makes in its folder: the sandbox target (git repository, pm2 home), its
 #: local MongoDB's data (the tenant databases), the bot's state, and the config written for it.
@@ -128,7 +134,28 @@ HELP = """Type what a Slack user would:
   :react white_check_mark                 react to the bot's latest message in this channel (:unreact to remove)
   :tick students professors …             tick checkboxes in the checklists message (e.g. success criteria)
   :form eta="Friday 12:00" students=…     fill in and submit the form the bot opened last (comms edit, rca)
+  :later 7d | :later 3h | :later 90m      the bot's clock jumps ahead (a follow-up's reminder after the close)
   :quit                                   stop"""
+
+LATER = re.compile(r"(\d+)\s*([dhm])")
+UNITS = {"d": "days", "h": "hours", "m": "minutes"}
+
+
+def later(clock: LaterClock, bot: SocketModeBot) -> Callable[[str], str]:
+    """`:later 7d`: the bot's clock jumps ahead, then the follow-up reminders' job runs (as the scheduler would
+    within the hour), so a week after the close can be seen in a minute. Answers in words."""
+
+    def jump(text: str) -> str:
+        found = LATER.fullmatch(text.strip())
+        if found is None:
+            return "(say how far ahead: :later 7d, :later 3h or :later 90m)"
+        unit = UNITS[found.group(2)]
+        now = clock.advance(**{unit: int(found.group(1))})
+        sent = bot.services.followups.remind()
+        return (f"(the bot's clock is now {now:%Y-%m-%d %H:%M} UTC, {found.group(1)} {unit} ahead; "
+                f"follow-up reminders sent: {sent})")
+
+    return jump
 
 
 def _plain(text: str) -> str:
@@ -152,7 +179,8 @@ def _render(message: dict[str, object]) -> str:
     return _plain("\n".join(parts) or str(message.get("text", "")))
 
 
-def repl(emulator: Emulator) -> None:
+def repl(emulator: Emulator, jump: Callable[[str], str] | None = None) -> None:
+    """The prompt; ``jump`` (see :func:`later`) moves the bot's clock for `:later`."""
     ws = emulator.ws
     user, channel = "casey", "incident-rollback"
     seen: set[str] = set()
@@ -184,6 +212,8 @@ def repl(emulator: Emulator) -> None:
             _tick(emulator, user, channel, line.split()[1:])
         elif line.startswith(":form"):
             _form(emulator, user, line[len(":form"):])
+        elif line.startswith(":later"):
+            print(jump(line[len(":later"):]) if jump else "(this prompt has no clock to move)")
         elif line.startswith("/"):
             command, _, text = line.partition(" ")
             emulator.slash(user, channel, text, command).wait(10)
