@@ -15,12 +15,13 @@ from tests.comms.test_closeout import ephemeral, panel_ts, posts, wait_recorded
 from tests.conftest import COMMANDER, STAKEHOLDERS
 
 
-def preview(emulator: Emulator, count: int) -> Any:
-    """Ask for a preview; the ``count``-th one the commander has been shown."""
+def preview(emulator: Emulator) -> Any:
+    """Ask for a preview; the new one the commander is shown (a clicked *Post now* replaces its preview)."""
+    before = {e.ts for e in emulator.ws.ephemerals_for(COMMANDER)}
     emulator.slash("casey", "incident-rollback", "comms").wait()
-    return emulator.ws.wait_for(lambda: (shown := [e for e in emulator.ws.ephemerals_for(COMMANDER)
-                                                   if e.text.startswith("Preview")])[count - 1:] and shown[count - 1],
-                                10, f"preview #{count}")
+    return emulator.ws.wait_for(lambda: next((e for e in emulator.ws.ephemerals_for(COMMANDER)
+                                              if e.text.startswith("Preview") and e.ts not in before), None),
+                                10, "a new preview")
 
 
 def link(emulator: Emulator, message: dict[str, Any]) -> str:
@@ -43,7 +44,7 @@ def started(emulator: Emulator, start_bot: Callable[..., SocketModeBot]) -> Sock
 def test_a_double_click_on_post_now_posts_one_update_and_answers_the_second_click_with_its_link(
         emulator: Emulator, sandbox: Sandbox, start_bot: Callable[..., SocketModeBot]) -> None:
     started(emulator, start_bot)
-    shown = preview(emulator, 1)
+    shown = preview(emulator)
     clicks = [emulator.click("casey", "incident-rollback", shown.ts, Action.COMMS_POST, send=False) for _ in (1, 2)]
     assert clicks[0].payload["actions"][0]["action_ts"] != clicks[1].payload["actions"][0]["action_ts"]
     for click in clicks:  # both sent before either is answered, as a double-click is
@@ -60,10 +61,10 @@ def test_a_double_click_on_post_now_posts_one_update_and_answers_the_second_clic
 def test_an_old_preview_clicked_after_a_newer_update_is_refused_privately_with_a_link_to_the_newer_one(
         emulator: Emulator, sandbox: Sandbox, start_bot: Callable[..., SocketModeBot]) -> None:
     started(emulator, start_bot)
-    old = preview(emulator, 1)  # shown, never clicked
-    emulator.click("casey", "incident-rollback", preview(emulator, 2).ts, Action.COMMS_POST).wait()
+    old = preview(emulator)  # shown, never clicked
+    emulator.click("casey", "incident-rollback", preview(emulator).ts, Action.COMMS_POST).wait()
     emulator.ws.wait_for(lambda: len(posts(emulator, "(status update)")) == 1, 10, "the first update")
-    emulator.click("casey", "incident-rollback", preview(emulator, 3).ts, Action.COMMS_POST).wait()
+    emulator.click("casey", "incident-rollback", preview(emulator).ts, Action.COMMS_POST).wait()
     newer = emulator.ws.wait_for(lambda: (found := posts(emulator, "(status update)"))[1:] and found[1], 10,
                                  "the second update")
 
