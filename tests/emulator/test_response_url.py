@@ -13,6 +13,7 @@ from slack_sdk.webhook import WebhookClient
 
 from bot.dev.emulator import Emulator, ManualClock
 from tests.conftest import COMMANDER
+from tests.emulator.conftest import web
 
 
 def response_url(slack: Emulator) -> str:
@@ -66,3 +67,20 @@ def test_a_slash_command_acked_with_invalid_blocks_shows_slacks_error(
     assert delivery.failed == "invalid_command_response"
     assert [e.text for e in slack.ws.ephemerals_for(COMMANDER)] == [
         '/rollback failed with the error "invalid_command_response"']
+
+
+def test_the_response_url_of_a_click_in_an_ephemeral_message_replaces_or_deletes_that_message(
+        slack: Emulator) -> None:
+    """The only way to change an ephemeral message (chat.update reaches channel messages only)."""
+    blocks = [{"type": "actions", "elements": [{"type": "button", "action_id": "edit", "value": "1",
+                                                 "text": {"type": "plain_text", "text": "Edit"}}]}]
+    web(slack).chat_postEphemeral(channel="C0INCIDENT", user=COMMANDER, text="preview: not assessed yet",
+                                  blocks=blocks)
+    shown = slack.ws.ephemerals_for(COMMANDER)[0]
+    click = slack.click("casey", "incident-rollback", shown.ts, "edit", send=False)
+    assert click.payload["container"]["is_ephemeral"]
+    url = click.payload["response_url"]
+    assert WebhookClient(url).send(text="preview: sessions failed", replace_original=True).status_code == 200
+    assert [(e.ts, e.text) for e in slack.ws.ephemerals_for(COMMANDER)] == [(shown.ts, "preview: sessions failed")]
+    assert WebhookClient(url).send(text="", delete_original=True).status_code == 200
+    assert slack.ws.ephemerals_for(COMMANDER) == []
