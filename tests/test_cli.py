@@ -225,6 +225,33 @@ def test_run_connects_when_everything_is_right(tmp_path: Path, config: Path, emu
     assert "`token` will be unused" not in "".join(seen) + rest  # Bolt's warning about our own client is gone
 
 
+def loaded_packages(pid: int) -> set[str]:
+    """The installed packages whose compiled modules a live process has mapped (``/proc/<pid>/maps``)."""
+    maps = Path(f"/proc/{pid}/maps").read_text()
+    return set(re.findall(r"site-packages/([A-Za-z0-9_]+)/", maps))
+
+
+def test_an_idle_bot_has_not_loaded_the_chart_or_the_mongodb_library(tmp_path: Path, config: Path,
+                                                                      emulator: Emulator) -> None:
+    """Heavy libraries are imported when a command needs them (the health chart draws with matplotlib, the
+    backup and the cleanup use pymongo), not at start-up: a bot waiting for its first command stays small."""
+    process = subprocess.Popen([sys.executable, "-m", "bot.cli", "run", "--config", str(config)], cwd=tmp_path,
+                               env={**{k: v for k, v in os.environ.items() if not k.startswith(CLEARED)},
+                                    **emulator.bot_env()}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               text=True)
+    try:
+        assert process.stderr is not None
+        for line in process.stderr:
+            if "connected over Socket Mode" in line:
+                break
+        loaded = loaded_packages(process.pid)
+    finally:
+        process.terminate()
+        process.communicate(timeout=30)
+    assert "pydantic_core" in loaded  # the check sees compiled modules: the bot's own models are there
+    assert not loaded & {"matplotlib", "kiwisolver", "PIL", "numpy", "pymongo"}, sorted(loaded)
+
+
 # ---- check: ok, warnings and failures counted apart -------------------------------------------------------
 def test_check_counts_warnings_apart_and_passes_with_warnings_alone(tmp_path: Path, emulator: Emulator,
                                                                      sandbox: Sandbox, closed_port: int) -> None:

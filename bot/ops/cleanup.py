@@ -10,13 +10,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-from pymongo import UpdateOne
+from typing import TYPE_CHECKING, Any
 
 from bot import faults
 from bot.config import CleanupConfig
 from bot.ops import bsonfiles
+
+if TYPE_CHECKING:  # pymongo is imported on first use: a bot that is idle has no need of it
+    from pymongo import UpdateOne
 
 BATCH = 1000
 
@@ -103,6 +104,8 @@ class Restored:
 
 
 def _field_updates(file: Path, fields: list[str]) -> Iterator[UpdateOne]:
+    from pymongo import UpdateOne
+
     for document in bsonfiles.documents(file):
         values = {name: document[name] for name in fields if name in document}
         if values:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import git
+from typing import TYPE_CHECKING, Any
 
 from bot.errors import BadInput, StepFailed, echo
 from bot.ops.process import hidden_from_children
 from bot.text import Code
+
+if TYPE_CHECKING:  # GitPython is imported on first use: a bot that is idle has no need of it
+    import git
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,8 @@ class GitRepo:
         self.path = Path(path)
 
     def _repo(self) -> git.Repo:
+        import git
+
         try:
             repo = git.Repo(self.path)
         except (git.NoSuchPathError, git.InvalidGitRepositoryError):
@@ -52,6 +55,8 @@ class GitRepo:
 
     def resolve(self, ref: str) -> Commit | None:
         """The commit a full or abbreviated id names, or None. Only hex ids are accepted."""
+        import git
+
         repo = self._repo()
         try:
             commit = repo.commit(ref)
@@ -150,6 +155,8 @@ class WorkTree(GitRepo):
     def revert_commits(self, shas: list[str]) -> list[str]:
         """`git revert --no-edit` each commit (newest first) as new commits; on a conflict abort and report
         the conflicting files (nothing is left half done)."""
+        import git
+
         repo = self._repo()
         try:
             repo.git.revert("--no-edit", *(validate_commit_id(s) for s in shas), **KILL)

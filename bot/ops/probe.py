@@ -1,6 +1,11 @@
 """HTTP health checks: one at a time for a step (``probe``), or many at once for the scheduled checks
 (``probe_many``: asyncio + aiohttp, bounded concurrency, each check's time limit counted from its own
 start and covering connect, headers and body, so a hung endpoint fails alone and never delays the others).
+
+``probe_many`` keeps connections alive and reuses them per host for the rest of the round (aiohttp's pool),
+so 1,000 checks on one host open about ``concurrency`` connections, not 1,000. A kept-alive connection the
+server has just closed is not a failure: a GET whose connection drops is tried once more on a new
+connection, within the same time limit.
 """
 
 from __future__ import annotations
@@ -11,9 +16,10 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import aiohttp
+if TYPE_CHECKING:  # aiohttp is imported with the first round of checks: a bot that is idle has no need of it
+    import aiohttp
 
 MAX_BODY = 64 * 1024
 
@@ -80,13 +86,26 @@ def probe(url: str, *, timeout: float, expect_json: dict[str, Any] | None = None
     return _judge(check, status, body, time.monotonic() - started)
 
 
-async def _probe_async(session: aiohttp.ClientSession, check: HttpCheck, timeout: float) -> Probe:
+async def _get(session: aiohttp.ClientSession, check: HttpCheck) -> tuple[int, bytes]:
+    async with session.get(check.url, headers=check.headers(), allow_redirects=False) as response:
+        return response.status, await response.content.read(MAX_BODY)
+
+
+async def _probe_async(pooled: aiohttp.ClientSession, fresh: aiohttp.ClientSession, check: HttpCheck,
+                       timeout: float) -> Probe:
+    import aiohttp
+
     started = time.monotonic()
     try:
         async with asyncio.timeout(timeout):
-            async with session.get(check.url, headers=check.headers(), allow_redirects=False) as response:
-                body = await response.content.read(MAX_BODY)
-                status = response.status
+            try:
+                status, body = await _get(pooled, check)
+            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as error:
+                if isinstance(error, aiohttp.ClientConnectorError):  # no connection at all: nothing to retry
+                    raise
+                # The connection dropped under the request, typically a kept-alive one the server closed as
+                # it was reused (aiohttp's own retry may have taken another such one): once more, on a new one.
+                status, body = await _get(fresh, check)
     except TimeoutError:
         return Probe(check.url, False, None, time.monotonic() - started, f"no answer within {timeout:g}s (hung)")
     except (aiohttp.ClientError, OSError, ValueError) as error:
@@ -99,13 +118,18 @@ def probe_many(checks: list[HttpCheck], *, timeout: float, concurrency: int) -> 
     if not checks:
         return []
 
+    import aiohttp
+
     async def main() -> list[Probe]:
         gate = asyncio.Semaphore(concurrency)
-        connector = aiohttp.TCPConnector(limit=concurrency, limit_per_host=concurrency, force_close=True)
-        async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=None)) as session:
+        no_limit = aiohttp.ClientTimeout(total=None)  # each check's own asyncio.timeout is the limit
+        pooled = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency), timeout=no_limit)
+        fresh = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency, force_close=True),
+                                      timeout=no_limit)
+        async with pooled, fresh:
             async def one(check: HttpCheck) -> Probe:
                 async with gate:
-                    return await _probe_async(session, check, timeout)
+                    return await _probe_async(pooled, fresh, check, timeout)
 
             return list(await asyncio.gather(*(one(check) for check in checks)))
 

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
-
-from pymongo import MongoClient
 
 from bot.config import TenantsConfig
 from bot.errors import StepFailed
 from bot.redact import redact_uri
+
+if TYPE_CHECKING:  # pymongo is imported on first use: a bot that is idle has no need of it
+    from pymongo import MongoClient
 
 SAFE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,63}$")
 # A server that is down or unreachable fails the step in seconds instead of hanging it; no single operation
@@ -26,6 +27,8 @@ TIMEOUTS_MS = {"serverSelectionTimeoutMS": 5_000, "connectTimeoutMS": 5_000, "ti
 
 def connect(uri: str) -> MongoClient[dict[str, Any]]:
     """A pymongo client for ``uri`` (tz-aware datetimes, the timeouts above). Callers close it with ``close``."""
+    from pymongo import MongoClient
+
     given = {key.lower() for key, _ in parse_qsl(urlsplit(uri).query)}
     timeouts: dict[str, Any] = {key: value for key, value in TIMEOUTS_MS.items() if key.lower() not in given}
     return MongoClient(uri, tz_aware=True, **timeouts)

@@ -6,8 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-
-from pymongo import MongoClient
+from typing import TYPE_CHECKING
 
 from bot.config import CleanupConfig, RunbookConfig
 from bot.domain.approvals import TenantCount
@@ -28,6 +27,9 @@ from bot.ops import cleanup, disk, dump, probe, tenants
 from bot.ops.envfile import env_value
 from bot.ops.git import GitRepo, WorkTree, validate_hotfix_name
 from bot.ops.pm2 import Pm2
+
+if TYPE_CHECKING:
+    from pymongo import MongoClient
 from bot.runbook.target import central_uri, list_tenants
 from bot.runbook.verify import health_checks, log_checks
 

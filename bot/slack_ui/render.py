@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from datetime import datetime
 from functools import lru_cache
-from typing import Any
-
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from typing import TYPE_CHECKING, Any
 
 from bot.clock import to_iso
 from bot.resources import templates_dir
 from bot.slack_ui.escape import code, date, escape, link, mrkdwn, person, recorded
+
+if TYPE_CHECKING:  # Jinja2 is imported with the first message rendered: an idle bot has no need of it
+    from jinja2 import Environment
 
 
 def utc(moment: datetime | None, missing: str = "not yet") -> str:
@@ -24,6 +25,8 @@ def utc(moment: datetime | None, missing: str = "not yet") -> str:
 
 @lru_cache(maxsize=1)
 def environment() -> Environment:
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
     env = Environment(
         loader=FileSystemLoader(str(templates_dir())),
         undefined=StrictUndefined,
