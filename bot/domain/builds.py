@@ -29,6 +29,6 @@ def keep_running_build(deps: Deps, reason: str) -> bool:
     try:
         deps.builds.keep_running(reason, protect)
     except Exception:  # keeping a build is an optimisation: the rebuild runs yarn without it
-        log.exception("could not keep the running build")
+        log.warning("could not keep the running build", exc_info=True)
         return False
     return True

@@ -330,9 +330,11 @@ class BuildStore:
         return None
 
     # ---- the stamp: what the bot built in the app's folder ------------------------------------------------
-    def stamp(self, repo: Path, key: BuildKey, outputs: Sequence[str]) -> None:
-        """Record that the outputs in ``repo`` are the bot's build for ``key`` (their content hash now)."""
-        digest, _, _ = content_hash(repo, outputs)
+    def stamp(self, repo: Path, key: BuildKey, outputs: Sequence[str], digest: str | None = None) -> None:
+        """Record that the outputs in ``repo`` are the bot's build for ``key`` (their content hash now: ``digest``
+        when the caller has just computed it)."""
+        if digest is None:
+            digest, _, _ = content_hash(repo, outputs)
         private_dir(self.root)
         data = {"repo": str(Path(repo).resolve()), "key": {"tree": key.tree, "lock": key.lock, "node": key.node},
                 "content_sha256": digest}

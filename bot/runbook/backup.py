@@ -250,8 +250,8 @@ class _Building:
         build = self.build
         if build is None:
             return []
-        line: Rich = rich("build alongside: ", Code(build.commit[:7]), f" ({build.key.describe()}) in a separate "
-                          "git worktree")
+        line: Rich = rich("build alongside: ", Code(build.commit[:7]), " in a separate git worktree, for "
+                          f"{build.key.describe()}")
         if build.done.is_set() and build.failure:
             return [rich(line, f": failed ({build.failure})")]
         return [line]

@@ -118,7 +118,8 @@ class Rebuild:
         return (kept, None) if kept is not None else (None, f"no kept build for {key.describe()} any more")
 
     def _restored(self, ctx: StepContext, kept: builds.Entry, key: builds.BuildKey, seconds: float) -> StepResult:
-        build_store(ctx.config, ctx.data_dir).stamp(ctx.repo, key, ctx.config.build.outputs)
+        # the restore has just checked that the outputs hash to the entry's content hash
+        build_store(ctx.config, ctx.data_dir).stamp(ctx.repo, key, ctx.config.build.outputs, kept.content_sha256)
         described = describe_entry(kept)
         summary = rich("restored the last-known-good build of ", described, " instead of ", Code("yarn build"),
                        f" in {seconds:.1f}s; content hash verified before and after")

@@ -26,6 +26,7 @@ from bot.domain.systems import (
     Tenant,
     TenantSession,
 )
+from bot.errors import StepFailed
 from bot.ops import builds, cleanup, disk, dump, probe, tenants
 from bot.ops.envfile import env_value
 from bot.ops.git import GitRepo, WorkTree, validate_hotfix_name
@@ -200,7 +201,10 @@ class KeptBuilds:
             self.last = build_store(self.config, self.data_dir).keep_built(
                 repo, self.config.build.outputs, builds.node_version(self.config.build.node), reason, trees)
             log.info("last-known-good build (%s): %s", reason, self.last)
-        except Exception:  # an optimisation: the rebuild runs yarn without it
-            log.exception("could not keep the running build (%s)", reason)
+        except StepFailed as error:  # e.g. node or git not found: the rebuild runs yarn without a kept build
+            self.last = f"not kept: {error.plain()}"
+            log.info("last-known-good build (%s): %s", reason, self.last)
+        except Exception:  # an optimisation, never a failure of what people do
+            log.warning("could not keep the running build (%s)", reason, exc_info=True)
         finally:
             self._busy.release()

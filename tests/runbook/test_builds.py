@@ -214,3 +214,98 @@ def test_a_process_killed_mid_capture_leaves_no_usable_entry(app: tuple[Path, li
     kept = store.capture(repo, key, "abc1234", OUTPUTS, "again")  # a later capture sweeps what the dead one left
     assert isinstance(kept, builds.Entry) and store.verify(kept) is None
     assert not [p for p in root.iterdir() if p.name.startswith(".incoming-")]
+
+
+# ---- through the bot, against the sandbox (real pm2, HTTP, MongoDB) ----------------------------------------------
+
+def app_folder(repo: Path) -> dict[str, tuple[int, int]]:
+    """Every file and folder of the app's folder but .git, with its mtime and size: what "untouched" means."""
+    found = {".": (repo.stat().st_mtime_ns, 0)}
+    for path in repo.rglob("*"):
+        if ".git" in path.relative_to(repo).parts[:1]:
+            continue
+        info = path.lstat()
+        found[path.relative_to(repo).as_posix()] = (info.st_mtime_ns, info.st_size)
+    return found
+
+
+def step(emulator: Any, ts: str, text: str) -> str:
+    """Run `/rollback <text>` and return everything its thread message shows once it ended: plan and result."""
+    from tests.conftest import INCIDENT, content
+    from tests.runbook.test_full_rollback import run_step
+
+    said = run_step(emulator, ts, text)
+    return next(content(m) for m in emulator.ws.thread(INCIDENT, ts) if m["text"] == said)
+
+
+@pytest.mark.slow
+def test_the_backup_builds_the_target_alongside_and_the_rebuild_after_the_revert_restores_it(
+        emulator: Any, live_sandbox: Any, start_bot: Any, settings: Any) -> None:
+    from bot.ops.probe import probe
+    from tests.runbook.test_full_rollback import panel_ts
+
+    sandbox = live_sandbox
+    bot = start_bot()
+    emulator.slash("casey", "incident-rollback", "start health 500 after Phase 3").wait()
+    ts = panel_ts(emulator)
+    before, head = app_folder(sandbox.repo), git.Repo(sandbox.repo).head.commit.hexsha
+    good = sandbox.good_commit[:7]
+    backed_up = step(emulator, ts, "backup")
+    assert "— succeeded" in backed_up
+    assert f"meanwhile: build `{good}` (the rollback target) in a separate git worktree" in backed_up  # its plan
+    assert (f"building `{good}` in the background for the revert" in backed_up
+            or f"built `{good}` alongside" in backed_up), backed_up  # its result
+
+    store = build_store(settings.runbook, settings.data_dir)
+    key = builds.commit_key(sandbox.repo, sandbox.good_commit, builds.node_version())
+    deadline = time.monotonic() + 120
+    while store.find(key) is None:
+        assert time.monotonic() < deadline, "the build alongside the backup was never kept"
+        time.sleep(0.2)
+    entry = store.find(key)
+    assert entry is not None and entry.reason == "built alongside the backup of RB-0001"
+    assert app_folder(sandbox.repo) == before and git.Repo(sandbox.repo).head.commit.hexsha == head
+    assert len(git.Repo(sandbox.repo).git.worktree("list").splitlines()) == 1  # the worktree is gone
+    assert not list((store.root / ".worktrees").iterdir())
+
+    assert "— succeeded" in step(emulator, ts, f"revert {good}")
+    rebuilt = step(emulator, ts, "rebuild")
+    tree = git.Repo(sandbox.repo).commit(sandbox.good_commit).tree.hexsha[:7]
+    assert f"Restore the last-known-good build of tree {tree}" in rebuilt, rebuilt
+    assert "built alongside the backup of RB-0001) instead of `yarn build`" in rebuilt
+    assert "— succeeded" in rebuilt and "restored the last-known-good build" in rebuilt
+    run = [r for r in bot.services.store.step_runs("RB-0001") if r.step.value == "rebuild"][-1]
+    assert isinstance(run.artifacts, RebuildArtifacts) and run.artifacts.attempts == []  # yarn never ran here
+    assert "Phase" not in (sandbox.repo / "dist" / "server.js").read_text()
+    assert not (sandbox.repo / "dist" / "assessment.js").exists()  # Phase 2's file is not in the good build
+    assert "— succeeded" in step(emulator, ts, "restart")
+    assert "— succeeded" in step(emulator, ts, "verify")
+    assert probe(sandbox.health_url, timeout=5).status == 200
+
+
+@pytest.mark.slow
+def test_after_a_verify_passes_the_bot_keeps_the_build_and_a_rebuild_restores_it(
+        emulator: Any, live_sandbox: Any, start_bot: Any, tmp_path: Path) -> None:
+    from tests.conftest import make_settings
+    from tests.runbook.test_autopilot import stopped
+    from tests.runbook.test_full_rollback import panel_ts
+
+    sandbox = live_sandbox
+    settings = make_settings(emulator, sandbox, tmp_path / "data", build={"keep": {"alongside_backup": False}})
+    start_bot(settings)
+    emulator.slash("casey", "incident-rollback", "start health 500 --auto").wait()
+    ts = panel_ts(emulator)
+    assert "service is back" in stopped(emulator, ts)
+    tree = git.Repo(sandbox.repo).commit(sandbox.good_commit).tree.hexsha[:7]
+    store = build_store(settings.runbook, settings.data_dir)
+    deadline = time.monotonic() + 60
+    while not store.entries():
+        assert time.monotonic() < deadline, "the verified build was never kept"
+        time.sleep(0.2)
+    entry = store.entries()[0]
+    assert entry.reason == "after verify of RB-0001" and entry.key.tree[:7] == tree
+    assert entry.outputs["dist"] and store.verify(entry) is None
+
+    again = step(emulator, ts, "rebuild --again")
+    assert f"Restore the last-known-good build of tree {tree}" in again and "after verify of RB-0001" in again
+    assert "— succeeded" in again and "restored the last-known-good build" in again
