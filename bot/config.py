@@ -151,9 +151,35 @@ class BackupConfig(_Section):
     keep: BackupKeep = Field(default_factory=BackupKeep)
 
 
+class BuildKeep(_Section):
+    """The last-known-good builds under ``<data_dir>/builds`` (``bot/ops/builds.py``): at most ``max_count``
+    builds and ``max_mb`` MiB together, the newest kept, never the build of an open incident's rollback target."""
+
+    max_count: int = Field(default=5, ge=0)  # 0: keep no build (every rebuild runs yarn)
+    max_mb: int = Field(default=2048, ge=1)
+    schedule: bool = True  # also keep the running build while the scheduled health checks pass
+    alongside_backup: bool = True  # build the rollback target in a worktree of its own while the backup runs
+
+
+OUTPUT_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
+
+
 class BuildConfig(_Section):
     executable: str = "yarn"
     timeout_s: float = Field(default=900.0, gt=0)
+    node: str = "node"  # the node the app runs on: its `--version` is part of a kept build's key
+    outputs: list[str] = Field(default_factory=lambda: ["dist", "node_modules"])  # what yarn install/build make
+    keep: BuildKeep = Field(default_factory=BuildKeep)
+
+    @field_validator("outputs")
+    @classmethod
+    def _plain_names(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if not OUTPUT_NAME.match(value) or value in (".git", ".."):
+                raise ValueError(f"{value!r} is not a folder name in the target's folder (like dist or node_modules)")
+        if not values or len(set(values)) != len(values):
+            raise ValueError("name each output folder once, at least one (like [dist, node_modules])")
+        return values
 
 
 class Endpoint(_Section):

@@ -33,7 +33,7 @@ from bot.domain.stakeholders import Stakeholders
 from bot.ops.envfile import read_env_file
 from bot.redact import SecretBook
 from bot.runbook import registry
-from bot.runbook.systems import BackupFolder, DeployedTarget, RunbookCleanup, TenantDatabases
+from bot.runbook.systems import BackupFolder, DeployedTarget, KeptBuilds, RunbookCleanup, TenantDatabases
 from bot.slack import SlackDirectory, SlackMessenger, web_client
 from bot.slack_ui import SlackPresenter
 from bot.store import Store, open_store
@@ -143,7 +143,8 @@ def build_services(settings: Settings, *, store: Store | None = None, clock: Clo
     deps = Deps(settings=settings, store=store, clock=clock, messenger=messenger, directory=directory, access=access,
                 ui=presenter, jobs=jobs, replica=replica, secrets=book, steps=registry(),
                 target=DeployedTarget(settings.runbook), tenant_data=TenantDatabases(settings.runbook),
-                tenant_cleanup=RunbookCleanup(settings.runbook), metrics=metrics)
+                tenant_cleanup=RunbookCleanup(settings.runbook), metrics=metrics,
+                builds=KeptBuilds(settings.runbook, settings.data_dir))
     # Built bottom-up: each service gets exactly the ones it calls, so every consequence is a visible call.
     desk = Desk(deps)
     stakeholders = Stakeholders(deps, desk)

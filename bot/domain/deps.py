@@ -16,7 +16,7 @@ from bot.domain.ownership import Replica
 from bot.domain.ports import Directory, Jobs, Messenger, Metrics, NoMetrics, Presenter
 from bot.domain.steps import Steps
 from bot.domain.store import Store
-from bot.domain.systems import Target, TenantCleanup, TenantData
+from bot.domain.systems import Builds, NoBuilds, Target, TenantCleanup, TenantData
 from bot.redact import SecretBook
 
 
@@ -37,6 +37,7 @@ class Deps:
     tenant_cleanup: TenantCleanup  # runbook step 6 and its undo on them, and the backup runs they rely on
     steps: Steps  # the runbook's steps by name (bot/runbook), handed in by the composition root
     metrics: Metrics = field(default_factory=NoMetrics)  # what the operators' dashboards count (bot/app/metrics.py)
+    builds: Builds = field(default_factory=NoBuilds)  # the last-known-good builds (kept after a verify passes)
 
     @property
     def config(self) -> RunbookConfig:

@@ -26,6 +26,7 @@ from urllib.parse import urljoin
 
 from bot.config import MongoProbe, MonitorConfig, RunbookConfig
 from bot.domain.access import Act
+from bot.domain.builds import keep_running_build
 from bot.domain.changes import Changes
 from bot.domain.charts import CHART_WINDOW, HealthCharts
 from bot.domain.checklists import CRITERIA_KEYS
@@ -151,6 +152,8 @@ class Monitor:
             self._watch(results, now)
         except Exception:
             log.exception("post-rollback watch failed")
+        if results and all(r.ok for r in results) and self.deps.config.build.keep.schedule:
+            keep_running_build(self.deps, "while the scheduled health checks passed")
         return results
 
     def measure(self, specs: list[CheckSpec], now: datetime) -> list[CheckResult]:

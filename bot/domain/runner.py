@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 
 from bot import faults
 from bot.domain.access import Act
+from bot.domain.builds import keep_running_build
 from bot.domain.changes import Changes
 from bot.domain.deps import Deps
 from bot.domain.desk import Change, Desk
@@ -190,6 +191,8 @@ class StepRunner:
                         checks=[c.model_dump() for c in run.checks])
         deps.metrics.step_finished(step.name.value, result.ok, (now - run.started_at).total_seconds())
         self.changes.after(incident_id)
+        if step.name is StepName.VERIFY and result.ok:  # the build that just passed is a known good one
+            keep_running_build(deps, f"after verify of {incident_id}")
         return run
 
     def _mention(self, entry: str) -> str:

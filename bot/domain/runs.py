@@ -84,7 +84,9 @@ class BuildAttempt(BaseModel):
 class RebuildArtifacts(BaseModel):
     kind: Literal["rebuild"] = "rebuild"
     cleaned: bool = False
-    attempts: list[BuildAttempt] = Field(default_factory=list)
+    attempts: list[BuildAttempt] = Field(default_factory=list)  # none when a kept build was restored
+    restored: str | None = None  # the kept build restored instead of running yarn (its key, when and why kept)
+    fallback: str | None = None  # why yarn built (no kept build, or why the kept one was not used)
 
 
 class RestartedApp(BaseModel):

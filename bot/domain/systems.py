@@ -231,3 +231,21 @@ class BackupRuns(Protocol):
     def remove(self, run: RunOnDisk) -> int:
         """Delete the run's folder and everything in it; the bytes freed."""
         ...
+
+
+class Builds(Protocol):
+    """The target's last-known-good builds (``bot/ops/builds.py``). The domain decides when one is kept; the
+    rebuild step restores one when it matches what is checked out."""
+
+    def keep_running(self, reason: str, protect: Sequence[str]) -> None:
+        """Keep the build in the target's folder if the bot built (or restored) it for HEAD's tree and it is not
+        kept yet, on a thread of its own; returns at once (one at a time: a call while one runs does nothing).
+        ``protect``: commits whose kept builds the bounds must never evict."""
+        ...
+
+
+class NoBuilds:
+    """Keeps nothing (domain unit tests)."""
+
+    def keep_running(self, reason: str, protect: Sequence[str]) -> None:
+        return None

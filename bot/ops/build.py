@@ -30,13 +30,27 @@ class BuildOutcome:
 
 
 class Yarn:
-    def __init__(self, executable: str = "yarn", timeout: float = 900.0) -> None:
+    def __init__(self, executable: str = "yarn", timeout: float = 900.0, cache: Path | None = None) -> None:
         self.executable = executable
         self.timeout = timeout
+        self.cache = cache  # yarn's cache folder; None: `.yarn-cache` in the folder it runs in
 
     def _run(self, repo: Path, *args: str) -> Completed:
         return run([self.executable, *args], cwd=repo, timeout=self.timeout,
-                   env={"YARN_CACHE_FOLDER": str(repo / ".yarn-cache"), "CI": "true"})
+                   env={"YARN_CACHE_FOLDER": str(self.cache or repo / ".yarn-cache"), "CI": "true"})
+
+    def install_and_build(self, folder: Path) -> BuildOutcome:
+        """`yarn install` exactly as yarn.lock says (`--frozen-lockfile`; without one, `--pure-lockfile`: none is
+        written) then `yarn build`, in ``folder`` (a fresh checkout: nothing to clean first)."""
+        outcome = BuildOutcome(ok=False)
+        lock = "--frozen-lockfile" if (folder / "yarn.lock").exists() else "--pure-lockfile"
+        for name, args in ((INSTALL, ("install", "--non-interactive", lock)), (BUILD, ("build",))):
+            completed = self._run(folder, *args)
+            outcome.attempts.append(Attempt(name, completed))
+            if not completed.ok:
+                return outcome
+        outcome.ok = True
+        return outcome
 
     def rebuild(self, repo: Path, on_phase: Callable[[str], None] | None = None) -> BuildOutcome:
         def phase(name: str, *args: str) -> Completed:

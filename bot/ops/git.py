@@ -64,6 +64,35 @@ class GitRepo:
             return None
         return Commit(commit.hexsha, str(commit.summary))
 
+    def tree(self, commit: str = "HEAD") -> str:
+        """The hash of the commit's tree: the same files give the same hash, whichever commit holds them."""
+        return str(self._repo().commit(commit).tree.hexsha)
+
+    def file_at(self, commit: str, path: str) -> bytes | None:
+        """A file's content as the commit holds it; None when the commit has no such file."""
+        try:
+            blob = self._repo().commit(commit).tree / path
+        except KeyError:
+            return None
+        return bytes(blob.data_stream.read())
+
+    def tracked_changes(self) -> bool:
+        """A tracked file differs from HEAD (in the index or the work tree); untracked files do not count."""
+        return bool(self._repo().is_dirty(untracked_files=False))
+
+    def add_worktree(self, path: Path, commit: str) -> None:
+        """`git worktree add --detach PATH COMMIT`: the commit checked out in a folder of its own."""
+        self._repo().git.worktree("add", "--detach", str(path), validate_commit_id(commit), **KILL)
+
+    def remove_worktree(self, path: Path) -> None:
+        """`git worktree remove --force PATH`, then `git worktree prune` (a folder already gone is pruned)."""
+        repo = self._repo()
+        try:
+            repo.git.worktree("remove", "--force", str(path), **KILL)
+        except git.GitCommandError:
+            pass  # removed by hand, or never finished: prune forgets it
+        repo.git.worktree("prune", **KILL)
+
     def require(self, text: str) -> Commit:
         """The commit a hex id names; anything else, or an id the repository lacks, is refused with a hint."""
         wanted = validate_commit_id(text)

@@ -9,6 +9,7 @@ and re-verifies it on disk (``bot.ops.dump.verify_run``) before the request and 
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,25 +18,41 @@ from bot.domain.backups import MIB, mib, require_room
 from bot.domain.runs import BackupArtifacts, StepName
 from bot.domain.steps import Plan, StepContext, StepResult, check
 from bot.errors import Conflict, StepFailed
-from bot.ops import bsonfiles, dump, tenants
-from bot.ops.git import GitRepo
+from bot.ops import bsonfiles, builds, dump, tenants
+from bot.ops.build import Yarn
+from bot.ops.git import GitRepo, WorkTree
 from bot.ops.pm2 import Pm2, tail_file
 from bot.ops.process import find_executable
 from bot.runbook.systems import BackupFolder
-from bot.runbook.target import central_uri, list_tenants
+from bot.runbook.target import build_store, central_uri, list_tenants
 from bot.text import Code, Rich, join, rich
 
 SHOWN_DATABASES = 12  # longer lists are summarised in the thread; the manifest has every one
+
+
+@dataclass(frozen=True)
+class BuildAlongside:
+    """The rollback target to build in a worktree of its own while the backup runs."""
+
+    commit: str
+    key: builds.BuildKey
+
+
+@dataclass(frozen=True)
+class BackupPlan:
+    dbs: list[str]
+    build: BuildAlongside | None  # None: nothing to build alongside (kept already, reverted already, turned off…)
 
 
 class Backup:
     name = StepName.BACKUP
     follow_ups: tuple[StepName, ...] = ()
 
-    def plan(self, ctx: StepContext) -> Plan[list[str]]:
+    def plan(self, ctx: StepContext) -> Plan[BackupPlan]:
         cfg = ctx.config
         found = list_tenants(cfg)
         room = self._room(ctx, [t.db_name for t in found])  # refuses, privately, before anything is written
+        alongside, build_line = self._alongside(ctx)
         names: list[Rich] = [(Code(t.db_name),) for t in found[:SHOWN_DATABASES]]
         more = f" and {len(found) - SHOWN_DATABASES} more" if len(found) > SHOWN_DATABASES else ""
         return Plan(
@@ -47,9 +64,35 @@ class Backup:
                         join([(Code(a),) for a in cfg.pm2.apps])),
                    rich("copy ", Code(cfg.target.env_file), " (mode 0600; its contents are never shown)"),
                    ("earlier backup runs are kept as they are; this one is used only once its manifest is written",),
-                   room],
-            facts=[t.db_name for t in found],
+                   room, *([build_line] if build_line else [])],
+            facts=BackupPlan([t.db_name for t in found], alongside),
         )
+
+    def _alongside(self, ctx: StepContext) -> tuple[BuildAlongside | None, Rich | None]:
+        """The revert that follows the backup goes to the rollback target: build it meanwhile, in a worktree of its
+        own, unless it is kept already. Nothing when there will be no such revert (the code was reverted already,
+        the target is HEAD or not below it) or it cannot be keyed."""
+        cfg = ctx.config
+        if not cfg.build.keep.alongside_backup or cfg.build.keep.max_count == 0:
+            return None, None
+        if ctx.last_success(StepName.REVERT) is not None:
+            return None, None
+        tree = WorkTree(ctx.repo)
+        target = tree.resolve(cfg.target.rollback_target)
+        head = tree.head()
+        if target is None or target.sha == head.sha or not tree.is_ancestor(target.sha, head.sha):
+            return None, None
+        try:
+            key = builds.commit_key(ctx.repo, target.sha, builds.node_version(cfg.build.node))
+        except StepFailed as error:
+            return None, rich("no build alongside: ", error.plain())
+        kept = build_store(cfg, ctx.data_dir).find(key)
+        if kept is not None:
+            return None, rich("the build of ", Code(target.short), f" is kept already ({key.describe()}): the "
+                              "rebuild after the revert restores it")
+        return BuildAlongside(target.sha, key), rich(
+            "meanwhile: build ", Code(target.short), " (the rollback target) in a separate git worktree (",
+            Code("yarn install"), ", ", Code("yarn build"), ") for the revert; the app's folder is not touched")
 
     def _room(self, ctx: StepContext, dbs: list[str]) -> Rich:
         """Estimate the run's size from the server's collection statistics and refuse when it would leave the
@@ -74,9 +117,9 @@ class Backup:
         return (f"room: estimated {mib(total)} ({how}); {mib(space.free)} free on the data folder's file system, "
                 f"reserve {mib(cfg.backup.reserve_mb * MIB)}",)
 
-    def run(self, ctx: StepContext, plan: Plan[list[str]]) -> StepResult:
+    def run(self, ctx: StepContext, plan: Plan[BackupPlan]) -> StepResult:
         cfg = ctx.config
-        dbs = plan.facts
+        dbs = plan.facts.dbs
         run = ctx.backups / ctx.run_id
         if run.exists():
             raise Conflict(("backup run ", Code(ctx.run_id), " already exists; runs are never overwritten"))
@@ -84,6 +127,7 @@ class Backup:
         bsonfiles.private_dir(run)
         head = GitRepo(ctx.repo).head()
         bsonfiles.private_write(run / "rollback_from_commit.txt", (head.oneline() + "\n").encode())
+        building = self._start_build(ctx, plan.facts.build)
 
         uri = central_uri(cfg)
         central = tenants.default_database(uri)
@@ -93,12 +137,12 @@ class Backup:
             faults.point("backup.collection_written")
             with lock:
                 done[0] += 1
-            ctx.progress((f"{done[0]} collection(s) written; tenants: {len(dbs)}",))
+            ctx.progress((f"{done[0]} collection(s) written; tenants: {len(dbs)}", *building.note()))
 
         client = tenants.connect(uri)
         try:
             ctx.progress((f"dumping {len(dbs)} tenant database(s) and the central ",
-                          Code(cfg.tenants.schools_collection)))
+                          Code(cfg.tenants.schools_collection), *building.note()))
             jobs: list[tuple[str, list[str] | None]] = [(central, [cfg.tenants.schools_collection])]
             jobs += [(db, None) for db in dbs]
             dumped = dump.dump_databases(client, jobs, run, parallel=cfg.backup.parallel, after=after)
@@ -126,9 +170,10 @@ class Backup:
         verified = all(c.ok for c in checks if c.name != "pm2 logs")
         details = self._details(run, head.short, dumped, logs_saved)
         summary = (rich(f"{len(dbs)} tenant database(s) backed up, {manifest.documents} documents, counts verified; "
-                        "run ", Code(ctx.run_id))
+                        "run ", Code(ctx.run_id), *building.note())
                    if verified else ("backup written but the counts do not match the server's; it will not be "
-                                     "relied on",))
+                                     "relied on", *building.note()))
+        details += building.details()
         return StepResult(
             ok=verified, summary=summary, details=details, checks=checks,
             artifacts=BackupArtifacts(run_id=ctx.run_id, path=str(run), manifest_sha256=manifest_sha,
@@ -136,6 +181,17 @@ class Backup:
                                       documents=manifest.documents, verified=verified, logs_saved=logs_saved),
             ticks=["backup_db", "commit"] + (["pm2_logs"] if logs_saved else []),
         )
+
+    def _start_build(self, ctx: StepContext, build: BuildAlongside | None) -> _Building:
+        if build is None:
+            return _Building(None)
+        cfg = ctx.config.build
+        store = build_store(ctx.config, ctx.data_dir)
+        # the cache the app's yarn uses, when there is one (read, never created there); else the store's own
+        cache = ctx.repo / ".yarn-cache" if (ctx.repo / ".yarn-cache").is_dir() else store.root / ".yarn-cache"
+        started = builds.start_alongside(store, ctx.repo, build.commit, build.key, Yarn(cfg.executable, cfg.timeout_s,
+                                         cache=cache), cfg.outputs, f"built alongside the backup of {ctx.incident.id}")
+        return _Building(started)
 
     def _details(self, run: Path, commit: str, dumped: dict[str, dict[str, dump.Dumped]],
                  logs: list[str]) -> list[Rich]:
@@ -171,3 +227,31 @@ class Backup:
             bsonfiles.private_write(folder / f"{app}.log", text.encode())
             saved.append(f"{app} ({len(lines) - 1} lines)")
         return saved
+
+
+@dataclass(frozen=True)
+class _Building:
+    """The build alongside this backup, as its progress and result mention it."""
+
+    build: builds.Alongside | None
+
+    def note(self) -> Rich:
+        build = self.build
+        if build is None:
+            return ()
+        short = build.commit[:7]
+        if not build.done.is_set():
+            return ("; building ", Code(short), " in the background for the revert")
+        if build.entry is not None:
+            return ("; built ", Code(short), f" alongside in {build.seconds:.0f}s, kept for the rebuild")
+        return ("; the build of ", Code(short), " alongside failed, so the rebuild will run yarn build")
+
+    def details(self) -> list[Rich]:
+        build = self.build
+        if build is None:
+            return []
+        line: Rich = rich("build alongside: ", Code(build.commit[:7]), " in a separate git worktree, for "
+                          f"{build.key.describe()}")
+        if build.done.is_set() and build.failure:
+            return [rich(line, f": failed ({build.failure})")]
+        return [line]

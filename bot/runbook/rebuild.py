@@ -1,27 +1,136 @@
-"""Step 3: rebuild with yarn; on failure clear node_modules and dist, install and build again (each phase
-reported as it starts, and the first build's error kept)."""
+"""Step 3: rebuild. When the bot keeps a build of exactly what is checked out (the same git tree, yarn.lock and
+Node version: ``bot/ops/builds.py``), it restores that build instead of running yarn, checked by its content
+hash before and after; the build alongside the backup is waited for first if it is still running. Otherwise,
+or when anything differs, the runbook's rebuild with yarn: on failure clear node_modules and dist, install and
+build again (each phase reported as it starts, and the first build's error kept). The plan says which path."""
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
+
 from bot.domain.runs import BuildAttempt, RebuildArtifacts, StepName
 from bot.domain.steps import Plan, StepContext, StepResult, check
+from bot.errors import StepFailed
+from bot.ops import builds
 from bot.ops.build import Yarn
+from bot.runbook.target import build_store, describe_entry
 from bot.text import Code, Rich, rich
 
 TAIL = 20
+
+
+@dataclass(frozen=True)
+class RebuildPlan:
+    key: builds.BuildKey | None  # what is checked out; None: no key describes it
+    kept: builds.Entry | None  # the kept build to restore
+    alongside: builds.Alongside | None  # the build alongside the backup to wait for
+    why_yarn: str | None  # why yarn builds (no kept build, or what differs)
 
 
 class Rebuild:
     name = StepName.REBUILD
     follow_ups: tuple[StepName, ...] = ()
 
-    def plan(self, ctx: StepContext) -> Plan[None]:
-        return Plan(facts=None, summary=rich(Code("yarn build"), " in ", Code(str(ctx.repo))),
-                    lines=[(Code("yarn build"),),
-                           ("if it fails: remove ", Code("node_modules"), " and ", Code("dist"), ", ",
-                            Code("yarn install"), ", ", Code("yarn build"), " (as the runbook does)")])
+    def plan(self, ctx: StepContext) -> Plan[RebuildPlan]:
+        facts = self._choose(ctx)
+        yarn_lines: list[Rich] = [(Code("yarn build"),),
+                                  ("if it fails: remove ", Code("node_modules"), " and ", Code("dist"), ", ",
+                                   Code("yarn install"), ", ", Code("yarn build"), " (as the runbook does)")]
+        if facts.kept is not None:
+            summary = rich("Restore the last-known-good build of ", describe_entry(facts.kept), " instead of ",
+                           Code("yarn build"))
+            lines: list[Rich] = [
+                (f"content hash {facts.kept.content_sha256[:12]}… checked before and after restoring "
+                 f"({facts.kept.files} files, {facts.kept.bytes / (1 << 20):.1f} MiB: "
+                 f"{', '.join(o for o, had in facts.kept.outputs.items() if had)})",),
+                ("if anything differs: ", Code("yarn build"), " in ", Code(str(ctx.repo)), " as the runbook does")]
+        elif facts.alongside is not None:
+            summary = rich("Wait for the build of ", Code(facts.alongside.commit[:7]), " started alongside the backup "
+                           f"({facts.alongside.seconds:.0f}s so far), then restore it instead of ", Code("yarn build"))
+            lines = [(f"its key: {facts.alongside.key.describe()}; content hash checked before and after restoring",),
+                     ("if it fails or anything differs: ", Code("yarn build"), " as the runbook does")]
+        else:
+            summary = rich(Code("yarn build"), " in ", Code(str(ctx.repo)), f": {facts.why_yarn}")
+            lines = yarn_lines
+        return Plan(facts=facts, summary=summary, lines=lines)
 
-    def run(self, ctx: StepContext, plan: Plan[None]) -> StepResult:
+    def _choose(self, ctx: StepContext) -> RebuildPlan:
+        cfg = ctx.config.build
+        if cfg.keep.max_count == 0:
+            return RebuildPlan(None, None, None, "build.keep.max_count is 0: no builds are kept")
+        try:
+            key = builds.folder_key(ctx.repo, builds.node_version(cfg.node))
+        except StepFailed as error:
+            return RebuildPlan(None, None, None, f"no kept build can be matched ({error.plain()})")
+        if key is None:
+            return RebuildPlan(None, None, None, "a tracked file differs from HEAD, so no kept build can match it")
+        store = build_store(ctx.config, ctx.data_dir)
+        kept = store.find(key)
+        if kept is not None:
+            return RebuildPlan(key, kept, None, None)
+        alongside = builds.in_flight(key)
+        if alongside is not None and not alongside.done.is_set():
+            return RebuildPlan(key, None, alongside, None)
+        why = f"no kept build for {key.describe()}"
+        if alongside is not None and alongside.failure:
+            why += f"; the build alongside the backup failed: {alongside.failure}"
+        for other in store.same_tree(key.tree):
+            if other.key.lock != key.lock:
+                why += f"; the kept build of this tree has another yarn.lock ({other.key.describe()})"
+            elif other.key.node != key.node:
+                why += f"; the kept build of this tree was made with node {other.key.node}"
+        return RebuildPlan(key, None, None, why)
+
+    def run(self, ctx: StepContext, plan: Plan[RebuildPlan]) -> StepResult:
+        facts = plan.facts
+        fallback = facts.why_yarn
+        if facts.key is not None and (facts.kept is not None or facts.alongside is not None):
+            started = time.monotonic()
+            kept, fallback = self._kept_build(ctx, facts, facts.key)
+            if kept is not None:
+                problem = build_store(ctx.config, ctx.data_dir).restore(
+                    kept, ctx.repo, ctx.config.build.outputs, progress=lambda text: ctx.progress((text,)))
+                if problem is None:
+                    return self._restored(ctx, kept, facts.key, time.monotonic() - started)
+                fallback = f"the kept build of {kept.key.describe()} was not used: {problem}"
+            ctx.progress((f"falling back to yarn build: {fallback}",))
+            return self._yarn(ctx, fallback, fell_back=True)
+        return self._yarn(ctx, fallback, fell_back=False)
+
+    def _kept_build(self, ctx: StepContext, facts: RebuildPlan,
+                    key: builds.BuildKey) -> tuple[builds.Entry | None, str | None]:
+        """The entry to restore (after waiting for the build alongside the backup), or why there is none."""
+        store = build_store(ctx.config, ctx.data_dir)
+        if facts.alongside is not None:
+            deadline = time.monotonic() + ctx.config.build.timeout_s
+            while not facts.alongside.wait(1.0):
+                ctx.progress((f"waiting for the build of {facts.alongside.commit[:7]} started alongside the backup "
+                              f"({facts.alongside.seconds:.0f}s so far)",))
+                if time.monotonic() > deadline:
+                    return None, "the build alongside the backup did not finish within build.timeout_s"
+            if facts.alongside.failure:
+                return None, f"the build alongside the backup failed: {facts.alongside.failure}"
+        now = builds.folder_key(ctx.repo, key.node)
+        if now != key:
+            return None, "what is checked out changed since the plan"
+        kept = store.find(key)
+        return (kept, None) if kept is not None else (None, f"no kept build for {key.describe()} any more")
+
+    def _restored(self, ctx: StepContext, kept: builds.Entry, key: builds.BuildKey, seconds: float) -> StepResult:
+        # the restore has just checked that the outputs hash to the entry's content hash
+        build_store(ctx.config, ctx.data_dir).stamp(ctx.repo, key, ctx.config.build.outputs, kept.content_sha256)
+        described = describe_entry(kept)
+        summary = rich("restored the last-known-good build of ", described, " instead of ", Code("yarn build"),
+                       f" in {seconds:.1f}s; content hash verified before and after")
+        details: list[Rich] = [(f"{kept.files} files, {kept.bytes / (1 << 20):.1f} MiB "
+                                f"({', '.join(o for o, had in kept.outputs.items() if had)}) from ",
+                                Code(str(kept.path)), f"; content hash {kept.content_sha256[:12]}…")]
+        return StepResult(ok=True, summary=summary, details=details,
+                          checks=[check("kept build restored", True, f"content hash {kept.content_sha256}")],
+                          artifacts=RebuildArtifacts(restored=described))
+
+    def _yarn(self, ctx: StepContext, fallback: str | None, *, fell_back: bool) -> StepResult:
         yarn = Yarn(ctx.config.build.executable, ctx.config.build.timeout_s)
         outcome = yarn.rebuild(ctx.repo, on_phase=lambda phase: ctx.progress((phase,)))
         attempts = [BuildAttempt(phase=a.phase, command="yarn " + " ".join(a.completed.argv[1:]),
@@ -30,15 +139,32 @@ class Rebuild:
                     for a in outcome.attempts]
         steps = " → ".join(f"{a.phase}: {a.command} exit {a.returncode} ({a.seconds:.1f}s)" for a in attempts)
         details: list[Rich] = [(steps,)]
+        if fallback:
+            details.insert(0, (f"yarn build because {fallback}",))
         for attempt in attempts:
             if attempt.returncode != 0 or attempt is attempts[-1]:
                 details.append((f"{attempt.phase} ({attempt.command}), last {TAIL} lines:",))
                 details.append((Code(attempt.tail or "(no output)"),))
         if outcome.ok:
             summary: Rich = ("built" + (" after a clean install" if outcome.cleaned else "") + f": {steps}",)
+            self._stamp(ctx)
         else:
             last_line = attempts[-1].tail.splitlines()[-1] if attempts and attempts[-1].tail else "no output"
             summary = (f"build failed ({steps}): ", Code(last_line))
+        if fell_back:
+            summary = rich(summary, f" (fell back to yarn build: {fallback})")
         return StepResult(ok=outcome.ok, summary=summary, details=details,
                           checks=[check("yarn build", outcome.ok, steps)],
-                          artifacts=RebuildArtifacts(cleaned=outcome.cleaned, attempts=attempts))
+                          artifacts=RebuildArtifacts(cleaned=outcome.cleaned, attempts=attempts, fallback=fallback))
+
+    def _stamp(self, ctx: StepContext) -> None:
+        """Say the outputs are the bot's build of what is checked out, so they can be kept once verified."""
+        cfg = ctx.config.build
+        if cfg.keep.max_count == 0:
+            return
+        try:
+            key = builds.folder_key(ctx.repo, builds.node_version(cfg.node))
+        except StepFailed:
+            return
+        if key is not None:
+            build_store(ctx.config, ctx.data_dir).stamp(ctx.repo, key, cfg.outputs)

@@ -3,6 +3,8 @@ git, pm2, the target's ``.env``, HTTP probes, MongoDB and the backup runs, confi
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,15 +25,18 @@ from bot.domain.systems import (
     Tenant,
     TenantSession,
 )
-from bot.ops import cleanup, disk, dump, probe, tenants
+from bot.errors import StepFailed
+from bot.ops import builds, cleanup, disk, dump, probe, tenants
 from bot.ops.envfile import env_value
 from bot.ops.git import GitRepo, WorkTree, validate_hotfix_name
 from bot.ops.pm2 import Pm2
+from bot.runbook.target import build_store, central_uri, list_tenants
+from bot.runbook.verify import health_checks, log_checks
 
 if TYPE_CHECKING:
     from pymongo import MongoClient
-from bot.runbook.target import central_uri, list_tenants
-from bot.runbook.verify import health_checks, log_checks
+
+log = logging.getLogger(__name__)
 
 
 class DeployedTarget:
@@ -170,3 +175,38 @@ class BackupFolder:
 
     def remove(self, run: RunOnDisk) -> int:
         return disk.remove_run(self.backups, run.incident, run.run_id)
+
+
+class KeptBuilds:
+    """:class:`bot.domain.systems.Builds`: the build store under ``<data_dir>/builds`` (``bot.ops.builds``) for the
+    target's folder; each keep runs on a thread of its own, one at a time."""
+
+    def __init__(self, config: RunbookConfig, data_dir: Path) -> None:
+        self.config, self.data_dir = config, data_dir
+        self._busy = threading.Lock()
+        self.last: str | None = None  # what the last keep did, in words (also logged)
+
+    def keep_running(self, reason: str, protect: Sequence[str]) -> None:
+        if not self._busy.acquire(blocking=False):
+            return
+        try:
+            threading.Thread(target=self._keep, args=(reason, list(protect)), name="keep-build", daemon=True).start()
+        except BaseException:
+            self._busy.release()
+            raise
+
+    def _keep(self, reason: str, protect: list[str]) -> None:
+        try:
+            repo = self.config.target.repo_path
+            git = GitRepo(repo)
+            trees = [git.tree(found.sha) for commit in protect if (found := git.resolve(commit)) is not None]
+            self.last = build_store(self.config, self.data_dir).keep_built(
+                repo, self.config.build.outputs, builds.node_version(self.config.build.node), reason, trees)
+            log.info("last-known-good build (%s): %s", reason, self.last)
+        except StepFailed as error:  # e.g. node or git not found: the rebuild runs yarn without a kept build
+            self.last = f"not kept: {error.plain()}"
+            log.info("last-known-good build (%s): %s", reason, self.last)
+        except Exception:  # an optimisation, never a failure of what people do
+            log.warning("could not keep the running build (%s)", reason, exc_info=True)
+        finally:
+            self._busy.release()

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from bot.config import RunbookConfig
 from bot.errors import StepFailed
 from bot.ops import tenants
+from bot.ops.builds import BuildStore, Entry
 from bot.ops.envfile import read_env_file
 from bot.redact import redact_uri
 from bot.text import Code
@@ -38,3 +41,15 @@ def list_tenants(config: RunbookConfig) -> list[tenants.Tenant]:
                           redact_uri(str(error))[:200])) from None
     finally:
         tenants.close(client)
+
+
+def build_store(config: RunbookConfig, data_dir: Path) -> BuildStore:
+    """The kept builds, bounded as ``build.keep`` says."""
+    keep = config.build.keep
+    return BuildStore(data_dir / "builds", max_count=keep.max_count, max_bytes=keep.max_mb << 20)
+
+
+def describe_entry(entry: Entry) -> str:
+    """A kept build as the plan names it: its key, when and why it was kept."""
+    return (f"{entry.key.describe().removesuffix(')')}, kept {entry.kept_at:%Y-%m-%d %H:%M} UTC "
+            f"{entry.reason})")

@@ -1,0 +1,311 @@
+"""Last-known-good builds (issue 22, item 4) on a real git repository built by the real yarn: the rebuild step
+restores a kept build of exactly what is checked out instead of running yarn, says so in its plan and result,
+and falls back to yarn build (saying why) when the yarn.lock, the Node version or the entry's content differ;
+the store stays within its bounds; a process killed while capturing leaves nothing usable."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import git
+import pytest
+
+from bot.config import parse_runbook
+from bot.domain.runs import RebuildArtifacts
+from bot.domain.steps import StepContext, StepResult
+from bot.ops import builds
+from bot.ops.build import Yarn
+from bot.ops.envfile import read_env_file
+from bot.redact import SecretBook
+from bot.runbook.rebuild import Rebuild
+from bot.runbook.target import build_store
+from bot.text import plain
+
+OUTPUTS = ["dist", "node_modules"]
+BUILD_JS = """\
+const fs = require('fs');
+fs.rmSync('dist', { recursive: true, force: true });
+fs.mkdirSync('dist');
+fs.copyFileSync('src/app.js', 'dist/app.js');
+fs.writeFileSync('dist/built-at.txt', String(process.hrtime.bigint()));
+console.log('built dist/ by yarn');
+"""
+
+
+def commit(repo: git.Repo, message: str, files: dict[str, str]) -> str:
+    for name, text in files.items():
+        path = Path(str(repo.working_tree_dir)) / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        repo.index.add([name])
+    author = git.Actor("Backend Team", "backend@example.invalid")
+    return repo.index.commit(message, author=author, committer=author).hexsha
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> tuple[Path, list[str]]:
+    """A real git repository whose `yarn build` copies src/ into dist/ with the moment it ran; three commits."""
+    folder = tmp_path / "app"
+    repo = git.Repo.init(folder, initial_branch="main")
+    package = {"name": "app", "version": "1.0.0", "private": True, "scripts": {"build": "node build.js"}}
+    shas = [commit(repo, "v1", {"package.json": json.dumps(package), "build.js": BUILD_JS,
+                                 ".gitignore": "node_modules/\ndist/\n.yarn-cache/\n", "src/app.js": "// v1\n"})]
+    shas.append(commit(repo, "v2", {"src/app.js": "// v2\n"}))
+    shas.append(commit(repo, "v3", {"src/app.js": "// v3\n"}))
+    return folder, shas
+
+
+def context(repo: Path, data: Path, **build: Any) -> StepContext:
+    config = parse_runbook({"target": {"repo_path": str(repo)}, "build": build})
+    return StepContext(incident=None, actor="U0COMMANDER", config=config, data_dir=data,  # type: ignore[arg-type]
+                       args=[], history=[], secrets=SecretBook([], repo / ".env", read_env_file))
+
+
+def rebuild(ctx: StepContext) -> tuple[str, StepResult]:
+    """The rebuild's plan as the thread shows it (summary and lines), and its result."""
+    planned = Rebuild().plan(ctx)
+    shown = " / ".join(plain(part) for part in [planned.summary, *planned.lines])
+    return shown, Rebuild().run(ctx, planned)
+
+
+def built_at(repo: Path) -> str:
+    return (repo / "dist" / "built-at.txt").read_text()
+
+
+def kept_after_verify(ctx: StepContext) -> builds.Entry:
+    """What the bot does after a verify passes: keep the build the rebuild made (the domain's call, synchronously)."""
+    store = build_store(ctx.config, ctx.data_dir)
+    said = store.keep_built(ctx.repo, OUTPUTS, builds.node_version(), "after verify of RB-0001")
+    assert said.startswith("kept"), said
+    entry = store.entries()[0]
+    assert (entry.path.stat().st_mode & 0o777) == 0o700 and (store.root.stat().st_mode & 0o777) == 0o700
+    return entry
+
+
+def test_a_rebuild_of_a_kept_tree_restores_it_instead_of_running_yarn(app: tuple[Path, list[str]],
+                                                                      tmp_path: Path) -> None:
+    repo, _ = app
+    ctx = context(repo, tmp_path / "data")
+    plan, first = rebuild(ctx)
+    tree = git.Repo(repo).head.commit.tree.hexsha[:7]
+    assert plan.startswith(f"yarn build in {repo}: no kept build for tree {tree}") and first.ok
+    assert isinstance(first.artifacts, RebuildArtifacts) and first.artifacts.attempts  # yarn ran
+    entry = kept_after_verify(ctx)
+    yarn_made = built_at(repo)
+    (repo / "dist" / "app.js").write_text("// someone's hand edit of the build\n")
+
+    plan, second = rebuild(ctx)
+    node = builds.node_version()
+    assert plan.startswith(f"Restore the last-known-good build of tree {tree} (no yarn.lock, node {node}, kept "
+                           f"{entry.kept_at:%Y-%m-%d %H:%M} UTC after verify of RB-0001) instead of yarn build"), plan
+    assert "checked before and after restoring" in plan
+    assert second.ok and plain(second.summary).startswith(f"restored the last-known-good build of tree {tree}")
+    assert "content hash verified before and after" in plain(second.summary)
+    assert isinstance(second.artifacts, RebuildArtifacts) and second.artifacts.attempts == []  # yarn did not run
+    assert built_at(repo) == yarn_made and (repo / "dist" / "app.js").read_text() == "// v3\n"
+
+
+def tamper_lock(repo: Path, ctx: StepContext) -> StepContext:
+    (repo / "yarn.lock").write_text("# yarn lockfile v1\n")  # untracked: HEAD's tree is the same, the lock is not
+    return ctx
+
+
+def tamper_node(repo: Path, ctx: StepContext) -> StepContext:
+    other = repo.parent / "node18"  # another Node installation, as `node --version` reports it
+    other.write_text("#!/bin/sh\necho v18.20.4\n")
+    other.chmod(0o755)
+    return context(repo, ctx.data_dir, node=str(other))
+
+
+def tamper_entry(repo: Path, ctx: StepContext) -> StepContext:
+    entry = build_store(ctx.config, ctx.data_dir).entries()[0]
+    (entry.files_dir / "dist" / "app.js").write_text("// not what was built\n")
+    return ctx
+
+
+@pytest.mark.parametrize(("tamper", "plan_says", "result_says"), [
+    (tamper_lock, "the kept build of this tree has another yarn.lock (tree {tree} (no yarn.lock", None),
+    (tamper_node, "no kept build for tree {tree} (no yarn.lock, node v18.20.4); the kept build of this tree was "
+                  "made with node {node}", None),
+    (tamper_entry, "Restore the last-known-good build of tree {tree}",
+     "fell back to yarn build: the kept build of tree {tree} (no yarn.lock, node {node}) was not used: its files do "
+     "not match its manifest"),
+], ids=["lock-file", "node-version", "content-hash"])
+def test_a_kept_build_that_differs_falls_back_to_yarn_build_and_says_why(
+        app: tuple[Path, list[str]], tmp_path: Path, tamper: Any, plan_says: str, result_says: str | None) -> None:
+    repo, _ = app
+    ctx = context(repo, tmp_path / "data")
+    assert rebuild(ctx)[1].ok
+    kept_after_verify(ctx)
+    before = built_at(repo)
+    ctx = tamper(repo, ctx)
+    tree, node = git.Repo(repo).head.commit.tree.hexsha[:7], builds.node_version()
+    plan, result = rebuild(ctx)
+    assert plan_says.format(tree=tree, node=node) in plan, plan
+    assert result.ok and isinstance(result.artifacts, RebuildArtifacts) and result.artifacts.attempts
+    assert plain(result.summary).startswith("built: build: yarn build exit 0")
+    assert built_at(repo) != before  # yarn built it again
+    if result_says:
+        assert result_says.format(tree=tree, node=node) in plain(result.summary), plain(result.summary)
+
+
+def capture_commit(repo: Path, store: builds.BuildStore, sha: str, protect: tuple[str, ...] = ()) -> builds.Entry:
+    git.Repo(repo).git.checkout(sha)
+    assert Yarn().rebuild(repo).ok
+    key = builds.folder_key(repo, builds.node_version())
+    assert key is not None
+    kept = store.capture(repo, key, sha, OUTPUTS, f"build of {sha[:7]}", protect=protect)
+    assert isinstance(kept, builds.Entry), kept
+    return kept
+
+
+def test_the_store_keeps_the_newest_within_its_bounds_and_never_the_open_incidents_target(
+        app: tuple[Path, list[str]], tmp_path: Path) -> None:
+    repo, (v1, v2, v3) = app
+    store = builds.BuildStore(tmp_path / "builds", max_count=2)
+    target_tree = git.Repo(repo).commit(v1).tree.hexsha
+    first = capture_commit(repo, store, v1, (target_tree,))
+    second = capture_commit(repo, store, v2, (target_tree,))
+    third = capture_commit(repo, store, v3, (target_tree,))
+    on_disk = sorted(p.name for p in store.root.iterdir() if not p.name.startswith("."))
+    assert on_disk == sorted([first.key.slug, third.key.slug])  # v2 went: v1 is the rollback target
+    assert store.find(second.key) is None
+
+    by_size = builds.BuildStore(tmp_path / "sized", max_count=10, max_bytes=first.bytes * 2)
+    kept = [capture_commit(repo, by_size, sha) for sha in (v1, v2, v3)]
+    assert [e.key for e in by_size.entries()] == [kept[2].key, kept[1].key]  # the newest that fit
+
+
+def test_a_process_killed_mid_capture_leaves_no_usable_entry(app: tuple[Path, list[str]], tmp_path: Path) -> None:
+    repo, _ = app
+    assert Yarn().rebuild(repo).ok
+    root, faults = tmp_path / "builds", tmp_path / "faults"
+    faults.mkdir()
+    script = ("import sys; from pathlib import Path; from bot.ops import builds\n"
+              "repo = Path(sys.argv[1]); key = builds.folder_key(repo, builds.node_version())\n"
+              "builds.BuildStore(Path(sys.argv[2])).capture(repo, key, 'abc1234', ['dist', 'node_modules'], 'x')\n")
+    env = {**os.environ, "ROLLBACK_FAULT_PAUSE": "builds.before_manifest", "ROLLBACK_FAULT_DIR": str(faults)}
+    proc = subprocess.Popen([sys.executable, "-c", script, str(repo), str(root)], env=env,
+                            cwd=Path(__file__).resolve().parents[2])
+    try:
+        deadline = time.monotonic() + 60
+        while not (faults / "builds.before_manifest.reached").exists():
+            assert proc.poll() is None and time.monotonic() < deadline, "the capture never reached its manifest"
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    key = builds.folder_key(repo, builds.node_version())
+    assert key is not None
+    store = builds.BuildStore(root)
+    assert store.find(key) is None and store.entries() == []
+    left = [p for p in root.iterdir() if p.name.startswith(".incoming-")]
+    assert len(left) == 1 and (left[0] / "files" / "dist" / "app.js").exists()  # copied, never published
+    assert not (left[0] / "manifest.json").exists() and not (root / key.slug).exists()
+    kept = store.capture(repo, key, "abc1234", OUTPUTS, "again")  # a later capture sweeps what the dead one left
+    assert isinstance(kept, builds.Entry) and store.verify(kept) is None
+    assert not [p for p in root.iterdir() if p.name.startswith(".incoming-")]
+
+
+# ---- through the bot, against the sandbox (real pm2, HTTP, MongoDB) ----------------------------------------------
+
+def app_folder(repo: Path) -> dict[str, tuple[int, int]]:
+    """Every file and folder of the app's folder but .git, with its mtime and size: what "untouched" means."""
+    found = {".": (repo.stat().st_mtime_ns, 0)}
+    for path in repo.rglob("*"):
+        if ".git" in path.relative_to(repo).parts[:1]:
+            continue
+        info = path.lstat()
+        found[path.relative_to(repo).as_posix()] = (info.st_mtime_ns, info.st_size)
+    return found
+
+
+def step(emulator: Any, ts: str, text: str) -> str:
+    """Run `/rollback <text>` and return everything its thread message shows once it ended: plan and result."""
+    from tests.conftest import INCIDENT, content
+    from tests.runbook.test_full_rollback import run_step
+
+    said = run_step(emulator, ts, text)
+    return next(content(m) for m in emulator.ws.thread(INCIDENT, ts) if m["text"] == said)
+
+
+@pytest.mark.slow
+def test_the_backup_builds_the_target_alongside_and_the_rebuild_after_the_revert_restores_it(
+        emulator: Any, live_sandbox: Any, start_bot: Any, settings: Any) -> None:
+    from bot.ops.probe import probe
+    from tests.runbook.test_full_rollback import panel_ts
+
+    sandbox = live_sandbox
+    bot = start_bot()
+    emulator.slash("casey", "incident-rollback", "start health 500 after Phase 3").wait()
+    ts = panel_ts(emulator)
+    before, head = app_folder(sandbox.repo), git.Repo(sandbox.repo).head.commit.hexsha
+    good = sandbox.good_commit[:7]
+    backed_up = step(emulator, ts, "backup")
+    assert "— succeeded" in backed_up
+    assert f"meanwhile: build `{good}` (the rollback target) in a separate git worktree" in backed_up  # its plan
+    assert (f"building `{good}` in the background for the revert" in backed_up
+            or f"built `{good}` alongside" in backed_up), backed_up  # its result
+
+    store = build_store(settings.runbook, settings.data_dir)
+    key = builds.commit_key(sandbox.repo, sandbox.good_commit, builds.node_version())
+    deadline = time.monotonic() + 120
+    while store.find(key) is None:
+        assert time.monotonic() < deadline, "the build alongside the backup was never kept"
+        time.sleep(0.2)
+    entry = store.find(key)
+    assert entry is not None and entry.reason == "built alongside the backup of RB-0001"
+    assert app_folder(sandbox.repo) == before and git.Repo(sandbox.repo).head.commit.hexsha == head
+    assert len(git.Repo(sandbox.repo).git.worktree("list").splitlines()) == 1  # the worktree is gone
+    assert not list((store.root / ".worktrees").iterdir())
+
+    assert "— succeeded" in step(emulator, ts, f"revert {good}")
+    rebuilt = step(emulator, ts, "rebuild")
+    tree = git.Repo(sandbox.repo).commit(sandbox.good_commit).tree.hexsha[:7]
+    assert f"Restore the last-known-good build of tree {tree}" in rebuilt, rebuilt
+    assert "built alongside the backup of RB-0001) instead of `yarn build`" in rebuilt
+    assert "— succeeded" in rebuilt and "restored the last-known-good build" in rebuilt
+    run = [r for r in bot.services.store.step_runs("RB-0001") if r.step.value == "rebuild"][-1]
+    assert isinstance(run.artifacts, RebuildArtifacts) and run.artifacts.attempts == []  # yarn never ran here
+    assert "Phase" not in (sandbox.repo / "dist" / "server.js").read_text()
+    assert not (sandbox.repo / "dist" / "assessment.js").exists()  # Phase 2's file is not in the good build
+    assert "— succeeded" in step(emulator, ts, "restart")
+    assert "— succeeded" in step(emulator, ts, "verify")
+    assert probe(sandbox.health_url, timeout=5).status == 200
+
+
+@pytest.mark.slow
+def test_after_a_verify_passes_the_bot_keeps_the_build_and_a_rebuild_restores_it(
+        emulator: Any, live_sandbox: Any, start_bot: Any, tmp_path: Path) -> None:
+    from tests.conftest import make_settings
+    from tests.runbook.test_autopilot import stopped
+    from tests.runbook.test_full_rollback import panel_ts
+
+    sandbox = live_sandbox
+    settings = make_settings(emulator, sandbox, tmp_path / "data", build={"keep": {"alongside_backup": False}})
+    start_bot(settings)
+    emulator.slash("casey", "incident-rollback", "start health 500 --auto").wait()
+    ts = panel_ts(emulator)
+    assert "service is back" in stopped(emulator, ts)
+    tree = git.Repo(sandbox.repo).commit(sandbox.good_commit).tree.hexsha[:7]
+    store = build_store(settings.runbook, settings.data_dir)
+    deadline = time.monotonic() + 60
+    while not store.entries():
+        assert time.monotonic() < deadline, "the verified build was never kept"
+        time.sleep(0.2)
+    entry = store.entries()[0]
+    assert entry.reason == "after verify of RB-0001" and entry.key.tree[:7] == tree
+    assert entry.outputs["dist"] and store.verify(entry) is None
+
+    again = step(emulator, ts, "rebuild --again")
+    assert f"Restore the last-known-good build of tree {tree}" in again and "after verify of RB-0001" in again
+    assert "— succeeded" in again and "restored the last-known-good build" in again
