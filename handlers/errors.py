@@ -60,9 +60,10 @@ def reply_privately(ctx: Ctx, error: BaseException, context: BoltContext, respon
                 "failure; give the bot's maintainers this id.",)
     message = notes.error(text)
     if isinstance(error, BotError):  # a refusal: with the incident's Next line, so the way on is in view
-        incident, panel_link = _incident_here(ctx, *_where(ctx, context, body or {}))
+        channel, user = _where(ctx, context, body or {})
+        incident, panel_link = _incident_here(ctx, channel, user)
         if incident is not None:
-            message = status.with_next(message, incident, panel_link)
+            message = status.with_next(message, incident, panel_link, user)
     # A button in a thread reply (the hotfix's Push, an approval): Slack shows a response_url answer in the
     # channel, away from where the person clicked, so the answer goes to the thread by chat.postEphemeral.
     clicked = (body or {}).get("message") or {}

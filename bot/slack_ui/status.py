@@ -5,7 +5,7 @@ from __future__ import annotations
 from bot.commands import GROUPS, Usage
 from bot.domain.checklists import ROLLBACK_CRITERIA
 from bot.domain.guide import next_action
-from bot.domain.incident import Incident
+from bot.domain.incident import Incident, IncidentRole
 from bot.domain.ports import Message
 from bot.ids import SLASH_COMMAND
 from bot.slack_ui.blocks import context, text_message
@@ -52,14 +52,22 @@ def started(text: tuple[object, ...]) -> Message:
     return text_message(mrkdwn(text))  # type: ignore[arg-type]
 
 
-def with_next(reply: Message, incident: Incident, panel_link: str | None) -> Message:
-    """A private reply (a refusal) with the incident's Next line under it and a link back to the panel."""
+# What each incident role is for, in the words of a refusal to its holder (bot/domain/incident.py: IncidentRole).
+ROLE_IS_FOR = {IncidentRole.COMMS: "the stakeholder updates (`/rollback comms`) are yours",
+               IncidentRole.SCRIBE: "the timeline is yours (`/rollback note …`, and 📌 on any message)"}
+
+
+def with_next(reply: Message, incident: Incident, panel_link: str | None, user: str | None = None) -> Message:
+    """A private reply (a refusal) with the incident's Next line under it and a link back to the panel; to someone
+    who holds one of the incident's roles, also what that role lets them do (a refusal alone reads as "nothing")."""
     if not incident.active:
         return reply
     line = next_line(next_action(incident))
     if panel_link:
         line += " · " + link(panel_link, "Open the control panel")
-    return Message(reply.text, [*reply.blocks, context(line)])
+    held = [f"You are {escape(incident.id)}'s {role.named}: {ROLE_IS_FOR[role]}."
+            for role, holder in incident.roles.items() if user is not None and holder == user]
+    return Message(reply.text, [*reply.blocks, *(context(h) for h in held), context(line)])
 
 
 def next_step(incident: Incident, panel_link: str | None) -> Message:

@@ -36,6 +36,9 @@ def test_a_comms_lead_and_a_scribe_hold_their_roles_on_the_panel_and_may_do_what
     assert "Only commanders may run rollback steps" in private(emulator, BYSTANDER, "Only commanders")
     emulator.slash("dana", "incident-rollback", "note hello").wait()  # the comms lead is not the scribe
     assert "Only commanders may add notes" in private(emulator, DBA, "Only commanders may add notes")
+    refusal = next(e for e in emulator.ws.ephemerals_for(DBA) if "Only commanders may add notes" in e.text)
+    assert "You are RB-0001's Comms lead: the stakeholder updates (`/rollback comms`) are yours." in str(
+        refusal.blocks)  # not just "ask to be a commander": what her role does let her do
 
     emulator.slash("casey", "incident-rollback", "role comms none").wait()
     emulator.ws.wait_for(lambda: IncidentRole.COMMS not in bot.services.store.get_incident("RB-0001").roles,  # type: ignore[union-attr]
