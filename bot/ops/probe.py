@@ -4,8 +4,10 @@ start and covering connect, headers and body, so a hung endpoint fails alone and
 
 ``probe_many`` keeps connections alive and reuses them per host for the rest of the round (aiohttp's pool),
 so 1,000 checks on one host open about ``concurrency`` connections, not 1,000. A kept-alive connection the
-server has just closed is not a failure: a GET whose connection drops is tried once more on a new
-connection, within the same time limit.
+server has just closed is not a failure: a GET whose **reused** connection drops is tried once more on a new
+connection, within the same time limit (RFC 9112, 9.3.1), and the check's detail says so. A drop on a new
+connection is an answer about the server, never retried: a backend whose workers die under requests is down,
+not up on a third try. (aiohttp's own retry, which does not tell the two apart, is turned off.)
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import json
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # aiohttp is imported with the first round of checks: a bot that is idle has no need of it
@@ -86,8 +88,10 @@ def probe(url: str, *, timeout: float, expect_json: dict[str, Any] | None = None
     return _judge(check, status, body, time.monotonic() - started)
 
 
-async def _get(session: aiohttp.ClientSession, check: HttpCheck) -> tuple[int, bytes]:
-    async with session.get(check.url, headers=check.headers(), allow_redirects=False) as response:
+async def _get(session: aiohttp.ClientSession, check: HttpCheck, attempt: dict[str, bool]) -> tuple[int, bytes]:
+    """One request; ``attempt["reused"]`` says afterwards whether it went out on a kept-alive connection."""
+    async with session.get(check.url, headers=check.headers(), allow_redirects=False,
+                           trace_request_ctx=attempt) as response:
         return response.status, await response.content.read(MAX_BODY)
 
 
@@ -96,21 +100,45 @@ async def _probe_async(pooled: aiohttp.ClientSession, fresh: aiohttp.ClientSessi
     import aiohttp
 
     started = time.monotonic()
+    first = {"reused": False}
+    retried = False
     try:
         async with asyncio.timeout(timeout):
             try:
-                status, body = await _get(pooled, check)
+                status, body = await _get(pooled, check, first)
             except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as error:
-                if isinstance(error, aiohttp.ClientConnectorError):  # no connection at all: nothing to retry
-                    raise
-                # The connection dropped under the request, typically a kept-alive one the server closed as
-                # it was reused (aiohttp's own retry may have taken another such one): once more, on a new one.
-                status, body = await _get(fresh, check)
+                if isinstance(error, aiohttp.ClientConnectorError) or not first["reused"]:
+                    raise  # no connection at all, or a new one the server dropped: that is the server's answer
+                # A kept-alive connection the server closed as it was reused: once more, on a new one.
+                retried = True
+                status, body = await _get(fresh, check, {"reused": False})
     except TimeoutError:
         return Probe(check.url, False, None, time.monotonic() - started, f"no answer within {timeout:g}s (hung)")
     except (aiohttp.ClientError, OSError, ValueError) as error:
         return Probe(check.url, False, None, time.monotonic() - started, f"no answer: {error}"[:200])
-    return _judge(check, status, body, time.monotonic() - started)
+    judged = _judge(check, status, body, time.monotonic() - started)
+    if retried:
+        return replace(judged, detail=judged.detail + " (on a new connection: the kept-alive one was dropped)")
+    return judged
+
+
+def _session(limit: int, *, force_close: bool) -> aiohttp.ClientSession:
+    """A session whose requests note in their ``trace_request_ctx`` whether their connection was reused, and
+    that never retries by itself (``_probe_async`` decides)."""
+    import aiohttp
+
+    async def reused(_session: object, context: Any, _params: object) -> None:
+        context.trace_request_ctx["reused"] = True
+
+    tracing = aiohttp.TraceConfig()
+    tracing.on_connection_reuseconn.append(reused)
+    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=limit, force_close=force_close),
+                                    timeout=aiohttp.ClientTimeout(total=None),  # each check's asyncio.timeout is
+                                    trace_configs=[tracing])                    # its limit
+    # aiohttp retries an idempotent request once whatever the connection, and its API has no switch for it
+    # (tests/ops/test_probe_reuse.py fails if a new aiohttp renames this).
+    session._retry_connection = False
+    return session
 
 
 def probe_many(checks: list[HttpCheck], *, timeout: float, concurrency: int) -> list[Probe]:
@@ -118,14 +146,9 @@ def probe_many(checks: list[HttpCheck], *, timeout: float, concurrency: int) -> 
     if not checks:
         return []
 
-    import aiohttp
-
     async def main() -> list[Probe]:
         gate = asyncio.Semaphore(concurrency)
-        no_limit = aiohttp.ClientTimeout(total=None)  # each check's own asyncio.timeout is the limit
-        pooled = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency), timeout=no_limit)
-        fresh = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency, force_close=True),
-                                      timeout=no_limit)
+        pooled, fresh = _session(concurrency, force_close=False), _session(concurrency, force_close=True)
         async with pooled, fresh:
             async def one(check: HttpCheck) -> Probe:
                 async with gate:
