@@ -38,6 +38,10 @@ class Yarn:
         return run([self.executable, *args], cwd=repo, timeout=self.timeout,
                    env={"YARN_CACHE_FOLDER": str(repo / ".yarn-cache"), "CI": "true"})
 
+    def install(self, repo: Path) -> Completed:
+        """`yarn install`, from the lock file."""
+        return self._run(repo, "install", "--non-interactive")
+
     def rebuild(self, repo: Path, on_phase: Callable[[str], None] | None = None) -> BuildOutcome:
         def phase(name: str, *args: str) -> Completed:
             if on_phase is not None:
