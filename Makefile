@@ -60,8 +60,13 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test,local]'
 	touch $@
 
+# The TypeScript sandbox target's yarn installs offline from $(TOOLS)/yarn-offline-mirror: the registry's own
+# tarball of the typescript pinned here (npm ci has just fetched it, so npm pack finds it in npm's cache).
 $(TOOLS)/.installed: $(TOOLS)/package.json $(TOOLS)/package-lock.json
 	npm ci --prefix $(TOOLS) --no-audit --no-fund --loglevel=error
+	rm -rf $(TOOLS)/yarn-offline-mirror && mkdir -p $(TOOLS)/yarn-offline-mirror
+	cd $(TOOLS)/yarn-offline-mirror && npm pack --silent --loglevel=error \
+	  "https://registry.npmjs.org/typescript/-/typescript-$$(node -p 'require("../node_modules/typescript/package.json").version').tgz"
 	touch $@
 
 # The browser test drives Debian's chromium with Playwright, and Debian's colour emoji font makes the page's
@@ -87,4 +92,4 @@ $(TOOLS)/.browser: Makefile
 	@touch $@
 
 clean:
-	rm -rf $(VENV) $(TOOLS)/node_modules $(TOOLS)/.installed $(TOOLS)/.browser .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) $(TOOLS)/node_modules $(TOOLS)/yarn-offline-mirror $(TOOLS)/.installed $(TOOLS)/.browser .pytest_cache .ruff_cache .mypy_cache

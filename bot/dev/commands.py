@@ -23,7 +23,17 @@ from bot.dev.emulator import Emulator
 from bot.dev.fakeclock import LaterClock
 from bot.dev.local import claim, later, prepare, release, repl
 from bot.dev.localmongo import LocalMongo, LocalMongoError, running_server, start_detached, stop_detached
-from bot.dev.sandbox import Sandbox, create_sandbox, has_tenants, seed_tenants, start_apps, stop_apps
+from bot.dev.sandbox import (
+    QUICK,
+    TINY,
+    Sandbox,
+    SandboxSize,
+    create_sandbox,
+    has_tenants,
+    seed_tenants,
+    start_apps,
+    stop_apps,
+)
 from bot.errors import ConfigError
 from bot.ops.tenants import describe
 
@@ -66,9 +76,10 @@ def local_config(root: Path, sandbox: Sandbox) -> Path:
     return path
 
 
-def open_sandbox(root: Path, mongo_uri: str, *, mongo_dir: Path | None = None) -> Sandbox:
-    """The sandbox in ``root`` (made on first use, its tenant data on ``mongo_uri``), built and running under
-    its own pm2. ``mongo_dir``: ``mongo_uri`` is the sandbox's own local server, keeping its data there."""
+def open_sandbox(root: Path, mongo_uri: str, *, mongo_dir: Path | None = None, size: SandboxSize = TINY) -> Sandbox:
+    """The sandbox in ``root`` (made on first use, of ``size``, its tenant data on ``mongo_uri``), built and
+    running under its own pm2. ``mongo_dir``: ``mongo_uri`` is the sandbox's own local server, keeping its data
+    there."""
     if (root / "sandbox.json").exists():
         sandbox = Sandbox.load(root)
         if not sandbox.central_uri.startswith(("mongodb://", "mongodb+srv://")):
@@ -78,9 +89,18 @@ def open_sandbox(root: Path, mongo_uri: str, *, mongo_dir: Path | None = None) -
         if not has_tenants(sandbox):  # e.g. its local server's data folder was removed
             seed_tenants(sandbox)
     else:
-        sandbox = create_sandbox(root, mongo_uri=mongo_uri, local_server=mongo_dir is not None, mongo_dir=mongo_dir)
+        sandbox = create_sandbox(root, mongo_uri=mongo_uri, local_server=mongo_dir is not None, mongo_dir=mongo_dir,
+                                 size=size)
     start_apps(sandbox)
     return sandbox
+
+
+def sandbox_size(args: argparse.Namespace) -> SandboxSize:
+    if args.modules is not None and args.modules < 0:
+        raise ConfigError(f"--modules {args.modules}: give a count of 0 or more, e.g. --modules 150")
+    if args.modules is None and not args.typescript:
+        return TINY
+    return SandboxSize(typescript=True, modules=QUICK.modules if args.modules is None else args.modules)
 
 
 def run_sandbox(args: argparse.Namespace) -> int:
@@ -98,8 +118,12 @@ def run_sandbox(args: argparse.Namespace) -> int:
         return 0
     if root.exists() and any(root.iterdir()) and existing is None:
         raise ConfigError(f"{root} is not empty; give a new folder for the sandbox")
+    size = sandbox_size(args)
     if existing is not None and args.mongo_uri:
         print(f"note: {root} already has a sandbox; its tenant data stays where it is (--mongo-uri is ignored)")
+    if existing is not None and (args.typescript or args.modules is not None):
+        print(f"note: {root} already has a sandbox; its backend stays as it was made (--typescript and --modules "
+              "are ignored)")
     mongo_dir: Path | None = None
     started_server = False
     if existing is None and args.mongo_uri:
@@ -114,7 +138,7 @@ def run_sandbox(args: argparse.Namespace) -> int:
         except LocalMongoError as error:
             raise ConfigError(str(error)) from None
     try:
-        sandbox = open_sandbox(root, mongo_uri, mongo_dir=mongo_dir)
+        sandbox = open_sandbox(root, mongo_uri, mongo_dir=mongo_dir, size=size)
     except BaseException:
         if started_server and mongo_dir is not None:
             stop_detached(mongo_dir)
@@ -122,7 +146,9 @@ def run_sandbox(args: argparse.Namespace) -> int:
     config = local_config(root, sandbox)
     where = (f"a local MongoDB (nx-27017) at {describe(sandbox.central_uri)}, data in {sandbox.mongo_dir / 'db'}"
              if sandbox.mongo_dir else describe(sandbox.central_uri))
-    print(f"sandbox target in {sandbox.repo}\n"
+    backend = (f"TypeScript, {sandbox.modules} generated modules, built by tsc; yarn installs offline"
+               if sandbox.typescript else "JavaScript, its build copies files")
+    print(f"sandbox target in {sandbox.repo} ({backend})\n"
           f"  HEAD is the broken {sandbox.broken_commit[:7]}; the known-good commit is {sandbox.good_commit[:7]}\n"
           f"  health: {sandbox.health_url} (answers 500 until rolled back)\n"
           f"  pm2 apps {', '.join(sandbox.apps)} under PM2_HOME={sandbox.pm2_home}\n"

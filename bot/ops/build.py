@@ -52,6 +52,10 @@ class Yarn:
         outcome.ok = True
         return outcome
 
+    def install(self, repo: Path) -> Completed:
+        """`yarn install`, from the lock file."""
+        return self._run(repo, "install", "--non-interactive")
+
     def rebuild(self, repo: Path, on_phase: Callable[[str], None] | None = None) -> BuildOutcome:
         def phase(name: str, *args: str) -> Completed:
             if on_phase is not None:

@@ -81,18 +81,28 @@ def test_sandbox_keeps_its_tenant_data_on_a_detached_local_server_until_stop(tmp
 
 def test_sandbox_on_a_given_server_starts_none_of_its_own(tmp_path: Path, mongo_uri: str) -> None:
     root = tmp_path / "sbx"
-    made = cli("sandbox", str(root), "--mongo-uri", mongo_uri)
+    made = cli("sandbox", str(root), "--mongo-uri", mongo_uri, "--modules", "2")  # the TypeScript backend
     try:
         assert made.returncode == 0, made.stderr
         sandbox = Sandbox.load(root)
         assert sandbox.mongo_dir is None and not (root / "mongo").exists()
         assert tenant_counts(sandbox)["schools"] == 4
+        assert "(TypeScript, 2 generated modules, built by tsc; yarn installs offline)" in made.stdout
+        assert sandbox.typescript and sorted(p.name for p in (sandbox.repo / "dist" / "modules").glob("m*.js")) == [
+            "m0000.js", "m0001.js"]
     finally:
         stopped = cli("sandbox", str(root), "--stop")
         from bot.dev.sandbox import drop_tenants
 
         drop_tenants(Sandbox.load(root))
     assert stopped.returncode == 0 and "local MongoDB" not in stopped.stdout
+
+
+def test_sandbox_modules_must_be_a_count(tmp_path: Path) -> None:
+    refused = cli("sandbox", str(tmp_path / "sbx"), "--modules", "-3")
+    assert refused.returncode != 0
+    assert "--modules -3: give a count of 0 or more, e.g. --modules 150" in refused.stderr + refused.stdout
+    assert not (tmp_path / "sbx").exists()
 
 
 class Local:

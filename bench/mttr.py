@@ -1,0 +1,387 @@
+"""Time to restored service: `/rollback start --auto` until *verify succeeded*, against a bash script of the
+runbook's commands, on the realistic target (the TypeScript sandbox, `yarn build` is tsc), and the limit
+max(backup, build) + restart + verify measured in the same round.
+
+Two identical sandbox targets (``SandboxSize``: TypeScript, ``--modules`` generated modules) are made once, each
+under its own pm2; both back up the same tenant data (on a local nx-27017, with ``--documents`` extra cases per
+tenant so that the backup weighs about as much as the build; both sides only read it). Every round first puts
+both back to the broken deploy (not timed: ``git reset --hard`` to the broken Phase 3 commit, its saved
+``dist/``, ``pm2 restart``, health answers 500), then runs, in an order that alternates per round:
+
+- **the bot**: an in-process bot (``socket_mode_bot``, default config, SQLite state in a folder new each round,
+  so nothing is cached from an earlier round) on the emulated Slack (``rate_limits=False``). Timed from typing
+  ``/rollback start … --auto`` (which opens the incident) to the thread's *Verify rollback — succeeded*.
+- **the script**: ``bash`` running the runbook's commands one after the other (``SCRIPT`` below): ``git log``
+  to a file; every tenant database dumped with the bot's own tool (``bot.ops.dump``, 4 at a time, as the bot
+  does); ``pm2 jlist`` and the apps' last 500 log lines; ``.env`` copied; ``git reset --hard <known good>``;
+  ``yarn build`` (clean install and build again if it fails, as the runbook says); ``pm2 restart <backend>``;
+  ``curl`` the health URL until it answers ``{"status":"ok"}`` (a starting app is waited for, as the bot's
+  verify does) and the core endpoint with the bearer token. Same child environment as the bot's yarn and pm2.
+- **the limit**: max(backup, build) + restart + verify, from the script's own steps (each ran alone, in this
+  round): the build does not depend on the backup, and nothing else has to happen.
+
+Rows: the bot against the script (target: ≤ 0.6× without a cached build), the bot against the limit (≤ 1.2×),
+and the same with a last-known-good build (≤ 0.3×; ``--with-cache``: see ``bot_with_cache``).
+
+    .venv/bin/python bench/mttr.py [--rounds 5] [--quick] [--modules N] [--documents N] [--with-cache]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import (
+    DEFAULT_ROUNDS,
+    INCIDENT_CHANNEL,
+    Row,
+    bot_config,
+    bot_settings,
+    interleave,
+    print_table,
+    ratio_row,
+    write_results,
+)
+
+NAME = "mttr"
+TARGET_SCRIPT, TARGET_CACHED, TARGET_LIMIT = 0.6, 0.3, 1.2
+STEPS = [("backup", "Backup current state"), ("revert", "Revert code"), ("rebuild", "Rebuild backend"),
+         ("restart", "Restart backend"), ("verify", "Verify rollback")]
+BENCH_MODULES, QUICK_MODULES = 1500, 150  # `yarn build` some 25 s / 3 s on this 2-core machine
+# extra cases per tenant (3 tenants): a backup about as long as the build (some 20 s / 3 s; 120,000 took 30 s), so
+# the limit's max(backup, build) is not just the build: the script pays both, one after the other
+BENCH_DOCUMENTS, QUICK_DOCUMENTS = 75_000, 10_000
+STEP_TIMEOUT_S = 600
+
+SCRIPT = r"""
+set -euo pipefail
+mark() { echo "@@ $1 $(date +%s.%N)"; }
+cd "$REPO"
+mark backup
+mkdir -p "$OUT" && chmod 700 "$OUT"
+git log -1 --oneline > "$OUT/rollback_from_commit.txt"
+"$PYTHON" "$BENCH" --dump-into "$OUT/db" --env-file "$REPO/.env"
+pm2 jlist > "$OUT/pm2.json"
+tail -n 500 "$PM2_HOME"/logs/*.log > "$OUT/pm2_logs.txt"
+cp .env "$OUT/env.backup" && chmod 600 "$OUT/env.backup"
+mark revert
+git reset --hard "$GOOD"
+git log --oneline -5 > /dev/null
+mark rebuild
+yarn build || { rm -rf node_modules dist; yarn install --non-interactive; yarn build; }
+mark restart
+pm2 restart "$APP"
+mark verify
+for attempt in $(seq 1 150); do
+  if curl -fsS --max-time 8 "$HEALTH" | grep -q '"status": *"ok"'; then break; fi
+  if [ "$attempt" = 150 ]; then echo "health never passed" >&2; exit 1; fi
+  sleep 0.2
+done
+curl -fsS --max-time 8 -H "Authorization: Bearer $TOKEN" "$CORE" > /dev/null
+mark done
+"""
+
+
+# ---- the bot ---------------------------------------------------------------------------------------------------
+def _auto_rollback(emulator: Any, reason: str) -> dict[str, Any]:
+    """Type `/rollback start <reason> --auto` and wait for *Verify rollback — succeeded*: the seconds to it, and
+    when each step's *succeeded* arrived (seconds from the command)."""
+    def panels() -> list[dict[str, Any]]:
+        return [m for m in emulator.ws.channel_messages(INCIDENT_CHANNEL) if m.get("blocks")]
+
+    earlier = {m["ts"] for m in panels()}  # an incident closed before this one (bot_with_cache)
+    succeeded: dict[str, float] = {}
+    started = time.perf_counter()
+    emulator.slash("casey", "incident-rollback", f"start {reason} --auto").wait()
+
+    def done() -> bool:
+        new = [m for m in panels() if m["ts"] not in earlier]
+        if not new:
+            return False
+        for message in emulator.ws.thread(INCIDENT_CHANNEL, new[0]["ts"]):
+            for step, title in STEPS:
+                if f"*{title}* — succeeded" in message["text"]:
+                    succeeded.setdefault(step, time.perf_counter() - started)
+                elif f"*{title}* — failed" in message["text"] or (
+                        "autopilot stopped" in message["text"] and "service is back" not in message["text"]):
+                    raise RuntimeError(message["text"][:500])
+        return "verify" in succeeded
+
+    emulator.ws.wait_for(done, STEP_TIMEOUT_S, "verify to succeed")
+    return {"total_s": succeeded["verify"], "at_s": succeeded}
+
+
+def _steps_from(at: dict[str, float]) -> dict[str, float]:
+    previous, steps = 0.0, {}
+    for step, _ in STEPS:
+        if step in at:
+            steps[step] = at[step] - previous
+            previous = at[step]
+    return steps
+
+
+def bot_side(sandbox: Any, data_dir: Path) -> dict[str, Any]:
+    """Without a cached build: a bot on a new state folder rolls the target back with the autopilot."""
+    from bot.app import socket_mode_bot
+    from bot.dev.emulator import Emulator
+
+    with Emulator(rate_limits=False) as emulator:
+        bot = socket_mode_bot(bot_settings(emulator, bot_config(sandbox, data_dir))).start()
+        try:
+            result = _auto_rollback(emulator, "health 500 after Phase 3 (mttr bench)")
+            rejected = [f"{r.method}: {r.error}" for r in emulator.rejections]
+        finally:
+            bot.close()
+    if rejected:
+        raise RuntimeError(f"the emulated Slack refused calls: {rejected[:5]}")
+    return {"total_s": result["total_s"], "steps_s": _steps_from(result["at_s"])}
+
+
+def bot_with_cache(sandbox: Any, data_dir: Path) -> dict[str, Any]:
+    """With a last-known-good build (issue 22 item 4): the bot first rolls the target back once (verify passes,
+    so it keeps the build of the known-good tree), the incident is closed, the broken deploy is put back outside
+    the bot (as the next deploy would), and then a second `/rollback start --auto` is timed. Until the bot keeps
+    such builds this measures a second ordinary rollback; `--with-cache` runs it."""
+    from bot.app import socket_mode_bot
+    from bot.dev.emulator import Emulator
+
+    with Emulator(rate_limits=False) as emulator:
+        bot = socket_mode_bot(bot_settings(emulator, bot_config(sandbox, data_dir))).start()
+        try:
+            _auto_rollback(emulator, "seeding the last-known-good build (mttr bench)")
+            emulator.slash("casey", "incident-rollback", 'close --force "mttr bench: the seeding round"').wait()
+            try:
+                emulator.ws.wait_for(lambda: any("Closed RB-" in e.text for e in emulator.ws.ephemerals_for(
+                    "U0COMMANDER")), 60, "the incident to close")
+            except TimeoutError:
+                said = [e.text for e in emulator.ws.ephemerals_for("U0COMMANDER")][-3:]
+                raise RuntimeError(f"the seeding incident did not close; the bot said: {said}") from None
+            rebreak(sandbox)
+            result = _auto_rollback(emulator, "health 500 after Phase 3 again (mttr bench)")
+            rejected = [f"{r.method}: {r.error}" for r in emulator.rejections]
+        finally:
+            bot.close()
+    if rejected:
+        raise RuntimeError(f"the emulated Slack refused calls: {rejected[:5]}")
+    return {"total_s": result["total_s"], "steps_s": _steps_from(result["at_s"])}
+
+
+# ---- the script --------------------------------------------------------------------------------------------------
+def script_side(sandbox: Any, out: Path) -> dict[str, Any]:
+    from bot.ops.process import child_env
+
+    env = child_env({"PM2_HOME": str(sandbox.pm2_home), "YARN_CACHE_FOLDER": str(sandbox.repo / ".yarn-cache"),
+                     "CI": "true", "REPO": str(sandbox.repo), "OUT": str(out), "GOOD": sandbox.good_commit,
+                     "APP": sandbox.apps[0], "HEALTH": sandbox.health_url,
+                     "CORE": sandbox.health_url.replace("/api/health", "/api/internship"),
+                     "TOKEN": sandbox.canaries["HEALTH_BEARER_TOKEN"], "PYTHON": sys.executable,
+                     "BENCH": str(Path(__file__).resolve())})
+    started = time.time()
+    done = subprocess.run(["bash", "-c", SCRIPT], env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                          timeout=STEP_TIMEOUT_S)
+    if done.returncode != 0:
+        raise RuntimeError(f"the script failed: {done.stdout[-500:]} {done.stderr[-800:]}")
+    marks = {line.split()[1]: float(line.split()[2]) for line in done.stdout.splitlines() if line.startswith("@@ ")}
+    order = [step for step, _ in STEPS] + ["done"]
+    steps = {step: marks[order[i + 1]] - marks[step] for i, step in enumerate(order[:-1])}
+    return {"total_s": marks["done"] - started, "steps_s": steps}
+
+
+def dump_into(out: Path, env_file: Path) -> None:
+    """The script's backup: every tenant database with the bot's own dump (``--dump-into``)."""
+    from bot.config import TenantsConfig
+    from bot.ops import dump, tenants
+    from bot.ops.envfile import read_env_file
+
+    uri = read_env_file(env_file)["CENTRAL_DB_URI"]
+    client = tenants.connect(uri)
+    try:
+        central = tenants.default_database(uri)
+        found = tenants.list_tenants(client, uri, TenantsConfig())
+        jobs: list[tuple[str, list[str] | None]] = [(central, ["schools"])] + [(t.db_name, None) for t in found]
+        dump.dump_databases(client, jobs, out)
+    finally:
+        tenants.close(client)
+
+
+# ---- the targets ---------------------------------------------------------------------------------------------------
+def seed_documents(sandbox: Any, documents: int) -> None:
+    """``documents`` more cases in each tenant database (what makes a backup take a while)."""
+    from bot.ops import tenants
+
+    if documents <= 0:
+        return
+    client = tenants.connect(sandbox.central_uri)
+    try:
+        for db_name in sandbox.tenant_dbs:
+            collection = client[db_name].internshipcases
+            for start in range(0, documents, 5000):
+                collection.insert_many([{"title": f"Case {n}", "internship_id": f"int-{n % 7}", "step": n % 5,
+                                         "notes": "x" * 200} for n in range(start, min(documents, start + 5000))])
+    finally:
+        tenants.close(client)
+
+
+def broken_dist(sandbox: Any) -> Path:
+    return sandbox.root / "dist-broken"
+
+
+def rebreak(sandbox: Any) -> None:
+    """Put the broken deploy back (not timed): HEAD at Phase 3, its build, the backend restarted, health 500."""
+    import git
+
+    from bot.ops.pm2 import Pm2
+    from bot.ops.probe import probe
+
+    git.Repo(sandbox.repo).git.reset("--hard", sandbox.broken_commit)
+    shutil.rmtree(sandbox.repo / "dist", ignore_errors=True)
+    shutil.copytree(broken_dist(sandbox), sandbox.repo / "dist")
+    if not Pm2(home=sandbox.pm2_home).restart(sandbox.apps[0]).ok:
+        raise RuntimeError("pm2 could not restart the broken backend")
+    deadline = time.monotonic() + 30
+    while probe(sandbox.health_url, timeout=2).status != 500:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the broken backend did not come back answering 500")
+        time.sleep(0.1)
+
+
+def make_target(folder: Path, mongo_uri: str, modules: int, documents: int, tenants_of: Any = None) -> Any:
+    """A TypeScript sandbox, built and running, its broken build saved. ``tenants_of``: back up that sandbox's
+    tenant data instead of seeding its own (its .env points there; both sides only read it)."""
+    from bot.dev.sandbox import SandboxSize, create_sandbox, start_apps
+    from bot.ops.envfile import set_env_value
+
+    sandbox = create_sandbox(folder, mongo_uri=mongo_uri, local_server=True,
+                             size=SandboxSize(typescript=True, modules=modules))
+    if tenants_of is None:
+        began = time.perf_counter()
+        seed_documents(sandbox, documents)
+        print(f"  seeded {documents:,} cases into each of {len(sandbox.tenant_dbs)} tenants: "
+              f"{time.perf_counter() - began:.1f}s", flush=True)
+    else:
+        set_env_value(sandbox.repo / ".env", "CENTRAL_DB_URI", tenants_of.central_uri)
+    began = time.perf_counter()
+    start_apps(sandbox)  # yarn install (offline), yarn build of the broken HEAD, both apps under pm2
+    print(f"  made {folder.name}: install + first build + start {time.perf_counter() - began:.1f}s", flush=True)
+    shutil.copytree(sandbox.repo / "dist", broken_dist(sandbox))
+    return sandbox
+
+
+# ---- the benchmark -----------------------------------------------------------------------------------------------
+def one_round(index: int, tmp: Path, sandboxes: dict[str, Any], bot: Callable[[Any, Path], dict[str, Any]]
+              ) -> dict[str, Any]:
+    from bot.ops.probe import probe
+
+    for sandbox in sandboxes.values():
+        rebreak(sandbox)
+    folder = tmp / f"round-{index}"
+    ours, theirs, order = interleave(index, lambda: bot(sandboxes["bot"], folder / "bot-data"),
+                                     lambda: script_side(sandboxes["script"], folder / "script-backup"))
+    for sandbox in sandboxes.values():
+        result = probe(sandbox.health_url, timeout=5, expect_json={"status": "ok"})
+        if not result.ok:
+            raise RuntimeError(f"a sandbox did not end healthy: {result.detail}")
+    shutil.rmtree(folder, ignore_errors=True)  # the backups
+    s = theirs["steps_s"]
+    limit = max(s["backup"], s["rebuild"]) + s["restart"] + s["verify"]
+    return {"round": index, "order": order, "bot_s": ours["total_s"], "script_s": theirs["total_s"],
+            "limit_s": limit, "bot_steps_s": ours["steps_s"], "script_steps_s": s}
+
+
+def run(rounds: int, modules: int, documents: int, with_cache: bool) -> list[Row]:
+    from bot.dev.localmongo import LocalMongo
+    from bot.dev.sandbox import drop_tenants, stop_apps
+
+    started = time.monotonic()
+    results: dict[str, list[dict[str, Any]]] = {"without_cache": [], "with_cache": []}
+    variants: list[tuple[str, Callable[[Any, Path], dict[str, Any]]]] = [("without_cache", bot_side)]
+    if with_cache:
+        variants.append(("with_cache", bot_with_cache))
+    with tempfile.TemporaryDirectory(prefix="mttr-bench-") as name, LocalMongo(Path(name) / "mongo") as mongo:
+        tmp = Path(name)
+        sandboxes: dict[str, Any] = {}
+        try:
+            sandboxes["bot"] = make_target(tmp / "bot", mongo.uri, modules, documents)
+            sandboxes["script"] = make_target(tmp / "script", mongo.uri, modules, documents, sandboxes["bot"])
+            for index in range(rounds):
+                for variant, bot in variants:
+                    row = one_round(index, tmp, sandboxes, bot)
+                    results[variant].append(row)
+                    print(f"  round {index} {variant} ({row['order']}): bot {row['bot_s']:.1f}s, script "
+                          f"{row['script_s']:.1f}s, limit {row['limit_s']:.1f}s", flush=True)
+        finally:
+            for sandbox in sandboxes.values():
+                stop_apps(sandbox)
+                drop_tenants(sandbox)
+    plain = results["without_cache"]
+    rows = [ratio_row(NAME, "time to restored service, no cached build", plain, "bot_s", "script_s", "s",
+                      TARGET_SCRIPT, fmt="{:.1f}",
+                      note=f"`/rollback start --auto` to *verify succeeded* against a bash script of the runbook's "
+                           f"commands; TypeScript target, {modules} modules, {documents:,} extra cases per tenant"),
+            ratio_row(NAME, "  against the limit, no cached build", plain, "bot_s", "limit_s", "s", TARGET_LIMIT,
+                      fmt="{:.1f}", note="the limit: max(backup, build) + restart + verify, the script's own steps "
+                                         "in the same round"),
+            _cached_row("time to restored service, last-known-good build", results["with_cache"], "script_s",
+                        TARGET_CACHED, with_cache),
+            _cached_row("  against the limit, last-known-good build", results["with_cache"], "limit_s", TARGET_LIMIT,
+                        with_cache)]
+    for step, _ in STEPS:
+        per = [{"bot": r["bot_steps_s"].get(step, float("nan")), "script": r["script_steps_s"][step]} for r in plain]
+        rows.append(ratio_row(NAME, f"  step {step}", per, "bot", "script", "s", None, fmt="{:.2f}",
+                              note="" if step != "backup" else "per step, no cached build: from the previous step's "
+                              "*succeeded* (or the command) to this one's (bot), between the script's marks; "
+                              "informational"))
+    write_results(NAME, rows=rows, config={"rounds": rounds, "modules": modules, "documents_per_tenant": documents,
+                                           "with_cache": with_cache, "steps": [s for s, _ in STEPS]},
+                  rounds=results, started=started)
+    return rows
+
+
+def _cached_row(figure: str, rounds: list[dict[str, Any]], base: str, limit: float, enabled: bool) -> Row:
+    if enabled:
+        return ratio_row(NAME, figure, rounds, "bot_s", base, "s", limit, fmt="{:.1f}",
+                         note="" if base != "script_s" else "the bot rolled back once first (verified), then the "
+                         "broken deploy was put back; the second rollback is timed")
+    return Row(NAME, figure, "not measured", "not measured", None, f"ratio <= {limit:g}", None,
+               "" if base != "script_s" else "needs the last-known-good build (issue 22 item 4); `bench/mttr.py "
+               "--with-cache` measures it")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS)
+    parser.add_argument("--quick", action="store_true",
+                        help=f"2 rounds on a small target ({QUICK_MODULES} modules, {QUICK_DOCUMENTS:,} cases)")
+    parser.add_argument("--modules", type=int, help=f"generated TypeScript modules (default {BENCH_MODULES})")
+    parser.add_argument("--documents", type=int, help=f"extra cases per tenant (default {BENCH_DOCUMENTS:,})")
+    parser.add_argument("--with-cache", action="store_true",
+                        help="also time a rollback to a tree the bot has built before (last-known-good build)")
+    parser.add_argument("--dump-into", type=Path, help=argparse.SUPPRESS)  # the script's backup step
+    parser.add_argument("--env-file", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.dump_into:
+        dump_into(args.dump_into, args.env_file)
+        return 0
+    if args.quick:
+        args.rounds = 2
+    modules = args.modules if args.modules is not None else QUICK_MODULES if args.quick else BENCH_MODULES
+    documents = args.documents if args.documents is not None else QUICK_DOCUMENTS if args.quick else BENCH_DOCUMENTS
+    if args.rounds < 1 or modules < 0 or documents < 0:
+        parser.error("--rounds 1 or more; --modules and --documents 0 or more")
+    os.environ.setdefault("LOG_LEVEL", "warning")
+    print_table(run(args.rounds, modules, documents, args.with_cache))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
