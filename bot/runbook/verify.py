@@ -1,9 +1,9 @@
 """Step 5: verify — health endpoint under the threshold, core endpoints 2xx, no critical errors in pm2 logs.
 
 Right after a restart (the last step that finished was a restart) the app may still be starting, so while the
-HTTP checks fail the way a starting app fails (no answer, 502-504) they are asked again, every 1-3 s, for up to
-``health.settle_s``; a pass after a failure must hold once more. Any other verify (e.g. `verify --again` after
-a failure) asks once.
+HTTP checks fail the way a starting app fails (no answer, 502-504) they are asked again, 0.25 s later at first
+and backing off to every 3 s, for up to ``health.settle_s``; a pass after a failure must hold once more, at
+least 1 s later. Any other verify (e.g. `verify --again` after a failure) asks once.
 """
 
 from __future__ import annotations
@@ -37,6 +37,8 @@ def health_checks(config: RunbookConfig) -> tuple[list[CheckOutcome], float, int
 
 
 STARTING = (None, 502, 503, 504)  # no answer, or a proxy/app saying it is not ready yet
+FIRST_PAUSE_S, MAX_PAUSE_S = 0.25, 3.0  # an app starting is asked again soon, then less and less often
+HOLD_S = 1.0  # a pass after a failure is asked again no sooner than this: it must hold, not just happen once
 
 
 def _probe_all(config: RunbookConfig, timeout: float) -> tuple[HttpRound, bool]:
@@ -56,25 +58,27 @@ def _probe_all(config: RunbookConfig, timeout: float) -> tuple[HttpRound, bool]:
 
 
 def settled_health_checks(config: RunbookConfig, window: float, progress: Callable[[Rich], None]) -> HttpRound:
-    """:func:`health_checks`, asked again every 1-3 s for up to ``window`` seconds (0: once) while the failures
-    look like an app still starting; a definite failure (a 401, a 500, a body that does not match) ends it at
-    once. A pass after a failure is asked once more before it counts (an app that fails now and then must not
-    pass on a lucky round), unless the window ends first. A check that needed the window says so."""
+    """:func:`health_checks`, asked again (0.25 s later, backing off to every 3 s) for up to ``window`` seconds
+    (0: once) while the failures look like an app still starting; a definite failure (a 401, a 500, a body that
+    does not match) ends it at once. A pass after a failure is asked once more, at least ``HOLD_S`` later,
+    before it counts (an app that fails now and then must not pass on a lucky round), unless the window ends
+    first. A check that needed the window says so."""
     began = time.monotonic()
     seen, starting = _probe_all(config, config.health.timeout_s)
-    attempts, pause, confirmed = 1, 1.0, True
+    attempts, pause, confirmed = 1, FIRST_PAUSE_S, True
     while True:
         ok = all(c.ok for c in seen.checks)
         left = window - (time.monotonic() - began)
-        if (ok and confirmed) or (not ok and not starting) or left < pause:
+        wait = max(pause, HOLD_S) if ok else pause
+        if (ok and confirmed) or (not ok and not starting) or left < wait:
             break
         progress((("a pass after a failure: asking once more" if ok else "the app may still be starting: asking "
                    "again") + f" (attempt {attempts + 1}, for up to {window:g}s from the start of verify)",))
-        time.sleep(pause)
-        pause = min(pause * 1.5, 3.0)
+        time.sleep(wait)
+        pause = min(pause * 1.5, MAX_PAUSE_S)
         attempts += 1
         confirmed = ok
-        seen, starting = _probe_all(config, min(config.health.timeout_s, max(left - pause, 1.0)))
+        seen, starting = _probe_all(config, min(config.health.timeout_s, max(left - wait, 1.0)))
     if attempts > 1:
         waited = f"{time.monotonic() - began:.1f}s"
         seen = seen._replace(checks=[check(c.name, c.ok, f"{c.detail} (attempt {attempts}, {waited} into the "
