@@ -315,8 +315,9 @@ def serve_bare(mode: str, port: int) -> int:
         ack()
         # a command whose answer the load generator waits for is answered, as the bot's respond() sends it; the
         # others (bursts with idle gaps) are only acknowledged, the bare app of that comparison
-        if (respond.response_url or "").startswith(os.environ["BENCH_LOADGEN_URL"]):
-            WebhookClient(url=respond.response_url).send_dict(canned())
+        url = respond.response_url or ""
+        if url.startswith(os.environ["BENCH_LOADGEN_URL"]):
+            WebhookClient(url=url).send_dict(canned())
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -35,9 +35,10 @@ if (ROOT / "bench" / "mttr.py").exists():
 #: Each benchmark's arguments per tier (absent: its defaults, which are the full tier's).
 TIERS: dict[str, dict[str, list[str]]] = {
     "quick": {
+        "rollback_overhead": ["--rounds", "3"],
         "health_checks": ["--rounds", "3"],
-        "tenant_data": ["--rounds", "3", "--docs", "20000", "--small", "30", "--informational", "0"],
-        "cleanup_scale": ["--rounds", "3", "--large", "300"],
+        "tenant_data": ["--rounds", "3", "--docs", "10000", "--small", "30", "--informational", "0"],
+        "cleanup_scale": ["--rounds", "3", "--large", "200"],
     },
     "full": {
         "tenant_data": ["--informational", "3"],

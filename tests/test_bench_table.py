@@ -46,3 +46,24 @@ def test_rows_not_measured_by_this_run_carry_their_runs_date_and_commit(tmp_path
     assert "2026-11-30 15:55 UTC, 0040375" in table(load_rows(["tenant_data"], "quick", since))
     later = datetime(2026, 12, 3, 16, 0, tzinfo=UTC)  # the quick results are older than this run too
     assert load_rows(["tenant_data"], "quick", later)[0].older_run == "2026-12-03 15:00 UTC, abc1234"
+
+
+def test_tenant_data_with_no_informational_rounds_reports_only_what_it_measured(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bench import tenant_data
+
+    monkeypatch.setattr(common, "RESULTS", tmp_path)
+    monkeypatch.setenv("BENCH_TIER", "quick")
+    side = {"seconds": 1.0, "peak_above_start_mb": 1.0}
+    restored = {**side, "documents": 10, "inserted": 4, "updated": 6}
+    rounds = [{"round": i, "backup": {"bot": side, "raw": side}, "clean": {"bot": side, "raw": side},
+               "restore": {"bot": restored, "raw": restored}} for i in range(3)]
+    rounds[0]["plan"] = {"bot": {**side, "commands_per_tenant": {"aggregate": 1}}}  # the bot's plan, for the order
+    scaled = {"backup": side, "clean": side, "restore": side}
+    rows = tenant_data.report(rounds, scaled, {"large": 10 * 2**20, "scaled": 2**20}, 1000, 5, 0.0)
+    figures = [r.figure for r in rows]
+    # a figure measured 0 times is left to the full tier's results (shown there, marked with its run)
+    assert not any("plan (" in f or "restore plan" in f for f in figures), figures
+    assert all("nan " not in " ".join(r.cells()[2:]) + " " and "nan%" not in r.note for r in rows)
+    assert "the same 10 documents" in next(r.note for r in rows if r.figure == "restore")
+    assert (tmp_path / "tenant_data.quick.json").exists()
