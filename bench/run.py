@@ -36,8 +36,8 @@ if (ROOT / "bench" / "mttr.py").exists():
 TIERS: dict[str, dict[str, list[str]]] = {
     "quick": {
         "rollback_overhead": ["--rounds", "3"],
-        "health_checks": ["--rounds", "3"],
-        "tenant_data": ["--rounds", "3", "--docs", "10000", "--small", "30", "--informational", "0"],
+        "health_checks": ["--rounds", "3", "--no-saturate"],
+        "tenant_data": ["--rounds", "3", "--docs", "10000", "--small", "10", "--informational", "0"],
         "cleanup_scale": ["--rounds", "3", "--large", "200"],
     },
     "full": {
