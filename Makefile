@@ -53,7 +53,7 @@ lint: deps
 bench: deps
 	$(BIN)/python bench/run.py --tier quick $(BENCH_ARGS)
 
-## make bench-full: the full tier (about 25 min, estimated): 5 rounds, 1,000 tenants, full sizes, the informational rows
+## make bench-full: the full tier (45 min or more here): 5 rounds, 1,000 tenants, full sizes, the informational rows
 bench-full: deps
 	$(BIN)/python bench/run.py --tier full $(BENCH_ARGS)
 
