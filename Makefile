@@ -9,7 +9,7 @@ TOOLS  := .tools
 NODE_BIN := $(abspath $(TOOLS)/node_modules/.bin)
 export PATH := $(NODE_BIN):$(PATH)
 
-.PHONY: local test lint bench soak deps clean
+.PHONY: local test lint bench bench-full soak deps clean
 
 ## make local: the emulated Slack workspace, the bot in Socket Mode, SQLite state, a sandbox target whose
 ## tenant data is on a local MongoDB-protocol server (nx-27017, in .local/mongo; stopped when it exits)
@@ -47,10 +47,15 @@ lint: deps
 	$(BIN)/ruff check bot handlers tests bench
 	$(BIN)/mypy
 
-## make bench: every benchmark against its baseline, then one table (bench/results/*.json hold every round);
-## BENCH_ARGS=--quick for a short smoke run
+## make bench: the quick tier (< 10 min on 2 cores): every benchmark against its baseline at 3-5 rounds and
+## smaller sizes, then one table; rows it does not measure come from the last full run, marked with its date
+## and commit (bench/results/*.json hold every round)
 bench: deps
-	$(BIN)/python bench/run.py $(BENCH_ARGS)
+	$(BIN)/python bench/run.py --tier quick $(BENCH_ARGS)
+
+## make bench-full: the full tier (45 min or more here): 5 rounds, 1,000 tenants, full sizes, the informational rows
+bench-full: deps
+	$(BIN)/python bench/run.py --tier full $(BENCH_ARGS)
 
 deps: $(VENV)/.installed $(TOOLS)/.installed
 

@@ -1,4 +1,5 @@
-"""Ack latency of `/rollback status` at 50 concurrent commands, Socket Mode and HTTP, against a bare Bolt app.
+"""Ack and answer latency of `/rollback status` at 50 concurrent commands, Socket Mode and HTTP, against a bare
+Bolt app.
 
 Five processes, each doing one thing:
 
@@ -26,11 +27,21 @@ Five processes, each doing one thing:
   It logs warnings with their level, and the bench reports them like the bot's.
 
 Both apps get the same environment (this process's, plus the emulator's variables) and run at the same time,
-idle while the other is measured. A round is ``--bursts`` bursts per app, alternating which app goes first
-(and the first app alternates from round to round); after each burst the load generator waits until the app
-(and, for the bot, the emulated Slack) has gone idle, so the next burst starts on a quiet machine. p50 and
-p99 are taken per round over the round's samples of each app; the ratio is per round.
-Target: p50 and p99 within 1.2x of the bare app, in both modes.
+idle while the other is measured. A round has two parts:
+
+- **with idle gaps**: ``--bursts`` bursts per app, alternating which app goes first (and the first app
+  alternates from round to round); after each burst the load generator waits until the app (and, for the
+  bot, the emulated Slack) has gone idle, so the next burst starts on a quiet machine. The bare app only acks.
+- **back to back**: one app gets ``--bursts`` bursts one right after the other, then the other app (which
+  goes first alternates per round). Each command's ``response_url`` points at the load generator, which stamps
+  each answer as it arrives; a burst ends when all 50 answers are in and the next starts at once, while the
+  app's follow-up work still runs. The bare app here acks and then answers through the same
+  ``response_url`` with ``WebhookClient.send_dict`` (what the bot's ``respond()`` does), posting the bot's own
+  answer (the last one the load generator received), byte for byte. The answer latency runs from the
+  command's send stamp to its answer's arrival.
+
+p50 and p99 are taken per round over the round's samples of each app; the ratio is per round.
+Target: acks within 1.2x of the bare app at p50 and p99, answers within 1.3x, in both modes.
 
     .venv/bin/python bench/ack_latency.py [--rounds 5] [--bursts 4] [--n 50] [--quick]
 """
@@ -69,6 +80,7 @@ from bench.common import (
 
 NAME = "ack_latency"
 TARGET = 1.2
+ANSWER_TARGET = 1.3
 LISTENER_THREADS = 32  # the bot's listener pool (bot.app.services.LISTENER_THREADS)
 #: What a log line of a problem looks like: the bot logs JSON lines, the bare app and the emulator plain text.
 PROBLEMS = ("WARNING", "ERROR", '"level": "warning"', '"level": "error"', "Traceback", "refused")
@@ -82,7 +94,48 @@ def loadgen(port_file: Path) -> int:
 
     sockets: dict[str, web.WebSocketResponse] = {}
     pending: dict[str, asyncio.Future[float]] = {}
+    answers: dict[str, asyncio.Future[float]] = {}
+    canned: dict[str, Any] = {}
     session: dict[str, ClientSession] = {}
+
+    async def respond(request: web.Request) -> web.Response:
+        """A ``response_url`` post (the answer to a command): stamped as it is read, answered like Slack."""
+        body = await request.read()
+        now = time.perf_counter()
+        key = request.match_info["key"]
+        future = answers.pop(key, None)
+        if future is not None and not future.done():
+            future.set_result(now)
+            if key.startswith("bot-"):  # what the bare app answers: the bot's own answer, byte for byte
+                canned["body"] = json.loads(body)
+        return web.Response(text="ok")
+
+    async def canned_answer(request: web.Request) -> web.Response:
+        if "body" not in canned:
+            return web.Response(status=404, text="no answer from the bot yet")
+        return web.json_response(canned["body"])
+
+    def expect_answers(keys: list[str]) -> list[asyncio.Future[float]]:
+        loop = asyncio.get_running_loop()
+        futures = []
+        for key in keys:
+            future: asyncio.Future[float] = loop.create_future()
+            answers[key] = future
+            futures.append(future)
+        return futures
+
+    async def answered(sent: list[float], futures: list[asyncio.Future[float]]) -> tuple[list[float], list[str]]:
+        """Wait for every answer; each one's latency from its command's send stamp."""
+        if not futures:
+            return [], []
+        arrived = await asyncio.wait_for(asyncio.gather(*futures, return_exceptions=True), 60)
+        latencies, failed = [], []
+        for start, end in zip(sent, arrived, strict=True):
+            if isinstance(end, BaseException):
+                failed.append(f"answer: {end!r}")
+            else:
+                latencies.append((end - start) * 1000)
+        return latencies, failed
 
     async def connections_open(request: web.Request) -> web.Response:
         host = request.host
@@ -117,8 +170,10 @@ def loadgen(port_file: Path) -> int:
     async def status(request: web.Request) -> web.Response:
         return web.json_response({"connected": sorted(sockets)})
 
-    async def burst_socket(app: str, payloads: list[dict[str, Any]]) -> tuple[list[float], list[str]]:
+    async def burst_socket(app: str, payloads: list[dict[str, Any]],
+                           keys: list[str]) -> tuple[list[float], list[float], list[str]]:
         sock = sockets[app]
+        expected = expect_answers(keys)
         loop = asyncio.get_running_loop()
         frames, futures = [], []
         for payload in payloads:
@@ -139,10 +194,13 @@ def loadgen(port_file: Path) -> int:
                 failed.append(repr(end))
             else:
                 latencies.append((end - start) * 1000)
-        return latencies, failed
+        answer_ms, answer_failed = await answered(sent, expected)
+        return latencies, answer_ms, failed + answer_failed
 
-    async def burst_http(url: str, secret: str, payloads: list[dict[str, Any]]) -> tuple[list[float], list[str]]:
+    async def burst_http(url: str, secret: str, payloads: list[dict[str, Any]],
+                         keys: list[str]) -> tuple[list[float], list[float], list[str]]:
         client = session["http"]
+        expected = expect_answers(keys)
         stamp = str(int(time.time()))
         prepared = []
         for payload in payloads:
@@ -158,25 +216,31 @@ def loadgen(port_file: Path) -> int:
                 return start, time.perf_counter(), response.status, text
 
         done = await asyncio.gather(*(one(b, h) for b, h in prepared), return_exceptions=True)
-        latencies, failed = [], []
+        latencies, failed, sent = [], [], []
         for item in done:
             if isinstance(item, BaseException):
                 failed.append(repr(item))
-            elif item[2] != 200:
+                continue
+            sent.append(item[0])
+            if item[2] != 200:
                 failed.append(f"HTTP {item[2]}")
             elif item[3]:  # Bolt answered for the app without running its listener
                 failed.append(f"not a plain ack: {item[3][:200]!r}")
             else:
                 latencies.append((item[1] - item[0]) * 1000)
-        return latencies, failed
+        if failed:
+            return latencies, [], failed
+        answer_ms, answer_failed = await answered(sent, expected)
+        return latencies, answer_ms, answer_failed
 
     async def burst(request: web.Request) -> web.Response:
         spec = await request.json()
         if spec["mode"] == "socket":
-            latencies, failed = await burst_socket(spec["app"], spec["payloads"])
+            latencies, answer_ms, failed = await burst_socket(spec["app"], spec["payloads"], spec["keys"])
         else:
-            latencies, failed = await burst_http(spec["url"], spec["secret"], spec["payloads"])
-        return web.json_response({"latencies_ms": latencies, "failed": failed})
+            latencies, answer_ms, failed = await burst_http(spec["url"], spec["secret"], spec["payloads"],
+                                                            spec["keys"])
+        return web.json_response({"latencies_ms": latencies, "answers_ms": answer_ms, "failed": failed})
 
     async def main() -> None:
         app = web.Application(client_max_size=64 * 1024 * 1024)
@@ -184,6 +248,8 @@ def loadgen(port_file: Path) -> int:
         app.router.add_get("/link/{name}", link)
         app.router.add_get("/control/status", status)
         app.router.add_post("/control/burst", burst)
+        app.router.add_post("/respond/{key}", respond)
+        app.router.add_get("/control/canned", canned_answer)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -228,7 +294,8 @@ def serve_bare(mode: str, port: int) -> int:
     import logging
     from concurrent.futures import ThreadPoolExecutor
 
-    from slack_bolt import Ack, App
+    from slack_bolt import Ack, App, Respond
+    from slack_sdk.webhook import WebhookClient
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     app = App(token=os.environ["SLACK_BOT_TOKEN"], signing_secret=os.environ["SLACK_SIGNING_SECRET"],
@@ -236,9 +303,21 @@ def serve_bare(mode: str, port: int) -> int:
               listener_executor=ThreadPoolExecutor(max_workers=LISTENER_THREADS))
     app.client.base_url = os.environ["SLACK_API_URL"]
 
+    answer: dict[str, Any] = {}
+
+    def canned() -> dict[str, Any]:
+        if not answer:  # the bot's own answer to `status`, fetched once from the load generator
+            answer.update(_get(f"{os.environ['BENCH_LOADGEN_URL']}/control/canned"))
+        return answer
+
     @app.command("/rollback")
-    def only_ack(ack: Ack) -> None:
+    def ack_and_answer(ack: Ack, respond: Respond) -> None:
         ack()
+        # a command whose answer the load generator waits for is answered, as the bot's respond() sends it; the
+        # others (bursts with idle gaps) are only acknowledged, the bare app of that comparison
+        url = respond.response_url or ""
+        if url.startswith(os.environ["BENCH_LOADGEN_URL"]):
+            WebhookClient(url=url).send_dict(canned())
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -339,7 +418,8 @@ class Mode:
         self.slack_env: dict[str, str] = info["env"]
         self.payloads: list[dict[str, Any]] = info["payloads"]
         self.start_payload: dict[str, Any] = info["start"]
-        env = {**os.environ, **self.slack_env}
+        env = {**os.environ, **self.slack_env, "BENCH_LOADGEN_URL": loadgen_url}
+        self.sent = 0
         config = {**config_base, "store": {"data_dir": str(tmp / f"data-{mode}")}}
         path = tmp / f"rollback-{mode}.yml"
         path.write_text(yaml.safe_dump(config))
@@ -379,16 +459,27 @@ class Mode:
             raise RuntimeError("ran out of slash-command payloads")
         return taken
 
-    def burst(self, app: str, payloads: list[dict[str, Any]]) -> list[float]:
+    def burst(self, app: str, payloads: list[dict[str, Any]], *, answers: bool = True,
+              settle: bool = True) -> tuple[list[float], list[float]]:
+        """One burst; with ``answers``, each command's answer goes to the load generator's ``response_url``
+        and the burst ends when all have come; with ``settle``, then waits until the app has gone quiet.
+        The ack latencies and the answer latencies (from the command's send), in ms."""
+        keys = []
+        if answers:
+            for payload in payloads:
+                self.sent += 1
+                keys.append(f"{app}-{self.sent}")
+                payload["response_url"] = f"{self.loadgen}/respond/{keys[-1]}"
         port = self.bot_port if app == "bot" else self.bare_port
-        spec = {"mode": self.mode, "app": app, "payloads": payloads,
+        spec = {"mode": self.mode, "app": app, "payloads": payloads, "keys": keys,
                 "url": f"http://127.0.0.1:{port}/slack/events", "secret": self.slack_env["SLACK_SIGNING_SECRET"]}
-        answer = _post(f"{self.loadgen}/control/burst", spec)
+        answer = _post(f"{self.loadgen}/control/burst", spec, timeout=120)
         if answer["failed"]:
-            raise RuntimeError(f"{len(answer['failed'])} command(s) to the {app} were not acknowledged: "
-                               f"{answer['failed'][:3]}")
-        self.settle(app)
-        return list(answer["latencies_ms"])
+            raise RuntimeError(f"{len(answer['failed'])} command(s) to the {app} were not acknowledged or "
+                               f"answered: {answer['failed'][:3]}")
+        if settle:
+            self.settle(app)
+        return list(answer["latencies_ms"]), list(answer["answers_ms"])
 
     def settle(self, app: str) -> None:
         """Wait until the app (and, for the bot, the emulated Slack taking its replies) has gone quiet."""
@@ -410,33 +501,48 @@ class Mode:
 
 def measure_mode(mode: str, tmp: Path, config: dict[str, Any], loadgen_url: str, rounds: int, bursts: int,
                  n: int, warmup: int) -> list[dict[str, Any]]:
-    per_app = 1 + (warmup + rounds * bursts) * n
+    per_app = 1 + (warmup + rounds * bursts * 2) * n
     running = Mode(mode, tmp, config, loadgen_url, payloads=2 * per_app)
     try:
-        running.burst("bot", [running.start_payload])  # an active incident for `status` to show
+        running.burst("bot", [running.start_payload], answers=False)  # an active incident for `status` to show
         time.sleep(1.0)
         running.settle("bot")
-        for _ in range(warmup):  # connections, thread pools, caches
+        for _ in range(warmup):  # connections, thread pools, caches; the bot answers first: the bare app's answer
             running.burst("bot", running.take(n))
             running.burst("bare", running.take(n))
         results = []
         for index in range(rounds):
-            samples: dict[str, list[float]] = {"bot": [], "bare": []}
+            # (key, app) -> samples: "gap" bursts with the app gone idle in between, "b2b" back to back
+            samples: dict[tuple[str, str], list[float]] = {}
             orders = []
             for b in range(bursts):
                 first, second = ("bot", "bare") if (index + b) % 2 == 0 else ("bare", "bot")
                 orders.append(f"{first},{second}")
-                for app in (first, second):
-                    samples[app] += running.burst(app, running.take(n))
-            row: dict[str, Any] = {"round": index, "order": orders}
-            for app, values in samples.items():
-                row[f"{app}_p50_ms"] = percentile(values, 50)
-                row[f"{app}_p99_ms"] = percentile(values, 99)
-                row[f"{app}_max_ms"] = max(values)
-                row[f"{app}_samples_ms"] = [round(v, 3) for v in values]
+                for app in (first, second):  # as before answers were measured: the bare app only acks
+                    acks, _ = running.burst(app, running.take(n), answers=False)
+                    samples.setdefault(("gap_ack", app), []).extend(acks)
+            # back to back: one app's bursts one right after the other (the next as soon as the last answer is
+            # in, its follow-up work still running), then the other app's; which goes first alternates
+            b2b = ("bot", "bare") if index % 2 == 0 else ("bare", "bot")
+            for app in b2b:
+                for _ in range(bursts):
+                    acks, answers = running.burst(app, running.take(n), settle=False)
+                    samples.setdefault(("b2b_ack", app), []).extend(acks)
+                    samples.setdefault(("b2b_answer", app), []).extend(answers)
+                running.settle(app)
+            row: dict[str, Any] = {"round": index, "order": orders, "back_to_back_order": ",".join(b2b)}
+            for (key, app), values in samples.items():
+                prefix = f"{app}_p" if key == "gap_ack" else f"{app}_{key}_p"  # gap acks: the keys they always had
+                row[f"{prefix}50_ms"] = percentile(values, 50)
+                row[f"{prefix}99_ms"] = percentile(values, 99)
+                row[f"{prefix.removesuffix('_p')}_max_ms"] = max(values)
+                row[f"{prefix.removesuffix('_p')}_samples_ms"] = [round(v, 3) for v in values]
             results.append(row)
-            print(f"  {mode} round {index}: bot p50 {row['bot_p50_ms']:.1f} p99 {row['bot_p99_ms']:.1f} ms; "
-                  f"bare p50 {row['bare_p50_ms']:.1f} p99 {row['bare_p99_ms']:.1f} ms", flush=True)
+            print(f"  {mode} round {index}: acks with gaps p50 {row['bot_p50_ms']:.1f}/{row['bare_p50_ms']:.1f}, "
+                  f"back to back p50 {row['bot_b2b_ack_p50_ms']:.1f}/{row['bare_b2b_ack_p50_ms']:.1f} p99 "
+                  f"{row['bot_b2b_ack_p99_ms']:.1f}/{row['bare_b2b_ack_p99_ms']:.1f}; answers back to back p50 "
+                  f"{row['bot_b2b_answer_p50_ms']:.1f}/{row['bare_b2b_answer_p50_ms']:.1f} ms (bot/bare)",
+                  flush=True)
         return results
     finally:
         problems = running.close()
@@ -477,7 +583,18 @@ def run(rounds: int, bursts: int, n: int, warmup: int) -> list[Row]:
     for mode, results in by_mode.items():
         for q in ("p50", "p99"):
             rows.append(ratio_row(NAME, f"{label[mode]} ack {q}, {n} concurrent", results, f"bot_{q}_ms",
-                                  f"bare_{q}_ms", "ms", TARGET, fmt="{:.1f}"))
+                                  f"bare_{q}_ms", "ms", TARGET, fmt="{:.1f}",
+                                  note="bursts with the app gone idle in between" if q == "p50" else ""))
+        for q in ("p50", "p99"):
+            rows.append(ratio_row(NAME, f"{label[mode]} ack {q}, back to back", results, f"bot_b2b_ack_{q}_ms",
+                                  f"bare_b2b_ack_{q}_ms", "ms", TARGET, fmt="{:.1f}",
+                                  note=f"{bursts} bursts of {n} one after the other, each as soon as the last "
+                                  "answer is in" if q == "p50" else ""))
+        for q in ("p50", "p99"):
+            rows.append(ratio_row(NAME, f"{label[mode]} answer {q}, back to back", results,
+                                  f"bot_b2b_answer_{q}_ms", f"bare_b2b_answer_{q}_ms", "ms", ANSWER_TARGET,
+                                  fmt="{:.1f}", note="from the command's send to its response_url post's arrival; the "
+                                  "bare app acks, then posts the bot's own answer the same way" if q == "p50" else ""))
     write_results(NAME, rows=rows, config={"rounds": rounds, "bursts_per_round": bursts, "concurrency": n,
                                            "warmup_bursts": warmup, "command": "/rollback status",
                                            "listener_threads": LISTENER_THREADS},

@@ -11,16 +11,18 @@ timed), an approved and due cleanup request is recorded in the bot's store for t
 message (what a ✅ leaves behind), and the bot's own sweep is nudged: it starts the run exactly as after a real
 approval. Timed: ``Executor._run`` from its start (re-plan and drift check, re-verification of the backup on
 disk, every tenant, the final records and messages) to its end. Also counted during the run: the bytes the
-bot writes to its store (by record kind), the ``chat.update`` calls, and the server commands per tenant.
+bot writes to its store (the SQL statements SQLite runs, parameters expanded, from its trace callback; by record
+kind), the ``chat.update`` calls, and the server commands per tenant.
 
-Target: the time per tenant at 1,000 tenants under 2x the time per tenant at 10 (per-round ratio).
+Target: the time per tenant at 1,000 tenants under 2x the time per tenant at 10 (per-round ratio). ``--large N``
+runs the large side at N tenants instead (the quick tier of ``make bench`` uses it).
 
 And against the raw operations (issue 22: <= 2x): each round also runs, on the 1,000-tenant target and
 interleaved with its bot run (alternating which goes first), the runbook's cleanup as a plain loop: per tenant
 one ``update_many`` ``$unset`` of the fields on the cases carrying them and one ``drop_collection``, nothing
 else (no dry run, no re-check, no records, no messages); the data is put back before it, not timed.
 
-    .venv/bin/python bench/cleanup_scale.py [--rounds 5] [--quick]
+    .venv/bin/python bench/cleanup_scale.py [--rounds 5] [--large 1000] [--quick]
 """
 
 from __future__ import annotations
@@ -90,6 +92,15 @@ def reset_tenant(client: Any, db_name: str, fields: tuple[str, ...] | list[str],
     db.internship_case_attempts.insert_many([{"case": n, "attempt": a} for n in range(3) for a in range(2)])
 
 
+def _table(statement: str) -> str:
+    """The table an INSERT/UPDATE/DELETE statement writes to (its first word after INTO/UPDATE/FROM)."""
+    words = statement.replace("(", " ").split()
+    for index, word in enumerate(words[:-1]):
+        if word.upper() in ("INTO", "UPDATE", "FROM"):
+            return f"table {words[index + 1]}"
+    return "other"
+
+
 class Side:
     """One bot on one target, with its timing and counting hooks."""
 
@@ -133,14 +144,28 @@ class Side:
 
         executor._run = timed_run  # type: ignore[method-assign]
         messenger.update = counted_update  # type: ignore[method-assign]
+        # The bytes written are those of the SQL SQLite was asked to run: its trace callback gets every statement
+        # with its parameters expanded (a bench-only hook on the store's connection). A statement run inside one
+        # of the store's record writes counts under the record's kind, any other write under its table.
+        current = threading.local()
+
+        def traced(statement: str) -> None:
+            verb = statement.lstrip()[:7].upper()
+            if not verb.startswith(("INSERT", "UPDATE", "DELETE", "REPLACE")):
+                return
+            kind = getattr(current, "kind", None) or _table(statement)
+            self.writes.setdefault(kind, []).append(len(statement.encode()))
+
+        store._db().set_trace_callback(traced)
         for name in ("_insert", "_put", "_replace"):
             original = getattr(store, name)
 
             def counted(kind: str, doc_id: str, *args: Any, _original: Any = original, **kwargs: Any) -> Any:
-                doc = next((a for a in args if isinstance(a, dict)), None)
-                size = len(repr(doc)) if doc is not None else 0
-                self.writes.setdefault(kind, []).append(size)
-                return _original(kind, doc_id, *args, **kwargs)
+                current.kind = kind
+                try:
+                    return _original(kind, doc_id, *args, **kwargs)
+                finally:
+                    current.kind = None
 
             setattr(store, name, counted)
 
@@ -235,7 +260,7 @@ class Side:
         drop_tenants(self.sandbox)
 
 
-def run(rounds: int) -> list[Row]:
+def run(rounds: int, sizes: tuple[int, int] = SIZES) -> list[Row]:
     from pymongo import MongoClient
 
     from bot.dev.localmongo import LocalMongo
@@ -245,17 +270,18 @@ def run(rounds: int) -> list[Row]:
         client: MongoClient[dict[str, Any]] = MongoClient(mongo.uri, tz_aware=True)
         sides: list[Side] = []
         try:
-            for size in SIZES:
+            for size in sizes:
                 sides.append(Side(size, Path(name), mongo.uri, client))
             small, large = sides
             warm = {side.size: side.setup() for side in sides}
-            print(f"  warm-up (real request + reaction): 10 tenants {warm[10]['seconds']:.2f}s, 1000 tenants "
-                  f"{warm[1000]['seconds']:.2f}s", flush=True)
+            print(f"  warm-up (real request + reaction): {small.size} tenants {warm[small.size]['seconds']:.2f}s, "
+                  f"{large.size} tenants {warm[large.size]['seconds']:.2f}s", flush=True)
             results = []
             for index in range(rounds):
                 few, many, order = interleave(index, lambda index=index: small.round(index),
                                               lambda index=index: large.round(index))
-                order = order.replace("bot, baseline", "10, 1000").replace("baseline, bot", "1000, 10")
+                order = order.replace("bot, baseline", f"{small.size}, {large.size}").replace(
+                    "baseline, bot", f"{large.size}, {small.size}")
                 # The raw loop before the bots in even rounds, after them in odd ones.
                 raw = large.raw() if index % 2 == 0 else None
                 row = {"round": index, "order": order, "ten": few, "thousand": many,
@@ -263,22 +289,25 @@ def run(rounds: int) -> list[Row]:
                 raw = raw or large.raw()
                 row.update(raw_1000=raw, per_tenant_raw_ms=raw["per_tenant_ms"])
                 results.append(row)
-                print(f"  round {index}: 10 tenants {few['seconds']:.2f}s ({few['per_tenant_ms']:.1f} ms each), "
-                      f"1000 tenants {many['seconds']:.2f}s ({many['per_tenant_ms']:.1f} ms each), raw operations "
-                      f"{raw['per_tenant_ms']:.1f} ms each", flush=True)
+                print(f"  round {index}: {small.size} tenants {few['seconds']:.2f}s ({few['per_tenant_ms']:.1f} ms "
+                      f"each), {large.size} tenants {many['seconds']:.2f}s ({many['per_tenant_ms']:.1f} ms each), "
+                      f"raw operations {raw['per_tenant_ms']:.1f} ms each", flush=True)
         finally:
             for side in sides:
                 side.close()
             client.close()
-    return report(results, warm, started)
+    return report(results, warm, started, sizes)
 
 
-def report(results: list[dict[str, Any]], warm: dict[int, Any], started: float) -> list[Row]:
-    rows = [ratio_row(NAME, "cleanup execute, time per tenant: 1000 tenants / 10", results, "per_tenant_1000_ms",
+def report(results: list[dict[str, Any]], warm: dict[int, Any], started: float,
+           sizes: tuple[int, int] = SIZES) -> list[Row]:
+    few_n, many_n = sizes
+    rows = [ratio_row(NAME, f"cleanup execute, time per tenant: {many_n} tenants / {few_n}", results,
+                      "per_tenant_1000_ms",
                       "per_tenant_10_ms", "ms", TARGET, fmt="{:.1f}", target=f"ratio < {TARGET:g}",
                       note=f"the 10-tenant side is the baseline; dry runs one at a time (PLAN_PARALLEL="
                       f"{PLAN_PARALLEL}) because nx-27017 crashes under the default 8"),
-            ratio_row(NAME, "cleanup execute, time per tenant at 1000 tenants / the raw operations", results,
+            ratio_row(NAME, f"cleanup execute, time per tenant at {many_n} tenants / the raw operations", results,
                       "per_tenant_1000_ms", "per_tenant_raw_ms", "ms", TARGET, fmt="{:.1f}",
                       note="raw: update_many $unset + drop_collection per tenant in a plain loop; the bot also "
                       "re-checks every tenant against the approved plan before anything changes, re-verifies the "
@@ -288,17 +317,19 @@ def report(results: list[dict[str, Any]], warm: dict[int, Any], started: float) 
         return [sum(w["bytes"] for w in r[side]["store_writes"].values()) / r[side]["tenants"] for r in results]
 
     flat = [{"many": m, "few": f} for m, f in zip(per_tenant_bytes("thousand"), per_tenant_bytes("ten"), strict=True)]
-    rows.append(ratio_row(NAME, "store bytes written per tenant, 1000 / 10", flat, "many", "few", "B", 1.5,
+    rows.append(ratio_row(NAME, f"store bytes written per tenant, {many_n} / {few_n}", flat, "many", "few", "B", 1.5,
                           fmt="{:.0f}", target="ratio <= 1.5 (no growing document)"))
     biggest = max(w["max"] for r in results for w in r["thousand"]["store_writes"].values())
     kinds = {k: v["count"] for k, v in results[-1]["thousand"]["store_writes"].items()}
-    rows.append(Row(NAME, "largest record written in a 1000-tenant run", f"{biggest / 1024:.1f} KB",
+    rows.append(Row(NAME, f"largest store write (one SQL statement) in a {many_n}-tenant run",
+                    f"{biggest / 1024:.1f} KB",
                     f"{max(w['max'] for r in results for w in r['ten']['store_writes'].values()) / 1024:.1f} KB "
-                    "(10 tenants)", None, "-", None, note=f"writes by kind in the last 1000-tenant run: {kinds}"))
+                    f"({few_n} tenants)", None, "-", None,
+                    note=f"SQL writes by record kind (or table) in the last {many_n}-tenant run: {kinds}"))
     pace = max(r["thousand"]["updates_per_s"] for r in results)
-    rows.append(Row(NAME, "chat.update calls per second during a 1000-tenant run (max)", f"{pace:.2f}/s",
+    rows.append(Row(NAME, f"chat.update calls per second during a {many_n}-tenant run (max)", f"{pace:.2f}/s",
                     "Slack: ~1/s per message", None, "<= 2/s (progress + request redraw, each <= 1/s)", pace <= 2.0))
-    write_results(NAME, rows=rows, config={"sizes": SIZES, "rounds": len(results), "plan_parallel": PLAN_PARALLEL,
+    write_results(NAME, rows=rows, config={"sizes": sizes, "rounds": len(results), "plan_parallel": PLAN_PARALLEL,
                                            "start_delay_s": 0},
                   rounds={"warm_up": warm, "rounds": results}, started=started)
     return rows
@@ -307,12 +338,13 @@ def report(results: list[dict[str, Any]], warm: dict[int, Any], started: float) 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS)
+    parser.add_argument("--large", type=int, default=SIZES[1], help="tenants on the large side")
     parser.add_argument("--quick", action="store_true", help="2 rounds")
     args = parser.parse_args()
     if args.quick:
         args.rounds = 2
     os.environ.setdefault("LOG_LEVEL", "warning")
-    print_table(run(args.rounds))
+    print_table(run(args.rounds, (SIZES[0], args.large)))
     return 0
 
 

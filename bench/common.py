@@ -83,12 +83,13 @@ class Row:
     target: str
     holds: bool | None  # None: informational, no target
     note: str = ""
+    older_run: str = ""  # set when loaded: "" if the row was measured by this run, else that run's date and commit
 
     def cells(self) -> list[str]:
         r = self.ratio
         ratio = "" if r is None else f"{r['min']:.2f} / {r['median']:.2f} / {r['max']:.2f}"
         verdict = {True: "yes", False: "NO", None: "-"}[self.holds]
-        return [self.bench, self.figure, self.bot, self.baseline, ratio, self.target, verdict]
+        return [self.bench, self.figure, self.bot, self.baseline, ratio, self.target, verdict, self.older_run]
 
 
 def ratio_row(bench: str, figure: str, rounds: list[dict[str, Any]], bot_key: str, base_key: str, unit: str,
@@ -135,14 +136,38 @@ def _which(name: str) -> bool:
     return any(os.access(os.path.join(p, name), os.X_OK) for p in os.environ.get("PATH", "").split(os.pathsep))
 
 
+def results_path(name: str, tier: str) -> Path:
+    """Where a tier keeps a benchmark's results: the full tier (and a benchmark run by hand) in
+    ``bench/results/<name>.json``, the quick tier in ``bench/results/<name>.quick.json``, so neither overwrites
+    the other's rows."""
+    return RESULTS / (f"{name}.json" if tier == "full" else f"{name}.{tier}.json")
+
+
+def run_stamp() -> dict[str, Any]:
+    """What ran: when it finished, the commit (``git rev-parse --short HEAD``) and whether the tree differed from
+    it (any uncommitted change outside bench/results)."""
+    try:
+        commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, timeout=10).stdout.strip()
+        dirty = bool(subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", ".",
+                                     ":(exclude)bench/results"], capture_output=True, text=True,
+                                    timeout=10).stdout.strip())
+    except (OSError, subprocess.SubprocessError):
+        commit, dirty = "", False
+    return {"finished_at": datetime.now(UTC).isoformat(timespec="seconds"), "commit": commit, "dirty": dirty}
+
+
 def write_results(name: str, *, rows: list[Row], config: dict[str, Any], rounds: dict[str, Any],
                   extra: dict[str, Any] | None = None, started: float | None = None) -> Path:
-    """``bench/results/<name>.json``: the table rows, every round of every comparison, the set-up, the machine."""
+    """The table rows, every round of every comparison, the set-up, the machine and the run's date and commit,
+    in ``results_path(name, tier)`` (the tier from ``BENCH_TIER``, set by bench/run.py; "full" by hand)."""
     RESULTS.mkdir(parents=True, exist_ok=True)
-    data = {"benchmark": name, "config": config, "rows": [asdict(r) for r in rows], "rounds": rounds,
+    tier = os.environ.get("BENCH_TIER", "full")
+    data = {"benchmark": name, "tier": tier, "run": run_stamp(), "config": config,
+            "rows": [{k: v for k, v in asdict(r).items() if k != "older_run"} for r in rows], "rounds": rounds,
             **(extra or {}), "seconds": None if started is None else round(time.monotonic() - started, 1),
             "environment": environment()}
-    path = RESULTS / f"{name}.json"
+    path = results_path(name, tier)
     path.write_text(json.dumps(data, indent=2, default=_jsonable) + "\n", encoding="utf-8")
     return path
 
@@ -157,18 +182,44 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-def load_rows(names: Iterable[str]) -> list[Row]:
+def _stamp_of(data: dict[str, Any]) -> tuple[datetime | None, str]:
+    """When a results file's run finished, and its mark: "2026-11-30 15:55 UTC, 0040375" (+ " dirty")."""
+    run = data.get("run")
+    if run is None:  # written before runs were stamped: the environment has the same facts
+        env = data.get("environment", {})
+        run = {"finished_at": env.get("finished_at"), "commit": str(env.get("commit") or "")[:7],
+               "dirty": env.get("bot_code_uncommitted_changes", False)}
+    try:
+        when = datetime.fromisoformat(run["finished_at"])
+    except (TypeError, ValueError):
+        return None, "an older run (date unknown)"
+    return when, f"{when:%Y-%m-%d %H:%M} UTC, {run.get('commit') or '?'}" + (" dirty" if run.get("dirty") else "")
+
+
+def load_rows(names: Iterable[str], tier: str = "full", since: datetime | None = None) -> list[Row]:
+    """The rows of ``tier`` for each benchmark; for the quick tier, also the full tier's rows of figures the
+    quick tier does not measure. A row whose run finished before ``since`` (every row, with no ``since``) is
+    marked with that run's date and commit."""
     rows: list[Row] = []
     for name in names:
-        path = RESULTS / f"{name}.json"
-        if not path.exists():
-            continue
-        for raw in json.loads(path.read_text(encoding="utf-8")).get("rows", []):
-            rows.append(Row(**raw))
+        figures: set[str] = set()
+        for source in dict.fromkeys([tier, "full"]):
+            path = results_path(name, source)
+            if not path.exists():
+                continue
+            data = json.loads(path.read_text(encoding="utf-8"))
+            when, mark = _stamp_of(data)
+            fresh = since is not None and when is not None and when >= since
+            for raw in data.get("rows", []):
+                if raw["figure"] in figures:
+                    continue
+                figures.add(raw["figure"])
+                rows.append(Row(**{**raw, "older_run": "" if fresh else mark}))
     return rows
 
 
-HEADERS = ["bench", "figure", "bot (median)", "baseline (median)", "ratio min / median / max", "target", "holds"]
+HEADERS = ["bench", "figure", "bot (median)", "baseline (median)", "ratio min / median / max", "target", "holds",
+           "from an older run"]
 
 
 def table(rows: list[Row]) -> str:
@@ -180,7 +231,14 @@ def table(rows: list[Row]) -> str:
         if index == 0:
             out.append("  ".join("-" * w for w in widths))
     notes = [f"  [{r.bench}] {r.figure}: {r.note}" for r in rows if r.note]
-    return "\n".join(out + (["", "notes:"] + notes if notes else []))
+    return "\n".join(out + (["", "notes:"] + notes if notes else []) + _older(rows))
+
+
+def _older(rows: list[Row]) -> list[str]:
+    if not any(r.older_run for r in rows):
+        return []
+    return ["", "A row with a date and commit in the last column was not measured by this run: it comes from the "
+                "results of an earlier one (that run's finish time and commit; 'dirty': with uncommitted changes)."]
 
 
 def markdown(rows: list[Row]) -> str:
@@ -191,7 +249,7 @@ def markdown(rows: list[Row]) -> str:
     out = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
     out += ["| " + " | ".join(cell(c) for c in r.cells()) + " |" for r in rows]
     notes = [f"- *{r.bench}, {r.figure.strip()}*: {r.note}" for r in rows if r.note]
-    return "\n".join(out + ([""] + notes if notes else []))
+    return "\n".join(out + ([""] + notes if notes else []) + _older(rows))
 
 
 def print_table(rows: list[Row]) -> None:

@@ -23,15 +23,21 @@ runs the bot and the baseline for each operation, in an order that alternates pe
 - **restore plan** — bot: ``Planner.restore_plan(..., "all")`` (dry runs + the backed-up view streamed from
   the files). Baseline: the same dry-run queries and a ``bson.decode_file_iter`` count, sequential.
 - **restore** — bot: ``bot.ops.cleanup.restore_tenant`` per tenant (the dropped collection re-inserted and
-  the unset fields put back with ``bulk_write`` in batches of 1,000, from the files). Baseline: a raw
-  batched ``insert_many`` (1,000 a batch) of the same documents from the same files (the collections
-  dropped first). Target 1.5x. The bot's after-restore check (a dry run per tenant) is timed apart.
+  the unset fields put back with ``bulk_write`` in batches of 1,000, from the files). Baseline: a raw loop
+  doing the same writes: the dropped collection dropped and re-inserted with batched ``insert_many``, and an
+  ``UpdateOne($set)`` of the backed-up fields for each backed-up case carrying them, in ``bulk_write``
+  batches of 1,000, decoded with ``bson.decode_file_iter``. Both sides count the documents they wrote
+  (inserted + matched) and the benchmark fails if the counts differ. Target 1.5x. The bot's after-restore
+  check (a dry run per tenant) is timed apart.
 
-The destructive pairs go: clean (first side), restore plans, restore (first side), clean (second side),
-restore (second side), so each clean and restore starts from the same data. The last restore is checked:
-the dry run matches the first plan's counts.
+Each side restores data its own cleanup just cleaned: bot clean then bot restore, raw clean then raw restore
+(the two cleanups are the "cleanup execute" pair). The pairs alternate which side goes first. The last
+restore is checked: the dry run matches the first plan's counts.
 
-    .venv/bin/python bench/tenant_data.py [--rounds 5] [--docs 50000] [--quick]
+``--small`` sets the number of small tenants (300), ``--informational`` the rounds that also time the cleanup
+plan and the restore plans against their baselines (with 0, the bot's plan runs once, for the tenant order).
+
+    .venv/bin/python bench/tenant_data.py [--rounds 5] [--docs 50000] [--small 300] [--informational 1]
 """
 
 from __future__ import annotations
@@ -67,7 +73,7 @@ from bench.common import (
 )
 
 NAME = "tenant_data"
-BIG, SMALL = 3, 300
+BIG, SMALL = 3, 300  # large tenants; small tenants by default (--small)
 ATTEMPTS_BIG, USERS_BIG = 1000, 100
 PAD = 700  # bytes of filler per case: with the fields and keys a case is about 1 KB of BSON
 BATCH = 1000
@@ -179,7 +185,7 @@ def child(op: str, spec: dict[str, Any]) -> dict[str, Any]:
     """One measurement; returns seconds, memory and what it did."""
     commands = Commands() if op == "plan-bot" else None
     import bson
-    from pymongo import MongoClient
+    from pymongo import MongoClient, UpdateOne
 
     from bot.ops import cleanup, tenants
 
@@ -303,32 +309,48 @@ def child(op: str, spec: dict[str, Any]) -> dict[str, Any]:
 
         def work() -> None:
             run = Path(spec["run"])
-            fields = 0
+            inserted = updated = 0
             for db_name in spec["tenants"]:
-                fields += cleanup.restore_tenant(client, db_name, run, config.cleanup).cases
-            out.update(fields_restored=fields)
+                restored = cleanup.restore_tenant(client, db_name, run, config.cleanup)
+                inserted += sum(restored.collections.values())
+                updated += restored.cases
+            out.update(inserted=inserted, updated=updated, documents=inserted + updated)
     elif op == "restore-raw":
         client = MongoClient(uri, tz_aware=True)
 
         def work() -> None:
             cfg, run = spec["cleanup"], Path(spec["run"])
-            written = 0
+            inserted = updated = 0
             for db_name in spec["tenants"]:
                 db = client[db_name]
-                for name in (cfg["drop"], cfg["collection"]):
+                for name in cfg["drops"]:
+                    file = run / db_name / f"{name}.bson"
+                    if not file.exists():
+                        continue
                     db.drop_collection(name)
                     batch: list[Any] = []
-                    with open(run / db_name / f"{name}.bson", "rb") as handle:
+                    with open(file, "rb") as handle:
                         for document in bson.decode_file_iter(handle):
                             batch.append(document)
                             if len(batch) >= BATCH:
                                 db[name].insert_many(batch, ordered=False)
-                                written += len(batch)
+                                inserted += len(batch)
                                 batch = []
                     if batch:
                         db[name].insert_many(batch, ordered=False)
-                        written += len(batch)
-            out.update(written=written)
+                        inserted += len(batch)
+                updates: list[Any] = []
+                with open(run / db_name / f"{cfg['collection']}.bson", "rb") as handle:
+                    for document in bson.decode_file_iter(handle):
+                        values = {f: document[f] for f in cfg["fields"] if f in document}
+                        if values:
+                            updates.append(UpdateOne({"_id": document["_id"]}, {"$set": values}))
+                        if len(updates) >= BATCH:
+                            updated += db[cfg["collection"]].bulk_write(updates, ordered=False).matched_count
+                            updates = []
+                if updates:
+                    updated += db[cfg["collection"]].bulk_write(updates, ordered=False).matched_count
+            out.update(inserted=inserted, updated=updated, documents=inserted + updated)
     elif op == "dry-run-bot":
         client = tenants.connect(uri)
 
@@ -381,7 +403,7 @@ class Target:
 
         cleanup = parse_runbook(self.config).cleanup
         self.cleanup = {"collection": cleanup.collection, "fields": list(cleanup.unset_fields),
-                        "drop": cleanup.drop_collections[0]}
+                        "drop": cleanup.drop_collections[0], "drops": list(cleanup.drop_collections)}
         self.data_dir = root / f"{label}-data"
         self.root = root
 
@@ -401,7 +423,7 @@ class Target:
         return {"config": self.config, "uri": self.uri, "cleanup": self.cleanup, **more}
 
 
-def run(rounds: int, docs: int, informational: int) -> list[Row]:
+def run(rounds: int, docs: int, informational: int, small_tenants: int = SMALL) -> list[Row]:
     from pymongo import MongoClient
 
     from bot.dev.localmongo import LocalMongo
@@ -411,12 +433,12 @@ def run(rounds: int, docs: int, informational: int) -> list[Row]:
         root = Path(name)
         with LocalMongo(root / "mongo") as mongo:
             client: MongoClient[dict[str, Any]] = MongoClient(mongo.uri, tz_aware=True)
-            small = [f"small{i:03d}" for i in range(SMALL)]
+            small = [f"small{i:03d}" for i in range(small_tenants)]
             seeding = time.monotonic()
             large = Target(root, mongo.uri, client, docs, small, "large", small_exists=False)
             scaled = Target(root, mongo.uri, client, docs // 10, small, "scaled", small_exists=True)
             client.close()
-            print(f"  seeded {BIG} x {docs} + {SMALL} small tenants (and {BIG} x {docs // 10}) in "
+            print(f"  seeded {BIG} x {docs} + {small_tenants} small tenants (and {BIG} x {docs // 10}) in "
                   f"{time.monotonic() - seeding:.0f}s", flush=True)
             results = []
             first_plan: dict[str, Any] | None = None
@@ -430,37 +452,40 @@ def run(rounds: int, docs: int, informational: int) -> list[Row]:
                 shutil.rmtree(run_dir)
                 ref = Target.ref(bot_b)
                 row["backup"] = {"bot": bot_b, "raw": raw_b}
-                if first_plan is None or index < informational:
+                if index < informational:
                     tenants = bot_b["tenants"]
                     plan_b, plan_r, _ = interleave(
                         index, lambda ref=ref: measure("plan-bot", large.spec(backup=ref)),
                         lambda tenants=tenants: measure("plan-raw", large.spec(tenants=tenants)))
-                    first_plan = first_plan or plan_b
                     row["plan"] = {"bot": plan_b, "raw": plan_r}
+                    first_plan = first_plan or plan_b
+                elif first_plan is None:  # the bot's plan only: the order, and the counts the last check compares
+                    first_plan = measure("plan-bot", large.spec(backup=ref))
+                    row["plan"] = {"bot": first_plan}
                 order = first_plan["order"]
-                if index < informational:  # the raw cleanup, then the restore plans on cleaned data
-                    clean_raw = measure("clean-raw", large.spec(tenants=order))
+                if index < informational:  # the restore plans on cleaned data (cleaned and restored untimed)
+                    measure("clean-raw", large.spec(tenants=order))
                     rp_b, rp_r, _ = interleave(
                         index, lambda ref=ref: measure("restore-plan-bot", large.spec(backup=ref)),
                         lambda order=order, ref=ref: measure("restore-plan-raw", large.spec(tenants=order,
                                                                                            run=ref["path"])))
                     row["restore_plan"] = {"bot": rp_b, "raw": rp_r}
                     measure("restore-raw", large.spec(tenants=order, run=ref["path"]))
-                else:
-                    clean_raw = None
-                # the raw restore drops and re-inserts both collections, so it needs no cleanup before it; the
-                # bot's restore always starts from data its own cleanup just cleaned
+                # each side's restore starts from data its own cleanup just cleaned
+                cleans: dict[str, Any] = {}
+
+                def clean_then_restore(side: str, order: list[str] = order, ref: dict[str, Any] = ref,
+                                       cleans: dict[str, Any] = cleans) -> dict[str, Any]:
+                    cleans[side] = measure(f"clean-{side}", large.spec(tenants=order))
+                    return measure(f"restore-{side}", large.spec(tenants=order, run=ref["path"]))
+
                 restores: dict[str, Any] = {}
-
-                def bot_restore(order: list[str] = order, ref: dict[str, Any] = ref,
-                                restores: dict[str, Any] = restores) -> dict[str, Any]:
-                    restores["clean_bot"] = measure("clean-bot", large.spec(tenants=order))
-                    return measure("restore-bot", large.spec(tenants=order, run=ref["path"]))
-
                 restores["bot"], restores["raw"], row["restore_order"] = interleave(
-                    index, bot_restore, lambda order=order, ref=ref: measure("restore-raw", large.spec(
-                        tenants=order, run=ref["path"])))
-                row["clean"] = {"bot": restores.pop("clean_bot"), **({"raw": clean_raw} if clean_raw else {})}
+                    index, lambda: clean_then_restore("bot"), lambda: clean_then_restore("raw"))
+                if restores["bot"]["documents"] != restores["raw"]["documents"]:
+                    raise RuntimeError(f"the restores wrote different documents: bot {restores['bot']['documents']}"
+                                       f", raw loop {restores['raw']['documents']}")
+                row["clean"] = cleans
                 row["restore"] = restores
                 if index == rounds - 1:  # the data after all the cleanups and restores: as it was
                     check = measure("dry-run-bot", large.spec(tenants=order))
@@ -479,13 +504,14 @@ def run(rounds: int, docs: int, informational: int) -> list[Row]:
             small_ref = Target.ref(small_b)
             small_order = measure("plan-bot", scaled.spec(backup=small_ref))["order"]
             scaled_mem = {"backup": small_b,
-                          "restore_plan": measure("restore-plan-bot", scaled.spec(backup=small_ref)),
                           "clean": measure("clean-bot", scaled.spec(tenants=small_order)),
                           "restore": measure("restore-bot", scaled.spec(tenants=small_order,
                                                                         run=small_ref["path"]))}
+            if informational:
+                scaled_mem["restore_plan"] = measure("restore-plan-bot", scaled.spec(backup=small_ref))
             sizes = {"large": _file_sizes(Path(results[-1]["backup"]["bot"]["path"]), large.big),
                      "scaled": _file_sizes(Path(small_ref["path"]), scaled.big)}
-    return report(results, scaled_mem, sizes, docs, started)
+    return report(results, scaled_mem, sizes, docs, small_tenants, started)
 
 
 def _file_sizes(run: Path, big: list[str]) -> int:
@@ -493,27 +519,32 @@ def _file_sizes(run: Path, big: list[str]) -> int:
     return max((run / db / "internshipcases.bson").stat().st_size for db in big)
 
 
-def report(results: list[dict[str, Any]], scaled: dict[str, Any], sizes: dict[str, int], docs: int,
+def report(results: list[dict[str, Any]], scaled: dict[str, Any], sizes: dict[str, int], docs: int, small: int,
            started: float) -> list[Row]:
     def flat(op: str, key: str = "seconds") -> list[dict[str, float]]:
         return [{"bot": r[op]["bot"][key], "raw": r[op]["raw"][key]} for r in results
                 if op in r and "raw" in r[op]]
 
-    once = sum(1 for r in results if "restore_plan" in r)
-    info = f"{once} round(s) in this run (--informational N for more)"
+    def info(op: str) -> str:
+        measured = sum(1 for r in results if op in r and "raw" in r[op])
+        return f"{measured} round(s) in this run (--informational N for more)"
 
-    label = f"{BIG} x {docs:,} docs + {SMALL} small"
+    label = f"{BIG} x {docs:,} docs + {small} small"
+    restored = results[0]["restore"]["bot"]
     rows = [
         ratio_row(NAME, f"backup ({label})", flat("backup"), "bot", "raw", "s", 1.25, fmt="{:.2f}"),
         ratio_row(NAME, "cleanup plan (dry runs, one at a time)", flat("plan"), "bot", "raw", "s", None,
-                  fmt="{:.2f}", note=info),
+                  fmt="{:.2f}", note=info("plan")),
         ratio_row(NAME, "cleanup execute (ops per tenant)", flat("clean"), "bot", "raw", "s", None, fmt="{:.2f}",
-                  note=info),
+                  note="baseline: update_many($unset) and drop_collection per tenant"),
         ratio_row(NAME, "restore plan (from the files)", flat("restore_plan"), "bot", "raw", "s", None,
-                  fmt="{:.2f}", note=info),
+                  fmt="{:.2f}", note=info("restore_plan")),
         ratio_row(NAME, "restore", flat("restore"), "bot", "raw", "s", 1.5, fmt="{:.2f}",
-                  note="baseline: batched insert_many of the same documents from the same files"),
+                  note=f"both sides write the same {restored['documents']:,} documents a round "
+                  f"({restored['inserted']:,} re-inserted, {restored['updated']:,} fields put back; counted, must "
+                  "be equal): baseline a raw loop of batched insert_many and bulk_write($set) from the same files"),
     ]
+    rows = [r for r in rows if r.ratio is not None]  # a figure this run did not measure is left to the full tier
     commands = results[0]["plan"]["bot"]["commands_per_tenant"]
     aggregates = commands.get("aggregate", 0)
     rows.append(Row(NAME, "cleanup plan: server commands per tenant",
@@ -523,6 +554,8 @@ def report(results: list[dict[str, Any]], scaled: dict[str, Any], sizes: dict[st
     for op, key in (("backup", "backup"), ("restore plan", "restore_plan"), ("cleanup execute", "clean"),
                     ("restore", "restore")):
         at_large = [r[key]["bot"]["peak_above_start_mb"] for r in results if key in r]
+        if not at_large:
+            continue
         at_small = scaled[key]["peak_above_start_mb"]
         large_med = spread(at_large)["median"]
         growth = (large_med - at_small) / (big_mb - small_mb)
@@ -535,7 +568,7 @@ def report(results: list[dict[str, Any]], scaled: dict[str, Any], sizes: dict[st
                         f"{growth:.1%} of that"))
     after = [r["restore"]["bot"]["seconds"] for r in results]
     write_results(NAME, rows=rows, config={"rounds": rounds_of(results), "large_tenants": BIG, "docs": docs,
-                                           "small_tenants": SMALL, "attempts_per_large": ATTEMPTS_BIG,
+                                           "small_tenants": small, "attempts_per_large": ATTEMPTS_BIG,
                                            "server": "nx-27017 (local MongoDB-protocol server)",
                                            "largest_cases_file_bytes": sizes},
                   rounds={"rounds": results, "scaled_tenth": scaled}, started=started,
@@ -551,9 +584,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS)
     parser.add_argument("--docs", type=int, default=50_000, help="cases in each large tenant")
+    parser.add_argument("--small", type=int, default=SMALL, help="small tenants")
     parser.add_argument("--informational", type=int, default=1,
-                        help="rounds that also time the cleanup plan, the raw cleanup and the restore plans")
-    parser.add_argument("--quick", action="store_true", help="2 rounds, 5,000 docs")
+                        help="rounds that also time the cleanup plan and the restore plans")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 2 rounds, 5,000 docs")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -561,7 +595,7 @@ def main() -> int:
         return 0
     if args.quick:
         args.rounds, args.docs = 2, 5_000
-    print_table(run(args.rounds, args.docs, args.informational))
+    print_table(run(args.rounds, args.docs, args.informational, args.small))
     return 0
 
 
