@@ -150,8 +150,9 @@ def bot_side(sandbox: Any, data_dir: Path) -> dict[str, Any]:
 def bot_with_cache(sandbox: Any, data_dir: Path) -> dict[str, Any]:
     """With a last-known-good build (issue 22 item 4): the bot first rolls the target back once (verify passes,
     so it keeps the build of the known-good tree), the incident is closed, the broken deploy is put back outside
-    the bot (as the next deploy would), and then a second `/rollback start --auto` is timed. Until the bot keeps
-    such builds this measures a second ordinary rollback; `--with-cache` runs it."""
+    the bot (as the next deploy would), and then a second `/rollback start --auto` is timed, once the build of the
+    known-good tree is kept (``<data_dir>/builds/*/manifest.json``: the build alongside the first backup keeps it,
+    or the keep after its verify); `--with-cache` runs it."""
     from bot.app import socket_mode_bot
     from bot.dev.emulator import Emulator
 
@@ -166,6 +167,12 @@ def bot_with_cache(sandbox: Any, data_dir: Path) -> dict[str, Any]:
             except TimeoutError:
                 said = [e.text for e in emulator.ws.ephemerals_for("U0COMMANDER")][-3:]
                 raise RuntimeError(f"the seeding incident did not close; the bot said: {said}") from None
+            kept = data_dir / "builds"
+            deadline = time.monotonic() + STEP_TIMEOUT_S
+            while not any(kept.glob("*/manifest.json")):  # the seeding round's build, kept in the background
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"no build was kept under {kept} after the seeding rollback")
+                time.sleep(0.5)
             rebreak(sandbox)
             result = _auto_rollback(emulator, "health 500 after Phase 3 again (mttr bench)")
             rejected = [f"{r.method}: {r.error}" for r in emulator.rejections]

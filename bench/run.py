@@ -27,10 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import ROOT, load_rows, markdown, print_table
 
-BENCHMARKS = ["ack_latency", "rollback_overhead", "health_checks", "tenant_data", "cleanup_scale"]
-# bench/mttr.py (time to restored service) runs in both tiers once it exists, with its own defaults
-if (ROOT / "bench" / "mttr.py").exists():
-    BENCHMARKS.insert(2, "mttr")
+BENCHMARKS = ["ack_latency", "rollback_overhead", "mttr", "health_checks", "tenant_data", "cleanup_scale"]
 
 #: Each benchmark's arguments per tier (absent: its defaults, which are the full tier's).
 TIERS: dict[str, dict[str, list[str]]] = {
@@ -39,9 +36,11 @@ TIERS: dict[str, dict[str, list[str]]] = {
         "health_checks": ["--rounds", "3", "--no-saturate"],
         "tenant_data": ["--rounds", "3", "--docs", "10000", "--small", "10", "--informational", "0"],
         "cleanup_scale": ["--rounds", "3", "--large", "200"],
+        "mttr": ["--rounds", "3", "--modules", "150", "--documents", "10000", "--with-cache"],
     },
     "full": {
         "tenant_data": ["--informational", "3"],
+        "mttr": ["--rounds", "5", "--with-cache"],
     },
 }
 
