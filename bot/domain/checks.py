@@ -74,7 +74,8 @@ class Condition(StrEnum):
     DOWN = "down"  # a wrong answer or none: a 5xx, no connection, an app not online, a failing probe
 
 
-# The criterion of a right answer that came too late (monitor.SLOW_CRITERION, "Backend response times >5s").
+# The criterion of a right answer that came too late: an HTTP check slower than thresholds.backend_response_s
+# (the runbook's "Backend response times >5s"); the monitor records it, the chart draws it as degraded.
 SLOW_CRITERION = "slow"
 
 

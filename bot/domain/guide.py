@@ -13,7 +13,7 @@ from bot.domain.lifecycle import Fix, Phase
 from bot.domain.runs import Advice, StepName
 from bot.domain.steps import RUNBOOK_STEPS
 from bot.ids import SLASH_COMMAND
-from bot.text import Code, Part, Person, Rich, rich
+from bot.text import Code, Person, Rich, join, rich
 
 WHY = {
     StepName.BACKUP: "record the commit, dump every tenant database and save the logs; nothing irreversible "
@@ -121,11 +121,7 @@ def _call(advice: Advice) -> Rich:
     team = CONTACT_NAMES.get(advice.contact, advice.contact)
     if not advice.people:
         return rich("Call ", team, " (nobody is listed yet: ", Code(f"contacts.{advice.contact}"), " in rollback.yml)")
-    people: list[Part] = []
-    for index, who in enumerate(advice.people):
-        people += [", "] if index else []
-        people.append(Person(who))
-    return rich("Call ", team, " (", *people, ")")
+    return rich("Call ", team, " (", join([Person(who) for who in advice.people]), ")")
 
 
 def _step(step: StepName) -> Next:

@@ -31,6 +31,7 @@ from bot.domain.changes import Changes
 from bot.domain.charts import CHART_WINDOW, HealthCharts
 from bot.domain.checklists import CRITERIA_KEYS
 from bot.domain.checks import (
+    SLOW_CRITERION,
     ActiveRollback,
     CheckLimit,
     CheckResult,
@@ -54,7 +55,6 @@ GRACE_S = 0.5  # beyond a thread check's own limit before it is reported as hung
 Measure = Callable[[datetime], list[CheckResult]]
 # The runbook's "When to Rollback" criteria (keys of checklists.ROLLBACK_CRITERIA) a failing check meets:
 HEALTH_CRITERION = "sessions"  # a wrong answer or none from the health URL or a core endpoint (e.g. a 500)
-SLOW_CRITERION = "slow"  # an HTTP check slower than thresholds.backend_response_s ("response times >5s")
 CRASH_CRITERION = "crash_loop"  # a pm2 app not online, or its restart count grew ("crashes repeatedly")
 DB_CRITERION = "db_fail"  # a MongoDB probe whose queries fail or never answer ("database queries failing")
 

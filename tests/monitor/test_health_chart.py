@@ -23,8 +23,6 @@ from bot.dev.emulator import Emulator
 from bot.dev.emulator.workspace import Ephemeral
 from bot.dev.fakeclock import FakeClock
 from bot.dev.sandbox import Sandbox
-from bot.domain import checks as domain_checks
-from bot.domain import monitor as domain_monitor
 from bot.domain.charts import chart_marks
 from bot.domain.checks import (
     ChartMark,
@@ -320,7 +318,6 @@ def test_the_marks_are_the_incidents_events_and_the_alerts_of_the_checks_charted
     assert [(m.label, m.kind) for m in marks] == [
         ("issue detected", "milestone"), ("alert: health", "alert"), ("rollback started", "milestone"),
         ("revert", "step"), ("restart failed", "step_failed"), ("cleanup", "danger"), ("restored", "milestone")]
-    assert domain_checks.SLOW_CRITERION == domain_monitor.SLOW_CRITERION  # degraded = answered, only too slowly
 
 
 BOLD = re.compile(r"(^|[\s(>])\*([^*\n]+)\*(?=$|[\s).,:;!?<])")
