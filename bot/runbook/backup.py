@@ -187,10 +187,9 @@ class Backup:
             return _Building(None)
         cfg = ctx.config.build
         store = build_store(ctx.config, ctx.data_dir)
-        # the cache the app's yarn uses, when there is one (read, never created there); else the store's own
-        cache = ctx.repo / ".yarn-cache" if (ctx.repo / ".yarn-cache").is_dir() else store.root / ".yarn-cache"
-        started = builds.start_alongside(store, ctx.repo, build.commit, build.key, Yarn(cfg.executable, cfg.timeout_s,
-                                         cache=cache), cfg.outputs, f"built alongside the backup of {ctx.incident.id}")
+        yarn = Yarn(cfg.executable, cfg.timeout_s, cache=store.yarn_cache(ctx.repo))
+        started = builds.start_alongside(store, ctx.repo, build.commit, build.key, yarn, cfg.outputs,
+                                         ctx.incident.id, f"built alongside the backup of {ctx.incident.id}")
         return _Building(started)
 
     def _details(self, run: Path, commit: str, dumped: dict[str, dict[str, dump.Dumped]],
