@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -322,9 +323,30 @@ def test_another_hosts_live_folders_are_not_swept_and_a_complete_entry_is_never_
     first = capture_commit(repo, store, v1)
     assert other.exists() and elsewhere.exists() and not mine.exists()
 
-    again = store.capture(repo, first.key, v1, OUTPUTS, "a second replica's capture of the same key")
-    assert isinstance(again, builds.Entry) and again.reason == first.reason == f"build of {v1[:7]}"
-    assert store.verify(first) is None and (first.files_dir / "dist" / "app.js").read_text() == "// v1\n"
+    # another replica publishes the same key while this one copies: theirs stays (it may be being restored)
+    aside = first.path.rename(tmp_path / "theirs")
+    hold = ("import fcntl, sys, time\nh = open(sys.argv[1], 'a+b'); fcntl.flock(h, fcntl.LOCK_EX)\n"
+            "print('held', flush=True); time.sleep(600)\n")
+    holder = subprocess.Popen([sys.executable, "-c", hold, str(store.root / ".lock")], stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        result: list[Any] = []
+        capturing = threading.Thread(target=lambda: result.append(
+            store.capture(repo, first.key, v1, OUTPUTS, "a second replica's capture of the same key")))
+        capturing.start()
+        deadline = time.monotonic() + 60
+        while not list(store.root.glob(".incoming-*/manifest.json")):  # written, waiting for the lock
+            assert time.monotonic() < deadline and capturing.is_alive(), "the capture never reached the lock"
+            time.sleep(0.05)
+        aside.rename(first.path)
+    finally:
+        holder.kill()
+        holder.wait(timeout=10)
+    capturing.join(timeout=60)
+    assert isinstance(result[0], builds.Entry) and result[0].reason == first.reason == f"build of {v1[:7]}"
+    assert store.verify(first) is None and store.find(first.key) == first
+    assert not list(store.root.glob(f".incoming-{host}-*"))
 
 
 # ---- through the bot, against the sandbox (real pm2, HTTP, MongoDB) ----------------------------------------------
