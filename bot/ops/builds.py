@@ -184,6 +184,16 @@ def _copy_outputs(source: Path, target: Path, outputs: Iterable[str]) -> dict[st
     return had
 
 
+def _tree_bytes(top: Path) -> int:
+    """The bytes of the files under ``top`` (0 when it does not exist)."""
+    total = 0
+    for root, _, names in os.walk(top):
+        for name in names:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(root, name)).st_size
+    return total
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -312,10 +322,11 @@ class BuildStore:
             keep_trees = {*protect, *self.protect()}
         except Exception:  # noqa: BLE001 - what to protect is unknown: evict nothing this time
             return []
+        cache = _tree_bytes(self.root / CACHE)  # yarn's cache for the worktree builds counts towards max_mb
         with self._locked():
             entries = self.entries()  # newest first
             protected = [e for e in entries if e.key.tree in keep_trees]
-            kept_count, kept_bytes = len(protected), sum(e.bytes for e in protected)  # they take their room first
+            kept_count, kept_bytes = len(protected), cache + sum(e.bytes for e in protected)  # their room first
             removed = []
             for entry in entries:
                 if entry in protected:
