@@ -390,21 +390,33 @@ class BuildStore:
         return None
 
     # ---- building from the commit alone ------------------------------------------------------------------
-    def yarn_cache(self, repo: Path) -> Path:
-        """The yarn cache of the builds in worktrees (``<root>/.yarn-cache``, never the app's, which a revert's
-        stash can move): seeded from the app's ``.yarn-cache`` once, read only, so an offline install works."""
-        cache = self.root / CACHE
+    @property
+    def yarn_cache(self) -> Path:
+        """The yarn cache of the builds in worktrees: ``<root>/.yarn-cache``, never the app's (a revert's
+        ``git stash -u`` can move that one while a build reads it). :meth:`seed_cache` fills it."""
+        return self.root / CACHE
+
+    def seed_cache(self, repo: Path) -> None:
+        """Copy the packages of the app's ``.yarn-cache`` that the store's cache lacks (read only, each one renamed
+        into place whole), so a worktree's install finds offline what the app's install fetched."""
         seed = Path(repo) / CACHE
-        if not cache.exists() and seed.is_dir():
-            private_dir(self.root)
-            partial = self.root / f".incoming-{_owner()}-{uuid.uuid4().hex[:8]}"
-            try:
-                shutil.copytree(seed, partial, symlinks=True,
-                                ignore=shutil.ignore_patterns(".rollback-bot-yarn-mutex"))
-                os.rename(partial, cache)
-            except OSError:
-                shutil.rmtree(partial, ignore_errors=True)  # yarn fills the cache itself (prefer-offline)
-        return cache
+        if not seed.is_dir():
+            return
+        for version in [d for d in seed.iterdir() if d.is_dir() and not d.is_symlink()]:  # yarn v1: v6/<package>
+            into = self.root / CACHE / version.name
+            into.mkdir(parents=True, exist_ok=True)
+            for package in version.iterdir():
+                if package.name.startswith(".") or (into / package.name).exists():
+                    continue
+                partial = into / f".tmp-{_owner()}-{uuid.uuid4().hex[:8]}"
+                try:
+                    if package.is_dir() and not package.is_symlink():
+                        shutil.copytree(package, partial, symlinks=True)
+                    else:
+                        shutil.copy2(package, partial, follow_symlinks=False)
+                    os.rename(partial, into / package.name)
+                except OSError:  # yarn fetches what is missing (--prefer-offline)
+                    shutil.rmtree(partial, ignore_errors=True)
 
 
 def commit_build(store: BuildStore, repo: Path, commit: str, key: BuildKey, yarn: Yarn, outputs: Sequence[str],
@@ -414,6 +426,7 @@ def commit_build(store: BuildStore, repo: Path, commit: str, key: BuildKey, yarn
     git = GitRepo(repo)
     private_dir(store.root)
     store.sweep()
+    store.seed_cache(repo)
     folder = private_dir(store.root / ".worktrees") / f"{_owner()}-{uuid.uuid4().hex[:8]}"
     try:
         git.add_worktree(folder, commit)

@@ -196,7 +196,7 @@ class Backup:
             return _Building(None)
         cfg = ctx.config.build
         store = build_store(ctx.config, ctx.data_dir)
-        yarn = Yarn(cfg.executable, cfg.timeout_s, cache=store.yarn_cache(ctx.repo))
+        yarn = Yarn(cfg.executable, cfg.timeout_s, cache=store.yarn_cache)
         started = builds.start_alongside(store, ctx.repo, build.commit, build.key, yarn, cfg.outputs,
                                          ctx.incident.id, f"built alongside the backup of {ctx.incident.id}")
         return _Building(started)

@@ -204,7 +204,7 @@ class KeptBuilds:
             cfg = self.config.build
             store = build_store(self.config, self.data_dir)
             repo = self.config.target.repo_path
-            yarn = Yarn(cfg.executable, cfg.timeout_s, cache=store.yarn_cache(repo))
+            yarn = Yarn(cfg.executable, cfg.timeout_s, cache=store.yarn_cache)
             self.last = builds.keep_head(store, repo, yarn, cfg.outputs, builds.node_version(cfg.node), reason)
             log.info("last-known-good build (%s): %s", reason, self.last)
         except StepFailed as error:  # e.g. node or git not found: the rebuild runs yarn without a kept build

@@ -86,7 +86,7 @@ def kept_after_verify(ctx: StepContext) -> builds.Entry:
     """What the bot does after a verify passes: build HEAD's commit alone in a worktree and keep it (the port's
     thread's work, synchronously)."""
     store = build_store(ctx.config, ctx.data_dir)
-    yarn = Yarn(cache=store.yarn_cache(ctx.repo))
+    yarn = Yarn(cache=store.yarn_cache)
     said = builds.keep_head(store, ctx.repo, yarn, OUTPUTS, builds.node_version(), "after verify of RB-0001")
     assert said.startswith("kept"), said
     entry = store.entries()[0]
@@ -164,7 +164,7 @@ def test_a_kept_build_that_differs_falls_back_to_yarn_build_and_says_why(
 
 def capture_commit(repo: Path, store: builds.BuildStore, sha: str) -> builds.Entry:
     key = builds.commit_key(repo, sha, builds.node_version())
-    kept = builds.commit_build(store, repo, sha, key, Yarn(cache=store.yarn_cache(repo)), OUTPUTS,
+    kept = builds.commit_build(store, repo, sha, key, Yarn(cache=store.yarn_cache), OUTPUTS,
                                f"build of {sha[:7]}")
     assert isinstance(kept, builds.Entry), kept
     return kept
@@ -249,7 +249,7 @@ def test_a_build_that_writes_outside_the_outputs_is_not_kept(app: tuple[Path, li
     stray = BUILD_JS + "fs.writeFileSync('public-config.js', 'window.built = 1');\n"
     sha = commit(git.Repo(repo), "the build writes public-config.js too", {"build.js": stray})
     store = build_store(ctx.config, ctx.data_dir)
-    said = builds.keep_head(store, repo, Yarn(cache=store.yarn_cache(repo)), OUTPUTS, builds.node_version(), "x")
+    said = builds.keep_head(store, repo, Yarn(cache=store.yarn_cache), OUTPUTS, builds.node_version(), "x")
     assert said.startswith("not kept") and "the build wrote outside build.outputs (public-config.js)" in said, said
     assert store.entries() == [] and sha
 
