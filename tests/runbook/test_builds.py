@@ -14,7 +14,9 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import git
@@ -347,6 +349,26 @@ def test_another_hosts_live_folders_are_not_swept_and_a_complete_entry_is_never_
     assert isinstance(result[0], builds.Entry) and result[0].reason == first.reason == f"build of {v1[:7]}"
     assert store.verify(first) is None and store.find(first.key) == first
     assert not list(store.root.glob(f".incoming-{host}-*"))
+
+
+def test_a_failed_build_alongside_is_told_to_its_incidents_rebuild_once_and_never_to_another_incident(
+        app: tuple[Path, list[str]], tmp_path: Path) -> None:
+    repo, (v1, _, _) = app
+    git.Repo(repo).git.checkout(v1)  # reverted to v1: what the build alongside was building
+    ctx = context(repo, tmp_path / "data")
+    store = build_store(ctx.config, ctx.data_dir)
+    key = builds.commit_key(repo, v1, builds.node_version())
+    failing = Yarn(executable="false", cache=store.yarn_cache)  # yarn install fails at once
+    started = builds.start_alongside(store, repo, v1, key, failing, OUTPUTS, "RB-0001", "alongside RB-0001")
+    assert started.wait(60) and started.failure and started.failure.startswith("yarn install")
+
+    first = replace(ctx, incident=SimpleNamespace(id="RB-0001"))
+    plan, result = rebuild(first)
+    assert "the build alongside the backup failed: yarn install" in plan and result.ok, plan
+    later = replace(ctx, incident=SimpleNamespace(id="RB-0002"))
+    assert "the build alongside the backup" not in rebuild(later)[0]  # another incident never hears of it
+    assert "the build alongside the backup" not in rebuild(first)[0]  # nor its own incident's next rebuild, once told
+    assert builds.in_flight(key, "RB-0001") is None
 
 
 # ---- through the bot, against the sandbox (real pm2, HTTP, MongoDB) ----------------------------------------------
