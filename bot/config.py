@@ -157,7 +157,7 @@ class BuildKeep(_Section):
 
     max_count: int = Field(default=5, ge=0)  # 0: keep no build (every rebuild runs yarn)
     max_mb: int = Field(default=2048, ge=1)
-    schedule: bool = True  # also keep the running build while the scheduled health checks pass
+    schedule: bool = True  # also keep a build of HEAD (made in a worktree) while the scheduled checks pass
     alongside_backup: bool = True  # build the rollback target in a worktree of its own while the backup runs
 
 

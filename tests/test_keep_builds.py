@@ -5,13 +5,13 @@ it is tested for real in tests/runbook/test_builds.py."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 from bot.clock import SystemClock
 from bot.config import Secrets, Settings, parse_runbook
-from bot.domain.builds import keep_running_build
+from bot.domain.builds import keep_running_build, protected_commits
 from bot.domain.deps import Deps
 from bot.domain.incident import Busy, BusyKind, Incident
 from bot.domain.lifecycle import Phase
@@ -24,10 +24,13 @@ T0 = datetime(2026, 12, 3, 3, 0, tzinfo=UTC)
 
 class Recorder:
     def __init__(self) -> None:
-        self.asked: list[tuple[str, list[str]]] = []
+        self.asked: list[str] = []
 
-    def keep_running(self, reason: str, protect: Sequence[str]) -> None:
-        self.asked.append((reason, list(protect)))
+    def keep_running(self, reason: str) -> None:
+        self.asked.append(reason)
+
+    def protect(self, commits: Callable[[], Sequence[str]]) -> None:
+        return None
 
 
 def deps(tmp_path: Path, **build: object) -> tuple[Deps, Recorder]:
@@ -58,14 +61,14 @@ def open_incident(d: Deps, phase: Phase, busy: bool = False) -> Incident:
 def test_with_no_incident_the_running_build_is_kept_and_nothing_is_protected(tmp_path: Path) -> None:
     d, recorder = deps(tmp_path)
     assert keep_running_build(d, "while the scheduled health checks passed")
-    assert recorder.asked == [("while the scheduled health checks passed", [])]
+    assert recorder.asked == ["while the scheduled health checks passed"] and protected_commits(d) == []
 
 
 def test_after_service_is_back_the_incidents_rollback_target_is_protected(tmp_path: Path) -> None:
     d, recorder = deps(tmp_path)
     open_incident(d, Phase.RESTORED)
     assert keep_running_build(d, "after verify of RB-0001")
-    assert recorder.asked == [("after verify of RB-0001", ["df5b229", "a" * 40])]
+    assert recorder.asked == ["after verify of RB-0001"] and protected_commits(d) == ["df5b229", "a" * 40]
 
 
 def test_nothing_is_kept_while_an_incident_changes_the_target_or_keeping_is_off(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from bot.domain.alternatives import Alternatives
 from bot.domain.api import Features
 from bot.domain.autopilot import Autopilots
 from bot.domain.backups import Retention
+from bot.domain.builds import protected_commits
 from bot.domain.changes import Changes
 from bot.domain.closeout import Closer
 from bot.domain.coordination import Coordination
@@ -145,6 +146,7 @@ def build_services(settings: Settings, *, store: Store | None = None, clock: Clo
                 target=DeployedTarget(settings.runbook), tenant_data=TenantDatabases(settings.runbook),
                 tenant_cleanup=RunbookCleanup(settings.runbook), metrics=metrics,
                 builds=KeptBuilds(settings.runbook, settings.data_dir))
+    deps.builds.protect(lambda: protected_commits(deps))  # never evict an active incident's way back
     # Built bottom-up: each service gets exactly the ones it calls, so every consequence is a visible call.
     desk = Desk(deps)
     stakeholders = Stakeholders(deps, desk)

@@ -14,20 +14,26 @@ from bot.domain.runs import RevertArtifacts, StepName
 log = logging.getLogger(__name__)
 
 
-def keep_running_build(deps: Deps, reason: str) -> bool:
-    """Ask the port to keep the build in the target's folder, unless an active incident is in the middle of
-    changing it; whether it was asked. The rollback target of every active incident is protected from eviction."""
-    if deps.config.build.keep.max_count == 0:
-        return False
+def protected_commits(deps: Deps) -> list[str]:
+    """The commits active incidents go back to: the rollback target and every revert's target. Their kept builds
+    are never evicted (asked each time the store evicts, so an incident opened meanwhile counts)."""
     active = deps.store.active_incidents()
-    if any(i.busy is not None or i.lifecycle.phase is Phase.MITIGATING for i in active):
-        return False
     protect = [deps.config.target.rollback_target] if active else []
     for incident in active:
         protect += [r.artifacts.to_sha for r in deps.store.step_runs(incident.id)
                     if r.step is StepName.REVERT and r.succeeded and isinstance(r.artifacts, RevertArtifacts)]
+    return protect
+
+
+def keep_running_build(deps: Deps, reason: str) -> bool:
+    """Ask the port to keep a build of HEAD's commit (made alone, in a worktree), unless an active incident is in
+    the middle of changing the target; whether it was asked."""
+    if deps.config.build.keep.max_count == 0:
+        return False
+    if any(i.busy is not None or i.lifecycle.phase is Phase.MITIGATING for i in deps.store.active_incidents()):
+        return False
     try:
-        deps.builds.keep_running(reason, protect)
+        deps.builds.keep_running(reason)
     except Exception:  # keeping a build is an optimisation: the rebuild runs yarn without it
         log.warning("could not keep the running build", exc_info=True)
         return False

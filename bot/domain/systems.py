@@ -16,7 +16,7 @@ the composition root wires them. Unit tests of the domain can hand in fakes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -237,15 +237,21 @@ class Builds(Protocol):
     """The target's last-known-good builds (``bot/ops/builds.py``). The domain decides when one is kept; the
     rebuild step restores one when it matches what is checked out."""
 
-    def keep_running(self, reason: str, protect: Sequence[str]) -> None:
-        """Keep the build in the target's folder if the bot built (or restored) it for HEAD's tree and it is not
-        kept yet, on a thread of its own; returns at once (one at a time: a call while one runs does nothing).
-        ``protect``: commits whose kept builds the bounds must never evict."""
+    def keep_running(self, reason: str) -> None:
+        """Keep a build of HEAD's commit if none of its key is kept: built from the commit alone in a worktree of
+        its own, on a thread; returns at once (one at a time: a call while one runs does nothing)."""
+        ...
+
+    def protect(self, commits: Callable[[], Sequence[str]]) -> None:
+        """``commits()``: the commits whose kept builds the bounds must never evict, asked whenever they evict."""
         ...
 
 
 class NoBuilds:
     """Keeps nothing (domain unit tests)."""
 
-    def keep_running(self, reason: str, protect: Sequence[str]) -> None:
+    def keep_running(self, reason: str) -> None:
+        return None
+
+    def protect(self, commits: Callable[[], Sequence[str]]) -> None:
         return None

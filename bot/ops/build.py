@@ -10,12 +10,19 @@ from pathlib import Path
 from bot.ops.process import Completed, run
 
 BUILD, INSTALL, REBUILD = "build", "clean install", "build again"
+MUTEX = ".rollback-bot-yarn-mutex"  # in the cache folder it guards
 
 
 @dataclass(frozen=True)
 class Attempt:
     phase: str
     completed: Completed
+
+    @property
+    def command(self) -> str:
+        """The yarn command as a person would type it (without the bot's ``--mutex``)."""
+        args = self.completed.argv[1:]
+        return "yarn " + " ".join(args[2:] if args[:1] == ["--mutex"] else args)
 
 
 @dataclass
@@ -36,15 +43,22 @@ class Yarn:
         self.cache = cache  # yarn's cache folder; None: `.yarn-cache` in the folder it runs in
 
     def _run(self, repo: Path, *args: str) -> Completed:
-        return run([self.executable, *args], cwd=repo, timeout=self.timeout,
-                   env={"YARN_CACHE_FOLDER": str(self.cache or repo / ".yarn-cache"), "CI": "true"})
+        """yarn with its cache folder and that folder's mutex file: two yarns of the bot (a rebuild, a build in a
+        worktree, another replica's) never run on one cache at once (yarn v1 corrupts a shared cache)."""
+        cache = self.cache or repo / ".yarn-cache"
+        cache.mkdir(parents=True, exist_ok=True)
+        return run([self.executable, "--mutex", f"file:{cache / MUTEX}", *args], cwd=repo, timeout=self.timeout,
+                   env={"YARN_CACHE_FOLDER": str(cache), "CI": "true"})
 
-    def install_and_build(self, folder: Path) -> BuildOutcome:
+    def install_and_build(self, folder: Path, cancelled: Callable[[], bool] = lambda: False) -> BuildOutcome:
         """`yarn install` exactly as yarn.lock says (`--frozen-lockfile`; without one, `--pure-lockfile`: none is
-        written) then `yarn build`, in ``folder`` (a fresh checkout: nothing to clean first)."""
+        written) then `yarn build`, in ``folder`` (a fresh checkout: nothing to clean first). Nothing more runs
+        once ``cancelled()``."""
         outcome = BuildOutcome(ok=False)
         lock = "--frozen-lockfile" if (folder / "yarn.lock").exists() else "--pure-lockfile"
-        for name, args in ((INSTALL, ("install", "--non-interactive", lock)), (BUILD, ("build",))):
+        for name, args in ((INSTALL, ("install", "--non-interactive", "--prefer-offline", lock)), (BUILD, ("build",))):
+            if cancelled():
+                return outcome
             completed = self._run(folder, *args)
             outcome.attempts.append(Attempt(name, completed))
             if not completed.ok:

@@ -10,28 +10,31 @@ renamed into place: a process killed while capturing leaves a folder that is nev
 capture removes once its process is gone). Restoring re-hashes the entry against its manifest first and the
 restored outputs after; a difference is a problem, never a silent success.
 
-A build alongside the backup (:func:`start_alongside`) checks the commit out in a ``git worktree`` of its own
-under ``<root>/.worktrees/``, runs ``yarn install`` and ``yarn build`` there, captures the outputs into the
-store and removes the worktree: the running app's folder is never written. It runs on a thread; the rebuild
-step can wait for it (:func:`in_flight`).
+Every kept build is **made from the commit alone**: :func:`build_commit` checks the commit out in a ``git
+worktree`` of its own under ``<root>/.worktrees/``, runs ``yarn install --frozen-lockfile`` and ``yarn build``
+there (yarn's cache: ``<root>/.yarn-cache``, seeded read-only from the app's), refuses to keep it when the build
+wrote anything ``build.outputs`` does not name, captures the outputs and removes the worktree. Nothing is ever
+captured from the app's folder (it may hold untracked files, a ``.env``, node_modules of another yarn.lock). The
+build alongside the backup (:func:`start_alongside`) and the keep after a verify (:func:`keep_head`) both do this.
 
-The ``stamp`` (``<root>/built.json``) says which key the outputs in the app's folder were built or restored
-for by the bot, and their content hash: only such a build is kept from the app's folder (a build a person made
-by hand after a ``git pull`` could be of another tree than HEAD's).
+Folders a process is writing carry its host name and pid; only the same host's dead pids' folders are swept.
+``<root>/.lock`` (``flock``) is held around publishing an entry, evicting, and reading one to restore it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import shutil
+import socket
 import stat
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,7 +48,9 @@ from bot.ops.process import run
 from bot.text import Code
 
 MANIFEST = "manifest.json"
-STAMP = "built.json"
+LOCK = ".lock"
+CACHE = ".yarn-cache"
+RESTORE_PREFIX = "rollback-bot-restore-"
 NO_LOCK = "none"
 LOCK_FILE = "yarn.lock"
 CHUNK = 1 << 20
@@ -179,6 +184,16 @@ def _copy_outputs(source: Path, target: Path, outputs: Iterable[str]) -> dict[st
     return had
 
 
+def _tree_bytes(top: Path) -> int:
+    """The bytes of the files under ``top`` (0 when it does not exist)."""
+    total = 0
+    for root, _, names in os.walk(top):
+        for name in names:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(root, name)).st_size
+    return total
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -189,15 +204,43 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _owner() -> str:
+    """What a folder this process writes is named after: its host and pid (hosts may share a data folder)."""
+    return f"{socket.gethostname().replace('-', '_')}-{os.getpid()}"
+
+
+def _abandoned(name: str) -> bool:
+    """A folder named ``<host>-<pid>-<random>`` whose process is gone; only this host's pids can be checked."""
+    parts = name.split("-")
+    if len(parts) != 3 or not parts[1].isdigit():
+        return False
+    return parts[0] == socket.gethostname().replace("-", "_") and not _pid_alive(int(parts[1]))
+
+
+def _problem(error: BaseException) -> str:
+    return f"{type(error).__name__}: {str(error)[:200]}"
+
+
 class BuildStore:
     """The kept builds under ``root`` (``<data_dir>/builds``), at most ``max_count`` of them and ``max_bytes``
-    together; the newest are kept, and never one whose tree ``protect`` names."""
+    together; the newest are kept, and never one whose tree ``protect()`` names (asked each time it evicts)."""
 
-    _capture_lock = threading.Lock()  # one capture at a time per process (a second of the same key finds it kept)
-
-    def __init__(self, root: Path, *, max_count: int = 5, max_bytes: int = 2048 << 20) -> None:
+    def __init__(self, root: Path, *, max_count: int = 5, max_bytes: int = 2048 << 20,
+                 protect: Callable[[], Iterable[str]] = lambda: ()) -> None:
         self.root = Path(root)
         self.max_count, self.max_bytes = max_count, max_bytes
+        self.protect = protect
+
+    @contextlib.contextmanager
+    def _locked(self, shared: bool = False) -> Iterator[None]:
+        """``flock`` on ``<root>/.lock``: exclusive to publish or evict, shared to read an entry for a restore."""
+        private_dir(self.root)
+        with open(self.root / LOCK, "a+b") as handle:
+            fcntl.flock(handle, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     # ---- reading -----------------------------------------------------------------------------------------
     def entries(self) -> list[Entry]:
@@ -226,158 +269,229 @@ class BuildStore:
 
     def verify(self, entry: Entry) -> str | None:
         """None when the entry's files hash to its manifest's content hash; otherwise what differs."""
-        found, _, _ = content_hash(entry.files_dir, entry.outputs)
+        try:
+            found, _, _ = content_hash(entry.files_dir, entry.outputs)
+        except OSError as error:
+            return f"its files cannot be read ({_problem(error)})"
         if found != entry.content_sha256:
             return (f"its files do not match its manifest (content hash {found[:12]}…, the manifest says "
                     f"{entry.content_sha256[:12]}…)")
         return None
 
     # ---- keeping -----------------------------------------------------------------------------------------
-    def capture(self, source: Path, key: BuildKey, commit: str, outputs: Sequence[str], reason: str, *,
-                expect_sha256: str | None = None, protect: Iterable[str] = ()) -> Entry | str:
-        """Copy ``outputs`` of ``source`` into a new entry for ``key``: the entry, or why nothing was kept.
-        ``expect_sha256``: the outputs must hash to this (the build the bot made, unchanged)."""
-        with self._capture_lock:
-            held = self.find(key)
-            if held is not None:
-                return held
-            private_dir(self.root)
-            self._sweep()
-            incoming = private_dir(self.root / f".incoming-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-            try:
-                had = _copy_outputs(source, private_dir(incoming / "files"), outputs)
-                digest, files, size = content_hash(incoming / "files", outputs)
-                if expect_sha256 is not None and digest != expect_sha256:
-                    return "the build's files changed since the bot built them"
-                if size > self.max_bytes:
-                    return f"the build is {size / (1 << 20):.1f} MiB, over build.keep.max_mb"
-                faults.point("builds.before_manifest")
-                manifest = {"key": {"tree": key.tree, "lock": key.lock, "node": key.node}, "commit": commit,
-                            "outputs": had, "content_sha256": digest, "files": files, "bytes": size,
-                            "kept_at": datetime.now(UTC).isoformat(), "reason": reason}
-                private_write(incoming / (MANIFEST + ".tmp"), json.dumps(manifest, indent=2).encode())
-                os.replace(incoming / (MANIFEST + ".tmp"), incoming / MANIFEST)
-                final = self.root / key.slug
-                if final.exists():  # an incomplete one of the same key (a manifest that cannot be read)
+    def capture(self, source: Path, key: BuildKey, commit: str, outputs: Sequence[str], reason: str) -> Entry | str:
+        """Copy ``outputs`` of ``source`` (a worktree the bot built ``commit`` in) into a new entry for ``key``:
+        the entry, or why nothing was kept. A complete entry of the key (another process's) is never replaced."""
+        held = self.find(key)
+        if held is not None:
+            return held
+        private_dir(self.root)
+        self.sweep()
+        incoming = private_dir(self.root / f".incoming-{_owner()}-{uuid.uuid4().hex[:8]}")
+        try:
+            had = _copy_outputs(source, private_dir(incoming / "files"), outputs)
+            digest, files, size = content_hash(incoming / "files", outputs)
+            if size > self.max_bytes:
+                return f"the build is {size / (1 << 20):.1f} MiB, over build.keep.max_mb"
+            faults.point("builds.before_manifest")
+            manifest = {"key": {"tree": key.tree, "lock": key.lock, "node": key.node}, "commit": commit,
+                        "outputs": had, "content_sha256": digest, "files": files, "bytes": size,
+                        "kept_at": datetime.now(UTC).isoformat(), "reason": reason}
+            private_write(incoming / (MANIFEST + ".tmp"), json.dumps(manifest, indent=2).encode())
+            os.replace(incoming / (MANIFEST + ".tmp"), incoming / MANIFEST)
+            final = self.root / key.slug
+            with self._locked():
+                held = self.find(key)
+                if held is not None:  # another process kept it meanwhile: theirs stays
+                    return held
+                if final.exists():  # an incomplete one (its manifest cannot be read): never used, replaced
                     shutil.rmtree(final)
                 os.rename(incoming, final)
                 fsync_dir(self.root)
-            finally:
-                if incoming.exists():
-                    shutil.rmtree(incoming, ignore_errors=True)
-            self.evict(protect)
-            entry = self.find(key)
-            return entry if entry is not None else "it was evicted at once (build.keep bounds)"
+        finally:
+            if incoming.exists():
+                shutil.rmtree(incoming, ignore_errors=True)
+        self.evict()
+        entry = self.find(key)
+        return entry if entry is not None else "it was evicted at once (build.keep bounds)"
 
     def evict(self, protect: Iterable[str] = ()) -> list[Entry]:
         """Remove the oldest entries beyond ``max_count`` or ``max_bytes`` together; never one whose tree is in
-        ``protect``. What was removed."""
-        keep_trees = set(protect)
-        entries = self.entries()  # newest first
-        protected = [e for e in entries if e.key.tree in keep_trees]
-        kept_count, kept_bytes = len(protected), sum(e.bytes for e in protected)  # they take their room first
-        removed = []
-        for entry in entries:
-            if entry in protected:
-                continue
-            if kept_count < self.max_count and kept_bytes + entry.bytes <= self.max_bytes:
-                kept_count += 1
-                kept_bytes += entry.bytes
-                continue
-            shutil.rmtree(entry.path, ignore_errors=True)
-            removed.append(entry)
+        ``protect`` or ``self.protect()``. What was removed."""
+        try:
+            keep_trees = {*protect, *self.protect()}
+        except Exception:  # noqa: BLE001 - what to protect is unknown: evict nothing this time
+            return []
+        cache = _tree_bytes(self.root / CACHE)  # yarn's cache for the worktree builds counts towards max_mb
+        with self._locked():
+            entries = self.entries()  # newest first
+            protected = [e for e in entries if e.key.tree in keep_trees]
+            kept_count, kept_bytes = len(protected), cache + sum(e.bytes for e in protected)  # their room first
+            removed = []
+            for entry in entries:
+                if entry in protected:
+                    continue
+                if kept_count < self.max_count and kept_bytes + entry.bytes <= self.max_bytes:
+                    kept_count += 1
+                    kept_bytes += entry.bytes
+                    continue
+                shutil.rmtree(entry.path, ignore_errors=True)
+                removed.append(entry)
         return removed
 
-    def _sweep(self) -> None:
-        """Remove what a dead process left: half-written entries and worktree folders."""
-        for folder in [*self.root.glob(".incoming-*"), *(self.root / ".worktrees").glob("*")]:
-            pid = folder.name.removeprefix(".incoming-").split("-", 1)[0]
-            if pid.isdigit() and not _pid_alive(int(pid)):
+    def sweep(self) -> None:
+        """Remove what a dead process of this host left: half-written entries and worktree folders."""
+        for folder in self.root.glob(".incoming-*"):
+            if _abandoned(folder.name.removeprefix(".incoming-")):
+                shutil.rmtree(folder, ignore_errors=True)
+        for folder in (self.root / ".worktrees").glob("*"):
+            if _abandoned(folder.name):
                 shutil.rmtree(folder, ignore_errors=True)
 
     # ---- restoring ---------------------------------------------------------------------------------------
     def restore(self, entry: Entry, dest: Path, outputs: Sequence[str],
                 progress: Callable[[str], None] = lambda _: None) -> str | None:
         """Put the entry's outputs into ``dest`` in place of what is there. None when done and the restored files
-        hash to the manifest's content hash; otherwise why not (``dest`` may then hold a partial restore, which
-        the fallback's clean build replaces)."""
+        hash to the manifest's content hash; otherwise why not, an error included (``dest`` may then hold a
+        partial restore, which the fallback's clean build replaces). The copy is staged in ``dest/.git/`` (never
+        a file git stash or a build sees); what an interrupted restore left there is removed first."""
         if set(entry.outputs) != set(outputs):
             return (f"it holds {', '.join(sorted(entry.outputs))} and build.outputs is now "
                     f"{', '.join(sorted(outputs))}")
-        progress("checking the kept build's content hash")
-        problem = self.verify(entry)
-        if problem is not None:
-            return problem
-        staging = dest / f".rollback-bot-restore-{uuid.uuid4().hex[:8]}"
-        staging.mkdir()
+        staging_root = dest / ".git" if (dest / ".git").is_dir() else dest
+        for left in [*staging_root.glob(RESTORE_PREFIX + "*"), *dest.glob("." + RESTORE_PREFIX + "*")]:
+            shutil.rmtree(left, ignore_errors=True)
+        staging = staging_root / f"{'' if staging_root != dest else '.'}{RESTORE_PREFIX}{uuid.uuid4().hex[:8]}"
         try:
-            progress("copying the kept build into place")
-            _copy_outputs(entry.files_dir, staging, [o for o, had in entry.outputs.items() if had])
+            with self._locked(shared=True):  # not evicted nor replaced while it is read
+                progress("checking the kept build's content hash")
+                problem = self.verify(entry)
+                if problem is not None:
+                    return problem
+                staging.mkdir()
+                progress("copying the kept build into place")
+                _copy_outputs(entry.files_dir, staging, [o for o, had in entry.outputs.items() if had])
+            faults.point("builds.restore_copied")
             for output, had in entry.outputs.items():
                 old = dest / output
-                trash = staging / f".old-{output}"
                 if old.exists() or old.is_symlink():
-                    os.rename(old, trash)
+                    os.rename(old, staging / f".old-{output}")
                 if had:
                     os.rename(staging / output, old)
+            progress("checking the restored files' content hash")
+            found, _, _ = content_hash(dest, outputs)
+        except (OSError, shutil.Error) as error:
+            return f"restoring it failed ({_problem(error)})"
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-        progress("checking the restored files' content hash")
-        found, _, _ = content_hash(dest, outputs)
         if found != entry.content_sha256:
             return (f"the restored files do not match the manifest (content hash {found[:12]}…, the manifest says "
                     f"{entry.content_sha256[:12]}…)")
         return None
 
-    # ---- the stamp: what the bot built in the app's folder ------------------------------------------------
-    def stamp(self, repo: Path, key: BuildKey, outputs: Sequence[str], digest: str | None = None) -> None:
-        """Record that the outputs in ``repo`` are the bot's build for ``key`` (their content hash now: ``digest``
-        when the caller has just computed it)."""
-        if digest is None:
-            digest, _, _ = content_hash(repo, outputs)
-        private_dir(self.root)
-        data = {"repo": str(Path(repo).resolve()), "key": {"tree": key.tree, "lock": key.lock, "node": key.node},
-                "content_sha256": digest}
-        tmp = self.root / f".{STAMP}.{os.getpid()}.tmp"
-        private_write(tmp, json.dumps(data).encode())
-        os.replace(tmp, self.root / STAMP)
+    # ---- building from the commit alone ------------------------------------------------------------------
+    @property
+    def yarn_cache(self) -> Path:
+        """The yarn cache of the builds in worktrees: ``<root>/.yarn-cache``, never the app's (a revert's
+        ``git stash -u`` can move that one while a build reads it). :meth:`seed_cache` fills it."""
+        return self.root / CACHE
 
-    def stamped(self, repo: Path) -> tuple[BuildKey, str] | None:
-        """The key and content hash the bot last built or restored in ``repo``, if it did."""
-        try:
-            data = json.loads((self.root / STAMP).read_text(encoding="utf-8"))
-            if data["repo"] != str(Path(repo).resolve()):
-                return None
-            return BuildKey(**data["key"]), str(data["content_sha256"])
-        except (OSError, ValueError, KeyError, TypeError):
-            return None
+    def seed_cache(self, repo: Path) -> None:
+        """Copy the packages of the app's ``.yarn-cache`` that the store's cache lacks (read only, each one renamed
+        into place whole), so a worktree's install finds offline what the app's install fetched."""
+        seed = Path(repo) / CACHE
+        if not seed.is_dir():
+            return
+        for version in [d for d in seed.iterdir() if d.is_dir() and not d.is_symlink()]:  # yarn v1: v6/<package>
+            into = self.root / CACHE / version.name
+            into.mkdir(parents=True, exist_ok=True)
+            for package in version.iterdir():
+                if package.name.startswith(".") or (into / package.name).exists():
+                    continue
+                partial = into / f".tmp-{_owner()}-{uuid.uuid4().hex[:8]}"
+                try:
+                    if package.is_dir() and not package.is_symlink():
+                        shutil.copytree(package, partial, symlinks=True)
+                    else:
+                        shutil.copy2(package, partial, follow_symlinks=False)
+                    os.rename(partial, into / package.name)
+                except OSError:  # yarn fetches what is missing (--prefer-offline)
+                    shutil.rmtree(partial, ignore_errors=True)
 
-    def keep_built(self, repo: Path, outputs: Sequence[str], node: str, reason: str,
-                   protect: Iterable[str] = ()) -> str:
-        """Keep the build in the app's folder if the bot made it for HEAD's tree and it is not kept yet: what
-        happened, in words (for the log)."""
-        key = folder_key(repo, node)
-        if key is None:
-            return "not kept: a tracked file differs from HEAD"
-        if self.find(key) is not None:
-            return f"already kept: {key.describe()}"
-        stamped = self.stamped(repo)
-        if stamped is None or stamped[0] != key:
-            return f"not kept: the bot did not build {key.describe()} in {repo}"
-        kept = self.capture(repo, key, GitRepo(repo).head().sha, outputs, reason, expect_sha256=stamped[1],
-                            protect=protect)
-        return f"kept {key.describe()}" if isinstance(kept, Entry) else f"not kept: {kept}"
+
+def commit_build(store: BuildStore, repo: Path, commit: str, key: BuildKey, yarn: Yarn, outputs: Sequence[str],
+                 reason: str, cancelled: Callable[[], bool] = lambda: False) -> Entry | str:
+    """Build ``commit`` alone in a worktree of its own and keep it: the entry, or why nothing was kept. The app's
+    folder is never read or written (but for its git objects)."""
+    git = GitRepo(repo)
+    private_dir(store.root)
+    store.sweep()
+    store.seed_cache(repo)
+    folder = private_dir(store.root / ".worktrees") / f"{_owner()}-{uuid.uuid4().hex[:8]}"
+    try:
+        git.add_worktree(folder, commit)
+        if folder_lock_hash(folder) != key.lock:
+            return "the checked-out yarn.lock is not the commit's"
+        outcome = yarn.install_and_build(folder, cancelled)
+        if not outcome.ok:
+            if not outcome.attempts:
+                return "cancelled"
+            last = outcome.attempts[-1]
+            return f"{last.command} exited {last.completed.returncode}: {last.completed.tail(1)[:200]}"
+        if cancelled():
+            return "cancelled"
+        if folder_lock_hash(folder) != key.lock:
+            return "yarn install changed yarn.lock"
+        stray = _unlisted(folder, outputs)
+        if stray:
+            return (f"the build wrote outside build.outputs ({', '.join(stray[:5])}"
+                    f"{' …' if len(stray) > 5 else ''}), so its outputs are not all kept")
+        kept = store.capture(folder, key, commit, outputs, reason)
+        return kept if isinstance(kept, Entry) else f"not kept: {kept}"
+    except Exception as error:  # noqa: BLE001 - the caller says why nothing was kept; the rebuild falls back
+        return _problem(error)
+    finally:
+        with contextlib.suppress(Exception):  # a later build sweeps the folder, and prunes the worktree
+            git.remove_worktree(folder)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _unlisted(folder: Path, outputs: Sequence[str]) -> list[str]:
+    """What ``git status --porcelain --ignored`` lists in the worktree outside ``outputs`` (and yarn's cache)."""
+    done = run(["git", "status", "--porcelain", "--ignored", "--untracked-files=normal"], cwd=folder, timeout=120)
+    if not done.ok:
+        return [f"git status failed: {done.tail(1)}"]
+    allowed = [o.rstrip("/") for o in [*outputs, CACHE]]
+    stray = []
+    for line in done.output.splitlines():
+        path = line[3:].strip().strip('"').rstrip("/")
+        if path and not any(path == o or path.startswith(o + "/") for o in allowed):
+            stray.append(path)
+    return stray
+
+
+def keep_head(store: BuildStore, repo: Path, yarn: Yarn, outputs: Sequence[str], node: str, reason: str) -> str:
+    """Keep a build of HEAD's commit, made alone in a worktree, unless one of its key is kept: what happened, in
+    words (for the log)."""
+    head = GitRepo(repo).head().sha
+    key = commit_key(repo, head, node)
+    if store.find(key) is not None:
+        return f"already kept: {key.describe()}"
+    kept = commit_build(store, repo, head, key, yarn, outputs, reason)
+    return f"kept {key.describe()}" if isinstance(kept, Entry) else f"not kept ({key.describe()}): {kept}"
 
 
 # ---- the build alongside the backup ---------------------------------------------------------------------------
 @dataclass
 class Alongside:
-    """A build of ``commit`` in a worktree of its own, on a thread."""
+    """A build of ``commit`` in a worktree of its own, on a thread, for ``incident``'s revert."""
 
     key: BuildKey
     commit: str
+    incident: str
     started: float = field(default_factory=time.monotonic)
     done: threading.Event = field(default_factory=threading.Event)
+    cancel: threading.Event = field(default_factory=threading.Event)  # the rebuild gave up waiting for it
     entry: Entry | None = None
     failure: str | None = None  # why it produced no entry
 
@@ -389,25 +503,34 @@ class Alongside:
         return self.done.wait(timeout)
 
 
-_alongside: dict[str, Alongside] = {}
+_alongside: dict[tuple[str, str], Alongside] = {}
 _alongside_lock = threading.Lock()
 
 
-def in_flight(key: BuildKey) -> Alongside | None:
-    """The build alongside a backup of this process for ``key`` (running or finished), if any."""
+def in_flight(key: BuildKey, incident: str) -> Alongside | None:
+    """The build alongside ``incident``'s backup in this process for ``key`` (running or finished), if any."""
     with _alongside_lock:
-        return _alongside.get(key.slug)
+        return _alongside.get((incident, key.slug))
+
+
+def forget(build: Alongside) -> None:
+    """The rebuild has used (or given up on) this build alongside: no later plan quotes it. A running one stops
+    after its current yarn command."""
+    build.cancel.set()
+    with _alongside_lock:
+        if _alongside.get((build.incident, build.key.slug)) is build:
+            del _alongside[(build.incident, build.key.slug)]
 
 
 def start_alongside(store: BuildStore, repo: Path, commit: str, key: BuildKey, yarn: Yarn,
-                    outputs: Sequence[str], reason: str) -> Alongside:
+                    outputs: Sequence[str], incident: str, reason: str) -> Alongside:
     """Build ``commit`` on a thread, in a worktree under the store; the one already running for ``key`` if any."""
     with _alongside_lock:
-        running = _alongside.get(key.slug)
+        running = _alongside.get((incident, key.slug))
         if running is not None and not running.done.is_set():
             return running
-        build = Alongside(key=key, commit=commit)
-        _alongside[key.slug] = build
+        build = Alongside(key=key, commit=commit, incident=incident)
+        _alongside[(incident, key.slug)] = build
     thread = threading.Thread(target=_build_alongside, args=(build, store, repo, yarn, outputs, reason),
                               name=f"build-{commit[:7]}", daemon=True)
     thread.start()
@@ -416,30 +539,11 @@ def start_alongside(store: BuildStore, repo: Path, commit: str, key: BuildKey, y
 
 def _build_alongside(build: Alongside, store: BuildStore, repo: Path, yarn: Yarn, outputs: Sequence[str],
                      reason: str) -> None:
-    git = GitRepo(repo)
-    folder = private_dir(store.root / ".worktrees") / f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
-        git.add_worktree(folder, build.commit)
-        if lock_hash((folder / LOCK_FILE).read_bytes() if (folder / LOCK_FILE).exists() else None) != build.key.lock:
-            build.failure = "the checked-out yarn.lock is not the commit's"
-            return
-        outcome = yarn.install_and_build(folder)
-        if not outcome.ok:
-            last = outcome.last
-            build.failure = f"yarn {' '.join(last.argv[1:])} exited {last.returncode}: {last.tail(1)[:200]}"
-            return
-        if folder_lock_hash(folder) != build.key.lock:
-            build.failure = "yarn install changed yarn.lock"
-            return
-        kept = store.capture(folder, build.key, build.commit, outputs, reason)
+        kept = commit_build(store, repo, build.commit, build.key, yarn, outputs, reason, build.cancel.is_set)
         if isinstance(kept, Entry):
             build.entry = kept
         else:
-            build.failure = f"not kept: {kept}"
-    except Exception as error:  # noqa: BLE001 - reported to whoever waits for it; the rebuild falls back
-        build.failure = f"{type(error).__name__}: {str(error)[:200]}"
+            build.failure = kept
     finally:
-        with contextlib.suppress(Exception):  # a later capture sweeps the folder, and the next build prunes it
-            git.remove_worktree(folder)
-        shutil.rmtree(folder, ignore_errors=True)
         build.done.set()

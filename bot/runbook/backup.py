@@ -51,8 +51,8 @@ class Backup:
     def plan(self, ctx: StepContext) -> Plan[BackupPlan]:
         cfg = ctx.config
         found = list_tenants(cfg)
-        room = self._room(ctx, [t.db_name for t in found])  # refuses, privately, before anything is written
-        alongside, build_line = self._alongside(ctx)
+        room, left = self._room(ctx, [t.db_name for t in found])  # refuses, privately, before anything is written
+        alongside, build_line = self._alongside(ctx, left)
         names: list[Rich] = [(Code(t.db_name),) for t in found[:SHOWN_DATABASES]]
         more = f" and {len(found) - SHOWN_DATABASES} more" if len(found) > SHOWN_DATABASES else ""
         return Plan(
@@ -68,10 +68,12 @@ class Backup:
             facts=BackupPlan([t.db_name for t in found], alongside),
         )
 
-    def _alongside(self, ctx: StepContext) -> tuple[BuildAlongside | None, Rich | None]:
+    def _alongside(self, ctx: StepContext, left: int) -> tuple[BuildAlongside | None, Rich | None]:
         """The revert that follows the backup goes to the rollback target: build it meanwhile, in a worktree of its
         own, unless it is kept already. Nothing when there will be no such revert (the code was reverted already,
-        the target is HEAD or not below it) or it cannot be keyed."""
+        the target is HEAD or not below it) or it cannot be keyed, nor when the build (twice the newest kept
+        build: the worktree and its copy) would take the data folder below ``backup.reserve_mb`` once the
+        backup is written (``left``: the bytes free then)."""
         cfg = ctx.config
         if not cfg.build.keep.alongside_backup or cfg.build.keep.max_count == 0:
             return None, None
@@ -86,17 +88,24 @@ class Backup:
             key = builds.commit_key(ctx.repo, target.sha, builds.node_version(cfg.build.node))
         except StepFailed as error:
             return None, rich("no build alongside: ", error.plain())
-        kept = build_store(cfg, ctx.data_dir).find(key)
-        if kept is not None:
+        store = build_store(cfg, ctx.data_dir)
+        if store.find(key) is not None:
             return None, rich("the build of ", Code(target.short), f" is kept already ({key.describe()}): the "
                               "rebuild after the revert restores it")
+        newest = store.entries()[:1]
+        need = cfg.backup.reserve_mb * MIB + 2 * (newest[0].bytes if newest else 0)
+        if left < need:
+            return None, (f"not building alongside: only {mib(max(left, 0))} free after the backup (it needs "
+                          f"{mib(need)}: backup.reserve_mb and twice the newest kept build); the rebuild runs "
+                          "yarn build",)
         return BuildAlongside(target.sha, key), rich(
             "meanwhile: build ", Code(target.short), " (the rollback target) in a separate git worktree (",
             Code("yarn install"), ", ", Code("yarn build"), ") for the revert; the app's folder is not touched")
 
-    def _room(self, ctx: StepContext, dbs: list[str]) -> Rich:
+    def _room(self, ctx: StepContext, dbs: list[str]) -> tuple[Rich, int]:
         """Estimate the run's size from the server's collection statistics and refuse when it would leave the
-        data folder's file system below ``backup.reserve_mb``; the plan's line saying the figures otherwise."""
+        data folder's file system below ``backup.reserve_mb``; the plan's line saying the figures otherwise, and
+        the bytes free once the backup is written."""
         cfg = ctx.config
         uri = central_uri(cfg)
         client = tenants.connect(uri)
@@ -115,7 +124,7 @@ class Backup:
         space = BackupFolder(ctx.data_dir).space()
         require_room(total, space, cfg.backup.reserve_mb, how=how)
         return (f"room: estimated {mib(total)} ({how}); {mib(space.free)} free on the data folder's file system, "
-                f"reserve {mib(cfg.backup.reserve_mb * MIB)}",)
+                f"reserve {mib(cfg.backup.reserve_mb * MIB)}",), space.free - total
 
     def run(self, ctx: StepContext, plan: Plan[BackupPlan]) -> StepResult:
         cfg = ctx.config
@@ -187,10 +196,9 @@ class Backup:
             return _Building(None)
         cfg = ctx.config.build
         store = build_store(ctx.config, ctx.data_dir)
-        # the cache the app's yarn uses, when there is one (read, never created there); else the store's own
-        cache = ctx.repo / ".yarn-cache" if (ctx.repo / ".yarn-cache").is_dir() else store.root / ".yarn-cache"
-        started = builds.start_alongside(store, ctx.repo, build.commit, build.key, Yarn(cfg.executable, cfg.timeout_s,
-                                         cache=cache), cfg.outputs, f"built alongside the backup of {ctx.incident.id}")
+        yarn = Yarn(cfg.executable, cfg.timeout_s, cache=store.yarn_cache)
+        started = builds.start_alongside(store, ctx.repo, build.commit, build.key, yarn, cfg.outputs,
+                                         ctx.incident.id, f"built alongside the backup of {ctx.incident.id}")
         return _Building(started)
 
     def _details(self, run: Path, commit: str, dumped: dict[str, dict[str, dump.Dumped]],

@@ -69,7 +69,7 @@ class Rebuild:
         kept = store.find(key)
         if kept is not None:
             return RebuildPlan(key, kept, None, None)
-        alongside = builds.in_flight(key)
+        alongside = builds.in_flight(key, _incident(ctx))
         if alongside is not None and not alongside.done.is_set():
             return RebuildPlan(key, None, alongside, None)
         why = f"no kept build for {key.describe()}"
@@ -85,6 +85,9 @@ class Rebuild:
     def run(self, ctx: StepContext, plan: Plan[RebuildPlan]) -> StepResult:
         facts = plan.facts
         fallback = facts.why_yarn
+        if facts.key is not None and (done := builds.in_flight(facts.key, _incident(ctx))) is not None \
+                and done.done.is_set():
+            builds.forget(done)  # used now (or its failure said): no later plan quotes it
         if facts.key is not None and (facts.kept is not None or facts.alongside is not None):
             started = time.monotonic()
             kept, fallback = self._kept_build(ctx, facts, facts.key)
@@ -92,7 +95,7 @@ class Rebuild:
                 problem = build_store(ctx.config, ctx.data_dir).restore(
                     kept, ctx.repo, ctx.config.build.outputs, progress=lambda text: ctx.progress((text,)))
                 if problem is None:
-                    return self._restored(ctx, kept, facts.key, time.monotonic() - started)
+                    return self._restored(ctx, kept, time.monotonic() - started)
                 fallback = f"the kept build of {kept.key.describe()} was not used: {problem}"
             ctx.progress((f"falling back to yarn build: {fallback}",))
             return self._yarn(ctx, fallback, fell_back=True)
@@ -108,7 +111,10 @@ class Rebuild:
                 ctx.progress((f"waiting for the build of {facts.alongside.commit[:7]} started alongside the backup "
                               f"({facts.alongside.seconds:.0f}s so far)",))
                 if time.monotonic() > deadline:
-                    return None, "the build alongside the backup did not finish within build.timeout_s"
+                    builds.forget(facts.alongside)  # it stops after its current yarn command; yarn builds here
+                    return None, ("the build alongside the backup did not finish within build.timeout_s (it is "
+                                  "stopped after its current yarn command)")
+            builds.forget(facts.alongside)
             if facts.alongside.failure:
                 return None, f"the build alongside the backup failed: {facts.alongside.failure}"
         now = builds.folder_key(ctx.repo, key.node)
@@ -117,9 +123,7 @@ class Rebuild:
         kept = store.find(key)
         return (kept, None) if kept is not None else (None, f"no kept build for {key.describe()} any more")
 
-    def _restored(self, ctx: StepContext, kept: builds.Entry, key: builds.BuildKey, seconds: float) -> StepResult:
-        # the restore has just checked that the outputs hash to the entry's content hash
-        build_store(ctx.config, ctx.data_dir).stamp(ctx.repo, key, ctx.config.build.outputs, kept.content_sha256)
+    def _restored(self, ctx: StepContext, kept: builds.Entry, seconds: float) -> StepResult:
         described = describe_entry(kept)
         summary = rich("restored the last-known-good build of ", described, " instead of ", Code("yarn build"),
                        f" in {seconds:.1f}s; content hash verified before and after")
@@ -133,7 +137,7 @@ class Rebuild:
     def _yarn(self, ctx: StepContext, fallback: str | None, *, fell_back: bool) -> StepResult:
         yarn = Yarn(ctx.config.build.executable, ctx.config.build.timeout_s)
         outcome = yarn.rebuild(ctx.repo, on_phase=lambda phase: ctx.progress((phase,)))
-        attempts = [BuildAttempt(phase=a.phase, command="yarn " + " ".join(a.completed.argv[1:]),
+        attempts = [BuildAttempt(phase=a.phase, command=a.command,
                                  returncode=a.completed.returncode, seconds=round(a.completed.seconds, 2),
                                  tail=ctx.secrets.redact(a.completed.tail(TAIL)))
                     for a in outcome.attempts]
@@ -147,7 +151,6 @@ class Rebuild:
                 details.append((Code(attempt.tail or "(no output)"),))
         if outcome.ok:
             summary: Rich = ("built" + (" after a clean install" if outcome.cleaned else "") + f": {steps}",)
-            self._stamp(ctx)
         else:
             last_line = attempts[-1].tail.splitlines()[-1] if attempts and attempts[-1].tail else "no output"
             summary = (f"build failed ({steps}): ", Code(last_line))
@@ -157,14 +160,6 @@ class Rebuild:
                           checks=[check("yarn build", outcome.ok, steps)],
                           artifacts=RebuildArtifacts(cleaned=outcome.cleaned, attempts=attempts, fallback=fallback))
 
-    def _stamp(self, ctx: StepContext) -> None:
-        """Say the outputs are the bot's build of what is checked out, so they can be kept once verified."""
-        cfg = ctx.config.build
-        if cfg.keep.max_count == 0:
-            return
-        try:
-            key = builds.folder_key(ctx.repo, builds.node_version(cfg.node))
-        except StepFailed:
-            return
-        if key is not None:
-            build_store(ctx.config, ctx.data_dir).stamp(ctx.repo, key, cfg.outputs)
+
+def _incident(ctx: StepContext) -> str:
+    return ctx.incident.id if ctx.incident is not None else ""

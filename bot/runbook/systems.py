@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,10 +27,11 @@ from bot.domain.systems import (
 )
 from bot.errors import StepFailed
 from bot.ops import builds, cleanup, disk, dump, probe, tenants
+from bot.ops.build import Yarn
 from bot.ops.envfile import env_value
 from bot.ops.git import GitRepo, WorkTree, validate_hotfix_name
 from bot.ops.pm2 import Pm2
-from bot.runbook.target import build_store, central_uri, list_tenants
+from bot.runbook.target import build_store, central_uri, list_tenants, protect_commits
 from bot.runbook.verify import health_checks, log_checks
 
 if TYPE_CHECKING:
@@ -179,29 +180,32 @@ class BackupFolder:
 
 class KeptBuilds:
     """:class:`bot.domain.systems.Builds`: the build store under ``<data_dir>/builds`` (``bot.ops.builds``) for the
-    target's folder; each keep runs on a thread of its own, one at a time."""
+    target's folder; each keep builds HEAD's commit alone in a worktree, on a thread of its own, one at a time."""
 
     def __init__(self, config: RunbookConfig, data_dir: Path) -> None:
         self.config, self.data_dir = config, data_dir
         self._busy = threading.Lock()
         self.last: str | None = None  # what the last keep did, in words (also logged)
 
-    def keep_running(self, reason: str, protect: Sequence[str]) -> None:
+    def protect(self, commits: Callable[[], Sequence[str]]) -> None:
+        protect_commits(commits)
+
+    def keep_running(self, reason: str) -> None:
         if not self._busy.acquire(blocking=False):
             return
         try:
-            threading.Thread(target=self._keep, args=(reason, list(protect)), name="keep-build", daemon=True).start()
+            threading.Thread(target=self._keep, args=(reason,), name="keep-build", daemon=True).start()
         except BaseException:
             self._busy.release()
             raise
 
-    def _keep(self, reason: str, protect: list[str]) -> None:
+    def _keep(self, reason: str) -> None:
         try:
+            cfg = self.config.build
+            store = build_store(self.config, self.data_dir)
             repo = self.config.target.repo_path
-            git = GitRepo(repo)
-            trees = [git.tree(found.sha) for commit in protect if (found := git.resolve(commit)) is not None]
-            self.last = build_store(self.config, self.data_dir).keep_built(
-                repo, self.config.build.outputs, builds.node_version(self.config.build.node), reason, trees)
+            yarn = Yarn(cfg.executable, cfg.timeout_s, cache=store.yarn_cache)
+            self.last = builds.keep_head(store, repo, yarn, cfg.outputs, builds.node_version(cfg.node), reason)
             log.info("last-known-good build (%s): %s", reason, self.last)
         except StepFailed as error:  # e.g. node or git not found: the rebuild runs yarn without a kept build
             self.last = f"not kept: {error.plain()}"

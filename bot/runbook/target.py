@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from bot.config import RunbookConfig
@@ -9,6 +10,7 @@ from bot.errors import StepFailed
 from bot.ops import tenants
 from bot.ops.builds import BuildStore, Entry
 from bot.ops.envfile import read_env_file
+from bot.ops.git import GitRepo
 from bot.redact import redact_uri
 from bot.text import Code
 
@@ -43,10 +45,25 @@ def list_tenants(config: RunbookConfig) -> list[tenants.Tenant]:
         tenants.close(client)
 
 
+_protected: list[Callable[[], Sequence[str]]] = []  # the commits active incidents go back to (set by the app)
+
+
+def protect_commits(commits: Callable[[], Sequence[str]]) -> None:
+    """The commits whose kept builds the bounds never evict, asked each time the store evicts (the domain's
+    ``protected_commits``: the rollback and revert targets of active incidents)."""
+    _protected[:] = [commits]
+
+
 def build_store(config: RunbookConfig, data_dir: Path) -> BuildStore:
-    """The kept builds, bounded as ``build.keep`` says."""
+    """The kept builds, bounded as ``build.keep`` says, protecting the trees of ``protect_commits``."""
     keep = config.build.keep
-    return BuildStore(data_dir / "builds", max_count=keep.max_count, max_bytes=keep.max_mb << 20)
+
+    def trees() -> list[str]:
+        git = GitRepo(config.target.repo_path)
+        return [git.tree(found.sha) for ask in _protected for commit in ask()
+                if (found := git.resolve(commit)) is not None]
+
+    return BuildStore(data_dir / "builds", max_count=keep.max_count, max_bytes=keep.max_mb << 20, protect=trees)
 
 
 def describe_entry(entry: Entry) -> str:

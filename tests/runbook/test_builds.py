@@ -7,11 +7,16 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
+from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import git
@@ -33,7 +38,7 @@ BUILD_JS = """\
 const fs = require('fs');
 fs.rmSync('dist', { recursive: true, force: true });
 fs.mkdirSync('dist');
-fs.copyFileSync('src/app.js', 'dist/app.js');
+fs.cpSync('src', 'dist', { recursive: true });
 fs.writeFileSync('dist/built-at.txt', String(process.hrtime.bigint()));
 console.log('built dist/ by yarn');
 """
@@ -80,9 +85,11 @@ def built_at(repo: Path) -> str:
 
 
 def kept_after_verify(ctx: StepContext) -> builds.Entry:
-    """What the bot does after a verify passes: keep the build the rebuild made (the domain's call, synchronously)."""
+    """What the bot does after a verify passes: build HEAD's commit alone in a worktree and keep it (the port's
+    thread's work, synchronously)."""
     store = build_store(ctx.config, ctx.data_dir)
-    said = store.keep_built(ctx.repo, OUTPUTS, builds.node_version(), "after verify of RB-0001")
+    yarn = Yarn(cache=store.yarn_cache)
+    said = builds.keep_head(store, ctx.repo, yarn, OUTPUTS, builds.node_version(), "after verify of RB-0001")
     assert said.startswith("kept"), said
     entry = store.entries()[0]
     assert (entry.path.stat().st_mode & 0o777) == 0o700 and (store.root.stat().st_mode & 0o777) == 0o700
@@ -98,7 +105,8 @@ def test_a_rebuild_of_a_kept_tree_restores_it_instead_of_running_yarn(app: tuple
     assert plan.startswith(f"yarn build in {repo}: no kept build for tree {tree}") and first.ok
     assert isinstance(first.artifacts, RebuildArtifacts) and first.artifacts.attempts  # yarn ran
     entry = kept_after_verify(ctx)
-    yarn_made = built_at(repo)
+    kept_made = (entry.files_dir / "dist" / "built-at.txt").read_text()
+    assert built_at(repo) != kept_made  # built apart from the app's folder
     (repo / "dist" / "app.js").write_text("// someone's hand edit of the build\n")
 
     plan, second = rebuild(ctx)
@@ -109,7 +117,7 @@ def test_a_rebuild_of_a_kept_tree_restores_it_instead_of_running_yarn(app: tuple
     assert second.ok and plain(second.summary).startswith(f"restored the last-known-good build of tree {tree}")
     assert "content hash verified before and after" in plain(second.summary)
     assert isinstance(second.artifacts, RebuildArtifacts) and second.artifacts.attempts == []  # yarn did not run
-    assert built_at(repo) == yarn_made and (repo / "dist" / "app.js").read_text() == "// v3\n"
+    assert built_at(repo) == kept_made and (repo / "dist" / "app.js").read_text() == "// v3\n"
 
 
 def tamper_lock(repo: Path, ctx: StepContext) -> StepContext:
@@ -156,12 +164,10 @@ def test_a_kept_build_that_differs_falls_back_to_yarn_build_and_says_why(
         assert result_says.format(tree=tree, node=node) in plain(result.summary), plain(result.summary)
 
 
-def capture_commit(repo: Path, store: builds.BuildStore, sha: str, protect: tuple[str, ...] = ()) -> builds.Entry:
-    git.Repo(repo).git.checkout(sha)
-    assert Yarn().rebuild(repo).ok
-    key = builds.folder_key(repo, builds.node_version())
-    assert key is not None
-    kept = store.capture(repo, key, sha, OUTPUTS, f"build of {sha[:7]}", protect=protect)
+def capture_commit(repo: Path, store: builds.BuildStore, sha: str) -> builds.Entry:
+    key = builds.commit_key(repo, sha, builds.node_version())
+    kept = builds.commit_build(store, repo, sha, key, Yarn(cache=store.yarn_cache), OUTPUTS,
+                               f"build of {sha[:7]}")
     assert isinstance(kept, builds.Entry), kept
     return kept
 
@@ -169,11 +175,12 @@ def capture_commit(repo: Path, store: builds.BuildStore, sha: str, protect: tupl
 def test_the_store_keeps_the_newest_within_its_bounds_and_never_the_open_incidents_target(
         app: tuple[Path, list[str]], tmp_path: Path) -> None:
     repo, (v1, v2, v3) = app
-    store = builds.BuildStore(tmp_path / "builds", max_count=2)
-    target_tree = git.Repo(repo).commit(v1).tree.hexsha
-    first = capture_commit(repo, store, v1, (target_tree,))
-    second = capture_commit(repo, store, v2, (target_tree,))
-    third = capture_commit(repo, store, v3, (target_tree,))
+    protected: list[str] = []  # asked each time the store evicts, as the app asks the domain
+    store = builds.BuildStore(tmp_path / "builds", max_count=2, protect=lambda: protected)
+    first = capture_commit(repo, store, v1)
+    protected.append(git.Repo(repo).commit(v1).tree.hexsha)  # an incident opened after v1 was kept
+    second = capture_commit(repo, store, v2)
+    third = capture_commit(repo, store, v3)
     on_disk = sorted(p.name for p in store.root.iterdir() if not p.name.startswith("."))
     assert on_disk == sorted([first.key.slug, third.key.slug])  # v2 went: v1 is the rollback target
     assert store.find(second.key) is None
@@ -214,6 +221,154 @@ def test_a_process_killed_mid_capture_leaves_no_usable_entry(app: tuple[Path, li
     kept = store.capture(repo, key, "abc1234", OUTPUTS, "again")  # a later capture sweeps what the dead one left
     assert isinstance(kept, builds.Entry) and store.verify(kept) is None
     assert not [p for p in root.iterdir() if p.name.startswith(".incoming-")]
+
+
+def test_an_untracked_file_in_the_app_folder_never_ends_up_in_a_kept_build(app: tuple[Path, list[str]],
+                                                                        tmp_path: Path) -> None:
+    """The reviewer's scenario: an untracked src/hotpatch.js is built into the app's dist/; the keep after the
+    verify is made from the commit alone, so the revert to that tree (stash -u removes the file) restores a dist/
+    without it. The keep does not touch the app's folder."""
+    repo, _ = app
+    ctx = context(repo, tmp_path / "data")
+    (repo / "src" / "hotpatch.js").write_text("// a hand-made fix, in no commit\n")
+    assert rebuild(ctx)[1].ok and (repo / "dist" / "hotpatch.js").exists()  # the running build has it
+    before = app_folder(repo)
+    entry = kept_after_verify(ctx)
+    assert app_folder(repo) == before  # built in a worktree of its own: the app's folder is untouched
+    assert len(git.Repo(repo).git.worktree("list").splitlines()) == 1
+    assert not (entry.files_dir / "dist" / "hotpatch.js").exists()
+
+    (repo / "src" / "hotpatch.js").unlink()  # what the revert's `git stash push -u` does to it
+    plan, result = rebuild(ctx)
+    assert plan.startswith("Restore the last-known-good build of tree") and result.ok, plain(result.summary)
+    assert isinstance(result.artifacts, RebuildArtifacts) and result.artifacts.attempts == []  # restored
+    assert sorted(p.name for p in (repo / "dist").iterdir()) == ["app.js", "built-at.txt"]
+
+
+def test_a_build_that_writes_outside_the_outputs_is_not_kept(app: tuple[Path, list[str]], tmp_path: Path) -> None:
+    repo, shas = app
+    ctx = context(repo, tmp_path / "data")
+    stray = BUILD_JS + "fs.writeFileSync('public-config.js', 'window.built = 1');\n"
+    sha = commit(git.Repo(repo), "the build writes public-config.js too", {"build.js": stray})
+    store = build_store(ctx.config, ctx.data_dir)
+    said = builds.keep_head(store, repo, Yarn(cache=store.yarn_cache), OUTPUTS, builds.node_version(), "x")
+    assert said.startswith("not kept") and "the build wrote outside build.outputs (public-config.js)" in said, said
+    assert store.entries() == [] and sha
+
+
+def test_a_restore_that_fails_midway_falls_back_to_yarn_build_and_says_why(app: tuple[Path, list[str]],
+                                                                          tmp_path: Path) -> None:
+    repo, _ = app
+    ctx = context(repo, tmp_path / "data")
+    entry = kept_after_verify(ctx)
+    said: list[str] = []
+
+    def progress(text: Any) -> None:  # the kept build disappears while it is being copied (a person's rm -rf)
+        said.append(plain(text))
+        if plain(text) == "copying the kept build into place":
+            shutil.rmtree(entry.files_dir / "dist")
+
+    ctx.progress = progress
+    plan, result = rebuild(ctx)
+    assert plan.startswith("Restore the last-known-good build")
+    summary = plain(result.summary)
+    assert result.ok and summary.startswith("built: build: yarn build exit 0"), summary
+    assert "fell back to yarn build: the kept build of tree" in summary
+    assert "was not used: restoring it failed (FileNotFoundError" in summary, summary
+    assert (repo / "dist" / "app.js").read_text() == "// v3\n"
+    assert not list((repo / ".git").glob("rollback-bot-restore-*")) and not list(repo.glob(".rollback-bot-*"))
+
+
+def test_a_restore_killed_midway_leaves_nothing_a_stash_would_take_and_the_next_one_cleans_up(
+        app: tuple[Path, list[str]], tmp_path: Path) -> None:
+    repo, _ = app
+    ctx = context(repo, tmp_path / "data")
+    entry = kept_after_verify(ctx)
+    faults = tmp_path / "faults"
+    faults.mkdir()
+    script = ("import sys; from pathlib import Path; from bot.ops import builds\n"
+              "store = builds.BuildStore(Path(sys.argv[2]))\n"
+              "store.restore(store.entries()[0], Path(sys.argv[1]), ['dist', 'node_modules'])\n")
+    env = {**os.environ, "ROLLBACK_FAULT_PAUSE": "builds.restore_copied", "ROLLBACK_FAULT_DIR": str(faults)}
+    proc = subprocess.Popen([sys.executable, "-c", script, str(repo), str(entry.path.parent)], env=env,
+                            cwd=Path(__file__).resolve().parents[2])
+    try:
+        deadline = time.monotonic() + 60
+        while not (faults / "builds.restore_copied.reached").exists():
+            assert proc.poll() is None and time.monotonic() < deadline, "the restore never copied"
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert len(list((repo / ".git").glob("rollback-bot-restore-*"))) == 1  # staged inside .git/
+    assert git.Repo(repo).git.status("--porcelain", "--untracked-files=all") == ""  # nothing for stash -u
+    plan, result = rebuild(ctx)
+    assert result.ok and result.artifacts.attempts == []  # type: ignore[union-attr]
+    assert not list((repo / ".git").glob("rollback-bot-restore-*"))
+
+
+def test_another_hosts_live_folders_are_not_swept_and_a_complete_entry_is_never_replaced(
+        app: tuple[Path, list[str]], tmp_path: Path) -> None:
+    repo, (v1, _, _) = app
+    store = builds.BuildStore(tmp_path / "builds")
+    (store.root / ".worktrees").mkdir(parents=True)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    host = socket.gethostname().replace("-", "_")
+    other = store.root / ".worktrees" / f"otherhost-{dead.pid}-0123abcd"  # its pid means nothing here
+    mine = store.root / ".worktrees" / f"{host}-{dead.pid}-0123abcd"
+    elsewhere = store.root / f".incoming-otherhost-{dead.pid}-89abcdef"
+    for folder in (other, mine, elsewhere):
+        folder.mkdir()
+    first = capture_commit(repo, store, v1)
+    assert other.exists() and elsewhere.exists() and not mine.exists()
+
+    # another replica publishes the same key while this one copies: theirs stays (it may be being restored)
+    aside = first.path.rename(tmp_path / "theirs")
+    hold = ("import fcntl, sys, time\nh = open(sys.argv[1], 'a+b'); fcntl.flock(h, fcntl.LOCK_EX)\n"
+            "print('held', flush=True); time.sleep(600)\n")
+    holder = subprocess.Popen([sys.executable, "-c", hold, str(store.root / ".lock")], stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        result: list[Any] = []
+        capturing = threading.Thread(target=lambda: result.append(
+            store.capture(repo, first.key, v1, OUTPUTS, "a second replica's capture of the same key")))
+        capturing.start()
+        deadline = time.monotonic() + 60
+        while not list(store.root.glob(".incoming-*/manifest.json")):  # written, waiting for the lock
+            assert time.monotonic() < deadline and capturing.is_alive(), "the capture never reached the lock"
+            time.sleep(0.05)
+        aside.rename(first.path)
+    finally:
+        holder.kill()
+        holder.wait(timeout=10)
+    capturing.join(timeout=60)
+    assert isinstance(result[0], builds.Entry) and result[0].reason == first.reason == f"build of {v1[:7]}"
+    assert store.verify(first) is None and store.find(first.key) == first
+    assert not list(store.root.glob(f".incoming-{host}-*"))
+
+
+def test_a_failed_build_alongside_is_told_to_its_incidents_rebuild_once_and_never_to_another_incident(
+        app: tuple[Path, list[str]], tmp_path: Path) -> None:
+    repo, (v1, _, _) = app
+    git.Repo(repo).git.checkout(v1)  # reverted to v1: what the build alongside was building
+    ctx = context(repo, tmp_path / "data")
+    store = build_store(ctx.config, ctx.data_dir)
+    key = builds.commit_key(repo, v1, builds.node_version())
+    failing = Yarn(executable="false", cache=store.yarn_cache)  # yarn install fails at once
+    started = builds.start_alongside(store, repo, v1, key, failing, OUTPUTS, "RB-0001", "alongside RB-0001")
+    assert started.wait(60) and started.failure and started.failure.startswith("yarn install")
+
+    first = replace(ctx, incident=SimpleNamespace(id="RB-0001"))
+    plan, result = rebuild(first)
+    assert "the build alongside the backup failed: yarn install" in plan and result.ok, plan
+    later = replace(ctx, incident=SimpleNamespace(id="RB-0002"))
+    assert "the build alongside the backup" not in rebuild(later)[0]  # another incident never hears of it
+    assert "the build alongside the backup" not in rebuild(first)[0]  # nor its own incident's next rebuild, once told
+    assert builds.in_flight(key, "RB-0001") is None
 
 
 # ---- through the bot, against the sandbox (real pm2, HTTP, MongoDB) ----------------------------------------------

@@ -164,3 +164,27 @@ def test_check_shows_the_free_space_and_the_last_backups_size_and_fails_below_th
     full = str(_disk(make_settings(emulator, sandbox, data, backup={"reserve_mb": 32})))
     assert full.startswith("[FAIL] data folder: ") and "below the reserve, every backup is refused" in full
     assert "rollback-bot backups prune --dry-run" in full
+
+
+def test_the_build_alongside_is_skipped_when_it_would_cross_the_reserve(
+        small_fs: Callable[[int], Path], emulator: Emulator, sandbox: Sandbox,
+        start_bot: Callable[..., SocketModeBot]) -> None:
+    """The backup fits, but its build alongside (twice the newest kept build) would not: the plan says it does not
+    build alongside, and why, and no worktree is made."""
+    import json
+
+    data = small_fs(16)
+    kept = data / "builds" / "0123456789abcdef01234567"  # a kept build of 4 MiB, of another tree
+    kept.mkdir(parents=True)
+    (kept / "manifest.json").write_text(json.dumps({
+        "key": {"tree": "f" * 40, "lock": "none", "node": "v20.0.0"}, "commit": "f" * 40, "outputs": {"dist": True},
+        "content_sha256": "0" * 64, "files": 1, "bytes": 4 * MIB, "kept_at": "2026-12-03T03:00:00+00:00",
+        "reason": "after verify of RB-0000"}))
+    settings = make_settings(emulator, sandbox, data, backup={"reserve_mb": 8}, store={"sweep_s": 600})
+    incident = Drill(emulator, start_bot(settings))
+    incident.backup()
+    plan = incident.store.step_runs("RB-0001")[0].plan
+    skipped = [line for line in plan if line.startswith("not building alongside: only ")]
+    assert skipped and "MiB free after the backup (it needs 16.0 MiB" in skipped[0], plan
+    assert not any("meanwhile: build" in line for line in plan)
+    assert not (data / "builds" / ".worktrees").exists()
