@@ -43,11 +43,15 @@ class Yarn:
         self.cache = cache  # yarn's cache folder; None: `.yarn-cache` in the folder it runs in
 
     def _run(self, repo: Path, *args: str) -> Completed:
-        """yarn with its cache folder and that folder's mutex file: two yarns of the bot (a rebuild, a build in a
-        worktree, another replica's) never run on one cache at once (yarn v1 corrupts a shared cache)."""
+        """yarn with its cache folder. The builds in worktrees share the bot's cache (``cache``), so they take
+        that folder's mutex file: two of them (a build alongside, a keep, another replica's) never run on one
+        cache at once (yarn v1 corrupts a shared cache). The app folder's own build runs exactly as the runbook
+        types it, no ``--mutex`` (Yarn 2+ refuses the flag): the bot runs one step at a time there."""
         cache = self.cache or repo / ".yarn-cache"
-        cache.mkdir(parents=True, exist_ok=True)
-        return run([self.executable, "--mutex", f"file:{cache / MUTEX}", *args], cwd=repo, timeout=self.timeout,
+        mutex = ["--mutex", f"file:{cache / MUTEX}"] if self.cache is not None else []
+        if self.cache is not None:
+            cache.mkdir(parents=True, exist_ok=True)
+        return run([self.executable, *mutex, *args], cwd=repo, timeout=self.timeout,
                    env={"YARN_CACHE_FOLDER": str(cache), "CI": "true"})
 
     def install_and_build(self, folder: Path, cancelled: Callable[[], bool] = lambda: False) -> BuildOutcome:
@@ -70,7 +74,11 @@ class Yarn:
         """`yarn install`, from the lock file."""
         return self._run(repo, "install", "--non-interactive")
 
-    def rebuild(self, repo: Path, on_phase: Callable[[str], None] | None = None) -> BuildOutcome:
+    def rebuild(self, repo: Path, on_phase: Callable[[str], None] | None = None, *,
+                clean_first: bool = False) -> BuildOutcome:
+        """The runbook's step 3: `yarn build`; if it fails, remove node_modules and dist, install, build again.
+        ``clean_first``: straight to the clean install (what is in the folder cannot be trusted, e.g. a restore of
+        a kept build that failed half-way)."""
         def phase(name: str, *args: str) -> Completed:
             if on_phase is not None:
                 on_phase(f"{name}: yarn {' '.join(args)}")
@@ -79,11 +87,12 @@ class Yarn:
             return completed
 
         outcome = BuildOutcome(ok=False)
-        if phase(BUILD, "build").ok:
+        if not clean_first and phase(BUILD, "build").ok:
             outcome.ok = True
             return outcome
         if on_phase is not None:
-            on_phase(f"{BUILD} failed: removing node_modules and dist")
+            on_phase(("a restore did not finish" if clean_first else f"{BUILD} failed")
+                     + ": removing node_modules and dist")
         for folder in ("node_modules", "dist"):
             shutil.rmtree(repo / folder, ignore_errors=True)
         outcome.cleaned = True

@@ -221,6 +221,15 @@ def _problem(error: BaseException) -> str:
     return f"{type(error).__name__}: {str(error)[:200]}"
 
 
+@dataclass(frozen=True)
+class NotRestored:
+    """Why a kept build was not restored, and whether the app's folder was already changed by then (its outputs
+    then cannot be trusted: the fallback builds from a clean install)."""
+
+    why: str
+    changed_folder: bool = False
+
+
 class BuildStore:
     """The kept builds under ``root`` (``<data_dir>/builds``), at most ``max_count`` of them and ``max_bytes``
     together; the newest are kept, and never one whose tree ``protect()`` names (asked each time it evicts)."""
@@ -350,14 +359,15 @@ class BuildStore:
 
     # ---- restoring ---------------------------------------------------------------------------------------
     def restore(self, entry: Entry, dest: Path, outputs: Sequence[str],
-                progress: Callable[[str], None] = lambda _: None) -> str | None:
+                progress: Callable[[str], None] = lambda _: None) -> NotRestored | None:
         """Put the entry's outputs into ``dest`` in place of what is there. None when done and the restored files
         hash to the manifest's content hash; otherwise why not, an error included (``dest`` may then hold a
         partial restore, which the fallback's clean build replaces). The copy is staged in ``dest/.git/`` (never
         a file git stash or a build sees); what an interrupted restore left there is removed first."""
         if set(entry.outputs) != set(outputs):
-            return (f"it holds {', '.join(sorted(entry.outputs))} and build.outputs is now "
-                    f"{', '.join(sorted(outputs))}")
+            return NotRestored(f"it holds {', '.join(sorted(entry.outputs))} and build.outputs is now "
+                               f"{', '.join(sorted(outputs))}")
+        changed = False
         staging_root = dest / ".git" if (dest / ".git").is_dir() else dest
         for left in [*staging_root.glob(RESTORE_PREFIX + "*"), *dest.glob("." + RESTORE_PREFIX + "*")]:
             shutil.rmtree(left, ignore_errors=True)
@@ -367,13 +377,14 @@ class BuildStore:
                 progress("checking the kept build's content hash")
                 problem = self.verify(entry)
                 if problem is not None:
-                    return problem
+                    return NotRestored(problem)
                 staging.mkdir()
                 progress("copying the kept build into place")
                 _copy_outputs(entry.files_dir, staging, [o for o, had in entry.outputs.items() if had])
             faults.point("builds.restore_copied")
             for output, had in entry.outputs.items():
                 old = dest / output
+                changed = True
                 if old.exists() or old.is_symlink():
                     os.rename(old, staging / f".old-{output}")
                 if had:
@@ -381,12 +392,12 @@ class BuildStore:
             progress("checking the restored files' content hash")
             found, _, _ = content_hash(dest, outputs)
         except (OSError, shutil.Error) as error:
-            return f"restoring it failed ({_problem(error)})"
+            return NotRestored(f"restoring it failed ({_problem(error)})", changed)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         if found != entry.content_sha256:
-            return (f"the restored files do not match the manifest (content hash {found[:12]}…, the manifest says "
-                    f"{entry.content_sha256[:12]}…)")
+            return NotRestored(f"the restored files do not match the manifest (content hash {found[:12]}…, the "
+                               f"manifest says {entry.content_sha256[:12]}…)", changed_folder=True)
         return None
 
     # ---- building from the commit alone ------------------------------------------------------------------

@@ -96,7 +96,10 @@ class Rebuild:
                     kept, ctx.repo, ctx.config.build.outputs, progress=lambda text: ctx.progress((text,)))
                 if problem is None:
                     return self._restored(ctx, kept, time.monotonic() - started)
-                fallback = f"the kept build of {kept.key.describe()} was not used: {problem}"
+                fallback = f"the kept build of {kept.key.describe()} was not used: {problem.why}"
+                if problem.changed_folder:  # never a build on what a restore left half-way: a clean install
+                    ctx.progress((f"falling back to a clean install and yarn build: {fallback}",))
+                    return self._yarn(ctx, fallback, fell_back=True, clean_first=True)
             ctx.progress((f"falling back to yarn build: {fallback}",))
             return self._yarn(ctx, fallback, fell_back=True)
         return self._yarn(ctx, fallback, fell_back=False)
@@ -134,9 +137,10 @@ class Rebuild:
                           checks=[check("kept build restored", True, f"content hash {kept.content_sha256}")],
                           artifacts=RebuildArtifacts(restored=described))
 
-    def _yarn(self, ctx: StepContext, fallback: str | None, *, fell_back: bool) -> StepResult:
+    def _yarn(self, ctx: StepContext, fallback: str | None, *, fell_back: bool,
+              clean_first: bool = False) -> StepResult:
         yarn = Yarn(ctx.config.build.executable, ctx.config.build.timeout_s)
-        outcome = yarn.rebuild(ctx.repo, on_phase=lambda phase: ctx.progress((phase,)))
+        outcome = yarn.rebuild(ctx.repo, on_phase=lambda phase: ctx.progress((phase,)), clean_first=clean_first)
         attempts = [BuildAttempt(phase=a.phase, command=a.command,
                                  returncode=a.completed.returncode, seconds=round(a.completed.seconds, 2),
                                  tail=ctx.secrets.redact(a.completed.tail(TAIL)))

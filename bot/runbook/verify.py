@@ -3,7 +3,7 @@
 Right after a restart (the last step that finished was a restart) the app may still be starting, so while the
 HTTP checks fail the way a starting app fails (no answer, 502-504) they are asked again, 0.25 s later at first
 and backing off to every 3 s, for up to ``health.settle_s``; a pass after a failure must hold once more, at
-least 1 s later. Any other verify (e.g. `verify --again` after a failure) asks once.
+least 2 s later. Any other verify (e.g. `verify --again` after a failure) asks once.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def health_checks(config: RunbookConfig) -> tuple[list[CheckOutcome], float, int
 
 STARTING = (None, 502, 503, 504)  # no answer, or a proxy/app saying it is not ready yet
 FIRST_PAUSE_S, MAX_PAUSE_S = 0.25, 3.0  # an app starting is asked again soon, then less and less often
-HOLD_S = 1.0  # a pass after a failure is asked again no sooner than this: it must hold, not just happen once
+HOLD_S = 2.0  # a pass after a failure is asked again no sooner than this: it must hold, not just happen once
 
 
 def _probe_all(config: RunbookConfig, timeout: float) -> tuple[HttpRound, bool]:

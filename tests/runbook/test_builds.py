@@ -272,11 +272,35 @@ def test_a_restore_that_fails_midway_falls_back_to_yarn_build_and_says_why(app: 
     plan, result = rebuild(ctx)
     assert plan.startswith("Restore the last-known-good build")
     summary = plain(result.summary)
-    assert result.ok and summary.startswith("built: build: yarn build exit 0"), summary
+    # The old dist was already moved aside when the copy's dist turned out missing: a clean install, not a build on
+    # a folder without its dist.
+    assert result.ok and summary.startswith("built after a clean install: clean install: yarn install"), summary
     assert "fell back to yarn build: the kept build of tree" in summary
     assert "was not used: restoring it failed (FileNotFoundError" in summary, summary
     assert (repo / "dist" / "app.js").read_text() == "// v3\n"
     assert not list((repo / ".git").glob("rollback-bot-restore-*")) and not list(repo.glob(".rollback-bot-*"))
+
+
+def test_a_restore_that_fails_after_changing_the_folder_falls_back_to_a_clean_install(app: tuple[Path, list[str]],
+                                                                                     tmp_path: Path) -> None:
+    """Reported by review: the fallback ran `yarn build` first, on whatever a restore that failed half-way had left
+    in the folder, and reported success. Once the folder is changed, the fallback starts from a clean install."""
+    repo, _ = app
+    ctx = context(repo, tmp_path / "data")
+    kept_after_verify(ctx)
+
+    def progress(text: Any) -> None:  # something writes into the restored folder before its hash is checked
+        if plain(text) == "checking the restored files' content hash":
+            (repo / "dist" / "half-restored.js").write_text("// what a restore that went wrong left\n")
+
+    ctx.progress = progress
+    plan, result = rebuild(ctx)
+    assert plan.startswith("Restore the last-known-good build")
+    summary = plain(result.summary)
+    assert result.ok and summary.startswith("built after a clean install: clean install: yarn install"), summary
+    assert "was not used: the restored files do not match the manifest" in summary, summary
+    assert not (repo / "dist" / "half-restored.js").exists()  # dist removed before the build, as the runbook does
+    assert (repo / "dist" / "app.js").read_text() == "// v3\n"
 
 
 def test_a_restore_killed_midway_leaves_nothing_a_stash_would_take_and_the_next_one_cleans_up(
