@@ -42,8 +42,12 @@ def ts_sandbox(tmp_path: Path, mongo_server: TestServer) -> Iterator[Sandbox]:
             drop_tenants(made)
 
 
-def test_the_autopilot_restores_the_typescript_target_through_the_clean_install_offline(
-        ts_sandbox: Sandbox, emulator: Emulator, tmp_path: Path) -> None:
+@pytest.mark.parametrize("alongside", [False, True], ids=["runbook-clean-install", "built-alongside-the-backup"])
+def test_the_autopilot_restores_the_typescript_target_offline(
+        ts_sandbox: Sandbox, emulator: Emulator, tmp_path: Path, alongside: bool) -> None:
+    """Without the build alongside the backup, the rebuild is the runbook's: `yarn build` fails on the half
+    installed node_modules, then the clean install mends it. With it, the target commit was built offline in a
+    worktree of its own while the backup ran, and the rebuild restores that build instead of running yarn."""
     repo = ts_sandbox.repo
     package = json.loads((repo / "package.json").read_text())
     assert package["scripts"]["build"] == "tsc -p tsconfig.json"
@@ -56,13 +60,19 @@ def test_the_autopilot_restores_the_typescript_target_through_the_clean_install_
                    expect_json={"module": 2, "count": 1, "steps": 2})
     assert module.ok, module.detail
     interrupt_install(ts_sandbox)  # the broken deploy also left node_modules half installed
-    bot = socket_mode_bot(make_settings(emulator, ts_sandbox, tmp_path / "data")).start()
+    bot = socket_mode_bot(make_settings(emulator, ts_sandbox, tmp_path / "data",
+                                        build={"keep": {"alongside_backup": alongside}})).start()
     try:
         emulator.slash("casey", "incident-rollback", "start health 500 after Phase 3 --auto").wait()
         ts = panel_ts(emulator)
         assert "service is back" in stopped(emulator, ts)
         rebuilt = finished(emulator, ts, "rebuild")
-        assert len(rebuilt) == 1 and "— succeeded" in rebuilt[0] and "after a clean install" in rebuilt[0], rebuilt
+        assert len(rebuilt) == 1 and "— succeeded" in rebuilt[0], rebuilt
+        if alongside:
+            assert "restored the last-known-good build of tree" in rebuilt[0], rebuilt
+            assert "built alongside the backup of RB-0001" in rebuilt[0], rebuilt
+        else:
+            assert "after a clean install" in rebuilt[0], rebuilt
         assert all("— succeeded" in finished(emulator, ts, step)[0] for step in ("restart", "verify"))
     finally:
         bot.close()
