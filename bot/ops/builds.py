@@ -41,7 +41,7 @@ from pathlib import Path
 
 from bot import faults
 from bot.errors import StepFailed
-from bot.ops.bsonfiles import fsync_dir, private_dir, private_write
+from bot.ops.bsonfiles import fsync_dir, private_dir, private_write, sha256_file
 from bot.ops.build import Yarn
 from bot.ops.git import GitRepo
 from bot.ops.process import run
@@ -53,7 +53,6 @@ CACHE = ".yarn-cache"
 RESTORE_PREFIX = "rollback-bot-restore-"
 NO_LOCK = "none"
 LOCK_FILE = "yarn.lock"
-CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -141,7 +140,7 @@ def content_hash(base: Path, outputs: Iterable[str]) -> tuple[str, int, int]:
                 digest.update(f"d {rel}\n".encode())
             else:
                 digest.update(f"f {rel} {'x' if info.st_mode & 0o100 else '-'} {info.st_size} "
-                              f"{_file_sha(path)}\n".encode())
+                              f"{sha256_file(path)}\n".encode())
                 files += 1
                 size += info.st_size
     return digest.hexdigest(), files, size
@@ -159,14 +158,6 @@ def _walk(top: Path) -> list[Path]:
             if not os.path.islink(os.path.join(root, name)):
                 found.append(Path(root) / name)
     return found
-
-
-def _file_sha(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _copy_outputs(source: Path, target: Path, outputs: Iterable[str]) -> dict[str, bool]:
