@@ -27,12 +27,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import ROOT, load_rows, markdown, print_table
 
-BENCHMARKS = ["ack_latency", "rollback_overhead", "mttr", "health_checks", "tenant_data", "cleanup_scale"]
+BENCHMARKS = ["ack_latency", "rollback_overhead", "mttr", "health_checks", "tenant_data", "cleanup_scale",
+              "idle_memory"]
 
 #: Each benchmark's arguments per tier (absent: its defaults, which are the full tier's).
 TIERS: dict[str, dict[str, list[str]]] = {
     "quick": {
         "rollback_overhead": ["--rounds", "3"],
+        "idle_memory": ["--rounds", "3"],
         "health_checks": ["--rounds", "3", "--no-saturate"],
         "tenant_data": ["--rounds", "3", "--docs", "10000", "--small", "10", "--informational", "0"],
         "cleanup_scale": ["--rounds", "3", "--large", "200"],
