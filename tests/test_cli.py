@@ -231,25 +231,32 @@ def loaded_packages(pid: int) -> set[str]:
     return set(re.findall(r"site-packages/([A-Za-z0-9_]+)/", maps))
 
 
-def test_an_idle_bot_has_not_loaded_the_chart_or_the_mongodb_library(tmp_path: Path, config: Path,
-                                                                      emulator: Emulator) -> None:
+def test_an_idle_bot_has_not_loaded_the_libraries_only_some_commands_need(tmp_path: Path, config: Path,
+                                                                          emulator: Emulator) -> None:
     """Heavy libraries are imported when a command needs them (the health chart draws with matplotlib, the
-    backup and the cleanup use pymongo), not at start-up: a bot waiting for its first command stays small."""
-    process = subprocess.Popen([sys.executable, "-m", "bot.cli", "run", "--config", str(config)], cwd=tmp_path,
-                               env={**{k: v for k, v in os.environ.items() if not k.startswith(CLEARED)},
-                                    **emulator.bot_env()}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                               text=True)
+    backup and the cleanup use pymongo and bson, the git steps GitPython, messages Jinja2, the scheduled checks
+    aiohttp, e-mailed updates smtplib), not at start-up: a bot waiting for its first command stays small
+    (bench/idle_memory.py). ``-X importtime`` has the started bot name every module it imports on stderr."""
+    process = subprocess.Popen([sys.executable, "-X", "importtime", "-m", "bot.cli", "run", "--config", str(config)],
+                               cwd=tmp_path, env={**{k: v for k, v in os.environ.items() if not k.startswith(CLEARED)},
+                                                  **emulator.bot_env()},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    imported: set[str] = set()
     try:
         assert process.stderr is not None
         for line in process.stderr:
+            if line.startswith("import time:") and "|" in line:
+                imported.add(line.rsplit("|", 1)[1].strip().split(".")[0])
             if "connected over Socket Mode" in line:
                 break
         loaded = loaded_packages(process.pid)
     finally:
         process.terminate()
         process.communicate(timeout=30)
-    assert "pydantic_core" in loaded  # the check sees compiled modules: the bot's own models are there
-    assert not loaded & {"matplotlib", "kiwisolver", "PIL", "numpy", "pymongo"}, sorted(loaded)
+    assert "pydantic_core" in loaded and "pydantic" in imported  # both see the bot's own models
+    assert not loaded & {"matplotlib", "kiwisolver", "PIL", "numpy", "pymongo", "bson", "aiohttp"}, sorted(loaded)
+    heavy = {"matplotlib", "pymongo", "bson", "git", "jinja2", "aiohttp", "smtplib", "pydantic_settings", "waitress"}
+    assert not imported & heavy, sorted(imported & heavy)
 
 
 # ---- check: ok, warnings and failures counted apart -------------------------------------------------------

@@ -14,11 +14,9 @@ owner's claim is left alone.
 from __future__ import annotations
 
 import logging
-import smtplib
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from email.message import EmailMessage
 
 from bot import faults
 from bot.domain.access import Act
@@ -137,6 +135,9 @@ class Stakeholders:
         email = self.deps.config.comms.email
         if not email.smtp_host or not email.recipients:
             return False
+        import smtplib  # only a bot that mails its updates needs it
+        from email.message import EmailMessage
+
         subject, body = self.deps.ui.email(update)
         message = EmailMessage()
         message["Subject"], message["From"], message["To"] = subject, email.sender, ", ".join(email.recipients)

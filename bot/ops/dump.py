@@ -17,8 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import bson
-
 from bot.ops import bsonfiles
 
 MANIFEST = "manifest.json"
@@ -121,6 +119,8 @@ def _collection_bytes(db: Any, name: str) -> tuple[int, bool]:
         sample = list(collection.find({}).limit(SAMPLE))
     if not sample:
         return 0, False
+    import bson  # with the first backup, like pymongo: an idle bot has no need of it
+
     average = sum(len(bson.encode(doc)) for doc in sample) / len(sample)
     return int(average * count), False
 
