@@ -255,7 +255,7 @@ def test_an_idle_bot_has_not_loaded_the_libraries_only_some_commands_need(tmp_pa
         process.communicate(timeout=30)
     assert "pydantic_core" in loaded and "pydantic" in imported  # both see the bot's own models
     assert not loaded & {"matplotlib", "kiwisolver", "PIL", "numpy", "pymongo", "bson", "aiohttp"}, sorted(loaded)
-    heavy = {"matplotlib", "pymongo", "bson", "git", "jinja2", "aiohttp", "smtplib", "pydantic_settings", "waitress"}
+    heavy = {"matplotlib", "pymongo", "bson", "git", "jinja2", "aiohttp", "smtplib", "waitress"}
     assert not imported & heavy, sorted(imported & heavy)
 
 
