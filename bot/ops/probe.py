@@ -17,11 +17,16 @@ import json
 import time
 import urllib.error
 import urllib.request
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # aiohttp is imported with the first round of checks: a bot that is idle has no need of it
     import aiohttp
+    from aiohttp.client_reqrep import ClientRequest
+    from aiohttp.connector import Connection
+    from aiohttp.tracing import Trace
 
 MAX_BODY = 64 * 1024
 
@@ -88,11 +93,15 @@ def probe(url: str, *, timeout: float, expect_json: dict[str, Any] | None = None
     return _judge(check, status, body, time.monotonic() - started)
 
 
-async def _get(session: aiohttp.ClientSession, check: HttpCheck, attempt: dict[str, bool]) -> tuple[int, bytes]:
-    """One request; ``attempt["reused"]`` says afterwards whether it went out on a kept-alive connection."""
-    async with session.get(check.url, headers=check.headers(), allow_redirects=False,
-                           trace_request_ctx=attempt) as response:
+async def _get(session: aiohttp.ClientSession, check: HttpCheck) -> tuple[int, bytes]:
+    async with session.get(check.url, headers=check.headers(), allow_redirects=False) as response:
         return response.status, await response.content.read(MAX_BODY)
+
+
+# Whether the current check's last request went out on a kept-alive connection: set by the session's connector
+# as it hands the connection over, read by the check's own task (each check runs in a task of its own, with its
+# own copy of the context).
+_reused: ContextVar[bool] = ContextVar("reused", default=False)
 
 
 async def _probe_async(pooled: aiohttp.ClientSession, fresh: aiohttp.ClientSession, check: HttpCheck,
@@ -100,18 +109,18 @@ async def _probe_async(pooled: aiohttp.ClientSession, fresh: aiohttp.ClientSessi
     import aiohttp
 
     started = time.monotonic()
-    first = {"reused": False}
     retried = False
     try:
         async with asyncio.timeout(timeout):
             try:
-                status, body = await _get(pooled, check, first)
+                _reused.set(False)
+                status, body = await _get(pooled, check)
             except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as error:
-                if isinstance(error, aiohttp.ClientConnectorError) or not first["reused"]:
+                if isinstance(error, aiohttp.ClientConnectorError) or not _reused.get():
                     raise  # no connection at all, or a new one the server dropped: that is the server's answer
                 # A kept-alive connection the server closed as it was reused: once more, on a new one.
                 retried = True
-                status, body = await _get(fresh, check, {"reused": False})
+                status, body = await _get(fresh, check)
     except TimeoutError:
         return Probe(check.url, False, None, time.monotonic() - started, f"no answer within {timeout:g}s (hung)")
     except (aiohttp.ClientError, OSError, ValueError) as error:
@@ -122,19 +131,39 @@ async def _probe_async(pooled: aiohttp.ClientSession, fresh: aiohttp.ClientSessi
     return judged
 
 
-def _session(limit: int, *, force_close: bool) -> aiohttp.ClientSession:
-    """A session whose requests note in their ``trace_request_ctx`` whether their connection was reused, and
-    that never retries by itself (``_probe_async`` decides)."""
+@cache
+def _connector_class() -> type[aiohttp.TCPConnector]:
+    """aiohttp's connector, noting in ``_reused`` whether the connection it hands over has been handed over
+    before. (Not a ``TraceConfig``: with one, aiohttp builds trace objects and fires half a dozen signals for
+    every request, whichever it listens to, which cost the checks about 10% of their time.) ``connect`` is the
+    connector's documented entry point; a connection's ``protocol`` lives as long as its socket."""
     import aiohttp
 
-    async def reused(_session: object, context: Any, _params: object) -> None:
-        context.trace_request_ctx["reused"] = True
+    class NotingReuse(aiohttp.TCPConnector):
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self._handed: set[object] = set()  # the connections of this session's round: a few hundred at most
 
-    tracing = aiohttp.TraceConfig()
-    tracing.on_connection_reuseconn.append(reused)
-    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=limit, force_close=force_close),
-                                    timeout=aiohttp.ClientTimeout(total=None),  # each check's asyncio.timeout is
-                                    trace_configs=[tracing])                    # its limit
+        async def connect(self, req: ClientRequest, traces: list[Trace], timeout: aiohttp.ClientTimeout,
+                          ) -> Connection:
+            connection = await super().connect(req, traces, timeout)
+            reused = connection.protocol in self._handed
+            if not reused:
+                self._handed.add(connection.protocol)
+            _reused.set(reused)
+            return connection
+
+    return NotingReuse
+
+
+def _session(limit: int, *, force_close: bool) -> aiohttp.ClientSession:
+    """A session whose connector notes in ``_reused`` whether a request's connection was reused, and that never
+    retries by itself (``_probe_async`` decides)."""
+    import aiohttp
+
+    connector = _connector_class()(limit=limit, force_close=force_close)
+    # No session time limit: each check's asyncio.timeout is its limit.
+    session = aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=None))
     # aiohttp retries an idempotent request once whatever the connection, and its API has no switch for it
     # (tests/ops/test_probe_reuse.py fails if a new aiohttp renames this).
     session._retry_connection = False
