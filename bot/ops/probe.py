@@ -134,9 +134,10 @@ async def _probe_async(pooled: aiohttp.ClientSession, fresh: aiohttp.ClientSessi
 @cache
 def _connector_class() -> type[aiohttp.TCPConnector]:
     """aiohttp's connector, noting in ``_reused`` whether the connection it hands over has been handed over
-    before. (Not a ``TraceConfig``: with one, aiohttp builds trace objects and fires half a dozen signals for
-    every request, whichever it listens to, which cost the checks about 10% of their time.) ``connect`` is the
-    connector's documented entry point; a connection's ``protocol`` lives as long as its socket."""
+    before (a connection's ``protocol`` lives as long as its socket). ``connect`` is the public method every
+    request gets its connection from; tests/ops/test_probe_reuse.py fails if a new aiohttp stops calling it.
+    Not a ``TraceConfig``: with one, aiohttp builds trace objects and fires half a dozen signals for every
+    request, whichever it listens to, about a tenth of the checks' CPU at 1,000 endpoints."""
     import aiohttp
 
     class NotingReuse(aiohttp.TCPConnector):

@@ -19,11 +19,13 @@ class CountingServer:
     """HTTP/1.1 on 127.0.0.1: ``/ok/<n>`` answers at once and keeps the connection alive, ``/hung/<n>`` never
     answers. With ``drop_reused`` it closes a connection, unanswered, when a second request arrives on it: a
     server whose idle timeout fires just as the client reuses the connection. With ``drop_first`` it drops every
-request: a server that is going down."""
+request: a server that is going down. With ``only_first`` it drops every connection but the first, unanswered."""
 
-    def __init__(self, *, drop_reused: bool = False, drop_first: bool = False, answer_every: int = 0) -> None:
+    def __init__(self, *, drop_reused: bool = False, drop_first: bool = False, answer_every: int = 0,
+                 only_first: bool = False) -> None:
         self.drop_reused = drop_reused
         self.drop_first = drop_first
+        self.only_first = only_first
         self.answer_every = answer_every  # > 0: drop every new connection unanswered but each answer_every-th
         self.connections = 0
         self.answered = 0
@@ -53,7 +55,7 @@ request: a server that is going down."""
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
                 requests += 1
-                if ((self.drop_reused and requests > 1) or self.drop_first
+                if ((self.drop_reused and requests > 1) or self.drop_first or (self.only_first and number > 1)
                         or (self.answer_every and number % self.answer_every)):
                     self.dropped += 1
                     return
@@ -144,6 +146,20 @@ def test_a_server_that_drops_every_request_is_reported_down_without_a_retry() ->
     assert not probes[0].ok
     assert probes[0].detail.startswith("no answer: Server disconnected")
     assert closing.connections == 1  # a new connection that drops is the server's answer, not a hiccup
+
+
+def test_a_dropped_kept_alive_connection_is_tried_again_once_and_no_more() -> None:
+    """The second check reuses the first one's connection, which the server drops; the one retry, on a new
+    connection, is dropped too: the check is down, and no third connection is tried."""
+    failing = CountingServer(drop_reused=True, only_first=True)
+    try:
+        probes = probe_many([HttpCheck(failing.url(f"/ok/{n}")) for n in range(2)], timeout=5, concurrency=1)
+    finally:
+        failing.close()
+    assert [p.ok for p in probes] == [True, False]
+    assert probes[1].detail.startswith("no answer: Server disconnected")
+    assert failing.connections == 2  # the first one, reused, and one new one for the retry
+    assert failing.dropped == 2
 
 
 def test_a_backend_whose_workers_die_under_most_requests_is_down_not_up_on_a_third_try() -> None:
