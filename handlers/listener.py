@@ -53,12 +53,14 @@ def event_key(body: dict[str, Any]) -> str | None:
 
 
 def first_time(ctx: Ctx, args: Args, key: Key) -> bool:
-    """Claim this delivery; False when it (or the very same signed request) was handled before."""
+    """Claim this delivery; False when it (or the very same signed request) was handled before. One store write:
+    the delivery's own key when it has one (a replay of a signed request carries the very same key), else the
+    request's signature."""
+    claim = key(args.body)
     signature = args.context.get("request_signature")
-    if signature and not ctx.features.desk.once(f"signature:{signature}"):
+    if not claim and signature and not ctx.features.desk.once(f"signature:{signature}"):
         log.info("a replayed request was acknowledged and ignored")
         return False
-    claim = key(args.body)
     if claim and not ctx.features.desk.once(claim):
         log.info("a repeated delivery (%s) was acknowledged and ignored", claim.split(":", 1)[0])
         return False
