@@ -41,7 +41,7 @@ from pathlib import Path
 
 from bot import faults
 from bot.errors import StepFailed
-from bot.ops.bsonfiles import fsync_dir, private_dir, private_write, sha256_file
+from bot.ops.bsonfiles import fsync_dir, private_dir, private_write
 from bot.ops.build import Yarn
 from bot.ops.git import GitRepo
 from bot.ops.process import run
@@ -121,9 +121,13 @@ def folder_key(repo: Path, node: str) -> BuildKey | None:
     return BuildKey(tree=git.tree("HEAD"), lock=folder_lock_hash(repo), node=node)
 
 
-def content_hash(base: Path, outputs: Iterable[str]) -> tuple[str, int, int]:
+def content_hash(base: Path, outputs: Iterable[str], copy_to: Path | None = None) -> tuple[str, int, int]:
     """One sha256 over the outputs under ``base``: per entry its path, kind, executable bit, size and content
-    (a symlink: its target); an output that does not exist counts as absent. (hash, files, bytes)."""
+    (a symlink: its target); an output that does not exist counts as absent. (hash, files, bytes).
+
+    ``copy_to``: also copy each entry there as it is read (mode and times kept, as ``shutil.copy2``), so the
+    hash is of exactly the bytes written: one read of the files, not one to check them, one to copy them and
+    one to check the copy."""
     digest = hashlib.sha256()
     files = size = 0
     for output in sorted(outputs):
@@ -131,19 +135,48 @@ def content_hash(base: Path, outputs: Iterable[str]) -> tuple[str, int, int]:
         if not top.exists() and not top.is_symlink():
             digest.update(f"absent {output}\n".encode())
             continue
+        directories: list[tuple[Path, os.stat_result]] = []
         for path in _walk(top):
             rel = path.relative_to(base).as_posix()
             info = path.lstat()
+            into = copy_to / rel if copy_to is not None else None
             if stat.S_ISLNK(info.st_mode):
-                digest.update(f"l {rel} {os.readlink(path)}\n".encode())
+                link = os.readlink(path)
+                digest.update(f"l {rel} {link}\n".encode())
+                if into is not None:
+                    os.symlink(link, into)
             elif stat.S_ISDIR(info.st_mode):
                 digest.update(f"d {rel}\n".encode())
+                if into is not None:
+                    into.mkdir(parents=True)
+                    directories.append((into, info))
             else:
-                digest.update(f"f {rel} {'x' if info.st_mode & 0o100 else '-'} {info.st_size} "
-                              f"{sha256_file(path)}\n".encode())
+                read, sha = _read_file(path, into)
+                digest.update(f"f {rel} {'x' if info.st_mode & 0o100 else '-'} {read} {sha}\n".encode())
+                if into is not None:
+                    _copy_stat(into, info)
                 files += 1
-                size += info.st_size
+                size += read
+        for into, info in reversed(directories):  # children first: a directory's times change as it fills
+            _copy_stat(into, info)
     return digest.hexdigest(), files, size
+
+
+def _read_file(path: Path, into: Path | None) -> tuple[int, str]:
+    """The file's size and sha256, from one read; its bytes also written to ``into`` if given."""
+    digest, read = hashlib.sha256(), 0
+    with path.open("rb") as source, (into.open("xb") if into is not None else contextlib.nullcontext()) as copy:
+        while chunk := source.read(1 << 20):
+            digest.update(chunk)
+            read += len(chunk)
+            if copy is not None:
+                copy.write(chunk)
+    return read, digest.hexdigest()
+
+
+def _copy_stat(into: Path, info: os.stat_result) -> None:
+    os.chmod(into, stat.S_IMODE(info.st_mode))
+    os.utime(into, ns=(info.st_atime_ns, info.st_mtime_ns))
 
 
 def _walk(top: Path) -> list[Path]:
@@ -158,21 +191,6 @@ def _walk(top: Path) -> list[Path]:
             if not os.path.islink(os.path.join(root, name)):
                 found.append(Path(root) / name)
     return found
-
-
-def _copy_outputs(source: Path, target: Path, outputs: Iterable[str]) -> dict[str, bool]:
-    had: dict[str, bool] = {}
-    for output in outputs:
-        src = source / output
-        had[output] = src.exists() or src.is_symlink()
-        if not had[output]:
-            continue
-        if src.is_dir() and not src.is_symlink():
-            shutil.copytree(src, target / output, symlinks=True)
-        else:
-            (target / output).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, target / output, follow_symlinks=False)
-    return had
 
 
 def _tree_bytes(top: Path) -> int:
@@ -289,8 +307,8 @@ class BuildStore:
         self.sweep()
         incoming = private_dir(self.root / f".incoming-{_owner()}-{uuid.uuid4().hex[:8]}")
         try:
-            had = _copy_outputs(source, private_dir(incoming / "files"), outputs)
-            digest, files, size = content_hash(incoming / "files", outputs)
+            had = {output: (source / output).exists() or (source / output).is_symlink() for output in outputs}
+            digest, files, size = content_hash(source, outputs, copy_to=private_dir(incoming / "files"))
             if size > self.max_bytes:
                 return f"the build is {size / (1 << 20):.1f} MiB, over build.keep.max_mb"
             faults.point("builds.before_manifest")
@@ -351,10 +369,12 @@ class BuildStore:
     # ---- restoring ---------------------------------------------------------------------------------------
     def restore(self, entry: Entry, dest: Path, outputs: Sequence[str],
                 progress: Callable[[str], None] = lambda _: None) -> NotRestored | None:
-        """Put the entry's outputs into ``dest`` in place of what is there. None when done and the restored files
-        hash to the manifest's content hash; otherwise why not, an error included (``dest`` may then hold a
-        partial restore, which the fallback's clean build replaces). The copy is staged in ``dest/.git/`` (never
-        a file git stash or a build sees); what an interrupted restore left there is removed first."""
+        """Put the entry's outputs into ``dest`` in place of what is there. None when done: the files copied
+        hash, as they are read and written, to the manifest's content hash, and only then are they swapped in;
+        otherwise why not, an error included (``dest`` may then hold a partial swap, which the fallback's clean
+        build replaces). The copy is staged in ``dest/.git/`` (never a file git stash or a build sees); what an
+        interrupted restore left there is removed first. The outputs it replaced are removed on a thread of
+        their own once it is done: the restart need not wait for that."""
         if set(entry.outputs) != set(outputs):
             return NotRestored(f"it holds {', '.join(sorted(entry.outputs))} and build.outputs is now "
                                f"{', '.join(sorted(outputs))}")
@@ -363,15 +383,15 @@ class BuildStore:
         for left in [*staging_root.glob(RESTORE_PREFIX + "*"), *dest.glob("." + RESTORE_PREFIX + "*")]:
             shutil.rmtree(left, ignore_errors=True)
         staging = staging_root / f"{'' if staging_root != dest else '.'}{RESTORE_PREFIX}{uuid.uuid4().hex[:8]}"
+        done = False
         try:
             with self._locked(shared=True):  # not evicted nor replaced while it is read
-                progress("checking the kept build's content hash")
-                problem = self.verify(entry)
-                if problem is not None:
-                    return NotRestored(problem)
+                progress("copying the kept build into place, checking its content hash as it is read")
                 staging.mkdir()
-                progress("copying the kept build into place")
-                _copy_outputs(entry.files_dir, staging, [o for o, had in entry.outputs.items() if had])
+                copied, _, _ = content_hash(entry.files_dir, entry.outputs, copy_to=staging)
+            if copied != entry.content_sha256:
+                return NotRestored(f"its files do not match its manifest (content hash {copied[:12]}…, the "
+                                   f"manifest says {entry.content_sha256[:12]}…)")
             faults.point("builds.restore_copied")
             for output, had in entry.outputs.items():
                 old = dest / output
@@ -380,15 +400,15 @@ class BuildStore:
                     os.rename(old, staging / f".old-{output}")
                 if had:
                     os.rename(staging / output, old)
-            progress("checking the restored files' content hash")
-            found, _, _ = content_hash(dest, outputs)
+            done = True
         except (OSError, shutil.Error) as error:
             return NotRestored(f"restoring it failed ({_problem(error)})", changed)
         finally:
-            shutil.rmtree(staging, ignore_errors=True)
-        if found != entry.content_sha256:
-            return NotRestored(f"the restored files do not match the manifest (content hash {found[:12]}…, the "
-                               f"manifest says {entry.content_sha256[:12]}…)", changed_folder=True)
+            if done:  # what it replaced; a restore killed before this is removed by the next one (above)
+                threading.Thread(target=shutil.rmtree, args=(staging,), kwargs={"ignore_errors": True},
+                                 name="builds-replaced", daemon=True).start()
+            else:
+                shutil.rmtree(staging, ignore_errors=True)
         return None
 
     # ---- building from the commit alone ------------------------------------------------------------------

@@ -113,9 +113,9 @@ def test_a_rebuild_of_a_kept_tree_restores_it_instead_of_running_yarn(app: tuple
     node = builds.node_version()
     assert plan.startswith(f"Restore the last-known-good build of tree {tree} (no yarn.lock, node {node}, kept "
                            f"{entry.kept_at:%Y-%m-%d %H:%M} UTC after verify of RB-0001) instead of yarn build"), plan
-    assert "checked before and after restoring" in plan
+    assert "checked as it is copied, before it is swapped in" in plan
     assert second.ok and plain(second.summary).startswith(f"restored the last-known-good build of tree {tree}")
-    assert "content hash verified before and after" in plain(second.summary)
+    assert "content hash verified as it was copied" in plain(second.summary)
     assert isinstance(second.artifacts, RebuildArtifacts) and second.artifacts.attempts == []  # yarn did not run
     assert built_at(repo) == kept_made and (repo / "dist" / "app.js").read_text() == "// v3\n"
 
@@ -256,51 +256,54 @@ def test_a_build_that_writes_outside_the_outputs_is_not_kept(app: tuple[Path, li
     assert store.entries() == [] and sha
 
 
-def test_a_restore_that_fails_midway_falls_back_to_yarn_build_and_says_why(app: tuple[Path, list[str]],
-                                                                          tmp_path: Path) -> None:
+def test_a_kept_build_that_changed_is_not_swapped_in_and_yarn_builds(app: tuple[Path, list[str]],
+                                                                     tmp_path: Path) -> None:
+    """The kept build loses its dist while it is copied (a person's rm -rf): its hash, taken as it is read, does
+    not match its manifest, so nothing is swapped in and the app's folder is as it was for the runbook's build."""
     repo, _ = app
     ctx = context(repo, tmp_path / "data")
     entry = kept_after_verify(ctx)
-    said: list[str] = []
+    (repo / "dist").mkdir(exist_ok=True)
+    (repo / "dist" / "mark.txt").write_text("the app's own dist, before the rebuild\n")
 
-    def progress(text: Any) -> None:  # the kept build disappears while it is being copied (a person's rm -rf)
-        said.append(plain(text))
-        if plain(text) == "copying the kept build into place":
+    def progress(text: Any) -> None:
+        if plain(text).startswith("copying the kept build into place"):
+            assert (repo / "dist" / "mark.txt").exists()  # nothing was swapped before the copy was checked
             shutil.rmtree(entry.files_dir / "dist")
 
     ctx.progress = progress
     plan, result = rebuild(ctx)
     assert plan.startswith("Restore the last-known-good build")
     summary = plain(result.summary)
-    # The old dist was already moved aside when the copy's dist turned out missing: a clean install, not a build on
-    # a folder without its dist.
-    assert result.ok and summary.startswith("built after a clean install: clean install: yarn install"), summary
-    assert "fell back to yarn build: the kept build of tree" in summary
-    assert "was not used: restoring it failed (FileNotFoundError" in summary, summary
+    assert result.ok and summary.startswith("built: build: yarn build exit 0"), summary
+    assert "was not used: its files do not match its manifest (content hash" in summary, summary
     assert (repo / "dist" / "app.js").read_text() == "// v3\n"
     assert not list((repo / ".git").glob("rollback-bot-restore-*")) and not list(repo.glob(".rollback-bot-*"))
 
 
-def test_a_restore_that_fails_after_changing_the_folder_falls_back_to_a_clean_install(app: tuple[Path, list[str]],
-                                                                                     tmp_path: Path) -> None:
+def test_a_restore_that_fails_after_changing_the_folder_falls_back_to_a_clean_install(
+        app: tuple[Path, list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Reported by review: the fallback ran `yarn build` first, on whatever a restore that failed half-way had left
-    in the folder, and reported success. Once the folder is changed, the fallback starts from a clean install."""
+    in the folder, and reported success. Once the folder is changed, the fallback starts from a clean install.
+    Here the swap fails (an I/O error) after dist was swapped in, before node_modules was."""
     repo, _ = app
     ctx = context(repo, tmp_path / "data")
     kept_after_verify(ctx)
+    rename = os.rename
 
-    def progress(text: Any) -> None:  # something writes into the restored folder before its hash is checked
-        if plain(text) == "checking the restored files' content hash":
-            (repo / "dist" / "half-restored.js").write_text("// what a restore that went wrong left\n")
+    def failing(source: Any, target: Any) -> None:
+        if Path(target) == repo / "node_modules":
+            raise OSError(5, "Input/output error")
+        rename(source, target)
 
-    ctx.progress = progress
+    monkeypatch.setattr(builds.os, "rename", failing)
     plan, result = rebuild(ctx)
+    monkeypatch.undo()
     assert plan.startswith("Restore the last-known-good build")
     summary = plain(result.summary)
     assert result.ok and summary.startswith("built after a clean install: clean install: yarn install"), summary
-    assert "was not used: the restored files do not match the manifest" in summary, summary
-    assert not (repo / "dist" / "half-restored.js").exists()  # dist removed before the build, as the runbook does
-    assert (repo / "dist" / "app.js").read_text() == "// v3\n"
+    assert "was not used: restoring it failed (OSError: [Errno 5] Input/output error)" in summary, summary
+    assert (repo / "dist" / "app.js").read_text() == "// v3\n" and (repo / "node_modules").is_dir()
 
 
 def test_a_restore_killed_midway_leaves_nothing_a_stash_would_take_and_the_next_one_cleans_up(
@@ -330,7 +333,12 @@ def test_a_restore_killed_midway_leaves_nothing_a_stash_would_take_and_the_next_
     assert git.Repo(repo).git.status("--porcelain", "--untracked-files=all") == ""  # nothing for stash -u
     plan, result = rebuild(ctx)
     assert result.ok and result.artifacts.attempts == []  # type: ignore[union-attr]
-    assert not list((repo / ".git").glob("rollback-bot-restore-*"))
+    assert (repo / "dist" / "app.js").read_text() == "// v3\n"
+    # what the killed restore left was removed first; what this one replaced goes on a thread of its own
+    deadline = time.monotonic() + 30
+    while list((repo / ".git").glob("rollback-bot-restore-*")):
+        assert time.monotonic() < deadline, "the replaced outputs were never removed"
+        time.sleep(0.05)
 
 
 def test_another_hosts_live_folders_are_not_swept_and_a_complete_entry_is_never_replaced(
