@@ -29,6 +29,9 @@ class Recorder:
     def keep_running(self, reason: str) -> None:
         self.asked.append(reason)
 
+    def stop_keeping(self) -> None:
+        self.asked.append("stop")
+
     def protect(self, commits: Callable[[], Sequence[str]]) -> None:
         return None
 
@@ -75,6 +78,10 @@ def test_nothing_is_kept_while_an_incident_changes_the_target_or_keeping_is_off(
     d, recorder = deps(tmp_path)
     open_incident(d, Phase.MITIGATING)  # reverted, not verified: the folder's build is not a known good one
     assert not keep_running_build(d, "while the scheduled health checks passed")
+    d0, recorder0 = deps(tmp_path / "open")
+    open_incident(d0, Phase.OPEN)  # opened, nothing changed yet: the rollback's build comes first
+    assert not keep_running_build(d0, "while the scheduled health checks passed")
+    assert recorder0.asked == []
     d2, recorder2 = deps(tmp_path / "busy")
     open_incident(d2, Phase.RESTORED, busy=True)  # a rebuild --again is running
     assert not keep_running_build(d2, "while the scheduled health checks passed")

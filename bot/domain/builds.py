@@ -1,6 +1,7 @@
 """When the bot keeps the running build (issue 22's last-known-good builds): after a verify passes, and after a
-scheduled health check run where everything passed, never while a step of an active incident is running or a
-fix is not verified yet (the folder then holds a build that is not the one that was checked). The builds
+scheduled health check run where everything passed, never while a step of an active incident is running or
+its service is not restored yet (the folder then holds a build that is not the one that was checked, or the
+rollback needs the machine); a keep running when an incident opens is stopped. The builds
 themselves, and which ones may be kept, are the ``Builds`` port's (``bot/ops/builds.py`` behind it)."""
 
 from __future__ import annotations
@@ -27,10 +28,12 @@ def protected_commits(deps: Deps) -> list[str]:
 
 def keep_running_build(deps: Deps, reason: str) -> bool:
     """Ask the port to keep a build of HEAD's commit (made alone, in a worktree), unless an active incident is in
-    the middle of changing the target; whether it was asked."""
+    the middle of changing the target or has not restored service yet (its build alongside the backup and its
+    rebuild come first: :func:`stop_keeping` stopped any keep running when it opened); whether it was asked."""
     if deps.config.build.keep.max_count == 0:
         return False
-    if any(i.busy is not None or i.lifecycle.phase is Phase.MITIGATING for i in deps.store.active_incidents()):
+    if any(i.busy is not None or i.lifecycle.phase in (Phase.OPEN, Phase.MITIGATING)
+           for i in deps.store.active_incidents()):
         return False
     try:
         deps.builds.keep_running(reason)
@@ -38,3 +41,12 @@ def keep_running_build(deps: Deps, reason: str) -> bool:
         log.warning("could not keep the running build", exc_info=True)
         return False
     return True
+
+
+def stop_keeping(deps: Deps) -> None:
+    """An incident opened: a keep running now (a worktree's yarn install and build, tens of seconds) would hold
+    yarn's cache and the machine's cores while the rollback needs them. It is stopped and keeps nothing."""
+    try:
+        deps.builds.stop_keeping()
+    except Exception:  # an optimisation: the incident opens whatever happens to it
+        log.warning("could not stop the keep of the running build", exc_info=True)

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from bot.commands import parse_moment
 from bot.domain.access import Act
+from bot.domain.builds import stop_keeping
 from bot.domain.changes import Changes
 from bot.domain.checklists import CRITERIA_KEYS, CRITERIA_TEXT, PRE_ROLLBACK_CHECKLIST, SUCCESS_CRITERIA, Item
 from bot.domain.deps import Deps
@@ -85,6 +86,7 @@ class Incidents:
             if holder is not None:
                 self._refuse_second(holder)
             raise Conflict("Another rollback is already active for this channel or target.") from None
+        stop_keeping(deps)  # the rollback comes first: a keep of the running build is stopped
         self.desk.audit(now, actor, "incident.started", incident.id, channel=channel, reason=incident.reason,
                         detected_at=detected_at.isoformat(), commit=head.sha, criteria=sorted(incident.criteria),
                         severity=sev.value if sev else None)

@@ -242,6 +242,11 @@ class Builds(Protocol):
         its own, on a thread; returns at once (one at a time: a call while one runs does nothing)."""
         ...
 
+    def stop_keeping(self) -> None:
+        """Stop the keep running now, if any (its yarn and everything it started), keeping nothing: an incident
+        opened, and its build alongside the backup and its rebuild must not wait for it."""
+        ...
+
     def protect(self, commits: Callable[[], Sequence[str]]) -> None:
         """``commits()``: the commits whose kept builds the bounds must never evict, asked whenever they evict."""
         ...
@@ -251,6 +256,9 @@ class NoBuilds:
     """Keeps nothing (domain unit tests)."""
 
     def keep_running(self, reason: str) -> None:
+        return None
+
+    def stop_keeping(self) -> None:
         return None
 
     def protect(self, commits: Callable[[], Sequence[str]]) -> None:

@@ -42,7 +42,7 @@ class Yarn:
         self.timeout = timeout
         self.cache = cache  # yarn's cache folder; None: `.yarn-cache` in the folder it runs in
 
-    def _run(self, repo: Path, *args: str) -> Completed:
+    def _run(self, repo: Path, *args: str, cancelled: Callable[[], bool] | None = None) -> Completed:
         """yarn with its cache folder. The builds in worktrees share the bot's cache (``cache``), so they take
         that folder's mutex file: two of them (a build alongside, a keep, another replica's) never run on one
         cache at once (yarn v1 corrupts a shared cache). The app folder's own build runs exactly as the runbook
@@ -52,18 +52,20 @@ class Yarn:
         if self.cache is not None:
             cache.mkdir(parents=True, exist_ok=True)
         return run([self.executable, *mutex, *args], cwd=repo, timeout=self.timeout,
-                   env={"YARN_CACHE_FOLDER": str(cache), "CI": "true"})
+                   env={"YARN_CACHE_FOLDER": str(cache), "CI": "true"}, cancelled=cancelled)
 
     def install_and_build(self, folder: Path, cancelled: Callable[[], bool] = lambda: False) -> BuildOutcome:
         """`yarn install` exactly as yarn.lock says (`--frozen-lockfile`; without one, `--pure-lockfile`: none is
         written) then `yarn build`, in ``folder`` (a fresh checkout: nothing to clean first). Nothing more runs
-        once ``cancelled()``."""
+        once ``cancelled()``, and the command running then is stopped."""
         outcome = BuildOutcome(ok=False)
         lock = "--frozen-lockfile" if (folder / "yarn.lock").exists() else "--pure-lockfile"
         for name, args in ((INSTALL, ("install", "--non-interactive", "--prefer-offline", lock)), (BUILD, ("build",))):
             if cancelled():
                 return outcome
-            completed = self._run(folder, *args)
+            completed = self._run(folder, *args, cancelled=cancelled)
+            if cancelled():
+                return outcome
             outcome.attempts.append(Attempt(name, completed))
             if not completed.ok:
                 return outcome

@@ -456,7 +456,7 @@ def commit_build(store: BuildStore, repo: Path, commit: str, key: BuildKey, yarn
             return "the checked-out yarn.lock is not the commit's"
         outcome = yarn.install_and_build(folder, cancelled)
         if not outcome.ok:
-            if not outcome.attempts:
+            if cancelled() or not outcome.attempts:
                 return "cancelled"
             last = outcome.attempts[-1]
             return f"{last.command} exited {last.completed.returncode}: {last.completed.tail(1)[:200]}"
@@ -492,14 +492,15 @@ def _unlisted(folder: Path, outputs: Sequence[str]) -> list[str]:
     return stray
 
 
-def keep_head(store: BuildStore, repo: Path, yarn: Yarn, outputs: Sequence[str], node: str, reason: str) -> str:
+def keep_head(store: BuildStore, repo: Path, yarn: Yarn, outputs: Sequence[str], node: str, reason: str,
+              cancelled: Callable[[], bool] = lambda: False) -> str:
     """Keep a build of HEAD's commit, made alone in a worktree, unless one of its key is kept: what happened, in
-    words (for the log)."""
+    words (for the log). Once ``cancelled()``, its yarn is stopped and nothing is kept."""
     head = GitRepo(repo).head().sha
     key = commit_key(repo, head, node)
     if store.find(key) is not None:
         return f"already kept: {key.describe()}"
-    kept = commit_build(store, repo, head, key, yarn, outputs, reason)
+    kept = commit_build(store, repo, head, key, yarn, outputs, reason, cancelled)
     return f"kept {key.describe()}" if isinstance(kept, Entry) else f"not kept ({key.describe()}): {kept}"
 
 
@@ -536,8 +537,8 @@ def in_flight(key: BuildKey, incident: str) -> Alongside | None:
 
 
 def forget(build: Alongside) -> None:
-    """The rebuild has used (or given up on) this build alongside: no later plan quotes it. A running one stops
-    after its current yarn command."""
+    """The rebuild has used (or given up on) this build alongside: no later plan quotes it. A running one is
+    stopped (its yarn and everything yarn started)."""
     build.cancel.set()
     with _alongside_lock:
         if _alongside.get((build.incident, build.key.slug)) is build:

@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,7 @@ PASS_THROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ", "USER", "NVM_D
                 "NODE_EXTRA_CA_CERTS", "NODE_PATH", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy",
                 "https_proxy", "no_proxy", "SSL_CERT_FILE", "SSL_CERT_DIR")
 KILL_GRACE_S = 5.0
+CANCEL_POLL_S = 0.2  # how often a cancellable child's caller is asked whether to stop it
 
 
 def find_executable(name: str) -> str | None:
@@ -79,8 +81,10 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
 
 
 def run(argv: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None,
-        timeout: float = 300.0) -> Completed:
-    """Run argv (a list, never a shell string) in its own process group; stdout and stderr together."""
+        timeout: float = 300.0, cancelled: Callable[[], bool] | None = None) -> Completed:
+    """Run argv (a list, never a shell string) in its own process group; stdout and stderr together.
+    ``cancelled``: asked every ``CANCEL_POLL_S``; once it says so, the child and everything it started are stopped
+    (exit status 130, as for an interrupt)."""
     executable = find_executable(argv[0])
     if executable is None:
         raise StepFailed((Code(argv[0]), " was not found on PATH."),
@@ -89,14 +93,27 @@ def run(argv: list[str], *, cwd: Path | None = None, env: dict[str, str] | None 
     started = time.monotonic()
     proc = subprocess.Popen([executable, *argv[1:]], cwd=cwd, env=child_env(env), stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = started + timeout
     try:
-        out, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        _kill_group(proc)
-        out, _ = proc.communicate()
-        text = (out or b"").decode("utf-8", "replace") + f"\n(timed out after {timeout:.0f}s; stopped it and "
-        "everything it started)"
-        return Completed(argv, 124, text, time.monotonic() - started, timed_out=True)
+        while True:
+            try:
+                slice_s = deadline - time.monotonic() if cancelled is None else min(CANCEL_POLL_S,
+                                                                                   deadline - time.monotonic())
+                out, _ = proc.communicate(timeout=max(slice_s, 0.0))
+                break
+            except subprocess.TimeoutExpired:  # the output read so far is kept for the next communicate()
+                stop = "cancelled" if cancelled is not None and cancelled() else (
+                    "timed out" if time.monotonic() >= deadline else None)
+                if stop is None:
+                    continue
+                _kill_group(proc)
+                out, _ = proc.communicate()
+                text = (out or b"").decode("utf-8", "replace")
+                if stop == "cancelled":
+                    return Completed(argv, 130, text + "\n(cancelled; stopped it and everything it started)",
+                                     time.monotonic() - started)
+                return Completed(argv, 124, text + f"\n(timed out after {timeout:.0f}s; stopped it and everything "
+                                 "it started)", time.monotonic() - started, timed_out=True)
     except BaseException:
         _kill_group(proc)
         raise

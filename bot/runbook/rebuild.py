@@ -116,9 +116,9 @@ class Rebuild:
                 ctx.progress((f"waiting for the build of {facts.alongside.commit[:7]} started alongside the backup "
                               f"({facts.alongside.seconds:.0f}s so far)",))
                 if time.monotonic() > deadline:
-                    builds.forget(facts.alongside)  # it stops after its current yarn command; yarn builds here
+                    builds.forget(facts.alongside)  # its yarn is stopped; yarn builds here
                     return None, ("the build alongside the backup did not finish within build.timeout_s (it is "
-                                  "stopped after its current yarn command)")
+                                  "stopped)")
             builds.forget(facts.alongside)
             if facts.alongside.failure:
                 return None, f"the build alongside the backup failed: {facts.alongside.failure}"

@@ -185,6 +185,7 @@ class KeptBuilds:
     def __init__(self, config: RunbookConfig, data_dir: Path) -> None:
         self.config, self.data_dir = config, data_dir
         self._busy = threading.Lock()
+        self._stop = threading.Event()  # set: the keep running now stops (an incident opened)
         self.last: str | None = None  # what the last keep did, in words (also logged)
 
     def protect(self, commits: Callable[[], Sequence[str]]) -> None:
@@ -193,11 +194,15 @@ class KeptBuilds:
     def keep_running(self, reason: str) -> None:
         if not self._busy.acquire(blocking=False):
             return
+        self._stop.clear()
         try:
             threading.Thread(target=self._keep, args=(reason,), name="keep-build", daemon=True).start()
         except BaseException:
             self._busy.release()
             raise
+
+    def stop_keeping(self) -> None:
+        self._stop.set()
 
     def _keep(self, reason: str) -> None:
         try:
@@ -205,7 +210,8 @@ class KeptBuilds:
             store = build_store(self.config, self.data_dir)
             repo = self.config.target.repo_path
             yarn = Yarn(cfg.executable, cfg.timeout_s, cache=store.yarn_cache)
-            self.last = builds.keep_head(store, repo, yarn, cfg.outputs, builds.node_version(cfg.node), reason)
+            self.last = builds.keep_head(store, repo, yarn, cfg.outputs, builds.node_version(cfg.node), reason,
+                                         self._stop.is_set)
             log.info("last-known-good build (%s): %s", reason, self.last)
         except StepFailed as error:  # e.g. node or git not found: the rebuild runs yarn without a kept build
             self.last = f"not kept: {error.plain()}"
