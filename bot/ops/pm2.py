@@ -11,6 +11,8 @@ from pathlib import Path
 from bot.errors import StepFailed
 from bot.ops.process import Completed, run
 
+MIN_UPTIME_MS = 1000  # pm2's default min_uptime
+
 CRITICAL = re.compile(r"(?i)\b(fatal|unhandled|uncaught|exception|error:|ECONNREFUSED|EADDRINUSE|segfault|"
                       r"out of memory|TypeError|ReferenceError|SyntaxError|MongoServerError|MongoNetworkError)")
 
@@ -23,10 +25,16 @@ class AppState:
     pid: int | None
     out_log: Path | None
     err_log: Path | None
+    started_ms: int | None = None  # when pm2 last started it (pm_uptime, epoch ms)
+    min_uptime_ms: int = MIN_UPTIME_MS  # pm2's min_uptime: an exit sooner is an "unstable restart"
 
     @property
     def online(self) -> bool:
         return self.status == "online"
+
+    def up_for(self) -> float:
+        """Seconds since pm2 last started it (0 when pm2 does not say)."""
+        return max(time.time() - self.started_ms / 1000, 0.0) if self.started_ms else 0.0
 
 
 class Pm2:
@@ -57,6 +65,7 @@ class Pm2:
                 restarts=int(env.get("restart_time", 0)), pid=proc.get("pid") or None,
                 out_log=Path(env["pm_out_log_path"]) if env.get("pm_out_log_path") else None,
                 err_log=Path(env["pm_err_log_path"]) if env.get("pm_err_log_path") else None,
+                started_ms=_int(env.get("pm_uptime")), min_uptime_ms=_int(env.get("min_uptime")) or MIN_UPTIME_MS,
             ))
         return states
 
@@ -85,6 +94,13 @@ class Pm2:
             if time.monotonic() >= deadline:
                 return latest
             time.sleep(0.25)
+
+
+def _int(value: object) -> int | None:
+    try:
+        return int(value) if value is not None else None  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return None
 
 
 def tail_file(path: Path | None, lines: int, *, since: int = 0) -> list[str]:

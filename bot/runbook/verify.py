@@ -15,10 +15,18 @@ from typing import NamedTuple
 from urllib.parse import urljoin
 
 from bot.config import ContactRole, RunbookConfig
-from bot.domain.runs import Advice, CheckOutcome, RestartArtifacts, StepName, StepRun, VerifyArtifacts
+from bot.domain.runs import (
+    Advice,
+    CheckOutcome,
+    RestartArtifacts,
+    RestartedApp,
+    StepName,
+    StepRun,
+    VerifyArtifacts,
+)
 from bot.domain.steps import Plan, StepContext, StepResult, check
 from bot.ops.envfile import env_value
-from bot.ops.pm2 import Pm2, critical_lines, tail_file
+from bot.ops.pm2 import AppState, Pm2, critical_lines, tail_file
 from bot.ops.probe import Probe, probe
 from bot.text import Code, Rich
 
@@ -38,7 +46,9 @@ def health_checks(config: RunbookConfig) -> tuple[list[CheckOutcome], float, int
 
 STARTING = (None, 502, 503, 504)  # no answer, or a proxy/app saying it is not ready yet
 FIRST_PAUSE_S, MAX_PAUSE_S = 0.25, 3.0  # an app starting is asked again soon, then less and less often
-HOLD_S = 2.0  # a pass after a failure is asked again no sooner than this: it must hold, not just happen once
+HOLD_S = 1.0  # a pass after a failure is asked again no sooner than this: it must hold, not just happen once
+# (a crash is pm2's to see: right after a restart, the log round waits until each restarted app has been up for
+# pm2's min_uptime and fails if pm2 restarted it again since the bot did)
 
 
 def _probe_all(config: RunbookConfig, timeout: float) -> tuple[HttpRound, bool]:
@@ -100,12 +110,31 @@ def log_checks(config: RunbookConfig, restart: StepRun | None) -> list[CheckOutc
     return _log_round(config, restart).checks
 
 
-def _log_round(config: RunbookConfig, restart: StepRun | None, redact: Callable[[str], str] = str) -> LogRound:
+def _settled_states(pm2: Pm2, restarted: dict[str, RestartedApp], until: float | None) -> dict[str, AppState]:
+    """pm2's states; right after a restart (``until``: when the start-up window ends), once every app the bot
+    restarted has been up for pm2's ``min_uptime`` (pm2's own line between started and an unstable restart), or
+    was restarted again since, or is not online, or the window ends."""
+    while True:
+        states = {s.name: s for s in pm2.jlist()}
+        if until is None:
+            return states
+        waits = [s.min_uptime_ms / 1000 - s.up_for() for app, then in restarted.items()
+                 if (s := states.get(app)) is not None and s.online and s.restarts == then.restarts]
+        wait = max(waits, default=0.0)
+        if wait <= 0 or time.monotonic() + wait > until:
+            return states
+        time.sleep(wait + 0.05)
+
+
+def _log_round(config: RunbookConfig, restart: StepRun | None, redact: Callable[[str], str] = str,
+               until: float | None = None) -> LogRound:
     """:func:`log_checks`, with what each failure means: an app the bot never restarts is down (call whoever
-    runs it), the restarted backend did not stay up, its log shows database errors (the database admin)."""
+    runs it), the restarted backend did not stay up, its log shows database errors (the database admin).
+    ``until``: right after the bot's restart (the start-up window's end): each app it restarted must also have
+    stayed up since, pm2 not having restarted it again (a crash)."""
     offsets = restart.artifacts.apps if restart and isinstance(restart.artifacts, RestartArtifacts) else {}
     try:
-        states = {s.name: s for s in Pm2(config.pm2.executable, config.pm2.home).jlist()}
+        states = _settled_states(Pm2(config.pm2.executable, config.pm2.home), offsets, until)
     except Exception as error:  # noqa: BLE001 - reported as a failed check
         said = redact(str(error))[:200]  # secrets out before anything is cut (a cut secret is not found)
         return LogRound([check("pm2", False, said)], [_advice(
@@ -126,10 +155,21 @@ def _log_round(config: RunbookConfig, restart: StepRun | None, redact: Callable[
             continue
         since = offsets[app].err_offset if app in offsets else 0
         errors = [redact(line) for line in critical_lines(tail_file(state.err_log, 50, since=since))]
-        checks.append(check(f"pm2 {app} error log", state.online and not errors,
-                            f"{state.status}; " + (f"{len(errors)} critical line(s), last: {errors[-1][:120]}"
-                                                   if errors else "no critical errors")))
-        if not state.online and app not in restarted:
+        crashes = state.restarts - offsets[app].restarts if until is not None and app in offsets else 0
+        stayed = (f"up {state.up_for():.1f}s, not restarted again since the bot's restart; " if until is not None
+                  and app in offsets and not crashes and state.online else "")
+        checks.append(check(f"pm2 {app} error log", state.online and not errors and not crashes,
+                            f"{state.status}; {stayed}"
+                            + (f"pm2 restarted it {crashes} more time(s) since the bot's restart (it crashed); "
+                               if crashes else "")
+                            + (f"{len(errors)} critical line(s), last: {errors[-1][:120]}"
+                               if errors else "no critical errors")))
+        if crashes > 0:
+            backend_down = backend_down or app in restarted
+            down.append(_advice(config, role, f"{app} crashed after the restart: pm2 restarted it {crashes} more "
+                                                "time(s) (its error log is in the thread); the rolled-back code "
+                                                "does not stay up"))
+        elif not state.online and app not in restarted:
             down.append(_advice(config, role, f"{app} is {state.status}, and the bot never starts or restarts "
                                                 f"it (it restarts only {', '.join(restarted)})"))
         elif not state.online:
@@ -198,15 +238,19 @@ class Verify:
         lines.append(("pm2 error logs since the last restart: no critical errors",))
         if just_restarted(ctx.history) and cfg.health.settle_s:
             lines.append(("right after the restart: the HTTP checks are asked again for up to "
-                          f"{cfg.health.settle_s:g}s while the app starts",))
+                          f"{cfg.health.settle_s:g}s while the app starts, and each restarted app must have been up "
+                          "for pm2's min_uptime without pm2 restarting it again (a crash)",))
         return Plan(facts=None, summary=("Check health, core endpoints and pm2 error logs",), lines=lines)
 
     def run(self, ctx: StepContext, plan: Plan[None]) -> StepResult:
         ctx.progress(("health endpoint and core endpoints",))
         window = ctx.config.health.settle_s if just_restarted(ctx.history) else 0.0
+        began = time.monotonic()
         http = settled_health_checks(ctx.config, window, ctx.progress)
-        ctx.progress(("pm2 error logs",))
-        logs = _log_round(ctx.config, ctx.last_success(StepName.RESTART), ctx.secrets.redact)
+        ctx.progress(("pm2 error logs",) if not window else ("pm2 error logs, and each restarted app up for pm2's "
+                                                              "min_uptime without a restart since",))
+        logs = _log_round(ctx.config, ctx.last_success(StepName.RESTART), ctx.secrets.redact,
+                          began + window if window else None)
         checks = [check(c.name, c.ok, ctx.secrets.redact(c.detail)) for c in http.checks + logs.checks]
         ok = all(c.ok for c in checks)
         advice = [] if ok else [a.model_copy(update={"cause": ctx.secrets.redact(a.cause)})
