@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 
 from bot.dev.emulator import Emulator
 from bot.dev.fakeclock import LaterClock
-from bot.dev.localmongo import alive
 from bot.errors import ConfigError
+from bot.ops.process import alive
 
 if TYPE_CHECKING:
     from bot.app import SocketModeBot

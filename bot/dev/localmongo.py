@@ -38,6 +38,8 @@ from typing import Any
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
+from bot.ops.process import alive
+
 DB_DIR = "db"
 LOG_FILE = "nx-27017.log"
 PID_FILE = "nx-27017.pid"
@@ -330,23 +332,6 @@ def _end_pid(pid: int, timeout: float) -> None:
                 return
             time.sleep(0.05)
     raise LocalMongoError(f"the local MongoDB (pid {pid}) did not exit after SIGKILL")
-
-
-def alive(pid: int) -> bool:
-    """Running (a zombie, dead but not yet reaped by its parent, is not)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    except OSError:  # no /proc (macOS): ask the kernel
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
-    return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
 
 
 def _cmdline(pid: int) -> list[str] | None:

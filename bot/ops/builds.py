@@ -44,7 +44,7 @@ from bot.errors import StepFailed
 from bot.ops.bsonfiles import fsync_dir, private_dir, private_write
 from bot.ops.build import Yarn
 from bot.ops.git import GitRepo
-from bot.ops.process import run
+from bot.ops.process import alive, run
 from bot.text import Code
 
 MANIFEST = "manifest.json"
@@ -203,16 +203,6 @@ def _tree_bytes(top: Path) -> int:
     return total
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _owner() -> str:
     """What a folder this process writes is named after: its host and pid (hosts may share a data folder)."""
     return f"{socket.gethostname().replace('-', '_')}-{os.getpid()}"
@@ -223,7 +213,7 @@ def _abandoned(name: str) -> bool:
     parts = name.split("-")
     if len(parts) != 3 or not parts[1].isdigit():
         return False
-    return parts[0] == socket.gethostname().replace("-", "_") and not _pid_alive(int(parts[1]))
+    return parts[0] == socket.gethostname().replace("-", "_") and not alive(int(parts[1]))
 
 
 def _problem(error: BaseException) -> str:

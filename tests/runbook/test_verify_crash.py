@@ -1,7 +1,7 @@
 """Verify right after a restart fails for an app that crashes soon after it starts, and says so, whatever the
-HTTP checks happened to see while it was up: pm2 restarts it, and the bot asks pm2. Each restarted app must have been up for
-pm2's `min_uptime` (pm2's own line between a start and an unstable restart) without a restart by pm2 since the
-bot's. A real pm2 running the sandbox's backend, a real bot on the emulated Slack."""
+HTTP checks happened to see while it was up: pm2 restarts it, and the bot asks pm2. Each restarted app must have
+been up for pm2's `min_uptime` (pm2's own line between a start and an unstable restart) without a restart by pm2
+since the bot's. A real pm2 running the sandbox's backend, a real bot on the emulated Slack."""
 
 from __future__ import annotations
 
