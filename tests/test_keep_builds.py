@@ -6,6 +6,7 @@ it is tested for real in tests/runbook/test_builds.py."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -88,3 +89,18 @@ def test_nothing_is_kept_while_an_incident_changes_the_target_or_keeping_is_off(
     d3, recorder3 = deps(tmp_path / "off", keep={"max_count": 0})
     assert not keep_running_build(d3, "after verify of RB-0002")
     assert recorder.asked == recorder2.asked == recorder3.asked == []
+
+
+def test_an_incident_that_opens_while_a_keep_is_asked_for_stops_it(tmp_path: Path) -> None:
+    """Found by review: the monitor's thread saw no incident, the incident opened and stopped the keeps running
+    (none yet), then the keep started. Asking is checked again once the keep has started."""
+    d, recorder = deps(tmp_path)
+
+    class OpensAnIncident(Recorder):
+        def keep_running(self, reason: str) -> None:
+            super().keep_running(reason)
+            open_incident(d, Phase.OPEN)  # /rollback start on the handler's thread, right now
+
+    racing = OpensAnIncident()
+    assert not keep_running_build(replace(d, builds=racing), "while the scheduled health checks passed")
+    assert racing.asked == ["while the scheduled health checks passed", "stop"]

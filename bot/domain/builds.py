@@ -32,15 +32,22 @@ def keep_running_build(deps: Deps, reason: str) -> bool:
     rebuild come first: :func:`stop_keeping` stopped any keep running when it opened); whether it was asked."""
     if deps.config.build.keep.max_count == 0:
         return False
-    if any(i.busy is not None or i.lifecycle.phase in (Phase.OPEN, Phase.MITIGATING)
-           for i in deps.store.active_incidents()):
+    if _rollback_under_way(deps):
         return False
     try:
         deps.builds.keep_running(reason)
     except Exception:  # keeping a build is an optimisation: the rebuild runs yarn without it
         log.warning("could not keep the running build", exc_info=True)
         return False
+    if _rollback_under_way(deps):  # an incident opened meanwhile: its stop_keeping may have come before the keep
+        stop_keeping(deps)
+        return False
     return True
+
+
+def _rollback_under_way(deps: Deps) -> bool:
+    return any(i.busy is not None or i.lifecycle.phase in (Phase.OPEN, Phase.MITIGATING)
+               for i in deps.store.active_incidents())
 
 
 def stop_keeping(deps: Deps) -> None:

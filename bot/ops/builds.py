@@ -7,8 +7,9 @@ A build's **key** is the git tree hash of the commit, the sha256 of its ``yarn.l
 commit, a **content hash** over every output file (path, kind, executable bit, size, sha256; a symlink's
 target) and why it was kept. An entry is written under ``.incoming-<pid>-<random>/``, its manifest last, and
 renamed into place: a process killed while capturing leaves a folder that is never read (and that a later
-capture removes once its process is gone). Restoring re-hashes the entry against its manifest first and the
-restored outputs after; a difference is a problem, never a silent success.
+capture removes once its process is gone). Restoring hashes the entry's files as it copies them into a staging
+folder and swaps them in only if that is the manifest's content hash; a difference is a problem, never a silent
+success.
 
 Every kept build is **made from the commit alone**: :func:`build_commit` checks the commit out in a ``git
 worktree`` of its own under ``<root>/.worktrees/``, runs ``yarn install --frozen-lockfile`` and ``yarn build``
@@ -150,6 +151,8 @@ def content_hash(base: Path, outputs: Iterable[str], copy_to: Path | None = None
                 if into is not None:
                     into.mkdir(parents=True)
                     directories.append((into, info))
+            elif not stat.S_ISREG(info.st_mode):  # a FIFO would block the read; a device, a socket: not a build
+                raise OSError(f"{rel} is not a regular file, a folder or a symlink")
             else:
                 read, sha = _read_file(path, into)
                 digest.update(f"f {rel} {'x' if info.st_mode & 0o100 else '-'} {read} {sha}\n".encode())
@@ -214,6 +217,19 @@ def _abandoned(name: str) -> bool:
     if len(parts) != 3 or not parts[1].isdigit():
         return False
     return parts[0] == socket.gethostname().replace("-", "_") and not alive(int(parts[1]))
+
+
+def _remove(folder: Path, *, later: bool) -> None:
+    """Remove ``folder``; ``later``: on a thread of its own (what a restore replaced, staged inside ``.git/``
+    where no git command or build sees it; one killed first is removed by the next restore)."""
+    if later:
+        try:
+            threading.Thread(target=shutil.rmtree, args=(folder,), kwargs={"ignore_errors": True},
+                             name="builds-replaced", daemon=True).start()
+            return
+        except RuntimeError:  # no thread to be had: now, then
+            pass
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def _problem(error: BaseException) -> str:
@@ -287,9 +303,11 @@ class BuildStore:
         return None
 
     # ---- keeping -----------------------------------------------------------------------------------------
-    def capture(self, source: Path, key: BuildKey, commit: str, outputs: Sequence[str], reason: str) -> Entry | str:
+    def capture(self, source: Path, key: BuildKey, commit: str, outputs: Sequence[str], reason: str,
+                cancelled: Callable[[], bool] = lambda: False) -> Entry | str:
         """Copy ``outputs`` of ``source`` (a worktree the bot built ``commit`` in) into a new entry for ``key``:
-        the entry, or why nothing was kept. A complete entry of the key (another process's) is never replaced."""
+        the entry, or why nothing was kept (``cancelled()`` before it is published, too). A complete entry of the
+        key (another process's) is never replaced."""
         held = self.find(key)
         if held is not None:
             return held
@@ -308,6 +326,8 @@ class BuildStore:
             private_write(incoming / (MANIFEST + ".tmp"), json.dumps(manifest, indent=2).encode())
             os.replace(incoming / (MANIFEST + ".tmp"), incoming / MANIFEST)
             final = self.root / key.slug
+            if cancelled():
+                return "cancelled"
             with self._locked():
                 held = self.find(key)
                 if held is not None:  # another process kept it meanwhile: theirs stays
@@ -363,8 +383,9 @@ class BuildStore:
         hash, as they are read and written, to the manifest's content hash, and only then are they swapped in;
         otherwise why not, an error included (``dest`` may then hold a partial swap, which the fallback's clean
         build replaces). The copy is staged in ``dest/.git/`` (never a file git stash or a build sees); what an
-        interrupted restore left there is removed first. The outputs it replaced are removed on a thread of
-        their own once it is done: the restart need not wait for that."""
+        interrupted restore left there is removed first. The outputs it replaced are removed there on a thread
+        of their own once it is done, so the restart need not wait for that (when ``.git`` is a file, as in a
+        linked worktree, staging is in ``dest`` itself and they are removed before it returns)."""
         if set(entry.outputs) != set(outputs):
             return NotRestored(f"it holds {', '.join(sorted(entry.outputs))} and build.outputs is now "
                                f"{', '.join(sorted(outputs))}")
@@ -394,11 +415,7 @@ class BuildStore:
         except (OSError, shutil.Error) as error:
             return NotRestored(f"restoring it failed ({_problem(error)})", changed)
         finally:
-            if done:  # what it replaced; a restore killed before this is removed by the next one (above)
-                threading.Thread(target=shutil.rmtree, args=(staging,), kwargs={"ignore_errors": True},
-                                 name="builds-replaced", daemon=True).start()
-            else:
-                shutil.rmtree(staging, ignore_errors=True)
+            _remove(staging, later=done and staging_root != dest)
         return None
 
     # ---- building from the commit alone ------------------------------------------------------------------
@@ -458,7 +475,7 @@ def commit_build(store: BuildStore, repo: Path, commit: str, key: BuildKey, yarn
         if stray:
             return (f"the build wrote outside build.outputs ({', '.join(stray[:5])}"
                     f"{' …' if len(stray) > 5 else ''}), so its outputs are not all kept")
-        kept = store.capture(folder, key, commit, outputs, reason)
+        kept = store.capture(folder, key, commit, outputs, reason, cancelled)
         return kept if isinstance(kept, Entry) else f"not kept: {kept}"
     except Exception as error:  # noqa: BLE001 - the caller says why nothing was kept; the rebuild falls back
         return _problem(error)

@@ -3,6 +3,7 @@ kills the whole process group. Never a shell."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -84,17 +85,43 @@ class Completed:
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    """End the child and everything it started (yarn runs node, which may run more)."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=KILL_GRACE_S)
-            return
-        except subprocess.TimeoutExpired:
-            continue
+    """End the child and everything it started (yarn runs node, which may run more): SIGTERM to its process
+    group, then SIGKILL to whatever of the group is left after the grace period, whether or not the child itself
+    exited (a build's worker that handles SIGTERM outlives yarn)."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + KILL_GRACE_S
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=KILL_GRACE_S)
+    while _group_alive(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=KILL_GRACE_S)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _output_after_kill(proc: subprocess.Popen[bytes]) -> bytes:
+    """What the killed child wrote; never blocks on a pipe something unkillable still holds open."""
+    try:
+        out, _ = proc.communicate(timeout=KILL_GRACE_S)
+        return out or b""
+    except subprocess.TimeoutExpired:
+        if proc.stdout is not None:
+            proc.stdout.close()
+        return b""
 
 
 def run(argv: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None,
@@ -124,8 +151,7 @@ def run(argv: list[str], *, cwd: Path | None = None, env: dict[str, str] | None 
                 if stop is None:
                     continue
                 _kill_group(proc)
-                out, _ = proc.communicate()
-                text = (out or b"").decode("utf-8", "replace")
+                text = _output_after_kill(proc).decode("utf-8", "replace")
                 if stop == "cancelled":
                     return Completed(argv, 130, text + "\n(cancelled; stopped it and everything it started)",
                                      time.monotonic() - started)

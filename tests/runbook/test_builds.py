@@ -268,7 +268,6 @@ def test_a_kept_build_that_changed_is_not_swapped_in_and_yarn_builds(app: tuple[
 
     def progress(text: Any) -> None:
         if plain(text).startswith("copying the kept build into place"):
-            assert (repo / "dist" / "mark.txt").exists()  # nothing was swapped before the copy was checked
             shutil.rmtree(entry.files_dir / "dist")
 
     ctx.progress = progress
@@ -281,6 +280,31 @@ def test_a_kept_build_that_changed_is_not_swapped_in_and_yarn_builds(app: tuple[
     assert not list((repo / ".git").glob("rollback-bot-restore-*")) and not list(repo.glob(".rollback-bot-*"))
 
 
+def test_a_copy_that_fails_midway_swaps_nothing_in(app: tuple[Path, list[str]], tmp_path: Path) -> None:
+    """A named pipe in the kept build (no build writes one; a person might): the copy stops at it, after the
+    files before it, with an error instead of blocking on the pipe. Nothing was swapped in: the app's dist is
+    the one it had, the staging folder is gone, and the runbook's yarn build runs (no clean install needed)."""
+    repo, _ = app
+    ctx = context(repo, tmp_path / "data")
+    entry = kept_after_verify(ctx)
+    os.mkfifo(entry.files_dir / "dist" / "zz-pipe")  # after app.js and built-at.txt in the copy's order
+    (repo / "dist").mkdir(exist_ok=True)
+    (repo / "dist" / "mark.txt").write_text("the app's own dist, before the rebuild\n")
+    seen: list[bool] = []
+
+    def progress(text: Any) -> None:  # yarn's first phase: what the failed restore left of the app's dist
+        if plain(text).startswith("falling back to yarn build"):
+            seen.append((repo / "dist" / "mark.txt").exists())
+
+    ctx.progress = progress
+    _, result = rebuild(ctx)
+    summary = plain(result.summary)
+    assert result.ok and summary.startswith("built: build: yarn build exit 0"), summary
+    assert "restoring it failed (OSError: dist/zz-pipe is not a regular file, a folder or a symlink)" in summary
+    assert seen == [True]  # the app's dist was never moved aside
+    assert not list((repo / ".git").glob("rollback-bot-restore-*"))
+
+
 def test_a_restore_that_fails_after_changing_the_folder_falls_back_to_a_clean_install(
         app: tuple[Path, list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Reported by review: the fallback ran `yarn build` first, on whatever a restore that failed half-way had left
@@ -291,10 +315,10 @@ def test_a_restore_that_fails_after_changing_the_folder_falls_back_to_a_clean_in
     kept_after_verify(ctx)
     rename = os.rename
 
-    def failing(source: Any, target: Any) -> None:
+    def failing(source: Any, target: Any, *args: Any, **kwargs: Any) -> None:
         if Path(target) == repo / "node_modules":
             raise OSError(5, "Input/output error")
-        rename(source, target)
+        rename(source, target, *args, **kwargs)
 
     monkeypatch.setattr(builds.os, "rename", failing)
     plan, result = rebuild(ctx)
@@ -452,8 +476,10 @@ def test_the_backup_builds_the_target_alongside_and_the_rebuild_after_the_revert
     entry = store.find(key)
     assert entry is not None and entry.reason == "built alongside the backup of RB-0001"
     assert app_folder(sandbox.repo) == before and git.Repo(sandbox.repo).head.commit.hexsha == head
-    assert len(git.Repo(sandbox.repo).git.worktree("list").splitlines()) == 1  # the worktree is gone
-    assert not list((store.root / ".worktrees").iterdir())
+    while len(git.Repo(sandbox.repo).git.worktree("list").splitlines()) != 1 or any(
+            (store.root / ".worktrees").iterdir()):  # the worktree is removed once the entry is kept
+        assert time.monotonic() < deadline, "the build's worktree was never removed"
+        time.sleep(0.1)
 
     assert "— succeeded" in step(emulator, ts, f"revert {good}")
     rebuilt = step(emulator, ts, "rebuild")

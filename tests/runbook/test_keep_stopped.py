@@ -28,9 +28,9 @@ setTimeout(() => {}, 300000);  // a build far longer than the test waits for it 
 def _gone(pid: int) -> bool:
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+    except (ProcessLookupError, FileNotFoundError):  # reaped between the two
         return True
-    return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
 
 
 def test_an_incident_opening_stops_a_keep_of_the_running_build(emulator: Emulator, sandbox: Sandbox,
