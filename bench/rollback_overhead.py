@@ -14,8 +14,9 @@ running under its own pm2, tenant data on a local nx-27017) and runs, in an orde
   then the last 500 lines of each app's out and error log files read directly (as the bot does, not ``pm2
   logs``); ``.env`` copied; a manifest; ``git status``/``stash`` if dirty, ``git reset --hard <target>``, ``git
   log --oneline -5``; ``yarn build``; ``pm2 jlist`` (pids), ``pm2 restart <app>``, then ``pm2 jlist`` every
-  0.25 s until the app is online with a new pid (as the bot waits); the health URL and ``/api/internship`` with
-  the bearer token; ``pm2 jlist`` and the error log lines since the restart.
+  0.25 s until the app is online with a new pid (as the bot waits); the health URL every 0.2 s until it
+  answers ok (as a person's ``curl`` loop does), then ``/api/internship`` with the bearer token; ``pm2 jlist``
+  and the error log lines since the restart.
 
 Same environment on both sides: yarn and pm2 get exactly the bot's allow-listed child environment
 (``bot.ops.process.child_env`` with the same extra variables: ``PM2_HOME``; ``YARN_CACHE_FOLDER``, ``CI``);
@@ -203,9 +204,14 @@ def plain_script(sandbox: Any, out: Path) -> dict[str, Any]:
     _tail(err_log, 50, since=offset)
     steps["restart"] = time.perf_counter() - begun
 
-    # 5. verify
+    # 5. verify: health until it answers ok, as a person's curl loop does (a starting app is waited for, as the
+    # bot's verify does; once, an app slow to listen failed the script's single probe)
     begun = time.perf_counter()
-    health = probe(sandbox.health_url, timeout=8, expect_json={"status": "ok"}, slow_after=5)
+    deadline = time.monotonic() + 30
+    while not (health := probe(sandbox.health_url, timeout=8, expect_json={"status": "ok"}, slow_after=5)).ok:
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     token = sandbox.canaries["HEALTH_BEARER_TOKEN"]
     core = probe(sandbox.health_url.replace("/api/health", "/api/internship"), timeout=8, expect_status=200,
                  bearer=token, slow_after=5)
