@@ -1,8 +1,10 @@
 """Runbook step 6 on one tenant database: the dry run, the cleanup, and its undo from a backup run.
 
 The dry run is one aggregation per tenant (a ``$facet`` of ``$exists`` matches, so the collection is read
-once) plus a count of each collection to drop. Restores stream from the backup files and write in
-batches with ``bulk_write``/``insert_many``, so memory stays flat in the size of a collection.
+once) plus a count of each collection to drop. The re-count right before an approved run is cheaper: one
+count per planned operation (the ``$unset``'s own filter, each collection to drop), which is all the drift
+check compares. Restores stream from the backup files and write in batches with ``bulk_write``/``insert_many``,
+so memory stays flat in the size of a collection.
 """
 
 from __future__ import annotations
@@ -22,9 +24,16 @@ if TYPE_CHECKING:  # pymongo is imported on first use: a bot that is idle has no
 BATCH = 1000
 
 
-def _existing(db: Any, names: list[str]) -> set[str]:
-    """Which of ``names`` exist (filtered here, not with a listCollections filter: fewer server differences)."""
-    return set(db.list_collection_names()) & set(names)
+def _carrying(config: CleanupConfig) -> dict[str, Any]:
+    """The cases carrying at least one of the fields: the `$unset`'s filter, and what the dry runs count."""
+    return {"$or": [{f: {"$exists": True}} for f in config.unset_fields]}
+
+
+def _collections(db: Any, names: list[str]) -> dict[str, int | None]:
+    """The documents of each collection in ``names``; None: it does not exist. Listed first (filtered here, not
+    with a listCollections filter: fewer server differences), and only the existing ones counted."""
+    existing = set(db.list_collection_names())
+    return {name: (int(db[name].count_documents({})) if name in existing else None) for name in names}
 
 
 @dataclass(frozen=True)
@@ -38,8 +47,7 @@ def dry_run(client: Any, db_name: str, config: CleanupConfig) -> Counts:
     """What the cleanup would change in ``db_name``. Reads only."""
     db = client[db_name]
     fields = list(config.unset_fields)
-    facets: dict[str, list[dict[str, Any]]] = {
-        "any": [{"$match": {"$or": [{f: {"$exists": True}} for f in fields]}}, {"$count": "n"}]}
+    facets: dict[str, list[dict[str, Any]]] = {"any": [{"$match": _carrying(config)}, {"$count": "n"}]}
     for index, name in enumerate(fields):
         facets[f"f{index}"] = [{"$match": {name: {"$exists": True}}}, {"$count": "n"}]
     rows = list(db[config.collection].aggregate([{"$facet": facets}]))
@@ -49,10 +57,22 @@ def dry_run(client: Any, db_name: str, config: CleanupConfig) -> Counts:
         found = row.get(key) or []
         return int(found[0]["n"]) if found else 0
 
-    existing = _existing(db, config.drop_collections)
-    collections = {name: (int(db[name].count_documents({})) if name in existing else None)
-                   for name in config.drop_collections}
-    return Counts(count("any"), {name: count(f"f{i}") for i, name in enumerate(fields)}, collections)
+    return Counts(count("any"), {name: count(f"f{i}") for i, name in enumerate(fields)},
+                  _collections(db, config.drop_collections))
+
+
+@dataclass(frozen=True)
+class Recount:
+    cases: int
+    collections: dict[str, int | None]  # None: the collection does not exist
+
+
+def recount(client: Any, db_name: str, config: CleanupConfig) -> Recount:
+    """One count per operation the cleanup would run on ``db_name``: the cases its `$unset` would change (with
+    that exact filter) and the documents of each collection it would drop. Reads only."""
+    db = client[db_name]
+    return Recount(int(db[config.collection].count_documents(_carrying(config))),
+                   _collections(db, config.drop_collections))
 
 
 @dataclass(frozen=True)
@@ -64,17 +84,12 @@ class Cleaned:
 def clean_tenant(client: Any, db_name: str, config: CleanupConfig) -> Cleaned:
     """`$unset` the new fields and drop the new collections, as the runbook's script does. Idempotent."""
     db = client[db_name]
-    query = {"$or": [{f: {"$exists": True}} for f in config.unset_fields]}
-    result = db[config.collection].update_many(query, {"$unset": {f: "" for f in config.unset_fields}})
+    result = db[config.collection].update_many(_carrying(config), {"$unset": {f: "" for f in config.unset_fields}})
     faults.point("cleanup.fields_unset")  # inside one tenant: fields gone, collections not dropped yet
-    existing = _existing(db, config.drop_collections)
-    dropped: dict[str, int | None] = {}
-    for name in config.drop_collections:
-        if name in existing:
-            dropped[name] = int(db[name].count_documents({}))
+    dropped = _collections(db, config.drop_collections)
+    for name, count in dropped.items():
+        if count is not None:
             db.drop_collection(name)
-        else:
-            dropped[name] = None
     return Cleaned(int(result.modified_count), dropped)
 
 

@@ -369,7 +369,7 @@ def test_an_error_while_planning_the_run_marks_it_failed_and_is_told(
     def broken(*_args: Any, **_kwargs: Any) -> Any:
         raise RuntimeError("the tenant databases did not answer")
 
-    monkeypatch.setattr(incident.bot.services.planner, "cleanup_plan", broken)
+    monkeypatch.setattr(incident.bot.services.planner, "drift", broken)
     incident.react("alex", ts)
     failed = incident.wait_status(ts, ApprovalStatus.FAILED)
     assert "did not answer" in (failed.failure or "")
@@ -526,3 +526,65 @@ def test_a_failing_tenant_is_reported_and_the_others_continue(
     assert left[broken] > 0 and all(left[db] == 0 for db in sandbox.tenant_dbs if db != broken)
     summary = incident.thread_note("not authorized")
     assert "failed" in summary.lower()
+
+
+def test_the_run_rechecks_every_tenant_with_one_count_per_operation_before_changing_any(
+        drill: Callable[..., Drill], sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.ops import cleanup as cleanup_ops
+
+    incident = drill()
+    ts = incident.request()
+    calls: list[tuple[str, str]] = []
+
+    def logging(name: str) -> Callable[..., Any]:
+        real = getattr(cleanup_ops, name)
+
+        def logged(client: Any, db: str, config: Any) -> Any:
+            calls.append((name, db))
+            return real(client, db, config)
+
+        return logged
+
+    for name in ("dry_run", "recount", "clean_tenant"):
+        monkeypatch.setattr(cleanup_ops, name, logging(name))
+    incident.react("alex", ts)
+    incident.wait_status(ts, ApprovalStatus.EXECUTED)
+    # Plan once (the request's dry run), re-check cheaply: no second dry run, every tenant re-counted before the
+    # first one changes.
+    assert sorted(calls[:3]) == [("recount", db) for db in sorted(sandbox.tenant_dbs)]
+    assert sorted(calls[3:]) == [("clean_tenant", db) for db in sorted(sandbox.tenant_dbs)]
+
+
+def test_documents_added_to_a_collection_to_drop_after_approval_void_it(
+        drill: Callable[..., Drill], sandbox: Sandbox, emulator: Emulator) -> None:
+    incident = drill()
+    ts = incident.request()
+    client = tenants.connect(sandbox.central_uri)
+    client[sandbox.tenant_dbs[1]].internship_case_attempts.insert_one({"case": "late", "attempt": 9})
+    tenants.close(client)
+    before = snapshot(sandbox)
+    incident.react("alex", ts)
+    void = incident.wait_status(ts, ApprovalStatus.VOID)
+    assert f"{sandbox.tenant_dbs[1]}.internship_case_attempts:" in void.note and "approved" in void.note
+    assert snapshot(sandbox) == before  # nothing was touched
+    emulator.ws.wait_for(lambda: len(incident.requests()) == 2, 20, "the new request")
+
+
+def test_cleaning_a_tenant_drops_an_empty_collection_and_reports_an_absent_one_as_absent(sandbox: Sandbox) -> None:
+    from bot.config import CleanupConfig
+    from bot.ops import cleanup as cleanup_ops
+
+    config = CleanupConfig(drop_collections=["internship_case_attempts", "never_there"])
+    db_name = sandbox.tenant_dbs[0].rsplit("_", 1)[0] + "_empty"
+    client = tenants.connect(sandbox.central_uri)
+    try:
+        client[db_name].internshipcases.insert_many([{"step": 1}, {"title": "plain"}])
+        client[db_name].create_collection("internship_case_attempts")
+        assert cleanup_ops.recount(client, db_name, config) == cleanup_ops.Recount(
+            1, {"internship_case_attempts": 0, "never_there": None})
+        cleaned = cleanup_ops.clean_tenant(client, db_name, config)
+        assert cleaned.modified == 1 and cleaned.dropped == {"internship_case_attempts": 0, "never_there": None}
+        assert "internship_case_attempts" not in client[db_name].list_collection_names()
+    finally:
+        client.drop_database(db_name)
+        tenants.close(client)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from bot.config import Secrets, Settings, parse_runbook
-from bot.domain.approvals import BackupRef, TenantCount
+from bot.domain.approvals import BackupRef, DangerPlan, TenantCount
 from bot.domain.danger.plans import Planner
 from bot.domain.deps import Deps
 from bot.domain.systems import Cleaned, Restored, Tenant
@@ -27,11 +27,19 @@ SECRET = "mongodb://admin:hunter2@db.internal:27017"
 class FakeSession:
     counts: dict[str, TenantCount]
     broken: str | None = None  # a database whose dry run fails, with the server's URI in the error
+    read: list[str] = field(default_factory=list)  # what was asked: "dry_run <db>", "recount <db>"
 
     def dry_run(self, db: str) -> TenantCount:
+        self.read.append(f"dry_run {db}")
         if db == self.broken:
             raise RuntimeError(f"{SECRET} timed out")
         return self.counts[db]
+
+    def recount(self, db: str) -> TenantCount:
+        self.read.append(f"recount {db}")
+        if db == self.broken:
+            raise RuntimeError(f"{SECRET} timed out")
+        return TenantCount(cases=self.counts[db].cases, collections=self.counts[db].collections)
 
     def clean(self, db: str) -> Cleaned:
         raise AssertionError("a plan never cleans")
@@ -49,6 +57,7 @@ class FakeCleanup:
     opened: int = 0
     closed: int = 0
     verified: list[tuple[Path, str | None, list[str]]] = field(default_factory=list)
+    read: list[str] = field(default_factory=list)  # what the sessions were asked
 
     def tenants(self) -> list[Tenant]:
         return [Tenant(name=db.replace("_", " ").title(), db=db) for db in self.counts]
@@ -57,7 +66,7 @@ class FakeCleanup:
     def session(self) -> Iterator[FakeSession]:
         self.opened += 1
         try:
-            yield FakeSession(self.counts, self.broken)
+            yield FakeSession(self.counts, self.broken, self.read)
         finally:
             self.closed += 1
 
@@ -109,6 +118,41 @@ def test_a_dry_run_that_fails_is_a_step_failure_without_the_secret_and_the_sessi
     assert "the dry run could not read the tenant databases" in text
     assert "hunter2" not in text
     assert (cleanup.opened, cleanup.closed) == (1, 1)
+
+
+def approved(cleanup: FakeCleanup) -> DangerPlan:
+    return planner(cleanup).cleanup_plan("RB-0001-cleanup-abc123", BACKUP, planner(cleanup).survey())
+
+
+def test_the_recheck_before_a_run_counts_each_planned_operation_per_tenant_and_reports_only_growth() -> None:
+    cleanup = FakeCleanup({"school_a": count(3, 7), "school_b": count(2, None), "school_c": count(5, 4)})
+    plan = approved(cleanup)
+    cleanup.read.clear()
+    cleanup.counts.update(school_a=count(4, 7), school_b=count(2, 1), school_c=count(1, 0),
+                          school_d=count(0, None))
+    grown = planner(cleanup).drift(plan)
+    assert grown == ["school_a: 4 cases carry the fields, 3 were approved",
+                     "school_b.internship_case_attempts: 1 documents, 0 approved", "tenant school_d was added"]
+    # No dry run (no per-field counts): one count per planned operation, in every tenant listed now.
+    assert sorted(cleanup.read) == ["recount school_a", "recount school_b", "recount school_c", "recount school_d"]
+    assert (cleanup.opened, cleanup.closed) == (2, 2)
+
+
+def test_the_recheck_finds_no_drift_when_counts_shrank_or_a_collection_stayed_absent() -> None:
+    cleanup = FakeCleanup({"school_a": count(3, 7), "school_b": count(0, None)})
+    plan = approved(cleanup)
+    cleanup.counts.update(school_a=count(1, 2))
+    assert planner(cleanup).drift(plan) == []
+
+
+def test_a_recheck_that_fails_is_a_step_failure_without_the_secret_and_the_session_is_closed() -> None:
+    cleanup = FakeCleanup({"school_a": count(3, 7), "school_b": count(0, None)})
+    plan = approved(cleanup)
+    cleanup.broken = "school_b"
+    with pytest.raises(StepFailed) as failed:
+        planner(cleanup).drift(plan)
+    assert "hunter2" not in str(failed.value.user_text())
+    assert (cleanup.opened, cleanup.closed) == (2, 2)
 
 
 def test_a_backup_run_that_differs_from_its_manifest_is_refused_naming_what_differs() -> None:

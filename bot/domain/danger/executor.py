@@ -36,7 +36,7 @@ from bot.domain.approvals import (
 from bot.domain.changes import Changes
 from bot.domain.danger.gate import Gate
 from bot.domain.danger.notices import Deliver, Notices
-from bot.domain.danger.plans import Planner, drift
+from bot.domain.danger.plans import Planner
 from bot.domain.danger.upkeep import Upkeep
 from bot.domain.deps import Deps
 from bot.domain.desk import Desk
@@ -244,8 +244,7 @@ class Executor:
         incident = self.desk.get(approval.incident_id)
         done = {r.db for r in deps.store.tenant_results(approval.id)}
         if plan.action is DangerAction.CLEANUP and not done and not resumed:
-            fresh = self.planner.cleanup_plan(approval.id, plan.backup)
-            grown = drift(plan, fresh)
+            grown = self.planner.drift(plan)  # every tenant, before any changes
             if grown:
                 self._void_for_drift(approval, grown)
                 return

@@ -181,13 +181,18 @@ class Planner:
     def survey(self) -> list[TenantPlan]:
         """Every tenant now, with its dry run."""
         found = self.tenants_now()
-        counts = self._dry_runs([t.db for t in found])
+        counts = self._counts([t.db for t in found])
         return [TenantPlan(db=t.db, name=t.name, now=counts[t.db]) for t in found]
 
-    def cleanup_plan(self, approval_id: str, backup: BackupRef, survey: list[TenantPlan] | None = None) -> DangerPlan:
-        per = self.survey() if survey is None else survey
-        return DangerPlan(approval_id=approval_id, action=DangerAction.CLEANUP, tenants=per, backup=backup,
-                          totals=_totals(per))
+    def cleanup_plan(self, approval_id: str, backup: BackupRef, survey: list[TenantPlan]) -> DangerPlan:
+        return DangerPlan(approval_id=approval_id, action=DangerAction.CLEANUP, tenants=survey, backup=backup,
+                          totals=_totals(survey))
+
+    def drift(self, approved: DangerPlan) -> list[str]:
+        """Re-check an approved cleanup right before it runs: what grew since (see :func:`drift`), from the
+        tenants listed now and one count per planned operation in each (no dry run: no per-field counts)."""
+        found = self.tenants_now()
+        return drift(approved, self._counts([t.db for t in found], recount=True))
 
     def restore_plan(self, approval_id: str, backup: BackupRef, which: str,
                      removed: dict[str, TenantCount] | None = None) -> DangerPlan:
@@ -197,7 +202,7 @@ class Planner:
             raise BadInput((echo(which), " is not a tenant database in the backup run ", Code(backup.run_id), "."),
                            hint=rich("One of: ", join([(Code(db),) for db in available]), ", or ", Code("all"), "."))
         names = {t.db: t.name for t in self.tenants_now()}
-        now = self._dry_runs(chosen)
+        now = self._counts(chosen)
         data, run = self.deps.tenant_cleanup, Path(backup.path)
         with ThreadPoolExecutor(max_workers=PLAN_PARALLEL, thread_name_prefix="restore-plan") as pool:
             views = dict(zip(chosen, pool.map(lambda db: data.backed_up(run, db), chosen), strict=True))
@@ -207,11 +212,12 @@ class Planner:
         return DangerPlan(approval_id=approval_id, action=DangerAction.RESTORE, tenants=per, backup=backup,
                           totals=_totals(per))
 
-    def _dry_runs(self, dbs: list[str]) -> dict[str, TenantCount]:
+    def _counts(self, dbs: list[str], *, recount: bool = False) -> dict[str, TenantCount]:
+        """The dry run of each of ``dbs`` (or with ``recount``, the drift check's counts), a few at a time."""
         with self.deps.tenant_cleanup.session() as session:  # closed after the dry runs, however they end
             try:
                 with ThreadPoolExecutor(max_workers=PLAN_PARALLEL, thread_name_prefix="dry-run") as pool:
-                    counts = list(pool.map(session.dry_run, dbs))
+                    counts = list(pool.map(session.recount if recount else session.dry_run, dbs))
             except Exception as error:  # noqa: BLE001 - the database may be what is broken; nothing changed
                 raise StepFailed(("the dry run could not read the tenant databases: ",
                                   self.deps.secrets.redact(str(error))[:200])) from None
@@ -228,18 +234,19 @@ def _totals(per: list[TenantPlan]) -> PlanTotals:
                       dropped_documents=sum(c or 0 for t in per for c in t.now.collections.values()))
 
 
-def drift(approved: DangerPlan, fresh: DangerPlan) -> list[str]:
-    """What grew since approval: new tenants, more cases with the fields, more documents to drop."""
+def drift(approved: DangerPlan, now: dict[str, TenantCount]) -> list[str]:
+    """What grew since approval: new tenants, more cases with the fields, more documents to drop (an absent
+    collection counts 0). ``now``: the counts of every tenant listed now."""
     found = []
-    for tenant in fresh.tenants:
-        old = approved.tenant(tenant.db)
+    for db, counts in now.items():
+        old = approved.tenant(db)
         if old is None:
-            found.append(f"tenant {tenant.db} was added")
+            found.append(f"tenant {db} was added")
             continue
-        if tenant.now.cases > old.now.cases:
-            found.append(f"{tenant.db}: {tenant.now.cases} cases carry the fields, {old.now.cases} were approved")
-        for name, count in tenant.now.collections.items():
+        if counts.cases > old.now.cases:
+            found.append(f"{db}: {counts.cases} cases carry the fields, {old.now.cases} were approved")
+        for name, count in counts.collections.items():
             before = old.now.collections.get(name) or 0
             if (count or 0) > before:
-                found.append(f"{tenant.db}.{name}: {count} documents, {before} approved")
+                found.append(f"{db}.{name}: {count} documents, {before} approved")
     return found
