@@ -9,7 +9,7 @@ so memory stays flat in the size of a collection.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,11 +29,18 @@ def _carrying(config: CleanupConfig) -> dict[str, Any]:
     return {"$or": [{f: {"$exists": True}} for f in config.unset_fields]}
 
 
-def _collections(db: Any, names: list[str]) -> dict[str, int | None]:
-    """The documents of each collection in ``names``; None: it does not exist. Listed first (filtered here, not
-    with a listCollections filter: fewer server differences), and only the existing ones counted."""
-    existing = set(db.list_collection_names())
-    return {name: (int(db[name].count_documents({})) if name in existing else None) for name in names}
+def _collections(db: Any, names: list[str], holding: Collection[str] = ()) -> dict[str, int | None]:
+    """The documents of each collection in ``names``; None: it does not exist. A collection is counted only once
+    it is known to exist (some servers create a collection that is counted, nx-27017 among them): those in
+    ``holding`` (seen holding documents, by the approved dry run) are counted at once, since a count above 0
+    proves it; the others, and one now counting none, after listing the collections (filtered here, not with a
+    listCollections filter: fewer server differences)."""
+    counts: dict[str, int | None] = {name: int(db[name].count_documents({})) for name in names if name in holding}
+    unsure = [name for name in names if not counts.get(name)]
+    if unsure:
+        existing = set(db.list_collection_names())
+        counts.update({name: (int(db[name].count_documents({})) if name in existing else None) for name in unsure})
+    return {name: counts[name] for name in names}
 
 
 @dataclass(frozen=True)
@@ -67,12 +74,13 @@ class Recount:
     collections: dict[str, int | None]  # None: the collection does not exist
 
 
-def recount(client: Any, db_name: str, config: CleanupConfig) -> Recount:
+def recount(client: Any, db_name: str, config: CleanupConfig, holding: Collection[str] = ()) -> Recount:
     """One count per operation the cleanup would run on ``db_name``: the cases its `$unset` would change (with
-    that exact filter) and the documents of each collection it would drop. Reads only."""
+    that exact filter) and the documents of each collection it would drop (``holding``: see ``_collections``).
+    Reads only."""
     db = client[db_name]
     return Recount(int(db[config.collection].count_documents(_carrying(config))),
-                   _collections(db, config.drop_collections))
+                   _collections(db, config.drop_collections, holding))
 
 
 @dataclass(frozen=True)
@@ -81,12 +89,13 @@ class Cleaned:
     dropped: dict[str, int | None]
 
 
-def clean_tenant(client: Any, db_name: str, config: CleanupConfig) -> Cleaned:
-    """`$unset` the new fields and drop the new collections, as the runbook's script does. Idempotent."""
+def clean_tenant(client: Any, db_name: str, config: CleanupConfig, holding: Collection[str] = ()) -> Cleaned:
+    """`$unset` the new fields and drop the new collections, as the runbook's script does, counting each one's
+    documents right before (``holding``: see ``_collections``). Idempotent."""
     db = client[db_name]
     result = db[config.collection].update_many(_carrying(config), {"$unset": {f: "" for f in config.unset_fields}})
     faults.point("cleanup.fields_unset")  # inside one tenant: fields gone, collections not dropped yet
-    dropped = _collections(db, config.drop_collections)
+    dropped = _collections(db, config.drop_collections, holding)
     for name, count in dropped.items():
         if count is not None:
             db.drop_collection(name)

@@ -124,12 +124,13 @@ class CentralSession:
     def dry_run(self, db: str) -> TenantCount:
         return _count(cleanup.dry_run(self.client, db, self.config))
 
-    def recount(self, db: str) -> TenantCount:
-        counted = cleanup.recount(self.client, db, self.config)
+    def recount(self, db: str, holding: Sequence[str] = ()) -> TenantCount:
+        counted = cleanup.recount(self.client, db, self.config, holding)
         return TenantCount(cases=counted.cases, collections=dict(counted.collections))
 
-    def clean(self, db: str) -> Cleaned:
-        cleaned = cleanup.clean_tenant(self.client, db, self.config)  # the fault point cleanup.fields_unset is inside
+    def clean(self, db: str, holding: Sequence[str] = ()) -> Cleaned:
+        # the fault point cleanup.fields_unset is inside
+        cleaned = cleanup.clean_tenant(self.client, db, self.config, holding)
         return Cleaned(modified=cleaned.modified, dropped=dict(cleaned.dropped))
 
     def restore(self, db: str, run: Path) -> Restored:

@@ -409,8 +409,8 @@ def test_a_run_whose_owner_died_is_taken_over_and_never_repeats_a_tenant(
     calls: list[str] = []
     stop = threading.Event()
 
-    def one_then_stop(client: Any, db: str, config: Any) -> Any:
-        result = real(client, db, config)
+    def one_then_stop(client: Any, db: str, *args: Any) -> Any:
+        result = real(client, db, *args)
         calls.append(db)
         if len(calls) == 1:
             executor._stop.set()  # this process stops at the next tenant boundary, as on shutdown
@@ -510,10 +510,10 @@ def test_a_failing_tenant_is_reported_and_the_others_continue(
     broken = sandbox.tenant_dbs[1]
     real = cleanup_ops.clean_tenant
 
-    def refuse_one(client: Any, db: str, config: Any) -> Any:
+    def refuse_one(client: Any, db: str, *args: Any) -> Any:
         if db == broken:
             raise RuntimeError(f"not authorized on {db} to execute command {{ update: \"internshipcases\" }}")
-        return real(client, db, config)
+        return real(client, db, *args)
 
     monkeypatch.setattr(cleanup_ops, "clean_tenant", refuse_one)
     ts = incident.request()
@@ -539,9 +539,9 @@ def test_the_run_rechecks_every_tenant_with_one_count_per_operation_before_chang
     def logging(name: str) -> Callable[..., Any]:
         real = getattr(cleanup_ops, name)
 
-        def logged(client: Any, db: str, config: Any) -> Any:
+        def logged(client: Any, db: str, *args: Any) -> Any:
             calls.append((name, db))
-            return real(client, db, config)
+            return real(client, db, *args)
 
         return logged
 
@@ -588,3 +588,45 @@ def test_cleaning_a_tenant_drops_an_empty_collection_and_reports_an_absent_one_a
     finally:
         client.drop_database(db_name)
         tenants.close(client)
+
+
+def test_a_collection_the_plan_saw_holding_documents_is_counted_and_dropped_without_listing_first(
+        sandbox: Sandbox) -> None:
+    from pymongo import MongoClient, monitoring
+
+    from bot.config import CleanupConfig
+    from bot.ops import cleanup as cleanup_ops
+
+    class Commands(monitoring.CommandListener):
+        def __init__(self) -> None:
+            self.names: list[str] = []
+
+        def started(self, event: monitoring.CommandStartedEvent) -> None:
+            self.names.append(event.command_name)
+
+        def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+            pass
+
+        def failed(self, event: monitoring.CommandFailedEvent) -> None:
+            pass
+
+    config = CleanupConfig(drop_collections=["internship_case_attempts", "never_there"])
+    db_name = sandbox.tenant_dbs[0].rsplit("_", 1)[0] + "_holding"
+    seen = Commands()
+    client: MongoClient[dict[str, Any]] = MongoClient(sandbox.central_uri, event_listeners=[seen])
+    try:
+        client[db_name].internshipcases.insert_many([{"step": 1}, {"title": "plain"}])
+        client[db_name].internship_case_attempts.insert_many([{"attempt": n} for n in range(3)])
+        seen.names.clear()
+        assert cleanup_ops.recount(client, db_name, CleanupConfig(), ["internship_case_attempts"]) == \
+            cleanup_ops.Recount(1, {"internship_case_attempts": 3})
+        assert seen.names == ["aggregate", "aggregate"]  # one count per planned operation, nothing listed
+        seen.names.clear()
+        cleaned = cleanup_ops.clean_tenant(client, db_name, config, ["internship_case_attempts"])
+        assert cleaned.dropped == {"internship_case_attempts": 3, "never_there": None}
+        # the one the plan saw absent is listed before anything counts it (counting could create it)
+        assert seen.names == ["update", "aggregate", "listCollections", "drop"]
+        assert "internship_case_attempts" not in client[db_name].list_collection_names()
+    finally:
+        client.drop_database(db_name)
+        client.close()

@@ -35,13 +35,13 @@ class FakeSession:
             raise RuntimeError(f"{SECRET} timed out")
         return self.counts[db]
 
-    def recount(self, db: str) -> TenantCount:
-        self.read.append(f"recount {db}")
+    def recount(self, db: str, holding: Sequence[str] = ()) -> TenantCount:
+        self.read.append(f"recount {db} holding {','.join(holding) or '-'}")
         if db == self.broken:
             raise RuntimeError(f"{SECRET} timed out")
         return TenantCount(cases=self.counts[db].cases, collections=self.counts[db].collections)
 
-    def clean(self, db: str) -> Cleaned:
+    def clean(self, db: str, holding: Sequence[str] = ()) -> Cleaned:
         raise AssertionError("a plan never cleans")
 
     def restore(self, db: str, run: Path) -> Restored:
@@ -134,7 +134,9 @@ def test_the_recheck_before_a_run_counts_each_planned_operation_per_tenant_and_r
     assert grown == ["school_a: 4 cases carry the fields, 3 were approved",
                      "school_b.internship_case_attempts: 1 documents, 0 approved", "tenant school_d was added"]
     # No dry run (no per-field counts): one count per planned operation, in every tenant listed now.
-    assert sorted(cleanup.read) == ["recount school_a", "recount school_b", "recount school_c", "recount school_d"]
+    # (the collections the plan saw holding documents are known to exist: counted without listing them first)
+    assert sorted(cleanup.read) == ["recount school_a holding internship_case_attempts", "recount school_b holding -",
+                                    "recount school_c holding internship_case_attempts", "recount school_d holding -"]
     assert (cleanup.opened, cleanup.closed) == (2, 2)
 
 

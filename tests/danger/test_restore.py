@@ -78,10 +78,10 @@ def test_restore_all_uses_the_run_the_first_cleanup_relied_on_when_a_later_clean
     refused = sandbox.tenant_dbs[1]
     real = cleanup_ops.clean_tenant
 
-    def refuse_one(client: Any, db: str, config: Any) -> Any:
+    def refuse_one(client: Any, db: str, *args: Any) -> Any:
         if db == refused:
             raise RuntimeError(f"not authorized on {db}")
-        return real(client, db, config)
+        return real(client, db, *args)
 
     monkeypatch.setattr(cleanup_ops, "clean_tenant", refuse_one)
     cleaned(incident)  # two tenants cleaned, one refused

@@ -356,6 +356,13 @@ def test_list_collection_names_applies_its_filter(db: Db) -> None:
         "internship_case_attempts"]
 
 
+@nx_deviation("counting a collection that does not exist creates it, empty")
+def test_counting_a_missing_collection_gives_0_and_creates_nothing(db: Db) -> None:
+    db.internshipcases.insert_one({})
+    assert db.internship_case_attempts.count_documents({}) == 0
+    assert db.list_collection_names() == ["internshipcases"]
+
+
 @nx_deviation("a $count facet over no documents gives [{n: 0}] instead of []")
 def test_a_count_facet_over_nothing_is_empty(db: Db) -> None:
     db.cases.insert_one({"title": "x"})

@@ -36,7 +36,7 @@ from bot.domain.approvals import (
 from bot.domain.changes import Changes
 from bot.domain.danger.gate import Gate
 from bot.domain.danger.notices import Deliver, Notices
-from bot.domain.danger.plans import Planner
+from bot.domain.danger.plans import Planner, holding
 from bot.domain.danger.upkeep import Upkeep
 from bot.domain.deps import Deps
 from bot.domain.desk import Desk
@@ -286,7 +286,9 @@ class Executor:
         base = {"approval_id": approval.id, "incident_id": approval.incident_id, "db": tenant.db, "resumed": resumed}
         try:
             if plan.action is DangerAction.CLEANUP:
-                cleaned = session.clean(tenant.db)
+                # Collections the plan saw holding documents are counted without listing first, unless the run
+                # resumes: the previous owner may have dropped them.
+                cleaned = session.clean(tenant.db, [] if resumed else holding(tenant.now))
                 modified, dropped = cleaned.modified, cleaned.dropped
                 if resumed:  # the previous owner may have stopped inside this tenant: count from the data
                     modified, dropped = _from_data(tenant, cleaned, session.dry_run(tenant.db))
