@@ -9,10 +9,10 @@ approved by a second person's ✅ reaction (it runs and is recorded as round "wa
 Each round, for each bot in an order that alternates per round: the data is put back (raw writes, not
 timed), an approved and due cleanup request is recorded in the bot's store for the same plan and request
 message (what a ✅ leaves behind), and the bot's own sweep is nudged: it starts the run exactly as after a real
-approval. Timed: ``Executor._run`` from its start (re-plan and drift check, re-verification of the backup on
-disk, every tenant, the final records and messages) to its end. Also counted during the run: the bytes the
-bot writes to its store (the SQL statements SQLite runs, parameters expanded, from its trace callback; by record
-kind), the ``chat.update`` calls, and the server commands per tenant.
+approval. Timed: ``Executor._run`` from its start (the drift re-check: one count per planned operation,
+re-verification of the backup on disk, every tenant, the final records and messages) to its end. Also counted
+during the run: the bytes the bot writes to its store (the SQL statements SQLite runs, parameters expanded, from
+its trace callback; by record kind), the ``chat.update`` calls, and the server commands per tenant.
 
 Target: the time per tenant at 1,000 tenants under 2x the time per tenant at 10 (per-round ratio). ``--large N``
 runs the large side at N tenants instead (the quick tier of ``make bench`` uses it).

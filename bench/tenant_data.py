@@ -236,7 +236,7 @@ def child(op: str, spec: dict[str, Any]) -> dict[str, Any]:
         planner, ref = _planner(config), _backup_ref(spec)
 
         def work() -> None:
-            plan = planner.cleanup_plan("bench-cleanup", ref)
+            plan = planner.cleanup_plan("bench-cleanup", ref, planner.survey())
             out.update(cases=plan.totals.cases, dropped=plan.totals.dropped_documents, tenants=plan.totals.tenants,
                        order=[t.db for t in plan.tenants],
                        counts={t.db: [t.now.cases, t.now.fields, t.now.collections] for t in plan.tenants})

@@ -137,6 +137,7 @@ class Approval(BaseModel):
     starts_at: AwareDatetime | None = None  # due time of the delayed start; cleared by a withdrawal
     approved_at: AwareDatetime | None = None
     started_at: AwareDatetime | None = None
+    rechecked_at: AwareDatetime | None = None  # a cleanup's drift re-check passed, before any tenant changed
     finished_at: AwareDatetime | None = None
     decided_by: str | None = None
     backup_run: str = ""

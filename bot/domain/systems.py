@@ -165,16 +165,16 @@ class TenantSession(Protocol):
         """What a cleanup would change in ``db``. Reads only."""
         ...
 
-    def recount(self, db: str, holding: Sequence[str] = ()) -> TenantCount:
+    def recount(self, db: str) -> TenantCount:
         """What the drift check compares, one count per operation the cleanup would run on ``db``: the cases
         carrying the fields and the documents of each collection to drop (None: absent); no per-field counts.
-        ``holding``: the collections the approved dry run saw holding documents (counted without listing the
-        collections first). Reads only."""
+        Reads only."""
         ...
 
     def clean(self, db: str, holding: Sequence[str] = ()) -> Cleaned:
-        """Unset the fields, then drop the collections, as the runbook's script does (``holding``: as for
-        ``recount``). Idempotent: run again on a tenant a killed run was inside of, it changes what is left."""
+        """Unset the fields, then drop the collections, as the runbook's script does (``holding``: the collections
+        the approved dry run saw holding documents, counted before their drop without listing first).
+        Idempotent: run again on a tenant a killed run was inside of, it changes what is left."""
         ...
 
     def restore(self, db: str, run: Path) -> Restored:

@@ -74,13 +74,13 @@ class Recount:
     collections: dict[str, int | None]  # None: the collection does not exist
 
 
-def recount(client: Any, db_name: str, config: CleanupConfig, holding: Collection[str] = ()) -> Recount:
+def recount(client: Any, db_name: str, config: CleanupConfig) -> Recount:
     """One count per operation the cleanup would run on ``db_name``: the cases its `$unset` would change (with
-    that exact filter) and the documents of each collection it would drop (``holding``: see ``_collections``).
-    Reads only."""
+    that exact filter) and the documents of each collection it would drop, listed first (a read-only check never
+    counts a collection it has not seen: some servers create it). Reads only."""
     db = client[db_name]
     return Recount(int(db[config.collection].count_documents(_carrying(config))),
-                   _collections(db, config.drop_collections, holding))
+                   _collections(db, config.drop_collections))
 
 
 @dataclass(frozen=True)

@@ -124,8 +124,8 @@ class CentralSession:
     def dry_run(self, db: str) -> TenantCount:
         return _count(cleanup.dry_run(self.client, db, self.config))
 
-    def recount(self, db: str, holding: Sequence[str] = ()) -> TenantCount:
-        counted = cleanup.recount(self.client, db, self.config, holding)
+    def recount(self, db: str) -> TenantCount:
+        counted = cleanup.recount(self.client, db, self.config)
         return TenantCount(cases=counted.cases, collections=dict(counted.collections))
 
     def clean(self, db: str, holding: Sequence[str] = ()) -> Cleaned:

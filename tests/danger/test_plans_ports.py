@@ -35,8 +35,8 @@ class FakeSession:
             raise RuntimeError(f"{SECRET} timed out")
         return self.counts[db]
 
-    def recount(self, db: str, holding: Sequence[str] = ()) -> TenantCount:
-        self.read.append(f"recount {db} holding {','.join(holding) or '-'}")
+    def recount(self, db: str) -> TenantCount:
+        self.read.append(f"recount {db}")
         if db == self.broken:
             raise RuntimeError(f"{SECRET} timed out")
         return TenantCount(cases=self.counts[db].cases, collections=self.counts[db].collections)
@@ -134,9 +134,7 @@ def test_the_recheck_before_a_run_counts_each_planned_operation_per_tenant_and_r
     assert grown == ["school_a: 4 cases carry the fields, 3 were approved",
                      "school_b.internship_case_attempts: 1 documents, 0 approved", "tenant school_d was added"]
     # No dry run (no per-field counts): one count per planned operation, in every tenant listed now.
-    # (the collections the plan saw holding documents are known to exist: counted without listing them first)
-    assert sorted(cleanup.read) == ["recount school_a holding internship_case_attempts", "recount school_b holding -",
-                                    "recount school_c holding internship_case_attempts", "recount school_d holding -"]
+    assert sorted(cleanup.read) == ["recount school_a", "recount school_b", "recount school_c", "recount school_d"]
     assert (cleanup.opened, cleanup.closed) == (2, 2)
 
 
@@ -145,6 +143,15 @@ def test_the_recheck_finds_no_drift_when_counts_shrank_or_a_collection_stayed_ab
     plan = approved(cleanup)
     cleanup.counts.update(school_a=count(1, 2))
     assert planner(cleanup).drift(plan) == []
+
+
+def test_an_approved_tenant_no_longer_listed_is_drift_not_cleaned_unchecked() -> None:
+    """Found by review: the re-check counted only the tenants listed now, and the run then cleaned every tenant of
+    the approved plan, a school deleted since (and written to since) included, unchecked."""
+    cleanup = FakeCleanup({"school_a": count(3, 7), "school_b": count(2, None)})
+    plan = approved(cleanup)
+    del cleanup.counts["school_b"]
+    assert planner(cleanup).drift(plan) == ["tenant school_b is no longer listed"]
 
 
 def test_a_recheck_that_fails_is_a_step_failure_without_the_secret_and_the_session_is_closed() -> None:

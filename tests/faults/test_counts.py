@@ -96,3 +96,35 @@ def test_killed_right_after_claiming_the_run_the_audit_records_its_start_before_
     assert {r.db: r.modified for r in c.store.tenant_results(approval.id)} == before
     assert c.with_fields() == {db: 0 for db in c.sandbox.tenant_dbs}
     c.no_duplicates()
+
+
+def test_killed_before_its_recheck_the_resumed_run_rechecks_and_is_void_when_the_data_grew(case: Any) -> None:
+    """Found by review: a run resumed after its first owner died right after claiming it skipped the drift
+    re-check, so cases written since the approval (and after the backup) lost their fields for good. The
+    re-check passing is recorded before any tenant changes; a run resumed before that re-checks."""
+    c: Case = case()
+    first = c.start(pause="danger.claimed")
+    c.slash("start drill")
+    c.panel()
+    c.slash("backup")
+    c.backed_up()
+    ts = c.request()
+    c.react("alex", ts)
+    c.paused_at("danger.claimed")
+    first.kill()
+    approval = c.approval(ts)
+    assert approval.status is ApprovalStatus.RUNNING and approval.rechecked_at is None
+    grown = c.sandbox.tenant_dbs[0]
+    client = tenants.connect(c.sandbox.central_uri)
+    try:  # written after the approval (and after the backup): not in it
+        client[grown].internshipcases.insert_many([{"title": f"late {n}", "step": n} for n in range(5)])
+    finally:
+        tenants.close(client)
+    before = c.with_fields()
+
+    c.start()
+    c.wait_status(ts, ApprovalStatus.VOID)
+    assert c.with_fields() == before  # nothing was cleaned
+    assert c.store.tenant_results(approval.id) == []
+    voided = c.approval(ts)
+    assert voided.rechecked_at is None and f"{grown}: 8 cases carry the fields" in voided.note, voided.note

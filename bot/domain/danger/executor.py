@@ -243,11 +243,16 @@ class Executor:
             raise Conflict(("the plan of ", Code(approval.id), " is missing"))
         incident = self.desk.get(approval.incident_id)
         done = {r.db for r in deps.store.tenant_results(approval.id)}
-        if plan.action is DangerAction.CLEANUP and not done and not resumed:
-            grown = self.planner.drift(plan)  # every tenant, before any changes
+        fresh = deps.store.get_approval(approval.id) or approval
+        if plan.action is DangerAction.CLEANUP and not done and fresh.rechecked_at is None:
+            # Every tenant, before any changes; also when resuming a run whose first owner died before its
+            # re-check was recorded (nothing was touched then).
+            grown = self.planner.drift(plan)
             if grown:
                 self._void_for_drift(approval, grown)
                 return
+            if not self._rechecked(approval):
+                return  # no longer this replica's run: its new owner re-checks it
         self.planner.verify(plan.backup, [t.db for t in plan.tenants])  # again, right before anything changes
         progress = _ThreadMessage(self.desk, incident)
         self._redraw(notices, approval.id)
@@ -308,6 +313,19 @@ class Executor:
         except Exception as error:  # noqa: BLE001 - one tenant failing must not stop the others
             return TenantResult(ok=False, at=deps.clock.now(), error=deps.secrets.redact(str(error))[:300],
                                 **base)
+
+    def _rechecked(self, approval: Approval) -> bool:
+        """Record, before the first tenant changes, that the drift re-check passed: a run resumed after that
+        point must not re-check (a tenant may be half cleaned), one resumed before it must."""
+        now, me = self.deps.clock.now(), self.deps.replica.owner
+
+        def mark(fresh: Approval) -> bool:
+            if fresh.owner != me or fresh.status is not ApprovalStatus.RUNNING:
+                return False
+            fresh.rechecked_at = now
+            return True
+
+        return self.gate.transition(approval.id, mark) is not None
 
     def _beat(self, approval: Approval) -> Approval:
         now = self.deps.clock.now()

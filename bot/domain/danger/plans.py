@@ -192,7 +192,7 @@ class Planner:
         """Re-check an approved cleanup right before it runs: what grew since (see :func:`drift`), from the
         tenants listed now and one count per planned operation in each (no dry run: no per-field counts)."""
         found = self.tenants_now()
-        return drift(approved, self._counts([t.db for t in found], approved=approved))
+        return drift(approved, self._counts([t.db for t in found], recount=True))
 
     def restore_plan(self, approval_id: str, backup: BackupRef, which: str,
                      removed: dict[str, TenantCount] | None = None) -> DangerPlan:
@@ -212,20 +212,15 @@ class Planner:
         return DangerPlan(approval_id=approval_id, action=DangerAction.RESTORE, tenants=per, backup=backup,
                           totals=_totals(per))
 
-    def _counts(self, dbs: list[str], *, approved: DangerPlan | None = None) -> dict[str, TenantCount]:
-        """The dry run of each of ``dbs`` (or, given the ``approved`` plan, the drift check's counts), a few at a
-        time."""
-        planned = {t.db: holding(t.now) for t in approved.tenants} if approved is not None else {}
-
-        def recount(db: str) -> TenantCount:
-            return session.recount(db, planned.get(db, []))
-
+    def _counts(self, dbs: list[str], *, recount: bool = False) -> dict[str, TenantCount]:
+        """The dry run of each of ``dbs`` (``recount``: the drift check's counts), a few at a time."""
         with self.deps.tenant_cleanup.session() as session:  # closed after the dry runs, however they end
             try:
                 with ThreadPoolExecutor(max_workers=PLAN_PARALLEL, thread_name_prefix="dry-run") as pool:
-                    counts = list(pool.map(session.dry_run if approved is None else recount, dbs))
+                    counts = list(pool.map(session.dry_run if not recount else session.recount, dbs))
             except Exception as error:  # noqa: BLE001 - the database may be what is broken; nothing changed
-                raise StepFailed(("the dry run could not read the tenant databases: ",
+                raise StepFailed((f"the {'re-check' if recount else 'dry run'} could not read the tenant "
+                                  "databases: ",
                                   self.deps.secrets.redact(str(error))[:200])) from None
         return dict(zip(dbs, counts, strict=True))
 
@@ -246,10 +241,12 @@ def holding(counts: TenantCount) -> list[str]:
 
 
 def drift(approved: DangerPlan, now: dict[str, TenantCount]) -> list[str]:
-    """What grew since approval: new tenants, more cases with the fields, more documents to drop (an absent
-    collection counts 0). ``now``: the counts of every tenant listed now."""
-    found = []
+    """What changed since approval that the approval did not cover: new tenants, approved tenants no longer
+    listed (the run would clean them unchecked), more cases with the fields, more documents to drop (an absent
+    collection counts 0). ``now``: the counts of every tenant listed now. (More fields on cases already counted,
+    or values changed since the backup, are not seen: only counts are compared.)"""
     planned = {t.db: t for t in approved.tenants}
+    found = [f"tenant {db} is no longer listed" for db in planned if db not in now]
     for db, counts in now.items():
         old = planned.get(db)
         if old is None:
