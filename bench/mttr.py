@@ -66,8 +66,9 @@ STEP_TIMEOUT_S = 600
 SCRIPT = r"""
 set -euo pipefail
 # each mark: the time, the local MongoDB server's CPU ticks (utime + stime) and this shell's children's CPU
-server_ticks() { sed 's/.*) //' "/proc/$MONGO_PID/stat" | awk '{print $12 + $13}'; }
-mark() { echo "@@ $1 $(date +%s.%N) $(server_ticks) $(times | tail -1)"; }
+# (this shell's children's: its own /proc entry, since `times` in a $(…) subshell would report the subshell's)
+ticks() { sed 's/.*) //' "/proc/$1/stat" | awk -v f="$2" '{print $f + $(f + 1)}'; }
+mark() { echo "@@ $1 $(date +%s.%N) $(ticks "$MONGO_PID" 12) $(ticks $$ 14)"; }
 cd "$REPO"
 mark backup
 mkdir -p "$OUT" && chmod 700 "$OUT"
@@ -208,14 +209,9 @@ def script_side(sandbox: Any, out: Path, mongo_pid: int) -> dict[str, Any]:
 
 
 def _cpu_s(mark: list[str]) -> float:
-    """CPU seconds at a mark: the MongoDB server's (clock ticks) and the script's children's (``times``: 1m2.5s)."""
-    ticks, user, system = mark[1], mark[2], mark[3]
-
-    def seconds(text: str) -> float:
-        minutes, _, rest = text.rstrip("s").partition("m")
-        return float(minutes) * 60 + float(rest)
-
-    return int(float(ticks)) / os.sysconf("SC_CLK_TCK") + seconds(user) + seconds(system)
+    """CPU seconds at a mark: the MongoDB server's (utime + stime) and the script's children's, waited for
+    (cutime + cstime), both in clock ticks."""
+    return (int(float(mark[1])) + int(float(mark[2]))) / os.sysconf("SC_CLK_TCK")
 
 
 def dump_into(out: Path, env_file: Path) -> None:
