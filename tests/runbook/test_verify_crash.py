@@ -34,7 +34,9 @@ def test_verify_after_a_restart_fails_for_a_backend_that_crashes_soon_after_it_s
     result = run_step(emulator, ts, "verify")
     assert "— failed" in result, result
     [verify] = [str(m["blocks"]) for m in emulator.ws.thread(INCIDENT, ts) if "*Verify rollback* —" in m["text"]]
-    assert "pm2 restarted it 1 more time(s) since the bot" in verify and "(it crashed)" in verify, verify
+    # once or more, depending on how long the verify took: pm2 restarts it every time it dies
+    crashes = re.search(r"pm2 restarted it (\d+) more time\(s\) since the bot", verify)
+    assert crashes and int(crashes.group(1)) >= 1 and "(it crashed)" in verify, verify
     assert "crashed after the restart: pm2 restarted it" in verify and "does not stay up" in verify
 
 
