@@ -304,10 +304,12 @@ class BuildStore:
 
     # ---- keeping -----------------------------------------------------------------------------------------
     def capture(self, source: Path, key: BuildKey, commit: str, outputs: Sequence[str], reason: str,
-                cancelled: Callable[[], bool] = lambda: False) -> Entry | str:
+                cancelled: Callable[[], bool] = lambda: False, *, move: bool = False) -> Entry | str:
         """Copy ``outputs`` of ``source`` (a worktree the bot built ``commit`` in) into a new entry for ``key``:
         the entry, or why nothing was kept (``cancelled()`` before it is published, too). A complete entry of the
-        key (another process's) is never replaced."""
+        key (another process's) is never replaced. ``move``: ``source`` is a worktree under this store that is
+        thrown away next, so its outputs are renamed into the entry (same file system: nothing is copied) and
+        hashed there, one read instead of a read and a write of every file."""
         held = self.find(key)
         if held is not None:
             return held
@@ -316,7 +318,14 @@ class BuildStore:
         incoming = private_dir(self.root / f".incoming-{_owner()}-{uuid.uuid4().hex[:8]}")
         try:
             had = {output: (source / output).exists() or (source / output).is_symlink() for output in outputs}
-            digest, files, size = content_hash(source, outputs, copy_to=private_dir(incoming / "files"))
+            files_dir = private_dir(incoming / "files")
+            if move:
+                for output in (o for o in outputs if had[o]):
+                    (files_dir / output).parent.mkdir(parents=True, exist_ok=True)
+                    os.rename(source / output, files_dir / output)
+                digest, files, size = content_hash(files_dir, outputs)
+            else:
+                digest, files, size = content_hash(source, outputs, copy_to=files_dir)
             if size > self.max_bytes:
                 return f"the build is {size / (1 << 20):.1f} MiB, over build.keep.max_mb"
             faults.point("builds.before_manifest")
@@ -475,7 +484,7 @@ def commit_build(store: BuildStore, repo: Path, commit: str, key: BuildKey, yarn
         if stray:
             return (f"the build wrote outside build.outputs ({', '.join(stray[:5])}"
                     f"{' …' if len(stray) > 5 else ''}), so its outputs are not all kept")
-        kept = store.capture(folder, key, commit, outputs, reason, cancelled)
+        kept = store.capture(folder, key, commit, outputs, reason, cancelled, move=True)  # the folder goes next
         return kept if isinstance(kept, Entry) else f"not kept: {kept}"
     except Exception as error:  # noqa: BLE001 - the caller says why nothing was kept; the rebuild falls back
         return _problem(error)

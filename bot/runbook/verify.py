@@ -3,7 +3,8 @@
 Right after a restart (the last step that finished was a restart) the app may still be starting, so while the
 HTTP checks fail the way a starting app fails (no answer, 502-504) they are asked again, 0.25 s later at first
 and backing off to every 3 s, for up to ``health.settle_s``; a pass after a failure must hold once more, at
-least 2 s later. Any other verify (e.g. `verify --again` after a failure) asks once.
+least ``HOLD_S`` later, and each restarted app must then have been up for pm2's ``min_uptime`` without pm2
+restarting it. Any other verify (e.g. `verify --again` after a failure) asks once.
 """
 
 from __future__ import annotations
@@ -46,9 +47,10 @@ def health_checks(config: RunbookConfig) -> tuple[list[CheckOutcome], float, int
 
 STARTING = (None, 502, 503, 504)  # no answer, or a proxy/app saying it is not ready yet
 FIRST_PAUSE_S, MAX_PAUSE_S = 0.25, 3.0  # an app starting is asked again soon, then less and less often
-HOLD_S = 1.0  # a pass after a failure is asked again no sooner than this: it must hold, not just happen once
-# (a crash is pm2's to see: right after a restart, the log round waits until each restarted app has been up for
-# pm2's min_uptime and fails if pm2 restarted it again since the bot did)
+HOLD_S = 0.5  # a pass after a failure is asked again no sooner than this: it must hold, not just happen once
+# (staying up is pm2's to see: right after a restart, the log round then waits until each restarted app has been
+# up for pm2's min_uptime, 1 s by default, and fails if pm2 restarted it again since the bot did; a hold as long as
+# min_uptime only made the two waits one after the other)
 
 
 def _probe_all(config: RunbookConfig, timeout: float) -> tuple[HttpRound, bool]:

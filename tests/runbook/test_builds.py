@@ -190,6 +190,49 @@ def test_the_store_keeps_the_newest_within_its_bounds_and_never_the_open_inciden
     assert [e.key for e in by_size.entries()] == [kept[2].key, kept[1].key]  # the newest that fit
 
 
+def _bytes_written() -> int:
+    """What this process has written so far (Linux: /proc/self/io's wchar, children it waited for included)."""
+    return int(next(line.split()[1] for line in Path("/proc/self/io").read_text().splitlines()
+                    if line.startswith("wchar:")))
+
+
+def test_a_worktree_build_is_kept_without_touching_the_app_folder_and_its_worktree_is_gone(
+        app: tuple[Path, list[str]], tmp_path: Path) -> None:
+    repo, (_, _, v3) = app
+    before = app_folder(repo)
+    kept = capture_commit(repo, builds.BuildStore(tmp_path / "builds"), v3)
+    worktrees = tmp_path / "builds" / ".worktrees"
+    assert not worktrees.exists() or not any(worktrees.iterdir())  # its outputs were moved out, then it went
+    assert builds.BuildStore(tmp_path / "builds").verify(kept) is None  # what was hashed is what is kept
+    assert (kept.files_dir / "dist" / "app.js").read_text() == "// v3\n" and app_folder(repo) == before
+
+
+def test_a_capture_that_moves_writes_none_of_the_builds_bytes_again_and_hashes_as_a_copy_would(
+        tmp_path: Path) -> None:
+    built = tmp_path / "worktree"
+    (built / "dist").mkdir(parents=True)
+    (built / "dist" / "big.js").write_bytes(b"x" * (4 << 20))
+    (built / "dist" / "run.sh").write_text("#!/bin/sh\n")
+    (built / "dist" / "run.sh").chmod(0o755)
+    (built / "node_modules" / "pkg").mkdir(parents=True)
+    (built / "node_modules" / "pkg" / "index.js").write_text("module.exports = 1;\n")
+    (built / "node_modules" / ".bin").mkdir()
+    (built / "node_modules" / ".bin" / "pkg").symlink_to("../pkg/index.js")
+    same = tmp_path / "same"
+    shutil.copytree(built, same, symlinks=True)
+    key = builds.BuildKey(tree="a" * 40, lock="none", node="v20.0.0")
+    store = builds.BuildStore(tmp_path / "moved")
+
+    written = _bytes_written()
+    moved = store.capture(built, key, "abc1234", OUTPUTS, "moved", move=True)
+    assert isinstance(moved, builds.Entry) and _bytes_written() - written < 1 << 20  # renamed, not copied
+    assert not (built / "dist").exists() and not (built / "node_modules").exists()
+    assert store.verify(moved) is None and (moved.files_dir / "node_modules" / ".bin" / "pkg").is_symlink()
+    copied = builds.BuildStore(tmp_path / "copied").capture(same, key, "abc1234", OUTPUTS, "copied")
+    assert isinstance(copied, builds.Entry) and (same / "dist" / "big.js").stat().st_size == 4 << 20
+    assert (copied.content_sha256, copied.files, copied.bytes) == (moved.content_sha256, moved.files, moved.bytes)
+
+
 def test_a_process_killed_mid_capture_leaves_no_usable_entry(app: tuple[Path, list[str]], tmp_path: Path) -> None:
     repo, _ = app
     assert Yarn().rebuild(repo).ok
