@@ -206,6 +206,13 @@ def _tree_bytes(top: Path) -> int:
     return total
 
 
+def _same_file_system(a: Path, b: Path) -> bool:
+    try:
+        return os.stat(a).st_dev == os.stat(b).st_dev
+    except OSError:
+        return False
+
+
 def _owner() -> str:
     """What a folder this process writes is named after: its host and pid (hosts may share a data folder)."""
     return f"{socket.gethostname().replace('-', '_')}-{os.getpid()}"
@@ -304,12 +311,15 @@ class BuildStore:
 
     # ---- keeping -----------------------------------------------------------------------------------------
     def capture(self, source: Path, key: BuildKey, commit: str, outputs: Sequence[str], reason: str,
-                cancelled: Callable[[], bool] = lambda: False, *, move: bool = False) -> Entry | str:
+                cancelled: Callable[[], bool] = lambda: False, *, move: bool = False,
+                like: Entry | None = None) -> Entry | str:
         """Copy ``outputs`` of ``source`` (a worktree the bot built ``commit`` in) into a new entry for ``key``:
         the entry, or why nothing was kept (``cancelled()`` before it is published, too). A complete entry of the
         key (another process's) is never replaced. ``move``: ``source`` is a worktree under this store that is
         thrown away next, so its outputs are renamed into the entry (same file system: nothing is copied) and
-        hashed there, one read instead of a read and a write of every file."""
+        hashed there, one read instead of a read and a write of every file. ``like``: the entry a restore took
+        out of the store, kept again from the folder it went to (its time and reason) only if it still hashes the
+        same."""
         held = self.find(key)
         if held is not None:
             return held
@@ -326,12 +336,15 @@ class BuildStore:
                 digest, files, size = content_hash(files_dir, outputs)
             else:
                 digest, files, size = content_hash(source, outputs, copy_to=files_dir)
+            if like is not None and digest != like.content_sha256:
+                return "the folder changed since the kept build was restored into it"
             if size > self.max_bytes:
                 return f"the build is {size / (1 << 20):.1f} MiB, over build.keep.max_mb"
             faults.point("builds.before_manifest")
             manifest = {"key": {"tree": key.tree, "lock": key.lock, "node": key.node}, "commit": commit,
                         "outputs": had, "content_sha256": digest, "files": files, "bytes": size,
-                        "kept_at": datetime.now(UTC).isoformat(), "reason": reason}
+                        "kept_at": (like.kept_at if like is not None else datetime.now(UTC)).isoformat(),
+                        "reason": reason}
             private_write(incoming / (MANIFEST + ".tmp"), json.dumps(manifest, indent=2).encode())
             os.replace(incoming / (MANIFEST + ".tmp"), incoming / MANIFEST)
             final = self.root / key.slug
@@ -387,14 +400,20 @@ class BuildStore:
 
     # ---- restoring ---------------------------------------------------------------------------------------
     def restore(self, entry: Entry, dest: Path, outputs: Sequence[str],
-                progress: Callable[[str], None] = lambda _: None) -> NotRestored | None:
+                progress: Callable[[str], None] = lambda _: None, *, take: bool = False) -> NotRestored | None:
         """Put the entry's outputs into ``dest`` in place of what is there. None when done: the files copied
         hash, as they are read and written, to the manifest's content hash, and only then are they swapped in;
         otherwise why not, an error included (``dest`` may then hold a partial swap, which the fallback's clean
         build replaces). The copy is staged in ``dest/.git/`` (never a file git stash or a build sees); what an
         interrupted restore left there is removed first. The outputs it replaced are removed there on a thread
         of their own once it is done, so the restart need not wait for that (when ``.git`` is a file, as in a
-        linked worktree, staging is in ``dest`` itself and they are removed before it returns)."""
+        linked worktree, staging is in ``dest`` itself and they are removed before it returns).
+
+        ``take`` (a rollback waiting on it): when the store and ``dest`` share a file system, the entry's files are
+        renamed into the staging folder instead of copied (its manifest removed first, so nothing uses the entry
+        half-taken), hashed there and swapped in; then a thread keeps them again, copied from ``dest`` (the
+        running app only reads them), if they still hash to the manifest's content hash. Creating thousands of
+        small files is most of a copy, and the restart need not wait for it."""
         if set(entry.outputs) != set(outputs):
             return NotRestored(f"it holds {', '.join(sorted(entry.outputs))} and build.outputs is now "
                                f"{', '.join(sorted(outputs))}")
@@ -403,12 +422,24 @@ class BuildStore:
         for left in [*staging_root.glob(RESTORE_PREFIX + "*"), *dest.glob("." + RESTORE_PREFIX + "*")]:
             shutil.rmtree(left, ignore_errors=True)
         staging = staging_root / f"{'' if staging_root != dest else '.'}{RESTORE_PREFIX}{uuid.uuid4().hex[:8]}"
-        done = False
+        done = took = False
         try:
-            with self._locked(shared=True):  # not evicted nor replaced while it is read
-                progress("copying the kept build into place, checking its content hash as it is read")
-                staging.mkdir()
-                copied, _, _ = content_hash(entry.files_dir, entry.outputs, copy_to=staging)
+            if take and _same_file_system(entry.files_dir, staging_root):
+                with self._locked():  # nobody reads it, evicts it or keeps it meanwhile
+                    if self._load(entry.path) != entry:
+                        return NotRestored("it is no longer kept (evicted, or taken by another restore)")
+                    os.unlink(entry.path / MANIFEST)  # from here the entry is incomplete: never used, replaced
+                    faults.point("builds.restore_taking")
+                    os.rename(entry.files_dir, staging)
+                    took = True
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                progress("moved the kept build next to the app's folder; checking its content hash")
+                copied, _, _ = content_hash(staging, entry.outputs)
+            else:
+                with self._locked(shared=True):  # not evicted nor replaced while it is read
+                    progress("copying the kept build into place, checking its content hash as it is read")
+                    staging.mkdir()
+                    copied, _, _ = content_hash(entry.files_dir, entry.outputs, copy_to=staging)
             if copied != entry.content_sha256:
                 return NotRestored(f"its files do not match its manifest (content hash {copied[:12]}…, the "
                                    f"manifest says {entry.content_sha256[:12]}…)")
@@ -425,6 +456,8 @@ class BuildStore:
             return NotRestored(f"restoring it failed ({_problem(error)})", changed)
         finally:
             _remove(staging, later=done and staging_root != dest)
+        if took:
+            _keep_again(self, dest, entry, outputs)
         return None
 
     # ---- building from the commit alone ------------------------------------------------------------------
@@ -508,12 +541,44 @@ def _unlisted(folder: Path, outputs: Sequence[str]) -> list[str]:
     return stray
 
 
+# ---- a restored build, kept again from the app's folder --------------------------------------------------------
+_keeping_again: dict[str, threading.Thread] = {}
+_keeping_again_lock = threading.Lock()
+KEEP_AGAIN_WAIT_S = 300.0
+
+
+def _keep_again(store: BuildStore, dest: Path, entry: Entry, outputs: Sequence[str]) -> None:
+    """On a thread: the build a restore took out of the store, copied back from ``dest`` (see ``restore``)."""
+    def keep() -> None:
+        try:  # not kept again (changed, no room, an error): the keep after the verify builds it in a worktree
+            with contextlib.suppress(Exception):
+                store.capture(dest, entry.key, entry.commit, list(outputs), entry.reason, like=entry)
+        finally:
+            with _keeping_again_lock:
+                if _keeping_again.get(entry.key.slug) is thread:
+                    del _keeping_again[entry.key.slug]
+
+    thread = threading.Thread(target=keep, name="builds-keep-again", daemon=True)
+    with _keeping_again_lock:
+        _keeping_again[entry.key.slug] = thread
+    try:
+        thread.start()
+    except RuntimeError:  # no thread to be had: the next keep builds it
+        with _keeping_again_lock:
+            _keeping_again.pop(entry.key.slug, None)
+
+
 def keep_head(store: BuildStore, repo: Path, yarn: Yarn, outputs: Sequence[str], node: str, reason: str,
               cancelled: Callable[[], bool] = lambda: False) -> str:
     """Keep a build of HEAD's commit, made alone in a worktree, unless one of its key is kept: what happened, in
-    words (for the log). Once ``cancelled()``, its yarn is stopped and nothing is kept."""
+    words (for the log). A restored build being kept again is waited for first (no second build of it). Once
+    ``cancelled()``, its yarn is stopped and nothing is kept."""
     head = GitRepo(repo).head().sha
     key = commit_key(repo, head, node)
+    with _keeping_again_lock:
+        again = _keeping_again.get(key.slug)
+    if again is not None:
+        again.join(KEEP_AGAIN_WAIT_S)
     if store.find(key) is not None:
         return f"already kept: {key.describe()}"
     kept = commit_build(store, repo, head, key, yarn, outputs, reason, cancelled)

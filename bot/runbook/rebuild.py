@@ -1,6 +1,7 @@
 """Step 3: rebuild. When the bot keeps a build of exactly what is checked out (the same git tree, yarn.lock and
 Node version: ``bot/ops/builds.py``), it restores that build instead of running yarn, checked by its content
-hash as it is copied (before it is swapped in); the build alongside the backup is waited for first if it is still
+hash before it is swapped in (moved out of the store and kept again from the app's folder afterwards, or copied
+when they are on different file systems); the build alongside the backup is waited for first if it is still
 running. Otherwise, or when anything differs, the runbook's rebuild with yarn: on failure clear node_modules and
 dist, install and build again (each phase reported as it starts, and the first build's error kept). The plan says
 which path."""
@@ -42,15 +43,15 @@ class Rebuild:
             summary = rich("Restore the last-known-good build of ", describe_entry(facts.kept), " instead of ",
                            Code("yarn build"))
             lines: list[Rich] = [
-                (f"content hash {facts.kept.content_sha256[:12]}… checked as it is copied, before it is swapped in "
+                (f"content hash {facts.kept.content_sha256[:12]}… checked before it is swapped in "
                  f"({facts.kept.files} files, {facts.kept.bytes / (1 << 20):.1f} MiB: "
                  f"{', '.join(o for o, had in facts.kept.outputs.items() if had)})",),
                 ("if anything differs: ", Code("yarn build"), " in ", Code(str(ctx.repo)), " as the runbook does")]
         elif facts.alongside is not None:
             summary = rich("Wait for the build of ", Code(facts.alongside.commit[:7]), " started alongside the backup "
                            f"({facts.alongside.seconds:.0f}s so far), then restore it instead of ", Code("yarn build"))
-            lines = [(f"its key: {facts.alongside.key.describe()}; content hash checked as it is copied, "
-                      "before it is swapped in",),
+            lines = [(f"its key: {facts.alongside.key.describe()}; content hash checked before it is "
+                      "swapped in",),
                      ("if it fails or anything differs: ", Code("yarn build"), " as the runbook does")]
         else:
             summary = rich(Code("yarn build"), " in ", Code(str(ctx.repo)), f": {facts.why_yarn}")
@@ -95,7 +96,7 @@ class Rebuild:
             kept, fallback = self._kept_build(ctx, facts, facts.key)
             if kept is not None:
                 problem = build_store(ctx.config, ctx.data_dir).restore(
-                    kept, ctx.repo, ctx.config.build.outputs, progress=lambda text: ctx.progress((text,)))
+                    kept, ctx.repo, ctx.config.build.outputs, progress=lambda text: ctx.progress((text,)), take=True)
                 if problem is None:
                     return self._restored(ctx, kept, time.monotonic() - started)
                 fallback = f"the kept build of {kept.key.describe()} was not used: {problem.why}"
@@ -131,7 +132,7 @@ class Rebuild:
     def _restored(self, ctx: StepContext, kept: builds.Entry, seconds: float) -> StepResult:
         described = describe_entry(kept)
         summary = rich("restored the last-known-good build of ", described, " instead of ", Code("yarn build"),
-                       f" in {seconds:.1f}s; content hash verified as it was copied")
+                       f" in {seconds:.1f}s; content hash verified before it was swapped in")
         details: list[Rich] = [(f"{kept.files} files, {kept.bytes / (1 << 20):.1f} MiB "
                                 f"({', '.join(o for o, had in kept.outputs.items() if had)}) from ",
                                 Code(str(kept.path)), f"; content hash {kept.content_sha256[:12]}…")]

@@ -113,9 +113,9 @@ def test_a_rebuild_of_a_kept_tree_restores_it_instead_of_running_yarn(app: tuple
     node = builds.node_version()
     assert plan.startswith(f"Restore the last-known-good build of tree {tree} (no yarn.lock, node {node}, kept "
                            f"{entry.kept_at:%Y-%m-%d %H:%M} UTC after verify of RB-0001) instead of yarn build"), plan
-    assert "checked as it is copied, before it is swapped in" in plan
+    assert "checked before it is swapped in" in plan
     assert second.ok and plain(second.summary).startswith(f"restored the last-known-good build of tree {tree}")
-    assert "content hash verified as it was copied" in plain(second.summary)
+    assert "content hash verified before it was swapped in" in plain(second.summary)
     assert isinstance(second.artifacts, RebuildArtifacts) and second.artifacts.attempts == []  # yarn did not run
     assert built_at(repo) == kept_made and (repo / "dist" / "app.js").read_text() == "// v3\n"
 
@@ -299,19 +299,107 @@ def test_a_build_that_writes_outside_the_outputs_is_not_kept(app: tuple[Path, li
     assert store.entries() == [] and sha
 
 
-def test_a_kept_build_that_changed_is_not_swapped_in_and_yarn_builds(app: tuple[Path, list[str]],
-                                                                     tmp_path: Path) -> None:
-    """The kept build loses its dist while it is copied (a person's rm -rf): its hash, taken as it is read, does
-    not match its manifest, so nothing is swapped in and the app's folder is as it was for the runbook's build."""
+def test_a_restore_moves_the_kept_build_into_place_and_the_store_keeps_it_again_from_the_app_folder(
+        app: tuple[Path, list[str]], tmp_path: Path) -> None:
     repo, _ = app
     ctx = context(repo, tmp_path / "data")
     entry = kept_after_verify(ctx)
+    inode = (entry.files_dir / "dist" / "app.js").stat().st_ino
+    _, result = rebuild(ctx)
+    assert result.ok and result.artifacts.attempts == []  # type: ignore[union-attr]
+    assert (repo / "dist" / "app.js").stat().st_ino == inode  # the store's own file: moved, not copied
+    store = build_store(ctx.config, ctx.data_dir)
+    deadline = time.monotonic() + 30
+    while (again := store.find(entry.key)) is None:  # kept again, on a thread, from the app's folder
+        assert time.monotonic() < deadline, "the restored build was never kept again"
+        time.sleep(0.05)
+    assert (again.content_sha256, again.kept_at, again.reason) == (entry.content_sha256, entry.kept_at, entry.reason)
+    assert store.verify(again) is None and (again.files_dir / "dist" / "app.js").stat().st_ino != inode
+    assert (repo / "dist" / "app.js").read_text() == "// v3\n"
+
+
+def test_the_keep_after_a_verify_waits_for_a_restored_build_being_kept_again_instead_of_building_it_twice(
+        app: tuple[Path, list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo, _ = app
+    ctx = context(repo, tmp_path / "data")
+    entry = kept_after_verify(ctx)
+    released = threading.Event()
+    capture = builds.BuildStore.capture
+
+    def slow_keep_again(self: builds.BuildStore, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("like") is not None:
+            released.wait(30)  # the copy back from the app's folder takes a while (thousands of files)
+        return capture(self, *args, **kwargs)
+
+    monkeypatch.setattr(builds.BuildStore, "capture", slow_keep_again)
+    _, result = rebuild(ctx)
+    assert result.ok and result.artifacts.attempts == []  # type: ignore[union-attr]
+    threading.Timer(1.0, released.set).start()
+    store = build_store(ctx.config, ctx.data_dir)
+    said = builds.keep_head(store, repo, Yarn(cache=store.yarn_cache), OUTPUTS, builds.node_version(), "after verify")
+    assert said == f"already kept: {entry.key.describe()}"  # no worktree build of what was being kept again
+
+
+def test_a_restored_build_that_changed_in_the_app_folder_is_not_kept_again(app: tuple[Path, list[str]],
+                                                                           tmp_path: Path) -> None:
+    repo, _ = app
+    ctx = context(repo, tmp_path / "data")
+    entry = kept_after_verify(ctx)
+    store = build_store(ctx.config, ctx.data_dir)
+    shutil.rmtree(entry.path)  # as a restore that took it leaves the store
+    (repo / "dist").mkdir(exist_ok=True)
+    (repo / "dist" / "app.js").write_text("// someone's hand edit after the restore\n")
+    said = store.capture(repo, entry.key, entry.commit, OUTPUTS, entry.reason, like=entry)
+    assert said == "the folder changed since the kept build was restored into it" and store.find(entry.key) is None
+
+
+def test_a_restore_killed_while_taking_the_kept_build_leaves_no_usable_entry_and_yarn_builds(
+        app: tuple[Path, list[str]], tmp_path: Path) -> None:
+    repo, _ = app
+    ctx = context(repo, tmp_path / "data")
+    entry = kept_after_verify(ctx)
+    faults = tmp_path / "faults"
+    faults.mkdir()
+    script = ("import sys; from pathlib import Path; from bot.ops import builds\n"
+              "store = builds.BuildStore(Path(sys.argv[2]))\n"
+              "store.restore(store.entries()[0], Path(sys.argv[1]), ['dist', 'node_modules'], take=True)\n")
+    env = {**os.environ, "ROLLBACK_FAULT_PAUSE": "builds.restore_taking", "ROLLBACK_FAULT_DIR": str(faults)}
+    proc = subprocess.Popen([sys.executable, "-c", script, str(repo), str(entry.path.parent)], env=env,
+                            cwd=Path(__file__).resolve().parents[2])
+    try:
+        deadline = time.monotonic() + 60
+        while not (faults / "builds.restore_taking.reached").exists():
+            assert proc.poll() is None and time.monotonic() < deadline, "the restore never took the build"
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    store = build_store(ctx.config, ctx.data_dir)
+    assert store.find(entry.key) is None and store.entries() == []  # its manifest went first
+    plan, result = rebuild(ctx)
+    assert plan.startswith(f"yarn build in {repo}: no kept build for") and result.ok
+    assert result.artifacts.attempts  # type: ignore[union-attr]
+    again = kept_after_verify(ctx)  # what the killed restore left is replaced by the next keep
+    assert again.key == entry.key and store.verify(again) is None
+
+
+def test_a_kept_build_that_changed_is_not_swapped_in_and_yarn_builds(app: tuple[Path, list[str]],
+                                                                     tmp_path: Path) -> None:
+    """The kept build loses its dist once it is taken out of the store, before its hash is read (a person's rm
+    -rf): the hash does not match its manifest, so nothing is swapped in and the app's folder is as it was for the
+    runbook's build."""
+    repo, _ = app
+    ctx = context(repo, tmp_path / "data")
+    kept_after_verify(ctx)
     (repo / "dist").mkdir(exist_ok=True)
     (repo / "dist" / "mark.txt").write_text("the app's own dist, before the rebuild\n")
 
     def progress(text: Any) -> None:
-        if plain(text).startswith("copying the kept build into place"):
-            shutil.rmtree(entry.files_dir / "dist")
+        if plain(text).startswith("moved the kept build next to the app's folder"):
+            [staged] = (repo / ".git").glob("rollback-bot-restore-*")
+            shutil.rmtree(staged / "dist")
 
     ctx.progress = progress
     plan, result = rebuild(ctx)
