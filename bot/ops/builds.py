@@ -298,17 +298,6 @@ class BuildStore:
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
-    def verify(self, entry: Entry) -> str | None:
-        """None when the entry's files hash to its manifest's content hash; otherwise what differs."""
-        try:
-            found, _, _ = content_hash(entry.files_dir, entry.outputs)
-        except OSError as error:
-            return f"its files cannot be read ({_problem(error)})"
-        if found != entry.content_sha256:
-            return (f"its files do not match its manifest (content hash {found[:12]}…, the manifest says "
-                    f"{entry.content_sha256[:12]}…)")
-        return None
-
     # ---- keeping -----------------------------------------------------------------------------------------
     def capture(self, source: Path, key: BuildKey, commit: str, outputs: Sequence[str], reason: str,
                 cancelled: Callable[[], bool] = lambda: False, *, move: bool = False,

@@ -84,6 +84,11 @@ def built_at(repo: Path) -> str:
     return (repo / "dist" / "built-at.txt").read_text()
 
 
+def intact(entry: builds.Entry) -> bool:
+    """The entry's files hash to its manifest's content hash."""
+    return builds.content_hash(entry.files_dir, entry.outputs)[0] == entry.content_sha256
+
+
 def kept_after_verify(ctx: StepContext) -> builds.Entry:
     """What the bot does after a verify passes: build HEAD's commit alone in a worktree and keep it (the port's
     thread's work, synchronously)."""
@@ -203,7 +208,7 @@ def test_a_worktree_build_is_kept_without_touching_the_app_folder_and_its_worktr
     kept = capture_commit(repo, builds.BuildStore(tmp_path / "builds"), v3)
     worktrees = tmp_path / "builds" / ".worktrees"
     assert not worktrees.exists() or not any(worktrees.iterdir())  # its outputs were moved out, then it went
-    assert builds.BuildStore(tmp_path / "builds").verify(kept) is None  # what was hashed is what is kept
+    assert intact(kept)  # what was hashed is what is kept
     assert (kept.files_dir / "dist" / "app.js").read_text() == "// v3\n" and app_folder(repo) == before
 
 
@@ -227,7 +232,7 @@ def test_a_capture_that_moves_writes_none_of_the_builds_bytes_again_and_hashes_a
     moved = store.capture(built, key, "abc1234", OUTPUTS, "moved", move=True)
     assert isinstance(moved, builds.Entry) and _bytes_written() - written < 1 << 20  # renamed, not copied
     assert not (built / "dist").exists() and not (built / "node_modules").exists()
-    assert store.verify(moved) is None and (moved.files_dir / "node_modules" / ".bin" / "pkg").is_symlink()
+    assert intact(moved) and (moved.files_dir / "node_modules" / ".bin" / "pkg").is_symlink()
     copied = builds.BuildStore(tmp_path / "copied").capture(same, key, "abc1234", OUTPUTS, "copied")
     assert isinstance(copied, builds.Entry) and (same / "dist" / "big.js").stat().st_size == 4 << 20
     assert (copied.content_sha256, copied.files, copied.bytes) == (moved.content_sha256, moved.files, moved.bytes)
@@ -262,7 +267,7 @@ def test_a_process_killed_mid_capture_leaves_no_usable_entry(app: tuple[Path, li
     assert len(left) == 1 and (left[0] / "files" / "dist" / "app.js").exists()  # copied, never published
     assert not (left[0] / "manifest.json").exists() and not (root / key.slug).exists()
     kept = store.capture(repo, key, "abc1234", OUTPUTS, "again")  # a later capture sweeps what the dead one left
-    assert isinstance(kept, builds.Entry) and store.verify(kept) is None
+    assert isinstance(kept, builds.Entry) and intact(kept)
     assert not [p for p in root.iterdir() if p.name.startswith(".incoming-")]
 
 
@@ -314,7 +319,7 @@ def test_a_restore_moves_the_kept_build_into_place_and_the_store_keeps_it_again_
         assert time.monotonic() < deadline, "the restored build was never kept again"
         time.sleep(0.05)
     assert (again.content_sha256, again.kept_at, again.reason) == (entry.content_sha256, entry.kept_at, entry.reason)
-    assert store.verify(again) is None and (again.files_dir / "dist" / "app.js").stat().st_ino != inode
+    assert intact(again) and (again.files_dir / "dist" / "app.js").stat().st_ino != inode
     assert (repo / "dist" / "app.js").read_text() == "// v3\n"
 
 
@@ -382,7 +387,7 @@ def test_a_restore_killed_while_taking_the_kept_build_leaves_no_usable_entry_and
     assert plan.startswith(f"yarn build in {repo}: no kept build for") and result.ok
     assert result.artifacts.attempts  # type: ignore[union-attr]
     again = kept_after_verify(ctx)  # what the killed restore left is replaced by the next keep
-    assert again.key == entry.key and store.verify(again) is None
+    assert again.key == entry.key and intact(again)
 
 
 def test_a_kept_build_that_changed_is_not_swapped_in_and_yarn_builds(app: tuple[Path, list[str]],
@@ -534,7 +539,7 @@ def test_another_hosts_live_folders_are_not_swept_and_a_complete_entry_is_never_
         holder.wait(timeout=10)
     capturing.join(timeout=60)
     assert isinstance(result[0], builds.Entry) and result[0].reason == first.reason == f"build of {v1[:7]}"
-    assert store.verify(first) is None and store.find(first.key) == first
+    assert intact(first) and store.find(first.key) == first
     assert not list(store.root.glob(f".incoming-{host}-*"))
 
 
@@ -648,7 +653,7 @@ def test_after_a_verify_passes_the_bot_keeps_the_build_and_a_rebuild_restores_it
         time.sleep(0.2)
     entry = store.entries()[0]
     assert entry.reason == "after verify of RB-0001" and entry.key.tree[:7] == tree
-    assert entry.outputs["dist"] and store.verify(entry) is None
+    assert entry.outputs["dist"] and intact(entry)
 
     again = step(emulator, ts, "rebuild --again")
     assert f"Restore the last-known-good build of tree {tree}" in again and "after verify of RB-0001" in again
