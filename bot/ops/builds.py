@@ -7,16 +7,17 @@ A build's **key** is the git tree hash of the commit, the sha256 of its ``yarn.l
 commit, a **content hash** over every output file (path, kind, executable bit, size, sha256; a symlink's
 target) and why it was kept. An entry is written under ``.incoming-<pid>-<random>/``, its manifest last, and
 renamed into place: a process killed while capturing leaves a folder that is never read (and that a later
-capture removes once its process is gone). Restoring hashes the entry's files as it copies them into a staging
-folder and swaps them in only if that is the manifest's content hash; a difference is a problem, never a silent
-success.
+capture removes once its process is gone). Restoring hashes the entry's files (as it copies them into a staging
+folder, or once it has taken the entry's folder there whole) and swaps them in only if that is the manifest's
+content hash; a difference is a problem, never a silent success.
 
 Every kept build is **made from the commit alone**: :func:`build_commit` checks the commit out in a ``git
 worktree`` of its own under ``<root>/.worktrees/``, runs ``yarn install --frozen-lockfile`` and ``yarn build``
 there (yarn's cache: ``<root>/.yarn-cache``, seeded read-only from the app's), refuses to keep it when the build
-wrote anything ``build.outputs`` does not name, captures the outputs and removes the worktree. Nothing is ever
-captured from the app's folder (it may hold untracked files, a ``.env``, node_modules of another yarn.lock). The
-build alongside the backup (:func:`start_alongside`) and the keep after a verify (:func:`keep_head`) both do this.
+wrote anything ``build.outputs`` does not name, captures the outputs and removes the worktree. The app's folder
+is never the source of a new entry (it may hold untracked files, a ``.env``, node_modules of another yarn.lock):
+only a build a restore took is copied back from it, and kept only if it hashes exactly as it did. The build
+alongside the backup (:func:`start_alongside`) and the keep after a verify (:func:`keep_head`) both do this.
 
 Folders a process is writing carry its host name and pid; only the same host's dead pids' folders are swept.
 ``<root>/.lock`` (``flock``) is held around publishing an entry, evicting, and reading one to restore it.
@@ -390,64 +391,106 @@ class BuildStore:
     # ---- restoring ---------------------------------------------------------------------------------------
     def restore(self, entry: Entry, dest: Path, outputs: Sequence[str],
                 progress: Callable[[str], None] = lambda _: None, *, take: bool = False) -> NotRestored | None:
-        """Put the entry's outputs into ``dest`` in place of what is there. None when done: the files copied
-        hash, as they are read and written, to the manifest's content hash, and only then are they swapped in;
-        otherwise why not, an error included (``dest`` may then hold a partial swap, which the fallback's clean
-        build replaces). The copy is staged in ``dest/.git/`` (never a file git stash or a build sees); what an
-        interrupted restore left there is removed first. The outputs it replaced are removed there on a thread
-        of their own once it is done, so the restart need not wait for that (when ``.git`` is a file, as in a
-        linked worktree, staging is in ``dest`` itself and they are removed before it returns).
+        """Put the entry's outputs into ``dest`` in place of what is there. None when done: the files hash to the
+        manifest's content hash before they are swapped in; otherwise why not, an error included (``dest`` may
+        then hold a partial swap, which the fallback's clean build replaces). The files are staged in
+        ``dest/.git/`` (never a file git stash or a build sees); what an interrupted restore left there is removed
+        first (a taken entry is put back: :meth:`recover_taken`). The outputs it replaced are removed there on a
+        thread of their own once it is done, so the restart need not wait for that (when ``.git`` is a file, as
+        in a linked worktree, staging is in ``dest`` itself and they are removed before it returns).
 
-        ``take`` (a rollback waiting on it): when the store and ``dest`` share a file system, the entry's files are
-        renamed into the staging folder instead of copied (its manifest removed first, so nothing uses the entry
-        half-taken), hashed there and swapped in; then a thread keeps them again, copied from ``dest`` (the
-        running app only reads them), if they still hash to the manifest's content hash. Creating thousands of
-        small files is most of a copy, and the restart need not wait for it."""
+        By default the entry is copied into the staging folder, each file hashed as it is read and written.
+        ``take`` (a rollback waiting on it): the entry's folder, manifest and files, is renamed into the staging
+        folder in one step (so the store holds it whole or not at all; a rename the file systems refuse, EXDEV
+        even on one device, leaves it and the restore copies), hashed there and swapped in; then a thread keeps
+        it again, copied from ``dest`` (the running app only reads it), if it still hashes to the manifest's
+        content hash. Creating thousands of small files is most of a copy, and the restart need not wait for it.
+        A taken entry that could not be swapped in before anything changed is put back."""
         if set(entry.outputs) != set(outputs):
             return NotRestored(f"it holds {', '.join(sorted(entry.outputs))} and build.outputs is now "
                                f"{', '.join(sorted(outputs))}")
-        changed = False
         staging_root = dest / ".git" if (dest / ".git").is_dir() else dest
+        self.recover_taken(dest)
         for left in [*staging_root.glob(RESTORE_PREFIX + "*"), *dest.glob("." + RESTORE_PREFIX + "*")]:
             shutil.rmtree(left, ignore_errors=True)
         staging = staging_root / f"{'' if staging_root != dest else '.'}{RESTORE_PREFIX}{uuid.uuid4().hex[:8]}"
-        done = took = False
+        done = took = intact = changed = False
         try:
-            if take and _same_file_system(entry.files_dir, staging_root):
+            if take:
                 with self._locked():  # nobody reads it, evicts it or keeps it meanwhile
                     if self._load(entry.path) != entry:
                         return NotRestored("it is no longer kept (evicted, or taken by another restore)")
-                    os.unlink(entry.path / MANIFEST)  # from here the entry is incomplete: never used, replaced
-                    faults.point("builds.restore_taking")
-                    os.rename(entry.files_dir, staging)
-                    took = True
-                    shutil.rmtree(entry.path, ignore_errors=True)
+                    with contextlib.suppress(OSError):  # not one mount: copied below
+                        os.rename(entry.path, staging)
+                        took = True
+            if took:
+                faults.point("builds.restore_taken")
                 progress("moved the kept build next to the app's folder; checking its content hash")
-                copied, _, _ = content_hash(staging, entry.outputs)
+                source = staging / "files"
+                copied, _, _ = content_hash(source, entry.outputs)
             else:
                 with self._locked(shared=True):  # not evicted nor replaced while it is read
+                    if self._load(entry.path) != entry:
+                        return NotRestored("it is no longer kept (evicted, or taken by another restore)")
                     progress("copying the kept build into place, checking its content hash as it is read")
                     staging.mkdir()
+                    source = staging
                     copied, _, _ = content_hash(entry.files_dir, entry.outputs, copy_to=staging)
             if copied != entry.content_sha256:
                 return NotRestored(f"its files do not match its manifest (content hash {copied[:12]}…, the "
                                    f"manifest says {entry.content_sha256[:12]}…)")
+            intact = True
             faults.point("builds.restore_copied")
             for output, had in entry.outputs.items():
                 old = dest / output
-                changed = True
                 if old.exists() or old.is_symlink():
                     os.rename(old, staging / f".old-{output}")
+                    changed = True
                 if had:
-                    os.rename(staging / output, old)
+                    os.rename(source / output, old)
+                    changed = True
             done = True
         except (OSError, shutil.Error) as error:
             return NotRestored(f"restoring it failed ({_problem(error)})", changed)
         finally:
+            if took and not done and intact and not changed:
+                self._put_back(staging, entry)  # nothing was swapped: the store holds it again
             _remove(staging, later=done and staging_root != dest)
         if took:
             _keep_again(self, dest, entry, outputs)
         return None
+
+    def recover_taken(self, dest: Path) -> list[Entry]:
+        """Put back into the store what a restore into ``dest`` took and left in its staging folder (a process
+        killed between the take and the swap): each one whose files still hash to its manifest's content hash,
+        when no entry of its key is kept meanwhile. What was put back."""
+        staging_root = dest / ".git" if (dest / ".git").is_dir() else dest
+        recovered = []
+        for left in [*staging_root.glob(RESTORE_PREFIX + "*"), *dest.glob("." + RESTORE_PREFIX + "*")]:
+            entry = self._load(left)
+            if entry is None:
+                continue
+            try:
+                found, _, _ = content_hash(entry.files_dir, entry.outputs)
+            except OSError:
+                continue
+            if found == entry.content_sha256 and self._put_back(left, entry):
+                recovered.append(entry)
+        return recovered
+
+    def _put_back(self, folder: Path, entry: Entry) -> bool:
+        """``folder`` (a taken entry, its manifest and files) renamed back to its place in the store, unless an
+        entry of its key is there meanwhile."""
+        with self._locked():
+            final = self.root / entry.key.slug
+            if final.exists():
+                return False
+            try:
+                os.rename(folder, final)
+            except OSError:
+                return False
+            fsync_dir(self.root)
+        return True
 
     # ---- building from the commit alone ------------------------------------------------------------------
     @property
@@ -531,7 +574,7 @@ def _unlisted(folder: Path, outputs: Sequence[str]) -> list[str]:
 
 
 # ---- a restored build, kept again from the app's folder --------------------------------------------------------
-_keeping_again: dict[str, threading.Thread] = {}
+_keeping_again: dict[tuple[Path, str], threading.Thread] = {}  # (store root, key slug)
 _keeping_again_lock = threading.Lock()
 KEEP_AGAIN_WAIT_S = 300.0
 
@@ -544,17 +587,18 @@ def _keep_again(store: BuildStore, dest: Path, entry: Entry, outputs: Sequence[s
                 store.capture(dest, entry.key, entry.commit, list(outputs), entry.reason, like=entry)
         finally:
             with _keeping_again_lock:
-                if _keeping_again.get(entry.key.slug) is thread:
-                    del _keeping_again[entry.key.slug]
+                if _keeping_again.get(slot) is thread:
+                    del _keeping_again[slot]
 
+    slot = (store.root, entry.key.slug)
     thread = threading.Thread(target=keep, name="builds-keep-again", daemon=True)
     with _keeping_again_lock:
-        _keeping_again[entry.key.slug] = thread
+        _keeping_again[slot] = thread
     try:
         thread.start()
     except RuntimeError:  # no thread to be had: the next keep builds it
         with _keeping_again_lock:
-            _keeping_again.pop(entry.key.slug, None)
+            _keeping_again.pop(slot, None)
 
 
 def keep_head(store: BuildStore, repo: Path, yarn: Yarn, outputs: Sequence[str], node: str, reason: str,
@@ -565,9 +609,11 @@ def keep_head(store: BuildStore, repo: Path, yarn: Yarn, outputs: Sequence[str],
     head = GitRepo(repo).head().sha
     key = commit_key(repo, head, node)
     with _keeping_again_lock:
-        again = _keeping_again.get(key.slug)
+        again = _keeping_again.get((store.root, key.slug))
     if again is not None:
         again.join(KEEP_AGAIN_WAIT_S)
+        if cancelled():
+            return "cancelled"
     if store.find(key) is not None:
         return f"already kept: {key.describe()}"
     kept = commit_build(store, repo, head, key, yarn, outputs, reason, cancelled)

@@ -69,6 +69,7 @@ class Rebuild:
         if key is None:
             return RebuildPlan(None, None, None, "a tracked file differs from HEAD, so no kept build can match it")
         store = build_store(ctx.config, ctx.data_dir)
+        store.recover_taken(ctx.repo)  # what a restore killed before its swap took out of the store goes back
         kept = store.find(key)
         if kept is not None:
             return RebuildPlan(key, kept, None, None)

@@ -47,10 +47,10 @@ def health_checks(config: RunbookConfig) -> tuple[list[CheckOutcome], float, int
 
 STARTING = (None, 502, 503, 504)  # no answer, or a proxy/app saying it is not ready yet
 FIRST_PAUSE_S, MAX_PAUSE_S = 0.25, 3.0  # an app starting is asked again soon, then less and less often
-HOLD_S = 0.5  # a pass after a failure is asked again no sooner than this: it must hold, not just happen once
-# (staying up is pm2's to see: right after a restart, the log round then waits until each restarted app has been
-# up for pm2's min_uptime, 1 s by default, and fails if pm2 restarted it again since the bot did; a hold as long as
-# min_uptime only made the two waits one after the other)
+HOLD_S = 0.5  # a pass after a failure is asked again no sooner than this: it must hold, not just happen once (an
+# instance still starting behind a proxy, a blocked event loop); half a second apart is two answers, not one lucky
+# one. Staying up is pm2's to see: right after a restart, the log round then waits until each restarted app has
+# been up for pm2's min_uptime (1 s by default) and fails if pm2 restarted it again since the bot did.
 
 
 def _probe_all(config: RunbookConfig, timeout: float) -> tuple[HttpRound, bool]:

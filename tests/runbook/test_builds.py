@@ -358,8 +358,11 @@ def test_a_restored_build_that_changed_in_the_app_folder_is_not_kept_again(app: 
     assert said == "the folder changed since the kept build was restored into it" and store.find(entry.key) is None
 
 
-def test_a_restore_killed_while_taking_the_kept_build_leaves_no_usable_entry_and_yarn_builds(
+def test_a_restore_killed_after_taking_the_kept_build_leaves_it_where_the_next_rebuild_puts_it_back(
         app: tuple[Path, list[str]], tmp_path: Path) -> None:
+    """Reported by review: the take removed the manifest, then renamed the files, so a kill (or a refused rename)
+    in between left files no entry described, and a kill before the swap lost the build. The entry's folder now
+    moves whole, and the next rebuild's plan puts back what a killed restore took."""
     repo, _ = app
     ctx = context(repo, tmp_path / "data")
     entry = kept_after_verify(ctx)
@@ -368,12 +371,12 @@ def test_a_restore_killed_while_taking_the_kept_build_leaves_no_usable_entry_and
     script = ("import sys; from pathlib import Path; from bot.ops import builds\n"
               "store = builds.BuildStore(Path(sys.argv[2]))\n"
               "store.restore(store.entries()[0], Path(sys.argv[1]), ['dist', 'node_modules'], take=True)\n")
-    env = {**os.environ, "ROLLBACK_FAULT_PAUSE": "builds.restore_taking", "ROLLBACK_FAULT_DIR": str(faults)}
+    env = {**os.environ, "ROLLBACK_FAULT_PAUSE": "builds.restore_taken", "ROLLBACK_FAULT_DIR": str(faults)}
     proc = subprocess.Popen([sys.executable, "-c", script, str(repo), str(entry.path.parent)], env=env,
                             cwd=Path(__file__).resolve().parents[2])
     try:
         deadline = time.monotonic() + 60
-        while not (faults / "builds.restore_taking.reached").exists():
+        while not (faults / "builds.restore_taken.reached").exists():
             assert proc.poll() is None and time.monotonic() < deadline, "the restore never took the build"
             time.sleep(0.05)
         os.kill(proc.pid, signal.SIGKILL)
@@ -382,12 +385,92 @@ def test_a_restore_killed_while_taking_the_kept_build_leaves_no_usable_entry_and
         if proc.poll() is None:
             proc.kill()
     store = build_store(ctx.config, ctx.data_dir)
-    assert store.find(entry.key) is None and store.entries() == []  # its manifest went first
+    assert store.entries() == [] and not entry.path.exists()  # taken whole: nothing half-described is left
+    [taken] = (repo / ".git").glob("rollback-bot-restore-*")
+    assert (taken / "manifest.json").is_file()
     plan, result = rebuild(ctx)
-    assert plan.startswith(f"yarn build in {repo}: no kept build for") and result.ok
-    assert result.artifacts.attempts  # type: ignore[union-attr]
-    again = kept_after_verify(ctx)  # what the killed restore left is replaced by the next keep
-    assert again.key == entry.key and intact(again)
+    assert plan.startswith("Restore the last-known-good build"), plan  # put back first, then planned
+    assert result.ok and result.artifacts.attempts == []  # type: ignore[union-attr]
+    assert (repo / "dist" / "app.js").read_text() == "// v3\n"
+
+
+def test_a_take_the_file_systems_refuse_copies_and_the_entry_stays_kept(
+        app: tuple[Path, list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reported by review: two mounts of one file system (a bind mount, systemd's ReadWritePaths, a container
+    volume) share a device number, yet rename(2) between them fails with EXDEV. The attempted rename is the
+    test: refused, nothing moved, and the restore copies."""
+    repo, _ = app
+    ctx = context(repo, tmp_path / "data")
+    entry = kept_after_verify(ctx)
+    rename = os.rename
+
+    def across_mounts(source: Any, target: Any, *args: Any, **kwargs: Any) -> None:
+        if Path(source) == entry.path:
+            raise OSError(18, "Invalid cross-device link")
+        rename(source, target, *args, **kwargs)
+
+    monkeypatch.setattr(builds.os, "rename", across_mounts)
+    _, result = rebuild(ctx)
+    monkeypatch.undo()
+    assert result.ok and result.artifacts.attempts == []  # type: ignore[union-attr]
+    assert (repo / "dist" / "app.js").read_text() == "// v3\n"
+    store = build_store(ctx.config, ctx.data_dir)
+    assert store.find(entry.key) == entry and intact(entry)  # copied, so still kept, untouched
+
+
+def test_a_taken_build_that_cannot_be_swapped_in_is_put_back_and_yarn_builds(
+        app: tuple[Path, list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reported by review: the app's dist cannot be moved aside (a permission, a mount point): nothing was
+    swapped, so the taken build goes back into the store, and the fallback is the runbook's yarn build, not a
+    clean install."""
+    repo, _ = app
+    ctx = context(repo, tmp_path / "data")
+    entry = kept_after_verify(ctx)
+    (repo / "dist").mkdir(exist_ok=True)
+    rename = os.rename
+
+    def stuck(source: Any, target: Any, *args: Any, **kwargs: Any) -> None:
+        if Path(source) == repo / "dist":
+            raise OSError(13, "Permission denied")
+        rename(source, target, *args, **kwargs)
+
+    monkeypatch.setattr(builds.os, "rename", stuck)
+    _, result = rebuild(ctx)
+    monkeypatch.undo()
+    summary = plain(result.summary)
+    assert result.ok and summary.startswith("built: build: yarn build exit 0"), summary
+    assert "restoring it failed (PermissionError: [Errno 13] Permission denied)" in summary, summary
+    store = build_store(ctx.config, ctx.data_dir)
+    again = store.find(entry.key)
+    assert again == entry and intact(again)
+    assert not list((repo / ".git").glob("rollback-bot-restore-*"))
+
+
+def test_a_restore_of_an_entry_another_restore_took_says_it_is_no_longer_kept(
+        app: tuple[Path, list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo, _ = app
+    ctx = context(repo, tmp_path / "data")
+    entry = kept_after_verify(ctx)
+    released = threading.Event()
+    capture = builds.BuildStore.capture
+
+    def slow_keep_again(self: builds.BuildStore, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("like") is not None:
+            released.wait(30)
+        return capture(self, *args, **kwargs)
+
+    monkeypatch.setattr(builds.BuildStore, "capture", slow_keep_again)
+    store = build_store(ctx.config, ctx.data_dir)
+    try:
+        assert store.restore(entry, repo, OUTPUTS, take=True) is None
+        other = tmp_path / "other"  # a second app folder (another replica's plan of the same entry)
+        (other / ".git").mkdir(parents=True)
+        for take in (True, False):
+            said = store.restore(entry, other, OUTPUTS, take=take)
+            assert said is not None and said.why == "it is no longer kept (evicted, or taken by another restore)"
+            assert not said.changed_folder
+    finally:
+        released.set()
 
 
 def test_a_kept_build_that_changed_is_not_swapped_in_and_yarn_builds(app: tuple[Path, list[str]],
@@ -404,7 +487,7 @@ def test_a_kept_build_that_changed_is_not_swapped_in_and_yarn_builds(app: tuple[
     def progress(text: Any) -> None:
         if plain(text).startswith("moved the kept build next to the app's folder"):
             [staged] = (repo / ".git").glob("rollback-bot-restore-*")
-            shutil.rmtree(staged / "dist")
+            shutil.rmtree(staged / "files" / "dist")
 
     ctx.progress = progress
     plan, result = rebuild(ctx)
