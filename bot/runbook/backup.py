@@ -72,8 +72,8 @@ class Backup:
         """The revert that follows the backup goes to the rollback target: build it meanwhile, in a worktree of its
         own, unless it is kept already. Nothing when there will be no such revert (the code was reverted already,
         the target is HEAD or not below it) or it cannot be keyed, nor when the build (twice the newest kept
-        build: the build, and the copy a restore keeps again) would take the data folder below ``backup.reserve_mb`` once the
-        backup is written (``left``: the bytes free then)."""
+        build: the build, and the copy a restore keeps again) would take the data folder below
+        ``backup.reserve_mb`` once the backup is written (``left``: the bytes free then)."""
         cfg = ctx.config
         if not cfg.build.keep.alongside_backup or cfg.build.keep.max_count == 0:
             return None, None
