@@ -7,7 +7,6 @@ usage, before anything looks at the incident.
 
 from __future__ import annotations
 
-import difflib
 import re
 import shlex
 from dataclasses import dataclass, field
@@ -144,6 +143,8 @@ FREE_TEXT = frozenset({Subcommand.START.value, Subcommand.NOTE.value, Subcommand
 
 def short_usage(typed: str | None = None) -> Rich:
     """One line: the closest subcommand to what was typed (if any), and where the full list is."""
+    import difflib  # with the first mistyped command: an idle bot has no need of it (tests/test_cli.py checks)
+
     close = difflib.get_close_matches((typed or "").lower(), [u.name.value for u in CATALOG], n=1, cutoff=0.6)
     guess: Rich = ()
     if close:

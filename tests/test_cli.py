@@ -255,8 +255,10 @@ def test_an_idle_bot_has_not_loaded_the_libraries_only_some_commands_need(tmp_pa
         process.communicate(timeout=30)
     assert "pydantic_core" in loaded and "pydantic" in imported  # both see the bot's own models
     assert not loaded & {"matplotlib", "kiwisolver", "PIL", "numpy", "pymongo", "bson", "aiohttp"}, sorted(loaded)
-    heavy = {"matplotlib", "pymongo", "bson", "git", "jinja2", "aiohttp", "smtplib", "waitress"}
+    heavy = {"matplotlib", "pymongo", "bson", "git", "jinja2", "aiohttp", "smtplib", "waitress",
+             "statistics", "difflib"}  # the health summary's median, the "did you mean" of a mistyped command
     assert not imported & heavy, sorted(imported & heavy)
+
 
 
 # ---- check: ok, warnings and failures counted apart -------------------------------------------------------

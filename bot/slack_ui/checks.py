@@ -17,7 +17,6 @@ from __future__ import annotations
 import io
 import itertools
 import math
-import statistics
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -67,6 +66,8 @@ class Summary:
 
 
 def summarise(results: list[CheckResult]) -> Summary:
+    import statistics  # with the first summary: an idle bot has no need of it (tests/test_cli.py checks)
+
     latencies = [r.latency_ms for r in results if r.latency_ms is not None]
     return Summary(len(results), sum(not r.ok for r in results),
                    statistics.median(latencies) if latencies else None, max(latencies) if latencies else None)
@@ -178,6 +179,8 @@ def _stretches(results: list[CheckResult], right: datetime) -> list[tuple[dateti
     wide), neighbours with the same condition merged: the status strip."""
     if not results:
         return []
+    import statistics  # with the first chart, like matplotlib
+
     gaps = [(b.at - a.at) for a, b in itertools.pairwise(results)]
     seconds = statistics.median(gap.total_seconds() for gap in gaps) if gaps else 60.0
     interval = timedelta(seconds=max(seconds, 1.0))
