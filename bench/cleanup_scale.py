@@ -12,7 +12,8 @@ message (what a ✅ leaves behind), and the bot's own sweep is nudged: it starts
 approval. Timed: ``Executor._run`` from its start (the drift re-check: one count per planned operation,
 re-verification of the backup on disk, every tenant, the final records and messages) to its end. Also counted
 during the run: the bytes the bot writes to its store (the SQL statements SQLite runs, parameters expanded, from
-its trace callback; by record kind), the ``chat.update`` calls, and the server commands per tenant.
+its trace callback; by record kind), and the ``chat.update`` calls per message in any one second (what Slack
+limits: a shorter run must not read as a faster pace, nor a long quiet stretch hide a burst).
 
 Target: the time per tenant at 1,000 tenants under 2x the time per tenant at 10 (per-round ratio). ``--large N``
 runs the large side at N tenants instead (the quick tier of ``make bench`` uses it).
@@ -92,6 +93,19 @@ def reset_tenant(client: Any, db_name: str, fields: tuple[str, ...] | list[str],
     db.internship_case_attempts.insert_many([{"case": n, "attempt": a} for n in range(3) for a in range(2)])
 
 
+def busiest_second(updates: list[tuple[float, str]]) -> int:
+    """The most ``chat.update`` calls on one message within any 1-second window (``updates``: (when, message ts))."""
+    most = 0
+    for message in {ts for _, ts in updates}:
+        times = sorted(t for t, ts in updates if ts == message)
+        first = 0
+        for last, at in enumerate(times):
+            while at - times[first] >= 1.0:
+                first += 1
+            most = max(most, last - first + 1)
+    return most
+
+
 def _table(statement: str) -> str:
     """The table an INSERT/UPDATE/DELETE statement writes to (its first word after INTO/UPDATE/FROM)."""
     words = statement.replace("(", " ").split()
@@ -122,7 +136,7 @@ class Side:
         self.fields = list(services.settings.runbook.cleanup.unset_fields)
         self.done = threading.Event()
         self.timing: dict[str, float] = {}
-        self.updates: list[float] = []
+        self.updates: list[tuple[float, str]] = []  # (when, the ts of the message updated)
         self.writes: dict[str, list[int]] = {}
         self._hook()
 
@@ -138,9 +152,9 @@ class Side:
                 self.timing["end"] = time.perf_counter()
                 self.done.set()
 
-        def counted_update(*args: Any, **kwargs: Any) -> Any:
-            self.updates.append(time.perf_counter())
-            return update(*args, **kwargs)
+        def counted_update(channel: str, ts: str, *args: Any, **kwargs: Any) -> Any:
+            self.updates.append((time.perf_counter(), ts))
+            return update(channel, ts, *args, **kwargs)
 
         executor._run = timed_run  # type: ignore[method-assign]
         messenger.update = counted_update  # type: ignore[method-assign]
@@ -208,9 +222,10 @@ class Side:
             raise RuntimeError(f"the {self.size}-tenant cleanup did not execute cleanly: "
                                f"{approval.status if approval else None}, {len(results)} results")
         seconds = self.timing["end"] - self.timing["start"]
-        updates = [t for t in self.updates if self.timing["start"] <= t <= self.timing["end"]]
+        # Every update from the run's start on: the worker delivering the run's messages may end after the run.
+        updates = [(t, ts) for t, ts in self.updates if self.timing["start"] <= t]
         return {"seconds": seconds, "per_tenant_ms": seconds / self.size * 1000, "tenants": self.size,
-                "chat_updates": len(updates), "updates_per_s": len(updates) / seconds,
+                "chat_updates": len(updates), "updates_per_message_s": busiest_second(updates),
                 "store_writes": {k: {"count": len(v), "bytes": sum(v), "max": max(v)} for k, v in self.writes.items()}}
 
     def round(self, index: int) -> dict[str, Any]:
@@ -326,9 +341,10 @@ def report(results: list[dict[str, Any]], warm: dict[int, Any], started: float,
                     f"{max(w['max'] for r in results for w in r['ten']['store_writes'].values()) / 1024:.1f} KB "
                     f"({few_n} tenants)", None, "-", None,
                     note=f"SQL writes by record kind (or table) in the last {many_n}-tenant run: {kinds}"))
-    pace = max(r["thousand"]["updates_per_s"] for r in results)
-    rows.append(Row(NAME, f"chat.update calls per second during a {many_n}-tenant run (max)", f"{pace:.2f}/s",
-                    "Slack: ~1/s per message", None, "<= 2/s (progress + request redraw, each <= 1/s)", pace <= 2.0))
+    pace = max(r[side]["updates_per_message_s"] for r in results for side in ("ten", "thousand"))
+    rows.append(Row(NAME, "chat.update calls on one message within any 1 s of a run (max, both sizes)", str(pace),
+                    "Slack: ~1/s per message", None, "<= 2 (progress throttled to 1/s, + the final redraw)",
+                    pace <= 2))
     write_results(NAME, rows=rows, config={"sizes": sizes, "rounds": len(results), "plan_parallel": PLAN_PARALLEL,
                                            "start_delay_s": 0},
                   rounds={"warm_up": warm, "rounds": results}, started=started)
