@@ -528,6 +528,31 @@ def test_a_failing_tenant_is_reported_and_the_others_continue(
     assert "failed" in summary.lower()
 
 
+def test_a_run_shorter_than_the_progress_interval_shows_its_progress_at_the_start_and_the_end_only(
+        drill: Callable[..., Drill], emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.domain.danger import executor, notices
+
+    # Slack allows about one edit a second per message: a run draws its progress and its request at most once
+    # per PROGRESS_EVERY_S, besides its start and how it ended. Here the interval outlasts the run. (Counted
+    # where the run hands them over: the worker delivering them may merge drawings that queue up.)
+    monkeypatch.setattr(executor, "PROGRESS_EVERY_S", 3600.0)
+    sent: list[str] = []
+    real = notices.Notices.send
+
+    def send(self: notices.Notices, key: str, deliver: Any) -> None:
+        sent.append(key)
+        real(self, key, deliver)
+
+    monkeypatch.setattr(notices.Notices, "send", send)
+    incident = drill()
+    ts = incident.request()
+    incident.react("alex", ts)
+    incident.wait_status(ts, ApprovalStatus.EXECUTED)
+    emulator.ws.wait_for(lambda: [m for m in emulator.ws.thread(INCIDENT, incident.panel)
+                                  if m["text"] == "🏁 *cleanup* — 3/3 tenants done"], 10, "the progress done")
+    assert (sent.count("progress"), sent.count("request")) == (2, 2)
+
+
 def test_the_run_rechecks_every_tenant_with_one_count_per_operation_before_changing_any(
         drill: Callable[..., Drill], sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
     from bot.ops import cleanup as cleanup_ops

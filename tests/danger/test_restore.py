@@ -16,6 +16,7 @@ import pytest
 
 from bot.dev.sandbox import Sandbox
 from bot.domain.approvals import ApprovalStatus
+from bot.domain.danger import executor as danger_executor
 from bot.ops import tenants
 from tests.conftest import COMMANDER, INCIDENT
 from tests.danger.test_cleanup import Drill, snapshot, with_fields
@@ -165,6 +166,7 @@ def test_a_cleanup_that_fails_after_one_tenant_is_recorded_for_that_tenant_and_r
         raise RuntimeError("the state store did not answer")
 
     monkeypatch.setattr(executor, "_beat", store_down)  # after the first tenant's result, at its heartbeat
+    monkeypatch.setattr(danger_executor, "PROGRESS_EVERY_S", 0.0)  # which then follows every tenant
     ts = incident.request()
     incident.react("alex", ts)
     incident.wait_status(ts, ApprovalStatus.FAILED)

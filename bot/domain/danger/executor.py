@@ -257,7 +257,7 @@ class Executor:
         progress = _ThreadMessage(self.desk, incident)
         self._redraw(notices, approval.id)
         notices.send("progress", progress.show(deps.ui.danger_progress(approval, len(done), len(plan.tenants), None)))
-        last_update = 0.0
+        last_update = time.monotonic()  # each message at most once a second; the last state comes from _finish
         with deps.tenant_cleanup.session() as session:  # closed when the run ends, stops or fails
             for tenant in plan.tenants:
                 if tenant.db in done:
@@ -274,7 +274,7 @@ class Executor:
                 done.add(tenant.db)
                 deps.metrics.danger_run(plan.action.value, "tenant_done")
                 faults.point(f"danger.{plan.action.value}.tenant_done")
-                if time.monotonic() - last_update >= PROGRESS_EVERY_S or len(done) == len(plan.tenants):
+                if time.monotonic() - last_update >= PROGRESS_EVERY_S:
                     last_update = time.monotonic()
                     approval = self._beat(approval)
                     notices.send("progress", progress.show(deps.ui.danger_progress(
