@@ -207,11 +207,26 @@ def _tree_bytes(top: Path) -> int:
     return total
 
 
-def _same_file_system(a: Path, b: Path) -> bool:
+def _staging_root(dest: Path) -> Path:
+    """Where a restore into ``dest`` stages: ``dest/.git/`` (no git command or build sees it), or ``dest`` itself
+    when ``.git`` is a file (a linked worktree)."""
+    return dest / ".git" if (dest / ".git").is_dir() else dest
+
+
+def _lock_folder(dest: Path, *, wait: bool) -> int | None:
+    """``flock`` on the folder ``dest`` itself (no file is made in the app's folder), held by a restore into it
+    from before it takes or copies the entry until its swap is done: the descriptor to close to let it go, or
+    None (``wait=False``) while a restore holds it. A dead restore's lock went with its process."""
+    fd = os.open(dest, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        return os.stat(a).st_dev == os.stat(b).st_dev
-    except OSError:
-        return False
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def _owner() -> str:
@@ -409,33 +424,45 @@ class BuildStore:
         if set(entry.outputs) != set(outputs):
             return NotRestored(f"it holds {', '.join(sorted(entry.outputs))} and build.outputs is now "
                                f"{', '.join(sorted(outputs))}")
-        staging_root = dest / ".git" if (dest / ".git").is_dir() else dest
-        self.recover_taken(dest)
-        for left in [*staging_root.glob(RESTORE_PREFIX + "*"), *dest.glob("." + RESTORE_PREFIX + "*")]:
-            shutil.rmtree(left, ignore_errors=True)
+        try:
+            lock = _lock_folder(dest, wait=True)  # one restore into a folder at a time
+        except OSError as error:
+            return NotRestored(f"restoring it failed ({_problem(error)})")
+        try:
+            self._recover(dest, _staging_root(dest))
+            return self._restore(entry, dest, _staging_root(dest), progress, take)
+        finally:
+            if lock is not None:
+                os.close(lock)
+
+    def _restore(self, entry: Entry, dest: Path, staging_root: Path, progress: Callable[[str], None],
+                 take: bool) -> NotRestored | None:
+        # staging/entry: the taken entry (manifest and files); staging/files: the copied outputs; staging/old:
+        # what the swap replaced in ``dest`` (never inside the taken entry, which may go back into the store)
         staging = staging_root / f"{'' if staging_root != dest else '.'}{RESTORE_PREFIX}{uuid.uuid4().hex[:8]}"
         done = took = intact = changed = False
         try:
+            staging.mkdir()
             if take:
                 with self._locked():  # nobody reads it, evicts it or keeps it meanwhile
                     if self._load(entry.path) != entry:
                         return NotRestored("it is no longer kept (evicted, or taken by another restore)")
-                    with contextlib.suppress(OSError):  # not one mount: copied below
-                        os.rename(entry.path, staging)
+                    with contextlib.suppress(OSError):  # not one mount (EXDEV even on one device): copied below
+                        os.rename(entry.path, staging / "entry")
                         took = True
             if took:
                 faults.point("builds.restore_taken")
                 progress("moved the kept build next to the app's folder; checking its content hash")
-                source = staging / "files"
+                source = staging / "entry" / "files"
                 copied, _, _ = content_hash(source, entry.outputs)
             else:
                 with self._locked(shared=True):  # not evicted nor replaced while it is read
                     if self._load(entry.path) != entry:
                         return NotRestored("it is no longer kept (evicted, or taken by another restore)")
                     progress("copying the kept build into place, checking its content hash as it is read")
-                    staging.mkdir()
-                    source = staging
-                    copied, _, _ = content_hash(entry.files_dir, entry.outputs, copy_to=staging)
+                    source = staging / "files"
+                    source.mkdir()
+                    copied, _, _ = content_hash(entry.files_dir, entry.outputs, copy_to=source)
             if copied != entry.content_sha256:
                 return NotRestored(f"its files do not match its manifest (content hash {copied[:12]}…, the "
                                    f"manifest says {entry.content_sha256[:12]}…)")
@@ -444,8 +471,11 @@ class BuildStore:
             for output, had in entry.outputs.items():
                 old = dest / output
                 if old.exists() or old.is_symlink():
-                    os.rename(old, staging / f".old-{output}")
+                    aside = staging / "old" / output
+                    aside.parent.mkdir(parents=True, exist_ok=True)
+                    os.rename(old, aside)
                     changed = True
+                    faults.point("builds.restore_moved_aside")
                 if had:
                     os.rename(source / output, old)
                     changed = True
@@ -454,28 +484,49 @@ class BuildStore:
             return NotRestored(f"restoring it failed ({_problem(error)})", changed)
         finally:
             if took and not done and intact and not changed:
-                self._put_back(staging, entry)  # nothing was swapped: the store holds it again
+                with contextlib.suppress(OSError):  # not put back: the next restore's recovery tries again
+                    self._put_back(staging / "entry", entry)  # nothing was swapped: the store holds it again
             _remove(staging, later=done and staging_root != dest)
         if took:
-            _keep_again(self, dest, entry, outputs)
+            _keep_again(self, dest, entry, list(entry.outputs))
         return None
 
     def recover_taken(self, dest: Path) -> list[Entry]:
-        """Put back into the store what a restore into ``dest`` took and left in its staging folder (a process
-        killed between the take and the swap): each one whose files still hash to its manifest's content hash,
-        when no entry of its key is kept meanwhile. What was put back."""
-        staging_root = dest / ".git" if (dest / ".git").is_dir() else dest
+        """What a restore into ``dest`` killed part-way left (:meth:`_recover`), unless a restore is under way
+        there. What was put back into the store."""
+        try:
+            lock = _lock_folder(dest, wait=False)
+        except OSError:  # the folder cannot be opened: nothing to recover there now
+            return []
+        if lock is None:
+            return []
+        try:
+            return self._recover(dest, _staging_root(dest))
+        finally:
+            os.close(lock)
+
+    def _recover(self, dest: Path, staging_root: Path) -> list[Entry]:
+        """With ``dest``'s restore lock held, so every staging folder there is a dead restore's: the outputs it
+        moved aside go back where nothing replaced them; a taken entry whose files still hash to its manifest goes
+        back into the store (unless one of its key is kept meanwhile); the rest is removed. A folder that cannot
+        be read now is left for the next time. What was put back."""
         recovered = []
         for left in [*staging_root.glob(RESTORE_PREFIX + "*"), *dest.glob("." + RESTORE_PREFIX + "*")]:
-            entry = self._load(left)
-            if entry is None:
-                continue
             try:
-                found, _, _ = content_hash(entry.files_dir, entry.outputs)
+                old = left / "old"
+                for aside in (sorted(old.iterdir()) if old.is_dir() else []):
+                    if not (dest / aside.name).exists() and not (dest / aside.name).is_symlink():
+                        os.rename(aside, dest / aside.name)  # a swap killed half-way: the old output back
+                taken = self._load(left / "entry")
+                if taken is not None:
+                    found, _, _ = content_hash(taken.files_dir, taken.outputs)
+                    if found == taken.content_sha256 and self._put_back(left / "entry", taken):
+                        recovered.append(self._load(self.root / taken.key.slug) or taken)
             except OSError:
                 continue
-            if found == entry.content_sha256 and self._put_back(left, entry):
-                recovered.append(entry)
+            shutil.rmtree(left, ignore_errors=True)
+        if recovered:
+            self.evict()
         return recovered
 
     def _put_back(self, folder: Path, entry: Entry) -> bool:
@@ -485,10 +536,7 @@ class BuildStore:
             final = self.root / entry.key.slug
             if final.exists():
                 return False
-            try:
-                os.rename(folder, final)
-            except OSError:
-                return False
+            os.rename(folder, final)
             fsync_dir(self.root)
         return True
 

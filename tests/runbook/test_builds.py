@@ -366,32 +366,98 @@ def test_a_restore_killed_after_taking_the_kept_build_leaves_it_where_the_next_r
     repo, _ = app
     ctx = context(repo, tmp_path / "data")
     entry = kept_after_verify(ctx)
-    faults = tmp_path / "faults"
-    faults.mkdir()
+    _kill_restore_at("builds.restore_taken", repo, entry, tmp_path / "faults")
+    store = build_store(ctx.config, ctx.data_dir)
+    assert store.entries() == [] and not entry.path.exists()  # taken whole: nothing half-described is left
+    [taken] = (repo / ".git").glob("rollback-bot-restore-*")
+    assert (taken / "entry" / "manifest.json").is_file()
+    plan, result = rebuild(ctx)
+    assert plan.startswith("Restore the last-known-good build"), plan  # put back first, then planned
+    assert result.ok and result.artifacts.attempts == []  # type: ignore[union-attr]
+    assert (repo / "dist" / "app.js").read_text() == "// v3\n"
+
+
+def _kill_restore_at(point: str, repo: Path, entry: builds.Entry, faults: Path) -> None:
+    """A real process restoring ``entry`` into ``repo`` (taking it), killed with SIGKILL at fault ``point``."""
+    faults.mkdir(exist_ok=True)
     script = ("import sys; from pathlib import Path; from bot.ops import builds\n"
               "store = builds.BuildStore(Path(sys.argv[2]))\n"
               "store.restore(store.entries()[0], Path(sys.argv[1]), ['dist', 'node_modules'], take=True)\n")
-    env = {**os.environ, "ROLLBACK_FAULT_PAUSE": "builds.restore_taken", "ROLLBACK_FAULT_DIR": str(faults)}
+    env = {**os.environ, "ROLLBACK_FAULT_PAUSE": point, "ROLLBACK_FAULT_DIR": str(faults)}
     proc = subprocess.Popen([sys.executable, "-c", script, str(repo), str(entry.path.parent)], env=env,
                             cwd=Path(__file__).resolve().parents[2])
     try:
         deadline = time.monotonic() + 60
-        while not (faults / "builds.restore_taken.reached").exists():
-            assert proc.poll() is None and time.monotonic() < deadline, "the restore never took the build"
+        while not (faults / f"{point}.reached").exists():
+            assert proc.poll() is None and time.monotonic() < deadline, f"the restore never reached {point}"
             time.sleep(0.05)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_a_restore_killed_half_way_through_its_swap_puts_the_old_output_back_and_the_entry_whole(
+        app: tuple[Path, list[str]], tmp_path: Path) -> None:
+    """Reported by review: the outputs the swap moved aside were kept inside the taken entry, so a kill between
+    moving the app's dist aside and moving the kept one in put the entry back with the app's old dist in it,
+    and every later take failed on it. Now they sit beside it, and the recovery moves them back where nothing
+    replaced them."""
+    repo, _ = app
+    ctx = context(repo, tmp_path / "data")
+    entry = kept_after_verify(ctx)
+    (repo / "dist").mkdir(exist_ok=True)
+    (repo / "dist" / "mark.txt").write_text("the app's own dist, before the rebuild\n")
+    _kill_restore_at("builds.restore_moved_aside", repo, entry, tmp_path / "faults")
+    assert not (repo / "dist").exists()  # moved aside; the kept dist never came in
     store = build_store(ctx.config, ctx.data_dir)
-    assert store.entries() == [] and not entry.path.exists()  # taken whole: nothing half-described is left
-    [taken] = (repo / ".git").glob("rollback-bot-restore-*")
-    assert (taken / "manifest.json").is_file()
-    plan, result = rebuild(ctx)
-    assert plan.startswith("Restore the last-known-good build"), plan  # put back first, then planned
+    assert store.recover_taken(repo) == [entry]
+    assert (repo / "dist" / "mark.txt").is_file()  # the app's dist is back where it was
+    assert sorted(p.name for p in entry.path.iterdir()) == ["files", "manifest.json"] and intact(entry)
+    assert not list((repo / ".git").glob("rollback-bot-restore-*"))
+    _, result = rebuild(ctx)
     assert result.ok and result.artifacts.attempts == []  # type: ignore[union-attr]
     assert (repo / "dist" / "app.js").read_text() == "// v3\n"
+
+
+def test_a_rebuild_planned_while_a_restore_runs_leaves_that_restores_build_alone(
+        app: tuple[Path, list[str]], tmp_path: Path) -> None:
+    """Reported by review: a second plan (a second click) put the running restore's taken build back into the
+    store, and that restore then fell back to yarn. A restore holds a lock on the app's folder; a plan only
+    recovers what a dead one left."""
+    repo, _ = app
+    ctx = context(repo, tmp_path / "data")
+    kept_after_verify(ctx)
+    planned: list[str] = []
+
+    def progress(text: Any) -> None:
+        if plain(text).startswith("moved the kept build next to the app's folder"):
+            second = Rebuild().plan(context(repo, tmp_path / "data"))
+            planned.append(plain(second.summary))
+
+    ctx.progress = progress
+    _, result = rebuild(ctx)
+    assert len(planned) == 1 and planned[0].startswith("yarn build in")  # it saw no kept build: it was taken
+    assert result.ok and result.artifacts.attempts == [], plain(result.summary)  # type: ignore[union-attr]
+    assert (repo / "dist" / "app.js").read_text() == "// v3\n"
+
+
+def test_a_taken_build_that_cannot_be_read_now_is_left_for_the_next_recovery(
+        app: tuple[Path, list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo, _ = app
+    ctx = context(repo, tmp_path / "data")
+    entry = kept_after_verify(ctx)
+    _kill_restore_at("builds.restore_taken", repo, entry, tmp_path / "faults")
+    store = build_store(ctx.config, ctx.data_dir)
+
+    def unreadable(*args: Any, **kwargs: Any) -> Any:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(builds, "content_hash", unreadable)
+    assert store.recover_taken(repo) == [] and len(list((repo / ".git").glob("rollback-bot-restore-*"))) == 1
+    monkeypatch.undo()
+    assert store.recover_taken(repo) == [entry] and intact(entry)
 
 
 def test_a_take_the_file_systems_refuse_copies_and_the_entry_stays_kept(
@@ -487,7 +553,7 @@ def test_a_kept_build_that_changed_is_not_swapped_in_and_yarn_builds(app: tuple[
     def progress(text: Any) -> None:
         if plain(text).startswith("moved the kept build next to the app's folder"):
             [staged] = (repo / ".git").glob("rollback-bot-restore-*")
-            shutil.rmtree(staged / "files" / "dist")
+            shutil.rmtree(staged / "entry" / "files" / "dist")
 
     ctx.progress = progress
     plan, result = rebuild(ctx)
