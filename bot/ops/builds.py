@@ -53,6 +53,7 @@ MANIFEST = "manifest.json"
 LOCK = ".lock"
 CACHE = ".yarn-cache"
 RESTORE_PREFIX = "rollback-bot-restore-"
+REPLACED_PREFIX = "rollback-bot-replaced-"  # a finished restore's staging, what it replaced: only removed
 NO_LOCK = "none"
 LOCK_FILE = "yarn.lock"
 
@@ -486,6 +487,11 @@ class BuildStore:
             if took and not done and intact and not changed:
                 with contextlib.suppress(OSError):  # not put back: the next restore's recovery tries again
                     self._put_back(staging / "entry", entry)  # nothing was swapped: the store holds it again
+            if done:  # what it replaced is no dead restore's to put back (an output the build lacks stays out)
+                with contextlib.suppress(OSError):
+                    finished = staging.with_name(staging.name.replace(RESTORE_PREFIX, REPLACED_PREFIX))
+                    os.rename(staging, finished)
+                    staging = finished
             _remove(staging, later=done and staging_root != dest)
         if took:
             _keep_again(self, dest, entry, list(entry.outputs))
@@ -511,6 +517,8 @@ class BuildStore:
         back into the store (unless one of its key is kept meanwhile); the rest is removed. A folder that cannot
         be read now is left for the next time. What was put back."""
         recovered = []
+        for done in [*staging_root.glob(REPLACED_PREFIX + "*"), *dest.glob("." + REPLACED_PREFIX + "*")]:
+            shutil.rmtree(done, ignore_errors=True)  # a finished restore's, its removal killed or still going
         for left in [*staging_root.glob(RESTORE_PREFIX + "*"), *dest.glob("." + RESTORE_PREFIX + "*")]:
             try:
                 old = left / "old"

@@ -421,6 +421,26 @@ def test_a_restore_killed_half_way_through_its_swap_puts_the_old_output_back_and
     assert (repo / "dist" / "app.js").read_text() == "// v3\n"
 
 
+def test_an_output_the_kept_build_lacks_stays_out_after_a_restore_however_slowly_its_old_one_is_removed(
+        app: tuple[Path, list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found in review: the recovery moves back an output a dead restore moved aside; a finished restore's
+    replaced outputs, still being removed on their thread, were not a dead restore's, and an output the kept
+    build does not have (no node_modules) came back into the app's folder."""
+    repo, (_, _, v3) = app
+    built = tmp_path / "built"
+    (built / "dist").mkdir(parents=True)
+    (built / "dist" / "app.js").write_text("// v3, built without node_modules\n")
+    store = builds.BuildStore(tmp_path / "builds")
+    entry = store.capture(built, builds.BuildKey(tree="b" * 40, lock="none", node="v20.0.0"), v3, OUTPUTS, "x")
+    assert isinstance(entry, builds.Entry) and entry.outputs == {"dist": True, "node_modules": False}
+    (repo / "node_modules" / "old").mkdir(parents=True)
+    monkeypatch.setattr(builds, "_remove", lambda folder, *, later: None)  # its removal has not run yet
+    assert store.restore(entry, repo, OUTPUTS, take=True) is None
+    assert not (repo / "node_modules").exists()
+    store.recover_taken(repo)
+    assert not (repo / "node_modules").exists() and (repo / "dist" / "app.js").read_text().startswith("// v3")
+
+
 def test_a_rebuild_planned_while_a_restore_runs_leaves_that_restores_build_alone(
         app: tuple[Path, list[str]], tmp_path: Path) -> None:
     """Reported by review: a second plan (a second click) put the running restore's taken build back into the
@@ -645,7 +665,7 @@ def test_a_restore_killed_midway_leaves_nothing_a_stash_would_take_and_the_next_
     assert (repo / "dist" / "app.js").read_text() == "// v3\n"
     # what the killed restore left was removed first; what this one replaced goes on a thread of its own
     deadline = time.monotonic() + 30
-    while list((repo / ".git").glob("rollback-bot-restore-*")):
+    while list((repo / ".git").glob("rollback-bot-*")):
         assert time.monotonic() < deadline, "the replaced outputs were never removed"
         time.sleep(0.05)
 
