@@ -124,6 +124,10 @@ def folder_key(repo: Path, node: str) -> BuildKey | None:
     return BuildKey(tree=git.tree("HEAD"), lock=folder_lock_hash(repo), node=node)
 
 
+class NotABuild(OSError):
+    """A file no build writes (a FIFO, a device, a socket): what holds it is not a build, now or later."""
+
+
 def content_hash(base: Path, outputs: Iterable[str], copy_to: Path | None = None) -> tuple[str, int, int]:
     """One sha256 over the outputs under ``base``: per entry its path, kind, executable bit, size and content
     (a symlink: its target); an output that does not exist counts as absent. (hash, files, bytes).
@@ -154,7 +158,7 @@ def content_hash(base: Path, outputs: Iterable[str], copy_to: Path | None = None
                     into.mkdir(parents=True)
                     directories.append((into, info))
             elif not stat.S_ISREG(info.st_mode):  # a FIFO would block the read; a device, a socket: not a build
-                raise OSError(f"{rel} is not a regular file, a folder or a symlink")
+                raise NotABuild(f"{rel} is not a regular file, a folder or a symlink")
             else:
                 read, sha = _read_file(path, into)
                 digest.update(f"f {rel} {'x' if info.st_mode & 0o100 else '-'} {read} {sha}\n".encode())
@@ -441,7 +445,7 @@ class BuildStore:
         # staging/entry: the taken entry (manifest and files); staging/files: the copied outputs; staging/old:
         # what the swap replaced in ``dest`` (never inside the taken entry, which may go back into the store)
         staging = staging_root / f"{'' if staging_root != dest else '.'}{RESTORE_PREFIX}{uuid.uuid4().hex[:8]}"
-        done = took = intact = changed = False
+        done = took = intact = changed = unread = False
         try:
             staging.mkdir()
             if take:
@@ -482,17 +486,24 @@ class BuildStore:
                     changed = True
             done = True
         except (OSError, shutil.Error) as error:
+            # the taken entry could not be read now (not: it is no build): the next recovery tries again
+            unread = took and not intact and not isinstance(error, NotABuild)
             return NotRestored(f"restoring it failed ({_problem(error)})", changed)
         finally:
-            if took and not done and intact and not changed:
-                with contextlib.suppress(OSError):  # not put back: the next restore's recovery tries again
-                    self._put_back(staging / "entry", entry)  # nothing was swapped: the store holds it again
+            leave = took and not done and not changed and unread
+            if took and not done and intact and not changed:  # nothing was swapped: the store holds it again
+                try:
+                    if self._put_back(staging / "entry", entry):
+                        self.evict()
+                except OSError:
+                    leave = True  # not put back: the next plan's or restore's recovery tries again
             if done:  # what it replaced is no dead restore's to put back (an output the build lacks stays out)
                 with contextlib.suppress(OSError):
                     finished = staging.with_name(staging.name.replace(RESTORE_PREFIX, REPLACED_PREFIX))
                     os.rename(staging, finished)
                     staging = finished
-            _remove(staging, later=done and staging_root != dest)
+            if not leave:  # on its thread only once it can no longer be taken for a dead restore's
+                _remove(staging, later=done and staging_root != dest and REPLACED_PREFIX in staging.name)
         if took:
             _keep_again(self, dest, entry, list(entry.outputs))
         return None
@@ -530,6 +541,8 @@ class BuildStore:
                     found, _, _ = content_hash(taken.files_dir, taken.outputs)
                     if found == taken.content_sha256 and self._put_back(left / "entry", taken):
                         recovered.append(self._load(self.root / taken.key.slug) or taken)
+            except NotABuild:
+                pass  # never one: removed
             except OSError:
                 continue
             shutil.rmtree(left, ignore_errors=True)

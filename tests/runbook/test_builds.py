@@ -480,6 +480,35 @@ def test_a_taken_build_that_cannot_be_read_now_is_left_for_the_next_recovery(
     assert store.recover_taken(repo) == [entry] and intact(entry)
 
 
+@pytest.mark.parametrize("failure", ["the hash cannot be read", "the swap and the put-back fail"])
+def test_a_taken_build_a_restore_could_neither_use_nor_put_back_is_left_for_the_next_recovery(
+        app: tuple[Path, list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: str) -> None:
+    """Found in review: an error reading the taken entry, or a put-back that failed after a swap that could not
+    start, deleted the taken build with the staging folder: the only copy of it."""
+    repo, _ = app
+    ctx = context(repo, tmp_path / "data")
+    entry = kept_after_verify(ctx)
+    store = build_store(ctx.config, ctx.data_dir)
+    (repo / "dist").mkdir(exist_ok=True)
+    if failure == "the hash cannot be read":
+        def unreadable(*args: Any, **kwargs: Any) -> Any:
+            raise OSError(5, "Input/output error")
+        monkeypatch.setattr(builds, "content_hash", unreadable)
+    else:
+        rename = os.rename
+
+        def stuck(source: Any, target: Any, *args: Any, **kwargs: Any) -> None:
+            if Path(source) == repo / "dist" or Path(target) == entry.path:
+                raise OSError(13, "Permission denied")
+            rename(source, target, *args, **kwargs)
+        monkeypatch.setattr(builds.os, "rename", stuck)
+    said = store.restore(entry, repo, OUTPUTS, take=True)
+    monkeypatch.undo()
+    assert said is not None and said.why.startswith("restoring it failed") and not said.changed_folder
+    assert store.find(entry.key) is None and len(list((repo / ".git").glob("rollback-bot-restore-*"))) == 1
+    assert store.recover_taken(repo) == [entry] and intact(entry)
+
+
 def test_a_take_the_file_systems_refuse_copies_and_the_entry_stays_kept(
         app: tuple[Path, list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Reported by review: two mounts of one file system (a bind mount, systemd's ReadWritePaths, a container
@@ -605,7 +634,7 @@ def test_a_copy_that_fails_midway_swaps_nothing_in(app: tuple[Path, list[str]], 
     _, result = rebuild(ctx)
     summary = plain(result.summary)
     assert result.ok and summary.startswith("built: build: yarn build exit 0"), summary
-    assert "restoring it failed (OSError: dist/zz-pipe is not a regular file, a folder or a symlink)" in summary
+    assert "restoring it failed (NotABuild: dist/zz-pipe is not a regular file, a folder or a symlink)" in summary
     assert seen == [True]  # the app's dist was never moved aside
     assert not list((repo / ".git").glob("rollback-bot-restore-*"))
 
