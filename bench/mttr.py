@@ -190,8 +190,11 @@ def bot_with_cache(sandbox: Any, data_dir: Path) -> dict[str, Any]:
 def script_side(sandbox: Any, out: Path, mongo_pid: int) -> dict[str, Any]:
     from bot.ops.process import child_env
 
+    scratch = sandbox.root / "script-tmp"  # yarn's temp folder (it leaves a folder there at every `yarn run`),
+    scratch.mkdir(exist_ok=True)  # kept across rounds like /tmp would be, removed with the sandbox
     env = child_env({"PM2_HOME": str(sandbox.pm2_home), "YARN_CACHE_FOLDER": str(sandbox.repo / ".yarn-cache"),
-                     "CI": "true", "REPO": str(sandbox.repo), "OUT": str(out), "GOOD": sandbox.good_commit,
+                     "CI": "true", "TMPDIR": str(scratch), "REPO": str(sandbox.repo), "OUT": str(out),
+                     "GOOD": sandbox.good_commit,
                      "APP": sandbox.apps[0], "HEALTH": sandbox.health_url,
                      "CORE": sandbox.health_url.replace("/api/health", "/api/internship"),
                      "TOKEN": sandbox.canaries["HEALTH_BEARER_TOKEN"], "PYTHON": sys.executable,

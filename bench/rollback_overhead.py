@@ -128,7 +128,10 @@ def plain_script(sandbox: Any, out: Path) -> dict[str, Any]:
     pm2, yarn = find_executable("pm2"), find_executable("yarn")
     assert pm2 and yarn
     pm2_env = child_env({"PM2_HOME": str(sandbox.pm2_home)})
-    yarn_env = child_env({"YARN_CACHE_FOLDER": str(sandbox.repo / ".yarn-cache"), "CI": "true"})
+    scratch = sandbox.root / "script-tmp"  # yarn's temp folder (it leaves a folder there at every `yarn run`),
+    scratch.mkdir(exist_ok=True)  # kept across rounds like /tmp would be, removed with the sandbox
+    yarn_env = child_env({"YARN_CACHE_FOLDER": str(sandbox.repo / ".yarn-cache"), "CI": "true",
+                          "TMPDIR": str(scratch)})
     repo, app = sandbox.repo, sandbox.apps[0]
     steps: dict[str, float] = {}
     started = begun = time.perf_counter()

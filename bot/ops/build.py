@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,8 +53,20 @@ class Yarn:
         mutex = ["--mutex", f"file:{cache / MUTEX}"] if self.cache is not None else []
         if self.cache is not None:
             cache.mkdir(parents=True, exist_ok=True)
-        return run([self.executable, *mutex, *args], cwd=repo, timeout=self.timeout,
-                   env={"YARN_CACHE_FOLDER": str(cache), "CI": "true"}, cancelled=cancelled)
+        # yarn v1 leaves a folder of shims (`yarn--<time>-<random>`) in its temp folder at every `yarn run`: give
+        # it one of its own, removed afterwards, or every rebuild leaves one more in /tmp. Its compile cache (in
+        # that temp folder, reused by every yarn) is linked to one kept for the bot's yarn: it starts as fast.
+        scratch = Path(tempfile.mkdtemp(prefix="rollback-bot-yarn-"))
+        name = f"v8-compile-cache-{os.getuid()}"
+        kept = Path(tempfile.gettempdir()) / f"rollback-bot-{name}"
+        kept.mkdir(mode=0o700, exist_ok=True)
+        (scratch / name).symlink_to(kept)
+        try:
+            return run([self.executable, *mutex, *args], cwd=repo, timeout=self.timeout,
+                       env={"YARN_CACHE_FOLDER": str(cache), "CI": "true", "TMPDIR": str(scratch)},
+                       cancelled=cancelled)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)  # the link, not the cache it points to
 
     def install_and_build(self, folder: Path, cancelled: Callable[[], bool] = lambda: False) -> BuildOutcome:
         """`yarn install` exactly as yarn.lock says (`--frozen-lockfile`; without one, `--pure-lockfile`: none is

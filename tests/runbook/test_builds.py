@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import replace
@@ -199,6 +200,20 @@ def _bytes_written() -> int:
     """What this process has written so far (Linux: /proc/self/io's wchar, children it waited for included)."""
     return int(next(line.split()[1] for line in Path("/proc/self/io").read_text().splitlines()
                     if line.startswith("wchar:")))
+
+
+def test_the_bots_yarn_leaves_nothing_in_the_temp_folder(app: tuple[Path, list[str]], tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """yarn v1 leaves a `yarn--<time>-<random>` folder of shims in its temp folder at every `yarn run` (a make
+    test left 201 in /tmp): the bot gives each yarn a temp folder of its own and removes it."""
+    repo, _ = app
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))  # what yarn would use on its own
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # and where the bot makes yarn's own
+    assert Yarn().rebuild(repo).ok and Yarn().install(repo).ok
+    kept = f"rollback-bot-v8-compile-cache-{os.getuid()}"  # yarn's compile cache, one, reused by every yarn
+    assert [p.name for p in scratch.iterdir()] == [kept] and any((scratch / kept).iterdir())
 
 
 def test_a_worktree_build_is_kept_without_touching_the_app_folder_and_its_worktree_is_gone(
