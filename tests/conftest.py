@@ -275,6 +275,16 @@ def no_pm2_daemon_left_behind(tmp_path_factory: pytest.TempPathFactory) -> Itera
     assert not left, f"pm2 daemons left running by the tests: {left}"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def no_yarn_temp_folder_left_behind() -> Iterator[None]:
+    """Tidy: a bot process a test kills (-9) while its yarn runs cannot remove that yarn's temp folder; the next
+    yarn sweeps it (``bot.ops.build``), and so does the end of the suite, for the last one."""
+    yield
+    from bot.ops.build import sweep_scratch
+
+    sweep_scratch()
+
+
 class _DestroyedTasks(logging.Handler):
     """Collects asyncio's "Task was destroyed but it is pending!" reports."""
 

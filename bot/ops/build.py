@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bot.ops.process import Completed, run
+from bot.ops.process import Completed, alive, run
 
 BUILD, INSTALL, REBUILD = "build", "clean install", "build again"
 MUTEX = ".rollback-bot-yarn-mutex"  # in the cache folder it guards
@@ -38,6 +39,22 @@ class BuildOutcome:
         return self.attempts[-1].completed
 
 
+SCRATCH = "rollback-bot-yarn-"  # + <host>-<pid>-<random>: a yarn's temp folder (Yarn._run)
+
+
+def _owner() -> str:
+    return f"{socket.gethostname().replace('-', '_')}-{os.getpid()}"
+
+
+def sweep_scratch() -> None:
+    """Remove the temp folders of yarns whose bot process died before it could (``kill -9``): this host's only."""
+    host = socket.gethostname().replace("-", "_")
+    for folder in Path(tempfile.gettempdir()).glob(SCRATCH + "*"):
+        parts = folder.name.removeprefix(SCRATCH).split("-")
+        if len(parts) == 3 and parts[0] == host and parts[1].isdigit() and not alive(int(parts[1])):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 class Yarn:
     def __init__(self, executable: str = "yarn", timeout: float = 900.0, cache: Path | None = None) -> None:
         self.executable = executable
@@ -56,7 +73,8 @@ class Yarn:
         # yarn v1 leaves a folder of shims (`yarn--<time>-<random>`) in its temp folder at every `yarn run`: give
         # it one of its own, removed afterwards, or every rebuild leaves one more in /tmp. Its compile cache (in
         # that temp folder, reused by every yarn) is linked to one kept for the bot's yarn: it starts as fast.
-        scratch = Path(tempfile.mkdtemp(prefix="rollback-bot-yarn-"))
+        sweep_scratch()
+        scratch = Path(tempfile.mkdtemp(prefix=f"{SCRATCH}{_owner()}-"))
         name = f"v8-compile-cache-{os.getuid()}"
         kept = Path(tempfile.gettempdir()) / f"rollback-bot-{name}"
         kept.mkdir(mode=0o700, exist_ok=True)

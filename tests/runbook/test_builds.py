@@ -211,9 +211,16 @@ def test_the_bots_yarn_leaves_nothing_in_the_temp_folder(app: tuple[Path, list[s
     scratch.mkdir()
     monkeypatch.setenv("TMPDIR", str(scratch))  # what yarn would use on its own
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # and where the bot makes yarn's own
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    host = socket.gethostname().replace("-", "_")
+    left = scratch / f"rollback-bot-yarn-{host}-{dead.pid}-abcd1234"  # a bot killed while its yarn ran left it
+    other = scratch / f"rollback-bot-yarn-otherhost-{dead.pid}-abcd1234"  # its pid means nothing here
+    left.mkdir()
+    other.mkdir()
     assert Yarn().rebuild(repo).ok and Yarn().install(repo).ok
     kept = f"rollback-bot-v8-compile-cache-{os.getuid()}"  # yarn's compile cache, one, reused by every yarn
-    assert [p.name for p in scratch.iterdir()] == [kept] and any((scratch / kept).iterdir())
+    assert sorted(p.name for p in scratch.iterdir()) == sorted([kept, other.name]) and any((scratch / kept).iterdir())
 
 
 def test_a_worktree_build_is_kept_without_touching_the_app_folder_and_its_worktree_is_gone(
