@@ -434,8 +434,9 @@ class BuildStore:
         except OSError as error:
             return NotRestored(f"restoring it failed ({_problem(error)})")
         try:
-            self._recover(dest, _staging_root(dest))
-            return self._restore(entry, dest, _staging_root(dest), progress, take)
+            staging_root = _staging_root(dest)
+            self._recover(dest, staging_root)
+            return self._restore(entry, dest, staging_root, progress, take)
         finally:
             if lock is not None:
                 os.close(lock)

@@ -345,20 +345,27 @@ def test_a_restore_moves_the_kept_build_into_place_and_the_store_keeps_it_again_
     assert (repo / "dist" / "app.js").read_text() == "// v3\n"
 
 
-def test_the_keep_after_a_verify_waits_for_a_restored_build_being_kept_again_instead_of_building_it_twice(
-        app: tuple[Path, list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    repo, _ = app
-    ctx = context(repo, tmp_path / "data")
-    entry = kept_after_verify(ctx)
+def held_keep_again(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+    """The copy back into the store after a restore (``capture(like=...)``) waits until the event is set, as a
+    copy of thousands of files takes a while."""
     released = threading.Event()
     capture = builds.BuildStore.capture
 
     def slow_keep_again(self: builds.BuildStore, *args: Any, **kwargs: Any) -> Any:
         if kwargs.get("like") is not None:
-            released.wait(30)  # the copy back from the app's folder takes a while (thousands of files)
+            released.wait(30)
         return capture(self, *args, **kwargs)
 
     monkeypatch.setattr(builds.BuildStore, "capture", slow_keep_again)
+    return released
+
+
+def test_the_keep_after_a_verify_waits_for_a_restored_build_being_kept_again_instead_of_building_it_twice(
+        app: tuple[Path, list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo, _ = app
+    ctx = context(repo, tmp_path / "data")
+    entry = kept_after_verify(ctx)
+    released = held_keep_again(monkeypatch)
     _, result = rebuild(ctx)
     assert result.ok and result.artifacts.attempts == []  # type: ignore[union-attr]
     threading.Timer(1.0, released.set).start()
@@ -399,12 +406,14 @@ def test_a_restore_killed_after_taking_the_kept_build_leaves_it_where_the_next_r
     assert (repo / "dist" / "app.js").read_text() == "// v3\n"
 
 
-def _kill_restore_at(point: str, repo: Path, entry: builds.Entry, faults: Path) -> None:
-    """A real process restoring ``entry`` into ``repo`` (taking it), killed with SIGKILL at fault ``point``."""
+def _kill_restore_at(point: str, repo: Path, entry: builds.Entry, faults: Path, *, take: bool = True) -> None:
+    """A real process restoring ``entry`` into ``repo`` (taking it, or copying), killed with SIGKILL at fault
+    ``point``."""
     faults.mkdir(exist_ok=True)
     script = ("import sys; from pathlib import Path; from bot.ops import builds\n"
               "store = builds.BuildStore(Path(sys.argv[2]))\n"
-              "store.restore(store.entries()[0], Path(sys.argv[1]), ['dist', 'node_modules'], take=True)\n")
+              "store.restore(store.entries()[0], Path(sys.argv[1]), ['dist', 'node_modules'], "
+              f"take={take})\n")
     env = {**os.environ, "ROLLBACK_FAULT_PAUSE": point, "ROLLBACK_FAULT_DIR": str(faults)}
     proc = subprocess.Popen([sys.executable, "-c", script, str(repo), str(entry.path.parent)], env=env,
                             cwd=Path(__file__).resolve().parents[2])
@@ -588,15 +597,7 @@ def test_a_restore_of_an_entry_another_restore_took_says_it_is_no_longer_kept(
     repo, _ = app
     ctx = context(repo, tmp_path / "data")
     entry = kept_after_verify(ctx)
-    released = threading.Event()
-    capture = builds.BuildStore.capture
-
-    def slow_keep_again(self: builds.BuildStore, *args: Any, **kwargs: Any) -> Any:
-        if kwargs.get("like") is not None:
-            released.wait(30)
-        return capture(self, *args, **kwargs)
-
-    monkeypatch.setattr(builds.BuildStore, "capture", slow_keep_again)
+    released = held_keep_again(monkeypatch)
     store = build_store(ctx.config, ctx.data_dir)
     try:
         assert store.restore(entry, repo, OUTPUTS, take=True) is None
@@ -691,24 +692,7 @@ def test_a_restore_killed_midway_leaves_nothing_a_stash_would_take_and_the_next_
     repo, _ = app
     ctx = context(repo, tmp_path / "data")
     entry = kept_after_verify(ctx)
-    faults = tmp_path / "faults"
-    faults.mkdir()
-    script = ("import sys; from pathlib import Path; from bot.ops import builds\n"
-              "store = builds.BuildStore(Path(sys.argv[2]))\n"
-              "store.restore(store.entries()[0], Path(sys.argv[1]), ['dist', 'node_modules'])\n")
-    env = {**os.environ, "ROLLBACK_FAULT_PAUSE": "builds.restore_copied", "ROLLBACK_FAULT_DIR": str(faults)}
-    proc = subprocess.Popen([sys.executable, "-c", script, str(repo), str(entry.path.parent)], env=env,
-                            cwd=Path(__file__).resolve().parents[2])
-    try:
-        deadline = time.monotonic() + 60
-        while not (faults / "builds.restore_copied.reached").exists():
-            assert proc.poll() is None and time.monotonic() < deadline, "the restore never copied"
-            time.sleep(0.05)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    _kill_restore_at("builds.restore_copied", repo, entry, tmp_path / "faults", take=False)
     assert len(list((repo / ".git").glob("rollback-bot-restore-*"))) == 1  # staged inside .git/
     assert git.Repo(repo).git.status("--porcelain", "--untracked-files=all") == ""  # nothing for stash -u
     plan, result = rebuild(ctx)
