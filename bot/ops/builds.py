@@ -52,6 +52,8 @@ from bot.text import Code
 MANIFEST = "manifest.json"
 LOCK = ".lock"
 CACHE = ".yarn-cache"
+CACHE_SHARE = 0.5  # of max_bytes: more than this in yarn's cache, and packages the app's own cache lacks are pruned
+CACHE_IDLE_S = 3600  # a package younger than this may be one a running install just fetched: it is never pruned
 RESTORE_PREFIX = "rollback-bot-restore-"
 REPLACED_PREFIX = "rollback-bot-replaced-"  # a finished restore's staging, what it replaced: only removed
 NO_LOCK = "none"
@@ -591,6 +593,39 @@ class BuildStore:
                 except OSError:  # yarn fetches what is missing (--prefer-offline)
                     shutil.rmtree(partial, ignore_errors=True)
 
+    def prune_cache(self, repo: Path) -> list[str]:
+        """Keep yarn's cache within :data:`CACHE_SHARE` of ``max_bytes`` (it counts towards it, and a cache that
+        grows with every lock file ever built would crowd every kept build out): remove the packages the app's
+        own ``.yarn-cache`` lacks (older lock files'), least recently written first, none written in the last
+        :data:`CACHE_IDLE_S`. What the app's cache holds stays: the next build would copy it back. The names
+        removed."""
+        cache, seed = self.root / CACHE, Path(repo) / CACHE
+        total, budget = _tree_bytes(cache), int(self.max_bytes * CACHE_SHARE)
+        if total <= budget:
+            return []
+        now, old = time.time(), []
+        for version in [d for d in cache.iterdir() if d.is_dir() and not d.is_symlink()]:
+            for package in version.iterdir():
+                if package.name.startswith(".") or (seed / version.name / package.name).exists():
+                    continue
+                with contextlib.suppress(OSError):
+                    written = package.lstat().st_mtime
+                    if now - written >= CACHE_IDLE_S:
+                        old.append((written, package))
+        removed = []
+        for _, package in sorted(old):
+            if total <= budget:
+                break
+            if package.is_dir() and not package.is_symlink():
+                size = _tree_bytes(package)
+                shutil.rmtree(package, ignore_errors=True)
+            else:
+                size = package.lstat().st_size
+                package.unlink(missing_ok=True)
+            total -= size
+            removed.append(f"{package.parent.name}/{package.name}")
+        return removed
+
 
 def commit_build(store: BuildStore, repo: Path, commit: str, key: BuildKey, yarn: Yarn, outputs: Sequence[str],
                  reason: str, cancelled: Callable[[], bool] = lambda: False) -> Entry | str:
@@ -600,6 +635,7 @@ def commit_build(store: BuildStore, repo: Path, commit: str, key: BuildKey, yarn
     private_dir(store.root)
     store.sweep()
     store.seed_cache(repo)
+    store.prune_cache(repo)
     folder = private_dir(store.root / ".worktrees") / f"{_owner()}-{uuid.uuid4().hex[:8]}"
     try:
         git.add_worktree(folder, commit)

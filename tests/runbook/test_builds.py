@@ -196,6 +196,38 @@ def test_the_store_keeps_the_newest_within_its_bounds_and_never_the_open_inciden
     assert [e.key for e in by_size.entries()] == [kept[2].key, kept[1].key]  # the newest that fit
 
 
+def cache_package(cache: Path, name: str, size: int, age_s: float = 0) -> Path:
+    """A package as yarn v1 caches it (``v6/npm-<name>-<version>-<sha1>-integrity/``), written ``age_s`` ago."""
+    package = cache / "v6" / f"npm-{name}-1.0.0-{'0' * 40}-integrity"
+    (package / "node_modules" / name).mkdir(parents=True)
+    (package / "node_modules" / name / "index.js").write_bytes(b"x" * size)
+    (package / ".yarn-metadata.json").write_text("{}")
+    if age_s:
+        then = time.time() - age_s
+        os.utime(package, (then, then))
+    return package
+
+
+def test_yarns_cache_is_pruned_of_old_lock_files_packages_so_it_never_crowds_out_the_kept_builds(
+        app: tuple[Path, list[str]], tmp_path: Path) -> None:
+    """The store's yarn cache counts towards max_mb and gained every package of every yarn.lock ever built: grown
+    past max_mb, every build was evicted as soon as it was kept. Past half of it, the packages the app's own cache
+    lacks go, least recently written first, until it is back within; the app's and the recent ones stay."""
+    repo, (_, _, v3) = app
+    store = builds.BuildStore(tmp_path / "builds", max_bytes=420_000)  # the cache may hold 210 KB of it
+    current = cache_package(repo / ".yarn-cache", "current", 50_000, age_s=5 * 3600)  # the deployed lock's
+    oldest = cache_package(store.yarn_cache, "left-pad", 250_000, age_s=3 * 3600)  # older locks' only
+    older = cache_package(store.yarn_cache, "is-odd", 60_000, age_s=2 * 3600)
+    fresh = cache_package(store.yarn_cache, "just-fetched", 90_000)  # a running install may have just fetched it
+
+    kept = capture_commit(repo, store, v3)  # seeds the app's package (450 KB in all), prunes, builds, keeps
+
+    cached = {p.name for p in (store.yarn_cache / "v6").iterdir() if not p.name.startswith(".")}
+    assert cached == {current.name, older.name, fresh.name}  # the oldest of the older locks' went, and only it
+    assert not oldest.exists()
+    assert store.find(kept.key) == kept  # kept: 200 KB of cache and the build fit in max_mb (450 KB did not)
+
+
 def _bytes_written() -> int:
     """What this process has written so far (Linux: /proc/self/io's wchar, children it waited for included)."""
     return int(next(line.split()[1] for line in Path("/proc/self/io").read_text().splitlines()
