@@ -11,13 +11,10 @@ capture removes once its process is gone). Restoring hashes the entry's files (a
 folder, or once it has taken the entry's folder there whole) and swaps them in only if that is the manifest's
 content hash; a difference is a problem, never a silent success.
 
-Every kept build is **made from the commit alone**: :func:`build_commit` checks the commit out in a ``git
-worktree`` of its own under ``<root>/.worktrees/``, runs ``yarn install --frozen-lockfile`` and ``yarn build``
-there (yarn's cache: ``<root>/.yarn-cache``, seeded read-only from the app's), refuses to keep it when the build
-wrote anything ``build.outputs`` does not name, captures the outputs and removes the worktree. The app's folder
-is never the source of a new entry (it may hold untracked files, a ``.env``, node_modules of another yarn.lock):
-only a build a restore took is copied back from it, and kept only if it hashes exactly as it did. The build
-alongside the backup (:func:`start_alongside`) and the keep after a verify (:func:`keep_head`) both do this.
+Every entry is a build made from the commit alone, in a ``git worktree`` of its own (:mod:`bot.ops.commit_builds`).
+The app's folder is never the source of a new entry (it may hold untracked files, a ``.env``, node_modules of
+another yarn.lock): only a build a restore took out of the store is copied back from it (:func:`keeping_again`),
+and kept only if it hashes exactly as it did.
 
 Folders a process is writing carry its host name and pid; only the same host's dead pids' folders are swept.
 ``<root>/.lock`` (``flock``) is held around publishing an entry, evicting, and reading one to restore it.
@@ -34,17 +31,15 @@ import shutil
 import socket
 import stat
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from bot import faults
 from bot.errors import StepFailed
 from bot.ops.bsonfiles import fsync_dir, private_dir, private_write
-from bot.ops.build import Yarn
 from bot.ops.git import GitRepo
 from bot.ops.process import alive, run
 from bot.text import Code
@@ -52,8 +47,6 @@ from bot.text import Code
 MANIFEST = "manifest.json"
 LOCK = ".lock"
 CACHE = ".yarn-cache"
-CACHE_SHARE = 0.5  # of max_bytes: more than this in yarn's cache, and packages the app's own cache lacks are pruned
-CACHE_IDLE_S = 3600  # a package younger than this may be one a running install just fetched: it is never pruned
 RESTORE_PREFIX = "rollback-bot-restore-"
 REPLACED_PREFIX = "rollback-bot-replaced-"  # a finished restore's staging, what it replaced: only removed
 NO_LOCK = "none"
@@ -204,7 +197,7 @@ def _walk(top: Path) -> list[Path]:
     return found
 
 
-def _tree_bytes(top: Path) -> int:
+def tree_bytes(top: Path) -> int:
     """The bytes of the files under ``top`` (0 when it does not exist)."""
     total = 0
     for root, _, names in os.walk(top):
@@ -236,7 +229,7 @@ def _lock_folder(dest: Path, *, wait: bool) -> int | None:
     return fd
 
 
-def _owner() -> str:
+def owner_tag() -> str:
     """What a folder this process writes is named after: its host and pid (hosts may share a data folder)."""
     return f"{socket.gethostname().replace('-', '_')}-{os.getpid()}"
 
@@ -262,7 +255,7 @@ def _remove(folder: Path, *, later: bool) -> None:
     shutil.rmtree(folder, ignore_errors=True)
 
 
-def _problem(error: BaseException) -> str:
+def problem(error: BaseException) -> str:
     return f"{type(error).__name__}: {str(error)[:200]}"
 
 
@@ -337,7 +330,7 @@ class BuildStore:
             return held
         private_dir(self.root)
         self.sweep()
-        incoming = private_dir(self.root / f".incoming-{_owner()}-{uuid.uuid4().hex[:8]}")
+        incoming = private_dir(self.root / f".incoming-{owner_tag()}-{uuid.uuid4().hex[:8]}")
         try:
             had = {output: (source / output).exists() or (source / output).is_symlink() for output in outputs}
             files_dir = private_dir(incoming / "files")
@@ -384,7 +377,7 @@ class BuildStore:
             keep_trees = {*protect, *self.protect()}
         except Exception:  # noqa: BLE001 - what to protect is unknown: evict nothing this time
             return []
-        cache = _tree_bytes(self.root / CACHE)  # yarn's cache for the worktree builds counts towards max_mb
+        cache = tree_bytes(self.root / CACHE)  # yarn's cache for the worktree builds counts towards max_mb
         with self._locked():
             entries = self.entries()  # newest first
             protected = [e for e in entries if e.key.tree in keep_trees]
@@ -434,7 +427,7 @@ class BuildStore:
         try:
             lock = _lock_folder(dest, wait=True)  # one restore into a folder at a time
         except OSError as error:
-            return NotRestored(f"restoring it failed ({_problem(error)})")
+            return NotRestored(f"restoring it failed ({problem(error)})")
         try:
             staging_root = _staging_root(dest)
             self._recover(dest, staging_root)
@@ -491,7 +484,7 @@ class BuildStore:
         except (OSError, shutil.Error) as error:
             # the taken entry could not be read now (not: it is no build): the next recovery tries again
             unread = took and not intact and not isinstance(error, NotABuild)
-            return NotRestored(f"restoring it failed ({_problem(error)})", changed)
+            return NotRestored(f"restoring it failed ({problem(error)})", changed)
         finally:
             leave = took and not done and not changed and unread
             if took and not done and intact and not changed:  # nothing was swapped: the store holds it again
@@ -564,119 +557,12 @@ class BuildStore:
             fsync_dir(self.root)
         return True
 
-    # ---- building from the commit alone ------------------------------------------------------------------
+    # ---- the builds in worktrees' yarn cache ------------------------------------------------------------------
     @property
     def yarn_cache(self) -> Path:
         """The yarn cache of the builds in worktrees: ``<root>/.yarn-cache``, never the app's (a revert's
         ``git stash -u`` can move that one while a build reads it). :meth:`seed_cache` fills it."""
         return self.root / CACHE
-
-    def seed_cache(self, repo: Path) -> None:
-        """Copy the packages of the app's ``.yarn-cache`` that the store's cache lacks (read only, each one renamed
-        into place whole), so a worktree's install finds offline what the app's install fetched."""
-        seed = Path(repo) / CACHE
-        if not seed.is_dir():
-            return
-        for version in [d for d in seed.iterdir() if d.is_dir() and not d.is_symlink()]:  # yarn v1: v6/<package>
-            into = self.root / CACHE / version.name
-            into.mkdir(parents=True, exist_ok=True)
-            for package in version.iterdir():
-                if package.name.startswith(".") or (into / package.name).exists():
-                    continue
-                partial = into / f".tmp-{_owner()}-{uuid.uuid4().hex[:8]}"
-                try:
-                    if package.is_dir() and not package.is_symlink():
-                        shutil.copytree(package, partial, symlinks=True)
-                    else:
-                        shutil.copy2(package, partial, follow_symlinks=False)
-                    os.rename(partial, into / package.name)
-                except OSError:  # yarn fetches what is missing (--prefer-offline)
-                    shutil.rmtree(partial, ignore_errors=True)
-
-    def prune_cache(self, repo: Path) -> list[str]:
-        """Keep yarn's cache within :data:`CACHE_SHARE` of ``max_bytes`` (it counts towards it, and a cache that
-        grows with every lock file ever built would crowd every kept build out): remove the packages the app's
-        own ``.yarn-cache`` lacks (older lock files'), least recently written first, none written in the last
-        :data:`CACHE_IDLE_S`. What the app's cache holds stays: the next build would copy it back. The names
-        removed."""
-        cache, seed = self.root / CACHE, Path(repo) / CACHE
-        total, budget = _tree_bytes(cache), int(self.max_bytes * CACHE_SHARE)
-        if total <= budget:
-            return []
-        now, old = time.time(), []
-        for version in [d for d in cache.iterdir() if d.is_dir() and not d.is_symlink()]:
-            for package in version.iterdir():
-                if package.name.startswith(".") or (seed / version.name / package.name).exists():
-                    continue
-                with contextlib.suppress(OSError):
-                    written = package.lstat().st_mtime
-                    if now - written >= CACHE_IDLE_S:
-                        old.append((written, package))
-        removed = []
-        for _, package in sorted(old):
-            if total <= budget:
-                break
-            if package.is_dir() and not package.is_symlink():
-                size = _tree_bytes(package)
-                shutil.rmtree(package, ignore_errors=True)
-            else:
-                size = package.lstat().st_size
-                package.unlink(missing_ok=True)
-            total -= size
-            removed.append(f"{package.parent.name}/{package.name}")
-        return removed
-
-
-def commit_build(store: BuildStore, repo: Path, commit: str, key: BuildKey, yarn: Yarn, outputs: Sequence[str],
-                 reason: str, cancelled: Callable[[], bool] = lambda: False) -> Entry | str:
-    """Build ``commit`` alone in a worktree of its own and keep it: the entry, or why nothing was kept. The app's
-    folder is never read or written (but for its git objects)."""
-    git = GitRepo(repo)
-    private_dir(store.root)
-    store.sweep()
-    store.seed_cache(repo)
-    store.prune_cache(repo)
-    folder = private_dir(store.root / ".worktrees") / f"{_owner()}-{uuid.uuid4().hex[:8]}"
-    try:
-        git.add_worktree(folder, commit)
-        if folder_lock_hash(folder) != key.lock:
-            return "the checked-out yarn.lock is not the commit's"
-        outcome = yarn.install_and_build(folder, cancelled)
-        if not outcome.ok:
-            if cancelled() or not outcome.attempts:
-                return "cancelled"
-            last = outcome.attempts[-1]
-            return f"{last.command} exited {last.completed.returncode}: {last.completed.tail(1)[:200]}"
-        if cancelled():
-            return "cancelled"
-        if folder_lock_hash(folder) != key.lock:
-            return "yarn install changed yarn.lock"
-        stray = _unlisted(folder, outputs)
-        if stray:
-            return (f"the build wrote outside build.outputs ({', '.join(stray[:5])}"
-                    f"{' …' if len(stray) > 5 else ''}), so its outputs are not all kept")
-        kept = store.capture(folder, key, commit, outputs, reason, cancelled, move=True)  # the folder goes next
-        return kept if isinstance(kept, Entry) else f"not kept: {kept}"
-    except Exception as error:  # noqa: BLE001 - the caller says why nothing was kept; the rebuild falls back
-        return _problem(error)
-    finally:
-        with contextlib.suppress(Exception):  # a later build sweeps the folder, and prunes the worktree
-            git.remove_worktree(folder)
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-def _unlisted(folder: Path, outputs: Sequence[str]) -> list[str]:
-    """What ``git status --porcelain --ignored`` lists in the worktree outside ``outputs`` (and yarn's cache)."""
-    done = run(["git", "status", "--porcelain", "--ignored", "--untracked-files=normal"], cwd=folder, timeout=120)
-    if not done.ok:
-        return [f"git status failed: {done.tail(1)}"]
-    allowed = [o.rstrip("/") for o in [*outputs, CACHE]]
-    stray = []
-    for line in done.output.splitlines():
-        path = line[3:].strip().strip('"').rstrip("/")
-        if path and not any(path == o or path.startswith(o + "/") for o in allowed):
-            stray.append(path)
-    return stray
 
 
 # ---- a restored build, kept again from the app's folder --------------------------------------------------------
@@ -707,88 +593,7 @@ def _keep_again(store: BuildStore, dest: Path, entry: Entry, outputs: Sequence[s
             _keeping_again.pop(slot, None)
 
 
-def keep_head(store: BuildStore, repo: Path, yarn: Yarn, outputs: Sequence[str], node: str, reason: str,
-              cancelled: Callable[[], bool] = lambda: False) -> str:
-    """Keep a build of HEAD's commit, made alone in a worktree, unless one of its key is kept: what happened, in
-    words (for the log). A restored build being kept again is waited for first (no second build of it). Once
-    ``cancelled()``, its yarn is stopped and nothing is kept."""
-    head = GitRepo(repo).head().sha
-    key = commit_key(repo, head, node)
+def keeping_again(store: BuildStore, key: BuildKey) -> threading.Thread | None:
+    """The thread copying a restored build of ``key`` back into ``store``, while it runs."""
     with _keeping_again_lock:
-        again = _keeping_again.get((store.root, key.slug))
-    if again is not None:
-        again.join(KEEP_AGAIN_WAIT_S)
-        if cancelled():
-            return "cancelled"
-    if store.find(key) is not None:
-        return f"already kept: {key.describe()}"
-    kept = commit_build(store, repo, head, key, yarn, outputs, reason, cancelled)
-    return f"kept {key.describe()}" if isinstance(kept, Entry) else f"not kept ({key.describe()}): {kept}"
-
-
-# ---- the build alongside the backup ---------------------------------------------------------------------------
-@dataclass
-class Alongside:
-    """A build of ``commit`` in a worktree of its own, on a thread, for ``incident``'s revert."""
-
-    key: BuildKey
-    commit: str
-    incident: str
-    started: float = field(default_factory=time.monotonic)
-    done: threading.Event = field(default_factory=threading.Event)
-    cancel: threading.Event = field(default_factory=threading.Event)  # the rebuild gave up waiting for it
-    entry: Entry | None = None
-    failure: str | None = None  # why it produced no entry
-
-    @property
-    def seconds(self) -> float:
-        return time.monotonic() - self.started
-
-    def wait(self, timeout: float) -> bool:
-        return self.done.wait(timeout)
-
-
-_alongside: dict[tuple[str, str], Alongside] = {}
-_alongside_lock = threading.Lock()
-
-
-def in_flight(key: BuildKey, incident: str) -> Alongside | None:
-    """The build alongside ``incident``'s backup in this process for ``key`` (running or finished), if any."""
-    with _alongside_lock:
-        return _alongside.get((incident, key.slug))
-
-
-def forget(build: Alongside) -> None:
-    """The rebuild has used (or given up on) this build alongside: no later plan quotes it. A running one is
-    stopped (its yarn and everything yarn started)."""
-    build.cancel.set()
-    with _alongside_lock:
-        if _alongside.get((build.incident, build.key.slug)) is build:
-            del _alongside[(build.incident, build.key.slug)]
-
-
-def start_alongside(store: BuildStore, repo: Path, commit: str, key: BuildKey, yarn: Yarn,
-                    outputs: Sequence[str], incident: str, reason: str) -> Alongside:
-    """Build ``commit`` on a thread, in a worktree under the store; the one already running for ``key`` if any."""
-    with _alongside_lock:
-        running = _alongside.get((incident, key.slug))
-        if running is not None and not running.done.is_set():
-            return running
-        build = Alongside(key=key, commit=commit, incident=incident)
-        _alongside[(incident, key.slug)] = build
-    thread = threading.Thread(target=_build_alongside, args=(build, store, repo, yarn, outputs, reason),
-                              name=f"build-{commit[:7]}", daemon=True)
-    thread.start()
-    return build
-
-
-def _build_alongside(build: Alongside, store: BuildStore, repo: Path, yarn: Yarn, outputs: Sequence[str],
-                     reason: str) -> None:
-    try:
-        kept = commit_build(store, repo, build.commit, build.key, yarn, outputs, reason, build.cancel.is_set)
-        if isinstance(kept, Entry):
-            build.entry = kept
-        else:
-            build.failure = kept
-    finally:
-        build.done.set()
+        return _keeping_again.get((store.root, key.slug))

@@ -18,7 +18,7 @@ from bot.domain.backups import MIB, mib, require_room
 from bot.domain.runs import BackupArtifacts, StepName
 from bot.domain.steps import Plan, StepContext, StepResult, check
 from bot.errors import Conflict, StepFailed
-from bot.ops import bsonfiles, builds, dump, tenants
+from bot.ops import bsonfiles, builds, commit_builds, dump, tenants
 from bot.ops.build import Yarn
 from bot.ops.git import GitRepo, WorkTree
 from bot.ops.pm2 import Pm2, tail_file
@@ -197,7 +197,7 @@ class Backup:
         cfg = ctx.config.build
         store = build_store(ctx.config, ctx.data_dir)
         yarn = Yarn(cfg.executable, cfg.timeout_s, cache=store.yarn_cache)
-        started = builds.start_alongside(store, ctx.repo, build.commit, build.key, yarn, cfg.outputs,
+        started = commit_builds.start_alongside(store, ctx.repo, build.commit, build.key, yarn, cfg.outputs,
                                          ctx.incident.id, f"built alongside the backup of {ctx.incident.id}")
         return _Building(started)
 
@@ -241,7 +241,7 @@ class Backup:
 class _Building:
     """The build alongside this backup, as its progress and result mention it."""
 
-    build: builds.Alongside | None
+    build: commit_builds.Alongside | None
 
     def note(self) -> Rich:
         build = self.build

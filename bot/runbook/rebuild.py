@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from bot.domain.runs import BuildAttempt, RebuildArtifacts, StepName
 from bot.domain.steps import Plan, StepContext, StepResult, check
 from bot.errors import StepFailed
-from bot.ops import builds
+from bot.ops import builds, commit_builds
 from bot.ops.build import Yarn
 from bot.runbook.target import build_store, describe_entry
 from bot.text import Code, Rich, rich
@@ -26,7 +26,7 @@ TAIL = 20
 class RebuildPlan:
     key: builds.BuildKey | None  # what is checked out; None: no key describes it
     kept: builds.Entry | None  # the kept build to restore
-    alongside: builds.Alongside | None  # the build alongside the backup to wait for
+    alongside: commit_builds.Alongside | None  # the build alongside the backup to wait for
     why_yarn: str | None  # why yarn builds (no kept build, or what differs)
 
 
@@ -73,7 +73,7 @@ class Rebuild:
         kept = store.find(key)
         if kept is not None:
             return RebuildPlan(key, kept, None, None)
-        alongside = builds.in_flight(key, _incident(ctx))
+        alongside = commit_builds.in_flight(key, _incident(ctx))
         if alongside is not None and not alongside.done.is_set():
             return RebuildPlan(key, None, alongside, None)
         why = f"no kept build for {key.describe()}"
@@ -89,9 +89,9 @@ class Rebuild:
     def run(self, ctx: StepContext, plan: Plan[RebuildPlan]) -> StepResult:
         facts = plan.facts
         fallback = facts.why_yarn
-        if facts.key is not None and (done := builds.in_flight(facts.key, _incident(ctx))) is not None \
+        if facts.key is not None and (done := commit_builds.in_flight(facts.key, _incident(ctx))) is not None \
                 and done.done.is_set():
-            builds.forget(done)  # used now (or its failure said): no later plan quotes it
+            commit_builds.forget(done)  # used now (or its failure said): no later plan quotes it
         if facts.key is not None and (facts.kept is not None or facts.alongside is not None):
             started = time.monotonic()
             kept, fallback = self._kept_build(ctx, facts, facts.key)
@@ -118,10 +118,10 @@ class Rebuild:
                 ctx.progress((f"waiting for the build of {facts.alongside.commit[:7]} started alongside the backup "
                               f"({facts.alongside.seconds:.0f}s so far)",))
                 if time.monotonic() > deadline:
-                    builds.forget(facts.alongside)  # its yarn is stopped; yarn builds here
+                    commit_builds.forget(facts.alongside)  # its yarn is stopped; yarn builds here
                     return None, ("the build alongside the backup did not finish within build.timeout_s (it is "
                                   "stopped)")
-            builds.forget(facts.alongside)
+            commit_builds.forget(facts.alongside)
             if facts.alongside.failure:
                 return None, f"the build alongside the backup failed: {facts.alongside.failure}"
         now = builds.folder_key(ctx.repo, key.node)

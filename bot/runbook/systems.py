@@ -26,7 +26,7 @@ from bot.domain.systems import (
     TenantSession,
 )
 from bot.errors import StepFailed
-from bot.ops import builds, cleanup, disk, dump, probe, tenants
+from bot.ops import builds, cleanup, commit_builds, disk, dump, probe, tenants
 from bot.ops.build import Yarn
 from bot.ops.envfile import env_value
 from bot.ops.git import GitRepo, WorkTree, validate_hotfix_name
@@ -185,7 +185,8 @@ class BackupFolder:
 
 class KeptBuilds:
     """:class:`bot.domain.systems.Builds`: the build store under ``<data_dir>/builds`` (``bot.ops.builds``) for the
-    target's folder; each keep builds HEAD's commit alone in a worktree, on a thread of its own, one at a time."""
+    target's folder; each keep builds HEAD's commit alone in a worktree (``bot.ops.commit_builds``), on a thread of
+    its own, one at a time."""
 
     def __init__(self, config: RunbookConfig, data_dir: Path) -> None:
         self.config, self.data_dir = config, data_dir
@@ -215,7 +216,7 @@ class KeptBuilds:
             store = build_store(self.config, self.data_dir)
             repo = self.config.target.repo_path
             yarn = Yarn(cfg.executable, cfg.timeout_s, cache=store.yarn_cache)
-            self.last = builds.keep_head(store, repo, yarn, cfg.outputs, builds.node_version(cfg.node), reason,
+            self.last = commit_builds.keep_head(store, repo, yarn, cfg.outputs, builds.node_version(cfg.node), reason,
                                          self._stop.is_set)
             log.info("last-known-good build (%s): %s", reason, self.last)
         except StepFailed as error:  # e.g. node or git not found: the rebuild runs yarn without a kept build

@@ -26,8 +26,8 @@ import pytest
 from bot.config import parse_runbook
 from bot.domain.runs import RebuildArtifacts
 from bot.domain.steps import StepContext, StepResult
-from bot.ops import builds
-from bot.ops.build import Yarn
+from bot.ops import builds, commit_builds
+from bot.ops.build import MUTEX, Yarn
 from bot.ops.envfile import read_env_file
 from bot.redact import SecretBook
 from bot.runbook.rebuild import Rebuild
@@ -95,7 +95,7 @@ def kept_after_verify(ctx: StepContext) -> builds.Entry:
     thread's work, synchronously)."""
     store = build_store(ctx.config, ctx.data_dir)
     yarn = Yarn(cache=store.yarn_cache)
-    said = builds.keep_head(store, ctx.repo, yarn, OUTPUTS, builds.node_version(), "after verify of RB-0001")
+    said = commit_builds.keep_head(store, ctx.repo, yarn, OUTPUTS, builds.node_version(), "after verify of RB-0001")
     assert said.startswith("kept"), said
     entry = store.entries()[0]
     assert (entry.path.stat().st_mode & 0o777) == 0o700 and (store.root.stat().st_mode & 0o777) == 0o700
@@ -172,7 +172,7 @@ def test_a_kept_build_that_differs_falls_back_to_yarn_build_and_says_why(
 
 def capture_commit(repo: Path, store: builds.BuildStore, sha: str) -> builds.Entry:
     key = builds.commit_key(repo, sha, builds.node_version())
-    kept = builds.commit_build(store, repo, sha, key, Yarn(cache=store.yarn_cache), OUTPUTS,
+    kept = commit_builds.commit_build(store, repo, sha, key, Yarn(cache=store.yarn_cache), OUTPUTS,
                                f"build of {sha[:7]}")
     assert isinstance(kept, builds.Entry), kept
     return kept
@@ -226,6 +226,38 @@ def test_yarns_cache_is_pruned_of_old_lock_files_packages_so_it_never_crowds_out
     assert cached == {current.name, older.name, fresh.name}  # the oldest of the older locks' went, and only it
     assert not oldest.exists()
     assert store.find(kept.key) == kept  # kept: 200 KB of cache and the build fit in max_mb (450 KB did not)
+
+
+def test_yarns_cache_is_left_alone_while_a_yarn_holds_it_or_when_the_app_has_no_cache_to_tell_what_is_needed(
+        app: tuple[Path, list[str]], tmp_path: Path) -> None:
+    repo, _ = app
+    store = builds.BuildStore(tmp_path / "builds", max_bytes=100_000)
+    old = cache_package(store.yarn_cache, "left-pad", 90_000, age_s=3 * 3600)
+    assert commit_builds.prune_cache(store, repo) == []  # no app cache: the deployed lock's could be any of them
+    cache_package(repo / ".yarn-cache", "current", 1_000)
+    held = store.yarn_cache / f"{MUTEX}.lock"
+    held.mkdir()  # what yarn's --mutex file:… holds while it runs
+    assert commit_builds.prune_cache(store, repo) == [] and old.exists()
+    held.rmdir()
+    assert commit_builds.prune_cache(store, repo) == [f"v6/{old.name}"] and not old.exists()
+
+
+def test_two_prunes_of_one_cache_at_once_both_finish(tmp_path: Path) -> None:
+    """Two builds (threads, or replicas sharing the data folder) prune one cache at once: each passes over what the
+    other removed first instead of raising out of the build."""
+    repo, root = tmp_path / "app", tmp_path / "builds"
+    cache_package(repo / ".yarn-cache", "current", 10)
+    for n in range(1500):
+        cache_package(root / ".yarn-cache", f"old-{n}", 100, age_s=2 * 3600)
+    script = ("import sys; from pathlib import Path; from bot.ops import builds, commit_builds\n"
+              "store = builds.BuildStore(Path(sys.argv[1]), max_bytes=20_000)\n"
+              "print(len(commit_builds.prune_cache(store, Path(sys.argv[2]))))\n")
+    runs = [subprocess.Popen([sys.executable, "-c", script, str(root), str(repo)], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    said = [run.communicate(timeout=120) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], [err[-500:] for _, err in said]
+    left = list((root / ".yarn-cache" / "v6").iterdir())
+    assert sum(int(out) for out, _ in said) + len(left) >= 1500 and len(left) <= 100  # within 10 KB: 100 at most
 
 
 def _bytes_written() -> int:
@@ -353,7 +385,7 @@ def test_a_build_that_writes_outside_the_outputs_is_not_kept(app: tuple[Path, li
     stray = BUILD_JS + "fs.writeFileSync('public-config.js', 'window.built = 1');\n"
     sha = commit(git.Repo(repo), "the build writes public-config.js too", {"build.js": stray})
     store = build_store(ctx.config, ctx.data_dir)
-    said = builds.keep_head(store, repo, Yarn(cache=store.yarn_cache), OUTPUTS, builds.node_version(), "x")
+    said = commit_builds.keep_head(store, repo, Yarn(cache=store.yarn_cache), OUTPUTS, builds.node_version(), "x")
     assert said.startswith("not kept") and "the build wrote outside build.outputs (public-config.js)" in said, said
     assert store.entries() == [] and sha
 
@@ -402,7 +434,8 @@ def test_the_keep_after_a_verify_waits_for_a_restored_build_being_kept_again_ins
     assert result.ok and result.artifacts.attempts == []  # type: ignore[union-attr]
     threading.Timer(1.0, released.set).start()
     store = build_store(ctx.config, ctx.data_dir)
-    said = builds.keep_head(store, repo, Yarn(cache=store.yarn_cache), OUTPUTS, builds.node_version(), "after verify")
+    said = commit_builds.keep_head(store, repo, Yarn(cache=store.yarn_cache), OUTPUTS, builds.node_version(),
+                                   "after verify")
     assert said == f"already kept: {entry.key.describe()}"  # no worktree build of what was being kept again
 
 
@@ -787,7 +820,7 @@ def test_a_failed_build_alongside_is_told_to_its_incidents_rebuild_once_and_neve
     store = build_store(ctx.config, ctx.data_dir)
     key = builds.commit_key(repo, v1, builds.node_version())
     failing = Yarn(executable="false", cache=store.yarn_cache)  # yarn install fails at once
-    started = builds.start_alongside(store, repo, v1, key, failing, OUTPUTS, "RB-0001", "alongside RB-0001")
+    started = commit_builds.start_alongside(store, repo, v1, key, failing, OUTPUTS, "RB-0001", "alongside RB-0001")
     assert started.wait(60) and started.failure and started.failure.startswith("yarn install")
 
     first = replace(ctx, incident=SimpleNamespace(id="RB-0001"))
@@ -796,7 +829,7 @@ def test_a_failed_build_alongside_is_told_to_its_incidents_rebuild_once_and_neve
     later = replace(ctx, incident=SimpleNamespace(id="RB-0002"))
     assert "the build alongside the backup" not in rebuild(later)[0]  # another incident never hears of it
     assert "the build alongside the backup" not in rebuild(first)[0]  # nor its own incident's next rebuild, once told
-    assert builds.in_flight(key, "RB-0001") is None
+    assert commit_builds.in_flight(key, "RB-0001") is None
 
 
 # ---- through the bot, against the sandbox (real pm2, HTTP, MongoDB) ----------------------------------------------
