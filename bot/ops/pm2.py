@@ -1,17 +1,24 @@
-"""pm2, through its own CLI: `pm2 jlist` JSON for state, `pm2 restart <app>`, log files pm2 reports."""
+"""pm2: `pm2 jlist` JSON for state, the restart step's work in one Node process through pm2's own programmatic API
+(``pm2_restart.js``; its CLI, three calls, when the configured pm2 is not an npm-installed package), and the log
+files pm2 reports."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bot.errors import StepFailed
-from bot.ops.process import Completed, run
+from bot.ops.process import Completed, find_executable, run
 
 MIN_UPTIME_MS = 1000  # pm2's default min_uptime
+RESTART_JS = Path(__file__).with_name("pm2_restart.js")
+MARK = "@@rollback-bot@@"  # pm2_restart.js's answer follows it, on the last line
 
 CRITICAL = re.compile(r"(?i)\b(fatal|unhandled|uncaught|exception|error:|ECONNREFUSED|EADDRINUSE|segfault|"
                       r"out of memory|TypeError|ReferenceError|SyntaxError|MongoServerError|MongoNetworkError)")
@@ -57,17 +64,7 @@ class Pm2:
             data = json.loads(result.output[start:]) if start >= 0 else []
         except ValueError:
             raise StepFailed("`pm2 jlist` did not print JSON") from None
-        states = []
-        for proc in data:
-            env = proc.get("pm2_env", {})
-            states.append(AppState(
-                name=str(proc.get("name")), status=str(env.get("status", "unknown")),
-                restarts=int(env.get("restart_time", 0)), pid=proc.get("pid") or None,
-                out_log=Path(env["pm_out_log_path"]) if env.get("pm_out_log_path") else None,
-                err_log=Path(env["pm_err_log_path"]) if env.get("pm_err_log_path") else None,
-                started_ms=_int(env.get("pm_uptime")), min_uptime_ms=_int(env.get("min_uptime")) or MIN_UPTIME_MS,
-            ))
-        return states
+        return _states(data)
 
     def state(self, app: str) -> AppState | None:
         return next((s for s in self.jlist() if s.name == app), None)
@@ -76,6 +73,50 @@ class Pm2:
         """`pm2 restart a b …` as the runbook types it: one CLI call (each pm2 invocation costs a Node start-up),
         and no `--update-env`, which would replace each app's environment with the bot's."""
         return self._run("restart", *apps)
+
+    def restart_watched(self, apps: Sequence[str], timeout: float) -> Restarted:
+        """The restart step's pm2 work: each app's state and error-log size before, `pm2 restart` of each (none
+        when pm2 does not know one of them), then their states until each is online with a new pid or ``timeout``
+        passes. In one Node process through pm2's API when ``executable`` is pm2's own ``bin/pm2``; otherwise
+        with three CLI calls (`jlist`, `restart`, `jlist` until online)."""
+        root = self.package_root()
+        if root is None:
+            return self._restart_by_cli(apps, timeout)
+        order = json.dumps({"apps": list(apps), "timeout_ms": int(timeout * 1000)})
+        result = run(["node", str(RESTART_JS), str(root), order], env=self._env(), timeout=timeout + 60)
+        line = next((ln for ln in reversed(result.output.splitlines()) if ln.startswith(MARK)), None)
+        if not result.ok or line is None:
+            raise StepFailed(f"pm2 did not say how the restart went: {result.tail(3)}",
+                             hint="pm2 status, on the server, shows whether the apps were restarted.")
+        said = json.loads(line.removeprefix(MARK))
+        return Restarted(before={s.name: s for s in _states(said["before"])},
+                         err_sizes={k: int(v) for k, v in said["sizes"].items()}, error=said["restart_error"],
+                         after={s.name: s for s in _states(said["after"])})
+
+    def _restart_by_cli(self, apps: Sequence[str], timeout: float) -> Restarted:
+        before = {s.name: s for s in self.jlist()}
+        sizes = {app: _size(before[app].err_log) for app in apps if app in before}
+        if any(app not in before for app in apps):
+            return Restarted(before, sizes, None, {})
+        result = self.restart(*apps)
+        if not result.ok:
+            return Restarted(before, sizes, result.tail(3), {})
+        return Restarted(before, sizes, None, self.wait_online({app: before[app].pid for app in apps}, timeout))
+
+    def package_root(self) -> Path | None:
+        """pm2's package folder when ``executable`` is its ``bin/pm2`` (as npm installs and links it): what
+        ``require`` loads for its API. None for anything else (a wrapper script may set its own PM2_HOME)."""
+        found = find_executable(self.executable)
+        if found is None:
+            return None
+        real = Path(os.path.realpath(found))
+        if real.name != "pm2" or real.parent.name != "bin":
+            return None
+        try:
+            name = json.loads((real.parent.parent / "package.json").read_text()).get("name")
+        except (OSError, ValueError, AttributeError):
+            return None
+        return real.parent.parent if name == "pm2" else None
 
     def start(self, script: Path, name: str, cwd: Path) -> Completed:
         return self._run("start", str(script), "--name", name, "--cwd", str(cwd), "--time")
@@ -94,6 +135,35 @@ class Pm2:
             if time.monotonic() >= deadline:
                 return latest
             time.sleep(0.25)
+
+
+@dataclass(frozen=True)
+class Restarted:
+    """What one restart saw (:meth:`Pm2.restart_watched`)."""
+
+    before: dict[str, AppState]  # every app pm2 knew before
+    err_sizes: dict[str, int]  # each app's error log's size then: what is after it was written since
+    error: str | None  # why pm2 did not restart them, when it said so
+    after: dict[str, AppState]  # the apps' states at the end (none when not restarted)
+
+
+def _states(data: list[Any]) -> list[AppState]:
+    """pm2's process list (`pm2 jlist`'s JSON) as :class:`AppState`."""
+    states = []
+    for proc in data:
+        env = proc.get("pm2_env", {})
+        states.append(AppState(
+            name=str(proc.get("name")), status=str(env.get("status", "unknown")),
+            restarts=int(env.get("restart_time", 0)), pid=proc.get("pid") or None,
+            out_log=Path(env["pm_out_log_path"]) if env.get("pm_out_log_path") else None,
+            err_log=Path(env["pm_err_log_path"]) if env.get("pm_err_log_path") else None,
+            started_ms=_int(env.get("pm_uptime")), min_uptime_ms=_int(env.get("min_uptime")) or MIN_UPTIME_MS,
+        ))
+    return states
+
+
+def _size(path: Path | None) -> int:
+    return path.stat().st_size if path is not None and path.exists() else 0
 
 
 def _int(value: object) -> int | None:

@@ -6,8 +6,6 @@ is restarted, and never with ``--update-env``: the app keeps its own environment
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from bot.domain.runs import CheckOutcome, RestartArtifacts, RestartedApp, StepName
 from bot.domain.steps import Plan, StepContext, StepResult, check
 from bot.errors import StepFailed
@@ -24,14 +22,16 @@ class Restart:
         return Plan(facts=None, summary=rich(Code("pm2 restart"), " ", join([(Code(a),) for a in apps])),
                     lines=[(Code(f"pm2 restart {a}"),) for a in apps]
                     + [(f"wait up to {ctx.config.pm2.restart_timeout_s:g}s for each to be ", Code("online"),
-                        " (pm2 jlist)",),
+                        " (pm2's process list)",),
                        ("scan the log lines written since the restart for errors",)])
 
     def run(self, ctx: StepContext, plan: Plan[None]) -> StepResult:
         cfg = ctx.config
         apps = cfg.pm2.to_restart
         pm2 = Pm2(cfg.pm2.executable, cfg.pm2.home)
-        before = {s.name: s for s in pm2.jlist()}
+        ctx.progress(("pm2 restart " + " ".join(apps) + ", then waiting for every app to be online",))
+        seen = pm2.restart_watched(apps, cfg.pm2.restart_timeout_s)
+        before, after = seen.before, seen.after
         missing = [a for a in apps if a not in before]
         if missing:
             raise StepFailed(rich("pm2 does not know ", join([(Code(a),) for a in missing])),
@@ -40,13 +40,9 @@ class Restart:
         checks: list[CheckOutcome] = []
         details: list[Rich] = []
         artifacts: dict[str, RestartedApp] = {}
-        offsets = {app: _size(before[app].err_log) for app in apps}
-        ctx.progress(("pm2 restart " + " ".join(apps),))
-        result = pm2.restart(*apps)
-        ctx.progress(("waiting for every app to be online",))
-        after = pm2.wait_online({app: before[app].pid for app in apps}, cfg.pm2.restart_timeout_s) if result.ok else {}
-        if not result.ok:
-            details.append((Code("pm2 restart"), " failed: ", Code(ctx.secrets.redact(result.tail(3)))))
+        offsets = {app: seen.err_sizes.get(app, 0) for app in apps}
+        if seen.error is not None:
+            details.append((Code("pm2 restart"), " failed: ", Code(ctx.secrets.redact(seen.error))))
         for app in apps:
             old, state = before[app], after.get(app)
             online = bool(state and state.online and state.pid != old.pid)
@@ -67,6 +63,3 @@ class Restart:
         return StepResult(ok=ok, summary=summary, details=details, checks=checks,
                           artifacts=RestartArtifacts(apps=artifacts))
 
-
-def _size(path: Path | None) -> int:
-    return path.stat().st_size if path is not None and path.exists() else 0

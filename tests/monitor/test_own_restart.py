@@ -68,13 +68,14 @@ def test_the_bots_own_restart_is_no_crash_while_a_killed_app_is_one(
 
     # The bot's own restart, with the monitor running in the middle of it.
     during: list[dict[str, CheckResult]] = []
-    wait_online = Pm2.wait_online
+    restart_watched = Pm2.restart_watched
 
-    def checks_mid_restart(self: Pm2, previous: dict[str, int | None], timeout: float) -> Any:
-        during.append(by_name(monitor.run_once()))  # `pm2 restart` has run; the step is still running
-        return wait_online(self, previous, timeout)
+    def checks_mid_restart(self: Pm2, apps: list[str], timeout: float) -> Any:
+        seen = restart_watched(self, apps, timeout)
+        during.append(by_name(monitor.run_once()))  # pm2 has restarted it; the step is still running
+        return seen
 
-    monkeypatch.setattr(Pm2, "wait_online", checks_mid_restart)
+    monkeypatch.setattr(Pm2, "restart_watched", checks_mid_restart)
     emulator.slash("casey", "incident-rollback", "start backend crashes").wait()
     ts = panel_ts(emulator)
     before = {s.name: s for s in pm2.jlist()}[BACKEND].restarts

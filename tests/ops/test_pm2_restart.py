@@ -1,0 +1,85 @@
+"""The restart step's pm2 work against a real pm2 daemon: in one Node process through pm2's own API when the
+configured pm2 is its npm package's ``bin/pm2``, with three CLI calls otherwise (a wrapper script, which may set
+a PM2_HOME of its own); both see the same things: each app's state and error-log size before, the restart, and
+each app online with a new pid. Nothing is restarted when pm2 does not know one of the apps, and the app's own
+environment (its secrets) never reaches the bot."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bot.ops.pm2 import MARK, RESTART_JS, Pm2
+from bot.ops.process import PROJECT_TOOLS, run
+
+APP = """\
+console.error('started, and said so on stderr');
+require('http').createServer((req, res) => res.end('ok')).listen(0);
+"""
+
+
+@pytest.fixture
+def daemon(tmp_path: Path) -> Iterator[Pm2]:
+    """A pm2 daemon of its own (PM2_HOME in tmp_path) running one app, `api`, whose environment holds a secret."""
+    pm2 = Pm2(str(PROJECT_TOOLS / "pm2"), tmp_path / "pm2")
+    script = tmp_path / "api.js"
+    script.write_text(APP)
+    try:
+        started = run([pm2.executable, "start", str(script), "--name", "api"],
+                      env={"PM2_HOME": str(pm2.home), "API_SECRET": "s3cr3t-in-the-apps-env"}, timeout=60)
+        assert started.ok, started.output
+        yield pm2
+    finally:
+        pm2.kill()
+
+
+def wrapped(pm2: Pm2, tmp_path: Path) -> Pm2:
+    """The same pm2 behind a wrapper script, as an operator might configure it."""
+    wrapper = tmp_path / "bin" / "pm2"
+    wrapper.parent.mkdir()
+    wrapper.write_text(f'#!/bin/sh\nexec "{pm2.executable}" "$@"\n')
+    wrapper.chmod(0o755)
+    return Pm2(str(wrapper), pm2.home)
+
+
+@pytest.mark.parametrize("how", ["api", "cli"])
+def test_a_restart_sees_each_app_before_and_online_with_a_new_pid_after(daemon: Pm2, tmp_path: Path,
+                                                                        how: str) -> None:
+    pm2 = daemon if how == "api" else wrapped(daemon, tmp_path)
+    assert (pm2.package_root() is not None) == (how == "api")
+    old = pm2.state("api")
+    assert old is not None and old.pid and old.err_log
+    written = old.err_log.stat().st_size
+    assert written > 0  # the app's first start said so on stderr
+
+    seen = pm2.restart_watched(["api"], 30)
+
+    assert seen.error is None and seen.before["api"].pid == old.pid and seen.err_sizes == {"api": written}
+    new = seen.after["api"]
+    assert new.online and new.pid not in (None, old.pid) and new.restarts == old.restarts + 1
+    assert pm2.state("api").pid == new.pid  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("how", ["api", "cli"])
+def test_nothing_is_restarted_when_pm2_does_not_know_one_of_the_apps(daemon: Pm2, tmp_path: Path, how: str) -> None:
+    pm2 = daemon if how == "api" else wrapped(daemon, tmp_path)
+    old = pm2.state("api")
+    seen = pm2.restart_watched(["api", "worker"], 30)
+    assert "worker" not in seen.before and seen.after == {} and seen.error is None
+    assert pm2.state("api").pid == old.pid  # type: ignore[union-attr]
+
+
+def test_the_apps_environment_never_reaches_the_bot(daemon: Pm2) -> None:
+    """pm2's process list holds each app's environment; the answer keeps only what the bot reads."""
+    root = daemon.package_root()
+    assert root is not None
+    assert "s3cr3t-in-the-apps-env" in run([daemon.executable, "jlist"], env={"PM2_HOME": str(daemon.home)}).output
+    said = run(["node", str(RESTART_JS), str(root), json.dumps({"apps": ["api"], "timeout_ms": 30000})],
+               env={"PM2_HOME": str(daemon.home)}, timeout=90)
+    assert said.ok and MARK in said.output, said.output
+    assert "s3cr3t-in-the-apps-env" not in said.output and "API_SECRET" not in said.output
+    answer = json.loads(said.output.rsplit(MARK, 1)[1])
+    assert [p["name"] for p in answer["after"]] == ["api"] and answer["after"][0]["pm2_env"]["status"] == "online"
