@@ -19,6 +19,7 @@ from bot.ops.process import Completed, find_executable, run
 MIN_UPTIME_MS = 1000  # pm2's default min_uptime
 RESTART_JS = Path(__file__).with_name("pm2_restart.js")
 MARK = "@@rollback-bot@@"  # pm2_restart.js's answer follows it, on the last line
+RESTART_GRACE_S = 10.0  # beyond the wait for online: the restart itself (each app's kill_timeout), the calls around it
 
 CRITICAL = re.compile(r"(?i)\b(fatal|unhandled|uncaught|exception|error:|ECONNREFUSED|EADDRINUSE|segfault|"
                       r"out of memory|TypeError|ReferenceError|SyntaxError|MongoServerError|MongoNetworkError)")
@@ -56,15 +57,21 @@ class Pm2:
         return run([self.executable, *args], env=self._env(), timeout=timeout)
 
     def jlist(self) -> list[AppState]:
+        return self._listed()[0]
+
+    def _listed(self) -> tuple[list[AppState], bool]:
+        """`pm2 jlist`: the apps, and whether that call had to start pm2's daemon (it then knows none)."""
         result = self._run("jlist")
         if not result.ok:
             raise StepFailed(f"`pm2 jlist` failed: {result.tail(3)}")
-        start = result.output.find("[")
+        # The JSON is a line of its own; a daemon started by this call prints `[PM2] Spawning …` lines first.
+        line = next((ln for ln in reversed(result.output.splitlines()) if ln.startswith("[")
+                     and not ln.startswith("[PM2")), None)
         try:
-            data = json.loads(result.output[start:]) if start >= 0 else []
+            data = json.loads(line) if line is not None else []
         except ValueError:
             raise StepFailed("`pm2 jlist` did not print JSON") from None
-        return _states(data)
+        return _states(data), "Spawning PM2 daemon" in result.output
 
     def state(self, app: str) -> AppState | None:
         return next((s for s in self.jlist() if s.name == app), None)
@@ -74,30 +81,35 @@ class Pm2:
         and no `--update-env`, which would replace each app's environment with the bot's."""
         return self._run("restart", *apps)
 
-    def restart_watched(self, apps: Sequence[str], timeout: float) -> Restarted:
+    def restart_watched(self, apps: Sequence[str], timeout: float, grace: float = RESTART_GRACE_S) -> Restarted:
         """The restart step's pm2 work: each app's state and error-log size before, `pm2 restart` of each (none
         when pm2 does not know one of them), then their states until each is online with a new pid or ``timeout``
-        passes. In one Node process through pm2's API when ``executable`` is pm2's own ``bin/pm2``; otherwise
-        with three CLI calls (`jlist`, `restart`, `jlist` until online)."""
+        passes. In one Node process through pm2's API when ``executable`` is pm2's own ``bin/pm2`` (a daemon that
+        stops answering is given up after ``timeout + grace`` in all, and ``error`` says so); otherwise with three
+        CLI calls (`jlist`, `restart`, `jlist` until online)."""
         root = self.package_root()
         if root is None:
             return self._restart_by_cli(apps, timeout)
-        order = json.dumps({"apps": list(apps), "timeout_ms": int(timeout * 1000)})
-        result = run(["node", str(RESTART_JS), str(root), order], env=self._env(), timeout=timeout + 60)
+        order = json.dumps({"apps": list(apps), "timeout_ms": int(timeout * 1000), "grace_ms": int(grace * 1000)})
+        result = run(["node", str(RESTART_JS), str(root), order], env=self._env(), timeout=timeout + grace + 30)
         line = next((ln for ln in reversed(result.output.splitlines()) if ln.startswith(MARK)), None)
-        if not result.ok or line is None:
-            raise StepFailed(f"pm2 did not say how the restart went: {result.tail(3)}",
-                             hint="pm2 status, on the server, shows whether the apps were restarted.")
-        said = json.loads(line.removeprefix(MARK))
-        return Restarted(before={s.name: s for s in _states(said["before"])},
-                         err_sizes={k: int(v) for k, v in said["sizes"].items()}, error=said["restart_error"],
-                         after={s.name: s for s in _states(said["after"])})
+        try:
+            said = json.loads(line.removeprefix(MARK)) if result.ok and line is not None else None
+            if said is None:
+                raise ValueError(result.tail(3))
+            return Restarted(before={s.name: s for s in _states(said["before"])},
+                             err_sizes={k: int(v) for k, v in said["sizes"].items()}, error=said["restart_error"],
+                             after={s.name: s for s in _states(said["after"])}, new_daemon=bool(said["new_daemon"]))
+        except (ValueError, KeyError, TypeError, AttributeError) as error:
+            raise StepFailed(f"pm2 did not say how the restart went: {error}",
+                             hint="pm2 status, on the server, shows whether the apps were restarted.") from None
 
     def _restart_by_cli(self, apps: Sequence[str], timeout: float) -> Restarted:
-        before = {s.name: s for s in self.jlist()}
+        listed, spawned = self._listed()
+        before = {s.name: s for s in listed}
         sizes = {app: _size(before[app].err_log) for app in apps if app in before}
         if any(app not in before for app in apps):
-            return Restarted(before, sizes, None, {})
+            return Restarted(before, sizes, None, {}, new_daemon=spawned)
         result = self.restart(*apps)
         if not result.ok:
             return Restarted(before, sizes, result.tail(3), {})
@@ -145,6 +157,7 @@ class Restarted:
     err_sizes: dict[str, int]  # each app's error log's size then: what is after it was written since
     error: str | None  # why pm2 did not restart them, when it said so
     after: dict[str, AppState]  # the apps' states at the end (none when not restarted)
+    new_daemon: bool = False  # pm2's daemon was not running: asking started an empty one
 
 
 def _states(data: list[Any]) -> list[AppState]:

@@ -3,30 +3,44 @@
 // made of, connected to the same daemon): each app's state and error-log size before, `pm2 restart` of each app
 // in turn (as `pm2 restart a b` does, never updating its environment), then its state every 100 ms until each
 // app is online with a new pid or the time runs out. The pm2 CLI starts Node and loads pm2 at each of these
-// three calls (about 0.2-0.3 s each); this does it once.
+// three calls (about 0.25 s each); this does it once.
 //
-//   node pm2_restart.js <pm2 package folder> '{"apps": ["api"], "timeout_ms": 30000}'
+//   node pm2_restart.js <pm2 package folder> '{"apps": ["api"], "timeout_ms": 30000, "grace_ms": 10000}'
 //
-// pm2 prints to stdout as it works; the answer is the last line, after MARK: {"before": [...], "sizes": {...},
-// "missing": [...], "restart_error": null | "...", "after": [...]}, each list as `pm2 jlist` prints it.
+// The answer is the last line of stdout, after MARK: {"before": [...], "sizes": {...}, "new_daemon": bool,
+// "restart_error": null | "...", "after": [...]}, each list as `pm2 jlist` prints it, cut to what the bot reads.
+// A daemon that stops answering (killed mid-restart) never calls back: past timeout_ms + grace_ms in all, the
+// helper answers with what it has and says so, rather than leave the step silent.
 
 const fs = require('fs');
 
 const MARK = '@@rollback-bot@@';
 const pm2 = require(process.argv[2]);
-const { apps, timeout_ms: timeoutMs } = JSON.parse(process.argv[3]);
+// grace_ms: for the restart itself (each app's kill_timeout) and the calls around it
+const { apps, timeout_ms: timeoutMs = 30000, grace_ms: graceMs = 10000 } = JSON.parse(process.argv[3]);
 
-function answer(found) {
+const found = { before: [], sizes: {}, new_daemon: false, restart_error: null, after: [] };
+let answered = false;
+
+function answer() {
+  if (answered) return;
+  answered = true;
   const said = { ...found, before: slim(found.before), after: slim(found.after) };
-  pm2.disconnect(() => {
-    process.stdout.write('\n' + MARK + JSON.stringify(said) + '\n', () => process.exit(0));
-  });
+  const write = () => process.stdout.write('\n' + MARK + JSON.stringify(said) + '\n', () => process.exit(0));
+  if (found.restart_error && found.restart_error.startsWith('pm2 did not answer')) return write(); // no disconnect
+  pm2.disconnect(write);
 }
 
-function fail(where, err) {
-  process.stderr.write(`${where}: ${(err && err.message) || err}\n`);
-  process.exit(2);
+function failed(what, err) {
+  found.restart_error = `${what}: ${(err && err.message) || err}`;
+  answer();
 }
+
+setTimeout(() => {
+  found.restart_error = `pm2 did not answer within ${Math.round((timeoutMs + graceMs) / 1000)}s`
+    + (found.before.length ? ' (the restart may have been done: pm2 status shows it)' : '');
+  answer();
+}, timeoutMs + graceMs).unref();
 
 function sizeOf(path) {
   try {
@@ -54,31 +68,30 @@ function restartEach(names, done) {
   pm2.restart(names[0], (err) => (err ? done(err) : restartEach(names.slice(1), done)));
 }
 
-pm2.connect((err) => {
-  if (err) return fail('connect', err);
+pm2.connect((err, meta) => {
+  if (err) return failed('pm2 could not be reached', err);
+  found.new_daemon = Boolean(meta && meta.new_pm2_instance);
   pm2.list((err, before) => {
-    if (err) return fail('list', err);
+    if (err) return failed("pm2's process list", err);
+    found.before = before;
     const pids = {};
-    const sizes = {};
     for (const proc of before) {
       if (apps.includes(proc.name)) {
         pids[proc.name] = proc.pid;
-        sizes[proc.name] = sizeOf(proc.pm2_env && proc.pm2_env.pm_err_log_path);
+        found.sizes[proc.name] = sizeOf(proc.pm2_env && proc.pm2_env.pm_err_log_path);
       }
     }
-    const missing = apps.filter((app) => !(app in pids));
-    if (missing.length) return answer({ before, sizes, missing, restart_error: null, after: [] });
+    if (apps.some((app) => !(app in pids))) return answer(); // pm2 does not know one: nothing is restarted
     restartEach(apps, (err) => {
-      if (err) {
-        return answer({ before, sizes, missing, restart_error: String((err && err.message) || err), after: [] });
-      }
+      if (err) return failed('pm2 restart', err);
       const deadline = Date.now() + timeoutMs;
       const look = () => pm2.list((err, after) => {
-        if (err) return fail('list', err);
+        if (err) return failed("pm2's process list", err);
+        found.after = after;
         const last = {}; // by name, the last of an app's processes, as before (and as the bot reads the list)
         for (const proc of after) last[proc.name] = proc;
         const up = apps.every((app) => last[app] && last[app].pm2_env.status === 'online' && last[app].pid !== pids[app]);
-        if (up || Date.now() >= deadline) return answer({ before, sizes, missing, restart_error: null, after });
+        if (up || Date.now() >= deadline) return answer();
         setTimeout(look, 100);
       });
       look();

@@ -32,7 +32,17 @@ class Restart:
         ctx.progress(("pm2 restart " + " ".join(apps) + ", then waiting for every app to be online",))
         seen = pm2.restart_watched(apps, cfg.pm2.restart_timeout_s)
         before, after = seen.before, seen.after
+        if seen.error is not None and not before:
+            raise StepFailed(rich("pm2 did not answer: ", Code(ctx.secrets.redact(seen.error))),
+                             hint=(Code("pm2 status"), " on the server says whether pm2's daemon runs, and whether the "
+                                   "apps were restarted."))
         missing = [a for a in apps if a not in before]
+        if missing and seen.new_daemon:
+            raise StepFailed(rich("pm2's daemon was not running (a reboot, or it was killed): asking started an empty "
+                                  "one, which knows none of ", join([(Code(a),) for a in missing])),
+                             hint=("Bring the apps back with ", Code("pm2 resurrect"), " (pm2's saved list) or start "
+                                   "them, then restart again. If pm2 runs as another user, check ", Code("pm2.home"),
+                                   " in rollback.yml."))
         if missing:
             raise StepFailed(rich("pm2 does not know ", join([(Code(a),) for a in missing])),
                              hint=("Check ", Code("pm2.apps"), " and ", Code("pm2.home"), " in rollback.yml (",

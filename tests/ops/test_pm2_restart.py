@@ -2,16 +2,22 @@
 configured pm2 is its npm package's ``bin/pm2``, with three CLI calls otherwise (a wrapper script, which may set
 a PM2_HOME of its own); both see the same things: each app's state and error-log size before, the restart, and
 each app online with a new pid. Nothing is restarted when pm2 does not know one of the apps, and the app's own
-environment (its secrets) never reaches the bot."""
+environment (its secrets) never reaches the bot, nor the bot's the app. A daemon that was not running, or that
+stops answering, is said to be so."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from bot.domain.steps import StepContext
+from bot.errors import StepFailed
 from bot.ops.pm2 import MARK, RESTART_JS, Pm2
 from bot.ops.process import PROJECT_TOOLS, run
 
@@ -45,9 +51,16 @@ def wrapped(pm2: Pm2, tmp_path: Path) -> Pm2:
     return Pm2(str(wrapper), pm2.home)
 
 
+def environ(pid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return dict(item.decode().partition("=")[::2] for item in raw if item)
+
+
 @pytest.mark.parametrize("how", ["api", "cli"])
 def test_a_restart_sees_each_app_before_and_online_with_a_new_pid_after(daemon: Pm2, tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch,
                                                                         how: str) -> None:
+    monkeypatch.setenv("TZ", "Etc/GMT+7")  # the bot's, passed to what it runs: never to the app (no --update-env)
     pm2 = daemon if how == "api" else wrapped(daemon, tmp_path)
     assert (pm2.package_root() is not None) == (how == "api")
     old = pm2.state("api")
@@ -61,6 +74,9 @@ def test_a_restart_sees_each_app_before_and_online_with_a_new_pid_after(daemon: 
     new = seen.after["api"]
     assert new.online and new.pid not in (None, old.pid) and new.restarts == old.restarts + 1
     assert pm2.state("api").pid == new.pid  # type: ignore[union-attr]
+    assert new.pid is not None
+    env = environ(new.pid)
+    assert env.get("API_SECRET") == "s3cr3t-in-the-apps-env" and env.get("TZ") != "Etc/GMT+7"
 
 
 @pytest.mark.parametrize("how", ["api", "cli"])
@@ -83,3 +99,43 @@ def test_the_apps_environment_never_reaches_the_bot(daemon: Pm2) -> None:
     assert "s3cr3t-in-the-apps-env" not in said.output and "API_SECRET" not in said.output
     answer = json.loads(said.output.rsplit(MARK, 1)[1])
     assert [p["name"] for p in answer["after"]] == ["api"] and answer["after"][0]["pm2_env"]["status"] == "online"
+
+
+@pytest.mark.parametrize("how", ["api", "cli"])
+def test_a_daemon_that_was_not_running_is_named_not_the_apps(daemon: Pm2, tmp_path: Path, how: str) -> None:
+    """After a reboot (or a `pm2 kill`) asking pm2 starts an empty daemon: the step says that, and what to do."""
+    pm2 = daemon if how == "api" else wrapped(daemon, tmp_path)
+    assert pm2.kill().ok
+    seen = pm2.restart_watched(["api"], 30)
+    assert seen.new_daemon and "api" not in seen.before and seen.after == {}
+    assert pm2.kill().ok  # the daemon that call started, empty: the step meets none either
+    with pytest.raises(StepFailed) as failed:
+        restart_step(pm2)
+    said = failed.value.plain()
+    assert "pm2's daemon was not running" in said and "pm2 resurrect" in said, said
+
+
+def test_a_daemon_that_stops_answering_is_given_up_and_said_so(daemon: Pm2) -> None:
+    """pm2's API never calls back once its daemon stops answering (killed mid-restart, or stopped): the helper
+    answers by itself after the wait and its grace, instead of leaving the step silent for a minute or more."""
+    pid = int((Path(str(daemon.home)) / "pm2.pid").read_text())
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        began = time.monotonic()
+        seen = daemon.restart_watched(["api"], 0.5, grace=1.0)
+        took = time.monotonic() - began
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert seen.error == "pm2 did not answer within 2s" and seen.before == {} and took < 10, (seen, took)
+
+
+def restart_step(pm2: Pm2) -> object:
+    from bot.config import parse_runbook
+    from bot.redact import SecretBook
+    from bot.runbook.restart import Restart
+
+    config = parse_runbook({"pm2": {"executable": pm2.executable, "home": str(pm2.home), "apps": ["api"]}})
+    ctx = StepContext(incident=None, actor="U0COMMANDER", config=config, data_dir=Path(str(pm2.home)),  # type: ignore[arg-type]
+                      args=[], history=[], secrets=SecretBook([], Path(str(pm2.home)) / ".env", lambda _: {}))
+    step = Restart()
+    return step.run(ctx, step.plan(ctx))
