@@ -19,7 +19,7 @@ import stat
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,27 +46,33 @@ CACHE_IDLE_S = 3600  # a package younger than this may be one a running install 
 
 
 # ---- yarn's cache for the builds in worktrees -------------------------------------------------------------
+def _packages(cache: Path) -> Iterator[Path]:
+    """The packages of a yarn v1 cache (``<cache>/v6/<package>``), not yarn's own dot-named folders and files; a
+    folder gone while it is read (another build's prune) is passed over."""
+    with contextlib.suppress(OSError):
+        for version in [d for d in cache.iterdir() if not d.name.startswith(".") and d.is_dir() and not d.is_symlink()]:
+            with contextlib.suppress(OSError):
+                yield from [package for package in version.iterdir() if not package.name.startswith(".")]
+
+
 def seed_cache(store: BuildStore, repo: Path) -> None:
     """Copy the packages of the app's ``.yarn-cache`` that the store's cache lacks (read only, each one renamed
     into place whole), so a worktree's install finds offline what the app's install fetched."""
-    seed = Path(repo) / CACHE
-    if not seed.is_dir():
-        return
-    for version in [d for d in seed.iterdir() if d.is_dir() and not d.is_symlink()]:  # yarn v1: v6/<package>
-        into = store.root / CACHE / version.name
+    for package in _packages(Path(repo) / CACHE):
+        into = store.root / CACHE / package.parent.name
+        if (into / package.name).exists():
+            continue
         into.mkdir(parents=True, exist_ok=True)
-        for package in version.iterdir():
-            if package.name.startswith(".") or (into / package.name).exists():
-                continue
-            partial = into / f".tmp-{owner_tag()}-{uuid.uuid4().hex[:8]}"
-            try:
-                if package.is_dir() and not package.is_symlink():
-                    shutil.copytree(package, partial, symlinks=True)
-                else:
-                    shutil.copy2(package, partial, follow_symlinks=False)
-                os.rename(partial, into / package.name)
-            except OSError:  # yarn fetches what is missing (--prefer-offline)
-                shutil.rmtree(partial, ignore_errors=True)
+        partial = into / f".tmp-{owner_tag()}-{uuid.uuid4().hex[:8]}"
+        try:
+            if package.is_dir() and not package.is_symlink():
+                shutil.copytree(package, partial, symlinks=True)
+            else:
+                shutil.copy2(package, partial, follow_symlinks=False)
+            os.rename(partial, into / package.name)
+        except OSError:  # yarn fetches what is missing (--prefer-offline)
+            shutil.rmtree(partial, ignore_errors=True)
+
 
 def prune_cache(store: BuildStore, repo: Path) -> list[str]:
     """Keep yarn's cache within :data:`CACHE_SHARE` of ``max_bytes`` (it counts towards it, and a cache that
@@ -84,15 +90,11 @@ def prune_cache(store: BuildStore, repo: Path) -> list[str]:
     if total <= budget:
         return []
     now, old = time.time(), []
-    with contextlib.suppress(OSError):
-        for version in [d for d in cache.iterdir() if not d.name.startswith(".") and d.is_dir() and not d.is_symlink()]:
-            with contextlib.suppress(OSError):  # gone under us: another prune's
-                for package in version.iterdir():
-                    if package.name.startswith(".") or (seed / version.name / package.name).exists():
-                        continue
-                    written = package.lstat().st_mtime
-                    if now - written >= CACHE_IDLE_S:
-                        old.append((written, package))
+    for package in _packages(cache):
+        with contextlib.suppress(OSError):  # gone under us: another prune's
+            written = package.lstat().st_mtime
+            if now - written >= CACHE_IDLE_S and not (seed / package.parent.name / package.name).exists():
+                old.append((written, package))
     removed = []
     for _, package in sorted(old):
         if total <= budget:

@@ -22,13 +22,13 @@ const { apps, timeout_ms: timeoutMs = 30000, grace_ms: graceMs = 10000 } = JSON.
 const found = { before: [], sizes: {}, new_daemon: false, restart_error: null, after: [] };
 let answered = false;
 
-function answer() {
+// connected: false when the daemon stopped answering (a disconnect would wait on it too)
+function answer(connected = true) {
   if (answered) return;
   answered = true;
   const said = { ...found, before: slim(found.before), after: slim(found.after) };
   const write = () => process.stdout.write('\n' + MARK + JSON.stringify(said) + '\n', () => process.exit(0));
-  if (found.restart_error && found.restart_error.startsWith('pm2 did not answer')) return write(); // no disconnect
-  pm2.disconnect(write);
+  if (connected) pm2.disconnect(write); else write();
 }
 
 function failed(what, err) {
@@ -39,7 +39,7 @@ function failed(what, err) {
 setTimeout(() => {
   found.restart_error = `pm2 did not answer within ${Math.round((timeoutMs + graceMs) / 1000)}s`
     + (found.before.length ? ' (the restart may have been done: pm2 status shows it)' : '');
-  answer();
+  answer(false);
 }, timeoutMs + graceMs).unref();
 
 function sizeOf(path) {
