@@ -345,7 +345,7 @@ def bot_settings(emulator: Any, config: dict[str, Any]) -> Any:
     from bot.config import Secrets, Settings, parse_runbook
 
     env = emulator.bot_env()
-    secrets = Secrets(_env_file=None, slack_bot_token=env["SLACK_BOT_TOKEN"],  # type: ignore[call-arg]
+    secrets = Secrets(slack_bot_token=env["SLACK_BOT_TOKEN"],
                       slack_app_token=env["SLACK_APP_TOKEN"], slack_signing_secret=env["SLACK_SIGNING_SECRET"],
                       slack_api_url=env["SLACK_API_URL"])
     return Settings(runbook=parse_runbook(config), secrets=secrets)

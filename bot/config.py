@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+from dotenv import dotenv_values
 from pydantic import (
     AnyHttpUrl,
     BaseModel,
@@ -25,7 +26,6 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.errors import ConfigError
 
@@ -407,10 +407,10 @@ class RunbookConfig(_Section):
     ops: OpsConfig = Field(default_factory=OpsConfig)
 
 
-class Secrets(BaseSettings):
-    """Secrets and deployment overrides, only ever from the environment (or ./.env)."""
+class Secrets(BaseModel):
+    """Secrets and deployment overrides, only ever from the environment (or ./.env): see ``from_environment``."""
 
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    model_config = ConfigDict(extra="ignore")
 
     slack_bot_token: SecretStr | None = None
     slack_app_token: SecretStr | None = None
@@ -419,6 +419,18 @@ class Secrets(BaseSettings):
     smtp_password: SecretStr | None = None
     slack_api_url: str | None = None
     rollback_replica_id: str | None = None  # not a secret: this replica's stable id (default: host + data folder)
+
+    @classmethod
+    def from_environment(cls, env_file: Path | None = Path(".env")) -> Secrets:
+        """Each field from the environment variable of its name, in any case, else from ``env_file`` when it exists.
+
+        The file is read by python-dotenv as text: nothing in it is run, and ``${...}`` in a value is kept as it
+        is (a password may hold one)."""
+        found: dict[str, str | None] = {}
+        if env_file is not None and env_file.is_file():
+            found.update((key.lower(), value) for key, value in dotenv_values(env_file, interpolate=False).items())
+        found.update((key.lower(), value) for key, value in os.environ.items())
+        return cls.model_validate({name: found[name] for name in cls.model_fields if found.get(name) is not None})
 
     def values(self) -> list[str]:
         """Every secret value, for redaction."""
@@ -519,5 +531,5 @@ def load_settings(explicit: str | os.PathLike[str] | None = None, *, env_file: b
         except yaml.YAMLError as error:
             raise ConfigError(f"{path} is not valid YAML: {error}") from None
     runbook = parse_runbook(data, str(path or "built-in defaults"))
-    secrets = Secrets() if env_file else Secrets(_env_file=None)
+    secrets = Secrets.from_environment(Path(".env") if env_file else None)
     return Settings(runbook=runbook, secrets=secrets, source=path.resolve() if path else None)

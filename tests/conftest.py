@@ -131,7 +131,7 @@ def make_config(sandbox: Sandbox, data_dir: Path, **overrides: Any) -> dict[str,
 
 def settings_for(config: dict[str, Any], env: dict[str, str]) -> Settings:
     """Settings from a config dict and the emulator's ``bot_env()`` (no .env file is read)."""
-    secrets = Secrets(_env_file=None, slack_bot_token=env["SLACK_BOT_TOKEN"],  # type: ignore[call-arg]
+    secrets = Secrets(slack_bot_token=env["SLACK_BOT_TOKEN"],
                       slack_app_token=env["SLACK_APP_TOKEN"], slack_signing_secret=env["SLACK_SIGNING_SECRET"],
                       slack_api_url=env["SLACK_API_URL"])
     return Settings(runbook=parse_runbook(config), secrets=secrets)

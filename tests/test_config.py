@@ -51,7 +51,7 @@ def test_errors_name_the_key_and_what_is_expected(data: dict[str, object], key: 
 def test_a_missing_secret_fails_naming_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET"):
         monkeypatch.delenv(name, raising=False)
-    settings = Settings(runbook=parse_runbook({}), secrets=Secrets(_env_file=None))  # type: ignore[call-arg]
+    settings = Settings(runbook=parse_runbook({}), secrets=Secrets.from_environment(None))
     with pytest.raises(ConfigError, match="SLACK_BOT_TOKEN, SLACK_APP_TOKEN"):
         settings.require("slack_bot_token", "slack_app_token")
 
@@ -66,6 +66,23 @@ def test_secrets_come_from_a_dotenv_in_the_working_directory_and_stay_secret(
     assert settings.secrets.slack_bot_token is not None
     assert settings.secrets.slack_bot_token.get_secret_value() == "xoxb-from-dotenv"
     assert "xoxb-from-dotenv" not in repr(settings) and settings.runbook.pm2.apps == ["api"]
+
+
+def test_the_environment_wins_over_dotenv_names_in_any_case_and_dollar_signs_stay(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As pydantic-settings read them, except that a ``${...}`` in a password is the password's, not a variable."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SLACK_APP_TOKEN", "xapp-from-the-environment")
+    monkeypatch.delenv("SMTP_PASSWORD", raising=False)
+    monkeypatch.delenv("SLACK_API_URL", raising=False)
+    (tmp_path / ".env").write_text("SLACK_APP_TOKEN=xapp-from-dotenv\nsmtp_password='pa${HOME}ss'\n"
+                                   "SLACK_API_URL\nUNRELATED=1\n")
+    secrets = load_settings().secrets
+    assert secrets.slack_app_token is not None and secrets.smtp_password is not None
+    assert secrets.slack_app_token.get_secret_value() == "xapp-from-the-environment"
+    assert secrets.smtp_password.get_secret_value() == "pa${HOME}ss"
+    assert secrets.slack_api_url is None
+    assert load_settings(env_file=False).secrets.smtp_password is None
 
 
 def test_config_path_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -39,7 +39,7 @@ class Recorder:
 
 def deps(tmp_path: Path, **build: object) -> tuple[Deps, Recorder]:
     settings = Settings(runbook=parse_runbook({"target": {"rollback_target": "df5b229"}, "build": build}),
-                        secrets=Secrets(_env_file=None))  # type: ignore[call-arg]
+                        secrets=Secrets.from_environment(None))
     recorder = Recorder()
     made = Deps(settings=settings, store=SQLiteStore(tmp_path / "state.sqlite3"), clock=SystemClock(),
                 messenger=None, directory=None, access=None, ui=None, jobs=None, replica=None,  # type: ignore[arg-type]

@@ -77,7 +77,7 @@ class FakeTenants:
 
 
 def closer(tmp_path: Path, target: FakeTarget, tenants: FakeTenants) -> Closer:
-    settings = Settings(runbook=parse_runbook({}), secrets=Secrets(_env_file=None))
+    settings = Settings(runbook=parse_runbook({}), secrets=Secrets.from_environment(None))
     store = SQLiteStore(tmp_path / "state.sqlite3")
     deps = Deps(settings=settings, store=store, clock=SystemClock(), messenger=None, directory=None, access=None,
                 ui=None, jobs=None, replica=None, secrets=None, target=target, tenant_data=tenants,

@@ -86,7 +86,7 @@ class NoAudit:
 
 
 def planner(cleanup: FakeCleanup) -> Planner:
-    settings = Settings(runbook=parse_runbook({}), secrets=Secrets(_env_file=None))
+    settings = Settings(runbook=parse_runbook({}), secrets=Secrets.from_environment(None))
     deps = Deps(settings=settings, store=NoAudit(), clock=None, messenger=None, directory=None, access=None, ui=None,
                 jobs=None, replica=None, secrets=SecretBook([SECRET]), target=None, tenant_data=None,
                 tenant_cleanup=cleanup, steps={})
