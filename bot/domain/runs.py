@@ -94,6 +94,7 @@ class RestartedApp(BaseModel):
     restarts: int
     pid: int | None = None
     err_offset: int = 0
+    stable_at_ms: int | None = None  # pm2's start of it plus its min_uptime (epoch ms): from then on it stayed up
 
 
 class RestartArtifacts(BaseModel):

@@ -66,7 +66,9 @@ class Restart:
             for line in errors[:5]:
                 details.append(("    ", Code(ctx.secrets.redact(line)[:200])))
             artifacts[app] = RestartedApp(status=status, restarts=restarts, pid=state.pid if state else None,
-                                          err_offset=offsets[app])
+                                          err_offset=offsets[app], stable_at_ms=(
+                                              state.started_ms + state.min_uptime_ms
+                                              if online and state and state.started_ms else None))
         ok = all(c.ok for c in checks)
         summary = (("all restarted apps online: " if ok else "not every app came online: ")
                    + ", ".join(f"{a} {artifacts[a].status}" for a in apps),)

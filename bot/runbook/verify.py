@@ -115,7 +115,13 @@ def log_checks(config: RunbookConfig, restart: StepRun | None) -> list[CheckOutc
 def _settled_states(pm2: Pm2, restarted: dict[str, RestartedApp], until: float | None) -> dict[str, AppState]:
     """pm2's states; right after a restart (``until``: when the start-up window ends), once every app the bot
     restarted has been up for pm2's ``min_uptime`` (pm2's own line between started and an unstable restart), or
-    was restarted again since, or is not online, or the window ends."""
+    was restarted again since, or is not online, or the window ends. pm2 is first asked once the restart's own
+    answer says each app's ``min_uptime`` has passed: asking sooner could only find a crash sooner."""
+    stable = [then.stable_at_ms for then in restarted.values() if then.stable_at_ms is not None]
+    if until is not None and stable:
+        wait = max(stable) / 1000 - time.time()
+        if 0 < wait and time.monotonic() + wait <= until:
+            time.sleep(wait + 0.05)
     while True:
         states = {s.name: s for s in pm2.jlist()}
         if until is None:

@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 
 from bot.config import RunbookConfig, parse_runbook
-from bot.domain.runs import StepName, StepRun, StepStatus
-from bot.runbook.verify import HOLD_S, just_restarted, settled_health_checks
+from bot.domain.runs import RestartedApp, StepName, StepRun, StepStatus
+from bot.ops.pm2 import AppState
+from bot.runbook.verify import HOLD_S, _settled_states, just_restarted, settled_health_checks
 from bot.text import Rich
 
 T0 = datetime(2026, 12, 3, 3, 0, tzinfo=UTC)
@@ -130,3 +131,37 @@ def test_the_window_applies_only_when_the_last_step_that_finished_was_a_successf
     assert not just_restarted([])
     flag_path = [run(StepName.FLAG, 0), run(StepName.RESTART, 1)]  # an alternative's restart counts the same
     assert just_restarted(flag_path)
+
+
+class RecordingPm2:
+    """pm2's process list as a real daemon gives it: the app started ``started_ms`` (epoch ms), never restarted
+    since; records when it was asked."""
+
+    def __init__(self, started_ms: int) -> None:
+        self.started_ms = started_ms
+        self.asked: list[float] = []
+
+    def jlist(self) -> list[AppState]:
+        self.asked.append(time.time())
+        return [AppState("api", "online", 1, 4242, None, None, started_ms=self.started_ms, min_uptime_ms=1000)]
+
+
+def test_right_after_a_restart_pm2_is_asked_once_when_the_app_has_been_up_for_min_uptime() -> None:
+    """The restart's own answer says when pm2 started the app: verify asks pm2 whether it stayed up once that start
+    is ``min_uptime`` old, not first too early and then again (each ask is a Node start-up, about 0.25 s)."""
+    started_ms = int(time.time() * 1000)
+    pm2 = RecordingPm2(started_ms)
+    restarted = {"api": RestartedApp(status="online", restarts=1, pid=4242, stable_at_ms=started_ms + 1000)}
+    states = _settled_states(pm2, restarted, until=time.monotonic() + 30)  # type: ignore[arg-type]
+    assert states["api"].up_for() >= 1.0
+    assert len(pm2.asked) == 1 and pm2.asked[0] >= (started_ms + 1000) / 1000
+
+
+def test_a_restart_recorded_before_its_start_was_kept_still_waits_for_min_uptime() -> None:
+    """A restart recorded without ``stable_at_ms`` (by an older bot): pm2 is asked, and asked again once the app has
+    been up for ``min_uptime``."""
+    started_ms = int(time.time() * 1000)
+    pm2 = RecordingPm2(started_ms)
+    states = _settled_states(pm2, {"api": RestartedApp(status="online", restarts=1)},  # type: ignore[arg-type]
+                             until=time.monotonic() + 30)
+    assert states["api"].up_for() >= 1.0 and len(pm2.asked) == 2
