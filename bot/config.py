@@ -427,7 +427,7 @@ class Secrets(BaseModel):
         The file is read by python-dotenv as text: nothing in it is run, and ``${...}`` in a value is kept as it
         is (a password may hold one)."""
         found: dict[str, str | None] = {}
-        if env_file is not None and env_file.is_file():
+        if env_file is not None and (env_file.is_file() or env_file.is_fifo()):  # a pipe: a secrets tool's
             found.update((key.lower(), value) for key, value in dotenv_values(env_file, interpolate=False).items())
         found.update((key.lower(), value) for key, value in os.environ.items())
         return cls.model_validate({name: found[name] for name in cls.model_fields if found.get(name) is not None})

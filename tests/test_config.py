@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -83,6 +85,19 @@ def test_the_environment_wins_over_dotenv_names_in_any_case_and_dollar_signs_sta
     assert secrets.smtp_password.get_secret_value() == "pa${HOME}ss"
     assert secrets.slack_api_url is None
     assert load_settings(env_file=False).secrets.smtp_password is None
+
+
+def test_a_dotenv_that_is_a_named_pipe_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A secrets tool may hand the secrets over through a named pipe in place of the file."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SLACK_BOT_TOKEN", raising=False)
+    os.mkfifo(tmp_path / ".env")
+    writer = threading.Thread(target=(tmp_path / ".env").write_text, args=("SLACK_BOT_TOKEN=xoxb-from-a-pipe\n",),
+                              daemon=True)  # a failing read must not hang the session
+    writer.start()
+    secrets = load_settings().secrets
+    writer.join(5)
+    assert secrets.slack_bot_token is not None and secrets.slack_bot_token.get_secret_value() == "xoxb-from-a-pipe"
 
 
 def test_config_path_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
