@@ -5,6 +5,7 @@ files pm2 reports."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import time
@@ -92,17 +93,35 @@ class Pm2:
             return self._restart_by_cli(apps, timeout)
         order = json.dumps({"apps": list(apps), "timeout_ms": int(timeout * 1000), "grace_ms": int(grace * 1000)})
         result = run(["node", str(RESTART_JS), str(root), order], env=self._env(), timeout=timeout + grace + 30)
-        line = next((ln for ln in reversed(result.output.splitlines()) if ln.startswith(MARK)), None)
         try:
-            said = json.loads(line.removeprefix(MARK)) if result.ok and line is not None else None
-            if said is None:
-                raise ValueError(result.tail(3))
+            said = _said(result)
             return Restarted(before={s.name: s for s in _states(said["before"])},
                              err_sizes={k: int(v) for k, v in said["sizes"].items()}, error=said["restart_error"],
                              after={s.name: s for s in _states(said["after"])}, new_daemon=bool(said["new_daemon"]))
         except (ValueError, KeyError, TypeError, AttributeError) as error:
             raise StepFailed(f"pm2 did not say how the restart went: {error}",
                              hint="pm2 status, on the server, shows whether the apps were restarted.") from None
+
+    def list_at(self, when: float) -> list[AppState]:
+        """pm2's process list as it is no sooner than ``when`` (a ``time.time()``). Through pm2's API, a Node process
+        started at once waits for ``when`` and then asks, so the answer comes right then; a `pm2 jlist` started
+        then would take a Node start-up more (about 0.25 s). With the CLI (see :meth:`package_root`): a sleep,
+        then `pm2 jlist`."""
+        root = self.package_root()
+        wait = max(0.0, when - time.time())
+        if root is None:
+            time.sleep(wait)
+            return self.jlist()
+        order = json.dumps({"list_at_ms": math.ceil(when * 1000), "timeout_ms": int(wait * 1000) + 30_000,
+                            "grace_ms": 0})
+        result = run(["node", str(RESTART_JS), str(root), order], env=self._env(), timeout=wait + 60)
+        try:
+            said = _said(result)
+            if said["restart_error"]:
+                raise ValueError(said["restart_error"])
+            return _states(said["after"])
+        except (ValueError, KeyError, TypeError, AttributeError) as error:
+            raise StepFailed(f"pm2's process list: {error}") from None
 
     def _restart_by_cli(self, apps: Sequence[str], timeout: float) -> Restarted:
         listed, spawned = self._listed()
@@ -158,6 +177,15 @@ class Restarted:
     error: str | None  # why pm2 did not restart them, when it said so
     after: dict[str, AppState]  # the apps' states at the end (none when not restarted)
     new_daemon: bool = False  # pm2's daemon was not running: asking started an empty one
+
+
+def _said(result: Completed) -> dict[str, Any]:
+    """pm2_restart.js's answer (ValueError when it gave none)."""
+    line = next((ln for ln in reversed(result.output.splitlines()) if ln.startswith(MARK)), None)
+    said = json.loads(line.removeprefix(MARK)) if result.ok and line is not None else None
+    if not isinstance(said, dict):
+        raise ValueError(result.tail(3))
+    return said
 
 
 def _states(data: list[Any]) -> list[AppState]:

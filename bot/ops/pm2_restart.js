@@ -7,6 +7,10 @@
 //
 //   node pm2_restart.js <pm2 package folder> '{"apps": ["api"], "timeout_ms": 30000, "grace_ms": 10000}'
 //
+// With "list_at_ms" (epoch ms) instead, it restarts nothing: it connects at once and lists pm2's processes no
+// sooner than that time, in "after" (verify, right after a restart: whether each app stayed up for its
+// min_uptime, asked the moment that is known, without a Node start-up after it).
+//
 // The answer is the last line of stdout, after MARK: {"before": [...], "sizes": {...}, "new_daemon": bool,
 // "restart_error": null | "...", "after": [...]}, each list as `pm2 jlist` prints it, cut to what the bot reads.
 // A daemon that stops answering (killed mid-restart) never calls back: past timeout_ms + grace_ms in all, the
@@ -17,7 +21,8 @@ const fs = require('fs');
 const MARK = '@@rollback-bot@@';
 const pm2 = require(process.argv[2]);
 // grace_ms: for the restart itself (each app's kill_timeout) and the calls around it
-const { apps, timeout_ms: timeoutMs = 30000, grace_ms: graceMs = 10000 } = JSON.parse(process.argv[3]);
+const order = JSON.parse(process.argv[3]);
+const { apps = [], list_at_ms: listAtMs = null, timeout_ms: timeoutMs = 30000, grace_ms: graceMs = 10000 } = order;
 
 const found = { before: [], sizes: {}, new_daemon: false, restart_error: null, after: [] };
 let answered = false;
@@ -68,9 +73,20 @@ function restartEach(names, done) {
   pm2.restart(names[0], (err) => (err ? done(err) : restartEach(names.slice(1), done)));
 }
 
+function listAt(when) {
+  const wait = when - Date.now();
+  if (wait > 0) return setTimeout(() => listAt(when), wait);
+  pm2.list((err, list) => {
+    if (err) return failed("pm2's process list", err);
+    found.after = list;
+    answer();
+  });
+}
+
 pm2.connect((err, meta) => {
   if (err) return failed('pm2 could not be reached', err);
   found.new_daemon = Boolean(meta && meta.new_pm2_instance);
+  if (listAtMs !== null) return listAt(listAtMs);
   pm2.list((err, before) => {
     if (err) return failed("pm2's process list", err);
     found.before = before;

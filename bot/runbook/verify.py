@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import NamedTuple
 from urllib.parse import urljoin
 
@@ -112,18 +113,16 @@ def log_checks(config: RunbookConfig, restart: StepRun | None) -> list[CheckOutc
     return _log_round(config, restart).checks
 
 
-def _settled_states(pm2: Pm2, restarted: dict[str, RestartedApp], until: float | None) -> dict[str, AppState]:
+def _settled_states(pm2: Pm2, restarted: dict[str, RestartedApp], until: float | None,
+                    first: Future[dict[str, AppState] | None] | None = None) -> dict[str, AppState]:
     """pm2's states; right after a restart (``until``: when the start-up window ends), once every app the bot
     restarted has been up for pm2's ``min_uptime`` (pm2's own line between started and an unstable restart), or
-    was restarted again since, or is not online, or the window ends. pm2 is first asked once the restart's own
-    answer says each app's ``min_uptime`` has passed: asking sooner could only find a crash sooner."""
-    stable = [then.stable_at_ms for then in restarted.values() if then.stable_at_ms is not None]
-    if until is not None and stable:
-        wait = max(stable) / 1000 - time.time()
-        if 0 < wait and time.monotonic() + wait <= until:
-            time.sleep(wait + 0.05)
+    was restarted again since, or is not online, or the window ends. ``first``: the states :func:`_when_stable`
+    asked for (None: ask now)."""
+    states = first.result() if first is not None else None
     while True:
-        states = {s.name: s for s in pm2.jlist()}
+        if states is None:
+            states = {s.name: s for s in pm2.jlist()}
         if until is None:
             return states
         waits = [s.min_uptime_ms / 1000 - s.up_for() for app, then in restarted.items()
@@ -132,17 +131,31 @@ def _settled_states(pm2: Pm2, restarted: dict[str, RestartedApp], until: float |
         if wait <= 0 or time.monotonic() + wait > until:
             return states
         time.sleep(wait + 0.05)
+        states = None
+
+
+def _when_stable(pm2: Pm2, restarted: dict[str, RestartedApp], until: float) -> dict[str, AppState] | None:
+    """pm2's states the moment the restart's own answer says each app it restarted has been up for its
+    ``min_uptime`` (asked from before then: see :meth:`Pm2.list_at`); None when that answer does not say, or the
+    moment is past the start-up window (``until``)."""
+    stable = [then.stable_at_ms for then in restarted.values() if then.stable_at_ms is not None]
+    if not stable or len(stable) < len(restarted):
+        return None
+    when = max(stable) / 1000 + 0.05
+    if time.monotonic() + (when - time.time()) > until:
+        return None
+    return {s.name: s for s in pm2.list_at(when)}
 
 
 def _log_round(config: RunbookConfig, restart: StepRun | None, redact: Callable[[str], str] = str,
-               until: float | None = None) -> LogRound:
+               until: float | None = None, first: Future[dict[str, AppState] | None] | None = None) -> LogRound:
     """:func:`log_checks`, with what each failure means: an app the bot never restarts is down (call whoever
     runs it), the restarted backend did not stay up, its log shows database errors (the database admin).
     ``until``: right after the bot's restart (the start-up window's end): each app it restarted must also have
     stayed up since, pm2 not having restarted it again (a crash)."""
     offsets = restart.artifacts.apps if restart and isinstance(restart.artifacts, RestartArtifacts) else {}
     try:
-        states = _settled_states(Pm2(config.pm2.executable, config.pm2.home), offsets, until)
+        states = _settled_states(Pm2(config.pm2.executable, config.pm2.home), offsets, until, first)
     except Exception as error:  # noqa: BLE001 - reported as a failed check
         said = redact(str(error))[:200]  # secrets out before anything is cut (a cut secret is not found)
         return LogRound([check("pm2", False, said)], [_advice(
@@ -254,11 +267,16 @@ class Verify:
         ctx.progress(("health endpoint and core endpoints",))
         window = ctx.config.health.settle_s if just_restarted(ctx.history) else 0.0
         began = time.monotonic()
-        http = settled_health_checks(ctx.config, window, ctx.progress)
-        ctx.progress(("pm2 error logs",) if not window else ("pm2 error logs, and each restarted app up for pm2's "
-                                                              "min_uptime without a restart since",))
-        logs = _log_round(ctx.config, ctx.last_success(StepName.RESTART), ctx.secrets.redact,
-                          began + window if window else None)
+        restart = ctx.last_success(StepName.RESTART)
+        restarted = restart.artifacts.apps if restart and isinstance(restart.artifacts, RestartArtifacts) else {}
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="verify-pm2") as early:
+            # pm2 is asked, while the HTTP checks run, for the moment each restarted app has been up long enough
+            first = (early.submit(_when_stable, Pm2(ctx.config.pm2.executable, ctx.config.pm2.home), restarted,
+                                  began + window) if window else None)
+            http = settled_health_checks(ctx.config, window, ctx.progress)
+            ctx.progress(("pm2 error logs",) if not window else ("pm2 error logs, and each restarted app up for "
+                                                                  "pm2's min_uptime without a restart since",))
+            logs = _log_round(ctx.config, restart, ctx.secrets.redact, began + window if window else None, first)
         checks = [check(c.name, c.ok, ctx.secrets.redact(c.detail)) for c in http.checks + logs.checks]
         ok = all(c.ok for c in checks)
         advice = [] if ok else [a.model_copy(update={"cause": ctx.secrets.redact(a.cause)})

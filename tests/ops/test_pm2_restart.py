@@ -12,6 +12,7 @@ import os
 import signal
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -88,13 +89,14 @@ def test_nothing_is_restarted_when_pm2_does_not_know_one_of_the_apps(daemon: Pm2
     assert pm2.state("api").pid == old.pid  # type: ignore[union-attr]
 
 
-def test_the_apps_environment_never_reaches_the_bot(daemon: Pm2) -> None:
+@pytest.mark.parametrize("order", [{"apps": ["api"], "timeout_ms": 30000}, {"list_at_ms": 0, "timeout_ms": 30000}],
+                         ids=["restart", "list"])
+def test_the_apps_environment_never_reaches_the_bot(daemon: Pm2, order: dict[str, object]) -> None:
     """pm2's process list holds each app's environment; the answer keeps only what the bot reads."""
     root = daemon.package_root()
     assert root is not None
     assert "s3cr3t-in-the-apps-env" in run([daemon.executable, "jlist"], env={"PM2_HOME": str(daemon.home)}).output
-    said = run(["node", str(RESTART_JS), str(root), json.dumps({"apps": ["api"], "timeout_ms": 30000})],
-               env={"PM2_HOME": str(daemon.home)}, timeout=90)
+    said = run(["node", str(RESTART_JS), str(root), json.dumps(order)], env={"PM2_HOME": str(daemon.home)}, timeout=90)
     assert said.ok and MARK in said.output, said.output
     assert "s3cr3t-in-the-apps-env" not in said.output and "API_SECRET" not in said.output
     answer = json.loads(said.output.rsplit(MARK, 1)[1])
@@ -139,3 +141,23 @@ def restart_step(pm2: Pm2) -> object:
                       args=[], history=[], secrets=SecretBook([], Path(str(pm2.home)) / ".env", lambda _: {}))
     step = Restart()
     return step.run(ctx, step.plan(ctx))
+
+
+@pytest.mark.parametrize("how", ["api", "cli"])
+def test_a_list_asked_for_a_moment_ahead_shows_pm2_as_it_is_at_that_moment(daemon: Pm2, tmp_path: Path,
+                                                                          how: str) -> None:
+    """Verify asks, while its HTTP checks run, for pm2's list at the moment each restarted app has been up for
+    its min_uptime: whatever pm2 does to an app before that moment (here a restart) is in the answer."""
+    pm2 = daemon if how == "api" else wrapped(daemon, tmp_path)
+    old = pm2.state("api")
+    assert old is not None
+    when = time.time() + 4
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        listed = pool.submit(pm2.list_at, when)
+        assert pm2.restart("api").ok
+        assert time.time() < when, "the restart took more than the 4 s this test leaves it"
+        states = {s.name: s for s in listed.result(timeout=60)}
+    assert time.time() >= when
+    new = pm2.state("api")
+    assert new is not None and new.pid != old.pid
+    assert states["api"].pid == new.pid and states["api"].restarts == old.restarts + 1 and states["api"].online

@@ -7,6 +7,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -16,7 +17,7 @@ import pytest
 from bot.config import RunbookConfig, parse_runbook
 from bot.domain.runs import RestartedApp, StepName, StepRun, StepStatus
 from bot.ops.pm2 import AppState
-from bot.runbook.verify import HOLD_S, _settled_states, just_restarted, settled_health_checks
+from bot.runbook.verify import HOLD_S, _settled_states, _when_stable, just_restarted, settled_health_checks
 from bot.text import Rich
 
 T0 = datetime(2026, 12, 3, 3, 0, tzinfo=UTC)
@@ -135,33 +136,48 @@ def test_the_window_applies_only_when_the_last_step_that_finished_was_a_successf
 
 class RecordingPm2:
     """pm2's process list as a real daemon gives it: the app started ``started_ms`` (epoch ms), never restarted
-    since; records when it was asked."""
+    since; records when it was asked (``jlist``) and for which moment (``list_at``)."""
 
     def __init__(self, started_ms: int) -> None:
         self.started_ms = started_ms
         self.asked: list[float] = []
+        self.asked_for: list[float] = []
 
     def jlist(self) -> list[AppState]:
         self.asked.append(time.time())
         return [AppState("api", "online", 1, 4242, None, None, started_ms=self.started_ms, min_uptime_ms=1000)]
 
+    def list_at(self, when: float) -> list[AppState]:
+        self.asked_for.append(when)
+        time.sleep(max(0.0, when - time.time()))
+        return self.jlist()
 
-def test_right_after_a_restart_pm2_is_asked_once_when_the_app_has_been_up_for_min_uptime() -> None:
-    """The restart's own answer says when pm2 started the app: verify asks pm2 whether it stayed up once that start
-    is ``min_uptime`` old, not first too early and then again (each ask is a Node start-up, about 0.25 s)."""
+
+def restarted_at(started_ms: int, stable: bool = True) -> dict[str, RestartedApp]:
+    return {"api": RestartedApp(status="online", restarts=1, pid=4242,
+                                stable_at_ms=started_ms + 1000 if stable else None)}
+
+
+def test_right_after_a_restart_pm2_is_asked_once_for_the_moment_the_app_has_been_up_for_min_uptime() -> None:
+    """The restart's own answer says when pm2 started the app: verify asks pm2, from the start of its HTTP checks,
+    for its list at the moment that start is ``min_uptime`` old, and asks nothing more."""
     started_ms = int(time.time() * 1000)
     pm2 = RecordingPm2(started_ms)
-    restarted = {"api": RestartedApp(status="online", restarts=1, pid=4242, stable_at_ms=started_ms + 1000)}
-    states = _settled_states(pm2, restarted, until=time.monotonic() + 30)  # type: ignore[arg-type]
+    until = time.monotonic() + 30
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        first = pool.submit(_when_stable, pm2, restarted_at(started_ms), until)  # type: ignore[arg-type]
+        states = _settled_states(pm2, restarted_at(started_ms), until, first)  # type: ignore[arg-type]
     assert states["api"].up_for() >= 1.0
-    assert len(pm2.asked) == 1 and pm2.asked[0] >= (started_ms + 1000) / 1000
+    assert pm2.asked_for == [pytest.approx((started_ms + 1000) / 1000 + 0.05)] and len(pm2.asked) == 1
 
 
-def test_a_restart_recorded_before_its_start_was_kept_still_waits_for_min_uptime() -> None:
-    """A restart recorded without ``stable_at_ms`` (by an older bot): pm2 is asked, and asked again once the app has
-    been up for ``min_uptime``."""
+@pytest.mark.parametrize("why", ["recorded by an older bot", "past the window"])
+def test_without_the_moment_or_past_the_window_pm2_is_asked_as_before(why: str) -> None:
+    """A restart recorded without ``stable_at_ms`` (by an older bot), or whose moment is past the start-up
+    window: pm2 is asked at once, then again once the app has been up for ``min_uptime`` (within the window)."""
     started_ms = int(time.time() * 1000)
     pm2 = RecordingPm2(started_ms)
-    states = _settled_states(pm2, {"api": RestartedApp(status="online", restarts=1)},  # type: ignore[arg-type]
-                             until=time.monotonic() + 30)
-    assert states["api"].up_for() >= 1.0 and len(pm2.asked) == 2
+    restarted = restarted_at(started_ms, stable=why == "past the window")
+    assert _when_stable(pm2, restarted, time.monotonic() + (0.5 if why == "past the window" else 30)) is None  # type: ignore[arg-type]
+    states = _settled_states(pm2, restarted, time.monotonic() + 30)  # type: ignore[arg-type]
+    assert states["api"].up_for() >= 1.0 and len(pm2.asked) == 2 and pm2.asked_for == []
