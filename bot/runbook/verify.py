@@ -114,12 +114,14 @@ def log_checks(config: RunbookConfig, restart: StepRun | None) -> list[CheckOutc
 
 
 def _settled_states(pm2: Pm2, restarted: dict[str, RestartedApp], until: float | None,
-                    first: Future[dict[str, AppState] | None] | None = None) -> dict[str, AppState]:
+                    first: Future[Listed | None] | None = None, checked: float = 0.0) -> dict[str, AppState]:
     """pm2's states; right after a restart (``until``: when the start-up window ends), once every app the bot
     restarted has been up for pm2's ``min_uptime`` (pm2's own line between started and an unstable restart), or
     was restarted again since, or is not online, or the window ends. ``first``: the states :func:`_when_stable`
-    asked for (None: ask now)."""
-    states = first.result() if first is not None else None
+    asked for, taken only if they are no older than ``checked`` (a ``time.time()``: when the HTTP checks ended,
+    so that a crash while they ran is seen); otherwise pm2 is asked now."""
+    early = first.result() if first is not None else None
+    states = early.states if early is not None and early.at >= checked else None
     while True:
         if states is None:
             states = {s.name: s for s in pm2.jlist()}
@@ -134,7 +136,12 @@ def _settled_states(pm2: Pm2, restarted: dict[str, RestartedApp], until: float |
         states = None
 
 
-def _when_stable(pm2: Pm2, restarted: dict[str, RestartedApp], until: float) -> dict[str, AppState] | None:
+class Listed(NamedTuple):
+    at: float  # pm2 was asked no sooner than this (a time.time())
+    states: dict[str, AppState]
+
+
+def _when_stable(pm2: Pm2, restarted: dict[str, RestartedApp], until: float) -> Listed | None:
     """pm2's states the moment the restart's own answer says each app it restarted has been up for its
     ``min_uptime`` (asked from before then: see :meth:`Pm2.list_at`); None when that answer does not say, or the
     moment is past the start-up window (``until``)."""
@@ -144,18 +151,19 @@ def _when_stable(pm2: Pm2, restarted: dict[str, RestartedApp], until: float) -> 
     when = max(stable) / 1000 + 0.05
     if time.monotonic() + (when - time.time()) > until:
         return None
-    return {s.name: s for s in pm2.list_at(when)}
+    return Listed(when, {s.name: s for s in pm2.list_at(when)})
 
 
 def _log_round(config: RunbookConfig, restart: StepRun | None, redact: Callable[[str], str] = str,
-               until: float | None = None, first: Future[dict[str, AppState] | None] | None = None) -> LogRound:
+               until: float | None = None, first: Future[Listed | None] | None = None,
+               checked: float = 0.0) -> LogRound:
     """:func:`log_checks`, with what each failure means: an app the bot never restarts is down (call whoever
     runs it), the restarted backend did not stay up, its log shows database errors (the database admin).
     ``until``: right after the bot's restart (the start-up window's end): each app it restarted must also have
     stayed up since, pm2 not having restarted it again (a crash)."""
     offsets = restart.artifacts.apps if restart and isinstance(restart.artifacts, RestartArtifacts) else {}
     try:
-        states = _settled_states(Pm2(config.pm2.executable, config.pm2.home), offsets, until, first)
+        states = _settled_states(Pm2(config.pm2.executable, config.pm2.home), offsets, until, first, checked)
     except Exception as error:  # noqa: BLE001 - reported as a failed check
         said = redact(str(error))[:200]  # secrets out before anything is cut (a cut secret is not found)
         return LogRound([check("pm2", False, said)], [_advice(
@@ -274,9 +282,11 @@ class Verify:
             first = (early.submit(_when_stable, Pm2(ctx.config.pm2.executable, ctx.config.pm2.home), restarted,
                                   began + window) if window else None)
             http = settled_health_checks(ctx.config, window, ctx.progress)
+            checked = time.time()
             ctx.progress(("pm2 error logs",) if not window else ("pm2 error logs, and each restarted app up for "
                                                                   "pm2's min_uptime without a restart since",))
-            logs = _log_round(ctx.config, restart, ctx.secrets.redact, began + window if window else None, first)
+            logs = _log_round(ctx.config, restart, ctx.secrets.redact, began + window if window else None, first,
+                              checked)
         checks = [check(c.name, c.ok, ctx.secrets.redact(c.detail)) for c in http.checks + logs.checks]
         ok = all(c.ok for c in checks)
         advice = [] if ok else [a.model_copy(update={"cause": ctx.secrets.redact(a.cause)})

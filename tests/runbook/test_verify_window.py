@@ -139,13 +139,14 @@ class RecordingPm2:
     since; records when it was asked (``jlist``) and for which moment (``list_at``)."""
 
     def __init__(self, started_ms: int) -> None:
-        self.started_ms = started_ms
+        self.started_ms, self.restarts = started_ms, 1
         self.asked: list[float] = []
         self.asked_for: list[float] = []
 
     def jlist(self) -> list[AppState]:
         self.asked.append(time.time())
-        return [AppState("api", "online", 1, 4242, None, None, started_ms=self.started_ms, min_uptime_ms=1000)]
+        return [AppState("api", "online", self.restarts, 4242, None, None, started_ms=self.started_ms,
+                         min_uptime_ms=1000)]
 
     def list_at(self, when: float) -> list[AppState]:
         self.asked_for.append(when)
@@ -166,9 +167,25 @@ def test_right_after_a_restart_pm2_is_asked_once_for_the_moment_the_app_has_been
     until = time.monotonic() + 30
     with ThreadPoolExecutor(max_workers=1) as pool:
         first = pool.submit(_when_stable, pm2, restarted_at(started_ms), until)  # type: ignore[arg-type]
-        states = _settled_states(pm2, restarted_at(started_ms), until, first)  # type: ignore[arg-type]
+        checked = time.time()  # the HTTP checks ended before that moment
+        states = _settled_states(pm2, restarted_at(started_ms), until, first, checked)  # type: ignore[arg-type]
     assert states["api"].up_for() >= 1.0
-    assert pm2.asked_for == [pytest.approx((started_ms + 1000) / 1000 + 0.05)] and len(pm2.asked) == 1
+    assert pm2.asked_for == [pytest.approx((started_ms + 1000) / 1000 + 0.05, abs=1e-6)] and len(pm2.asked) == 1
+
+
+def test_a_crash_while_the_http_checks_ran_past_that_moment_is_seen() -> None:
+    """The early list is older than the HTTP checks when they ended after it was taken: pm2 is asked again, so an
+    app that answered and then crashed (pm2 restarted it) while they ran fails verify as before."""
+    started_ms = int(time.time() * 1000) - 1000  # up for min_uptime already: the early list is taken at once
+    pm2 = RecordingPm2(started_ms)
+    until = time.monotonic() + 30
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        first = pool.submit(_when_stable, pm2, restarted_at(started_ms), until)  # type: ignore[arg-type]
+        assert first.result().states["api"].restarts == 1
+        pm2.restarts = 2  # the app crashed on a request of the HTTP checks; pm2 restarted it
+        checked = time.time()
+        states = _settled_states(pm2, restarted_at(started_ms), until, first, checked)  # type: ignore[arg-type]
+    assert states["api"].restarts == 2 and len(pm2.asked) == 2
 
 
 @pytest.mark.parametrize("why", ["recorded by an older bot", "past the window"])
