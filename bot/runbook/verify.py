@@ -1,8 +1,8 @@
 """Step 5: verify — health endpoint under the threshold, core endpoints 2xx, no critical errors in pm2 logs.
 
 Right after a restart (the last step that finished was a restart) the app may still be starting, so while the
-HTTP checks fail the way a starting app fails (no answer, 502-504) they are asked again, 0.25 s later at first
-and backing off to every 3 s, for up to ``health.settle_s``; a pass after a failure must hold once more, at
+HTTP checks fail the way a starting app fails (no answer, 502-504) they are asked again, every 0.1 s for the
+first 2 s, then backing off to every 3 s, for up to ``health.settle_s``; a pass after a failure must hold once more, at
 least ``HOLD_S`` later, and each restarted app must then have been up for pm2's ``min_uptime`` without pm2
 restarting it. Any other verify (e.g. `verify --again` after a failure) asks once.
 """
@@ -47,7 +47,11 @@ def health_checks(config: RunbookConfig) -> tuple[list[CheckOutcome], float, int
 
 
 STARTING = (None, 502, 503, 504)  # no answer, or a proxy/app saying it is not ready yet
-FIRST_PAUSE_S, MAX_PAUSE_S = 0.25, 3.0  # an app starting is asked again soon, then less and less often
+FIRST_PAUSE_S, MAX_PAUSE_S = 0.1, 3.0  # an app starting is asked again soon, then less and less often:
+FAST_FOR_S = 2.0  # every 0.1 s for the first 2 s (most apps are up by then: a refused connection costs ~1 ms, and
+# a coarser pace made verify wait up to half a second past the moment the app answered), then backing off
+LIST_AHEAD_S = 0.5  # pm2's list for that moment is asked for this long before it: a Node start-up and pm2's
+# connect (about 0.3 s here), not sooner, so as not to take a core from the app while it starts
 HOLD_S = 0.5  # a pass after a failure is asked again no sooner than this: it must hold, not just happen once (an
 # instance still starting behind a proxy, a blocked event loop); half a second apart is two answers, not one lucky
 # one. Staying up is pm2's to see: right after a restart, the log round then waits until each restarted app has
@@ -71,11 +75,11 @@ def _probe_all(config: RunbookConfig, timeout: float) -> tuple[HttpRound, bool]:
 
 
 def settled_health_checks(config: RunbookConfig, window: float, progress: Callable[[Rich], None]) -> HttpRound:
-    """:func:`health_checks`, asked again (0.25 s later, backing off to every 3 s) for up to ``window`` seconds
-    (0: once) while the failures look like an app still starting; a definite failure (a 401, a 500, a body that
-    does not match) ends it at once. A pass after a failure is asked once more, at least ``HOLD_S`` later,
-    before it counts (an app that fails now and then must not pass on a lucky round), unless the window ends
-    first. A check that needed the window says so."""
+    """:func:`health_checks`, asked again (every 0.1 s for 2 s, then backing off to every 3 s) for up to
+    ``window`` seconds (0: once) while the failures look like an app still starting; a definite failure (a 401,
+    a 500, a body that does not match) ends it at once. A pass after a failure is asked once more, at least
+    ``HOLD_S`` later, before it counts (an app that fails now and then must not pass on a lucky round), unless the
+    window ends first. A check that needed the window says so."""
     began = time.monotonic()
     seen, starting = _probe_all(config, config.health.timeout_s)
     attempts, pause, confirmed = 1, FIRST_PAUSE_S, True
@@ -88,7 +92,7 @@ def settled_health_checks(config: RunbookConfig, window: float, progress: Callab
         progress((("a pass after a failure: asking once more" if ok else "the app may still be starting: asking "
                    "again") + f" (attempt {attempts + 1}, for up to {window:g}s from the start of verify)",))
         time.sleep(wait)
-        pause = min(pause * 1.5, MAX_PAUSE_S)
+        pause = FIRST_PAUSE_S if time.monotonic() - began < FAST_FOR_S else min(pause * 1.5, MAX_PAUSE_S)
         attempts += 1
         confirmed = ok
         seen, starting = _probe_all(config, min(config.health.timeout_s, max(left - wait, 1.0)))
@@ -151,6 +155,7 @@ def _when_stable(pm2: Pm2, restarted: dict[str, RestartedApp], until: float) -> 
     when = max(stable) / 1000 + 0.05
     if time.monotonic() + (when - time.time()) > until:
         return None
+    time.sleep(max(0.0, when - LIST_AHEAD_S - time.time()))
     return Listed(when, {s.name: s for s in pm2.list_at(when)})
 
 

@@ -17,7 +17,14 @@ import pytest
 from bot.config import RunbookConfig, parse_runbook
 from bot.domain.runs import RestartedApp, StepName, StepRun, StepStatus
 from bot.ops.pm2 import AppState
-from bot.runbook.verify import HOLD_S, _settled_states, _when_stable, just_restarted, settled_health_checks
+from bot.runbook.verify import (
+    FIRST_PAUSE_S,
+    HOLD_S,
+    _settled_states,
+    _when_stable,
+    just_restarted,
+    settled_health_checks,
+)
 from bot.text import Rich
 
 T0 = datetime(2026, 12, 3, 3, 0, tzinfo=UTC)
@@ -84,9 +91,9 @@ def test_an_app_still_starting_after_the_restart_passes_once_it_answers_twice(ba
     assert [c.ok for c in checks] == [True] and status == 200
     assert backend.seen == 4 and "(attempt 4," in checks[0].detail  # two failures, a pass, and the pass again
     assert len(said) == 3 and "may still be starting" in str(said[0]) and "asking once more" in str(said[-1])
-    # Asked again 0.25 s and 0.375 s later while it starts, then the pass held HOLD_S later (not 1 s, 1.5 s,
-    # 2.25 s: the wait itself was most of a verify's time to restored service).
-    assert 0.25 + 0.375 + HOLD_S <= took
+    # Asked again 0.1 s and 0.1 s later while it starts (every 0.1 s for its first 2 s), then the pass held HOLD_S
+    # later (not 1 s, 1.5 s, 2.25 s: the wait itself was most of a verify's time to restored service).
+    assert 2 * FIRST_PAUSE_S + HOLD_S <= took
 
 
 @pytest.mark.parametrize("backend", [[503, 200, 200]], indirect=True)
@@ -95,15 +102,15 @@ def test_a_pass_after_a_failure_is_asked_again_no_sooner_than_the_hold(backend: 
     began = time.monotonic()
     checks, _, _, _ = settled_health_checks(config(backend.url, 20), 20, said.append)
     assert [c.ok for c in checks] == [True] and backend.seen == 3
-    assert time.monotonic() - began >= 0.25 + HOLD_S  # the hold is HOLD_S, whatever the back-off was
+    assert time.monotonic() - began >= FIRST_PAUSE_S + HOLD_S  # the hold is HOLD_S, whatever the back-off was
 
 
 @pytest.mark.parametrize("backend", [[503]], indirect=True)
 def test_an_app_that_never_comes_up_fails_when_the_window_ends(backend: Starting) -> None:
     checks, _, status, _ = settled_health_checks(config(backend.url, 2.4), 2.4, lambda _: None)
     assert [c.ok for c in checks] == [False] and status == 503
-    # asked at 0, 0.25, 0.625, 1.19 and 2.03 s; the next pause (1.27 s) would end past 2.4 s
-    assert backend.seen >= 4  # (4 on a machine so loaded that a probe takes a tenth of a second)
+    # asked every 0.1 s for 2 s, then 0.15 s and 0.225 s later; the next pause would end past 2.4 s
+    assert backend.seen >= 10  # (fewer than 22 on a machine so loaded that a probe takes a tenth of a second)
 
 
 @pytest.mark.parametrize("backend", [[500]], indirect=True)
