@@ -837,11 +837,13 @@ def test_a_failed_build_alongside_is_told_to_its_incidents_rebuild_once_and_neve
 def app_folder(repo: Path) -> dict[str, tuple[int, int]]:
     """Every file and folder of the app's folder but .git, with its mtime and size: what "untouched" means."""
     found = {".": (repo.stat().st_mtime_ns, 0)}
-    for path in repo.rglob("*"):
-        if ".git" in path.relative_to(repo).parts[:1]:
-            continue
-        info = path.lstat()
-        found[path.relative_to(repo).as_posix()] = (info.st_mtime_ns, info.st_size)
+    for root, dirs, files in os.walk(repo):  # never into .git, where a build's worktree comes and goes meanwhile
+        if root == str(repo):
+            dirs[:] = [name for name in dirs if name != ".git"]
+        for name in dirs + files:
+            path = Path(root, name)
+            info = path.lstat()
+            found[path.relative_to(repo).as_posix()] = (info.st_mtime_ns, info.st_size)
     return found
 
 
