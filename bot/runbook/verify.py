@@ -159,6 +159,11 @@ def _when_stable(pm2: Pm2, restarted: dict[str, RestartedApp], until: float) -> 
     return Listed(when, {s.name: s for s in pm2.list_at(when)})
 
 
+def restarted_apps(restart: StepRun | None) -> dict[str, RestartedApp]:
+    """What the restart ``restart`` recorded of each app it restarted (none for no restart)."""
+    return restart.artifacts.apps if restart and isinstance(restart.artifacts, RestartArtifacts) else {}
+
+
 def _log_round(config: RunbookConfig, restart: StepRun | None, redact: Callable[[str], str] = str,
                until: float | None = None, first: Future[Listed | None] | None = None,
                checked: float = 0.0) -> LogRound:
@@ -166,7 +171,7 @@ def _log_round(config: RunbookConfig, restart: StepRun | None, redact: Callable[
     runs it), the restarted backend did not stay up, its log shows database errors (the database admin).
     ``until``: right after the bot's restart (the start-up window's end): each app it restarted must also have
     stayed up since, pm2 not having restarted it again (a crash)."""
-    offsets = restart.artifacts.apps if restart and isinstance(restart.artifacts, RestartArtifacts) else {}
+    offsets = restarted_apps(restart)
     try:
         states = _settled_states(Pm2(config.pm2.executable, config.pm2.home), offsets, until, first, checked)
     except Exception as error:  # noqa: BLE001 - reported as a failed check
@@ -281,7 +286,7 @@ class Verify:
         window = ctx.config.health.settle_s if just_restarted(ctx.history) else 0.0
         began = time.monotonic()
         restart = ctx.last_success(StepName.RESTART)
-        restarted = restart.artifacts.apps if restart and isinstance(restart.artifacts, RestartArtifacts) else {}
+        restarted = restarted_apps(restart)
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="verify-pm2") as early:
             # pm2 is asked, while the HTTP checks run, for the moment each restarted app has been up long enough
             first = (early.submit(_when_stable, Pm2(ctx.config.pm2.executable, ctx.config.pm2.home), restarted,
