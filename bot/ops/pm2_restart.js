@@ -21,8 +21,8 @@ const fs = require('fs');
 const MARK = '@@rollback-bot@@';
 const pm2 = require(process.argv[2]);
 // grace_ms: for the restart itself (each app's kill_timeout) and the calls around it
-const order = JSON.parse(process.argv[3]);
-const { apps = [], list_at_ms: listAtMs = null, timeout_ms: timeoutMs = 30000, grace_ms: graceMs = 10000 } = order;
+const { apps = [], list_at_ms: listAtMs = null, timeout_ms: timeoutMs = 30000, grace_ms: graceMs = 10000 } =
+  JSON.parse(process.argv[3]);
 
 const found = { before: [], sizes: {}, new_daemon: false, restart_error: null, after: [] };
 let answered = false;
