@@ -133,8 +133,11 @@ def _steps_from(at: dict[str, float]) -> dict[str, float]:
     return steps
 
 
-def bot_side(sandbox: Any, data_dir: Path) -> dict[str, Any]:
-    """Without a cached build: a bot on a new state folder rolls the target back with the autopilot."""
+def bot_side(sandbox: Any, data_dir: Path, *, then_keep: bool = False) -> dict[str, Any]:
+    """Without a cached build: a bot on a new state folder rolls the target back with the autopilot. ``then_keep``
+    (not timed): the incident is then closed and the build of the known-good tree waited for, until it is kept
+    under ``<data_dir>/builds`` (the build alongside the backup keeps it, or the keep after the verify), for
+    :func:`bot_with_cache` next."""
     from bot.app import socket_mode_bot
     from bot.dev.emulator import Emulator
 
@@ -142,6 +145,8 @@ def bot_side(sandbox: Any, data_dir: Path) -> dict[str, Any]:
         bot = socket_mode_bot(bot_settings(emulator, bot_config(sandbox, data_dir))).start()
         try:
             result = _auto_rollback(emulator, "health 500 after Phase 3 (mttr bench)")
+            if then_keep:
+                _close_and_keep(emulator, data_dir)
             rejected = [f"{r.method}: {r.error}" for r in emulator.rejections]
         finally:
             bot.close()
@@ -150,33 +155,36 @@ def bot_side(sandbox: Any, data_dir: Path) -> dict[str, Any]:
     return {"total_s": result["total_s"], "steps_s": _steps_from(result["at_s"])}
 
 
+def _close_and_keep(emulator: Any, data_dir: Path) -> None:
+    emulator.slash("casey", "incident-rollback", 'close --force "mttr bench: the rollback without a cached build"') \
+        .wait()
+    try:
+        emulator.ws.wait_for(lambda: any("Closed RB-" in e.text for e in emulator.ws.ephemerals_for(
+            "U0COMMANDER")), 60, "the incident to close")
+    except TimeoutError:
+        said = [e.text for e in emulator.ws.ephemerals_for("U0COMMANDER")][-3:]
+        raise RuntimeError(f"the incident did not close; the bot said: {said}") from None
+    kept = data_dir / "builds"
+    deadline = time.monotonic() + STEP_TIMEOUT_S
+    while not any(kept.glob("*/manifest.json")):  # the build of the known-good tree, kept in the background
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no build was kept under {kept} after the rollback")
+        time.sleep(0.5)
+
+
 def bot_with_cache(sandbox: Any, data_dir: Path) -> dict[str, Any]:
-    """With a last-known-good build (issue 22 item 4): the bot first rolls the target back once (verify passes,
-    so it keeps the build of the known-good tree), the incident is closed, the broken deploy is put back outside
-    the bot (as the next deploy would), and then a second `/rollback start --auto` is timed, once the build of the
-    known-good tree is kept (``<data_dir>/builds/*/manifest.json``: the build alongside the first backup keeps it,
-    or the keep after its verify); `--with-cache` runs it."""
+    """With a last-known-good build (issue 22 item 4): a bot started on the state folder of this round's rollback
+    without a cached build (``bot_side(then_keep=True)``: verified, the incident closed, the build of the
+    known-good tree kept), once the broken deploy is put back outside the bot (as the next deploy would), rolls
+    the target back again; `--with-cache` runs it."""
     from bot.app import socket_mode_bot
     from bot.dev.emulator import Emulator
 
+    if not any((data_dir / "builds").glob("*/manifest.json")):
+        raise RuntimeError(f"no kept build under {data_dir / 'builds'}: the rollback without one runs first")
     with Emulator(rate_limits=False) as emulator:
         bot = socket_mode_bot(bot_settings(emulator, bot_config(sandbox, data_dir))).start()
         try:
-            _auto_rollback(emulator, "seeding the last-known-good build (mttr bench)")
-            emulator.slash("casey", "incident-rollback", 'close --force "mttr bench: the seeding round"').wait()
-            try:
-                emulator.ws.wait_for(lambda: any("Closed RB-" in e.text for e in emulator.ws.ephemerals_for(
-                    "U0COMMANDER")), 60, "the incident to close")
-            except TimeoutError:
-                said = [e.text for e in emulator.ws.ephemerals_for("U0COMMANDER")][-3:]
-                raise RuntimeError(f"the seeding incident did not close; the bot said: {said}") from None
-            kept = data_dir / "builds"
-            deadline = time.monotonic() + STEP_TIMEOUT_S
-            while not any(kept.glob("*/manifest.json")):  # the seeding round's build, kept in the background
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"no build was kept under {kept} after the seeding rollback")
-                time.sleep(0.5)
-            rebreak(sandbox)
             result = _auto_rollback(emulator, "health 500 after Phase 3 again (mttr bench)")
             rejected = [f"{r.method}: {r.error}" for r in emulator.rejections]
         finally:
@@ -298,20 +306,21 @@ def make_target(folder: Path, mongo_uri: str, modules: int, documents: int, tena
 
 
 # ---- the benchmark -----------------------------------------------------------------------------------------------
-def one_round(index: int, tmp: Path, sandboxes: dict[str, Any], bot: Callable[[Any, Path], dict[str, Any]],
+def one_round(index: int, folder: Path, sandboxes: dict[str, Any], bot: Callable[[Any, Path], dict[str, Any]],
               mongo_pid: int) -> dict[str, Any]:
+    """Both sides from the broken deploy, in this round's order. The bot's state folder is the round's
+    (``<folder>/bot-data``): the rollback with a cached build uses the one without's."""
     from bot.ops.probe import probe
 
     for sandbox in sandboxes.values():
         rebreak(sandbox)
-    folder = tmp / f"round-{index}"
     ours, theirs, order = interleave(index, lambda: bot(sandboxes["bot"], folder / "bot-data"),
                                      lambda: script_side(sandboxes["script"], folder / "script-backup", mongo_pid))
     for sandbox in sandboxes.values():
         result = probe(sandbox.health_url, timeout=5, expect_json={"status": "ok"})
         if not result.ok:
             raise RuntimeError(f"a sandbox did not end healthy: {result.detail}")
-    shutil.rmtree(folder, ignore_errors=True)  # the backups
+    shutil.rmtree(folder / "script-backup", ignore_errors=True)
     s, cpu = theirs["steps_s"], theirs["cpu_s"]
     limit = max(s["backup"], s["rebuild"]) + s["restart"] + s["verify"]
     # the same, but no faster than the backup's and the build's CPU seconds spread over every core
@@ -328,7 +337,9 @@ def run(rounds: int, modules: int, documents: int, with_cache: bool) -> list[Row
 
     started = time.monotonic()
     results: dict[str, list[dict[str, Any]]] = {"without_cache": [], "with_cache": []}
-    variants: list[tuple[str, Callable[[Any, Path], dict[str, Any]]]] = [("without_cache", bot_side)]
+    # With --with-cache, the rollback without a cached build also keeps one (not timed), for the one with it.
+    variants: list[tuple[str, Callable[[Any, Path], dict[str, Any]]]] = [
+        ("without_cache", lambda sandbox, data_dir: bot_side(sandbox, data_dir, then_keep=with_cache))]
     if with_cache:
         variants.append(("with_cache", bot_with_cache))
     with tempfile.TemporaryDirectory(prefix="mttr-bench-") as name, LocalMongo(Path(name) / "mongo") as mongo:
@@ -339,10 +350,11 @@ def run(rounds: int, modules: int, documents: int, with_cache: bool) -> list[Row
             sandboxes["script"] = make_target(tmp / "script", mongo.uri, modules, documents, sandboxes["bot"])
             for index in range(rounds):
                 for variant, bot in variants:
-                    row = one_round(index, tmp, sandboxes, bot, mongo.pid)
+                    row = one_round(index, tmp / f"round-{index}", sandboxes, bot, mongo.pid)
                     results[variant].append(row)
                     print(f"  round {index} {variant} ({row['order']}): bot {row['bot_s']:.1f}s, script "
                           f"{row['script_s']:.1f}s, limit {row['limit_s']:.1f}s", flush=True)
+                shutil.rmtree(tmp / f"round-{index}", ignore_errors=True)  # the bot's backups and kept builds
         finally:
             for sandbox in sandboxes.values():
                 stop_apps(sandbox)
@@ -379,8 +391,9 @@ def run(rounds: int, modules: int, documents: int, with_cache: bool) -> list[Row
 def _cached_row(figure: str, rounds: list[dict[str, Any]], base: str, limit: float, enabled: bool) -> Row:
     if enabled:
         return ratio_row(NAME, figure, rounds, "bot_s", base, "s", limit, fmt="{:.1f}",
-                         note="" if base != "script_s" else "the bot rolled back once first (verified), then the "
-                         "broken deploy was put back; the second rollback is timed")
+                         note="" if base != "script_s" else "the round's rollback without a cached build kept one "
+                         "(verified, incident closed); the broken deploy was put back, and a bot restarted on that "
+                         "state rolled back again, timed")
     return Row(NAME, figure, "not measured", "not measured", None, f"ratio <= {limit:g}", None,
                "" if base != "script_s" else "needs the last-known-good build (issue 22 item 4); `bench/mttr.py "
                "--with-cache` measures it")

@@ -33,6 +33,7 @@ BENCHMARKS = ["ack_latency", "rollback_overhead", "mttr", "health_checks", "tena
 #: Each benchmark's arguments per tier (absent: its defaults, which are the full tier's).
 TIERS: dict[str, dict[str, list[str]]] = {
     "quick": {
+        "ack_latency": ["--rounds", "3"],
         "rollback_overhead": ["--rounds", "3"],
         "idle_memory": ["--rounds", "3"],
         "health_checks": ["--rounds", "3", "--no-saturate"],
