@@ -102,19 +102,18 @@ class Pm2:
             raise StepFailed(f"pm2 did not say how the restart went: {error}",
                              hint="pm2 status, on the server, shows whether the apps were restarted.") from None
 
-    def list_at(self, when: float) -> list[AppState]:
+    def list_at(self, when: float, timeout: float = 30.0) -> list[AppState]:
         """pm2's process list as it is no sooner than ``when`` (a ``time.time()``). Through pm2's API, a Node process
         started at once waits for ``when`` and then asks, so the answer comes right then; a `pm2 jlist` started
         then would take a Node start-up more (about 0.25 s). With the CLI (see :meth:`package_root`): a sleep,
-        then `pm2 jlist`."""
+        then `pm2 jlist`. A daemon that does not answer within ``timeout`` of ``when`` fails it (StepFailed)."""
         root = self.package_root()
         wait = max(0.0, when - time.time())
         if root is None:
             time.sleep(wait)
             return self.jlist()
-        order = json.dumps({"list_at_ms": math.ceil(when * 1000), "timeout_ms": int(wait * 1000) + 30_000,
-                            "grace_ms": 0})
-        result = run(["node", str(RESTART_JS), str(root), order], env=self._env(), timeout=wait + 60)
+        order = json.dumps({"list_at_ms": math.ceil(when * 1000), "timeout_ms": int(timeout * 1000), "grace_ms": 0})
+        result = run(["node", str(RESTART_JS), str(root), order], env=self._env(), timeout=wait + timeout + 30)
         try:
             said = _said(result)
             if said["restart_error"]:

@@ -8,7 +8,7 @@
 //   node pm2_restart.js <pm2 package folder> '{"apps": ["api"], "timeout_ms": 30000, "grace_ms": 10000}'
 //
 // With "list_at_ms" (epoch ms) instead, it restarts nothing: it connects at once and lists pm2's processes no
-// sooner than that time, in "after" (verify, right after a restart: whether each app stayed up for its
+// sooner than that time, in "after" (timeout_ms + grace_ms count from that time) (verify, right after a restart: whether each app stayed up for its
 // min_uptime, asked the moment that is known, without a Node start-up after it).
 //
 // The answer is the last line of stdout, after MARK: {"before": [...], "sizes": {...}, "new_daemon": bool,
@@ -41,11 +41,13 @@ function failed(what, err) {
   answer();
 }
 
+// In list mode the wait for list_at_ms comes first: the time pm2 is given counts from then.
+const askedAt = Math.max(Date.now(), listAtMs === null ? 0 : listAtMs);
 setTimeout(() => {
   found.restart_error = `pm2 did not answer within ${Math.round((timeoutMs + graceMs) / 1000)}s`
     + (found.before.length ? ' (the restart may have been done: pm2 status shows it)' : '');
   answer(false);
-}, timeoutMs + graceMs).unref();
+}, askedAt - Date.now() + timeoutMs + graceMs).unref();
 
 function sizeOf(path) {
   try {

@@ -161,3 +161,20 @@ def test_a_list_asked_for_a_moment_ahead_shows_pm2_as_it_is_at_that_moment(daemo
     new = pm2.state("api")
     assert new is not None and new.pid != old.pid
     assert states["api"].pid == new.pid and states["api"].restarts == old.restarts + 1 and states["api"].online
+
+
+def test_a_list_asked_ahead_of_a_daemon_that_stops_answering_gives_up_its_timeout_after_the_moment(
+        daemon: Pm2) -> None:
+    """The list for a moment 2 s ahead, from a daemon stopped meanwhile: verify is told pm2 did not answer,
+    counting the time pm2 was given from that moment (not the wait before it), and not before the moment."""
+    pid = int((Path(str(daemon.home)) / "pm2.pid").read_text())
+    when = time.time() + 2
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        with pytest.raises(StepFailed) as failed:
+            daemon.list_at(when, timeout=1.0)
+        gave_up = time.time()
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert "pm2 did not answer within 1s" in failed.value.plain(), failed.value.plain()
+    assert when + 1.0 <= gave_up < when + 10, (when, gave_up)
