@@ -34,6 +34,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -102,16 +103,15 @@ def _auto_rollback(emulator: Any, reason: str) -> dict[str, Any]:
     def panels() -> list[dict[str, Any]]:
         return [m for m in emulator.ws.channel_messages(INCIDENT_CHANNEL) if m.get("blocks")]
 
-    earlier = {m["ts"] for m in panels()}  # an incident closed before this one (bot_with_cache)
     succeeded: dict[str, float] = {}
     started = time.perf_counter()
     emulator.slash("casey", "incident-rollback", f"start {reason} --auto").wait()
 
     def done() -> bool:
-        new = [m for m in panels() if m["ts"] not in earlier]
-        if not new:
+        panel = panels()
+        if not panel:
             return False
-        for message in emulator.ws.thread(INCIDENT_CHANNEL, new[0]["ts"]):
+        for message in emulator.ws.thread(INCIDENT_CHANNEL, panel[0]["ts"]):
             for step, title in STEPS:
                 if f"*{title}* — succeeded" in message["text"]:
                     succeeded.setdefault(step, time.perf_counter() - started)
@@ -133,20 +133,33 @@ def _steps_from(at: dict[str, float]) -> dict[str, float]:
     return steps
 
 
-def bot_side(sandbox: Any, data_dir: Path, *, then_keep: bool = False) -> dict[str, Any]:
-    """Without a cached build: a bot on a new state folder rolls the target back with the autopilot. ``then_keep``
-    (not timed): the incident is then closed and the build of the known-good tree waited for, until it is kept
-    under ``<data_dir>/builds`` (the build alongside the backup keeps it, or the keep after the verify), for
-    :func:`bot_with_cache` next."""
+def bot_side(sandbox: Any, data_dir: Path) -> dict[str, Any]:
+    """Without a cached build: a bot on a new state folder rolls the target back with the autopilot."""
+    return _bot_rollback(sandbox, data_dir, "health 500 after Phase 3 (mttr bench)")
+
+
+def bot_with_cache(sandbox: Any, data_dir: Path) -> dict[str, Any]:
+    """With a last-known-good build (issue 22 item 4): a bot started on the state folder of this round's rollback
+    without a cached build (verified, the incident closed, the build of the known-good tree kept), once the
+    broken deploy is put back outside the bot (as the next deploy would), rolls the target back again;
+    `--with-cache` runs it."""
+    if not any((data_dir / "builds").glob("*/manifest.json")):
+        raise RuntimeError(f"no kept build under {data_dir / 'builds'}: the rollback without one runs first")
+    return _bot_rollback(sandbox, data_dir, "health 500 after Phase 3 again (mttr bench)")
+
+
+def _bot_rollback(sandbox: Any, data_dir: Path, reason: str) -> dict[str, Any]:
+    """One timed `/rollback start --auto` by a bot started on ``data_dir``; then, not timed, the incident closed
+    and the bot's keeping of builds in the background finished (:func:`_settle`) before it stops, so none of
+    it runs beside the other side's timed run."""
     from bot.app import socket_mode_bot
     from bot.dev.emulator import Emulator
 
     with Emulator(rate_limits=False) as emulator:
         bot = socket_mode_bot(bot_settings(emulator, bot_config(sandbox, data_dir))).start()
         try:
-            result = _auto_rollback(emulator, "health 500 after Phase 3 (mttr bench)")
-            if then_keep:
-                _close_and_keep(emulator, data_dir)
+            result = _auto_rollback(emulator, reason)
+            _settle(emulator, data_dir)
             rejected = [f"{r.method}: {r.error}" for r in emulator.rejections]
         finally:
             bot.close()
@@ -155,9 +168,16 @@ def bot_side(sandbox: Any, data_dir: Path, *, then_keep: bool = False) -> dict[s
     return {"total_s": result["total_s"], "steps_s": _steps_from(result["at_s"])}
 
 
-def _close_and_keep(emulator: Any, data_dir: Path) -> None:
-    emulator.slash("casey", "incident-rollback", 'close --force "mttr bench: the rollback without a cached build"') \
-        .wait()
+# The bot's threads that keep builds in the background: the build alongside the backup, the copy of a restored
+# build back into the store, the keep of the running tree after a verify (bot/ops/commit_builds.py, builds.py,
+# bot/runbook/systems.py).
+KEEPING_THREADS = ("build-", "builds-keep-again", "keep-build")
+
+
+def _settle(emulator: Any, data_dir: Path) -> None:
+    """The incident closed, a build of the known-good tree kept under ``<data_dir>/builds`` (what the rollback
+    with a cached build restores next), and no thread of this (in-process) bot still keeping one."""
+    emulator.slash("casey", "incident-rollback", 'close --force "mttr bench: the timed rollback is done"').wait()
     try:
         emulator.ws.wait_for(lambda: any("Closed RB-" in e.text for e in emulator.ws.ephemerals_for(
             "U0COMMANDER")), 60, "the incident to close")
@@ -166,32 +186,11 @@ def _close_and_keep(emulator: Any, data_dir: Path) -> None:
         raise RuntimeError(f"the incident did not close; the bot said: {said}") from None
     kept = data_dir / "builds"
     deadline = time.monotonic() + STEP_TIMEOUT_S
-    while not any(kept.glob("*/manifest.json")):  # the build of the known-good tree, kept in the background
+    while not any(kept.glob("*/manifest.json")) or any(
+            t.name.startswith(KEEPING_THREADS) for t in threading.enumerate()):
         if time.monotonic() > deadline:
-            raise RuntimeError(f"no build was kept under {kept} after the rollback")
-        time.sleep(0.5)
-
-
-def bot_with_cache(sandbox: Any, data_dir: Path) -> dict[str, Any]:
-    """With a last-known-good build (issue 22 item 4): a bot started on the state folder of this round's rollback
-    without a cached build (``bot_side(then_keep=True)``: verified, the incident closed, the build of the
-    known-good tree kept), once the broken deploy is put back outside the bot (as the next deploy would), rolls
-    the target back again; `--with-cache` runs it."""
-    from bot.app import socket_mode_bot
-    from bot.dev.emulator import Emulator
-
-    if not any((data_dir / "builds").glob("*/manifest.json")):
-        raise RuntimeError(f"no kept build under {data_dir / 'builds'}: the rollback without one runs first")
-    with Emulator(rate_limits=False) as emulator:
-        bot = socket_mode_bot(bot_settings(emulator, bot_config(sandbox, data_dir))).start()
-        try:
-            result = _auto_rollback(emulator, "health 500 after Phase 3 again (mttr bench)")
-            rejected = [f"{r.method}: {r.error}" for r in emulator.rejections]
-        finally:
-            bot.close()
-    if rejected:
-        raise RuntimeError(f"the emulated Slack refused calls: {rejected[:5]}")
-    return {"total_s": result["total_s"], "steps_s": _steps_from(result["at_s"])}
+            raise RuntimeError(f"no build was kept under {kept}, or its keeping did not finish, after the rollback")
+        time.sleep(0.2)
 
 
 # ---- the script --------------------------------------------------------------------------------------------------
@@ -337,9 +336,7 @@ def run(rounds: int, modules: int, documents: int, with_cache: bool) -> list[Row
 
     started = time.monotonic()
     results: dict[str, list[dict[str, Any]]] = {"without_cache": [], "with_cache": []}
-    # With --with-cache, the rollback without a cached build also keeps one (not timed), for the one with it.
-    variants: list[tuple[str, Callable[[Any, Path], dict[str, Any]]]] = [
-        ("without_cache", lambda sandbox, data_dir: bot_side(sandbox, data_dir, then_keep=with_cache))]
+    variants: list[tuple[str, Callable[[Any, Path], dict[str, Any]]]] = [("without_cache", bot_side)]
     if with_cache:
         variants.append(("with_cache", bot_with_cache))
     with tempfile.TemporaryDirectory(prefix="mttr-bench-") as name, LocalMongo(Path(name) / "mongo") as mongo:

@@ -106,7 +106,8 @@ class Pm2:
         """pm2's process list as it is no sooner than ``when`` (a ``time.time()``). Through pm2's API, a Node process
         started at once waits for ``when`` and then asks, so the answer comes right then; a `pm2 jlist` started
         then would take a Node start-up more (about 0.25 s). With the CLI (see :meth:`package_root`): a sleep,
-        then `pm2 jlist`. A daemon that does not answer within ``timeout`` of ``when`` fails it (StepFailed)."""
+        then `pm2 jlist`. Through the API, a daemon that does not answer within ``timeout`` of ``when`` fails it
+        (StepFailed); the CLI's `pm2 jlist` has the time limit of every pm2 call."""
         root = self.package_root()
         wait = max(0.0, when - time.time())
         if root is None:

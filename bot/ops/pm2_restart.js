@@ -8,13 +8,14 @@
 //   node pm2_restart.js <pm2 package folder> '{"apps": ["api"], "timeout_ms": 30000, "grace_ms": 10000}'
 //
 // With "list_at_ms" (epoch ms) instead, it restarts nothing: it connects at once and lists pm2's processes no
-// sooner than that time, in "after" (timeout_ms + grace_ms count from that time) (verify, right after a restart: whether each app stayed up for its
-// min_uptime, asked the moment that is known, without a Node start-up after it).
+// sooner than that time, in "after" (verify, right after a restart: whether each app stayed up for its
+// min_uptime, asked the moment that is known, without a Node start-up after it). Its timeout_ms and grace_ms
+// count from that time.
 //
 // The answer is the last line of stdout, after MARK: {"before": [...], "sizes": {...}, "new_daemon": bool,
 // "restart_error": null | "...", "after": [...]}, each list as `pm2 jlist` prints it, cut to what the bot reads.
-// A daemon that stops answering (killed mid-restart) never calls back: past timeout_ms + grace_ms in all, the
-// helper answers with what it has and says so, rather than leave the step silent.
+// A daemon that stops answering (killed mid-restart) never calls back: past timeout_ms + grace_ms in all (from
+// list_at_ms in that mode), the helper answers with what it has and says so, rather than leave the step silent.
 
 const fs = require('fs');
 
