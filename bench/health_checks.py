@@ -279,7 +279,7 @@ def baseline_round(urls: list[str], timeout: float, concurrency: int, slow_after
 # neither always follows the 8 s rounds (whose 50 given-up connections the endpoint server is still closing).
 HUNG_ORDERS = [("short", "long", "baseline"), ("baseline", "short", "long"), ("long", "baseline", "short")]
 HEALTHY_ORDERS = [("healthy", "keepalive"), ("keepalive", "healthy")]
-HEALTHY_REPEATS = 9  # each all-healthy job this many times a round (about 0.2 s each); the round's is the median
+HEALTHY_REPEATS = 7  # each all-healthy job this many times a round (about 0.2 s each); the round's is the median
 ORDERS = [HUNG_ORDERS[i % 3] + sum((HEALTHY_ORDERS[(i + r) % 2] for r in range(HEALTHY_REPEATS)), ())
           for i in range(6)]
 
