@@ -59,12 +59,10 @@ bench-full: deps
 
 deps: $(VENV)/.installed $(TOOLS)/.installed
 
-# --no-compile: pip would compile every installed module (playwright's, mypy's, hypothesis' ...) to bytecode, 20 s
-# here; Python compiles each one the first time it is imported instead (the venv is the project's own).
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet --no-compile -e '.[test,local]'
+	$(BIN)/python -m pip install --quiet -e '.[test,local]'
 	touch $@
 
 # The TypeScript sandbox target's yarn installs offline from $(TOOLS)/yarn-offline-mirror: the registry's own
