@@ -42,13 +42,11 @@ function failed(what, err) {
   answer();
 }
 
-// In list mode the wait for list_at_ms comes first: the time pm2 is given counts from then.
-const askedAt = Math.max(Date.now(), listAtMs === null ? 0 : listAtMs);
 setTimeout(() => {
   found.restart_error = `pm2 did not answer within ${Math.round((timeoutMs + graceMs) / 1000)}s`
     + (found.before.length ? ' (the restart may have been done: pm2 status shows it)' : '');
   answer(false);
-}, askedAt - Date.now() + timeoutMs + graceMs).unref();
+}, Math.max(0, (listAtMs ?? 0) - Date.now()) + timeoutMs + graceMs).unref();
 
 function sizeOf(path) {
   try {
