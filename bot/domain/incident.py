@@ -307,6 +307,12 @@ class Incident(BaseModel):
     def active(self) -> bool:
         return self.state is IncidentState.ACTIVE
 
+    @property
+    def held_roles(self) -> list[tuple[IncidentRole, str]]:
+        """Who holds each role, in the roles' own order (comms lead, scribe), whichever was given first: the
+        panel, the status line and the postmortem name them alike."""
+        return [(role, self.roles[role]) for role in IncidentRole if role in self.roles]
+
     def record(self, at: AwareDatetime, actor: str, text: str, *, note: bool = False) -> None:
         self.timeline.append(TimelineEntry(at=at, actor=actor, text=text, note=note))
 

@@ -66,7 +66,7 @@ def with_next(reply: Message, incident: Incident, panel_link: str | None, user: 
     if panel_link:
         line += " · " + link(panel_link, "Open the control panel")
     held = [f"You are {escape(incident.id)}'s {role.named}: {ROLE_IS_FOR.get(role, 'see the panel')}."
-            for role, holder in incident.roles.items() if user is not None and holder == user]
+            for role, holder in incident.held_roles if user is not None and holder == user]
     return Message(reply.text, [*reply.blocks, *(context(h) for h in held), context(line)])
 
 

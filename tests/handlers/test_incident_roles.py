@@ -48,6 +48,18 @@ def test_a_comms_lead_and_a_scribe_hold_their_roles_on_the_panel_and_may_do_what
     assert "Only commanders" in private(emulator, DBA, "Only commanders", after=seen)
 
 
+def test_the_panel_names_the_comms_lead_before_the_scribe_whichever_was_given_first(
+        emulator: Emulator, bot: SocketModeBot) -> None:
+    """Found by the suite under load: two role commands typed together were recorded in whichever order they
+    ran, and the panel listed the roles in that order."""
+    incident = started(emulator, bot)
+    emulator.slash("casey", "incident-rollback", "role scribe @blake").wait()
+    emulator.ws.wait_for(lambda: (i := bot.services.store.get_incident("RB-0001")) and i.roles, 10, "the scribe")
+    emulator.slash("casey", "incident-rollback", "role comms @dana").wait()
+    emulator.ws.wait_for(lambda: f"*Comms lead:* <@{DBA}>  ·  *Scribe:* <@{BYSTANDER}>" in str(
+        emulator.ws.message(INCIDENT, incident.panel_ts or "")), 10, "the panel, comms lead first")
+
+
 def test_a_role_that_does_not_exist_or_a_bystander_giving_one_changes_nothing(
         emulator: Emulator, bot: SocketModeBot) -> None:
     started(emulator, bot)
