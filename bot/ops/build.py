@@ -86,15 +86,18 @@ class Yarn:
         finally:
             shutil.rmtree(scratch, ignore_errors=True)  # the link, not the cache it points to
 
-    def install_and_build(self, folder: Path, cancelled: Callable[[], bool] = lambda: False) -> BuildOutcome:
+    def install_and_build(self, folder: Path, cancelled: Callable[[], bool] = lambda: False,
+                          on_phase: Callable[[str], None] = lambda _: None) -> BuildOutcome:
         """`yarn install` exactly as yarn.lock says (`--frozen-lockfile`; without one, `--pure-lockfile`: none is
-        written) then `yarn build`, in ``folder`` (a fresh checkout: nothing to clean first). Nothing more runs
-        once ``cancelled()``, and the command running then is stopped."""
+        written) then `yarn build`, in ``folder`` (a fresh checkout: nothing to clean first), ``on_phase`` told of
+        each (INSTALL, BUILD) as it starts. Nothing more runs once ``cancelled()``, and the command running then
+        is stopped."""
         outcome = BuildOutcome(ok=False)
         lock = "--frozen-lockfile" if (folder / "yarn.lock").exists() else "--pure-lockfile"
         for name, args in ((INSTALL, ("install", "--non-interactive", "--prefer-offline", lock)), (BUILD, ("build",))):
             if cancelled():
                 return outcome
+            on_phase(name)
             completed = self._run(folder, *args, cancelled=cancelled)
             if cancelled():
                 return outcome

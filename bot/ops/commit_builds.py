@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.ops.bsonfiles import private_dir
-from bot.ops.build import MUTEX, Yarn
+from bot.ops.build import BUILD, MUTEX, Yarn
 from bot.ops.builds import (
     CACHE,
     KEEP_AGAIN_WAIT_S,
@@ -42,6 +42,7 @@ from bot.ops.git import GitRepo
 from bot.ops.process import run
 
 CACHE_SHARE = 0.5  # of max_bytes: more than this in yarn's cache, and packages the app's own cache lacks are pruned
+CHECKOUT = "checkout"  # a build in a worktree before yarn: the cache seeded, the commit checked out
 CACHE_IDLE_S = 3600  # a package younger than this may be one a running install just fetched: it is never pruned
 
 
@@ -112,9 +113,11 @@ def prune_cache(store: BuildStore, repo: Path) -> list[str]:
 
 
 def commit_build(store: BuildStore, repo: Path, commit: str, key: BuildKey, yarn: Yarn, outputs: Sequence[str],
-                 reason: str, cancelled: Callable[[], bool] = lambda: False) -> Entry | str:
+                 reason: str, cancelled: Callable[[], bool] = lambda: False,
+                 on_phase: Callable[[str], None] = lambda _: None) -> Entry | str:
     """Build ``commit`` alone in a worktree of its own and keep it: the entry, or why nothing was kept. The app's
-    folder is never read or written (but for its git objects)."""
+    folder is never read or written (but for its git objects). ``on_phase``: told of yarn's install and build
+    as each starts."""
     git = GitRepo(repo)
     private_dir(store.root)
     store.sweep()
@@ -125,7 +128,7 @@ def commit_build(store: BuildStore, repo: Path, commit: str, key: BuildKey, yarn
         git.add_worktree(folder, commit)
         if folder_lock_hash(folder) != key.lock:
             return "the checked-out yarn.lock is not the commit's"
-        outcome = yarn.install_and_build(folder, cancelled)
+        outcome = yarn.install_and_build(folder, cancelled, on_phase)
         if not outcome.ok:
             if cancelled() or not outcome.attempts:
                 return "cancelled"
@@ -194,10 +197,19 @@ class Alongside:
     cancel: threading.Event = field(default_factory=threading.Event)  # the rebuild gave up waiting for it
     entry: Entry | None = None
     failure: str | None = None  # why it produced no entry
+    phase: str = CHECKOUT  # then yarn's (bot.ops.build's INSTALL, BUILD), as each starts
 
     @property
     def seconds(self) -> float:
         return time.monotonic() - self.started
+
+    @property
+    def compiling(self) -> bool:
+        """Its `yarn build` has started (or it is past it)."""
+        return self.phase == BUILD
+
+    def entered(self, phase: str) -> None:
+        self.phase = phase
 
     def wait(self, timeout: float) -> bool:
         return self.done.wait(timeout)
@@ -240,7 +252,8 @@ def start_alongside(store: BuildStore, repo: Path, commit: str, key: BuildKey, y
 def _build_alongside(build: Alongside, store: BuildStore, repo: Path, yarn: Yarn, outputs: Sequence[str],
                      reason: str) -> None:
     try:
-        kept = commit_build(store, repo, build.commit, build.key, yarn, outputs, reason, build.cancel.is_set)
+        kept = commit_build(store, repo, build.commit, build.key, yarn, outputs, reason, build.cancel.is_set,
+                            build.entered)
         if isinstance(kept, Entry):
             build.entry = kept
         else:

@@ -2,20 +2,23 @@
 Node version: ``bot/ops/builds.py``), it restores that build instead of running yarn, checked by its content
 hash before it is swapped in (moved out of the store and kept again from the app's folder afterwards, or copied
 when they are on different file systems); the build alongside the backup is waited for first if it is still
-running. Otherwise, or when anything differs, the runbook's rebuild with yarn: on failure clear node_modules and
-dist, install and build again (each phase reported as it starts, and the first build's error kept). The plan says
-which path."""
+running and has begun compiling. One that has not (the backup was short: it is still checking out or installing)
+is stopped, and yarn builds here: all of its compile is still ahead of it, and the app's folder needs none of
+that, provided the revert left yarn.lock as it was. Otherwise, or when anything differs, the runbook's rebuild
+with yarn: on failure clear node_modules and dist, install and build again (each phase reported as it starts, and
+the first build's error kept). The plan says which path."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
 
-from bot.domain.runs import BuildAttempt, RebuildArtifacts, StepName
+from bot.domain.runs import BuildAttempt, RebuildArtifacts, RevertArtifacts, StepName
 from bot.domain.steps import Plan, StepContext, StepResult, check
 from bot.errors import StepFailed
 from bot.ops import builds, commit_builds
 from bot.ops.build import Yarn
+from bot.ops.git import GitRepo
 from bot.runbook.target import build_store, describe_entry
 from bot.text import Code, Rich, rich
 
@@ -28,6 +31,7 @@ class RebuildPlan:
     kept: builds.Entry | None  # the kept build to restore
     alongside: commit_builds.Alongside | None  # the build alongside the backup to wait for
     why_yarn: str | None  # why yarn builds (no kept build, or what differs)
+    stop: commit_builds.Alongside | None = None  # the build alongside the backup that yarn here overtakes
 
 
 class Rebuild:
@@ -75,6 +79,9 @@ class Rebuild:
             return RebuildPlan(key, kept, None, None)
         alongside = commit_builds.in_flight(key, _incident(ctx))
         if alongside is not None and not alongside.done.is_set():
+            sooner = _sooner_here(ctx, alongside, key)
+            if sooner is not None:
+                return RebuildPlan(key, None, None, sooner, stop=alongside)
             return RebuildPlan(key, None, alongside, None)
         why = f"no kept build for {key.describe()}"
         if alongside is not None and alongside.failure:
@@ -89,6 +96,8 @@ class Rebuild:
     def run(self, ctx: StepContext, plan: Plan[RebuildPlan]) -> StepResult:
         facts = plan.facts
         fallback = facts.why_yarn
+        if facts.stop is not None:
+            commit_builds.forget(facts.stop)  # its yarn is stopped (if it is still running), as the plan said
         if facts.key is not None and (done := commit_builds.in_flight(facts.key, _incident(ctx))) is not None \
                 and done.done.is_set():
             commit_builds.forget(done)  # used now (or its failure said): no later plan quotes it
@@ -167,6 +176,25 @@ class Rebuild:
         return StepResult(ok=outcome.ok, summary=summary, details=details,
                           checks=[check("yarn build", outcome.ok, steps)],
                           artifacts=RebuildArtifacts(cleaned=outcome.cleaned, attempts=attempts, fallback=fallback))
+
+
+def _sooner_here(ctx: StepContext, build: commit_builds.Alongside, key: builds.BuildKey) -> str | None:
+    """Why yarn build in the app's folder is sooner than waiting for ``build`` (alongside the backup, still
+    running), or None. It is when that build has not begun compiling: all of its `yarn build` is ahead of it, then
+    the restore, where the app's folder has only the `yarn build` to run, on the node_modules it has, which are
+    those of the revert's yarn.lock when the revert did not change yarn.lock (else the build in the worktree, on
+    a clean install of the target's lock file, is waited for)."""
+    if build.compiling:
+        return None
+    reverted = ctx.last_success(StepName.REVERT)
+    if reverted is None or not isinstance(reverted.artifacts, RevertArtifacts):
+        return None
+    git, before = GitRepo(ctx.repo), reverted.artifacts.from_sha
+    if git.resolve(before) is None or builds.lock_hash(git.file_at(before, builds.LOCK_FILE)) != key.lock:
+        return None
+    doing = "checking out" if build.phase == commit_builds.CHECKOUT else "at yarn install"
+    return (f"the build of {build.commit[:7]} alongside the backup has not begun compiling ({doing}, "
+            f"{build.seconds:.0f}s so far), so building here is sooner; that build is stopped")
 
 
 def _incident(ctx: StepContext) -> str:

@@ -15,7 +15,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -24,7 +26,7 @@ import git
 import pytest
 
 from bot.config import parse_runbook
-from bot.domain.runs import RebuildArtifacts
+from bot.domain.runs import RebuildArtifacts, RevertArtifacts, StepName, StepRun, StepStatus
 from bot.domain.steps import StepContext, StepResult
 from bot.ops import builds, commit_builds
 from bot.ops.build import MUTEX, Yarn
@@ -830,6 +832,113 @@ def test_a_failed_build_alongside_is_told_to_its_incidents_rebuild_once_and_neve
     assert "the build alongside the backup" not in rebuild(later)[0]  # another incident never hears of it
     assert "the build alongside the backup" not in rebuild(first)[0]  # nor its own incident's next rebuild, once told
     assert commit_builds.in_flight(key, "RB-0001") is None
+
+
+GATED_YARN = """#!/bin/sh
+# yarn, held at one command until its gate file exists: the build alongside caught in that phase
+GATE='{gate}'
+case " $* " in *" {at} "*)
+  echo $$ > "$GATE.waiting"
+  while [ ! -e "$GATE" ]; do sleep 0.05; done;;
+esac
+exec yarn "$@"
+"""
+
+
+@pytest.fixture
+def hold() -> Iterator[Callable[[Path, StepContext, str, str], tuple[commit_builds.Alongside, Path, int]]]:
+    """Start the build of a commit alongside RB-0001's backup, held once its yarn reaches a phase (install,
+    build): the build, the file that lets it go on, and the pid of its held yarn. Stopped and let go afterwards,
+    whatever the test did."""
+    held: list[tuple[commit_builds.Alongside, Path]] = []
+
+    def start(repo: Path, ctx: StepContext, commit: str, at: str) -> tuple[commit_builds.Alongside, Path, int]:
+        gate = ctx.data_dir / "gate"
+        script = ctx.data_dir / "gated-yarn"
+        script.parent.mkdir(parents=True, exist_ok=True)
+        script.write_text(GATED_YARN.format(gate=gate, at=at))  # the bot's children get a cleaned environment
+        script.chmod(0o755)
+        store = build_store(ctx.config, ctx.data_dir)
+        key = builds.commit_key(repo, commit, builds.node_version())
+        build = commit_builds.start_alongside(store, repo, commit, key, Yarn(str(script), cache=store.yarn_cache),
+                                              OUTPUTS, "RB-0001", "built alongside the backup of RB-0001")
+        held.append((build, gate))
+        waiting = gate.with_name("gate.waiting")
+        deadline = time.monotonic() + 60
+        while not waiting.exists() or not waiting.read_text().strip():
+            assert time.monotonic() < deadline and not build.done.is_set(), build.failure
+            time.sleep(0.05)
+        return build, gate, int(waiting.read_text())
+
+    yield start
+    for build, gate in held:
+        commit_builds.forget(build)
+        gate.touch()
+        assert build.wait(60)
+
+
+def reverted(ctx: StepContext, repo: Path, from_sha: str, to_sha: str) -> StepContext:
+    """``ctx`` for RB-0001 once its revert from ``from_sha`` to ``to_sha`` succeeded (and the folder checked out)."""
+    git.Repo(repo).git.checkout(to_sha)
+    now = datetime.now(UTC)
+    run = StepRun(id="RB-0001-revert-1", incident_id="RB-0001", step=StepName.REVERT, actor="U0COMMANDER",
+                  status=StepStatus.SUCCEEDED, started_at=now, finished_at=now,
+                  artifacts=RevertArtifacts(from_sha=from_sha, to_sha=to_sha))
+    return replace(ctx, incident=SimpleNamespace(id="RB-0001"), history=[run])
+
+
+def gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def test_a_build_alongside_not_yet_compiling_is_stopped_and_yarn_builds_in_the_app_folder_sooner(
+        app: tuple[Path, list[str]], tmp_path: Path, hold: Any) -> None:
+    """A short backup: the rebuild after the revert finds the build alongside still at yarn install, with all of
+    its compile and the restore ahead of it. The app's folder (same yarn.lock) needs only `yarn build`."""
+    repo, (v1, _, v3) = app
+    ctx = reverted(context(repo, tmp_path / "data", timeout_s=30), repo, v3, v1)  # waited for, it fails
+    held, _, pid = hold(repo, ctx, v1, "install")
+
+    plan, result = rebuild(ctx)
+    assert plan.startswith(f"yarn build in {repo}: the build of {v1[:7]} alongside the backup has not begun "
+                           "compiling (at yarn install, "), plan
+    assert "so building here is sooner; that build is stopped" in plan
+    assert result.ok and isinstance(result.artifacts, RebuildArtifacts) and result.artifacts.attempts
+    assert [a.command for a in result.artifacts.attempts] == ["yarn build"]  # here, on the app's node_modules
+    assert (repo / "dist" / "app.js").read_text() == "// v1\n"
+    assert held.wait(60) and held.failure == "cancelled" and held.entry is None
+    deadline = time.monotonic() + 30
+    while not gone(pid) or any((tmp_path / "data" / "builds" / ".worktrees").iterdir()):
+        assert time.monotonic() < deadline, "the stopped build's yarn or worktree was left behind"
+        time.sleep(0.05)
+    assert build_store(ctx.config, ctx.data_dir).entries() == []
+    assert commit_builds.in_flight(held.key, "RB-0001") is None
+    assert len(git.Repo(repo).git.worktree("list").splitlines()) == 1
+
+
+@pytest.mark.parametrize("case", ["compiling", "lock changed"])
+def test_a_build_alongside_is_waited_for_once_it_compiles_or_when_the_revert_changed_yarn_lock(
+        case: str, app: tuple[Path, list[str]], tmp_path: Path, hold: Any) -> None:
+    """Compiling, it is ahead of a build here. With another yarn.lock before the revert, the app's node_modules
+    are not the target's, and the worktree's clean install of the target's lock is the one to use."""
+    repo, (v1, _, v3) = app
+    if case == "lock changed":
+        v3 = commit(git.Repo(repo), "v4: a dependency", {"yarn.lock": "# yarn lockfile v1\n"})
+    ctx = reverted(context(repo, tmp_path / "data"), repo, v3, v1)
+    held, gate, _ = hold(repo, ctx, v1, "build" if case == "compiling" else "install")
+
+    planned = Rebuild().plan(ctx)
+    shown = plain(planned.summary)
+    assert shown.startswith(f"Wait for the build of {v1[:7]} started alongside the backup"), shown
+    gate.touch()
+    result = Rebuild().run(ctx, planned)
+    assert result.ok and "restored the last-known-good build" in plain(result.summary), plain(result.summary)
+    assert isinstance(result.artifacts, RebuildArtifacts) and result.artifacts.attempts == []  # no yarn here
+    assert held.entry is not None and (repo / "dist" / "app.js").read_text() == "// v1\n"
 
 
 # ---- through the bot, against the sandbox (real pm2, HTTP, MongoDB) ----------------------------------------------
