@@ -125,7 +125,11 @@ def commit_build(store: BuildStore, repo: Path, commit: str, key: BuildKey, yarn
     try:
         seed_cache(store, repo)
         prune_cache(store, repo)
+        if cancelled():  # each of these takes a while on a large tree: a stopped build stops between them
+            return "cancelled"
         git.add_worktree(folder, commit)
+        if cancelled():
+            return "cancelled"
         if folder_lock_hash(folder) != key.lock:
             return "the checked-out yarn.lock is not the commit's"
         outcome = yarn.install_and_build(folder, cancelled, on_phase)

@@ -11,13 +11,13 @@ the first build's error kept). The plan says which path."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bot.domain.runs import BuildAttempt, RebuildArtifacts, RevertArtifacts, StepName
 from bot.domain.steps import Plan, StepContext, StepResult, check
 from bot.errors import StepFailed
 from bot.ops import builds, commit_builds
-from bot.ops.build import Yarn
+from bot.ops.build import BUILD, Yarn
 from bot.ops.git import GitRepo
 from bot.runbook.target import build_store, describe_entry
 from bot.text import Code, Rich, rich
@@ -96,7 +96,9 @@ class Rebuild:
     def run(self, ctx: StepContext, plan: Plan[RebuildPlan]) -> StepResult:
         facts = plan.facts
         fallback = facts.why_yarn
-        if facts.stop is not None:
+        if facts.stop is not None and facts.stop.done.is_set() and facts.stop.entry is not None:
+            facts = replace(facts, alongside=facts.stop, stop=None)  # kept since the plan: restoring it is sooner
+        elif facts.stop is not None:
             commit_builds.forget(facts.stop)  # its yarn is stopped (if it is still running), as the plan said
         if facts.key is not None and (done := commit_builds.in_flight(facts.key, _incident(ctx))) is not None \
                 and done.done.is_set():
@@ -181,20 +183,30 @@ class Rebuild:
 def _sooner_here(ctx: StepContext, build: commit_builds.Alongside, key: builds.BuildKey) -> str | None:
     """Why yarn build in the app's folder is sooner than waiting for ``build`` (alongside the backup, still
     running), or None. It is when that build has not begun compiling: all of its `yarn build` is ahead of it, then
-    the restore, where the app's folder has only the `yarn build` to run, on the node_modules it has, which are
-    those of the revert's yarn.lock when the revert did not change yarn.lock (else the build in the worktree, on
-    a clean install of the target's lock file, is waited for)."""
-    if build.compiling:
+    the restore, where the app's folder has only the `yarn build` to run, on the node_modules it has, provided
+    those were installed for the target's yarn.lock (:func:`_installed_for`); else the build in the worktree, on
+    a clean install of the target's lock file, is waited for."""
+    phase = build.phase  # read once: the build moves on meanwhile
+    if phase == BUILD or not _installed_for(ctx, key.lock):
         return None
-    reverted = ctx.last_success(StepName.REVERT)
-    if reverted is None or not isinstance(reverted.artifacts, RevertArtifacts):
-        return None
-    git, before = GitRepo(ctx.repo), reverted.artifacts.from_sha
-    if git.resolve(before) is None or builds.lock_hash(git.file_at(before, builds.LOCK_FILE)) != key.lock:
-        return None
-    doing = "checking out" if build.phase == commit_builds.CHECKOUT else "at yarn install"
+    doing = "checking out" if phase == commit_builds.CHECKOUT else "at yarn install"
     return (f"the build of {build.commit[:7]} alongside the backup has not begun compiling ({doing}, "
             f"{build.seconds:.0f}s so far), so building here is sooner; that build is stopped")
+
+
+def _installed_for(ctx: StepContext, lock: str) -> bool:
+    """The app's node_modules are for ``lock``, as far as this incident knows: the folder was at no commit with
+    another yarn.lock since the incident opened (its commit then, and each revert's commit before it), and it
+    was reverted at least once (the folder is at the target because the bot put it there)."""
+    commits = {r.artifacts.from_sha for r in ctx.history
+               if r.step is StepName.REVERT and r.succeeded and isinstance(r.artifacts, RevertArtifacts)}
+    if not commits:
+        return False
+    if ctx.incident is not None and ctx.incident.start_commit:
+        commits.add(ctx.incident.start_commit)
+    git = GitRepo(ctx.repo)
+    return all(git.resolve(c) is not None and builds.lock_hash(git.file_at(c, builds.LOCK_FILE)) == lock
+               for c in commits)
 
 
 def _incident(ctx: StepContext) -> str:

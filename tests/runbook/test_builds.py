@@ -29,7 +29,7 @@ from bot.config import parse_runbook
 from bot.domain.runs import RebuildArtifacts, RevertArtifacts, StepName, StepRun, StepStatus
 from bot.domain.steps import StepContext, StepResult
 from bot.ops import builds, commit_builds
-from bot.ops.build import MUTEX, Yarn
+from bot.ops.build import BUILD, INSTALL, MUTEX, Yarn
 from bot.ops.envfile import read_env_file
 from bot.redact import SecretBook
 from bot.runbook.rebuild import Rebuild
@@ -839,7 +839,7 @@ GATED_YARN = """#!/bin/sh
 GATE='{gate}'
 case " $* " in *" {at} "*)
   echo $$ > "$GATE.waiting"
-  while [ ! -e "$GATE" ]; do sleep 0.05; done;;
+  n=0; while [ ! -e "$GATE" ] && [ $n -lt 6000 ]; do sleep 0.05; n=$((n+1)); done;;  # 5 min at most
 esac
 exec yarn "$@"
 """
@@ -877,14 +877,18 @@ def hold() -> Iterator[Callable[[Path, StepContext, str, str], tuple[commit_buil
         assert build.wait(60)
 
 
-def reverted(ctx: StepContext, repo: Path, from_sha: str, to_sha: str) -> StepContext:
-    """``ctx`` for RB-0001 once its revert from ``from_sha`` to ``to_sha`` succeeded (and the folder checked out)."""
-    git.Repo(repo).git.checkout(to_sha)
+def reverted(ctx: StepContext, repo: Path, opened_at: str, *to: str) -> StepContext:
+    """``ctx`` for RB-0001, opened with the folder at ``opened_at`` and reverted to each of ``to`` in turn (each
+    revert succeeded; the folder checked out at the last)."""
+    runs, before = [], opened_at
     now = datetime.now(UTC)
-    run = StepRun(id="RB-0001-revert-1", incident_id="RB-0001", step=StepName.REVERT, actor="U0COMMANDER",
-                  status=StepStatus.SUCCEEDED, started_at=now, finished_at=now,
-                  artifacts=RevertArtifacts(from_sha=from_sha, to_sha=to_sha))
-    return replace(ctx, incident=SimpleNamespace(id="RB-0001"), history=[run])
+    for n, sha in enumerate(to, 1):
+        runs.append(StepRun(id=f"RB-0001-revert-{n}", incident_id="RB-0001", step=StepName.REVERT,
+                            actor="U0COMMANDER", status=StepStatus.SUCCEEDED, started_at=now, finished_at=now,
+                            artifacts=RevertArtifacts(from_sha=before, to_sha=sha)))
+        before = sha
+    git.Repo(repo).git.checkout(before)
+    return replace(ctx, incident=SimpleNamespace(id="RB-0001", start_commit=opened_at), history=runs)
 
 
 def gone(pid: int) -> bool:
@@ -920,16 +924,40 @@ def test_a_build_alongside_not_yet_compiling_is_stopped_and_yarn_builds_in_the_a
     assert len(git.Repo(repo).git.worktree("list").splitlines()) == 1
 
 
-@pytest.mark.parametrize("case", ["compiling", "lock changed"])
-def test_a_build_alongside_is_waited_for_once_it_compiles_or_when_the_revert_changed_yarn_lock(
-        case: str, app: tuple[Path, list[str]], tmp_path: Path, hold: Any) -> None:
-    """Compiling, it is ahead of a build here. With another yarn.lock before the revert, the app's node_modules
-    are not the target's, and the worktree's clean install of the target's lock is the one to use."""
+def test_a_build_alongside_kept_between_the_rebuilds_plan_and_its_run_is_restored_instead(
+        app: tuple[Path, list[str]], tmp_path: Path, hold: Any) -> None:
     repo, (v1, _, v3) = app
-    if case == "lock changed":
-        v3 = commit(git.Repo(repo), "v4: a dependency", {"yarn.lock": "# yarn lockfile v1\n"})
     ctx = reverted(context(repo, tmp_path / "data"), repo, v3, v1)
+    held, gate, _ = hold(repo, ctx, v1, "install")
+    planned = Rebuild().plan(ctx)
+    assert "so building here is sooner; that build is stopped" in plain(planned.summary)
+    gate.touch()
+    assert held.wait(60) and held.entry is not None, held.failure
+    result = Rebuild().run(ctx, planned)
+    assert result.ok and "restored the last-known-good build" in plain(result.summary), plain(result.summary)
+    assert isinstance(result.artifacts, RebuildArtifacts) and result.artifacts.attempts == []  # no yarn here
+
+
+@pytest.mark.parametrize("case", ["compiling", "lock changed", "lock changed earlier", "no revert"])
+def test_a_build_alongside_is_waited_for_once_it_compiles_or_when_the_folder_had_another_yarn_lock(
+        case: str, app: tuple[Path, list[str]], tmp_path: Path, hold: Any) -> None:
+    """Compiling, it is ahead of a build here. With another yarn.lock before the revert, or at any commit the
+    folder was at since the incident opened, the app's node_modules may not be the target's, and the worktree's
+    clean install of the target's lock is the one to use; so too when no revert says where the folder was."""
+    repo, (v1, v2, v3) = app
+    ctx = context(repo, tmp_path / "data")
+    if case == "lock changed":
+        v4 = commit(git.Repo(repo), "v4: a dependency", {"yarn.lock": "# yarn lockfile v1\n"})
+        ctx = reverted(ctx, repo, v4, v1)
+    elif case == "lock changed earlier":  # opened at v4, reverted to v2 (no rebuild: still v4's node_modules), v1
+        v4 = commit(git.Repo(repo), "v4: a dependency", {"yarn.lock": "# yarn lockfile v1\n"})
+        ctx = reverted(ctx, repo, v4, v2, v1)
+    elif case == "no revert":
+        ctx = reverted(ctx, repo, v1)
+    else:
+        ctx = reverted(ctx, repo, v3, v1)
     held, gate, _ = hold(repo, ctx, v1, "build" if case == "compiling" else "install")
+    assert held.phase == (BUILD if case == "compiling" else INSTALL)
 
     planned = Rebuild().plan(ctx)
     shown = plain(planned.summary)
