@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.ops.bsonfiles import private_dir
-from bot.ops.build import BUILD, MUTEX, Yarn
+from bot.ops.build import MUTEX, Yarn
 from bot.ops.builds import (
     CACHE,
     KEEP_AGAIN_WAIT_S,
@@ -206,11 +206,6 @@ class Alongside:
     @property
     def seconds(self) -> float:
         return time.monotonic() - self.started
-
-    @property
-    def compiling(self) -> bool:
-        """Its `yarn build` has started (or it is past it)."""
-        return self.phase == BUILD
 
     def entered(self, phase: str) -> None:
         self.phase = phase

@@ -4,9 +4,9 @@ hash before it is swapped in (moved out of the store and kept again from the app
 when they are on different file systems); the build alongside the backup is waited for first if it is still
 running and has begun compiling. One that has not (the backup was short: it is still checking out or installing)
 is stopped, and yarn builds here: all of its compile is still ahead of it, and the app's folder needs none of
-that, provided the revert left yarn.lock as it was. Otherwise, or when anything differs, the runbook's rebuild
-with yarn: on failure clear node_modules and dist, install and build again (each phase reported as it starts, and
-the first build's error kept). The plan says which path."""
+that, provided the folder was at no commit with another yarn.lock during the incident. Otherwise, or when
+anything differs, the runbook's rebuild with yarn: on failure clear node_modules and dist, install and build
+again (each phase reported as it starts, and the first build's error kept). The plan says which path."""
 
 from __future__ import annotations
 
