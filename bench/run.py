@@ -43,7 +43,7 @@ TIERS: dict[str, dict[str, list[str]]] = {
     },
     "full": {
         "tenant_data": ["--informational", "3"],
-        "mttr": ["--rounds", "5", "--with-cache"],
+        "mttr": ["--rounds", "5", "--with-cache", "--small-backup"],
     },
 }
 
