@@ -362,7 +362,7 @@ def run(rounds: int, modules: int, documents: int, with_cache: bool, small_backu
                           f"{row['script_s']:.1f}s, limit {row['limit_s']:.1f}s", flush=True)
                 shutil.rmtree(tmp / f"round-{index}", ignore_errors=True)  # the bot's backups and kept builds
         finally:
-            for sandbox in [*targets["sized"].values(), *targets["small"].values()]:
+            for sandbox in (sandbox for pair in targets.values() for sandbox in pair.values()):
                 stop_apps(sandbox)
                 drop_tenants(sandbox)
     plain = results["without_cache"]
