@@ -330,7 +330,7 @@ def parser() -> argparse.ArgumentParser:
                               "yarn.lock (default: a JavaScript backend whose build copies files)")
     sandbox.add_argument("--modules", type=int, metavar="N",
                          help="with --typescript (which it implies): N generated source modules (default 150, "
-                              "a build of a few seconds; 1500 takes some 25 s on 2 cores)")
+                              "a build of 2-3 s; 1500 takes some 9-12 s on 2 cores)")
     sandbox.set_defaults(func=cmd_sandbox)
     local = add("local", "emulator + bot + SQLite + sandbox target + a local MongoDB (nx-27017), all on this "
                          "machine",

@@ -115,7 +115,7 @@ class SandboxSize:
 
 TINY = SandboxSize()
 QUICK = SandboxSize(typescript=True, modules=150)  # `yarn build` a few seconds: the benchmarks' quick tier
-BENCH = SandboxSize(typescript=True, modules=1500)  # `yarn build` some 20–30 s: the benchmarks' size
+BENCH = SandboxSize(typescript=True, modules=1500)  # `yarn build` some 9–12 s: the benchmarks' size
 
 TOOLS = Path(__file__).resolve().parents[2] / ".tools"
 OFFLINE_MIRROR = TOOLS / "yarn-offline-mirror"
