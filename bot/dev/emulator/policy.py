@@ -35,7 +35,6 @@ distributed apps outside the Marketplace; Marketplace and internal customer-buil
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -127,10 +126,6 @@ class AppManifest:
         interactive = bool((settings.get("interactivity") or {}).get("is_enabled", False))
         return cls(frozenset(str(s) for s in scopes), frozenset(str(e) for e in events),
                    frozenset(str(c) for c in commands if c), interactive, str(path))
-
-    @classmethod
-    def from_scopes(cls, scopes: Iterable[str]) -> AppManifest:
-        return cls(frozenset(scopes))
 
     @property
     def header(self) -> str:
