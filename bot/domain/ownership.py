@@ -82,6 +82,10 @@ class Liveness:
 
 
 LOCK_HISTORY = 20  # instances remembered in the lock file: this replica's earlier incarnations
+# A replica lock still held this long is another live process's: that start is refused. A shorter hold is waited
+# out: a child of an earlier incarnation caught between fork and exec shares the lock's open file until it execs
+# (milliseconds, but longer on a loaded machine; a soak found a restart refused so), or that incarnation is exiting.
+LOCK_WAIT_S, LOCK_RETRY_S = 2.0, 0.05
 
 
 def default_replica_id(data_dir: Path | None = None) -> str:
@@ -101,6 +105,19 @@ def describe_holder(holder: str) -> str:
     if at and host and pid.isdigit():
         return f"pid {pid} on host {host}"
     return f"instance {holder}"  # a holder that names no host and pid (as before eef014a, never released)
+
+
+def _flock_within(handle: IO[bytes], wait_s: float) -> bool:
+    """Take ``handle``'s exclusive flock, trying again until ``wait_s`` has passed; whether it was taken."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(LOCK_RETRY_S)
 
 
 class Replica:
@@ -136,13 +153,12 @@ class Replica:
 
     # ---- life cycle -----------------------------------------------------------------------------------
     def start(self) -> Replica:
-        """Take the replica lock (refusing a second live process with the same id and data folder), then the
-        lease (refusing one with the same id elsewhere, whose lease is held and not expired)."""
+        """Take the replica lock (refusing a second live process with the same id and data folder: one that
+        still holds it after ``LOCK_WAIT_S``), then the lease (refusing one with the same id elsewhere, whose lease
+        is held and not expired)."""
         self.lock_path.parent.mkdir(parents=True, exist_ok=True)
         handle = self.lock_path.open("a+b")
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not _flock_within(handle, LOCK_WAIT_S):
             handle.seek(0)
             held = handle.read().decode(errors="replace").strip().splitlines()
             handle.close()
