@@ -204,6 +204,7 @@ class RollbackMachine(RuleBasedStateMachine):
 
     def did(self, name: str, text: str) -> None:
         self.lap(name)
+        self.last_did = name
         self.report.rules[name] += 1
         self.report.steps += 1
         self.log.append(text)
@@ -236,6 +237,7 @@ class RollbackMachine(RuleBasedStateMachine):
         self.world.begin()
         self.report.sequences += 1
         self.errors_seen: dict[str, int] = {}
+        self.last_did: str | None = None
         self._track()
         self.log.append("casey: /rollback start health returns 500 after Phase 3")
         self.slash("casey", "start health returns 500 after Phase 3")
@@ -415,6 +417,11 @@ class RollbackMachine(RuleBasedStateMachine):
         self.settle(f"{user} removes :{emoji}:", before, sign=False)
 
     # ---- rules: the world ------------------------------------------------------------------------------------
+    # Never twice in a row: the second restart would find what the first left (a bot that has recovered and has
+    # no work in flight, as settle() waits for), so it tries nothing new. Without this the search spent a fifth of
+    # its steps, and a quarter of its time, restarting: Hypothesis sorts the rules with the fewest arguments first
+    # and draws the first one more often than the others, and this is the one rule with none.
+    @precondition(lambda self: self.last_did != "restart bot")
     @rule()
     def restart_bot(self) -> None:
         """The process stops (after its work drained, or in the middle of it) and a new one starts."""
