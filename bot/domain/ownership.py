@@ -84,7 +84,8 @@ class Liveness:
 LOCK_HISTORY = 20  # instances remembered in the lock file: this replica's earlier incarnations
 # A replica lock still held this long is another live process's: that start is refused. A shorter hold is waited
 # out: a child of an earlier incarnation caught between fork and exec shares the lock's open file until it execs
-# (milliseconds, but longer on a loaded machine; a soak found a restart refused so), or that incarnation is exiting.
+# (milliseconds, but longer on a loaded machine; most likely why a soak found a restart refused), or that
+# incarnation is exiting.
 LOCK_WAIT_S, LOCK_RETRY_S = 2.0, 0.05
 
 
