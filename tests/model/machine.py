@@ -434,12 +434,13 @@ class RollbackMachine(RuleBasedStateMachine):
     @rule(what=st.sampled_from(["backup --again", "flag ENABLE_REALTIME_TIPS=false", "approve"]))
     def restart_mid_work(self, what: str) -> None:
         """The bot stops while it is working: a step, an alternative, or the danger run an approval starts."""
+        ts = self.requests[-1] if self.requests else None
+        if what == "approve" and (ts is None or ("alex", ts, "white_check_mark") in self.reactions):
+            return  # nothing to approve: no restart either, and none counted (nor taken for one by restart_bot)
         self.did(f"restart during {what.split()[0]}", f"casey/alex: {what}, and the bot restarts as soon as it shows")
         before = self.fingerprint()
         if what == "approve":
-            ts = self.requests[-1] if self.requests else None
-            if ts is None or ("alex", ts, "white_check_mark") in self.reactions:
-                return
+            assert ts is not None
             self.emu.react("alex", "incident-rollback", ts, "white_check_mark").wait(30)
             self.reactions.add(("alex", ts, "white_check_mark"))
         else:
