@@ -63,7 +63,7 @@ TARGET_SCRIPT, TARGET_CACHED, TARGET_LIMIT = 0.6, 0.3, 1.2
 STEPS = [("backup", "Backup current state"), ("revert", "Revert code"), ("rebuild", "Rebuild backend"),
          ("restart", "Restart backend"), ("verify", "Verify rollback")]
 BENCH_MODULES, QUICK_MODULES = 1500, 150  # `yarn build` some 9–12 s / 2–3 s on this 2-core machine
-# extra cases per tenant (3 tenants): a backup about as long as the build (some 8.5–13 s / 1.5 s), so
+# extra cases per tenant (3 tenants): a backup about as long as the build (some 7.5–13 s / 1.5 s), so
 # the limit's max(backup, build) is not just the build: the script pays both, one after the other
 BENCH_DOCUMENTS, QUICK_DOCUMENTS = 75_000, 10_000
 STEP_TIMEOUT_S = 600
