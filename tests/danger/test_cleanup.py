@@ -645,8 +645,12 @@ def test_a_collection_the_plan_saw_holding_documents_is_counted_and_dropped_with
         seen.names.clear()
         assert cleanup_ops.recount(client, db_name, CleanupConfig()) == \
             cleanup_ops.Recount(1, {"internship_case_attempts": 3})
-        # one count per planned operation; the read-only re-check lists before it counts a collection
-        assert seen.names == ["aggregate", "listCollections", "aggregate"]
+        # one aggregation counts every planned operation; the read-only re-check lists before it counts a collection
+        assert seen.names == ["listCollections", "aggregate"]
+        seen.names.clear()
+        assert cleanup_ops.dry_run(client, db_name, config).collections == {"internship_case_attempts": 3,
+                                                                          "never_there": None}
+        assert seen.names == ["listCollections", "aggregate"]  # the plan too: one aggregation, however many drops
         seen.names.clear()
         cleaned = cleanup_ops.clean_tenant(client, db_name, config, ["internship_case_attempts"])
         assert cleaned.dropped == {"internship_case_attempts": 3, "never_there": None}

@@ -368,3 +368,23 @@ def test_a_count_facet_over_nothing_is_empty(db: Db) -> None:
     db.cases.insert_one({"title": "x"})
     rows = list(db.cases.aggregate([{"$facet": {"none": [{"$match": {"step": {"$exists": True}}}, {"$count": "n"}]}}]))
     assert rows[0]["none"] == []
+
+
+def test_union_with_counts_other_collections_in_the_same_aggregation_each_tagged(db: Db) -> None:
+    """The cleanup's dry run and re-check: one command counts the cases and every collection to drop."""
+    db.cases.insert_many([{"step": 1}, {"title": "x"}])
+    db.attempts.insert_many([{"n": i} for i in range(3)])
+    pipeline = [{"$match": {"step": {"$exists": True}}}, {"$count": "n"},
+                {"$unionWith": {"coll": "attempts", "pipeline": [
+                    {"$count": "n"}, {"$addFields": {"tag": {"$literal": "attempts"}}}]}}]
+    rows = sorted(db.cases.aggregate(pipeline), key=lambda row: row.get("tag", ""))
+    assert [{k: v for k, v in row.items() if k != "_id"} for row in rows] == [{"n": 1}, {"n": 3, "tag": "attempts"}]
+
+
+@nx_deviation("$count over no documents gives {n: 0} instead of no document")
+def test_a_count_over_nothing_gives_no_document(db: Db) -> None:
+    db.cases.insert_one({"title": "x"})
+    db.create_collection("empty")
+    assert list(db.cases.aggregate([{"$match": {"step": {"$exists": True}}}, {"$count": "n"}])) == []
+    assert list(db.cases.aggregate([{"$match": {"step": {"$exists": True}}},
+                                    {"$unionWith": {"coll": "empty", "pipeline": [{"$count": "n"}]}}])) == []
