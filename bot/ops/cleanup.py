@@ -1,10 +1,12 @@
 """Runbook step 6 on one tenant database: the dry run, the cleanup, and its undo from a backup run.
 
-The dry run is one aggregation per tenant: a ``$facet`` of ``$exists`` matches (the collection is read once),
-each collection to drop counted in the same command by ``$unionWith`` once a listing has shown it exists. The
-re-count right before an approved run is one aggregation too, counting only what the drift check compares: the
-``$unset``'s own filter and each collection to drop. Restores stream from the backup files and write in
-batches with ``bulk_write``/``insert_many``, so memory stays flat in the size of a collection.
+The dry run is one aggregation per tenant (a ``$facet`` of ``$exists`` matches, so the collection is read
+once) plus a count of each collection to drop. The re-count right before an approved run is cheaper: one
+aggregation after a listing counts only what the drift check compares, the ``$unset``'s own filter and each
+collection to drop (by ``$unionWith``). The dry run keeps its counts apart: on nx-27017 a ``$facet`` followed
+by any ``$unionWith`` is computed batch by batch, giving a list of partial counts. Restores stream from the
+backup files and write in batches with ``bulk_write``/``insert_many``, so memory stays flat in the size of a
+collection.
 """
 
 from __future__ import annotations
@@ -29,25 +31,8 @@ def _carrying(config: CleanupConfig) -> dict[str, Any]:
     return {"$or": [{f: {"$exists": True}} for f in config.unset_fields]}
 
 
-#: The field that tells a collection's count from the head of a pipeline's results (see ``_with_collections``).
+#: The field that tells a collection's count from the cases' in the re-count's results.
 TAG = "rollback_bot_collection"
-
-
-def _with_collections(db: Any, collection: str, head: list[dict[str, Any]],
-                      names: list[str]) -> tuple[list[dict[str, Any]], dict[str, int | None]]:
-    """One aggregation on ``collection``: ``head``'s results, and the documents of each collection in ``names``
-    (None: it does not exist), each counted by a ``$unionWith`` in the same command. The collections are listed
-    first and only those that exist are counted (a read never counts a collection it has not seen: some
-    servers create it), so a tenant costs a listing and one aggregation however many collections it drops.
-    Filtered here, not with a listCollections filter: fewer server differences."""
-    existing = set(db.list_collection_names()) if names else set()
-    pipeline = [*head, *({"$unionWith": {"coll": name, "pipeline": [{"$count": "n"}, {"$addFields": {
-        TAG: {"$literal": name}}}]}} for name in names if name in existing)]
-    rows = list(db[collection].aggregate(pipeline))
-    counted = {row[TAG]: int(row["n"]) for row in rows if TAG in row}
-    # $count gives no document for an empty collection: one that exists and sent none holds none
-    return ([row for row in rows if TAG not in row],
-            {name: counted.get(name, 0) if name in existing else None for name in names})
 
 
 def _collections(db: Any, names: list[str], holding: Collection[str] = ()) -> dict[str, int | None]:
@@ -78,14 +63,15 @@ def dry_run(client: Any, db_name: str, config: CleanupConfig) -> Counts:
     facets: dict[str, list[dict[str, Any]]] = {"any": [{"$match": _carrying(config)}, {"$count": "n"}]}
     for index, name in enumerate(fields):
         facets[f"f{index}"] = [{"$match": {name: {"$exists": True}}}, {"$count": "n"}]
-    rows, collections = _with_collections(db, config.collection, [{"$facet": facets}], config.drop_collections)
+    rows = list(db[config.collection].aggregate([{"$facet": facets}]))
     row = rows[0] if rows else {}
 
     def count(key: str) -> int:
         found = row.get(key) or []
         return int(found[0]["n"]) if found else 0
 
-    return Counts(count("any"), {name: count(f"f{i}") for i, name in enumerate(fields)}, collections)
+    return Counts(count("any"), {name: count(f"f{i}") for i, name in enumerate(fields)},
+                  _collections(db, config.drop_collections))
 
 
 @dataclass(frozen=True)
@@ -95,12 +81,21 @@ class Recount:
 
 
 def recount(client: Any, db_name: str, config: CleanupConfig) -> Recount:
-    """One count per operation the cleanup would run on ``db_name``, in one aggregation after a listing: the
-    cases its `$unset` would change (with that exact filter) and the documents of each collection it would drop.
-    Reads only."""
-    rows, collections = _with_collections(client[db_name], config.collection,
-                                          [{"$match": _carrying(config)}, {"$count": "n"}], config.drop_collections)
-    return Recount(int(rows[0]["n"]) if rows else 0, collections)
+    """One count per operation the cleanup would run on ``db_name``, all in one aggregation after a listing: the
+    cases its `$unset` would change (with that exact filter) and the documents of each collection it would drop,
+    each by a ``$unionWith``. Only a listed collection is counted (a read-only check never counts a collection it
+    has not seen: some servers create it); filtered here, not with a listCollections filter: fewer server
+    differences. Reads only."""
+    db = client[db_name]
+    names = config.drop_collections
+    existing = set(db.list_collection_names()) if names else set()
+    unions = [{"$unionWith": {"coll": name, "pipeline": [{"$count": "n"}, {"$addFields": {TAG: {"$literal": name}}}]}}
+              for name in names if name in existing]
+    rows = list(db[config.collection].aggregate([{"$match": _carrying(config)}, {"$count": "n"}, *unions]))
+    counted = {row[TAG]: int(row["n"]) for row in rows if TAG in row}
+    # $count sends no document when it counted none: no cases to change, or an empty collection (listed: it exists)
+    return Recount(next((int(row["n"]) for row in rows if TAG not in row), 0),
+                   {name: counted.get(name, 0) if name in existing else None for name in names})
 
 
 @dataclass(frozen=True)

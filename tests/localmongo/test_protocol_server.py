@@ -388,3 +388,12 @@ def test_a_count_over_nothing_gives_no_document(db: Db) -> None:
     assert list(db.cases.aggregate([{"$match": {"step": {"$exists": True}}}, {"$count": "n"}])) == []
     assert list(db.cases.aggregate([{"$match": {"step": {"$exists": True}}},
                                     {"$unionWith": {"coll": "empty", "pipeline": [{"$count": "n"}]}}])) == []
+
+
+@nx_deviation("a $facet followed by a $unionWith is computed batch by batch: a list of partial counts")
+def test_a_facet_followed_by_union_with_counts_the_whole_collection(db: Db) -> None:
+    db.cases.insert_many([{"step": n} if n % 4 == 0 else {"title": n} for n in range(1000)])
+    db.other.insert_one({"attempt": 1})
+    rows = list(db.cases.aggregate([{"$facet": {"n": [{"$match": {"step": {"$exists": True}}}, {"$count": "n"}]}},
+                                    {"$unionWith": {"coll": "other", "pipeline": [{"$count": "n"}]}}]))
+    assert rows[0]["n"] == [{"n": 250}]
