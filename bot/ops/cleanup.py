@@ -87,15 +87,19 @@ def recount(client: Any, db_name: str, config: CleanupConfig) -> Recount:
     has not seen: some servers create it); filtered here, not with a listCollections filter: fewer server
     differences. Reads only."""
     db = client[db_name]
-    names = config.drop_collections
+    names = list(dict.fromkeys(config.drop_collections))
     existing = set(db.list_collection_names()) if names else set()
     unions = [{"$unionWith": {"coll": name, "pipeline": [{"$count": "n"}, {"$addFields": {TAG: {"$literal": name}}}]}}
               for name in names if name in existing]
     rows = list(db[config.collection].aggregate([{"$match": _carrying(config)}, {"$count": "n"}, *unions]))
-    counted = {row[TAG]: int(row["n"]) for row in rows if TAG in row}
+    cases = [int(row["n"]) for row in rows if TAG not in row and set(row) <= {"n", "_id"}]
+    counted = {row[TAG]: int(row["n"]) for row in rows if TAG in row and set(row) <= {"n", TAG, "_id"}}
+    if len(cases) > 1 or len(cases) + len(counted) != len(rows):  # never a count read from partial answers
+        raise RuntimeError(f"the server answered the re-check of {db_name} with {len(rows)} row(s) where at most "
+                           f"{1 + len(unions)} count(s), one each, were asked for")
     # $count sends no document when it counted none: no cases to change, or an empty collection (listed: it exists)
-    return Recount(next((int(row["n"]) for row in rows if TAG not in row), 0),
-                   {name: counted.get(name, 0) if name in existing else None for name in names})
+    return Recount(cases[0] if cases else 0,
+                   {name: counted.get(name, 0) if name in existing else None for name in config.drop_collections})
 
 
 @dataclass(frozen=True)

@@ -680,3 +680,54 @@ def test_the_dry_run_and_the_re_check_count_every_case_of_a_tenant_larger_than_a
     finally:
         client.drop_database(db_name)
         tenants.close(client)
+
+
+def test_the_re_check_reads_no_count_as_no_cases_beside_a_collection_that_holds_documents(sandbox: Sandbox) -> None:
+    """MongoDB's $count sends no document when it counted none (nx-27017 sends {n: 0}): the cases' count must not
+    be taken from the collection's row."""
+    from bot.config import CleanupConfig
+    from bot.ops import cleanup as cleanup_ops
+
+    config = CleanupConfig(drop_collections=["internship_case_attempts"])
+    db_name = sandbox.tenant_dbs[0].rsplit("_", 1)[0] + "_none_carrying"
+    client = tenants.connect(sandbox.central_uri)
+    try:
+        client[db_name].internshipcases.insert_many([{"title": "plain"}, {"title": "also plain"}])
+        client[db_name].internship_case_attempts.insert_many([{"attempt": n} for n in range(3)])
+        assert cleanup_ops.recount(client, db_name, config) == cleanup_ops.Recount(0, {"internship_case_attempts": 3})
+    finally:
+        client.drop_database(db_name)
+        tenants.close(client)
+
+
+class _Answering:
+    """A tenant database whose server answers the re-check's aggregation with ``rows``."""
+
+    def __init__(self, rows: list[dict[str, Any]]) -> None:
+        self.rows = rows
+
+    def list_collection_names(self) -> list[str]:
+        return ["internshipcases", "internship_case_attempts"]
+
+    def __getitem__(self, name: str) -> _Answering:
+        return self
+
+    def aggregate(self, pipeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return self.rows
+
+
+@pytest.mark.parametrize("rows", [
+    pytest.param([{"n": 3}, {"n": 2}, {"n": 4, "rollback_bot_collection": "internship_case_attempts"}],
+                 id="partial counts, as nx-27017 gives after a $facet"),
+    pytest.param([{"n": 1, "rollback_bot_collection": "internship_case_attempts"},
+                  {"n": 2, "rollback_bot_collection": "internship_case_attempts"}], id="a collection counted twice"),
+    pytest.param([{"_id": 1, "step": 2}, {"_id": 2, "title": "x"}], id="a server that ignored the sub-pipelines"),
+])
+def test_a_re_check_answer_that_is_not_one_count_each_refuses_rather_than_reads_a_number(
+        rows: list[dict[str, Any]]) -> None:
+    from bot.config import CleanupConfig
+    from bot.ops import cleanup as cleanup_ops
+
+    config = CleanupConfig(drop_collections=["internship_case_attempts"])
+    with pytest.raises(RuntimeError, match="row\\(s\\) where at most 2 count"):
+        cleanup_ops.recount({"tenant_a": _Answering(rows)}, "tenant_a", config)

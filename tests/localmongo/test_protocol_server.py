@@ -371,7 +371,7 @@ def test_a_count_facet_over_nothing_is_empty(db: Db) -> None:
 
 
 def test_union_with_counts_other_collections_in_the_same_aggregation_each_tagged(db: Db) -> None:
-    """The cleanup's dry run and re-check: one command counts the cases and every collection to drop."""
+    """The cleanup's re-check: one command counts the cases and every collection to drop."""
     db.cases.insert_many([{"step": 1}, {"title": "x"}])
     db.attempts.insert_many([{"n": i} for i in range(3)])
     pipeline = [{"$match": {"step": {"$exists": True}}}, {"$count": "n"},
