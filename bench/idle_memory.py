@@ -7,7 +7,8 @@ this process), each started fresh every round:
   emulator's people and channels, SQLite state in the round's folder, the health URL and the core endpoint
   answered by a small HTTP server in this process, the scheduled health checks every ``--interval`` seconds
   (pm2 checks off: no pm2 daemon is started for this).
-- **the bare Bolt app** (``--serve-bare``): ``slack_bolt.App`` whose only listener calls ``ack()``, with the
+- **the bare Bolt app** (``bench/bare_socket_app.py``, a script of its own so that its process holds nothing of
+  the benchmark's): ``slack_bolt.App`` whose only listener calls ``ack()``, with the
   bot's transport set-up (``SocketModeHandler``, concurrency 10, ping 5 s, a listener pool of 32 threads),
   its Web API client on the emulator.
 
@@ -27,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -43,36 +43,9 @@ from bench.common import DEFAULT_ROUNDS, ROOT, Row, bot_first, print_table, rati
 
 NAME = "idle_memory"
 TARGET = 1.5
-LISTENER_THREADS = 32  # the bot's listener pool (bot.app.services.LISTENER_THREADS)
-CONNECTED = "connected over Socket Mode"
+BARE_APP = Path(__file__).resolve().with_name("bare_socket_app.py")
+CONNECTED = "connected over Socket Mode"  # what the bot and bench/bare_socket_app.py say once connected
 CLEARED = ("SLACK_", "ROLLBACK_CONFIG", "LOG_LEVEL", "STATE_STORE_URI")
-
-
-def serve_bare() -> int:
-    import logging
-    from concurrent.futures import ThreadPoolExecutor
-
-    from slack_bolt import Ack, App
-    from slack_bolt.adapter.socket_mode import SocketModeHandler
-
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    app = App(token=os.environ["SLACK_BOT_TOKEN"], signing_secret=os.environ["SLACK_SIGNING_SECRET"],
-              token_verification_enabled=False, request_verification_enabled=False,
-              listener_executor=ThreadPoolExecutor(max_workers=LISTENER_THREADS))
-    app.client.base_url = os.environ["SLACK_API_URL"]
-
-    @app.command("/rollback")
-    def acknowledge(ack: Ack) -> None:
-        ack()
-
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    handler = SocketModeHandler(app, os.environ["SLACK_APP_TOKEN"], concurrency=10, ping_interval=5)
-    handler.connect()
-    print(CONNECTED, file=sys.stderr, flush=True)
-    stop.wait()
-    handler.close()
-    return 0
 
 
 class Health:
@@ -149,7 +122,7 @@ def one_round(index: int, tmp: Path, env: dict[str, str], health: Health, interv
                          "approvers": ["@backend-leads"]}}
     (folder / "rollback.yml").write_text(json.dumps(config))  # JSON is YAML
     bot_argv = [sys.executable, "-m", "bot.cli", "run", "--config", str(folder / "rollback.yml")]
-    bare_argv = [sys.executable, str(Path(__file__).resolve()), "--serve-bare"]
+    bare_argv = [sys.executable, str(BARE_APP)]
     apps: dict[str, App] = {}
     try:
         order = ["bot", "bare"] if bot_first(index) else ["bare", "bot"]
@@ -212,10 +185,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS)
     parser.add_argument("--interval", type=float, default=8.0,
                         help="monitor.interval_s of the bot: its first health checks come this long after start")
-    parser.add_argument("--serve-bare", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.serve_bare:
-        return serve_bare()
     started = time.monotonic()
     rows, results = run(args.rounds, args.interval)
     print_table(rows)
