@@ -50,11 +50,19 @@ class ChainReport:
 
 
 def verify_chain(events: list[AuditEvent], head: tuple[int, str] | None) -> ChainReport:
-    """Check an entire log, in sequence order, against the stored head."""
+    """Check an entire log, in sequence order, against the stored head, read **before** the events.
+
+    An append writes its event, then moves the head; so every event up to a head read first was written before
+    the events were read, and one missing there is missing. Events after it may still be being appended by a
+    running bot or another replica while they are read: they are checked as far as they run unbroken, and a gap
+    among them ends the check (the next check, with a later head, covers them) instead of raising a false
+    alarm."""
     prev = GENESIS
     expected_seq = 1
     for event in events:
         if event.seq != expected_seq:
+            if head is not None and expected_seq > head[0]:
+                break  # an append in flight after the head was read
             return ChainReport(False, expected_seq - 1, f"event {expected_seq} is missing", expected_seq)
         if event.prev_hash != prev:
             return ChainReport(False, expected_seq - 1, "it does not follow the event before it", event.seq)

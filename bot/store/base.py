@@ -306,7 +306,10 @@ class DocumentStore(ABC):
         return self._append_audit(build)
 
     def verify_audit(self) -> ChainReport:
-        return verify_chain(self.audit_events(), self.audit_head())
+        """The whole log against its head. The head is read first: read after the events, an append that a
+        running bot made between the two reads looked like events cut off the end (``verify_chain``)."""
+        head = self.audit_head()
+        return verify_chain(self.audit_events(), head)
 
     # ---- scheduled checks --------------------------------------------------------------------------
     def get_check(self, name: str) -> CheckState | None:

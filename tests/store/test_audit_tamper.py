@@ -9,6 +9,7 @@ from pathlib import Path
 
 import mongomock
 
+from bot.audit import GENESIS, AuditEvent, verify_chain
 from bot.store.mongo import MongoStore
 from bot.store.sqlite import SQLiteStore
 
@@ -71,3 +72,30 @@ def test_mongo_detects_edits_and_deletions() -> None:
     store.db.audit.delete_one({"_id": 2})
     report = store.verify_audit()
     assert not report.ok and report.seq == 2
+
+
+def _chain(n: int) -> list[AuditEvent]:
+    events, prev = [], GENESIS
+    for seq in range(1, n + 1):
+        event = AuditEvent(seq=seq, at=NOW.isoformat(), incident_id=None, actor="U1", action="tick",
+                           prev_hash=prev).sealed()
+        events.append(event)
+        prev = event.hash
+    return events
+
+
+def test_a_gap_after_the_head_read_first_is_an_append_in_flight_and_one_before_it_is_a_deletion() -> None:
+    events = _chain(6)
+    head = (3, events[2].hash)
+    # 4 not read yet, 5 and 6 already: an append in flight after the head, not a missing event
+    in_flight = verify_chain([*events[:3], *events[4:]], head)
+    assert in_flight.ok and in_flight.checked == 3
+    # at or before the head a gap is a gap
+    deleted = verify_chain([*events[:2], *events[3:]], head)
+    assert not deleted.ok and deleted.seq == 3 and "missing" in (deleted.problem or "")
+    # events after the head are still checked as far as they run unbroken
+    edited = events[3].model_copy(update={"actor": "mallory"})
+    changed = verify_chain([*events[:3], edited, *events[4:]], head)
+    assert not changed.ok and changed.seq == 4 and "changed" in (changed.problem or "")
+    # without a head (none written yet) every gap is a gap
+    assert not verify_chain([*events[:3], *events[4:]], None).ok

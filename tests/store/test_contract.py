@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from bot.audit import AuditEvent, ChainReport
 from bot.domain.approvals import Approval
 from bot.domain.incident import Incident, IncidentState, Milestone
 from bot.domain.lifecycle import Event
@@ -184,6 +186,73 @@ def test_audit_events_chain_and_verify(store: Store) -> None:
     assert [e.data["step"] for e in store.audit_events("RB-0001")] == [0, 1, 2, 3, 4]
     report = store.verify_audit()
     assert report.ok and report.checked == 6
+
+
+def test_an_append_while_the_log_is_being_verified_is_not_reported_as_events_cut_off(
+        store_factory: Callable[[], Store]) -> None:
+    """A running bot appends while someone verifies the log: the check must not call that tampering. Found by
+    tests/faults/test_crashes.py, whose final check read the events, then the head a bot had just moved on
+    ("events after 4 are missing (head is 5)"). Here another replica appends right after each of the check's
+    reads, the moment that race needs, every time."""
+    checker, writer = store_factory(), store_factory()
+    for i in range(3):
+        writer.audit(NOW, "U1", "tick", None, i=i)
+    events, head = checker.audit_events, checker.audit_head
+
+    def events_then_an_append(incident_id: str | None = None) -> list[AuditEvent]:
+        found = events(incident_id)
+        writer.audit(NOW, "U2", "tick", None, after="events")
+        return found
+
+    def head_then_an_append() -> tuple[int, str] | None:
+        found = head()
+        writer.audit(NOW, "U2", "tick", None, after="head")
+        return found
+
+    checker.audit_events = events_then_an_append  # type: ignore[method-assign]
+    checker.audit_head = head_then_an_append  # type: ignore[method-assign]
+    report = checker.verify_audit()
+    assert report.ok, str(report)
+    assert report.checked >= 4  # the three before, and the one appended between the two reads
+    del checker.audit_events, checker.audit_head
+    final = checker.verify_audit()
+    assert final.ok and final.checked == 5, str(final)
+
+
+def test_verifying_again_and_again_while_another_replica_appends_never_reports_a_broken_chain(
+        store_factory: Callable[[], Store], request: pytest.FixtureRequest) -> None:
+    if request.node.callspec.params["store_factory"] == "mongomock":
+        pytest.skip("mongomock applies a $set field by field in place, so a reader in another thread can see the "
+                    "head's new seq with its old hash; a MongoDB server updates one document atomically")
+    checker, writer = store_factory(), store_factory()
+    writer.audit(NOW, "U1", "tick", None, i=-1)
+    done = threading.Event()
+    reports: list[ChainReport] = []
+
+    def write() -> None:
+        """15 batches of 10 appends, each batch begun once the checker has reported since the last one began: the
+        log grows while it is checked, and it is checked at many lengths."""
+        try:
+            for batch in range(15):
+                seen = len(reports)
+                deadline = time.monotonic() + 30
+                while len(reports) == seen and time.monotonic() < deadline:
+                    time.sleep(0.001)
+                for i in range(10):
+                    writer.audit(NOW, "U1", "tick", None, i=batch * 10 + i)
+        finally:
+            done.set()
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    while not done.is_set():
+        reports.append(checker.verify_audit())
+    thread.join()
+    broken = [str(r) for r in reports if not r.ok]
+    assert not broken, broken[:3]
+    assert len({r.checked for r in reports}) > 1  # it did verify while the log grew
+    final = checker.verify_audit()
+    assert final.ok and final.checked == 151
 
 
 def test_concurrent_audit_appends_keep_one_unbroken_chain(store_factory: Callable[[], Store]) -> None:
